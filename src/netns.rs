@@ -1,0 +1,1 @@
+//! Named network namespaces (`/run/netns/NAME`), as `ip netns` keeps them.

@@ -1,0 +1,1 @@
+//! RFC 7047 OVSDB client.

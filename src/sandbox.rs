@@ -1,0 +1,1 @@
+//! Private Open vSwitch instances.

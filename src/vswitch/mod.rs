@@ -1,0 +1,1 @@
+//! The Open_vSwitch database in OVS terms.
