@@ -1,1 +1,0 @@
-//! Private Open vSwitch instances.
