@@ -91,11 +91,27 @@ pub fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            // One line naming the problem: the chain joined with ": ".
-            eprintln!("ovsnet: {err:#}");
+            eprintln!("ovsnet: {}", one_line(&err));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error chain on one line, joined with ": ", leaving out a cause
+/// whose text the message already holds (many errors print their source).
+pub fn one_line(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line.replace('\n', " ")
 }
 
 fn init_logging(verbose: u8) {
@@ -129,7 +145,7 @@ impl Global {
         connect.private_key = cli.private_key.clone();
         connect.certificate = cli.certificate.clone();
         connect.ca_cert = cli.ca_cert.clone();
-        connect.timeout = Some(Duration::from_secs(cli.timeout));
+        connect.timeout = Duration::from_secs(cli.timeout);
         Global {
             db: cli.db.clone().unwrap_or_else(default_db),
             connect,
