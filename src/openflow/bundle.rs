@@ -67,6 +67,9 @@ pub struct BundleAdd {
     pub bundle_id: u32,
     pub flags: u16,
     pub message: Vec<u8>,
+    /// The inner message's xid when it differs from the outer one (which
+    /// OVS refuses); `None` means "the bundle-add message's own xid".
+    pub inner_xid: Option<u32>,
     /// Bundle properties, kept raw (padding before them is implied).
     pub properties: Vec<u8>,
 }
@@ -78,6 +81,7 @@ impl BundleAdd {
             bundle_id,
             flags,
             message: msg.encode(0),
+            inner_xid: None,
             properties: Vec::new(),
         }
     }
@@ -93,14 +97,15 @@ impl BundleAdd {
         buf.extend_from_slice(&self.message);
         // OVS rejects an inner xid that differs from the outer one.
         if self.message.len() >= HEADER_LEN {
-            buf[start + 4..start + 8].copy_from_slice(&xid.to_be_bytes());
+            let x = self.inner_xid.unwrap_or(xid);
+            buf[start + 4..start + 8].copy_from_slice(&x.to_be_bytes());
         }
         if !self.properties.is_empty() {
             buf.pad8_from(start);
             buf.extend_from_slice(&self.properties);
         }
     }
-    pub(crate) fn parse(r: &mut Reader<'_>) -> Result<BundleAdd> {
+    pub(crate) fn parse(r: &mut Reader<'_>, outer_xid: u32) -> Result<BundleAdd> {
         let bundle_id = r.u32()?;
         r.skip(2)?;
         let flags = r.u16()?;
@@ -112,7 +117,10 @@ impl BundleAdd {
                 len,
             });
         }
-        let message = r.bytes(len)?.to_vec();
+        let mut message = r.bytes(len)?.to_vec();
+        let inner_xid = (inner.xid != outer_xid).then_some(inner.xid);
+        // Stored with xid 0: the encoder writes the outer xid back.
+        message[4..8].copy_from_slice(&[0; 4]);
         let mut properties = Vec::new();
         if !r.is_empty() {
             let pad = super::buf::pad8(len) - len;
@@ -123,6 +131,7 @@ impl BundleAdd {
             bundle_id,
             flags,
             message,
+            inner_xid,
             properties,
         })
     }

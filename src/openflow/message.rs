@@ -911,7 +911,7 @@ impl Message {
                         Message::BundleControl(BundleControl::parse(r)?)
                     }
                     (ONF_EXPERIMENTER, ONF_ET_BUNDLE_ADD_MESSAGE) => {
-                        Message::BundleAdd(BundleAdd::parse(r)?)
+                        Message::BundleAdd(BundleAdd::parse(r, h.xid)?)
                     }
                     _ => Message::Experimenter(Experimenter {
                         experimenter,

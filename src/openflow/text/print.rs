@@ -917,8 +917,8 @@ fn type_name(m: &Message) -> &'static str {
         Message::GetAsyncReply(_) => "OFPT_GET_ASYNC_REPLY",
         Message::SetAsync(_) => "OFPT_SET_ASYNC",
         Message::MeterMod(_) => "OFPT_METER_MOD",
-        Message::BundleControl(_) => "OFPT_BUNDLE_CONTROL",
-        Message::BundleAdd(_) => "OFPT_BUNDLE_ADD_MESSAGE",
+        Message::BundleControl(_) => "ONFT_BUNDLE_CONTROL",
+        Message::BundleAdd(_) => "ONFT_BUNDLE_ADD_MESSAGE",
         Message::Unknown { .. } => "OFPT_UNKNOWN",
     }
 }
@@ -994,7 +994,7 @@ pub fn format_message_xid(m: &Message, xid: u32) -> String {
                     s.push(' ');
                     format_flow_mod(&mut s, fm);
                 }
-                Message::EchoRequest(d) | Message::EchoReply(d) if !d.is_empty() => {
+                Message::EchoRequest(d) | Message::EchoReply(d) => {
                     let _ = write!(s, " {} bytes of payload", d.len());
                 }
                 Message::PacketOut(p) => {
