@@ -14,6 +14,7 @@
 //! - [`cli`]: the `ovsnet` command line.
 
 pub mod cli;
+pub mod container;
 pub mod netlink;
 pub mod netns;
 pub mod openflow;
