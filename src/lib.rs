@@ -15,6 +15,7 @@
 
 pub mod cli;
 pub mod container;
+pub mod net;
 pub mod netlink;
 pub mod netns;
 pub mod openflow;

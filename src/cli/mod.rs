@@ -2,8 +2,18 @@
 
 use std::process::ExitCode;
 
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::net::IpNet;
+use crate::ovsdb::{Client, ConnectOptions};
+use crate::vswitch::Vswitch;
+
+pub mod bridge;
+pub mod demo;
 pub mod ofp;
 
 /// Open vSwitch control for container networking.
@@ -15,6 +25,31 @@ pub struct Cli {
     /// Default: unix:$OVS_RUNDIR/db.sock, else unix:/var/run/openvswitch/db.sock.
     #[arg(long, global = true, env = "OVSNET_DB")]
     pub db: Option<String>,
+
+    /// Private key for ssl: remotes (PEM), as OVS's tools take it.
+    #[arg(short = 'p', long, global = true, value_name = "FILE")]
+    pub private_key: Option<PathBuf>,
+
+    /// Certificate for the private key (PEM).
+    #[arg(short = 'c', long, global = true, value_name = "FILE")]
+    pub certificate: Option<PathBuf>,
+
+    /// CA certificate that signed the server's certificate (PEM).
+    #[arg(short = 'C', long, global = true, value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
+
+    /// Give up on the database after this many seconds.
+    #[arg(short = 't', long, global = true, default_value_t = 10, value_name = "SECS")]
+    pub timeout: u64,
+
+    /// Do not wait for ovs-vswitchd to apply a change (like ovs-vsctl --no-wait).
+    #[arg(long, global = true)]
+    pub no_wait: bool,
+
+    /// Network namespace where ovs-vswitchd runs, for commands that touch its
+    /// interfaces (default: this one).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub netns: Option<String>,
 
     /// Output format.
     #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
@@ -36,6 +71,15 @@ pub enum Format {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Create, delete, list and show bridges.
+    #[command(subcommand)]
+    Bridge(bridge::BridgeCommand),
+    /// Add, delete and list GRE, VXLAN and Geneve tunnel ports.
+    #[command(subcommand)]
+    Tunnel(bridge::TunnelCommand),
+    /// Start a private Open vSwitch, build obr0 with an address, a GRE and a
+    /// VXLAN port with ovsnet's own commands, show it, and clean up.
+    Demo(demo::DemoArgs),
     /// Encode and decode OpenFlow 1.3 messages (debugging aids, like ovs-ofctl's).
     #[command(subcommand)]
     Ofp(ofp::OfpCommand),
@@ -69,8 +113,71 @@ fn init_logging(verbose: u8) {
         .try_init();
 }
 
+/// Options every command that talks to the switch shares.
+#[derive(Debug, Clone)]
+pub struct Global {
+    pub db: String,
+    pub connect: ConnectOptions,
+    pub wait: Option<Duration>,
+    pub netns: Option<String>,
+    pub format: Format,
+}
+
+impl Global {
+    fn from_cli(cli: &Cli) -> Self {
+        let mut connect = ConnectOptions::default();
+        connect.private_key = cli.private_key.clone();
+        connect.certificate = cli.certificate.clone();
+        connect.ca_cert = cli.ca_cert.clone();
+        connect.timeout = Some(Duration::from_secs(cli.timeout));
+        Global {
+            db: cli.db.clone().unwrap_or_else(default_db),
+            connect,
+            wait: (!cli.no_wait).then_some(Duration::from_secs(cli.timeout.max(1))),
+            netns: cli.netns.clone(),
+            format: cli.format,
+        }
+    }
+
+    pub async fn client(&self) -> anyhow::Result<Client> {
+        Ok(Client::connect(&self.db, &self.connect).await?)
+    }
+
+    pub async fn vswitch(&self) -> anyhow::Result<Vswitch> {
+        Ok(Vswitch::new(self.client().await?).with_wait(self.wait))
+    }
+}
+
+/// The database ovs-vsctl would use: `$OVS_RUNDIR/db.sock`, else the
+/// packaged location.
+pub fn default_db() -> String {
+    match std::env::var_os("OVS_RUNDIR") {
+        Some(dir) => format!("unix:{}/db.sock", PathBuf::from(dir).display()),
+        None => "unix:/var/run/openvswitch/db.sock".to_owned(),
+    }
+}
+
+/// Puts an address on a bridge's internal interface and brings it up.
+pub async fn set_bridge_address(g: &Global, bridge: &str, cidr: IpNet) -> anyhow::Result<()> {
+    crate::vswitch::address::set_interface_address(g.netns.as_deref(), bridge, cidr)
+        .await
+        .with_context(|| format!("address {cidr} on {bridge}"))
+}
+
 fn run(cli: Cli) -> anyhow::Result<()> {
+    let g = Global::from_cli(&cli);
     match cli.command {
         Command::Ofp(cmd) => ofp::run(cmd, cli.format),
+        Command::Bridge(cmd) => block_on(bridge::run_bridge(cmd, &g)),
+        Command::Tunnel(cmd) => block_on(bridge::run_tunnel(cmd, &g)),
+        Command::Demo(args) => block_on(demo::run(args, &g)),
     }
+}
+
+fn block_on<F: std::future::Future<Output = anyhow::Result<()>>>(f: F) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("start the async runtime")?
+        .block_on(f)
 }

@@ -1,0 +1,186 @@
+//! Addresses as users type them: `IP/PREFIX` (an interface address: host
+//! bits allowed) and network CIDRs (host bits must be zero).
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::str::FromStr;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AddrError {
+    #[error("bad address {0:?}: expected an IPv4 or IPv6 address")]
+    BadIp(String),
+    #[error("bad address {0:?}: expected IP/PREFIX, for example 172.16.42.1/24")]
+    NoPrefix(String),
+    #[error("bad prefix length in {0:?}: at most {1} for this address family")]
+    BadPrefix(String, u8),
+    #[error("bad CIDR {0:?}: host bits are set (did you mean {1}?)")]
+    HostBits(String, IpNet),
+    #[error("bad MAC address {0:?}: expected six hex bytes like 0a:58:ac:10:2a:0a")]
+    BadMac(String),
+    #[error("bad MAC address {0}: multicast addresses cannot be given to an interface")]
+    MulticastMac(String),
+}
+
+/// An address with a prefix length, as on an interface (`172.16.42.1/24`),
+/// or a network (`172.16.42.0/24`, see [`IpNet::parse_network`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct IpNet {
+    pub addr: IpAddr,
+    pub prefix: u8,
+}
+
+impl IpNet {
+    pub fn new(addr: IpAddr, prefix: u8) -> Result<Self, AddrError> {
+        let max = max_prefix(addr);
+        if prefix > max {
+            return Err(AddrError::BadPrefix(format!("{addr}/{prefix}"), max));
+        }
+        Ok(IpNet { addr, prefix })
+    }
+
+    /// Parses `IP/PREFIX` where the address may have host bits set.
+    pub fn parse_interface(s: &str) -> Result<Self, AddrError> {
+        let (ip, prefix) = s.split_once('/').ok_or_else(|| AddrError::NoPrefix(s.to_owned()))?;
+        let addr = IpAddr::from_str(ip).map_err(|_| AddrError::BadIp(s.to_owned()))?;
+        let max = max_prefix(addr);
+        let prefix = match prefix.parse::<u8>() {
+            Ok(p) if p <= max && !prefix.starts_with('+') => p,
+            _ => return Err(AddrError::BadPrefix(s.to_owned(), max)),
+        };
+        Ok(IpNet { addr, prefix })
+    }
+
+    /// Parses a network CIDR: host bits must be zero.
+    pub fn parse_network(s: &str) -> Result<Self, AddrError> {
+        let net = Self::parse_interface(s)?;
+        if net.network().addr != net.addr {
+            return Err(AddrError::HostBits(s.to_owned(), net.network()));
+        }
+        Ok(net)
+    }
+
+    /// The network this address lies in (host bits cleared).
+    pub fn network(&self) -> IpNet {
+        let addr = match self.addr {
+            IpAddr::V4(a) => IpAddr::V4(Ipv4Addr::from(u32::from(a) & v4_mask(self.prefix))),
+            IpAddr::V6(a) => IpAddr::V6(Ipv6Addr::from(u128::from(a) & v6_mask(self.prefix))),
+        };
+        IpNet { addr, prefix: self.prefix }
+    }
+
+    /// Whether `ip` lies in this network.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                u32::from(n) & v4_mask(self.prefix) == u32::from(a) & v4_mask(self.prefix)
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                u128::from(n) & v6_mask(self.prefix) == u128::from(a) & v6_mask(self.prefix)
+            }
+            _ => false,
+        }
+    }
+
+    pub fn is_ipv4(&self) -> bool {
+        self.addr.is_ipv4()
+    }
+}
+
+impl fmt::Display for IpNet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+fn max_prefix(addr: IpAddr) -> u8 {
+    if addr.is_ipv4() { 32 } else { 128 }
+}
+
+pub fn v4_mask(prefix: u8) -> u32 {
+    if prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(prefix.min(32))) }
+}
+
+pub fn v6_mask(prefix: u8) -> u128 {
+    if prefix == 0 { 0 } else { u128::MAX << (128 - u32::from(prefix.min(128))) }
+}
+
+/// Parses an IP address, naming it in the error.
+pub fn parse_ip(s: &str) -> Result<IpAddr, AddrError> {
+    IpAddr::from_str(s).map_err(|_| AddrError::BadIp(s.to_owned()))
+}
+
+/// An Ethernet address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Mac(pub [u8; 6]);
+
+impl Mac {
+    /// Parses `aa:bb:cc:dd:ee:ff` (or with `-`), refusing multicast
+    /// addresses, which no interface may have.
+    pub fn parse_unicast(s: &str) -> Result<Self, AddrError> {
+        let mac = Self::from_str(s)?;
+        if mac.0[0] & 1 == 1 {
+            return Err(AddrError::MulticastMac(s.to_owned()));
+        }
+        Ok(mac)
+    }
+}
+
+impl FromStr for Mac {
+    type Err = AddrError;
+    fn from_str(s: &str) -> Result<Self, AddrError> {
+        let bad = || AddrError::BadMac(s.to_owned());
+        let parts: Vec<&str> = s.split([':', '-']).collect();
+        if parts.len() != 6 {
+            return Err(bad());
+        }
+        let mut out = [0u8; 6];
+        for (o, p) in out.iter_mut().zip(parts) {
+            if p.is_empty() || p.len() > 2 {
+                return Err(bad());
+            }
+            *o = u8::from_str_radix(p, 16).map_err(|_| bad())?;
+        }
+        Ok(Mac(out))
+    }
+}
+
+impl fmt::Display for Mac {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let m = self.0;
+        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interface_addresses() {
+        let n = IpNet::parse_interface("172.16.42.1/24").unwrap();
+        assert_eq!(n.to_string(), "172.16.42.1/24");
+        assert_eq!(n.network().to_string(), "172.16.42.0/24");
+        assert!(n.contains("172.16.42.200".parse().unwrap()));
+        assert!(!n.contains("172.16.43.1".parse().unwrap()));
+        assert_eq!(IpNet::parse_interface("fd00::1/64").unwrap().network().to_string(), "fd00::/64");
+    }
+
+    #[test]
+    fn bad_addresses_name_the_problem() {
+        assert_eq!(IpNet::parse_interface("172.16.42.1"), Err(AddrError::NoPrefix("172.16.42.1".into())));
+        assert_eq!(IpNet::parse_interface("172.16.42.1/33"), Err(AddrError::BadPrefix("172.16.42.1/33".into(), 32)));
+        assert_eq!(IpNet::parse_interface("172.16.42.1/+3"), Err(AddrError::BadPrefix("172.16.42.1/+3".into(), 32)));
+        assert_eq!(IpNet::parse_interface("300.1.1.1/24"), Err(AddrError::BadIp("300.1.1.1/24".into())));
+        assert!(matches!(IpNet::parse_network("10.1.2.3/16"), Err(AddrError::HostBits(_, _))));
+        assert_eq!(IpNet::parse_network("0.0.0.0/0").unwrap().prefix, 0);
+    }
+
+    #[test]
+    fn macs() {
+        assert_eq!("0a:58:AC:10:2a:0a".parse::<Mac>().unwrap().to_string(), "0a:58:ac:10:2a:0a");
+        assert!("0a:58:ac:10:2a".parse::<Mac>().is_err());
+        assert!("0a:58:ac:10:2a:0g".parse::<Mac>().is_err());
+        assert!("0a:58:ac:10:2a:100".parse::<Mac>().is_err());
+        assert!(matches!(Mac::parse_unicast("01:00:5e:00:00:01"), Err(AddrError::MulticastMac(_))));
+    }
+}

@@ -1,0 +1,229 @@
+//! A monitor cache: tables of rows kept current by `update` and `update2`
+//! notifications, applied as a pure function.
+//!
+//! `update` (RFC 7047 4.1.6) carries `old`/`new` rows, `new` holding every
+//! monitored column. `update2` (the `monitor_cond` extension, RFC 7047bis)
+//! carries `initial`, `insert`, `delete` or `modify`; a `modify` holds only
+//! changed columns as a *diff*: for a column of exactly one element, the new
+//! value; for a set, the elements to toggle (symmetric difference); for a
+//! map, pairs to toggle (a key not present is added, a key present with the
+//! same value is removed, a key present with another value is replaced).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::notation::{Atom, Datum, NotationError, Row, Uuid, row_from_json};
+use super::schema::DatabaseSchema;
+
+/// What happened to one row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RowUpdate {
+    /// `update`: `old` (changed columns, before) and `new` (all columns, after).
+    /// No `new`: deleted; no `old`: inserted or initial.
+    Update { old: Option<Row>, new: Option<Row> },
+    /// `update2` `initial`: present when the monitor started.
+    Initial(Row),
+    /// `update2` `insert`.
+    Insert(Row),
+    /// `update2` `modify`: changed columns as diffs.
+    Modify(Row),
+    /// `update2` `delete`.
+    Delete,
+}
+
+/// The `<table-updates>` or `<table-updates2>` of one notification or one
+/// monitor reply: table name to row UUID to change.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TableUpdates(pub BTreeMap<String, BTreeMap<Uuid, RowUpdate>>);
+
+fn obj<'a>(v: &'a Value, what: &str) -> Result<&'a serde_json::Map<String, Value>, NotationError> {
+    v.as_object().ok_or_else(|| NotationError(format!("{what} is not an object: {v}")))
+}
+
+impl TableUpdates {
+    /// Parses `update`'s `<table-updates>` (also `monitor`'s reply).
+    pub fn from_update(v: &Value) -> Result<Self, NotationError> {
+        Self::parse(v, |u| {
+            let u = obj(u, "row update")?;
+            let old = u.get("old").map(row_from_json).transpose()?;
+            let new = u.get("new").map(row_from_json).transpose()?;
+            Ok(RowUpdate::Update { old, new })
+        })
+    }
+
+    /// Parses `update2`'s `<table-updates2>` (also `monitor_cond`'s reply).
+    pub fn from_update2(v: &Value) -> Result<Self, NotationError> {
+        Self::parse(v, |u| {
+            let u = obj(u, "row update2")?;
+            let (kind, row) = u.iter().next().ok_or_else(|| NotationError("empty row update2".into()))?;
+            Ok(match kind.as_str() {
+                "initial" => RowUpdate::Initial(row_from_json(row)?),
+                "insert" => RowUpdate::Insert(row_from_json(row)?),
+                "modify" => RowUpdate::Modify(row_from_json(row)?),
+                "delete" => RowUpdate::Delete,
+                other => return Err(NotationError(format!("unknown row update2 {other:?}"))),
+            })
+        })
+    }
+
+    fn parse(
+        v: &Value,
+        row_update: impl Fn(&Value) -> Result<RowUpdate, NotationError>,
+    ) -> Result<Self, NotationError> {
+        let mut out = BTreeMap::new();
+        for (table, rows) in obj(v, "table updates")? {
+            let mut t = BTreeMap::new();
+            for (uuid, u) in obj(rows, "table update")? {
+                t.insert(Uuid::parse(uuid)?, row_update(u)?);
+            }
+            out.insert(table.clone(), t);
+        }
+        Ok(TableUpdates(out))
+    }
+
+    /// Number of row changes.
+    pub fn len(&self) -> usize {
+        self.0.values().map(BTreeMap::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A cache problem: a diff for a row we do not have, or for a column whose
+/// type we do not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("monitor cache: table {table}, row {uuid}: {message}")]
+pub struct CacheError {
+    pub table: String,
+    pub uuid: Uuid,
+    pub message: String,
+}
+
+/// Tables of rows as the monitors see them.
+#[derive(Debug, Clone)]
+pub struct Cache {
+    schema: Arc<DatabaseSchema>,
+    tables: BTreeMap<String, BTreeMap<Uuid, Row>>,
+}
+
+impl Cache {
+    /// An empty cache for a database; the schema tells `modify` diffs of
+    /// one-element columns from diffs of sets.
+    pub fn new(schema: Arc<DatabaseSchema>) -> Self {
+        Cache { schema, tables: BTreeMap::new() }
+    }
+
+    pub fn schema(&self) -> &DatabaseSchema {
+        &self.schema
+    }
+
+    /// The rows of a table (empty if none).
+    pub fn table(&self, name: &str) -> impl Iterator<Item = (&Uuid, &Row)> {
+        self.tables.get(name).into_iter().flatten()
+    }
+
+    pub fn row(&self, table: &str, uuid: &Uuid) -> Option<&Row> {
+        self.tables.get(table)?.get(uuid)
+    }
+
+    /// Every table with at least one row.
+    pub fn tables(&self) -> &BTreeMap<String, BTreeMap<Uuid, Row>> {
+        &self.tables
+    }
+
+    /// Drops everything (before applying a resync snapshot).
+    pub fn clear(&mut self) {
+        self.tables.clear();
+    }
+
+    /// Applies a raw `update` notification's table-updates.
+    pub fn apply_update(&mut self, table_updates: &Value) -> Result<(), CacheError> {
+        let u = TableUpdates::from_update(table_updates).map_err(Self::bad_json)?;
+        self.apply(&u)
+    }
+
+    /// Applies a raw `update2` notification's table-updates2.
+    pub fn apply_update2(&mut self, table_updates2: &Value) -> Result<(), CacheError> {
+        let u = TableUpdates::from_update2(table_updates2).map_err(Self::bad_json)?;
+        self.apply(&u)
+    }
+
+    fn bad_json(e: NotationError) -> CacheError {
+        CacheError { table: String::new(), uuid: Uuid(uuid::Uuid::nil()), message: e.0 }
+    }
+
+    /// Applies parsed updates of either kind.
+    pub fn apply(&mut self, updates: &TableUpdates) -> Result<(), CacheError> {
+        for (tname, rows) in &updates.0 {
+            for (uuid, change) in rows {
+                self.apply_row(tname, *uuid, change)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn apply_row(&mut self, tname: &str, uuid: Uuid, change: &RowUpdate) -> Result<(), CacheError> {
+        let err = |m: String| CacheError { table: tname.to_owned(), uuid, message: m };
+        let table = self.tables.entry(tname.to_owned()).or_default();
+        match change {
+            RowUpdate::Update { new: Some(new), .. } => {
+                table.insert(uuid, new.clone());
+            }
+            RowUpdate::Update { new: None, .. } | RowUpdate::Delete => {
+                table.remove(&uuid);
+            }
+            RowUpdate::Initial(row) | RowUpdate::Insert(row) => {
+                table.insert(uuid, row.clone());
+            }
+            RowUpdate::Modify(diff) => {
+                let tschema = self.schema.tables.get(tname).ok_or_else(|| err("table not in schema".into()))?;
+                let row = table.get_mut(&uuid).ok_or_else(|| err("modify for a row not in the cache".into()))?;
+                for (col, d) in diff {
+                    let ty = tschema
+                        .column_type(col)
+                        .ok_or_else(|| err(format!("column {col} not in schema")))?;
+                    let merged = match row.get(col) {
+                        _ if ty.is_scalar() => d.clone(),
+                        None => d.clone(),
+                        Some(old) => apply_diff(old, d, ty.is_map()).map_err(|m| err(format!("column {col}: {m}")))?,
+                    };
+                    row.insert(col.clone(), merged);
+                }
+            }
+        }
+        if table.is_empty() {
+            self.tables.remove(tname);
+        }
+        Ok(())
+    }
+}
+
+/// Applies an `update2` diff to a set (`is_map` false) or map datum.
+pub fn apply_diff(old: &Datum, diff: &Datum, is_map: bool) -> Result<Datum, String> {
+    if !is_map {
+        let o = old.as_set().ok_or("set diff against a map value")?;
+        let d = diff.as_set().ok_or("map diff for a set column")?;
+        // Symmetric difference of two sorted sets.
+        let mut out: Vec<Atom> = o.iter().filter(|a| d.binary_search(a).is_err()).cloned().collect();
+        out.extend(d.iter().filter(|a| o.binary_search(a).is_err()).cloned());
+        return Ok(Datum::set(out));
+    }
+    let o = old.as_pairs().ok_or("map diff against a set value")?;
+    let d = diff.as_pairs().ok_or("set diff for a map column")?;
+    let mut m: BTreeMap<Atom, Atom> = o.iter().cloned().collect();
+    for (k, v) in d {
+        match m.get(k) {
+            Some(cur) if cur == v => {
+                m.remove(k);
+            }
+            _ => {
+                m.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    Ok(Datum::Map(m.into_iter().collect()))
+}

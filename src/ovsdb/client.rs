@@ -1,0 +1,1005 @@
+//! The connection: a cheap cloneable [`Client`] handle and one task that owns
+//! the socket (the rtnetlink pattern). This is the only module of the OVSDB
+//! client that does I/O.
+//!
+//! The task reads every message in one place and matches replies to pending
+//! requests by id, so many requests can be in flight at once and a
+//! notification may arrive before the reply to the request that caused it.
+//! It answers the server's `echo`, probes idle TCP/SSL connections with its
+//! own, and reconnects with backoff: monitors and locks are re-established
+//! on the new connection (monitors deliver a [`MonitorEvent::Resync`] with a
+//! fresh snapshot). Requests in flight on a lost connection fail with
+//! [`Error::Disconnected`]; they are never replayed, since a transaction is
+//! not idempotent. Requests made while reconnecting wait for the new
+//! connection (up to the connect timeout).
+//!
+//! With several remotes (a clustered database), each new connection first
+//! monitors the `_Server` database's `Database` table; a member that is not
+//! connected to the cluster, or (with `leader_only`) not its leader, is left
+//! for the next one, also later when its status changes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpStream, UnixStream};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
+use tokio_util::codec::Framed;
+
+use super::Error;
+use super::cache::TableUpdates;
+use super::framing::{DEFAULT_MAX_MESSAGE, FramingError, JsonCodec};
+use super::notation::Datum;
+use super::ops::{Condition, OpOutcome, OpResult, Operation};
+use super::remote::Remote;
+use super::rpc::{Message, describe_error};
+use super::schema::DatabaseSchema;
+
+/// Reconnection backoff: the delay starts at `initial` and doubles up to `max`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    pub initial: Duration,
+    pub max: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff { initial: Duration::from_millis(100), max: Duration::from_secs(4) }
+    }
+}
+
+/// How to connect. `Default` gives: no TLS files, leader only, probes every
+/// 5 s on TCP/SSL, 10 s to connect, no per-request timeout.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// PEM private key for `ssl:` (OVS's `--private-key`).
+    pub private_key: Option<PathBuf>,
+    /// PEM certificate (chain) for `ssl:` (OVS's `--certificate`).
+    pub certificate: Option<PathBuf>,
+    /// PEM CA certificate that must have signed the server's (`--ca-cert`).
+    pub ca_cert: Option<PathBuf>,
+    /// With several remotes: only use a cluster member that is the leader.
+    pub leader_only: bool,
+    /// With several remotes: the database whose cluster status decides
+    /// (default: every clustered database the server has).
+    pub database: Option<String>,
+    pub reconnect: Backoff,
+    /// Idle time after which we send our own echo on TCP/SSL, and after
+    /// which an unanswered one drops the connection. `None`: never.
+    pub probe_interval: Option<Duration>,
+    /// Time allowed to (re)connect before requests fail.
+    pub timeout: Duration,
+    /// Time allowed for each reply; `None` waits as long as the connection lives.
+    pub request_timeout: Option<Duration>,
+    /// Largest message accepted from the server.
+    pub max_message: usize,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        ConnectOptions {
+            private_key: None,
+            certificate: None,
+            ca_cert: None,
+            leader_only: true,
+            database: None,
+            reconnect: Backoff::default(),
+            probe_interval: Some(Duration::from_secs(5)),
+            timeout: Duration::from_secs(10),
+            request_timeout: None,
+            max_message: DEFAULT_MAX_MESSAGE,
+        }
+    }
+}
+
+/// What to monitor in one table.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MonitorRequest {
+    /// Columns to report; `None`: all.
+    pub columns: Option<Vec<String>>,
+    /// `monitor_cond` only: rows to report; `None`: all.
+    pub where_: Option<Vec<Condition>>,
+}
+
+impl MonitorRequest {
+    pub fn all() -> Self {
+        MonitorRequest::default()
+    }
+
+    pub fn columns<S: AsRef<str>>(cols: impl IntoIterator<Item = S>) -> Self {
+        MonitorRequest { columns: Some(cols.into_iter().map(|c| c.as_ref().to_owned()).collect()), where_: None }
+    }
+
+    pub fn where_(mut self, conds: Vec<Condition>) -> Self {
+        self.where_ = Some(conds);
+        self
+    }
+
+    fn to_json(&self, cond: bool) -> Value {
+        let mut o = serde_json::Map::new();
+        if let Some(c) = &self.columns {
+            o.insert("columns".into(), c.clone().into());
+        }
+        if cond && let Some(w) = &self.where_ {
+            o.insert("where".into(), Value::Array(w.iter().map(Condition::to_json).collect()));
+        }
+        Value::Object(o)
+    }
+}
+
+/// A change seen by a monitor.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MonitorEvent {
+    /// Changes since the last event (`update` or `update2`).
+    Update(TableUpdates),
+    /// The connection was re-established and the monitor re-issued: this is
+    /// a full snapshot; drop the old state and start again from it.
+    Resync(TableUpdates),
+}
+
+/// A running monitor: the initial rows and a stream of changes.
+#[derive(Debug)]
+pub struct Monitor {
+    pub id: String,
+    pub db: String,
+    /// The rows present when the monitor started (`update` or `update2`
+    /// shaped, as the method was).
+    pub initial: TableUpdates,
+    /// Whether this is a `monitor_cond` (`update2`) monitor.
+    pub cond: bool,
+    events: mpsc::UnboundedReceiver<MonitorEvent>,
+    client: Client,
+}
+
+impl Monitor {
+    /// The next change; `None` once the monitor is cancelled or the client
+    /// is gone.
+    pub async fn next(&mut self) -> Option<MonitorEvent> {
+        self.events.recv().await
+    }
+
+    /// A change already received, without waiting.
+    pub fn try_next(&mut self) -> Option<MonitorEvent> {
+        self.events.try_recv().ok()
+    }
+
+    /// `monitor_cancel`.
+    pub async fn cancel(self) -> Result<(), Error> {
+        self.client.monitor_cancel(&self.id).await
+    }
+}
+
+/// Lock notifications.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockEvent {
+    /// `locked`: we now hold the lock.
+    Locked,
+    /// `stolen`: another client stole it.
+    Stolen,
+    /// The connection dropped (the server released the lock); the lock is
+    /// requested again on the new connection.
+    Lost,
+}
+
+/// A lock requested with `lock` or `steal`.
+#[derive(Debug)]
+pub struct Lock {
+    pub name: String,
+    /// Whether the lock was held when the reply came.
+    pub locked: bool,
+    events: mpsc::UnboundedReceiver<LockEvent>,
+}
+
+impl Lock {
+    pub async fn next(&mut self) -> Option<LockEvent> {
+        self.events.recv().await
+    }
+
+    /// Waits until the lock is held (returns at once if it already is).
+    pub async fn wait_locked(&mut self) -> Result<(), Error> {
+        while !self.locked {
+            match self.events.recv().await {
+                Some(LockEvent::Locked) => self.locked = true,
+                Some(_) => {}
+                None => return Err(Error::Disconnected),
+            }
+        }
+        Ok(())
+    }
+}
+
+type Reply = oneshot::Sender<Result<Value, Error>>;
+
+enum Command {
+    Request { method: String, params: Value, reply: Reply },
+    Monitor { id: String, db: String, cond: bool, requests: Value, events: mpsc::UnboundedSender<MonitorEvent>, reply: Reply },
+    MonitorCancel { id: String, reply: Reply },
+    Lock { steal: bool, name: String, events: mpsc::UnboundedSender<LockEvent>, reply: Reply },
+    Unlock { name: String, reply: Reply },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Status {
+    Connecting { last_error: Option<String> },
+    Connected(Remote),
+}
+
+struct Inner {
+    cmd: mpsc::UnboundedSender<Command>,
+    status: watch::Receiver<Status>,
+    schemas: Mutex<HashMap<String, Arc<DatabaseSchema>>>,
+    next_monitor: AtomicU64,
+    opts: ConnectOptions,
+}
+
+/// A handle to one OVSDB connection; clone it freely. The connection closes
+/// when the last handle (and the last [`Monitor`]) is dropped.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").field("status", &*self.inner.status.borrow()).finish()
+    }
+}
+
+impl Client {
+    /// Connects to the first usable remote of a comma-separated list and
+    /// returns once connected (or fails after `opts.timeout`, naming the
+    /// last error). Must be called inside a tokio runtime.
+    pub async fn connect(remotes: &str, opts: &ConnectOptions) -> Result<Client, Error> {
+        let list = Remote::parse(remotes)?;
+        let tls = if list.iter().any(|r| matches!(r, Remote::Ssl { .. })) {
+            let need = |p: &Option<PathBuf>, what: &str| {
+                p.clone().ok_or_else(|| Error::Tls(format!("ssl: remote needs a {what} (PEM file)")))
+            };
+            Some(super::tls::client_config(
+                &need(&opts.private_key, "private key")?,
+                &need(&opts.certificate, "certificate")?,
+                &need(&opts.ca_cert, "CA certificate")?,
+            )?)
+        } else {
+            None
+        };
+        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+        let (status_tx, mut status_rx) = watch::channel(Status::Connecting { last_error: None });
+        let task = Task {
+            remotes: list,
+            opts: opts.clone(),
+            tls,
+            cmd_rx,
+            status: status_tx,
+            monitors: HashMap::new(),
+            locks: HashMap::new(),
+            queued: Vec::new(),
+            next_id: 1,
+            current: 0,
+        };
+        let handle = tokio::spawn(task.run());
+        let connected = tokio::time::timeout(opts.timeout, status_rx.wait_for(|s| matches!(s, Status::Connected(_))))
+            .await
+            .is_ok_and(|r| r.is_ok());
+        match connected {
+            true => {}
+            false => {
+                handle.abort();
+                let why = match &*status_rx.borrow() {
+                    Status::Connecting { last_error: Some(e) } => e.clone(),
+                    _ => format!("no usable connection within {:?}", opts.timeout),
+                };
+                return Err(Error::Connect { remote: remotes.to_owned(), source: io::Error::other(why) });
+            }
+        }
+        Ok(Client {
+            inner: Arc::new(Inner {
+                cmd: cmd_tx,
+                status: status_rx,
+                schemas: Mutex::new(HashMap::new()),
+                next_monitor: AtomicU64::new(1),
+                opts: opts.clone(),
+            }),
+        })
+    }
+
+    /// The remote currently connected, if any.
+    pub fn connected_remote(&self) -> Option<Remote> {
+        match &*self.inner.status.borrow() {
+            Status::Connected(r) => Some(r.clone()),
+            Status::Connecting { .. } => None,
+        }
+    }
+
+    /// Waits until a connection is up again (after a reconnect), or times out.
+    pub async fn wait_connected(&self, timeout: Duration) -> Result<Remote, Error> {
+        let mut rx = self.inner.status.clone();
+        match tokio::time::timeout(timeout, rx.wait_for(|s| matches!(s, Status::Connected(_)))).await {
+            Ok(Ok(s)) => match &*s {
+                Status::Connected(r) => Ok(r.clone()),
+                Status::Connecting { .. } => Err(Error::Disconnected),
+            },
+            Ok(Err(_)) => Err(Error::Disconnected),
+            Err(_) => Err(Error::Timeout),
+        }
+    }
+
+    async fn call(&self, make: impl FnOnce(Reply) -> Command) -> Result<Value, Error> {
+        let (tx, rx) = oneshot::channel();
+        self.inner.cmd.send(make(tx)).map_err(|_| Error::Disconnected)?;
+        let reply = async { rx.await.map_err(|_| Error::Disconnected)? };
+        match self.inner.opts.request_timeout {
+            Some(t) => tokio::time::timeout(t, reply).await.map_err(|_| Error::Timeout)?,
+            None => reply.await,
+        }
+    }
+
+    /// Sends any request and returns its `result`.
+    pub async fn request(&self, method: &str, params: Value) -> Result<Value, Error> {
+        self.call(|reply| Command::Request { method: method.to_owned(), params, reply }).await
+    }
+
+    /// `list_dbs`.
+    pub async fn list_dbs(&self) -> Result<Vec<String>, Error> {
+        let v = self.request("list_dbs", json!([])).await?;
+        serde_json::from_value(v).map_err(|e| Error::Protocol(format!("list_dbs reply: {e}")))
+    }
+
+    /// `get_schema`, cached per database for the life of the client.
+    pub async fn get_schema(&self, db: &str) -> Result<Arc<DatabaseSchema>, Error> {
+        if let Some(s) = self.lock_schemas().get(db) {
+            return Ok(s.clone());
+        }
+        let v = self.request("get_schema", json!([db])).await?;
+        let s = Arc::new(DatabaseSchema::from_json(&v).map_err(|e| Error::Protocol(format!("get_schema reply: {e}")))?);
+        self.lock_schemas().insert(db.to_owned(), s.clone());
+        Ok(s)
+    }
+
+    fn lock_schemas(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<DatabaseSchema>>> {
+        // A poisoned map of Arcs is still consistent.
+        self.inner.schemas.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `transact`: checks the operations against the schema first (nothing is
+    /// sent if one does not fit), then returns one result per operation, or
+    /// [`Error::Transaction`] naming the operation the server refused.
+    pub async fn transact(&self, db: &str, mut ops: Vec<Operation>) -> Result<Vec<OpResult>, Error> {
+        let schema = self.get_schema(db).await?;
+        schema.check_operations(&ops)?;
+        schema.normalize_operations(&mut ops);
+        self.transact_unchecked(db, ops).await
+    }
+
+    /// `transact` without the schema check: the server judges.
+    pub async fn transact_unchecked(&self, db: &str, ops: Vec<Operation>) -> Result<Vec<OpResult>, Error> {
+        let mut params = vec![Value::from(db)];
+        params.extend(ops.iter().map(Operation::to_json));
+        let v = self.request("transact", Value::Array(params)).await?;
+        parse_transact_reply(&ops, &v)
+    }
+
+    /// `monitor` (RFC 7047 4.1.5): changes arrive as `update` (old/new rows).
+    pub async fn monitor(&self, db: &str, requests: &[(&str, MonitorRequest)]) -> Result<Monitor, Error> {
+        self.start_monitor(db, requests, false).await
+    }
+
+    /// `monitor_cond`: changes arrive as `update2` (initial/insert/delete/modify).
+    pub async fn monitor_cond(&self, db: &str, requests: &[(&str, MonitorRequest)]) -> Result<Monitor, Error> {
+        self.start_monitor(db, requests, true).await
+    }
+
+    async fn start_monitor(&self, db: &str, requests: &[(&str, MonitorRequest)], cond: bool) -> Result<Monitor, Error> {
+        let id = format!("m{}", self.inner.next_monitor.fetch_add(1, Ordering::Relaxed));
+        let reqs: serde_json::Map<String, Value> =
+            requests.iter().map(|(t, r)| ((*t).to_owned(), r.to_json(cond))).collect();
+        let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+        let v = self
+            .call(|reply| Command::Monitor {
+                id: id.clone(),
+                db: db.to_owned(),
+                cond,
+                requests: Value::Object(reqs),
+                events: ev_tx,
+                reply,
+            })
+            .await?;
+        let initial = parse_updates(&v, cond)?;
+        Ok(Monitor { id, db: db.to_owned(), initial, cond, events: ev_rx, client: self.clone() })
+    }
+
+    /// `monitor_cancel`.
+    pub async fn monitor_cancel(&self, id: &str) -> Result<(), Error> {
+        self.call(|reply| Command::MonitorCancel { id: id.to_owned(), reply }).await.map(drop)
+    }
+
+    /// `lock`: the reply says whether we hold it now; if not, a
+    /// [`LockEvent::Locked`] comes when we do.
+    pub async fn lock(&self, name: &str) -> Result<Lock, Error> {
+        self.lock_or_steal(name, false).await
+    }
+
+    /// `steal`: takes the lock from its holder (who gets `stolen`).
+    pub async fn steal(&self, name: &str) -> Result<Lock, Error> {
+        self.lock_or_steal(name, true).await
+    }
+
+    async fn lock_or_steal(&self, name: &str, steal: bool) -> Result<Lock, Error> {
+        let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+        let v = self.call(|reply| Command::Lock { steal, name: name.to_owned(), events: ev_tx, reply }).await?;
+        let locked = v
+            .get("locked")
+            .and_then(Value::as_bool)
+            .ok_or_else(|| Error::Protocol(format!("lock reply without \"locked\": {v}")))?;
+        Ok(Lock { name: name.to_owned(), locked, events: ev_rx })
+    }
+
+    /// `unlock`.
+    pub async fn unlock(&self, name: &str) -> Result<(), Error> {
+        self.call(|reply| Command::Unlock { name: name.to_owned(), reply }).await.map(drop)
+    }
+
+    /// `echo`: the server returns `params` unchanged.
+    pub async fn echo(&self, params: Value) -> Result<Value, Error> {
+        self.request("echo", params).await
+    }
+}
+
+fn parse_updates(v: &Value, cond: bool) -> Result<TableUpdates, Error> {
+    let r = if cond { TableUpdates::from_update2(v) } else { TableUpdates::from_update(v) };
+    r.map_err(|e| Error::Protocol(format!("monitor update: {}", e.0)))
+}
+
+/// Turns a `transact` result array into per-operation results, or the first
+/// error (an extra trailing error is a commit-time failure).
+fn parse_transact_reply(ops: &[Operation], v: &Value) -> Result<Vec<OpResult>, Error> {
+    let results = v.as_array().ok_or_else(|| Error::Protocol(format!("transact reply is not an array: {v}")))?;
+    let mut out = Vec::with_capacity(ops.len());
+    for (index, r) in results.iter().enumerate() {
+        let outcome = OpOutcome::from_json(r).map_err(|e| Error::Protocol(e.0))?;
+        let op = ops.get(index).map_or("commit", Operation::op_name).to_owned();
+        match outcome {
+            OpOutcome::Error { error, details } => return Err(Error::Transaction { index, op, error, details }),
+            OpOutcome::Ok(res) if index < ops.len() => out.push(res),
+            OpOutcome::Ok(_) | OpOutcome::NotExecuted => {}
+        }
+    }
+    if out.len() != ops.len() {
+        return Err(Error::Protocol(format!("transact reply has {} results for {} operations", out.len(), ops.len())));
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------
+// The connection task.
+
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+type Conn = Framed<Box<dyn Io>, JsonCodec>;
+
+struct MonitorReg {
+    db: String,
+    cond: bool,
+    requests: Value,
+    events: mpsc::UnboundedSender<MonitorEvent>,
+    /// The caller's reply, until the first snapshot arrives.
+    reply: Option<Reply>,
+}
+
+enum Pending {
+    Caller(Reply),
+    MonitorStart(String),
+    ServerMonitor,
+    Relock(String),
+}
+
+/// Id of the internal `_Server` monitor; callers' ids start with "m".
+const SERVER_MONITOR: &str = "_server";
+/// Id of our own echo probes (replies carry it back).
+const PROBE_ID: &str = "probe";
+
+/// Why a session ended.
+enum End {
+    /// Every handle is gone: stop.
+    Closed,
+    /// Try the next remote; `ready` says whether the session was usable.
+    Failed { error: String, ready: bool },
+}
+
+/// One `_Server.Database` row, the columns that decide.
+#[derive(Debug, Default, Clone)]
+struct DbStatus {
+    name: String,
+    model: String,
+    connected: bool,
+    leader: bool,
+}
+
+struct Task {
+    remotes: Vec<Remote>,
+    opts: ConnectOptions,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    cmd_rx: mpsc::UnboundedReceiver<Command>,
+    status: watch::Sender<Status>,
+    monitors: HashMap<String, MonitorReg>,
+    locks: HashMap<String, mpsc::UnboundedSender<LockEvent>>,
+    /// Requests made while no connection was usable, with when they came.
+    queued: Vec<(Instant, Command)>,
+    next_id: u64,
+    current: usize,
+}
+
+impl Task {
+    async fn run(mut self) {
+        let mut backoff = self.opts.reconnect.initial;
+        loop {
+            let remote = self.remotes[self.current % self.remotes.len()].clone();
+            match self.session(&remote).await {
+                End::Closed => return,
+                End::Failed { error, ready } => {
+                    tracing::debug!(%remote, %error, "ovsdb connection ended");
+                    self.status.send_replace(Status::Connecting { last_error: Some(format!("{remote}: {error}")) });
+                    for tx in self.locks.values() {
+                        if ready {
+                            let _ = tx.send(LockEvent::Lost);
+                        }
+                    }
+                    if ready {
+                        backoff = self.opts.reconnect.initial;
+                    }
+                    self.current = (self.current + 1) % self.remotes.len();
+                    if !self.wait_offline(backoff).await {
+                        return;
+                    }
+                    backoff = (backoff * 2).min(self.opts.reconnect.max);
+                }
+            }
+        }
+    }
+
+    /// Sleeps `delay` while accepting commands; false when every handle is gone.
+    async fn wait_offline(&mut self, delay: Duration) -> bool {
+        let deadline = tokio::time::sleep(delay);
+        tokio::pin!(deadline);
+        loop {
+            self.expire_queued();
+            tokio::select! {
+                _ = &mut deadline => return true,
+                cmd = self.cmd_rx.recv() => match cmd {
+                    Some(c) => self.accept_offline(c),
+                    None => return false,
+                },
+            }
+        }
+    }
+
+    /// Fails requests that waited longer than the connect timeout.
+    fn expire_queued(&mut self) {
+        let timeout = self.opts.timeout;
+        let (old, keep): (Vec<_>, Vec<_>) = self.queued.drain(..).partition(|(t, _)| t.elapsed() >= timeout);
+        self.queued = keep;
+        for (_, cmd) in old {
+            match cmd {
+                Command::Request { reply, .. } | Command::Lock { reply, .. } => {
+                    let _ = reply.send(Err(Error::Disconnected));
+                }
+                Command::Monitor { id, reply, .. } => {
+                    self.monitors.remove(&id);
+                    let _ = reply.send(Err(Error::Disconnected));
+                }
+                Command::MonitorCancel { reply, .. } | Command::Unlock { reply, .. } => {
+                    let _ = reply.send(Ok(json!({})));
+                }
+            }
+        }
+        // Monitors whose first snapshot never came within the timeout fail too.
+        let stale: Vec<String> = self
+            .monitors
+            .iter()
+            .filter(|(_, m)| m.reply.as_ref().is_some_and(|r| r.is_closed()))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in stale {
+            self.monitors.remove(&id);
+        }
+    }
+
+    /// A command while no connection is usable.
+    fn accept_offline(&mut self, cmd: Command) {
+        match cmd {
+            // Registered now, issued once connected.
+            Command::Monitor { id, db, cond, requests, events, reply } => {
+                self.monitors.insert(id, MonitorReg { db, cond, requests, events, reply: Some(reply) });
+            }
+            // Nothing on the server to cancel or release.
+            Command::MonitorCancel { id, reply } => {
+                self.monitors.remove(&id);
+                let _ = reply.send(Ok(json!({})));
+            }
+            Command::Unlock { name, reply } => {
+                self.locks.remove(&name);
+                let _ = reply.send(Ok(json!({})));
+            }
+            c => self.queued.push((Instant::now(), c)),
+        }
+    }
+
+    async fn open(&self, remote: &Remote) -> io::Result<Box<dyn Io>> {
+        match remote {
+            Remote::Unix(path) => Ok(Box::new(UnixStream::connect(path).await?)),
+            Remote::Tcp { host, port } => {
+                let s = TcpStream::connect((host.as_str(), *port)).await?;
+                s.set_nodelay(true)?;
+                Ok(Box::new(s))
+            }
+            Remote::Ssl { host, port } => {
+                let config = self.tls.clone().ok_or_else(|| io::Error::other("no TLS configuration"))?;
+                let s = TcpStream::connect((host.as_str(), *port)).await?;
+                s.set_nodelay(true)?;
+                let name = match host.parse::<std::net::IpAddr>() {
+                    Ok(ip) => rustls::pki_types::ServerName::IpAddress(ip.into()),
+                    Err(_) => rustls::pki_types::ServerName::try_from(host.clone())
+                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
+                };
+                let tls = tokio_rustls::TlsConnector::from(config).connect(name, s).await?;
+                Ok(Box::new(tls))
+            }
+        }
+    }
+
+    fn take_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    /// One connection, from connect to loss.
+    async fn session(&mut self, remote: &Remote) -> End {
+        let io = match tokio::time::timeout(self.opts.timeout, self.open(remote)).await {
+            Ok(Ok(io)) => io,
+            Ok(Err(e)) => return End::Failed { error: e.to_string(), ready: false },
+            Err(_) => return End::Failed { error: "connect timed out".into(), ready: false },
+        };
+        let mut conn: Conn = Framed::new(io, JsonCodec::new(self.opts.max_message));
+        let mut s = Session { pending: HashMap::new(), ready: false, servers: BTreeMap::new() };
+        let end = self.serve(remote, &mut conn, &mut s).await;
+        // Everything still in flight fails: it may or may not have happened.
+        for (_, p) in s.pending.drain() {
+            match p {
+                Pending::Caller(reply) => {
+                    let _ = reply.send(Err(Error::Disconnected));
+                }
+                // The registration keeps the caller's reply for the next connection.
+                Pending::MonitorStart(_) | Pending::ServerMonitor | Pending::Relock(_) => {}
+            }
+        }
+        end
+    }
+
+    async fn serve(&mut self, remote: &Remote, conn: &mut Conn, s: &mut Session) -> End {
+        let fail = |error: String, s: &Session| End::Failed { error, ready: s.ready };
+        if self.remotes.len() > 1 {
+            let id = self.take_id();
+            s.pending.insert(id, Pending::ServerMonitor);
+            let params = json!(["_Server", SERVER_MONITOR, {"Database": {"columns": ["name", "model", "connected", "leader"]}}]);
+            if let Err(e) = conn.send(Message::request(id, "monitor_cond", params)).await {
+                return fail(e.to_string(), s);
+            }
+        } else if let Err(e) = self.become_ready(remote, conn, s).await {
+            return fail(e, s);
+        }
+        let probe = self.opts.probe_interval.filter(|_| remote.is_inet());
+        let mut tick = tokio::time::interval(probe.unwrap_or(Duration::from_secs(3600)) / 2);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_rx = Instant::now();
+        let mut probe_sent: Option<Instant> = None;
+        loop {
+            tokio::select! {
+                msg = conn.next() => {
+                    let msg = match msg {
+                        None => return fail("connection closed by the server".into(), s),
+                        Some(Err(FramingError::Io(e))) => return fail(e.to_string(), s),
+                        Some(Err(e)) => return fail(format!("protocol error: {e}"), s),
+                        Some(Ok(m)) => m,
+                    };
+                    last_rx = Instant::now();
+                    probe_sent = None;
+                    if let Err(e) = self.handle(remote, conn, s, msg).await {
+                        return fail(e, s);
+                    }
+                }
+                cmd = self.cmd_rx.recv() => match cmd {
+                    None => return End::Closed,
+                    Some(c) if s.ready => {
+                        if let Err(e) = self.send_command(conn, s, c).await {
+                            return fail(e, s);
+                        }
+                    }
+                    Some(c) => self.accept_offline(c),
+                },
+                _ = tick.tick(), if probe.is_some() => {
+                    let interval = probe.unwrap_or_default();
+                    if let Some(sent) = probe_sent {
+                        if sent.elapsed() >= interval {
+                            return fail(format!("no reply to echo probe within {interval:?}"), s);
+                        }
+                    } else if last_rx.elapsed() >= interval {
+                        probe_sent = Some(Instant::now());
+                        if let Err(e) = conn.send(Message::request(PROBE_ID, "echo", json!([]))).await {
+                            return fail(e.to_string(), s);
+                        }
+                    }
+                    if !s.ready {
+                        self.expire_queued();
+                    }
+                }
+            }
+        }
+    }
+
+    /// The connection is usable: re-issue monitors and locks, send queued requests.
+    async fn become_ready(&mut self, remote: &Remote, conn: &mut Conn, s: &mut Session) -> Result<(), String> {
+        s.ready = true;
+        self.status.send_replace(Status::Connected(remote.clone()));
+        let monitors: Vec<(String, Value)> = self
+            .monitors
+            .iter()
+            .map(|(id, m)| {
+                let method = if m.cond { "monitor_cond" } else { "monitor" };
+                (id.clone(), json!([method, [m.db, id, m.requests]]))
+            })
+            .collect();
+        for (id, call) in monitors {
+            let rid = self.take_id();
+            s.pending.insert(rid, Pending::MonitorStart(id));
+            conn.send(Message::request(rid, call[0].as_str().unwrap_or("monitor"), call[1].clone()))
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        let locks: Vec<String> = self.locks.keys().cloned().collect();
+        for name in locks {
+            let rid = self.take_id();
+            s.pending.insert(rid, Pending::Relock(name.clone()));
+            conn.send(Message::request(rid, "lock", json!([name]))).await.map_err(|e| e.to_string())?;
+        }
+        self.expire_queued();
+        for (_, c) in std::mem::take(&mut self.queued) {
+            self.send_command(conn, s, c).await?;
+        }
+        Ok(())
+    }
+
+    async fn send_command(&mut self, conn: &mut Conn, s: &mut Session, cmd: Command) -> Result<(), String> {
+        let id = self.take_id();
+        let msg = match cmd {
+            Command::Request { method, params, reply } => {
+                s.pending.insert(id, Pending::Caller(reply));
+                Message::request(id, &method, params)
+            }
+            Command::Monitor { id: mid, db, cond, requests, events, reply } => {
+                let method = if cond { "monitor_cond" } else { "monitor" };
+                let params = json!([db, mid, requests]);
+                self.monitors.insert(mid.clone(), MonitorReg { db, cond, requests, events, reply: Some(reply) });
+                s.pending.insert(id, Pending::MonitorStart(mid));
+                Message::request(id, method, params)
+            }
+            Command::MonitorCancel { id: mid, reply } => {
+                self.monitors.remove(&mid);
+                s.pending.insert(id, Pending::Caller(reply));
+                Message::request(id, "monitor_cancel", json!([mid]))
+            }
+            Command::Lock { steal, name, events, reply } => {
+                self.locks.insert(name.clone(), events);
+                s.pending.insert(id, Pending::Caller(reply));
+                Message::request(id, if steal { "steal" } else { "lock" }, json!([name]))
+            }
+            Command::Unlock { name, reply } => {
+                self.locks.remove(&name);
+                s.pending.insert(id, Pending::Caller(reply));
+                Message::request(id, "unlock", json!([name]))
+            }
+        };
+        conn.send(msg).await.map_err(|e| e.to_string())
+    }
+
+    async fn handle(&mut self, remote: &Remote, conn: &mut Conn, s: &mut Session, msg: Message) -> Result<(), String> {
+        match msg {
+            Message::Request { id, method, params } if method == "echo" => {
+                conn.send(Message::Response { id, result: params }).await.map_err(|e| e.to_string())
+            }
+            Message::Request { id, method, .. } => {
+                let error = json!({"error": "unknown method", "details": method});
+                conn.send(Message::Error { id, error }).await.map_err(|e| e.to_string())
+            }
+            Message::Notification { method, params } => self.notification(remote, conn, s, &method, &params).await,
+            Message::Response { id, result } => self.reply(remote, conn, s, &id, Ok(result)).await,
+            Message::Error { id, error } => self.reply(remote, conn, s, &id, Err(error)).await,
+        }
+    }
+
+    async fn notification(
+        &mut self,
+        remote: &Remote,
+        conn: &mut Conn,
+        s: &mut Session,
+        method: &str,
+        params: &Value,
+    ) -> Result<(), String> {
+        match method {
+            "update" | "update2" => {
+                let (Some(mid), Some(updates)) = (params.get(0), params.get(1)) else {
+                    return Err(format!("{method} notification without monitor id and updates"));
+                };
+                if mid.as_str() == Some(SERVER_MONITOR) {
+                    s.apply_server_updates(updates);
+                    return self.check_server(remote, conn, s).await;
+                }
+                let Some(m) = mid.as_str().and_then(|m| self.monitors.get(m)) else {
+                    // A cancelled monitor's last update may still be in flight.
+                    return Ok(());
+                };
+                let parsed = parse_updates(updates, method == "update2").map_err(|e| e.to_string())?;
+                let _ = m.events.send(MonitorEvent::Update(parsed));
+                Ok(())
+            }
+            "locked" | "stolen" => {
+                let name = params.get(0).and_then(Value::as_str).unwrap_or_default();
+                if let Some(tx) = self.locks.get(name) {
+                    let _ = tx.send(if method == "locked" { LockEvent::Locked } else { LockEvent::Stolen });
+                }
+                Ok(())
+            }
+            other => {
+                tracing::debug!(method = other, "ignoring unknown notification");
+                Ok(())
+            }
+        }
+    }
+
+    async fn reply(
+        &mut self,
+        remote: &Remote,
+        conn: &mut Conn,
+        s: &mut Session,
+        id: &Value,
+        result: Result<Value, Value>,
+    ) -> Result<(), String> {
+        let Some(p) = id.as_u64().and_then(|n| s.pending.remove(&n)) else {
+            // Our probe's reply, or a reply to a request whose caller gave up.
+            return Ok(());
+        };
+        match p {
+            Pending::Caller(reply) => {
+                let _ = reply.send(result.map_err(|e| Error::Rpc(describe_error(&e))));
+            }
+            Pending::MonitorStart(mid) => {
+                let Some(m) = self.monitors.get_mut(&mid) else { return Ok(()) };
+                match (m.reply.take(), result) {
+                    (Some(reply), r) => {
+                        let failed = r.is_err();
+                        let _ = reply.send(r.map_err(|e| Error::Rpc(describe_error(&e))));
+                        if failed {
+                            self.monitors.remove(&mid);
+                        }
+                    }
+                    (None, Ok(v)) => {
+                        let parsed = parse_updates(&v, m.cond).map_err(|e| e.to_string())?;
+                        let _ = m.events.send(MonitorEvent::Resync(parsed));
+                    }
+                    (None, Err(e)) => {
+                        // Cannot re-establish (schema changed?): end the stream.
+                        tracing::warn!(monitor = %mid, error = %describe_error(&e), "monitor not re-established");
+                        self.monitors.remove(&mid);
+                    }
+                }
+            }
+            Pending::ServerMonitor => match result {
+                Ok(v) => {
+                    s.apply_server_updates(&v);
+                    return self.check_server(remote, conn, s).await;
+                }
+                // An old server without _Server: nothing to check.
+                Err(_) if !s.ready => return self.become_ready(remote, conn, s).await,
+                Err(_) => {}
+            },
+            Pending::Relock(name) => {
+                if let (Ok(v), Some(tx)) = (result, self.locks.get(&name))
+                    && v.get("locked").and_then(Value::as_bool) == Some(true)
+                {
+                    let _ = tx.send(LockEvent::Locked);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Decides from `_Server.Database` whether this member can serve us.
+    async fn check_server(&mut self, remote: &Remote, conn: &mut Conn, s: &mut Session) -> Result<(), String> {
+        let relevant = s.servers.values().filter(|d| match &self.opts.database {
+            Some(db) => &d.name == db,
+            None => d.model == "clustered",
+        });
+        for d in relevant {
+            if !d.connected {
+                return Err(format!("database {} is not connected to its cluster", d.name));
+            }
+            if self.opts.leader_only && !d.leader {
+                return Err(format!("database {} on this member is not the cluster leader", d.name));
+            }
+        }
+        if !s.ready {
+            self.become_ready(remote, conn, s).await?;
+        }
+        Ok(())
+    }
+}
+
+struct Session {
+    pending: HashMap<u64, Pending>,
+    ready: bool,
+    servers: BTreeMap<String, DbStatus>,
+}
+
+impl Session {
+    /// Applies `_Server.Database` update2s (columns are all single-valued).
+    fn apply_server_updates(&mut self, v: &Value) {
+        let Some(rows) = v.get("Database").and_then(Value::as_object) else { return };
+        for (uuid, u) in rows {
+            let Some((kind, row)) = u.as_object().and_then(|o| o.iter().next()) else { continue };
+            if kind == "delete" {
+                self.servers.remove(uuid);
+                continue;
+            }
+            let entry = self.servers.entry(uuid.clone()).or_default();
+            let get = |c: &str| row.get(c).and_then(|v| Datum::from_json(v).ok());
+            if let Some(n) = get("name").as_ref().and_then(|d| d.as_str().map(str::to_owned)) {
+                entry.name = n;
+            }
+            if let Some(m) = get("model").as_ref().and_then(|d| d.as_str().map(str::to_owned)) {
+                entry.model = m;
+            }
+            if let Some(c) = get("connected").and_then(|d| d.as_bool()) {
+                entry.connected = c;
+            }
+            if let Some(l) = get("leader").and_then(|d| d.as_bool()) {
+                entry.leader = l;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ovsdb::notation::Row;
+
+    #[test]
+    fn transact_reply_names_the_failed_operation() {
+        let ops = vec![Operation::comment("a"), Operation::insert("T", Row::new()), Operation::comment("b")];
+        let v = json!([{}, {"error": "constraint violation", "details": "bad"}, null]);
+        match parse_transact_reply(&ops, &v) {
+            Err(Error::Transaction { index: 1, op, error, details }) => {
+                assert_eq!(op, "insert");
+                assert_eq!(error, "constraint violation");
+                assert_eq!(details.as_deref(), Some("bad"));
+            }
+            other => panic!("{other:?}"),
+        }
+        // A trailing extra error is a commit failure.
+        let v = json!([{}, {}, {}, {"error": "referential integrity violation"}]);
+        match parse_transact_reply(&ops, &v) {
+            Err(Error::Transaction { index: 3, op, .. }) => assert_eq!(op, "commit"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(parse_transact_reply(&ops, &json!([{}, {}, {}])).unwrap().len(), 3);
+        assert!(matches!(parse_transact_reply(&ops, &json!([{}])), Err(Error::Protocol(_))));
+    }
+}

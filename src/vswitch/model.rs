@@ -1,0 +1,210 @@
+//! The parts of the `Open_vSwitch` database ovsnet reads, as typed rows:
+//! the root row, bridges, ports and interfaces. Built from selected rows
+//! by pure functions.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Serialize;
+
+use crate::ovsdb::{Datum, Operation, OpResult, Row, Uuid};
+
+use super::VswitchError;
+
+pub const DB: &str = "Open_vSwitch";
+
+/// Columns read from each table (only what ovsnet shows or compares).
+pub const ROOT_COLUMNS: &[&str] = &["_uuid", "bridges", "next_cfg", "cur_cfg"];
+pub const BRIDGE_COLUMNS: &[&str] =
+    &["_uuid", "name", "ports", "datapath_type", "fail_mode", "controller", "external_ids"];
+pub const PORT_COLUMNS: &[&str] = &["_uuid", "name", "interfaces", "external_ids"];
+pub const INTERFACE_COLUMNS: &[&str] = &[
+    "_uuid",
+    "name",
+    "type",
+    "options",
+    "ofport",
+    "error",
+    "mtu",
+    "mtu_request",
+    "mac_in_use",
+    "external_ids",
+];
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Interface {
+    #[serde(skip)]
+    pub uuid: Uuid,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub options: BTreeMap<String, String>,
+    pub ofport: Option<i64>,
+    pub error: Option<String>,
+    pub mtu: Option<i64>,
+    pub mtu_request: Option<i64>,
+    pub mac_in_use: Option<String>,
+    pub external_ids: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Port {
+    #[serde(skip)]
+    pub uuid: Uuid,
+    pub name: String,
+    pub interfaces: Vec<Interface>,
+    pub external_ids: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Bridge {
+    #[serde(skip)]
+    pub uuid: Uuid,
+    pub name: String,
+    pub datapath_type: String,
+    pub fail_mode: Option<String>,
+    pub controllers: usize,
+    pub ports: Vec<Port>,
+    pub external_ids: BTreeMap<String, String>,
+}
+
+impl Bridge {
+    pub fn port(&self, name: &str) -> Option<&Port> {
+        self.ports.iter().find(|p| p.name == name)
+    }
+
+    /// The bridge's own internal interface (same name as the bridge).
+    pub fn local_interface(&self) -> Option<&Interface> {
+        self.port(&self.name).and_then(|p| p.interfaces.iter().find(|i| i.name == self.name))
+    }
+}
+
+/// What ovsnet knows of the switch's configuration at one moment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    pub root: Uuid,
+    pub next_cfg: i64,
+    pub cur_cfg: i64,
+    /// Sorted by name.
+    pub bridges: Vec<Bridge>,
+}
+
+impl Snapshot {
+    /// The read-only operations whose results [`Snapshot::from_results`] takes.
+    pub fn read_ops() -> Vec<Operation> {
+        vec![
+            Operation::select("Open_vSwitch", vec![]).columns(ROOT_COLUMNS.iter().copied()),
+            Operation::select("Bridge", vec![]).columns(BRIDGE_COLUMNS.iter().copied()),
+            Operation::select("Port", vec![]).columns(PORT_COLUMNS.iter().copied()),
+            Operation::select("Interface", vec![]).columns(INTERFACE_COLUMNS.iter().copied()),
+        ]
+    }
+
+    /// Builds the snapshot from the replies to [`Snapshot::read_ops`].
+    pub fn from_results(results: &[OpResult]) -> Result<Self, VswitchError> {
+        let rows = |i: usize| -> &[Row] { results.get(i).and_then(|r| r.rows.as_deref()).unwrap_or(&[]) };
+        let root_row = rows(0).first().ok_or(VswitchError::NotInitialized)?;
+        let interfaces: HashMap<Uuid, Interface> = rows(3)
+            .iter()
+            .filter_map(|r| interface_from_row(r).map(|i| (i.uuid, i)))
+            .collect();
+        let ports: HashMap<Uuid, Port> = rows(2)
+            .iter()
+            .filter_map(|r| {
+                let uuid = uuid_of(r)?;
+                let mut ifaces: Vec<Interface> =
+                    set_uuids(r, "interfaces").iter().filter_map(|u| interfaces.get(u).cloned()).collect();
+                ifaces.sort_by(|a, b| a.name.cmp(&b.name));
+                Some((uuid, Port { uuid, name: string(r, "name"), interfaces: ifaces, external_ids: map(r, "external_ids") }))
+            })
+            .collect();
+        let root_bridges = set_uuids(root_row, "bridges");
+        let mut bridges: Vec<Bridge> = rows(1)
+            .iter()
+            .filter_map(|r| {
+                let uuid = uuid_of(r)?;
+                // Only bridges the root row refers to are part of the
+                // configuration (others are garbage awaiting collection).
+                if !root_bridges.contains(&uuid) {
+                    return None;
+                }
+                let mut ports: Vec<Port> =
+                    set_uuids(r, "ports").iter().filter_map(|u| ports.get(u).cloned()).collect();
+                ports.sort_by(|a, b| a.name.cmp(&b.name));
+                Some(Bridge {
+                    uuid,
+                    name: string(r, "name"),
+                    datapath_type: string(r, "datapath_type"),
+                    fail_mode: optional_string(r, "fail_mode"),
+                    controllers: set_uuids(r, "controller").len(),
+                    ports,
+                    external_ids: map(r, "external_ids"),
+                })
+            })
+            .collect();
+        bridges.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(Snapshot {
+            root: uuid_of(root_row).ok_or(VswitchError::NotInitialized)?,
+            next_cfg: integer(root_row, "next_cfg").unwrap_or(0),
+            cur_cfg: integer(root_row, "cur_cfg").unwrap_or(0),
+            bridges,
+        })
+    }
+
+    pub fn bridge(&self, name: &str) -> Option<&Bridge> {
+        self.bridges.iter().find(|b| b.name == name)
+    }
+
+    /// The bridge holding a port of this name, and the port.
+    pub fn find_port(&self, name: &str) -> Option<(&Bridge, &Port)> {
+        self.bridges.iter().find_map(|b| b.port(name).map(|p| (b, p)))
+    }
+
+    /// The bridge, port and interface holding an interface of this name.
+    pub fn find_interface(&self, name: &str) -> Option<(&Bridge, &Port, &Interface)> {
+        self.bridges.iter().find_map(|b| {
+            b.ports
+                .iter()
+                .find_map(|p| p.interfaces.iter().find(|i| i.name == name).map(|i| (b, p, i)))
+        })
+    }
+}
+
+fn uuid_of(row: &Row) -> Option<Uuid> {
+    row.get("_uuid").and_then(Datum::as_uuid)
+}
+
+fn string(row: &Row, col: &str) -> String {
+    row.get(col).and_then(Datum::as_str).unwrap_or_default().to_owned()
+}
+
+/// An optional column (a set of zero or one string).
+fn optional_string(row: &Row, col: &str) -> Option<String> {
+    row.get(col).and_then(Datum::as_str).map(str::to_owned)
+}
+
+fn integer(row: &Row, col: &str) -> Option<i64> {
+    row.get(col).and_then(Datum::as_integer)
+}
+
+fn set_uuids(row: &Row, col: &str) -> Vec<Uuid> {
+    row.get(col).map(Datum::uuids).unwrap_or_default()
+}
+
+fn map(row: &Row, col: &str) -> BTreeMap<String, String> {
+    row.get(col).and_then(Datum::as_string_map).unwrap_or_default()
+}
+
+fn interface_from_row(r: &Row) -> Option<Interface> {
+    Some(Interface {
+        uuid: uuid_of(r)?,
+        name: string(r, "name"),
+        kind: string(r, "type"),
+        options: map(r, "options"),
+        ofport: integer(r, "ofport"),
+        error: optional_string(r, "error"),
+        mtu: integer(r, "mtu"),
+        mtu_request: integer(r, "mtu_request"),
+        mac_in_use: optional_string(r, "mac_in_use"),
+        external_ids: map(r, "external_ids"),
+    })
+}
