@@ -129,7 +129,7 @@ impl Global {
         connect.private_key = cli.private_key.clone();
         connect.certificate = cli.certificate.clone();
         connect.ca_cert = cli.ca_cert.clone();
-        connect.timeout = Some(Duration::from_secs(cli.timeout));
+        connect.timeout = Duration::from_secs(cli.timeout);
         Global {
             db: cli.db.clone().unwrap_or_else(default_db),
             connect,
