@@ -49,6 +49,8 @@ pub enum ContainerError {
     NotUnix { host: String },
     #[error("docker: container {name}: {message}")]
     Docker { name: String, message: String },
+    #[error("container {0}: went away during the attach")]
+    Vanished(String),
     #[error("container {0:?}: empty or malformed reference")]
     BadReference(String),
     #[error(transparent)]
@@ -149,6 +151,22 @@ pub struct Identity {
     /// The process holding the namespace, when known.
     pub pid: Option<u32>,
     pub netns: NetnsId,
+}
+
+impl Identity {
+    /// Whether the container still has the namespace it was resolved to
+    /// (its process alive, its namespace file still the same). Cheap: one
+    /// `stat`.
+    pub fn still_current(&self) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let path = match (&self.reference, self.pid) {
+            (_, Some(pid)) => PathBuf::from(format!("/proc/{pid}/ns/net")),
+            (ContainerRef::Netns(n), None) => netns::path_of(n),
+            (ContainerRef::Path(p), None) => p.clone(),
+            (_, None) => return true,
+        };
+        std::fs::metadata(path).is_ok_and(|m| m.dev() == self.netns.dev && m.ino() == self.netns.ino)
+    }
 }
 
 /// A container resolved to an open namespace.

@@ -7,15 +7,15 @@
 //! 3. create the veth pair, the peer directly inside the container's
 //!    namespace with its final name, MAC and MTU (undo: delete the host end,
 //!    which takes the peer with it);
-//! 4. configure the container side: up, `lo` up, address, routes, tx
-//!    checksum (undone by 3's undo);
+//! 4. configure the container side: tx checksum, up, address, routes
+//!    (undone by 3's undo);
 //! 5. bring the host end up;
 //! 6. one OVSDB transaction: guards that step 2 still holds, removal of a
 //!    restarted container's stale port, the new Port and Interface (undo:
 //!    remove the port);
 //! 7. wait for `ovs-vswitchd` to give the interface an OpenFlow port;
-//! 8. a gratuitous ARP from the container side (best effort: the
-//!    attachment works without it).
+//! 8. bring the container's `lo` up, and send a gratuitous ARP from the
+//!    container side (best effort: the attachment works without it).
 //!
 //! A failure at any step runs the undos of the steps done, in reverse.
 
@@ -351,7 +351,6 @@ impl Attacher {
             inside.set_tx_checksum(&req.ifname, false)?;
         }
         inside.set_up(&eth).await?;
-        inside.lo_up().await?;
         inside.add_address(&eth, IpAddr::V4(req.ip), req.prefix).await?;
         if let Some(gw) = req.gateway {
             inside.add_default_route(&eth, gw).await?;
@@ -360,6 +359,11 @@ impl Attacher {
             inside.add_route(&eth, r.dest, r.prefix, r.gateway).await?;
         }
         self.step(Step::ContainerConfigured)?;
+        // The open fd keeps the namespace alive even if the container died
+        // meanwhile: check before making the attachment official.
+        if !resolved.identity.still_current() {
+            return Err(crate::container::ContainerError::Vanished(req.container.to_string()).into());
+        }
 
         self.host.set_up(&host_link).await?;
         self.step(Step::HostUp)?;
@@ -372,6 +376,9 @@ impl Attacher {
 
         let ofport = self.wait_ofport(host_name).await?;
         self.step(Step::Ofport)?;
+        // Last, because bringing `lo` up gives it addresses that taking it
+        // down again would not remove: nothing after this can fail.
+        inside.lo_up().await?;
 
         if let Err(e) = inside.send_gratuitous_arp(&eth, mac, req.ip) {
             tracing::warn!("{e}");
