@@ -115,28 +115,78 @@ impl std::fmt::Display for ContainerRef {
     }
 }
 
-/// A namespace's identity: the nsfs device and inode (`ls -iL /proc/PID/ns/net`).
+/// A namespace's identity: the nsfs device and inode (`ls -iL
+/// /proc/PID/ns/net`) and the namespace cookie (`SO_NETNS_COOKIE`, Linux
+/// 5.14+). The inode alone is not enough: the kernel hands a freed inode
+/// number to the next namespace, so a restarted container often gets its
+/// old number back (Docker's `restart` does, here). The cookie is never
+/// reused while the machine runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct NetnsId {
     pub dev: u64,
     pub ino: u64,
+    /// `None` on kernels without `SO_NETNS_COOKIE`.
+    pub cookie: Option<u64>,
 }
 
 impl std::fmt::Display for NetnsId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}", self.dev, self.ino)
+        write!(f, "{}:{}", self.dev, self.ino)?;
+        if let Some(c) = self.cookie {
+            write!(f, ":{c}")?;
+        }
+        Ok(())
     }
 }
 
 impl std::str::FromStr for NetnsId {
     type Err = ();
     fn from_str(s: &str) -> Result<Self, ()> {
-        let (dev, ino) = s.split_once(':').ok_or(())?;
-        Ok(NetnsId {
-            dev: dev.parse().map_err(|_| ())?,
-            ino: ino.parse().map_err(|_| ())?,
-        })
+        let mut parts = s.split(':');
+        let dev = parts.next().ok_or(())?.parse().map_err(|_| ())?;
+        let ino = parts.next().ok_or(())?.parse().map_err(|_| ())?;
+        let cookie = match parts.next() {
+            Some(c) => Some(c.parse().map_err(|_| ())?),
+            None => None,
+        };
+        if parts.next().is_some() {
+            return Err(());
+        }
+        Ok(NetnsId { dev, ino, cookie })
     }
+}
+
+/// `SO_NETNS_COOKIE` from `<asm-generic/socket.h>` (libc lacks it).
+const SO_NETNS_COOKIE: libc::c_int = 71;
+
+/// The cookie of the namespace `fd` refers to: read from a socket made
+/// inside it (on a short-lived thread, see [`netns::run_in`]).
+fn netns_cookie(fd: &OwnedFd) -> Option<u64> {
+    netns::run_in(fd, || {
+        use std::os::fd::{AsRawFd, FromRawFd};
+        // SAFETY: plain socket(2); checked before use.
+        let raw = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+        if raw < 0 {
+            return None;
+        }
+        // SAFETY: a fresh descriptor nothing else owns.
+        let sock = unsafe { OwnedFd::from_raw_fd(raw) };
+        let mut cookie: u64 = 0;
+        let mut len = std::mem::size_of::<u64>() as libc::socklen_t;
+        // SAFETY: the buffer is a u64 and len says so.
+        let rc = unsafe {
+            libc::getsockopt(
+                sock.as_raw_fd(),
+                libc::SOL_SOCKET,
+                SO_NETNS_COOKIE,
+                (&mut cookie as *mut u64).cast(),
+                &mut len,
+            )
+        };
+        (rc == 0).then_some(cookie)
+    })
+    .ok()
+    .flatten()
 }
 
 /// Who a resolved container is.
@@ -190,6 +240,7 @@ pub fn netns_id(fd: &OwnedFd, shown: &str) -> Result<NetnsId, ContainerError> {
     Ok(NetnsId {
         dev: st.st_dev,
         ino: st.st_ino,
+        cookie: netns_cookie(fd),
     })
 }
 
@@ -415,8 +466,12 @@ mod tests {
 
     #[test]
     fn netns_id_round_trip() {
-        let id = NetnsId { dev: 4, ino: 4026532281 };
+        let id = NetnsId { dev: 4, ino: 4026532281, cookie: Some(4242) };
+        assert_eq!(id.to_string(), "4:4026532281:4242");
         assert_eq!(id.to_string().parse::<NetnsId>(), Ok(id));
+        let old = NetnsId { dev: 4, ino: 4026532281, cookie: None };
+        assert_eq!(old.to_string().parse::<NetnsId>(), Ok(old));
         assert!("4".parse::<NetnsId>().is_err());
+        assert!("4:5:6:7".parse::<NetnsId>().is_err());
     }
 }

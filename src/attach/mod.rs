@@ -273,6 +273,7 @@ pub fn host_ifname(bridge: &str, container_id: &str, ifname: &str, netns: NetnsI
     }
     h.write(&netns.dev.to_le_bytes());
     h.write(&netns.ino.to_le_bytes());
+    h.write(&netns.cookie.unwrap_or(0).to_le_bytes());
     let v = mix64(h.0) & 0xffff_ffff_ffff;
     format!("ovs{v:012x}")
 }
@@ -534,14 +535,14 @@ mod tests {
 
     #[test]
     fn host_names_are_short_deterministic_and_distinct() {
-        let ns = NetnsId { dev: 4, ino: 4026532000 };
+        let ns = NetnsId { dev: 4, ino: 4026532000, cookie: Some(7) };
         let a = host_ifname("obr0", "c1", "eth1", ns);
         assert_eq!(a, host_ifname("obr0", "c1", "eth1", ns));
         assert_eq!(a.len(), 15);
         assert!(a.starts_with("ovs"));
         assert_ne!(a, host_ifname("obr0", "c1", "eth2", ns));
         assert_ne!(a, host_ifname("obr1", "c1", "eth1", ns));
-        assert_ne!(a, host_ifname("obr0", "c1", "eth1", NetnsId { dev: 4, ino: 4026532001 }));
+        assert_ne!(a, host_ifname("obr0", "c1", "eth1", NetnsId { dev: 4, ino: 4026532000, cookie: Some(8) }));
         assert_ne!(host_ifname("obr0", "ab", "c", ns), host_ifname("obr0", "a", "bc", ns));
     }
 
@@ -551,13 +552,13 @@ mod tests {
         for i in 0..10_000u64 {
             // Docker-like 64-hex IDs, sequential namespace inodes.
             let id = format!("{:064x}", i.wrapping_mul(0x9e37_79b9_7f4a_7c15));
-            let name = host_ifname("obr0", &id, "eth1", NetnsId { dev: 4, ino: 4026531840 + i });
+            let name = host_ifname("obr0", &id, "eth1", NetnsId { dev: 4, ino: 4026531840 + i, cookie: Some(100 + i) });
             assert!(name.len() <= 15);
             assert!(seen.insert(name), "collision at {i}");
         }
         // Same containers, other interface: still distinct from all of the above.
         for i in 0..10_000u64 {
-            let name = host_ifname("obr0", &format!("pid:{i}"), "eth2", NetnsId { dev: 4, ino: 1 });
+            let name = host_ifname("obr0", &format!("pid:{i}"), "eth2", NetnsId { dev: 4, ino: 1, cookie: None });
             assert!(seen.insert(name), "collision at eth2 {i}");
         }
     }
