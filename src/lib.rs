@@ -13,7 +13,9 @@
 //!   tests, the demo and the lab.
 //! - [`cli`]: the `ovsnet` command line.
 
+pub mod attach;
 pub mod cli;
+pub mod container;
 pub mod net;
 pub mod netlink;
 pub mod netns;

@@ -12,6 +12,7 @@ use crate::net::IpNet;
 use crate::ovsdb::{Client, ConnectOptions};
 use crate::vswitch::Vswitch;
 
+pub mod attach;
 pub mod bridge;
 pub mod demo;
 pub mod ofp;
@@ -80,6 +81,14 @@ pub enum Command {
     /// Start a private Open vSwitch, build obr0 with an address, a GRE and a
     /// VXLAN port with ovsnet's own commands, show it, and clean up.
     Demo(demo::DemoArgs),
+    /// Attach a container to a bridge with a static IP (veth, address, routes, port).
+    Attach(attach::AttachArgs),
+    /// Detach a container's interface from a bridge.
+    Detach(attach::DetachArgs),
+    /// List attachments recorded in OVSDB, and whether each container is alive.
+    Attachments(attach::ListArgs),
+    /// Remove the ports of containers that are gone or restarted.
+    Gc(attach::ListArgs),
     /// Encode and decode OpenFlow 1.3 messages (debugging aids, like ovs-ofctl's).
     #[command(subcommand)]
     Ofp(ofp::OfpCommand),
@@ -184,6 +193,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let g = Global::from_cli(&cli);
     match cli.command {
         Command::Ofp(cmd) => ofp::run(cmd, cli.format),
+        Command::Attach(args) => block_on(attach::run_attach(args, &g)),
+        Command::Detach(args) => block_on(attach::run_detach(args, &g)),
+        Command::Attachments(args) => block_on(attach::run_list(args, &g)),
+        Command::Gc(args) => block_on(attach::run_gc(args, &g)),
         Command::Bridge(cmd) => block_on(bridge::run_bridge(cmd, &g)),
         Command::Tunnel(cmd) => block_on(bridge::run_tunnel(cmd, &g)),
         Command::Demo(args) => block_on(demo::run(args, &g)),

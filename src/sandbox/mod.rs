@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use crate::netns::{self, NetnsError};
 
+pub mod docker;
+
 /// Where Debian's package installs the `Open_vSwitch` schema.
 pub const SYSTEM_VSWITCH_SCHEMA: &str = "/usr/share/openvswitch/vswitch.ovsschema";
 

@@ -1,0 +1,675 @@
+//! Carrying out attach, detach, list and gc: the I/O edge of [`super`].
+//!
+//! An attach is a sequence of steps, each with its undo:
+//! 1. resolve the container to an open namespace (nothing to undo);
+//! 2. read what OVSDB knows (bridge, MTU, who holds the IP, this
+//!    container's existing port) in one read-only transaction;
+//! 3. create the veth pair, the peer directly inside the container's
+//!    namespace with its final name, MAC and MTU (undo: delete the host end,
+//!    which takes the peer with it);
+//! 4. configure the container side: tx checksum, up, address, routes
+//!    (undone by 3's undo);
+//! 5. bring the host end up;
+//! 6. one OVSDB transaction: guards that step 2 still holds, removal of a
+//!    restarted container's stale port, the new Port and Interface (undo:
+//!    remove the port);
+//! 7. wait for `ovs-vswitchd` to give the interface an OpenFlow port;
+//! 8. bring the container's `lo` up, and send a gratuitous ARP from the
+//!    container side (best effort: the attachment works without it).
+//!
+//! A failure at any step runs the undos of the steps done, in reverse.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::os::fd::AsFd;
+use std::time::Duration;
+
+use super::*;
+use crate::container::{ContainerRef, Identity, Resolver};
+use crate::netlink::{Netlink, VethEnd};
+use crate::ovsdb::{Client, OpResult};
+
+/// The steps of an attach, for failure injection in tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// The container's namespace is open.
+    Resolved,
+    /// OVSDB was read.
+    Read,
+    /// The veth pair exists.
+    VethCreated,
+    /// The container side is configured.
+    ContainerConfigured,
+    /// The host end is up.
+    HostUp,
+    /// The port is in OVSDB.
+    Committed,
+    /// `ovs-vswitchd` assigned the ofport.
+    Ofport,
+}
+
+#[derive(Debug, Clone)]
+pub struct AttacherOptions {
+    /// Network namespace `ovs-vswitchd` runs in (where host ends go).
+    /// Default: the caller's.
+    pub switch_netns: Option<String>,
+    /// Docker Engine socket; default `DOCKER_HOST` or the standard one.
+    pub docker_host: Option<String>,
+    /// How long `ovs-vswitchd` may take to assign an ofport.
+    pub ofport_timeout: Duration,
+}
+
+impl Default for AttacherOptions {
+    fn default() -> Self {
+        AttacherOptions {
+            switch_netns: None,
+            docker_host: None,
+            ofport_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What an attach changed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Change {
+    /// A new attachment.
+    Created,
+    /// Already attached exactly so: nothing changed.
+    Unchanged,
+    /// The container had restarted: its stale ports were replaced.
+    Replugged { stale: Vec<String> },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AttachReport {
+    pub attachment: Attachment,
+    pub change: Change,
+}
+
+/// Whether the container of an attachment is still there.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Liveness {
+    Alive,
+    /// Running again, but in a new namespace: this port is stale.
+    Restarted,
+    Gone,
+    /// Could not tell (Docker unreachable, ...): never treated as gone.
+    Unknown(String),
+}
+
+type Hook = Box<dyn Fn(Step) -> bool + Send + Sync>;
+
+/// Attaches containers to bridges: one OVSDB connection, one netlink
+/// handle in the switch's namespace, one Docker connection, reused for
+/// every command (a batch pays for them once).
+pub struct Attacher {
+    client: Client,
+    host: Netlink,
+    resolver: Resolver,
+    opts: AttacherOptions,
+    hook: Option<Hook>,
+}
+
+impl std::fmt::Debug for Attacher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Attacher").field("opts", &self.opts).finish_non_exhaustive()
+    }
+}
+
+/// What to undo if a later step fails.
+#[derive(Default)]
+struct Undo {
+    veth: Option<crate::netlink::Link>,
+    port: Option<Uuid>,
+}
+
+impl Attacher {
+    pub fn new(client: Client, opts: AttacherOptions) -> Result<Self, AttachError> {
+        let host = match &opts.switch_netns {
+            Some(ns) => Netlink::open_netns(ns)?,
+            None => Netlink::open()?,
+        };
+        let resolver = match &opts.docker_host {
+            Some(h) => Resolver::with_docker_host(h.clone()),
+            None => Resolver::new(),
+        };
+        Ok(Attacher {
+            client,
+            host,
+            resolver,
+            opts,
+            hook: None,
+        })
+    }
+
+    /// Calls `hook` after each step; when it returns `false` the attach
+    /// fails there (and rolls back). Tests use it to break things at a
+    /// chosen point (kill the container, take a name, ...).
+    pub fn set_step_hook(&mut self, hook: impl Fn(Step) -> bool + Send + Sync + 'static) {
+        self.hook = Some(Box::new(hook));
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn resolver(&self) -> &Resolver {
+        &self.resolver
+    }
+
+    fn step(&self, step: Step) -> Result<(), AttachError> {
+        match &self.hook {
+            Some(h) if !h(step) => Err(AttachError::Injected(step)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Attaches (or re-plugs, or confirms) a container. All or nothing.
+    pub async fn attach(&self, req: &AttachRequest) -> Result<AttachReport, AttachError> {
+        req.check()?;
+        let resolved = self.resolver.resolve(&req.container).await?;
+        self.step(Step::Resolved)?;
+        let identity = &resolved.identity;
+        let host_name = host_ifname(&req.bridge, &identity.id, &req.ifname, identity.netns);
+
+        let mut read = read_ops(req, &identity.id);
+        read.push(Operation::select("Interface", vec![Condition::eq("name", host_name.as_str())]).columns(["ofport"]));
+        let r = self.client.transact(DB, read).await?;
+        let rows = |i: usize| r.get(i).and_then(|x| x.rows.as_deref()).unwrap_or(&[]);
+        let Some(bridge_row) = rows(0).first() else {
+            return Err(AttachError::NoBridge(req.bridge.clone()));
+        };
+        let netdev = bridge_row.get("datapath_type").and_then(Datum::as_str) == Some("netdev");
+        let bridge_mtu = rows(1)
+            .first()
+            .and_then(|row| row.get("mtu"))
+            .and_then(Datum::as_integer)
+            .and_then(|m| u32::try_from(m).ok())
+            .unwrap_or(1500);
+        let mine: Vec<Attachment> = rows(2).iter().filter_map(Attachment::from_port_row).collect();
+        let holders: Vec<Attachment> = rows(3).iter().filter_map(Attachment::from_port_row).collect();
+        let tso = rows(4)
+            .first()
+            .and_then(|row| row.get("other_config"))
+            .and_then(Datum::as_string_map)
+            .and_then(|m| m.get("userspace-tso-enable").cloned())
+            .is_some_and(|v| v == "true");
+        let tunnels: Vec<(Uuid, String)> = (5..5 + TUNNEL_TYPES.len())
+            .flat_map(|i| rows(i).iter())
+            .filter_map(|row| {
+                Some((
+                    row.get("_uuid")?.as_uuid()?,
+                    row.get("type")?.as_str()?.to_owned(),
+                ))
+            })
+            .collect();
+        let existing_ofport = rows(5 + TUNNEL_TYPES.len())
+            .first()
+            .and_then(|row| row.get("ofport"))
+            .and_then(Datum::as_integer);
+        self.step(Step::Read)?;
+
+        // Someone else holds the IP: refuse before anything changes.
+        if let Some(h) = holders
+            .iter()
+            .find(|h| h.container != identity.id || h.ifname != req.ifname)
+        {
+            return Err(AttachError::IpInUse {
+                ip: req.ip,
+                bridge: req.bridge.clone(),
+                holder: format!("{} {}", h.shown_container(), h.ifname),
+                port: h.port.clone(),
+            });
+        }
+
+        let mac = req.effective_mac();
+        let mut stale: Vec<Attachment> = Vec::new();
+        for a in mine {
+            if a.port != host_name {
+                // Same container and interface, another namespace: it restarted.
+                stale.push(a);
+                continue;
+            }
+            let same = a.ip == req.cidr()
+                && a.mac == format_mac(mac)
+                && req.mtu.is_none_or(|m| a.mtu == Some(m))
+                && a.gateway == req.gateway.map(|g| g.to_string())
+                && a.network == req.network;
+            if !same {
+                return Err(AttachError::Conflict {
+                    container: req.container.to_string(),
+                    ifname: req.ifname.clone(),
+                    bridge: req.bridge.clone(),
+                    existing: format!("{} {}", a.ip, a.mac),
+                });
+            }
+            if self.host.link_by_name(&host_name).await?.is_some() && existing_ofport.is_some_and(|p| p > 0) {
+                let mut a = a;
+                a.ofport = existing_ofport;
+                return Ok(AttachReport {
+                    attachment: a,
+                    change: Change::Unchanged,
+                });
+            }
+            // The port is recorded but its veth is gone (deleted by
+            // hand): drop the port and plug again from scratch.
+            if let Some(u) = a.port_uuid {
+                self.client
+                    .transact(DB, detach_ops(&req.bridge, &[u], "drop a port whose veth is gone"))
+                    .await?;
+            }
+        }
+
+        let mtu = match req.mtu {
+            Some(m) => m,
+            None => bridge_mtu.saturating_sub(self.tunnel_overhead(&req.bridge, &tunnels).await?).max(68),
+        };
+        let ids = external_ids(req, identity, mac, mtu);
+        let seen_mine: Vec<String> = stale.iter().map(|a| a.port.clone()).collect();
+        let seen_holders: Vec<String> = holders.iter().map(|a| a.port.clone()).collect();
+        let stale_uuids: Vec<Uuid> = stale.iter().filter_map(|a| a.port_uuid).collect();
+
+        let mut undo = Undo::default();
+        let result = self
+            .plug(
+                req,
+                &resolved,
+                &host_name,
+                mac,
+                mtu,
+                netdev && !tso,
+                &ids,
+                (&seen_mine, &seen_holders, &stale_uuids),
+                &mut undo,
+            )
+            .await;
+        let ofport = match result {
+            Ok(ofport) => ofport,
+            Err(e) => {
+                self.rollback(&req.bridge, undo).await;
+                return Err(e);
+            }
+        };
+        // The stale ports' veths died with their namespace; if one is
+        // still there (its old namespace kept alive), remove it.
+        for a in &stale {
+            let _ = self.host.delete_link_by_name(&a.port).await;
+        }
+        let mut attachment = Attachment::from_port_row(&port_row(&host_name, &ids))
+            .ok_or_else(|| AttachError::Reply("attachment record".into()))?;
+        attachment.port_uuid = undo.port;
+        attachment.ofport = Some(ofport);
+        let change = if stale.is_empty() {
+            Change::Created
+        } else {
+            Change::Replugged {
+                stale: stale.into_iter().map(|a| a.port).collect(),
+            }
+        };
+        Ok(AttachReport { attachment, change })
+    }
+
+    /// Steps 3 to 8. Records in `undo` what must be undone on failure.
+    #[allow(clippy::too_many_arguments)]
+    async fn plug(
+        &self,
+        req: &AttachRequest,
+        resolved: &crate::container::Resolved,
+        host_name: &str,
+        mac: [u8; 6],
+        mtu: u32,
+        tx_csum_off: bool,
+        ids: &BTreeMap<String, String>,
+        (seen_mine, seen_holders, stale): (&[String], &[String], &[Uuid]),
+        undo: &mut Undo,
+    ) -> Result<i64, AttachError> {
+        let host_link = self
+            .host
+            .create_veth(
+                &VethEnd {
+                    mtu: Some(mtu),
+                    ..VethEnd::named(host_name)
+                },
+                &VethEnd {
+                    name: req.ifname.clone(),
+                    mac: Some(mac),
+                    mtu: Some(mtu),
+                    netns: Some(resolved.netns.as_fd()),
+                },
+            )
+            .await?;
+        undo.veth = Some(host_link.clone());
+        self.step(Step::VethCreated)?;
+
+        let inside = Netlink::open_in(&resolved.netns)?;
+        let eth = inside.link(&req.ifname).await?;
+        // Offload first: the interface must never carry a frame with a
+        // checksum left to hardware that the userspace datapath won't fill.
+        if tx_csum_off {
+            inside.set_tx_checksum(&req.ifname, false)?;
+        }
+        inside.set_up(&eth).await?;
+        inside.add_address(&eth, IpAddr::V4(req.ip), req.prefix).await?;
+        if let Some(gw) = req.gateway {
+            inside.add_default_route(&eth, gw).await?;
+        }
+        for r in &req.routes {
+            inside.add_route(&eth, r.dest, r.prefix, r.gateway).await?;
+        }
+        self.step(Step::ContainerConfigured)?;
+        // The open fd keeps the namespace alive even if the container died
+        // meanwhile: check before making the attachment official.
+        if !resolved.identity.still_current() {
+            return Err(crate::container::ContainerError::Vanished(req.container.to_string()).into());
+        }
+
+        self.host.set_up(&host_link).await?;
+        self.step(Step::HostUp)?;
+
+        let ops = attach_ops(req, &resolved.identity.id, host_name, ids, seen_mine, seen_holders, stale);
+        let results = self.client.transact(DB, ops).await?;
+        // wait, wait, insert Interface, insert Port, ...
+        undo.port = results.get(3).and_then(|r: &OpResult| r.uuid);
+        self.step(Step::Committed)?;
+
+        let ofport = self.wait_ofport(host_name).await?;
+        self.step(Step::Ofport)?;
+        // Last, because bringing `lo` up gives it addresses that taking it
+        // down again would not remove: nothing after this can fail.
+        inside.lo_up().await?;
+
+        if let Err(e) = inside.send_gratuitous_arp(&eth, mac, req.ip) {
+            tracing::warn!("{e}");
+        }
+        Ok(ofport)
+    }
+
+    /// Waits (inside ovsdb-server: one `wait` operation with a timeout)
+    /// until `ovs-vswitchd` has set the interface's `ofport`.
+    async fn wait_ofport(&self, name: &str) -> Result<i64, AttachError> {
+        let mut unset = Row::new();
+        unset.insert("ofport".into(), Datum::empty_set());
+        let timeout_ms = self.opts.ofport_timeout.as_millis() as u64;
+        let ops = vec![
+            Operation::wait(
+                "Interface",
+                vec![Condition::eq("name", name)],
+                vec!["ofport".into()],
+                WaitUntil::NotEqual,
+                vec![unset],
+                Some(timeout_ms),
+            ),
+            Operation::select("Interface", vec![Condition::eq("name", name)]).columns(["ofport", "error"]),
+        ];
+        let results = match self.client.transact(DB, ops).await {
+            Ok(r) => r,
+            Err(crate::ovsdb::Error::Transaction { error, .. }) if error == "timed out" => {
+                return Err(AttachError::NoOfport {
+                    port: name.to_owned(),
+                    secs: self.opts.ofport_timeout.as_secs(),
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let row = results
+            .get(1)
+            .and_then(|r| r.rows.as_ref())
+            .and_then(|rows| rows.first())
+            .ok_or_else(|| AttachError::Reply(format!("interface {name} vanished")))?;
+        match row.get("ofport").and_then(Datum::as_integer) {
+            Some(p) if p > 0 => Ok(p),
+            _ => Err(AttachError::InterfaceError {
+                port: name.to_owned(),
+                error: row
+                    .get("error")
+                    .and_then(Datum::as_str)
+                    .unwrap_or("no OpenFlow port")
+                    .to_owned(),
+            }),
+        }
+    }
+
+    async fn rollback(&self, bridge: &str, undo: Undo) {
+        if let Some(port) = undo.port
+            && let Err(e) = self
+                .client
+                .transact(DB, detach_ops(bridge, &[port], "roll back a failed attach"))
+                .await
+        {
+            tracing::warn!("rollback: remove port: {e}");
+        }
+        if let Some(link) = undo.veth
+            && let Err(e) = self.host.delete_link_by_name(&link.name).await
+        {
+            tracing::warn!("rollback: delete veth {}: {e}", link.name);
+        }
+    }
+
+    /// The encapsulation overhead to leave room for: the largest of the
+    /// tunnels on `bridge` (0 without tunnels).
+    async fn tunnel_overhead(&self, bridge: &str, tunnels: &[(Uuid, String)]) -> Result<u32, AttachError> {
+        if tunnels.is_empty() {
+            return Ok(0);
+        }
+        let mut ops = vec![Operation::select("Bridge", vec![Condition::eq("name", bridge)]).columns(["ports"])];
+        for (uuid, _) in tunnels {
+            ops.push(
+                Operation::select(
+                    "Port",
+                    vec![Condition::new("interfaces", Function::Includes, Datum::from(*uuid))],
+                )
+                .columns(["_uuid"]),
+            );
+        }
+        let r = self.client.transact(DB, ops).await?;
+        let ports: Vec<Uuid> = r
+            .first()
+            .and_then(|x| x.rows.as_ref())
+            .and_then(|rows| rows.first())
+            .and_then(|row| row.get("ports"))
+            .map(Datum::uuids)
+            .unwrap_or_default();
+        let mut overhead = 0;
+        for (i, (_, kind)) in tunnels.iter().enumerate() {
+            let on_bridge = r
+                .get(i + 1)
+                .and_then(|x| x.rows.as_ref())
+                .is_some_and(|rows| {
+                    rows.iter()
+                        .filter_map(|row| row.get("_uuid").and_then(Datum::as_uuid))
+                        .any(|p| ports.contains(&p))
+                });
+            if on_bridge && let Ok(t) = kind.parse::<crate::vswitch::TunnelType>() {
+                overhead = overhead.max(t.overhead_ipv4());
+            }
+        }
+        Ok(overhead)
+    }
+
+    /// Detaches a container's interface. With `if_exists`, detaching what
+    /// is not attached is not an error. Returns what was removed.
+    pub async fn detach(
+        &self,
+        bridge: &str,
+        container: &str,
+        ifname: &str,
+        if_exists: bool,
+    ) -> Result<Vec<Attachment>, AttachError> {
+        crate::vswitch::spec::check_name("bridge", bridge).map_err(|e| AttachError::BadInput(e.to_string()))?;
+        crate::netlink::validate_ifname(ifname)?;
+        let reference = ContainerRef::parse(container)?;
+        // The container may be gone: then match what was recorded, by ID
+        // (pid:, netns:, paths, full Docker IDs) or by Docker name.
+        let id = match self.resolver.resolve(&reference).await {
+            Ok(r) => r.identity.id,
+            Err(
+                crate::container::ContainerError::NoSuchContainer(_)
+                | crate::container::ContainerError::NotRunning(_)
+                | crate::container::ContainerError::NoSuchProcess(_)
+                | crate::container::ContainerError::NoSuchNamespace(_),
+            ) => container.to_owned(),
+            Err(e) => return Err(e.into()),
+        };
+        let by_name = vec![Condition::new(
+            "external_ids",
+            Function::Includes,
+            Datum::map([
+                (keys::BRIDGE.to_owned(), bridge.to_owned()),
+                (keys::CONTAINER_NAME.to_owned(), container.to_owned()),
+                (keys::IFNAME.to_owned(), ifname.to_owned()),
+            ]),
+        )];
+        let r = self
+            .client
+            .transact(
+                DB,
+                vec![
+                    Operation::select("Bridge", vec![Condition::eq("name", bridge)]).columns(["_uuid"]),
+                    Operation::select("Port", by_container(bridge, &id, ifname)).columns(PORT_COLUMNS),
+                    Operation::select("Port", by_name).columns(PORT_COLUMNS),
+                ],
+            )
+            .await?;
+        if r.first().and_then(|x| x.rows.as_ref()).is_none_or(|rows| rows.is_empty()) {
+            return Err(AttachError::NoBridge(bridge.to_owned()));
+        }
+        let mut found: Vec<Attachment> = Vec::new();
+        for i in [1, 2] {
+            for row in r.get(i).and_then(|x| x.rows.as_deref()).unwrap_or(&[]) {
+                if let Some(a) = Attachment::from_port_row(row)
+                    && !found.iter().any(|f| f.port == a.port)
+                {
+                    found.push(a);
+                }
+            }
+        }
+        if found.is_empty() {
+            if if_exists {
+                return Ok(found);
+            }
+            return Err(AttachError::NotAttached {
+                container: container.to_owned(),
+                ifname: ifname.to_owned(),
+                bridge: bridge.to_owned(),
+            });
+        }
+        self.remove(&found, "detach").await?;
+        Ok(found)
+    }
+
+    /// Removes attachments: their ports (one transaction) and host veths.
+    async fn remove(&self, attachments: &[Attachment], why: &str) -> Result<(), AttachError> {
+        let mut by_bridge: BTreeMap<&str, Vec<Uuid>> = BTreeMap::new();
+        for a in attachments {
+            if let Some(u) = a.port_uuid {
+                by_bridge.entry(a.bridge.as_str()).or_default().push(u);
+            }
+        }
+        let mut ops = Vec::new();
+        for (bridge, uuids) in &by_bridge {
+            ops.extend(detach_ops(bridge, uuids, why));
+        }
+        if !ops.is_empty() {
+            self.client.transact(DB, ops).await?;
+        }
+        for a in attachments {
+            // Deleting the host end takes the container end with it.
+            self.host.delete_link_by_name(&a.port).await?;
+        }
+        Ok(())
+    }
+
+    /// The attachments recorded in OVSDB (on `bridge`, or everywhere), with
+    /// their ofports.
+    pub async fn attachments(&self, bridge: Option<&str>) -> Result<Vec<Attachment>, AttachError> {
+        let cond = match bridge {
+            Some(b) => by_bridge(b),
+            None => vec![],
+        };
+        let r = self
+            .client
+            .transact(
+                DB,
+                vec![
+                    Operation::select("Port", cond.clone()).columns(PORT_COLUMNS),
+                    Operation::select("Interface", cond).columns(["name", "ofport", "external_ids"]),
+                ],
+            )
+            .await?;
+        let ofports: BTreeMap<String, i64> = r
+            .get(1)
+            .and_then(|x| x.rows.as_deref())
+            .unwrap_or(&[])
+            .iter()
+            .filter_map(|row| {
+                Some((
+                    row.get("name")?.as_str()?.to_owned(),
+                    row.get("ofport")?.as_integer()?,
+                ))
+            })
+            .collect();
+        let mut out: Vec<Attachment> = r
+            .first()
+            .and_then(|x| x.rows.as_deref())
+            .unwrap_or(&[])
+            .iter()
+            .filter_map(Attachment::from_port_row)
+            .map(|mut a| {
+                a.ofport = ofports.get(&a.port).copied();
+                a
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.bridge, &a.ip, &a.port).cmp(&(&b.bridge, &b.ip, &b.port)));
+        Ok(out)
+    }
+
+    /// Whether an attachment's container is still there, in the same namespace.
+    pub async fn liveness(&self, a: &Attachment) -> Liveness {
+        let Some(reference) = a.reference() else {
+            return Liveness::Unknown(format!("unreadable container {:?}", a.container));
+        };
+        match self.resolver.current_netns(&reference).await {
+            Ok(None) => Liveness::Gone,
+            Ok(Some(ns)) if Some(ns) == a.netns_id() => Liveness::Alive,
+            Ok(Some(_)) => Liveness::Restarted,
+            Err(e) => Liveness::Unknown(e.to_string()),
+        }
+    }
+
+    /// Removes the ports whose container is gone or restarted (a new
+    /// namespace). Attachments whose state cannot be told are kept.
+    pub async fn gc(&self, bridge: Option<&str>) -> Result<Vec<Attachment>, AttachError> {
+        let mut dead = Vec::new();
+        for a in self.attachments(bridge).await? {
+            match self.liveness(&a).await {
+                Liveness::Gone | Liveness::Restarted => dead.push(a),
+                Liveness::Alive => {}
+                Liveness::Unknown(why) => tracing::warn!("keeping {}: cannot tell: {why}", a.port),
+            }
+        }
+        if !dead.is_empty() {
+            self.remove(&dead, "gc").await?;
+        }
+        Ok(dead)
+    }
+
+    /// The identity a reference resolves to now (for callers that want to
+    /// report it).
+    pub async fn identify(&self, reference: &ContainerRef) -> Result<Identity, AttachError> {
+        Ok(self.resolver.resolve(reference).await?.identity)
+    }
+}
+
+/// A Port row as it is written (for reporting without reading it back).
+fn port_row(name: &str, ids: &BTreeMap<String, String>) -> Row {
+    let mut row = Row::new();
+    row.insert("name".into(), Datum::from(name));
+    row.insert(
+        "external_ids".into(),
+        Datum::map(ids.iter().map(|(k, v)| (k.clone(), v.clone()))),
+    );
+    row
+}
+

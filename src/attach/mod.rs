@@ -1,0 +1,623 @@
+//! Static-IP attachment of containers to an Open vSwitch bridge.
+//!
+//! This module holds the pure parts: what an attachment is, how it is
+//! spelled in `external_ids`, the deterministic host-side interface name,
+//! the MAC derived from the IP, and the OVSDB operations of each command.
+//! [`engine`] carries them out (netlink, OVSDB, Docker), step by step
+//! with explicit rollback.
+//!
+//! The truth lives in OVSDB: every attachment is one `Port` and one
+//! `Interface` row whose `external_ids` say who they belong to. Nothing is
+//! kept in a local file.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use crate::container::NetnsId;
+use crate::net::{AddrError, IpNet, Mac};
+use crate::ovsdb::{Condition, Datum, Function, Mutation, Mutator, Operation, Row, Uuid, WaitUntil};
+
+pub mod engine;
+
+pub use engine::{AttachReport, Attacher, AttacherOptions, Change, Liveness, Step};
+
+/// `external_ids` keys, on both the `Port` and the `Interface` row.
+pub mod keys {
+    /// The bridge the port was attached to (lets a bridge's attachments be
+    /// selected without reading its `ports`).
+    pub const BRIDGE: &str = "ovsnet-bridge";
+    /// The container's stable identity: the full Docker ID, `pid:N`,
+    /// `netns:NAME`, or a path.
+    pub const CONTAINER: &str = "ovsnet-container";
+    /// The Docker name (so `detach NAME` works once the container is gone).
+    pub const CONTAINER_NAME: &str = "ovsnet-container-name";
+    /// The container's network namespace, `DEV:INODE`: a restarted
+    /// container has a new one.
+    pub const CONTAINER_NS: &str = "ovsnet-container-ns";
+    /// The interface name inside the container.
+    pub const IFNAME: &str = "ovsnet-ifname";
+    /// The address with its prefix, `172.16.42.10/24`.
+    pub const IP: &str = "ovsnet-ip";
+    /// The bare address, for the uniqueness guard (`172.16.42.10`).
+    pub const ADDR: &str = "ovsnet-addr";
+    pub const MAC: &str = "ovsnet-mac";
+    pub const MTU: &str = "ovsnet-mtu";
+    pub const GATEWAY: &str = "ovsnet-gateway";
+    pub const NETWORK: &str = "ovsnet-network";
+}
+
+/// The database ovsnet attaches in.
+pub const DB: &str = "Open_vSwitch";
+
+#[derive(Debug, thiserror::Error)]
+pub enum AttachError {
+    #[error(transparent)]
+    Addr(#[from] AddrError),
+    #[error("{0}")]
+    BadInput(String),
+    #[error("bridge {0} does not exist")]
+    NoBridge(String),
+    #[error("{ip} is already attached on {bridge} to container {holder} ({port}); detach it or run `ovsnet gc {bridge}`")]
+    IpInUse {
+        ip: Ipv4Addr,
+        bridge: String,
+        holder: String,
+        port: String,
+    },
+    #[error(
+        "container {container} already has {ifname} on {bridge} with {existing}; detach it first to change it"
+    )]
+    Conflict {
+        container: String,
+        ifname: String,
+        bridge: String,
+        existing: String,
+    },
+    #[error("no attachment of {container} ({ifname}) on {bridge}")]
+    NotAttached {
+        container: String,
+        ifname: String,
+        bridge: String,
+    },
+    #[error(transparent)]
+    Container(#[from] crate::container::ContainerError),
+    #[error(transparent)]
+    Netlink(#[from] crate::netlink::NetlinkError),
+    #[error(transparent)]
+    Netns(#[from] crate::netns::NetnsError),
+    #[error("database: {0}")]
+    Ovsdb(#[from] crate::ovsdb::Error),
+    #[error("ovs-vswitchd did not give {port} an OpenFlow port within {secs} s (is it running?)")]
+    NoOfport { port: String, secs: u64 },
+    #[error("ovs-vswitchd could not add {port}: {error}")]
+    InterfaceError { port: String, error: String },
+    #[error("unexpected database reply: {0}")]
+    Reply(String),
+    /// A failure injected by a test hook (see [`engine::Attacher::set_step_hook`]).
+    #[error("injected failure after step {0:?}")]
+    Injected(Step),
+}
+
+/// A route to add inside the container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    pub dest: Ipv4Addr,
+    pub prefix: u8,
+    /// `None`: on-link through the attached interface.
+    pub gateway: Option<Ipv4Addr>,
+}
+
+/// What `ovsnet attach` is asked to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttachRequest {
+    pub bridge: String,
+    pub container: crate::container::ContainerRef,
+    pub ip: Ipv4Addr,
+    pub prefix: u8,
+    pub gateway: Option<Ipv4Addr>,
+    pub ifname: String,
+    /// Default: [`mac_from_ip`].
+    pub mac: Option<[u8; 6]>,
+    /// Default: the bridge's, less the encapsulation overhead when the
+    /// bridge carries tunnels.
+    pub mtu: Option<u32>,
+    pub routes: Vec<Route>,
+    pub network: Option<String>,
+}
+
+/// The default interface name inside the container.
+pub const DEFAULT_IFNAME: &str = "eth1";
+
+impl AttachRequest {
+    /// A request with the defaults (`eth1`, MAC from IP, bridge MTU).
+    pub fn new(bridge: &str, container: crate::container::ContainerRef, ip_gw: &str) -> Result<Self, AttachError> {
+        let (net, gateway) = parse_ip_gateway(ip_gw)?;
+        let req = AttachRequest {
+            bridge: bridge.to_owned(),
+            container,
+            ip: net.0,
+            prefix: net.1,
+            gateway,
+            ifname: DEFAULT_IFNAME.to_owned(),
+            mac: None,
+            mtu: None,
+            routes: Vec::new(),
+            network: None,
+        };
+        req.check()?;
+        Ok(req)
+    }
+
+    /// Checks everything that can be checked without touching the system.
+    pub fn check(&self) -> Result<(), AttachError> {
+        crate::vswitch::spec::check_name("bridge", &self.bridge).map_err(|e| AttachError::BadInput(e.to_string()))?;
+        crate::netlink::validate_ifname(&self.ifname)
+            .map_err(|_| AttachError::BadInput(format!("bad interface name {:?}: 1-15 bytes, no '/', ':' or spaces", self.ifname)))?;
+        if self.prefix > 32 {
+            return Err(AttachError::BadInput(format!("bad prefix length /{}", self.prefix)));
+        }
+        if self.ip.is_unspecified() || self.ip.is_multicast() || self.ip.is_broadcast() || self.ip.is_loopback() {
+            return Err(AttachError::BadInput(format!("{} cannot be given to a container", self.ip)));
+        }
+        if let Some(mtu) = self.mtu {
+            crate::vswitch::spec::check_mtu(mtu).map_err(|e| AttachError::BadInput(e.to_string()))?;
+        }
+        if let Some(gw) = self.gateway {
+            let net = IpNet::new(self.ip.into(), self.prefix)?;
+            if !net.contains(gw.into()) || gw == self.ip {
+                return Err(AttachError::BadInput(format!(
+                    "gateway {gw} is not another address of {}/{}",
+                    self.ip, self.prefix
+                )));
+            }
+        }
+        if let Some(mac) = self.mac
+            && (mac[0] & 1 == 1 || mac == [0; 6])
+        {
+            return Err(AttachError::BadInput(format!("bad MAC address {}: not unicast", format_mac(mac))));
+        }
+        if let Some(n) = &self.network
+            && (n.is_empty() || n.len() > 64 || n.chars().any(|c| c.is_whitespace() || c.is_control()))
+        {
+            return Err(AttachError::BadInput(format!("bad network name {n:?}")));
+        }
+        Ok(())
+    }
+
+    /// The MAC the container side gets.
+    pub fn effective_mac(&self) -> [u8; 6] {
+        self.mac.unwrap_or_else(|| mac_from_ip(self.ip))
+    }
+
+    pub fn cidr(&self) -> String {
+        format!("{}/{}", self.ip, self.prefix)
+    }
+}
+
+/// Parses `IP/PREFIX[@GATEWAY]` (IPv4).
+pub fn parse_ip_gateway(s: &str) -> Result<((Ipv4Addr, u8), Option<Ipv4Addr>), AttachError> {
+    let (cidr, gw) = match s.split_once('@') {
+        Some((c, g)) => (c, Some(g)),
+        None => (s, None),
+    };
+    let net = IpNet::parse_interface(cidr)?;
+    let std::net::IpAddr::V4(ip) = net.addr else {
+        return Err(AttachError::BadInput(format!("{s}: only IPv4 addresses can be attached")));
+    };
+    let gateway = match gw {
+        Some(g) => Some(
+            g.parse::<Ipv4Addr>()
+                .map_err(|_| AttachError::BadInput(format!("bad gateway {g:?} in {s:?}")))?,
+        ),
+        None => None,
+    };
+    Ok(((ip, net.prefix), gateway))
+}
+
+/// Parses a `--route CIDR[@GATEWAY]` (IPv4; `default` is `0.0.0.0/0`).
+pub fn parse_route(s: &str) -> Result<Route, AttachError> {
+    let (cidr, gw) = match s.split_once('@') {
+        Some((c, g)) => (c, Some(g)),
+        None => (s, None),
+    };
+    let cidr = if cidr == "default" { "0.0.0.0/0" } else { cidr };
+    let net = IpNet::parse_network(cidr)?;
+    let std::net::IpAddr::V4(dest) = net.addr else {
+        return Err(AttachError::BadInput(format!("route {s}: only IPv4 routes")));
+    };
+    let gateway = match gw {
+        Some(g) => Some(
+            g.parse::<Ipv4Addr>()
+                .map_err(|_| AttachError::BadInput(format!("bad gateway {g:?} in route {s:?}")))?,
+        ),
+        None => None,
+    };
+    Ok(Route {
+        dest,
+        prefix: net.prefix,
+        gateway,
+    })
+}
+
+/// Parses a MAC address (unicast).
+pub fn parse_mac(s: &str) -> Result<[u8; 6], AttachError> {
+    Ok(Mac::parse_unicast(s)?.0)
+}
+
+/// The MAC for an IPv4 address: `0a:58:` then the address's four bytes
+/// (locally administered, unicast), as OVN-Kubernetes derives it. Stable
+/// across re-attach, and computable by anyone who knows the IP (an ARP
+/// responder, for one).
+pub fn mac_from_ip(ip: Ipv4Addr) -> [u8; 6] {
+    let o = ip.octets();
+    [0x0a, 0x58, o[0], o[1], o[2], o[3]]
+}
+
+pub fn format_mac(mac: [u8; 6]) -> String {
+    mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+}
+
+/// The host-side veth name: `ovs` + 12 hex digits of a hash of the
+/// bridge, the container's identity, its interface name and its network
+/// namespace. 15 bytes, the kernel's limit. The same container attached
+/// the same way always gets the same name; a restarted container (new
+/// namespace) gets a new one, so its stale port can be replaced in the
+/// same transaction that adds the new one.
+pub fn host_ifname(bridge: &str, container_id: &str, ifname: &str, netns: NetnsId) -> String {
+    let mut h = Fnv1a::default();
+    for part in [bridge.as_bytes(), container_id.as_bytes(), ifname.as_bytes()] {
+        h.write(part);
+        // A separator that cannot occur in the parts keeps ("ab","c") and
+        // ("a","bc") apart.
+        h.write(&[0]);
+    }
+    h.write(&netns.dev.to_le_bytes());
+    h.write(&netns.ino.to_le_bytes());
+    h.write(&netns.cookie.unwrap_or(0).to_le_bytes());
+    let v = mix64(h.0) & 0xffff_ffff_ffff;
+    format!("ovs{v:012x}")
+}
+
+/// FNV-1a, 64 bits: stable across Rust versions and platforms, unlike std's
+/// `DefaultHasher`.
+struct Fnv1a(u64);
+
+impl Default for Fnv1a {
+    fn default() -> Self {
+        Fnv1a(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fnv1a {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+/// The splitmix64 finaliser: spreads FNV's weak low bits over all 64.
+fn mix64(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// One attachment as recorded in OVSDB.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Attachment {
+    pub bridge: String,
+    /// The port (and host-side veth) name.
+    pub port: String,
+    #[serde(skip)]
+    pub port_uuid: Option<Uuid>,
+    pub container: String,
+    pub container_name: Option<String>,
+    pub container_ns: Option<String>,
+    pub ifname: String,
+    pub ip: String,
+    pub mac: String,
+    pub mtu: Option<u32>,
+    pub gateway: Option<String>,
+    pub network: Option<String>,
+    pub ofport: Option<i64>,
+}
+
+impl Attachment {
+    /// Reads an attachment from a `Port` row's `external_ids` (`None` when
+    /// the port is not one of ovsnet's).
+    pub fn from_port_row(row: &Row) -> Option<Attachment> {
+        let ids = row.get("external_ids")?.as_string_map()?;
+        let get = |k: &str| ids.get(k).cloned();
+        Some(Attachment {
+            bridge: get(keys::BRIDGE)?,
+            port: row.get("name").and_then(Datum::as_str).map(str::to_owned)?,
+            port_uuid: row.get("_uuid").and_then(Datum::as_uuid),
+            container: get(keys::CONTAINER)?,
+            container_name: get(keys::CONTAINER_NAME),
+            container_ns: get(keys::CONTAINER_NS),
+            ifname: get(keys::IFNAME)?,
+            ip: get(keys::IP)?,
+            mac: get(keys::MAC).unwrap_or_default(),
+            mtu: get(keys::MTU).and_then(|m| m.parse().ok()),
+            gateway: get(keys::GATEWAY),
+            network: get(keys::NETWORK),
+            ofport: None,
+        })
+    }
+
+    /// What the user would name this container with.
+    pub fn shown_container(&self) -> &str {
+        self.container_name.as_deref().unwrap_or(&self.container)
+    }
+
+    /// The container reference to check liveness with.
+    pub fn reference(&self) -> Option<crate::container::ContainerRef> {
+        crate::container::ContainerRef::parse(&self.container).ok()
+    }
+
+    /// The recorded namespace identity.
+    pub fn netns_id(&self) -> Option<NetnsId> {
+        self.container_ns.as_deref().and_then(|s| s.parse().ok())
+    }
+}
+
+/// The `external_ids` of a new attachment.
+pub fn external_ids(
+    req: &AttachRequest,
+    identity: &crate::container::Identity,
+    mac: [u8; 6],
+    mtu: u32,
+) -> BTreeMap<String, String> {
+    let mut ids = BTreeMap::new();
+    ids.insert(keys::BRIDGE.to_owned(), req.bridge.clone());
+    ids.insert(keys::CONTAINER.to_owned(), identity.id.clone());
+    if let (crate::container::ContainerRef::Docker(_), Some(name)) = (&identity.reference, &identity.name) {
+        ids.insert(keys::CONTAINER_NAME.to_owned(), name.clone());
+    }
+    ids.insert(keys::CONTAINER_NS.to_owned(), identity.netns.to_string());
+    ids.insert(keys::IFNAME.to_owned(), req.ifname.clone());
+    ids.insert(keys::IP.to_owned(), req.cidr());
+    ids.insert(keys::ADDR.to_owned(), req.ip.to_string());
+    ids.insert(keys::MAC.to_owned(), format_mac(mac));
+    ids.insert(keys::MTU.to_owned(), mtu.to_string());
+    if let Some(gw) = req.gateway {
+        ids.insert(keys::GATEWAY.to_owned(), gw.to_string());
+    }
+    if let Some(n) = &req.network {
+        ids.insert(keys::NETWORK.to_owned(), n.clone());
+    }
+    ids
+}
+
+fn includes(pairs: &[(&str, &str)]) -> Condition {
+    Condition::new(
+        "external_ids",
+        Function::Includes,
+        Datum::map(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string()))),
+    )
+}
+
+/// Ports of `bridge` attached for (container, ifname).
+pub fn by_container(bridge: &str, container_id: &str, ifname: &str) -> Vec<Condition> {
+    vec![includes(&[
+        (keys::BRIDGE, bridge),
+        (keys::CONTAINER, container_id),
+        (keys::IFNAME, ifname),
+    ])]
+}
+
+/// Ports of `bridge` holding address `ip`.
+pub fn by_addr(bridge: &str, ip: Ipv4Addr) -> Vec<Condition> {
+    vec![includes(&[(keys::BRIDGE, bridge), (keys::ADDR, &ip.to_string())])]
+}
+
+/// Every port ovsnet attached on `bridge`.
+pub fn by_bridge(bridge: &str) -> Vec<Condition> {
+    vec![includes(&[(keys::BRIDGE, bridge)])]
+}
+
+pub const PORT_COLUMNS: [&str; 3] = ["_uuid", "name", "external_ids"];
+
+/// Tunnel interface types whose overhead a container's MTU must leave room for.
+pub const TUNNEL_TYPES: [&str; 3] = ["gre", "vxlan", "geneve"];
+
+/// The read-only transaction run before an attach: the bridge, its MTU,
+/// this container's existing attachment, the holder of the IP, the
+/// tunnel interfaces, and the switch's `other_config`.
+pub fn read_ops(req: &AttachRequest, container_id: &str) -> Vec<Operation> {
+    let mut ops = vec![
+        Operation::select("Bridge", vec![Condition::eq("name", req.bridge.as_str())]).columns(["_uuid", "datapath_type"]),
+        Operation::select("Interface", vec![Condition::eq("name", req.bridge.as_str())]).columns(["mtu"]),
+        Operation::select("Port", by_container(&req.bridge, container_id, &req.ifname)).columns(PORT_COLUMNS),
+        Operation::select("Port", by_addr(&req.bridge, req.ip)).columns(PORT_COLUMNS),
+        Operation::select("Open_vSwitch", vec![]).columns(["other_config"]),
+    ];
+    for t in TUNNEL_TYPES {
+        ops.push(Operation::select("Interface", vec![Condition::eq("type", t)]).columns(["_uuid", "type"]));
+    }
+    ops
+}
+
+fn names_rows(names: &[String]) -> Vec<Row> {
+    names
+        .iter()
+        .map(|n| {
+            let mut r = Row::new();
+            r.insert("name".into(), Datum::from(n.as_str()));
+            r
+        })
+        .collect()
+}
+
+/// The one transaction that plugs the host end into the bridge: guards
+/// that what was read still holds (nobody took the IP, this container's
+/// ports are the ones seen), removal of `stale` ports, and the new
+/// `Port` + `Interface` with their `external_ids`.
+pub fn attach_ops(
+    req: &AttachRequest,
+    container_id: &str,
+    host: &str,
+    ids: &BTreeMap<String, String>,
+    seen_for_container: &[String],
+    seen_for_addr: &[String],
+    stale: &[Uuid],
+) -> Vec<Operation> {
+    let mut ops = vec![
+        Operation::wait(
+            "Port",
+            by_container(&req.bridge, container_id, &req.ifname),
+            vec!["name".into()],
+            WaitUntil::Equal,
+            names_rows(seen_for_container),
+            Some(0),
+        ),
+        Operation::wait(
+            "Port",
+            by_addr(&req.bridge, req.ip),
+            vec!["name".into()],
+            WaitUntil::Equal,
+            names_rows(seen_for_addr),
+            Some(0),
+        ),
+    ];
+    let ids_datum = Datum::map(ids.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let mut iface = Row::new();
+    iface.insert("name".into(), Datum::from(host));
+    iface.insert("external_ids".into(), ids_datum.clone());
+    let mut port = Row::new();
+    port.insert("name".into(), Datum::from(host));
+    port.insert("interfaces".into(), Datum::named_uuid("iface"));
+    port.insert("external_ids".into(), ids_datum);
+    ops.push(Operation::insert("Interface", iface).uuid_name("iface"));
+    ops.push(Operation::insert("Port", port).uuid_name("port"));
+    let mut mutations = vec![Mutation::new("ports", Mutator::Insert, Datum::named_uuid("port"))];
+    if !stale.is_empty() {
+        mutations.push(Mutation::new("ports", Mutator::Delete, Datum::set(stale.iter().copied())));
+    }
+    ops.push(Operation::mutate(
+        "Bridge",
+        vec![Condition::eq("name", req.bridge.as_str())],
+        mutations,
+    ));
+    ops.push(Operation::comment(&format!(
+        "ovsnet: attach {} {} {}",
+        req.bridge,
+        container_id,
+        req.cidr()
+    )));
+    ops
+}
+
+/// Removes ports from a bridge (they and their interfaces are garbage
+/// collected once no bridge refers to them).
+pub fn detach_ops(bridge: &str, ports: &[Uuid], why: &str) -> Vec<Operation> {
+    vec![
+        Operation::mutate(
+            "Bridge",
+            vec![Condition::eq("name", bridge)],
+            vec![Mutation::new("ports", Mutator::Delete, Datum::set(ports.iter().copied()))],
+        ),
+        Operation::comment(&format!("ovsnet: {why}")),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mac_is_derived_from_ip() {
+        assert_eq!(mac_from_ip(Ipv4Addr::new(172, 16, 42, 10)), [0x0a, 0x58, 172, 16, 42, 10]);
+        assert_eq!(format_mac(mac_from_ip(Ipv4Addr::new(10, 0, 0, 1))), "0a:58:0a:00:00:01");
+    }
+
+    #[test]
+    fn host_names_are_short_deterministic_and_distinct() {
+        let ns = NetnsId { dev: 4, ino: 4026532000, cookie: Some(7) };
+        let a = host_ifname("obr0", "c1", "eth1", ns);
+        assert_eq!(a, host_ifname("obr0", "c1", "eth1", ns));
+        assert_eq!(a.len(), 15);
+        assert!(a.starts_with("ovs"));
+        assert_ne!(a, host_ifname("obr0", "c1", "eth2", ns));
+        assert_ne!(a, host_ifname("obr1", "c1", "eth1", ns));
+        assert_ne!(a, host_ifname("obr0", "c1", "eth1", NetnsId { dev: 4, ino: 4026532000, cookie: Some(8) }));
+        assert_ne!(host_ifname("obr0", "ab", "c", ns), host_ifname("obr0", "a", "bc", ns));
+    }
+
+    #[test]
+    fn no_collision_over_ten_thousand_attachments() {
+        let mut seen = std::collections::HashSet::new();
+        for i in 0..10_000u64 {
+            // Docker-like 64-hex IDs, sequential namespace inodes.
+            let id = format!("{:064x}", i.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            let name = host_ifname("obr0", &id, "eth1", NetnsId { dev: 4, ino: 4026531840 + i, cookie: Some(100 + i) });
+            assert!(name.len() <= 15);
+            assert!(seen.insert(name), "collision at {i}");
+        }
+        // Same containers, other interface: still distinct from all of the above.
+        for i in 0..10_000u64 {
+            let name = host_ifname("obr0", &format!("pid:{i}"), "eth2", NetnsId { dev: 4, ino: 1, cookie: None });
+            assert!(seen.insert(name), "collision at eth2 {i}");
+        }
+    }
+
+    #[test]
+    fn parses_user_input() {
+        assert_eq!(
+            parse_ip_gateway("172.16.42.10/24@172.16.42.1").ok(),
+            Some(((Ipv4Addr::new(172, 16, 42, 10), 24), Some(Ipv4Addr::new(172, 16, 42, 1))))
+        );
+        assert_eq!(parse_ip_gateway("10.0.0.2/8").ok(), Some(((Ipv4Addr::new(10, 0, 0, 2), 8), None)));
+        for bad in ["10.0.0.2", "10.0.0.2/33", "10.0.0.300/24", "10.0.0.2/24@x", "fe80::1/64", ""] {
+            assert!(parse_ip_gateway(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            parse_route("192.168.0.0/16@10.0.0.1").ok(),
+            Some(Route { dest: Ipv4Addr::new(192, 168, 0, 0), prefix: 16, gateway: Some(Ipv4Addr::new(10, 0, 0, 1)) })
+        );
+        assert_eq!(parse_route("default@10.0.0.1").map(|r| r.prefix).ok(), Some(0));
+        assert!(parse_route("192.168.0.1/16").is_err(), "host bits set");
+        assert_eq!(parse_mac("0a:58:00:00:00:01").ok(), Some([0x0a, 0x58, 0, 0, 0, 1]));
+        assert!(parse_mac("01:00:5e:00:00:01").is_err(), "multicast");
+        assert!(parse_mac("zz").is_err());
+    }
+
+    #[test]
+    fn requests_are_checked() {
+        let c = crate::container::ContainerRef::Pid(1);
+        assert!(AttachRequest::new("obr0", c.clone(), "10.0.0.2/24@10.0.0.1").is_ok());
+        assert!(AttachRequest::new("obr0", c.clone(), "10.0.0.2/24@10.1.0.1").is_err(), "gateway off-net");
+        assert!(AttachRequest::new("obr0", c.clone(), "127.0.0.2/8").is_err());
+        let mut r = AttachRequest::new("obr0", c.clone(), "10.0.0.2/24").expect("ok");
+        r.ifname = "a-very-long-ifname".into();
+        assert!(r.check().is_err());
+        r.ifname = "eth1".into();
+        r.mtu = Some(10);
+        assert!(r.check().is_err());
+        r.mtu = Some(1400);
+        r.mac = Some([1, 0, 0, 0, 0, 1]);
+        assert!(r.check().is_err());
+    }
+
+    #[test]
+    fn attach_transaction_shape() {
+        let c = crate::container::ContainerRef::Netns("c1".into());
+        let req = AttachRequest::new("obr0", c, "10.0.0.2/24").expect("ok");
+        let ids = BTreeMap::from([(keys::BRIDGE.to_string(), "obr0".to_string())]);
+        let ops = attach_ops(&req, "netns:c1", "ovs0123456789ab", &ids, &[], &[], &[]);
+        let json = serde_json::Value::Array(ops.iter().map(Operation::to_json).collect());
+        let text = json.to_string();
+        // Guards first, then inserts, then the bridge mutation.
+        assert_eq!(json[0]["op"], "wait");
+        assert_eq!(json[0]["until"], "==");
+        assert_eq!(json[0]["rows"], serde_json::json!([]));
+        assert_eq!(json[1]["where"][0][2], serde_json::json!(["map", [["ovsnet-addr", "10.0.0.2"], ["ovsnet-bridge", "obr0"]]]));
+        assert_eq!(json[2]["op"], "insert");
+        assert_eq!(json[2]["table"], "Interface");
+        assert_eq!(json[3]["row"]["interfaces"], serde_json::json!(["named-uuid", "iface"]));
+        assert_eq!(json[4]["mutations"][0], serde_json::json!(["ports", "insert", ["named-uuid", "port"]]));
+        assert!(text.contains("ovsnet: attach obr0 netns:c1 10.0.0.2/24"));
+    }
+}

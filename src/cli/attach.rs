@@ -1,0 +1,313 @@
+//! `ovsnet attach`, `detach`, `attachments` and `gc`.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser};
+
+use super::{Format, Global};
+use crate::attach::{
+    AttachReport, AttachRequest, Attacher, AttacherOptions, Attachment, engine::Change, engine::Liveness,
+    parse_mac, parse_route,
+};
+use crate::container::ContainerRef;
+
+/// Options shared by a command-line attach and a line of a batch.
+#[derive(Debug, Clone, Args)]
+pub struct AttachOpts {
+    /// Interface name inside the container.
+    #[arg(long, default_value = crate::attach::DEFAULT_IFNAME, value_name = "NAME")]
+    pub ifname: String,
+    /// MAC address (default: 0a:58 followed by the IP's four bytes).
+    #[arg(long, value_name = "MAC")]
+    pub mac: Option<String>,
+    /// MTU (default: the bridge's, less the tunnel overhead when it carries tunnels).
+    #[arg(long, value_name = "N")]
+    pub mtu: Option<u32>,
+    /// Extra route inside the container, CIDR[@GATEWAY] (repeatable).
+    #[arg(long = "route", value_name = "CIDR[@GATEWAY]")]
+    pub routes: Vec<String>,
+    /// Network name recorded with the attachment.
+    #[arg(long, value_name = "NAME")]
+    pub network: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct AttachArgs {
+    /// Bridge to attach to.
+    #[arg(required_unless_present = "batch")]
+    pub bridge: Option<String>,
+    /// Docker container name or ID, pid:N, netns:NAME, or a namespace file path.
+    #[arg(required_unless_present = "batch")]
+    pub container: Option<String>,
+    /// IP/PREFIX[@GATEWAY], e.g. 172.16.42.10/24@172.16.42.1.
+    #[arg(value_name = "IP/PREFIX[@GATEWAY]", required_unless_present = "batch")]
+    pub ip: Option<String>,
+    #[command(flatten)]
+    pub opts: AttachOpts,
+    /// Attach many: one "BRIDGE CONTAINER IP/PREFIX[@GATEWAY] [options]" a
+    /// line from FILE (`-` for stdin), over one database connection.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["bridge", "container", "ip"])]
+    pub batch: Option<PathBuf>,
+}
+
+/// One line of a batch file.
+#[derive(Debug, Parser)]
+#[command(no_binary_name = true, disable_help_flag = true)]
+struct BatchLine {
+    bridge: String,
+    container: String,
+    ip: String,
+    #[command(flatten)]
+    opts: AttachOpts,
+}
+
+#[derive(Debug, Args)]
+pub struct DetachArgs {
+    pub bridge: String,
+    /// Docker container name or ID, pid:N, netns:NAME, or a namespace file path.
+    pub container: String,
+    /// Interface name inside the container.
+    #[arg(long, default_value = crate::attach::DEFAULT_IFNAME, value_name = "NAME")]
+    pub ifname: String,
+    /// Not attached is not an error.
+    #[arg(long)]
+    pub if_exists: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only this bridge.
+    pub bridge: Option<String>,
+}
+
+fn request(bridge: &str, container: &str, ip: &str, opts: &AttachOpts) -> anyhow::Result<AttachRequest> {
+    let reference = ContainerRef::parse(container)?;
+    let mut req = AttachRequest::new(bridge, reference, ip)?;
+    req.ifname = opts.ifname.clone();
+    req.mac = opts.mac.as_deref().map(parse_mac).transpose()?;
+    req.mtu = opts.mtu;
+    req.routes = opts.routes.iter().map(|r| parse_route(r)).collect::<Result<_, _>>()?;
+    req.network = opts.network.clone();
+    req.check()?;
+    Ok(req)
+}
+
+async fn attacher(g: &Global) -> anyhow::Result<Attacher> {
+    let client = g.client().await?;
+    let opts = AttacherOptions {
+        switch_netns: g.netns.clone(),
+        docker_host: None,
+        ofport_timeout: g.wait.unwrap_or(Duration::from_secs(10)),
+    };
+    Ok(Attacher::new(client, opts)?)
+}
+
+fn describe(r: &AttachReport) -> String {
+    let a = &r.attachment;
+    let what = match &r.change {
+        Change::Created => "attached".to_owned(),
+        Change::Unchanged => "already attached".to_owned(),
+        Change::Replugged { stale } => format!("re-plugged (removed stale {})", stale.join(", ")),
+    };
+    format!(
+        "{what}: {} {} {} mac {} mtu {} on {} port {} ofport {}",
+        a.shown_container(),
+        a.ifname,
+        a.ip,
+        a.mac,
+        a.mtu.map(|m| m.to_string()).unwrap_or_default(),
+        a.bridge,
+        a.port,
+        a.ofport.map(|p| p.to_string()).unwrap_or_default()
+    )
+}
+
+pub async fn run_attach(args: AttachArgs, g: &Global) -> anyhow::Result<()> {
+    if let Some(file) = &args.batch {
+        return run_batch(file, g).await;
+    }
+    // Checked by clap (required_unless_present); keep the messages anyway.
+    let (Some(bridge), Some(container), Some(ip)) = (&args.bridge, &args.container, &args.ip) else {
+        bail!("attach needs BRIDGE CONTAINER IP/PREFIX, or --batch FILE");
+    };
+    // Bad input is refused before any connection is made.
+    let req = request(bridge, container, ip, &args.opts)?;
+    let attacher = attacher(g).await?;
+    let report = attacher.attach(&req).await?;
+    match g.format {
+        Format::Json => println!("{}", serde_json::to_string(&report)?),
+        Format::Table => println!("{}", describe(&report)),
+    }
+    Ok(())
+}
+
+async fn run_batch(file: &PathBuf, g: &Global) -> anyhow::Result<()> {
+    let text = if file.as_os_str() == "-" {
+        let mut s = String::new();
+        for line in std::io::stdin().lock().lines() {
+            s.push_str(&line.context("read stdin")?);
+            s.push('\n');
+        }
+        s
+    } else {
+        std::fs::read_to_string(file).with_context(|| format!("read {}", file.display()))?
+    };
+    let lines: Vec<(usize, &str)> = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| (i + 1, l.trim()))
+        .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    let attacher = attacher(g).await?;
+    let bar = if std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new(lines.len() as u64);
+        if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {per_sec} {eta}") {
+            bar.set_style(style);
+        }
+        Some(bar)
+    } else {
+        None
+    };
+    let mut failed = 0usize;
+    let stdout = std::io::stdout();
+    for (n, line) in &lines {
+        let result = async {
+            let parsed = BatchLine::try_parse_from(line.split_whitespace())
+                .map_err(|e| anyhow::anyhow!("{}", e.to_string().lines().next().unwrap_or("bad line").trim()))?;
+            let req = request(&parsed.bridge, &parsed.container, &parsed.ip, &parsed.opts)?;
+            Ok::<_, anyhow::Error>(attacher.attach(&req).await?)
+        }
+        .await;
+        let out = match (&result, g.format) {
+            (Ok(r), Format::Json) => serde_json::json!({"line": n, "ok": true, "report": r}).to_string(),
+            (Err(e), Format::Json) => serde_json::json!({"line": n, "ok": false, "error": format!("{e:#}")}).to_string(),
+            (Ok(r), Format::Table) => format!("line {n}: {}", describe(r)),
+            (Err(e), Format::Table) => format!("line {n}: error: {e:#}"),
+        };
+        if result.is_err() {
+            failed += 1;
+        }
+        match &bar {
+            Some(b) => {
+                b.suspend(|| {
+                    let _ = writeln!(stdout.lock(), "{out}");
+                });
+                b.inc(1);
+            }
+            None => {
+                let _ = writeln!(stdout.lock(), "{out}");
+            }
+        }
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    if failed > 0 {
+        bail!("{failed} of {} attachments failed", lines.len());
+    }
+    Ok(())
+}
+
+pub async fn run_detach(args: DetachArgs, g: &Global) -> anyhow::Result<()> {
+    crate::netlink::validate_ifname(&args.ifname)?;
+    ContainerRef::parse(&args.container)?;
+    let attacher = attacher(g).await?;
+    let removed = attacher
+        .detach(&args.bridge, &args.container, &args.ifname, args.if_exists)
+        .await?;
+    match g.format {
+        Format::Json => println!("{}", serde_json::to_string(&removed)?),
+        Format::Table => {
+            for a in &removed {
+                println!("detached: {} {} {} from {} (port {})", a.shown_container(), a.ifname, a.ip, a.bridge, a.port);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn liveness_word(l: &Liveness) -> String {
+    match l {
+        Liveness::Alive => "alive".into(),
+        Liveness::Restarted => "restarted (stale)".into(),
+        Liveness::Gone => "gone".into(),
+        Liveness::Unknown(why) => format!("unknown ({why})"),
+    }
+}
+
+pub async fn run_list(args: ListArgs, g: &Global) -> anyhow::Result<()> {
+    let attacher = attacher(g).await?;
+    let list = attacher.attachments(args.bridge.as_deref()).await?;
+    let mut rows: Vec<(Attachment, Liveness)> = Vec::with_capacity(list.len());
+    for a in list {
+        let l = attacher.liveness(&a).await;
+        rows.push((a, l));
+    }
+    match g.format {
+        Format::Json => {
+            let v: Vec<serde_json::Value> = rows
+                .iter()
+                .map(|(a, l)| {
+                    let mut v = serde_json::to_value(a).unwrap_or_default();
+                    v["alive"] = serde_json::Value::Bool(matches!(l, Liveness::Alive));
+                    v["state"] = serde_json::to_value(l).unwrap_or_default();
+                    v
+                })
+                .collect();
+            println!("{}", serde_json::Value::Array(v));
+        }
+        Format::Table => {
+            let header = ["BRIDGE", "CONTAINER", "IFNAME", "IP", "MAC", "OFPORT", "HOST VETH", "CONTAINER STATE"];
+            let table: Vec<[String; 8]> = rows
+                .iter()
+                .map(|(a, l)| {
+                    [
+                        a.bridge.clone(),
+                        a.shown_container().to_owned(),
+                        a.ifname.clone(),
+                        a.ip.clone(),
+                        a.mac.clone(),
+                        a.ofport.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
+                        a.port.clone(),
+                        liveness_word(l),
+                    ]
+                })
+                .collect();
+            let mut widths = header.map(str::len);
+            for row in &table {
+                for (w, c) in widths.iter_mut().zip(row) {
+                    *w = (*w).max(c.len());
+                }
+            }
+            let print = |cells: &[String]| {
+                let line: Vec<String> = cells.iter().zip(widths).map(|(c, w)| format!("{c:w$}")).collect();
+                println!("{}", line.join("  ").trim_end());
+            };
+            print(&header.map(str::to_owned));
+            for row in &table {
+                print(row);
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn run_gc(args: ListArgs, g: &Global) -> anyhow::Result<()> {
+    let attacher = attacher(g).await?;
+    let removed = attacher.gc(args.bridge.as_deref()).await?;
+    match g.format {
+        Format::Json => println!("{}", serde_json::to_string(&removed)?),
+        Format::Table => {
+            for a in &removed {
+                println!("removed: {} {} {} on {} (port {})", a.shown_container(), a.ifname, a.ip, a.bridge, a.port);
+            }
+            if removed.is_empty() {
+                println!("nothing to remove");
+            }
+        }
+    }
+    Ok(())
+}
