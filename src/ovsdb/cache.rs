@@ -4,8 +4,8 @@
 //! `update` (RFC 7047 4.1.6) carries `old`/`new` rows, `new` holding every
 //! monitored column. `update2` (the `monitor_cond` extension, RFC 7047bis)
 //! carries `initial`, `insert`, `delete` or `modify`; a `modify` holds only
-//! changed columns as a *diff*: for a column of exactly one element, the new
-//! value; for a set, the elements to toggle (symmetric difference); for a
+//! changed columns as a *diff*: for a column of at most one element (not a
+//! map), the new value (`["set",[]]` when cleared); for a set, the elements to toggle (symmetric difference); for a
 //! map, pairs to toggle (a key not present is added, a key present with the
 //! same value is removed, a key present with another value is replaced).
 
@@ -130,6 +130,16 @@ impl Cache {
         self.tables.get(table)?.get(uuid)
     }
 
+    /// A column of a row, with the column's default when the row does not
+    /// carry it (`update2` rows leave default-valued columns out).
+    pub fn get(&self, table: &str, uuid: &Uuid, column: &str) -> Option<Datum> {
+        let row = self.row(table, uuid)?;
+        match row.get(column) {
+            Some(d) => Some(d.clone()),
+            None => Some(self.schema.tables.get(table)?.column_type(column)?.default_datum()),
+        }
+    }
+
     /// Every table with at least one row.
     pub fn tables(&self) -> &BTreeMap<String, BTreeMap<Uuid, Row>> {
         &self.tables
@@ -187,8 +197,11 @@ impl Cache {
                         .column_type(col)
                         .ok_or_else(|| err(format!("column {col} not in schema")))?;
                     let merged = match row.get(col) {
-                        _ if ty.is_scalar() => d.clone(),
-                        None => d.clone(),
+                        _ if ty.is_single_valued() => d.clone(),
+                        // Absent: at its default, which for a set or map
+                        // that may be empty is empty, so the diff is the value.
+                        None => apply_diff(&ty.default_datum(), d, ty.is_map())
+                            .map_err(|m| err(format!("column {col}: {m}")))?,
                         Some(old) => apply_diff(old, d, ty.is_map()).map_err(|m| err(format!("column {col}: {m}")))?,
                     };
                     row.insert(col.clone(), merged);

@@ -215,6 +215,24 @@ impl Lock {
     }
 }
 
+/// Counters of one client's connection life, for operators and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Connections that became usable (1 after `connect`; more after reconnects).
+    pub sessions: u64,
+    /// Server `echo` requests answered.
+    pub echoes_answered: u64,
+    /// Our own idle probes sent.
+    pub probes_sent: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    sessions: AtomicU64,
+    echoes_answered: AtomicU64,
+    probes_sent: AtomicU64,
+}
+
 type Reply = oneshot::Sender<Result<Value, Error>>;
 
 enum Command {
@@ -237,6 +255,7 @@ struct Inner {
     schemas: Mutex<HashMap<String, Arc<DatabaseSchema>>>,
     next_monitor: AtomicU64,
     opts: ConnectOptions,
+    counters: Arc<Counters>,
 }
 
 /// A handle to one OVSDB connection; clone it freely. The connection closes
@@ -271,6 +290,7 @@ impl Client {
             None
         };
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+        let counters = Arc::new(Counters::default());
         let (status_tx, mut status_rx) = watch::channel(Status::Connecting { last_error: None });
         let task = Task {
             remotes: list,
@@ -283,6 +303,7 @@ impl Client {
             queued: Vec::new(),
             next_id: 1,
             current: 0,
+            counters: counters.clone(),
         };
         let handle = tokio::spawn(task.run());
         let connected = tokio::time::timeout(opts.timeout, status_rx.wait_for(|s| matches!(s, Status::Connected(_))))
@@ -306,8 +327,19 @@ impl Client {
                 schemas: Mutex::new(HashMap::new()),
                 next_monitor: AtomicU64::new(1),
                 opts: opts.clone(),
+                counters,
             }),
         })
+    }
+
+    /// Connection counters.
+    pub fn stats(&self) -> Stats {
+        let c = &self.inner.counters;
+        Stats {
+            sessions: c.sessions.load(Ordering::Relaxed),
+            echoes_answered: c.echoes_answered.load(Ordering::Relaxed),
+            probes_sent: c.probes_sent.load(Ordering::Relaxed),
+        }
     }
 
     /// The remote currently connected, if any.
@@ -535,6 +567,7 @@ struct Task {
     queued: Vec<(Instant, Command)>,
     next_id: u64,
     current: usize,
+    counters: Arc<Counters>,
 }
 
 impl Task {
@@ -733,6 +766,7 @@ impl Task {
                         }
                     } else if last_rx.elapsed() >= interval {
                         probe_sent = Some(Instant::now());
+                        self.counters.probes_sent.fetch_add(1, Ordering::Relaxed);
                         if let Err(e) = conn.send(Message::request(PROBE_ID, "echo", json!([]))).await {
                             return fail(e.to_string(), s);
                         }
@@ -748,6 +782,7 @@ impl Task {
     /// The connection is usable: re-issue monitors and locks, send queued requests.
     async fn become_ready(&mut self, remote: &Remote, conn: &mut Conn, s: &mut Session) -> Result<(), String> {
         s.ready = true;
+        self.counters.sessions.fetch_add(1, Ordering::Relaxed);
         self.status.send_replace(Status::Connected(remote.clone()));
         let monitors: Vec<(String, Value)> = self
             .monitors
@@ -813,6 +848,7 @@ impl Task {
     async fn handle(&mut self, remote: &Remote, conn: &mut Conn, s: &mut Session, msg: Message) -> Result<(), String> {
         match msg {
             Message::Request { id, method, params } if method == "echo" => {
+                self.counters.echoes_answered.fetch_add(1, Ordering::Relaxed);
                 conn.send(Message::Response { id, result: params }).await.map_err(|e| e.to_string())
             }
             Message::Request { id, method, .. } => {
