@@ -531,6 +531,7 @@ enum Pending {
     MonitorStart(String),
     ServerMonitor,
     Relock(String),
+    Hello,
 }
 
 /// Id of the internal `_Server` monitor; callers' ids start with "m".
@@ -711,7 +712,7 @@ impl Task {
                     let _ = reply.send(Err(Error::Disconnected));
                 }
                 // The registration keeps the caller's reply for the next connection.
-                Pending::MonitorStart(_) | Pending::ServerMonitor | Pending::Relock(_) => {}
+                Pending::MonitorStart(_) | Pending::ServerMonitor | Pending::Relock(_) | Pending::Hello => {}
             }
         }
         end
@@ -726,8 +727,15 @@ impl Task {
             if let Err(e) = conn.send(Message::request(id, "monitor_cond", params)).await {
                 return fail(e.to_string(), s);
             }
-        } else if let Err(e) = self.become_ready(remote, conn, s).await {
-            return fail(e, s);
+        } else {
+            // A round trip before calling the connection usable: with TLS 1.3
+            // the handshake completes on our side before the server has
+            // judged our certificate, and a refusal only shows up as a close.
+            let id = self.take_id();
+            s.pending.insert(id, Pending::Hello);
+            if let Err(e) = conn.send(Message::request(id, "echo", json!(["hello"]))).await {
+                return fail(e.to_string(), s);
+            }
         }
         let probe = self.opts.probe_interval.filter(|_| remote.is_inet());
         let mut tick = tokio::time::interval(probe.unwrap_or(Duration::from_secs(3600)) / 2);
@@ -946,6 +954,7 @@ impl Task {
                 Err(_) if !s.ready => return self.become_ready(remote, conn, s).await,
                 Err(_) => {}
             },
+            Pending::Hello => return self.become_ready(remote, conn, s).await,
             Pending::Relock(name) => {
                 if let (Ok(v), Some(tx)) = (result, self.locks.get(&name))
                     && v.get("locked").and_then(Value::as_bool) == Some(true)
