@@ -240,3 +240,78 @@ pub fn apply_diff(old: &Datum, diff: &Datum, is_map: bool) -> Result<Datum, Stri
     }
     Ok(Datum::Map(m.into_iter().collect()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn schema() -> Arc<DatabaseSchema> {
+        Arc::new(
+            DatabaseSchema::from_json(&json!({"name": "T", "tables": {"B": {"columns": {
+                "name": {"type": "string"},
+                "vlans": {"type": {"key": "integer", "min": 0, "max": 4096}},
+                "ids": {"type": {"key": "string", "value": "string", "min": 0, "max": "unlimited"}},
+                "mode": {"type": {"key": "string", "min": 0, "max": 1}}
+            }}}}))
+            .expect("schema"),
+        )
+    }
+
+    const U: &str = "11111111-2222-4333-8444-555555555555";
+
+    #[test]
+    fn update2_modify_applies_diffs() {
+        let mut c = Cache::new(schema());
+        c.apply_update2(&json!({"B": {U: {"initial": {"name": "a", "vlans": ["set", [1, 2]], "ids": ["map", [["k", "v"], ["x", "1"]]], "mode": "m"}}}}))
+            .expect("initial");
+        c.apply_update2(&json!({"B": {U: {"modify": {
+            "name": "b",
+            "vlans": ["set", [2, 3]],
+            "ids": ["map", [["k", "v"], ["x", "2"], ["y", "3"]]],
+            "mode": ["set", []]
+        }}}}))
+        .expect("modify");
+        let u = Uuid::parse(U).expect("uuid");
+        let row = c.row("B", &u).expect("row");
+        assert_eq!(row["name"], Datum::from("b"));
+        assert_eq!(row["vlans"], Datum::set([1i64, 3]));
+        assert_eq!(row["ids"], Datum::map([("x", "2"), ("y", "3")]));
+        assert_eq!(row["mode"], Datum::empty_set());
+        c.apply_update2(&json!({"B": {U: {"delete": null}}})).expect("delete");
+        assert!(c.row("B", &u).is_none());
+        assert!(c.tables().is_empty());
+    }
+
+    #[test]
+    fn absent_columns_read_as_defaults_and_diff_from_them() {
+        let mut c = Cache::new(schema());
+        c.apply_update2(&json!({"B": {U: {"insert": {"name": "a"}}}})).expect("insert");
+        let u = Uuid::parse(U).expect("uuid");
+        assert_eq!(c.get("B", &u, "ids"), Some(Datum::empty_map()));
+        assert_eq!(c.get("B", &u, "vlans"), Some(Datum::empty_set()));
+        c.apply_update2(&json!({"B": {U: {"modify": {"vlans": 7}}}})).expect("modify");
+        assert_eq!(c.get("B", &u, "vlans"), Some(Datum::set([7i64])));
+    }
+
+    #[test]
+    fn update_v1_old_new() {
+        let mut c = Cache::new(schema());
+        c.apply_update(&json!({"B": {U: {"new": {"name": "a"}}}})).expect("insert");
+        c.apply_update(&json!({"B": {U: {"old": {"name": "a"}, "new": {"name": "b"}}}})).expect("modify");
+        let u = Uuid::parse(U).expect("uuid");
+        assert_eq!(c.row("B", &u).expect("row")["name"], Datum::from("b"));
+        c.apply_update(&json!({"B": {U: {"old": {"name": "b"}}}})).expect("delete");
+        assert!(c.row("B", &u).is_none());
+    }
+
+    #[test]
+    fn inconsistent_updates_are_errors() {
+        let mut c = Cache::new(schema());
+        let e = c.apply_update2(&json!({"B": {U: {"modify": {"name": "x"}}}})).unwrap_err();
+        assert!(e.to_string().contains("modify for a row not in the cache"), "{e}");
+        assert!(c.apply_update2(&json!({"B": {"not-a-uuid": {"insert": {}}}})).is_err());
+        assert!(c.apply_update2(&json!({"B": {U: {"explode": {}}}})).is_err());
+        assert!(c.apply_update2(&json!([1])).is_err());
+    }
+}
