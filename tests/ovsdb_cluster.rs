@@ -49,6 +49,9 @@ async fn cluster_leader_follower_and_failover() {
     if !have_ovs() {
         return;
     }
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).try_init();
+    }
     let mut cluster = Cluster::start(3);
     let opts = ConnectOptions {
         timeout: Duration::from_secs(30),
@@ -56,6 +59,15 @@ async fn cluster_leader_follower_and_failover() {
         reconnect: Backoff { initial: Duration::from_millis(50), max: Duration::from_millis(500) },
         ..ConnectOptions::default()
     };
+    // Every member has joined (a client that does not need the leader only
+    // gets connected to a member that is connected to the cluster): else
+    // killing the leader could leave no majority.
+    for i in 0..3 {
+        let m = Client::connect(&cluster.remote(i), &ConnectOptions { leader_only: false, ..opts.clone() })
+            .await
+            .unwrap_or_else(|e| panic!("member {i} joined: {e}"));
+        m.list_dbs().await.expect("list_dbs");
+    }
     // Through the list, the client lands on the leader.
     let c = Client::connect(&cluster.remotes(), &opts).await.expect("connect to cluster");
     let leader = cluster.index_of(&c.connected_remote().expect("connected").to_string()).expect("a member");

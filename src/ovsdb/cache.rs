@@ -242,6 +242,7 @@ pub fn apply_diff(old: &Datum, diff: &Datum, is_map: bool) -> Result<Datum, Stri
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use serde_json::json;

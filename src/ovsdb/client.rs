@@ -13,10 +13,11 @@
 //! not idempotent. Requests made while reconnecting wait for the new
 //! connection (up to the connect timeout).
 //!
-//! With several remotes (a clustered database), each new connection first
-//! monitors the `_Server` database's `Database` table; a member that is not
-//! connected to the cluster, or (with `leader_only`) not its leader, is left
-//! for the next one, also later when its status changes.
+//! Each new connection first monitors the `_Server` database's `Database`
+//! table; a member whose clustered database is not connected to the cluster
+//! (still joining, or cut off), or (with `leader_only`) is not its leader, is
+//! left for the next remote (or retried, with one remote), also later when
+//! its status changes. Standalone databases always qualify.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
@@ -531,7 +532,6 @@ enum Pending {
     MonitorStart(String),
     ServerMonitor,
     Relock(String),
-    Hello,
 }
 
 /// Id of the internal `_Server` monitor; callers' ids start with "m".
@@ -712,7 +712,7 @@ impl Task {
                     let _ = reply.send(Err(Error::Disconnected));
                 }
                 // The registration keeps the caller's reply for the next connection.
-                Pending::MonitorStart(_) | Pending::ServerMonitor | Pending::Relock(_) | Pending::Hello => {}
+                Pending::MonitorStart(_) | Pending::ServerMonitor | Pending::Relock(_) => {}
             }
         }
         end
@@ -720,22 +720,15 @@ impl Task {
 
     async fn serve(&mut self, remote: &Remote, conn: &mut Conn, s: &mut Session) -> End {
         let fail = |error: String, s: &Session| End::Failed { error, ready: s.ready };
-        if self.remotes.len() > 1 {
-            let id = self.take_id();
-            s.pending.insert(id, Pending::ServerMonitor);
-            let params = json!(["_Server", SERVER_MONITOR, {"Database": {"columns": ["name", "model", "connected", "leader"]}}]);
-            if let Err(e) = conn.send(Message::request(id, "monitor_cond", params)).await {
-                return fail(e.to_string(), s);
-            }
-        } else {
-            // A round trip before calling the connection usable: with TLS 1.3
-            // the handshake completes on our side before the server has
-            // judged our certificate, and a refusal only shows up as a close.
-            let id = self.take_id();
-            s.pending.insert(id, Pending::Hello);
-            if let Err(e) = conn.send(Message::request(id, "echo", json!(["hello"]))).await {
-                return fail(e.to_string(), s);
-            }
+        // Before the connection counts as usable: monitor `_Server` to learn
+        // whether this member can serve us. This is also a first round trip:
+        // with TLS 1.3 the handshake completes on our side before the server
+        // has judged our certificate, and a refusal only shows up as a close.
+        let id = self.take_id();
+        s.pending.insert(id, Pending::ServerMonitor);
+        let params = json!(["_Server", SERVER_MONITOR, {"Database": {"columns": ["name", "model", "connected", "leader"]}}]);
+        if let Err(e) = conn.send(Message::request(id, "monitor_cond", params)).await {
+            return fail(e.to_string(), s);
         }
         let probe = self.opts.probe_interval.filter(|_| remote.is_inet());
         let mut tick = tokio::time::interval(probe.unwrap_or(Duration::from_secs(3600)) / 2);
@@ -954,7 +947,6 @@ impl Task {
                 Err(_) if !s.ready => return self.become_ready(remote, conn, s).await,
                 Err(_) => {}
             },
-            Pending::Hello => return self.become_ready(remote, conn, s).await,
             Pending::Relock(name) => {
                 if let (Ok(v), Some(tx)) = (result, self.locks.get(&name))
                     && v.get("locked").and_then(Value::as_bool) == Some(true)
@@ -1022,6 +1014,7 @@ impl Session {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::ovsdb::notation::Row;

@@ -149,6 +149,7 @@ impl Encoder<Message> for JsonCodec {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use serde_json::json;

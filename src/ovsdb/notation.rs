@@ -466,6 +466,7 @@ pub fn row_to_json(row: &Row) -> Value {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use serde_json::json;

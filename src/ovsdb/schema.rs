@@ -160,14 +160,15 @@ impl BaseType {
             return Err(format!("{atom} is not one of {}", list.join(", ")));
         }
         match atom {
-            Atom::Integer(i) if self.atomic == AtomicType::Integer => {
-                if self.min_integer.is_some_and(|m| *i < m) || self.max_integer.is_some_and(|m| *i > m) {
-                    return Err(format!(
-                        "{i} is out of range {}..={}",
-                        self.min_integer.map_or("".into(), |m| m.to_string()),
-                        self.max_integer.map_or("".into(), |m| m.to_string())
-                    ));
-                }
+            Atom::Integer(i)
+                if self.atomic == AtomicType::Integer
+                    && (self.min_integer.is_some_and(|m| *i < m) || self.max_integer.is_some_and(|m| *i > m)) =>
+            {
+                return Err(format!(
+                    "{i} is out of range {}..={}",
+                    self.min_integer.map_or("".into(), |m| m.to_string()),
+                    self.max_integer.map_or("".into(), |m| m.to_string())
+                ));
             }
             Atom::Integer(_) | Atom::Real(_) if self.atomic == AtomicType::Real => {
                 let r = atom.as_real().unwrap_or_default();
@@ -556,6 +557,7 @@ impl DatabaseSchema {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::ovsdb::notation::Datum;
