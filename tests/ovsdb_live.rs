@@ -735,3 +735,21 @@ async fn ten_thousand_rows_in_one_multi_megabyte_reply() {
     eprintln!("10k-row insert {insert_time:?}; select reply {bytes} bytes, 2 selects {:?}", started.elapsed());
     let _ = Atom::from(0i64);
 }
+
+#[tokio::test]
+async fn connect_errors_name_the_remote() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let remote = format!("unix:{}", dir.path().join("no.sock").display());
+    let o = ConnectOptions { timeout: Duration::from_millis(300), ..ConnectOptions::default() };
+    match Client::connect(&remote, &o).await {
+        Err(e @ Error::Connect { .. }) => {
+            let m = e.to_string();
+            assert!(m.contains(&remote) && m.contains("No such file"), "{m}");
+        }
+        other => panic!("{other:?}"),
+    }
+    match Client::connect("tcp:127.0.0.1:6640,udp:1.2.3.4:1", &o).await {
+        Err(e @ Error::Remote(_)) => assert!(e.to_string().contains("udp:1.2.3.4:1"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+}
