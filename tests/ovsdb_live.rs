@@ -753,3 +753,23 @@ async fn connect_errors_name_the_remote() {
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test]
+async fn a_peer_that_never_answers_is_not_a_connection() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let held = tokio::spawn(async move {
+        let mut conns = Vec::new();
+        while let Ok((s, _)) = listener.accept().await {
+            conns.push(s);
+        }
+    });
+    let o = ConnectOptions { timeout: Duration::from_millis(400), ..ConnectOptions::default() };
+    let started = Instant::now();
+    match Client::connect(&format!("tcp:{addr}"), &o).await {
+        Err(e @ Error::Connect { .. }) => assert!(e.to_string().contains(&addr.to_string()), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(3));
+    held.abort();
+}

@@ -735,8 +735,14 @@ impl Task {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_rx = Instant::now();
         let mut probe_sent: Option<Instant> = None;
+        // A server that accepts but never answers the `_Server` monitor.
+        let not_ready_by = tokio::time::sleep(self.opts.timeout);
+        tokio::pin!(not_ready_by);
         loop {
             tokio::select! {
+                _ = &mut not_ready_by, if !s.ready => {
+                    return fail(format!("no answer to the first request within {:?}", self.opts.timeout), s);
+                }
                 msg = conn.next() => {
                     let msg = match msg {
                         None => return fail("connection closed by the server".into(), s),
