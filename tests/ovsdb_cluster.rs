@@ -102,6 +102,12 @@ async fn cluster_leader_follower_and_failover() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     drop(f);
+    // The same follower alone, leader-only (the default): refused, saying why.
+    let quick = ConnectOptions { timeout: Duration::from_secs(1), ..opts.clone() };
+    match Client::connect(&cluster.remote(follower), &quick).await {
+        Err(e @ Error::Connect { .. }) => assert!(e.to_string().contains("not the cluster leader"), "{e}"),
+        other => panic!("{other:?}"),
+    }
 
     // Kill the leader: the client fails over to the new leader and writes work.
     cluster.servers[leader].stop();

@@ -647,6 +647,8 @@ async fn reconnect_after_server_restart_resyncs_the_monitor() {
     let mut cache = Cache::new(schema);
     cache.apply(&m.initial).expect("initial");
     assert_eq!(cache.table("Bridge").count(), 1);
+    let mut lock = c.lock("owner").await.expect("lock");
+    assert!(lock.locked);
 
     // Restart; while it is down, change the database file behind our back
     // so that the resync has something new to show.
@@ -675,6 +677,12 @@ async fn reconnect_after_server_restart_resyncs_the_monitor() {
     let mut names: Vec<&str> = cache.table("Bridge").filter_map(|(_, r)| r["name"].as_str()).collect();
     names.sort();
     assert_eq!(names, ["br0", "offline"]);
+    // The lock was lost with the connection and taken again on the new one.
+    let first = tokio::time::timeout(Duration::from_secs(5), lock.next()).await.expect("lock event in time");
+    assert_eq!(first, Some(ovsnet::ovsdb::LockEvent::Lost));
+    let second = tokio::time::timeout(Duration::from_secs(5), lock.next()).await.expect("lock event in time");
+    assert_eq!(second, Some(ovsnet::ovsdb::LockEvent::Locked));
+    c.transact(DB, vec![Operation::assert("owner")]).await.expect("lock held after reconnect");
     assert_eq!(c.stats().sessions, 2);
     // Requests work again, and the monitor keeps streaming.
     c.transact(
