@@ -13,10 +13,11 @@
 //! not idempotent. Requests made while reconnecting wait for the new
 //! connection (up to the connect timeout).
 //!
-//! With several remotes (a clustered database), each new connection first
-//! monitors the `_Server` database's `Database` table; a member that is not
-//! connected to the cluster, or (with `leader_only`) not its leader, is left
-//! for the next one, also later when its status changes.
+//! Each new connection first monitors the `_Server` database's `Database`
+//! table; a member whose clustered database is not connected to the cluster
+//! (still joining, or cut off), or (with `leader_only`) is not its leader, is
+//! left for the next remote (or retried, with one remote), also later when
+//! its status changes. Standalone databases always qualify.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
@@ -215,6 +216,24 @@ impl Lock {
     }
 }
 
+/// Counters of one client's connection life, for operators and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Connections that became usable (1 after `connect`; more after reconnects).
+    pub sessions: u64,
+    /// Server `echo` requests answered.
+    pub echoes_answered: u64,
+    /// Our own idle probes sent.
+    pub probes_sent: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    sessions: AtomicU64,
+    echoes_answered: AtomicU64,
+    probes_sent: AtomicU64,
+}
+
 type Reply = oneshot::Sender<Result<Value, Error>>;
 
 enum Command {
@@ -237,6 +256,7 @@ struct Inner {
     schemas: Mutex<HashMap<String, Arc<DatabaseSchema>>>,
     next_monitor: AtomicU64,
     opts: ConnectOptions,
+    counters: Arc<Counters>,
 }
 
 /// A handle to one OVSDB connection; clone it freely. The connection closes
@@ -271,6 +291,7 @@ impl Client {
             None
         };
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+        let counters = Arc::new(Counters::default());
         let (status_tx, mut status_rx) = watch::channel(Status::Connecting { last_error: None });
         let task = Task {
             remotes: list,
@@ -283,6 +304,7 @@ impl Client {
             queued: Vec::new(),
             next_id: 1,
             current: 0,
+            counters: counters.clone(),
         };
         let handle = tokio::spawn(task.run());
         let connected = tokio::time::timeout(opts.timeout, status_rx.wait_for(|s| matches!(s, Status::Connected(_))))
@@ -306,8 +328,19 @@ impl Client {
                 schemas: Mutex::new(HashMap::new()),
                 next_monitor: AtomicU64::new(1),
                 opts: opts.clone(),
+                counters,
             }),
         })
+    }
+
+    /// Connection counters.
+    pub fn stats(&self) -> Stats {
+        let c = &self.inner.counters;
+        Stats {
+            sessions: c.sessions.load(Ordering::Relaxed),
+            echoes_answered: c.echoes_answered.load(Ordering::Relaxed),
+            probes_sent: c.probes_sent.load(Ordering::Relaxed),
+        }
     }
 
     /// The remote currently connected, if any.
@@ -535,6 +568,7 @@ struct Task {
     queued: Vec<(Instant, Command)>,
     next_id: u64,
     current: usize,
+    counters: Arc<Counters>,
 }
 
 impl Task {
@@ -686,23 +720,29 @@ impl Task {
 
     async fn serve(&mut self, remote: &Remote, conn: &mut Conn, s: &mut Session) -> End {
         let fail = |error: String, s: &Session| End::Failed { error, ready: s.ready };
-        if self.remotes.len() > 1 {
-            let id = self.take_id();
-            s.pending.insert(id, Pending::ServerMonitor);
-            let params = json!(["_Server", SERVER_MONITOR, {"Database": {"columns": ["name", "model", "connected", "leader"]}}]);
-            if let Err(e) = conn.send(Message::request(id, "monitor_cond", params)).await {
-                return fail(e.to_string(), s);
-            }
-        } else if let Err(e) = self.become_ready(remote, conn, s).await {
-            return fail(e, s);
+        // Before the connection counts as usable: monitor `_Server` to learn
+        // whether this member can serve us. This is also a first round trip:
+        // with TLS 1.3 the handshake completes on our side before the server
+        // has judged our certificate, and a refusal only shows up as a close.
+        let id = self.take_id();
+        s.pending.insert(id, Pending::ServerMonitor);
+        let params = json!(["_Server", SERVER_MONITOR, {"Database": {"columns": ["name", "model", "connected", "leader"]}}]);
+        if let Err(e) = conn.send(Message::request(id, "monitor_cond", params)).await {
+            return fail(e.to_string(), s);
         }
         let probe = self.opts.probe_interval.filter(|_| remote.is_inet());
         let mut tick = tokio::time::interval(probe.unwrap_or(Duration::from_secs(3600)) / 2);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_rx = Instant::now();
         let mut probe_sent: Option<Instant> = None;
+        // A server that accepts but never answers the `_Server` monitor.
+        let not_ready_by = tokio::time::sleep(self.opts.timeout);
+        tokio::pin!(not_ready_by);
         loop {
             tokio::select! {
+                _ = &mut not_ready_by, if !s.ready => {
+                    return fail(format!("no answer to the first request within {:?}", self.opts.timeout), s);
+                }
                 msg = conn.next() => {
                     let msg = match msg {
                         None => return fail("connection closed by the server".into(), s),
@@ -733,6 +773,7 @@ impl Task {
                         }
                     } else if last_rx.elapsed() >= interval {
                         probe_sent = Some(Instant::now());
+                        self.counters.probes_sent.fetch_add(1, Ordering::Relaxed);
                         if let Err(e) = conn.send(Message::request(PROBE_ID, "echo", json!([]))).await {
                             return fail(e.to_string(), s);
                         }
@@ -748,6 +789,7 @@ impl Task {
     /// The connection is usable: re-issue monitors and locks, send queued requests.
     async fn become_ready(&mut self, remote: &Remote, conn: &mut Conn, s: &mut Session) -> Result<(), String> {
         s.ready = true;
+        self.counters.sessions.fetch_add(1, Ordering::Relaxed);
         self.status.send_replace(Status::Connected(remote.clone()));
         let monitors: Vec<(String, Value)> = self
             .monitors
@@ -813,6 +855,7 @@ impl Task {
     async fn handle(&mut self, remote: &Remote, conn: &mut Conn, s: &mut Session, msg: Message) -> Result<(), String> {
         match msg {
             Message::Request { id, method, params } if method == "echo" => {
+                self.counters.echoes_answered.fetch_add(1, Ordering::Relaxed);
                 conn.send(Message::Response { id, result: params }).await.map_err(|e| e.to_string())
             }
             Message::Request { id, method, .. } => {
@@ -977,6 +1020,7 @@ impl Session {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::ovsdb::notation::Row;
