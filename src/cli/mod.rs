@@ -155,6 +155,8 @@ impl Global {
         connect.certificate = cli.certificate.clone();
         connect.ca_cert = cli.ca_cert.clone();
         connect.timeout = Duration::from_secs(cli.timeout);
+        // A one-shot command reports an unreachable database at once.
+        connect.fail_fast = true;
         Global {
             db: cli.db.clone().unwrap_or_else(default_db),
             connect,

@@ -77,6 +77,9 @@ pub struct ConnectOptions {
     pub probe_interval: Option<Duration>,
     /// Time allowed to (re)connect before requests fail.
     pub timeout: Duration,
+    /// Fail `connect` as soon as every remote has been tried once and
+    /// failed (for one-shot commands), instead of retrying until `timeout`.
+    pub fail_fast: bool,
     /// Time allowed for each reply; `None` waits as long as the connection lives.
     pub request_timeout: Option<Duration>,
     /// Largest message accepted from the server.
@@ -94,6 +97,7 @@ impl Default for ConnectOptions {
             reconnect: Backoff::default(),
             probe_interval: Some(Duration::from_secs(5)),
             timeout: Duration::from_secs(10),
+            fail_fast: false,
             request_timeout: None,
             max_message: DEFAULT_MAX_MESSAGE,
         }
@@ -248,6 +252,8 @@ enum Command {
 enum Status {
     Connecting { last_error: Option<String> },
     Connected(Remote),
+    /// `fail_fast`: every remote refused the first try.
+    GaveUp { last_error: String },
 }
 
 struct Inner {
@@ -307,15 +313,21 @@ impl Client {
             counters: counters.clone(),
         };
         let handle = tokio::spawn(task.run());
-        let connected = tokio::time::timeout(opts.timeout, status_rx.wait_for(|s| matches!(s, Status::Connected(_))))
-            .await
-            .is_ok_and(|r| r.is_ok());
+        let connected = tokio::time::timeout(
+            opts.timeout,
+            status_rx.wait_for(|s| matches!(s, Status::Connected(_) | Status::GaveUp { .. })),
+        )
+        .await
+        .is_ok_and(|r| r.is_ok_and(|s| matches!(*s, Status::Connected(_))));
         match connected {
             true => {}
             false => {
                 handle.abort();
                 let why = match &*status_rx.borrow() {
-                    Status::Connecting { last_error: Some(e) } => e.clone(),
+                    Status::Connecting { last_error: Some(e) } | Status::GaveUp { last_error: e } => {
+                        // With one remote, the error need not name it twice.
+                        e.strip_prefix(&format!("{remotes}: ")).unwrap_or(e).to_owned()
+                    }
                     _ => format!("no usable connection within {:?}", opts.timeout),
                 };
                 return Err(Error::Connect { remote: remotes.to_owned(), source: io::Error::other(why) });
@@ -347,7 +359,7 @@ impl Client {
     pub fn connected_remote(&self) -> Option<Remote> {
         match &*self.inner.status.borrow() {
             Status::Connected(r) => Some(r.clone()),
-            Status::Connecting { .. } => None,
+            Status::Connecting { .. } | Status::GaveUp { .. } => None,
         }
     }
 
@@ -357,7 +369,7 @@ impl Client {
         match tokio::time::timeout(timeout, rx.wait_for(|s| matches!(s, Status::Connected(_)))).await {
             Ok(Ok(s)) => match &*s {
                 Status::Connected(r) => Ok(r.clone()),
-                Status::Connecting { .. } => Err(Error::Disconnected),
+                Status::Connecting { .. } | Status::GaveUp { .. } => Err(Error::Disconnected),
             },
             Ok(Err(_)) => Err(Error::Disconnected),
             Err(_) => Err(Error::Timeout),
@@ -574,6 +586,8 @@ struct Task {
 impl Task {
     async fn run(mut self) {
         let mut backoff = self.opts.reconnect.initial;
+        let mut failures_before_first = 0usize;
+        let mut ever_ready = false;
         loop {
             let remote = self.remotes[self.current % self.remotes.len()].clone();
             match self.session(&remote).await {
@@ -588,6 +602,14 @@ impl Task {
                     }
                     if ready {
                         backoff = self.opts.reconnect.initial;
+                        ever_ready = true;
+                    }
+                    if !ever_ready {
+                        failures_before_first += 1;
+                        if self.opts.fail_fast && failures_before_first >= self.remotes.len() {
+                            self.status.send_replace(Status::GaveUp { last_error: format!("{remote}: {error}") });
+                            return;
+                        }
                     }
                     self.current = (self.current + 1) % self.remotes.len();
                     if !self.wait_offline(backoff).await {
