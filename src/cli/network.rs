@@ -1,0 +1,160 @@
+//! `ovsnet network create|list|show|del`: networks in the cluster database.
+
+use std::net::Ipv4Addr;
+
+use anyhow::Context;
+use clap::Subcommand;
+
+use super::cluster::ClusterDbArg;
+use super::{Format, Global};
+use crate::cluster::{ClusterDb, Ipam, Network, NetworkSpec};
+use crate::net::IpNet;
+
+#[derive(Debug, Subcommand)]
+pub enum NetworkCommand {
+    /// Create a network (its VNI is unique in the cluster).
+    Create {
+        name: String,
+        /// The network's addresses, e.g. 10.100.0.0/16.
+        #[arg(long, value_name = "CIDR")]
+        cidr: String,
+        /// Tunnel key (VNI), 1..16777215 (default: the lowest free one).
+        #[arg(long, value_name = "N")]
+        vni: Option<u32>,
+        /// static: addresses given at attach (or lowest free, cluster-wide);
+        /// pool: each host claims a block; fan: each host's block follows
+        /// from its underlay address.
+        #[arg(long, default_value = "static", value_parser = ["static", "pool", "fan"])]
+        ipam: String,
+        #[arg(long, value_name = "N")]
+        mtu: Option<u32>,
+        /// Pool: prefix length of each host's block (default /24).
+        #[arg(long, value_name = "N")]
+        block_prefix: Option<u8>,
+        /// Fan: the hosts' underlay network, e.g. 172.30.0.0/16.
+        #[arg(long, value_name = "CIDR")]
+        underlay: Option<String>,
+        /// An address never handed out (a router's).
+        #[arg(long, value_name = "IP")]
+        gateway: Option<Ipv4Addr>,
+        #[command(flatten)]
+        db: ClusterDbArg,
+    },
+    /// List networks.
+    List {
+        #[command(flatten)]
+        db: ClusterDbArg,
+    },
+    /// Show a network, its hosts' blocks and its endpoints.
+    Show {
+        name: String,
+        #[command(flatten)]
+        db: ClusterDbArg,
+    },
+    /// Delete a network (refused while it has endpoints).
+    Del {
+        name: String,
+        /// A missing network is not an error.
+        #[arg(long)]
+        if_exists: bool,
+        #[command(flatten)]
+        db: ClusterDbArg,
+    },
+}
+
+fn line(n: &Network) -> String {
+    format!(
+        "{:<16} {:<9} {:<18} {:<7} {:<6} {}",
+        n.name,
+        n.vni,
+        n.cidr.to_string(),
+        n.ipam.as_str(),
+        n.mtu.map(|m| m.to_string()).unwrap_or_else(|| "-".into()),
+        match n.ipam {
+            Ipam::Pool => format!("blocks /{}", n.block_prefix.unwrap_or(24)),
+            Ipam::Fan => format!("underlay {}", n.underlay.map(|u| u.to_string()).unwrap_or_default()),
+            Ipam::Static => String::new(),
+        }
+    )
+}
+
+const HEADER: &str = "NAME             VNI       CIDR               IPAM    MTU    ";
+
+pub async fn run(cmd: NetworkCommand, g: &Global) -> anyhow::Result<()> {
+    match cmd {
+        NetworkCommand::Create { name, cidr, vni, ipam, mtu, block_prefix, underlay, gateway, db } => {
+            let spec = NetworkSpec {
+                name,
+                cidr: IpNet::parse_network(&cidr)?,
+                vni,
+                ipam: ipam.parse().map_err(anyhow::Error::msg)?,
+                mtu,
+                block_prefix,
+                underlay: underlay.as_deref().map(IpNet::parse_network).transpose()?,
+                gateway,
+            };
+            spec.check()?;
+            let cdb = ClusterDb::connect(&db.cluster_db, &g.connect).await?;
+            let n = cdb.create_network(&spec).await?;
+            match g.format {
+                Format::Json => println!("{}", serde_json::to_string(&n)?),
+                Format::Table => println!("created network {} vni {} {} ipam {}", n.name, n.vni, n.cidr, n.ipam),
+            }
+            Ok(())
+        }
+        NetworkCommand::List { db } => {
+            let cdb = ClusterDb::connect(&db.cluster_db, &g.connect).await?;
+            let nets = cdb.networks().await?;
+            match g.format {
+                Format::Json => println!("{}", serde_json::to_string(&nets)?),
+                Format::Table => {
+                    println!("{HEADER}");
+                    for n in &nets {
+                        println!("{}", line(n));
+                    }
+                }
+            }
+            Ok(())
+        }
+        NetworkCommand::Show { name, db } => {
+            let cdb = ClusterDb::connect(&db.cluster_db, &g.connect).await?;
+            let state = cdb.state().await?;
+            let n = state.networks.get(&name).ok_or_else(|| crate::cluster::ClusterError::NoNetwork(name.clone()))?;
+            let blocks: Vec<(String, String)> = state
+                .hosts
+                .values()
+                .filter_map(|h| state.host_block(n, h).map(|b| (h.name.clone(), b.to_string())))
+                .collect();
+            let eps: Vec<_> = state.endpoints_of(n).collect();
+            match g.format {
+                Format::Json => println!(
+                    "{}",
+                    serde_json::json!({"network": n, "blocks": blocks.iter().map(|(h, b)| serde_json::json!({"host": h, "cidr": b})).collect::<Vec<_>>(), "endpoints": eps})
+                ),
+                Format::Table => {
+                    println!("{HEADER}\n{}", line(n));
+                    if let Some(gw) = n.gateway {
+                        println!("gateway {gw}");
+                    }
+                    for (h, b) in &blocks {
+                        println!("block {b} on {h}");
+                    }
+                    println!("{} endpoint(s)", eps.len());
+                    for e in eps {
+                        println!("  {:<16} {} on {} ({} {})", e.ip.to_string(), e.mac, e.host, e.container, e.interface);
+                    }
+                }
+            }
+            Ok(())
+        }
+        NetworkCommand::Del { name, if_exists, db } => {
+            let cdb = ClusterDb::connect(&db.cluster_db, &g.connect).await?;
+            match cdb.delete_network(&name).await {
+                Ok(()) => println!("deleted network {name}"),
+                Err(crate::cluster::ClusterError::NoNetwork(_)) if if_exists => {}
+                Err(e) => return Err(e).context(format!("network del {name}")),
+            }
+            Ok(())
+        }
+    }
+}
