@@ -179,10 +179,14 @@ impl ClusterDb {
         ClusterDb { client }
     }
 
-    /// Connects to the cluster (a comma-separated list of members).
+    /// Connects to the cluster (a comma-separated list of members). Each
+    /// request is bounded by `opts.request_timeout`, or `opts.timeout`.
     pub async fn connect(remotes: &str, opts: &ConnectOptions) -> Result<Self, ClusterError> {
         let mut opts = opts.clone();
         opts.database.get_or_insert_with(|| DB.to_owned());
+        // A request caught in a fail-over can go unanswered; bound every
+        // request so callers see an error and retry instead of hanging.
+        opts.request_timeout.get_or_insert(opts.timeout);
         Ok(ClusterDb { client: Client::connect(remotes, &opts).await? })
     }
 
