@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what ovsnet needs on Debian/Ubuntu and is missing: Open vSwitch,
 # iproute2, ping, Docker's engine and a static busybox (for the container
-# tests), iperf3 and tcpdump (for measurements), and a Rust toolchain.
+# tests), iperf3 and tcpdump (for measurements), ruby (to syntax-check the
+# Vagrantfile), and a Rust toolchain.
 # Safe to run again: it installs only what is absent.
 set -euo pipefail
 
@@ -23,6 +24,7 @@ declare -A pkgs=(
     [dockerd]=docker.io
     [iperf3]=iperf3
     [tcpdump]=tcpdump
+    [ruby]=ruby
     [cc]=build-essential
     [pkg-config]=pkg-config
     [curl]=curl
