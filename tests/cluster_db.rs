@@ -2,6 +2,8 @@
 //! atomic allocation, races between hosts, the monitor, and a 3-member Raft
 //! cluster that keeps working with one member killed.
 
+#![allow(clippy::unwrap_used, clippy::field_reassign_with_default)]
+
 mod common;
 
 use std::collections::BTreeSet;

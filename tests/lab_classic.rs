@@ -3,6 +3,8 @@
 //! other over VXLAN and GRE (ping and TCP), and `lab down` removing all of
 //! it, also after a failure midway, and nothing else.
 
+#![allow(clippy::unwrap_used, clippy::field_reassign_with_default)]
+
 mod common;
 
 use std::path::PathBuf;

@@ -4,6 +4,8 @@
 //! test's own (its own loopback: no port collides with parallel tests),
 //! and every command runs inside it.
 
+#![allow(clippy::unwrap_used, clippy::field_reassign_with_default)]
+
 mod common;
 
 use std::path::PathBuf;

@@ -57,11 +57,11 @@ pub struct Which {
 
 fn print_record(rec: &LabRecord) {
     println!("lab {} ({} tunnels, classic NORMAL bridges with split-horizon full mesh)", rec.name, rec.tunnel);
-    println!("{:<6} {:<20} {:<14} {}", "HOST", "NAMESPACE", "UNDERLAY", "OVS (OVS_RUNDIR)");
+    println!("{:<6} {:<20} {:<14} OVS (OVS_RUNDIR)", "HOST", "NAMESPACE", "UNDERLAY");
     for h in &rec.hosts {
         println!("{:<6} {:<20} {:<14} {}", h.name, h.netns, h.underlay_ip.to_string(), h.dir.display());
     }
-    println!("{:<24} {:<6} {}", "CONTAINER (namespace)", "HOST", "ADDRESS");
+    println!("{:<24} {:<6} ADDRESS", "CONTAINER (namespace)", "HOST");
     for c in &rec.containers {
         println!("{:<24} {:<6} {}/{}", c.netns, c.host, c.ip, c.prefix);
     }
@@ -91,6 +91,9 @@ pub async fn run(cmd: LabCommand, g: &Global) -> anyhow::Result<()> {
                     }
                     Ok(())
                 }
+                // Refused before anything was made (an existing lab of
+                // that name is not ours to take down).
+                Err(e @ (lab::LabError::Exists(_) | lab::LabError::BadInput(_))) => Err(e.into()),
                 Err(e) => {
                     // Leave nothing half-built behind.
                     let cleaned = lab::down(&which.state_dir, &which.name);

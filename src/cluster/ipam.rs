@@ -151,6 +151,7 @@ pub fn mac_for(ip: Ipv4Addr) -> [u8; 6] {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use proptest::prelude::*;

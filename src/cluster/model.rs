@@ -424,6 +424,7 @@ pub fn remote_view(state: &ClusterState, this_host: &str) -> RemoteView {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

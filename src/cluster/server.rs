@@ -416,6 +416,7 @@ async fn member_status(remote: &str, opts: &ConnectOptions) -> Result<MemberStat
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

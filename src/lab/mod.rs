@@ -221,7 +221,7 @@ fn create_netns(rec: &mut LabRecord, name: &str) -> Result<(), LabError> {
 /// Builds a lab. On failure, what was made stays recorded: call [`down`].
 pub async fn up(opts: &LabOptions) -> Result<LabRecord, LabError> {
     check_options(opts)?;
-    crate::sandbox::ovs_installed().map_err(step("Open vSwitch"))?;
+    crate::sandbox::ovs_installed().map_err(|e| LabError::BadInput(e.to_string()))?;
     let dir = opts.state_root.join(&opts.name);
     if LabRecord::path(&dir).exists() {
         return Err(LabError::Exists(opts.name.clone()));
@@ -309,8 +309,7 @@ pub async fn up(opts: &LabOptions) -> Result<LabRecord, LabError> {
         let info = server::init(&cdir, &members).map_err(step("cluster database"))?;
         rec.cluster_db = Some(info.unix_remotes());
         rec.save()?;
-        let mut copts = ConnectOptions::default();
-        copts.timeout = Duration::from_secs(30);
+        let copts = ConnectOptions { timeout: Duration::from_secs(30), ..Default::default() };
         let db = ClusterDb::connect(&info.unix_remotes(), &copts).await.map_err(step("cluster database"))?;
         db.create_network(&NetworkSpec {
             name: LAB_NETWORK.into(),
@@ -557,6 +556,7 @@ pub fn reachability(rec: &LabRecord, timeout: Duration) -> Result<Reachability, 
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -159,6 +159,7 @@ pub fn tcp_echo(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
