@@ -120,7 +120,7 @@ fn down_removes_everything_and_only_that() {
     lab.rec = None;
     assert_eq!(report.namespaces.len(), 7);
     assert_eq!(report.processes, 4);
-    assert_eq!(lab_namespaces(&name), [foreign.clone()]);
+    assert_eq!(lab_namespaces(&name), std::slice::from_ref(&foreign));
     assert!(pids.iter().all(|&p| !ovsnet::sandbox::process_alive(p)), "daemons left running");
     assert!(!lab.root.join(&name).exists());
     ovsnet::netns::delete(&foreign).unwrap();
@@ -156,7 +156,7 @@ fn a_failed_up_is_cleaned_by_down_without_touching_what_was_there() {
     assert!(ovsnet::sandbox::process_alive(h1_vswitchd));
     let report = lab::down(tmp.path(), &name).unwrap();
     assert_eq!(report.namespaces.len(), 2, "{report:?}");
-    assert_eq!(lab_namespaces(&name), [taken.clone()], "only the namespace that was there before remains");
+    assert_eq!(lab_namespaces(&name), std::slice::from_ref(&taken), "only the namespace that was there before remains");
     assert!(!ovsnet::sandbox::process_alive(h1_vswitchd));
 }
 
