@@ -14,7 +14,10 @@ use crate::vswitch::Vswitch;
 
 pub mod attach;
 pub mod bridge;
+pub mod cluster;
 pub mod demo;
+pub mod lab;
+pub mod network;
 pub mod ofp;
 
 /// Open vSwitch control for container networking.
@@ -92,6 +95,15 @@ pub enum Command {
     /// Encode and decode OpenFlow 1.3 messages (debugging aids, like ovs-ofctl's).
     #[command(subcommand)]
     Ofp(ofp::OfpCommand),
+    /// Run the cluster database: init, join, status, stop, start.
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCommand),
+    /// Networks in the cluster database: create, list, show, del.
+    #[command(subcommand)]
+    Network(network::NetworkCommand),
+    /// A multi-host lab on this machine: hosts and containers in namespaces.
+    #[command(subcommand)]
+    Lab(lab::LabCommand),
 }
 
 pub fn main() -> ExitCode {
@@ -202,6 +214,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bridge(cmd) => block_on(bridge::run_bridge(cmd, &g)),
         Command::Tunnel(cmd) => block_on(bridge::run_tunnel(cmd, &g)),
         Command::Demo(args) => block_on(demo::run(args, &g)),
+        Command::Cluster(cmd) => block_on(cluster::run(cmd, &g)),
+        Command::Network(cmd) => block_on(network::run(cmd, &g)),
+        Command::Lab(cmd) => block_on(lab::run(cmd, &g)),
     }
 }
 
