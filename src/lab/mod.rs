@@ -26,7 +26,6 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use futures_util::TryStreamExt;
 use serde::{Deserialize, Serialize};
 
 use crate::attach::{AttachRequest, Attacher, AttacherOptions};
@@ -249,19 +248,12 @@ pub async fn up(opts: &LabOptions) -> Result<LabRecord, LabError> {
     // The underlay switch.
     let ul = format!("{}-ul", opts.name);
     create_netns(&mut rec, &ul)?;
-    let ul_handle = crate::vswitch::address::handle_in(Some(&ul)).await.map_err(step("underlay netlink"))?;
-    ul_handle
-        .link()
-        .add(rtnetlink::LinkBridge::new("ul0").build())
-        .execute()
-        .await
-        .map_err(step("underlay bridge ul0"))?;
-    let ul0 = link_index(&ul_handle, "ul0").await?;
     let ul_nl = Netlink::open_netns(&ul).map_err(step("underlay netlink"))?;
+    let ul0 = ul_nl.create_bridge("ul0").await.map_err(step("underlay bridge ul0"))?;
 
     let mut switches = Vec::new();
     for h in rec.hosts.clone() {
-        create_host(&mut rec, &h, &ul_nl, &ul_handle, ul0).await?;
+        create_host(&mut rec, &h, &ul_nl, &ul0).await?;
         let client = Client::connect(&format!("unix:{}", h.dir.join("db.sock").display()), &ConnectOptions::default())
             .await
             .map_err(step(format!("{}: database", h.name)))?;
@@ -381,25 +373,11 @@ fn net(s: &str) -> IpNet {
     IpNet::parse_network(s).unwrap_or(IpNet { addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED), prefix: 0 })
 }
 
-async fn link_index(handle: &rtnetlink::Handle, name: &str) -> Result<u32, LabError> {
-    let link = handle
-        .link()
-        .get()
-        .match_name(name.to_owned())
-        .execute()
-        .try_next()
-        .await
-        .map_err(step(format!("find {name}")))?
-        .ok_or_else(|| LabError::Step { step: format!("find {name}"), message: "not found".into() })?;
-    Ok(link.header.index)
-}
-
 async fn create_host(
     rec: &mut LabRecord,
     h: &LabHost,
     ul_nl: &Netlink,
-    ul_handle: &rtnetlink::Handle,
-    ul0: u32,
+    ul0: &crate::netlink::Link,
 ) -> Result<(), LabError> {
     if netns::exists(&h.netns) {
         return Err(LabError::NetnsTaken(h.netns.clone()));
@@ -425,13 +403,8 @@ async fn create_host(
         )
         .await
         .map_err(step(format!("{}: underlay veth", h.name)))?;
-    let idx = link_index(ul_handle, &h.name).await?;
-    ul_handle
-        .link()
-        .set(rtnetlink::LinkUnspec::new_with_index(idx).controller(ul0).up().build())
-        .execute()
-        .await
-        .map_err(step(format!("{}: underlay port", h.name)))?;
+    let port = ul_nl.link(&h.name).await.map_err(step(format!("find {}", h.name)))?;
+    ul_nl.set_bridge_port(&port, ul0).await.map_err(step(format!("{}: underlay port", h.name)))?;
     let host_nl = Netlink::open_in(&host_ns).map_err(step("host netlink"))?;
     host_nl.lo_up().await.map_err(step("lo up"))?;
     let eth0 = host_nl.link("eth0").await.map_err(step("eth0"))?;
