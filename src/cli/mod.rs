@@ -27,40 +27,40 @@ pub struct Cli {
     /// OVSDB remote, as OVS spells it: unix:PATH, tcp:IP:PORT, ssl:IP:PORT,
     /// or a comma-separated list of them for a clustered database.
     /// Default: unix:$OVS_RUNDIR/db.sock, else unix:/var/run/openvswitch/db.sock.
-    #[arg(long, global = true, env = "OVSNET_DB")]
+    #[arg(long, global = true, help_heading = "Global options", env = "OVSNET_DB")]
     pub db: Option<String>,
 
     /// Private key for ssl: remotes (PEM), as OVS's tools take it.
-    #[arg(short = 'p', long, global = true, value_name = "FILE")]
+    #[arg(short = 'p', long, global = true, help_heading = "Global options", value_name = "FILE")]
     pub private_key: Option<PathBuf>,
 
     /// Certificate for the private key (PEM).
-    #[arg(short = 'c', long, global = true, value_name = "FILE")]
+    #[arg(short = 'c', long, global = true, help_heading = "Global options", value_name = "FILE")]
     pub certificate: Option<PathBuf>,
 
     /// CA certificate that signed the server's certificate (PEM).
-    #[arg(short = 'C', long, global = true, value_name = "FILE")]
+    #[arg(short = 'C', long, global = true, help_heading = "Global options", value_name = "FILE")]
     pub ca_cert: Option<PathBuf>,
 
     /// Give up on the database after this many seconds.
-    #[arg(short = 't', long, global = true, default_value_t = 10, value_name = "SECS")]
+    #[arg(short = 't', long, global = true, help_heading = "Global options", default_value_t = 10, value_name = "SECS")]
     pub timeout: u64,
 
     /// Do not wait for ovs-vswitchd to apply a change (like ovs-vsctl --no-wait).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Global options")]
     pub no_wait: bool,
 
     /// Network namespace where ovs-vswitchd runs, for commands that touch its
     /// interfaces (default: this one).
-    #[arg(long, global = true, value_name = "NAME")]
+    #[arg(long, global = true, help_heading = "Global options", value_name = "NAME")]
     pub netns: Option<String>,
 
     /// Output format.
-    #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
+    #[arg(long, global = true, help_heading = "Global options", value_enum, default_value_t = Format::Table)]
     pub format: Format,
 
     /// More logging (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, global = true, help_heading = "Global options", action = clap::ArgAction::Count)]
     pub verbose: u8,
 
     #[command(subcommand)]
