@@ -22,6 +22,7 @@ pub mod net;
 pub mod netlink;
 pub mod netns;
 pub mod openflow;
+pub mod process;
 pub mod ovsdb;
 pub mod sandbox;
 pub mod vswitch;

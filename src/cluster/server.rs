@@ -17,7 +17,7 @@
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -148,17 +148,12 @@ pub fn member_dir(dir: &Path, n: usize) -> PathBuf {
 }
 
 fn run_tool(cmd: &mut Command) -> Result<(), ServerError> {
-    let program = cmd.get_program().to_string_lossy().into_owned();
-    let out = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()
-        .map_err(io_err(format!("run {program} (is Open vSwitch installed?)")))?;
-    if !out.status.success() {
-        return Err(ServerError::Failed { program, stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned() });
-    }
-    Ok(())
+    crate::process::run_tool(cmd).map_err(|e| match e {
+        crate::process::ToolError::Spawn { program, source } => {
+            ServerError::Io { what: format!("run {program} (is Open vSwitch installed?)"), source }
+        }
+        crate::process::ToolError::Failed { program, stderr, .. } => ServerError::Failed { program, stderr },
+    })
 }
 
 /// Creates the members' database files and starts every member. With one
@@ -292,37 +287,7 @@ pub fn owned_process(pid: i32, dir: &Path) -> bool {
     crate::sandbox::process_alive(pid) && text.contains(&needle)
 }
 
-/// Stops `pid`: SIGTERM, then SIGKILL after 5 s.
-pub fn stop_pid(pid: i32) {
-    use nix::sys::signal::{Signal, kill};
-    use nix::unistd::Pid;
-    if kill(Pid::from_raw(pid), Signal::SIGTERM).is_err() {
-        return;
-    }
-    if !wait_gone(pid, Duration::from_secs(5)) {
-        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-        wait_gone(pid, Duration::from_secs(5));
-    }
-}
-
-/// Kills `pid` with SIGKILL (a crash, for tests).
-pub fn kill_pid(pid: i32) {
-    use nix::sys::signal::{Signal, kill};
-    use nix::unistd::Pid;
-    let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-    wait_gone(pid, Duration::from_secs(5));
-}
-
-fn wait_gone(pid: i32, limit: Duration) -> bool {
-    let start = Instant::now();
-    while crate::sandbox::process_alive(pid) {
-        if start.elapsed() > limit {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    true
-}
+pub use crate::process::{kill_pid, stop_pid};
 
 /// Stops member N (false: it was not running).
 pub fn stop_member(dir: &Path, n: usize) -> bool {

@@ -8,9 +8,9 @@
 //! directory, also while a test unwinds from a panic.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::netns::{self, NetnsError};
 
@@ -283,91 +283,16 @@ impl Drop for OvsSandbox {
 }
 
 fn run_tool(cmd: &mut Command) -> Result<(), SandboxError> {
-    let program = cmd.get_program().to_string_lossy().into_owned();
-    let out = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()
-        .map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                SandboxError::Io {
-                    what: format!("{program} not found"),
-                    source: e,
-                }
-            } else {
-                SandboxError::Io {
-                    what: format!("run {program}"),
-                    source: e,
-                }
-            }
-        })?;
-    if !out.status.success() {
-        return Err(SandboxError::Failed {
-            program,
-            status: out.status,
-            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
-        });
-    }
-    Ok(())
+    crate::process::run_tool(cmd).map_err(|e| match e {
+        crate::process::ToolError::Spawn { program, source } => SandboxError::Io { what: format!("run {program}"), source },
+        crate::process::ToolError::Failed { program, status, stderr } => SandboxError::Failed { program, status, stderr },
+    })
 }
 
 fn read_pidfile(path: &Path, daemon: &'static str) -> Result<i32, SandboxError> {
-    // With --detach the daemon writes its pidfile before the parent exits,
-    // so this normally succeeds at once; poll briefly to be safe.
     let limit = Duration::from_secs(10);
-    let start = Instant::now();
-    loop {
-        if let Ok(text) = std::fs::read_to_string(path) {
-            if let Ok(pid) = text.trim().parse::<i32>() {
-                return Ok(pid);
-            }
-        }
-        if start.elapsed() > limit {
-            return Err(SandboxError::Timeout(daemon, limit));
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    crate::process::read_pidfile(path, limit).ok_or(SandboxError::Timeout(daemon, limit))
 }
 
-/// Whether a process is running (a zombie awaiting its reaper is not).
-pub fn process_alive(pid: i32) -> bool {
-    // A zombie still has /proc/PID; its state letter is 'Z'.
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .map(|(_, rest)| !rest.trim_start().starts_with('Z'))
-            .unwrap_or(false),
-        Err(_) => false,
-    }
-}
-
-fn kill_pid(pid: i32) {
-    use nix::sys::signal::{Signal, kill};
-    use nix::unistd::Pid;
-    let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-    wait_gone(pid, Duration::from_secs(5));
-}
-
-fn stop_pid(pid: i32) {
-    use nix::sys::signal::{Signal, kill};
-    use nix::unistd::Pid;
-    if kill(Pid::from_raw(pid), Signal::SIGTERM).is_err() {
-        return;
-    }
-    if !wait_gone(pid, Duration::from_secs(5)) {
-        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-        wait_gone(pid, Duration::from_secs(5));
-    }
-}
-
-fn wait_gone(pid: i32, limit: Duration) -> bool {
-    let start = Instant::now();
-    while process_alive(pid) {
-        if start.elapsed() > limit {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    true
-}
+pub use crate::process::process_alive;
+use crate::process::{kill_pid, stop_pid};
