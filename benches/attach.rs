@@ -81,10 +81,13 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo test --benches` asks for the list of benchmarks.
     }
+    // ATTACH_BENCH=single,sequential,batch,compare (default: all).
+    let parts = std::env::var("ATTACH_BENCH").unwrap_or_else(|_| "single,sequential,batch,compare".into());
+    let want = |p: &str| parts.split(',').any(|x| x == p);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt");
 
     // 1. Single attach as a command, over fresh containers.
-    {
+    if want("single") {
         let sbx = fresh_switch();
         let ns = Namespaces::new(41);
         let mut times = Vec::new();
@@ -104,7 +107,7 @@ fn main() {
     }
 
     // 2. 1,000 sequential attaches through the library on one bridge.
-    {
+    if want("sequential") {
         let sbx = fresh_switch();
         let ns = Namespaces::new(1000);
         let times = rt.block_on(async {
@@ -137,7 +140,7 @@ fn main() {
     }
 
     // 3. --batch of 1,000.
-    {
+    if want("batch") {
         let sbx = fresh_switch();
         let ns = Namespaces::new(1000);
         let text: String = ns
@@ -162,6 +165,9 @@ fn main() {
     }
 
     // 4. Against pipework and ovs-docker, on real Docker containers.
+    if !want("compare") {
+        return;
+    }
     if ovsnet::sandbox::docker::docker_installed().is_err() {
         println!("docker not installed: comparison skipped");
         return;
