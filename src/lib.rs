@@ -15,7 +15,9 @@
 
 pub mod attach;
 pub mod cli;
+pub mod cluster;
 pub mod container;
+pub mod lab;
 pub mod net;
 pub mod netlink;
 pub mod netns;

@@ -42,11 +42,20 @@ pub struct AttachArgs {
     /// Docker container name or ID, pid:N, netns:NAME, or a namespace file path.
     #[arg(required_unless_present = "batch")]
     pub container: Option<String>,
-    /// IP/PREFIX[@GATEWAY], e.g. 172.16.42.10/24@172.16.42.1.
-    #[arg(value_name = "IP/PREFIX[@GATEWAY]", required_unless_present = "batch")]
+    /// IP/PREFIX[@GATEWAY], e.g. 172.16.42.10/24@172.16.42.1. With
+    /// --network and --cluster-db it may be omitted: the cluster allocates one.
+    #[arg(value_name = "IP/PREFIX[@GATEWAY]", required_unless_present_any = ["batch", "cluster_db"])]
     pub ip: Option<String>,
     #[command(flatten)]
     pub opts: AttachOpts,
+    /// Cluster database (with --network): the address is allocated there
+    /// when none is given, and published as an endpoint either way; the
+    /// database refuses an address another host already holds.
+    #[arg(long, env = "OVSNET_CLUSTER_DB", value_name = "REMOTES", requires = "network")]
+    pub cluster_db: Option<String>,
+    /// This host's name in the cluster database (default: the system's host name).
+    #[arg(long, env = "OVSNET_HOST_NAME", value_name = "NAME")]
+    pub host_name: Option<String>,
     /// Attach many: one "BRIDGE CONTAINER IP/PREFIX[@GATEWAY] [options]" a
     /// line from FILE (`-` for stdin), over one database connection.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["bridge", "container", "ip"])]
@@ -83,7 +92,7 @@ pub struct ListArgs {
     pub bridge: Option<String>,
 }
 
-fn request(bridge: &str, container: &str, ip: &str, opts: &AttachOpts) -> anyhow::Result<AttachRequest> {
+pub(super) fn request(bridge: &str, container: &str, ip: &str, opts: &AttachOpts) -> anyhow::Result<AttachRequest> {
     let reference = ContainerRef::parse(container)?;
     let mut req = AttachRequest::new(bridge, reference, ip)?;
     req.ifname = opts.ifname.clone();
@@ -95,7 +104,7 @@ fn request(bridge: &str, container: &str, ip: &str, opts: &AttachOpts) -> anyhow
     Ok(req)
 }
 
-async fn attacher(g: &Global) -> anyhow::Result<Attacher> {
+pub(super) async fn attacher(g: &Global) -> anyhow::Result<Attacher> {
     let client = g.client().await?;
     let opts = AttacherOptions {
         switch_netns: g.netns.clone(),
@@ -105,7 +114,7 @@ async fn attacher(g: &Global) -> anyhow::Result<Attacher> {
     Ok(Attacher::new(client, opts)?)
 }
 
-fn describe(r: &AttachReport) -> String {
+pub(super) fn describe(r: &AttachReport) -> String {
     let a = &r.attachment;
     let what = match &r.change {
         Change::Created => "attached".to_owned(),
@@ -128,6 +137,9 @@ fn describe(r: &AttachReport) -> String {
 pub async fn run_attach(args: AttachArgs, g: &Global) -> anyhow::Result<()> {
     if let Some(file) = &args.batch {
         return run_batch(file, g).await;
+    }
+    if let (Some(remotes), Some(network)) = (&args.cluster_db, &args.opts.network) {
+        return super::network::attach_in_cluster(&args, remotes, network, g).await;
     }
     // Checked by clap (required_unless_present); keep the messages anyway.
     let (Some(bridge), Some(container), Some(ip)) = (&args.bridge, &args.container, &args.ip) else {

@@ -5,7 +5,7 @@ use clap::{Args, Subcommand, ValueEnum};
 
 use crate::net::IpNet;
 use crate::vswitch::{
-    Bridge, BridgeSpec, DatapathType, FailMode, Outcome, TunnelSpec, TunnelType, Vswitch, spec,
+    Bridge, BridgeSpec, DatapathType, FailMode, Outcome, TunnelSpec, TunnelType, spec,
 };
 
 use super::{Format, Global};

@@ -14,7 +14,10 @@ use crate::vswitch::Vswitch;
 
 pub mod attach;
 pub mod bridge;
+pub mod cluster;
 pub mod demo;
+pub mod lab;
+pub mod network;
 pub mod ofp;
 
 /// Open vSwitch control for container networking.
@@ -24,40 +27,40 @@ pub struct Cli {
     /// OVSDB remote, as OVS spells it: unix:PATH, tcp:IP:PORT, ssl:IP:PORT,
     /// or a comma-separated list of them for a clustered database.
     /// Default: unix:$OVS_RUNDIR/db.sock, else unix:/var/run/openvswitch/db.sock.
-    #[arg(long, global = true, env = "OVSNET_DB")]
+    #[arg(long, global = true, help_heading = "Global options", env = "OVSNET_DB")]
     pub db: Option<String>,
 
     /// Private key for ssl: remotes (PEM), as OVS's tools take it.
-    #[arg(short = 'p', long, global = true, value_name = "FILE")]
+    #[arg(short = 'p', long, global = true, help_heading = "Global options", value_name = "FILE")]
     pub private_key: Option<PathBuf>,
 
     /// Certificate for the private key (PEM).
-    #[arg(short = 'c', long, global = true, value_name = "FILE")]
+    #[arg(short = 'c', long, global = true, help_heading = "Global options", value_name = "FILE")]
     pub certificate: Option<PathBuf>,
 
     /// CA certificate that signed the server's certificate (PEM).
-    #[arg(short = 'C', long, global = true, value_name = "FILE")]
+    #[arg(short = 'C', long, global = true, help_heading = "Global options", value_name = "FILE")]
     pub ca_cert: Option<PathBuf>,
 
     /// Give up on the database after this many seconds.
-    #[arg(short = 't', long, global = true, default_value_t = 10, value_name = "SECS")]
+    #[arg(short = 't', long, global = true, help_heading = "Global options", default_value_t = 10, value_name = "SECS")]
     pub timeout: u64,
 
     /// Do not wait for ovs-vswitchd to apply a change (like ovs-vsctl --no-wait).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Global options")]
     pub no_wait: bool,
 
     /// Network namespace where ovs-vswitchd runs, for commands that touch its
     /// interfaces (default: this one).
-    #[arg(long, global = true, value_name = "NAME")]
+    #[arg(long, global = true, help_heading = "Global options", value_name = "NAME")]
     pub netns: Option<String>,
 
     /// Output format.
-    #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
+    #[arg(long, global = true, help_heading = "Global options", value_enum, default_value_t = Format::Table)]
     pub format: Format,
 
     /// More logging (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, global = true, help_heading = "Global options", action = clap::ArgAction::Count)]
     pub verbose: u8,
 
     #[command(subcommand)]
@@ -92,6 +95,15 @@ pub enum Command {
     /// Encode and decode OpenFlow 1.3 messages (debugging aids, like ovs-ofctl's).
     #[command(subcommand)]
     Ofp(ofp::OfpCommand),
+    /// Run the cluster database: init, join, status, stop, start.
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCommand),
+    /// Networks in the cluster database: create, list, show, del.
+    #[command(subcommand)]
+    Network(network::NetworkCommand),
+    /// A multi-host lab on this machine: hosts and containers in namespaces.
+    #[command(subcommand)]
+    Lab(lab::LabCommand),
 }
 
 pub fn main() -> ExitCode {
@@ -100,11 +112,27 @@ pub fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            // One line naming the problem: the chain joined with ": ".
-            eprintln!("ovsnet: {err:#}");
+            eprintln!("ovsnet: {}", one_line(&err));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error chain on one line, joined with ": ", leaving out a cause
+/// whose text the message already holds (many errors print their source).
+pub fn one_line(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line.replace('\n', " ")
 }
 
 fn init_logging(verbose: u8) {
@@ -139,6 +167,8 @@ impl Global {
         connect.certificate = cli.certificate.clone();
         connect.ca_cert = cli.ca_cert.clone();
         connect.timeout = Duration::from_secs(cli.timeout);
+        // A one-shot command reports an unreachable database at once.
+        connect.fail_fast = true;
         Global {
             db: cli.db.clone().unwrap_or_else(default_db),
             connect,
@@ -184,6 +214,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bridge(cmd) => block_on(bridge::run_bridge(cmd, &g)),
         Command::Tunnel(cmd) => block_on(bridge::run_tunnel(cmd, &g)),
         Command::Demo(args) => block_on(demo::run(args, &g)),
+        Command::Cluster(cmd) => block_on(cluster::run(cmd, &g)),
+        Command::Network(cmd) => block_on(network::run(cmd, &g)),
+        Command::Lab(cmd) => block_on(lab::run(cmd, &g)),
     }
 }
 

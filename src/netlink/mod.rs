@@ -344,6 +344,28 @@ impl Netlink {
         self.link(&local.name).await
     }
 
+    /// Creates a Linux bridge (the lab's underlay switch) and returns it.
+    pub async fn create_bridge(&self, name: &str) -> Result<Link, NetlinkError> {
+        validate_ifname(name)?;
+        self.handle
+            .link()
+            .add(rtnetlink::LinkBridge::new(name).build())
+            .execute()
+            .await
+            .map_err(map_err("bridge", name))?;
+        self.link(name).await
+    }
+
+    /// Makes `link` a port of the Linux bridge `bridge` and sets it up.
+    pub async fn set_bridge_port(&self, link: &Link, bridge: &Link) -> Result<(), NetlinkError> {
+        self.handle
+            .link()
+            .change(LinkUnspec::new_with_index(link.index).controller(bridge.index).up().build())
+            .execute()
+            .await
+            .map_err(map_err("bridge port", &link.name))
+    }
+
     /// Applies several changes to a link in one request.
     pub async fn change_link(&self, link: &Link, change: &LinkChange<'_>) -> Result<(), NetlinkError> {
         let mut msg = LinkUnspec::new_with_index(link.index);

@@ -4,8 +4,8 @@
 //! `update` (RFC 7047 4.1.6) carries `old`/`new` rows, `new` holding every
 //! monitored column. `update2` (the `monitor_cond` extension, RFC 7047bis)
 //! carries `initial`, `insert`, `delete` or `modify`; a `modify` holds only
-//! changed columns as a *diff*: for a column of exactly one element, the new
-//! value; for a set, the elements to toggle (symmetric difference); for a
+//! changed columns as a *diff*: for a column of at most one element (not a
+//! map), the new value (`["set",[]]` when cleared); for a set, the elements to toggle (symmetric difference); for a
 //! map, pairs to toggle (a key not present is added, a key present with the
 //! same value is removed, a key present with another value is replaced).
 
@@ -130,6 +130,16 @@ impl Cache {
         self.tables.get(table)?.get(uuid)
     }
 
+    /// A column of a row, with the column's default when the row does not
+    /// carry it (`update2` rows leave default-valued columns out).
+    pub fn get(&self, table: &str, uuid: &Uuid, column: &str) -> Option<Datum> {
+        let row = self.row(table, uuid)?;
+        match row.get(column) {
+            Some(d) => Some(d.clone()),
+            None => Some(self.schema.tables.get(table)?.column_type(column)?.default_datum()),
+        }
+    }
+
     /// Every table with at least one row.
     pub fn tables(&self) -> &BTreeMap<String, BTreeMap<Uuid, Row>> {
         &self.tables
@@ -187,8 +197,11 @@ impl Cache {
                         .column_type(col)
                         .ok_or_else(|| err(format!("column {col} not in schema")))?;
                     let merged = match row.get(col) {
-                        _ if ty.is_scalar() => d.clone(),
-                        None => d.clone(),
+                        _ if ty.is_single_valued() => d.clone(),
+                        // Absent: at its default, which for a set or map
+                        // that may be empty is empty, so the diff is the value.
+                        None => apply_diff(&ty.default_datum(), d, ty.is_map())
+                            .map_err(|m| err(format!("column {col}: {m}")))?,
                         Some(old) => apply_diff(old, d, ty.is_map()).map_err(|m| err(format!("column {col}: {m}")))?,
                     };
                     row.insert(col.clone(), merged);
@@ -226,4 +239,80 @@ pub fn apply_diff(old: &Datum, diff: &Datum, is_map: bool) -> Result<Datum, Stri
         }
     }
     Ok(Datum::Map(m.into_iter().collect()))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn schema() -> Arc<DatabaseSchema> {
+        Arc::new(
+            DatabaseSchema::from_json(&json!({"name": "T", "tables": {"B": {"columns": {
+                "name": {"type": "string"},
+                "vlans": {"type": {"key": "integer", "min": 0, "max": 4096}},
+                "ids": {"type": {"key": "string", "value": "string", "min": 0, "max": "unlimited"}},
+                "mode": {"type": {"key": "string", "min": 0, "max": 1}}
+            }}}}))
+            .expect("schema"),
+        )
+    }
+
+    const U: &str = "11111111-2222-4333-8444-555555555555";
+
+    #[test]
+    fn update2_modify_applies_diffs() {
+        let mut c = Cache::new(schema());
+        c.apply_update2(&json!({"B": {U: {"initial": {"name": "a", "vlans": ["set", [1, 2]], "ids": ["map", [["k", "v"], ["x", "1"]]], "mode": "m"}}}}))
+            .expect("initial");
+        c.apply_update2(&json!({"B": {U: {"modify": {
+            "name": "b",
+            "vlans": ["set", [2, 3]],
+            "ids": ["map", [["k", "v"], ["x", "2"], ["y", "3"]]],
+            "mode": ["set", []]
+        }}}}))
+        .expect("modify");
+        let u = Uuid::parse(U).expect("uuid");
+        let row = c.row("B", &u).expect("row");
+        assert_eq!(row["name"], Datum::from("b"));
+        assert_eq!(row["vlans"], Datum::set([1i64, 3]));
+        assert_eq!(row["ids"], Datum::map([("x", "2"), ("y", "3")]));
+        assert_eq!(row["mode"], Datum::empty_set());
+        c.apply_update2(&json!({"B": {U: {"delete": null}}})).expect("delete");
+        assert!(c.row("B", &u).is_none());
+        assert!(c.tables().is_empty());
+    }
+
+    #[test]
+    fn absent_columns_read_as_defaults_and_diff_from_them() {
+        let mut c = Cache::new(schema());
+        c.apply_update2(&json!({"B": {U: {"insert": {"name": "a"}}}})).expect("insert");
+        let u = Uuid::parse(U).expect("uuid");
+        assert_eq!(c.get("B", &u, "ids"), Some(Datum::empty_map()));
+        assert_eq!(c.get("B", &u, "vlans"), Some(Datum::empty_set()));
+        c.apply_update2(&json!({"B": {U: {"modify": {"vlans": 7}}}})).expect("modify");
+        assert_eq!(c.get("B", &u, "vlans"), Some(Datum::set([7i64])));
+    }
+
+    #[test]
+    fn update_v1_old_new() {
+        let mut c = Cache::new(schema());
+        c.apply_update(&json!({"B": {U: {"new": {"name": "a"}}}})).expect("insert");
+        c.apply_update(&json!({"B": {U: {"old": {"name": "a"}, "new": {"name": "b"}}}})).expect("modify");
+        let u = Uuid::parse(U).expect("uuid");
+        assert_eq!(c.row("B", &u).expect("row")["name"], Datum::from("b"));
+        c.apply_update(&json!({"B": {U: {"old": {"name": "b"}}}})).expect("delete");
+        assert!(c.row("B", &u).is_none());
+    }
+
+    #[test]
+    fn inconsistent_updates_are_errors() {
+        let mut c = Cache::new(schema());
+        let e = c.apply_update2(&json!({"B": {U: {"modify": {"name": "x"}}}})).unwrap_err();
+        assert!(e.to_string().contains("modify for a row not in the cache"), "{e}");
+        assert!(c.apply_update2(&json!({"B": {"not-a-uuid": {"insert": {}}}})).is_err());
+        assert!(c.apply_update2(&json!({"B": {U: {"explode": {}}}})).is_err());
+        assert!(c.apply_update2(&json!([1])).is_err());
+    }
 }

@@ -13,10 +13,11 @@
 //! not idempotent. Requests made while reconnecting wait for the new
 //! connection (up to the connect timeout).
 //!
-//! With several remotes (a clustered database), each new connection first
-//! monitors the `_Server` database's `Database` table; a member that is not
-//! connected to the cluster, or (with `leader_only`) not its leader, is left
-//! for the next one, also later when its status changes.
+//! Each new connection first monitors the `_Server` database's `Database`
+//! table; a member whose clustered database is not connected to the cluster
+//! (still joining, or cut off), or (with `leader_only`) is not its leader, is
+//! left for the next remote (or retried, with one remote), also later when
+//! its status changes. Standalone databases always qualify.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
@@ -76,6 +77,9 @@ pub struct ConnectOptions {
     pub probe_interval: Option<Duration>,
     /// Time allowed to (re)connect before requests fail.
     pub timeout: Duration,
+    /// Fail `connect` as soon as every remote has been tried once and
+    /// failed (for one-shot commands), instead of retrying until `timeout`.
+    pub fail_fast: bool,
     /// Time allowed for each reply; `None` waits as long as the connection lives.
     pub request_timeout: Option<Duration>,
     /// Largest message accepted from the server.
@@ -93,6 +97,7 @@ impl Default for ConnectOptions {
             reconnect: Backoff::default(),
             probe_interval: Some(Duration::from_secs(5)),
             timeout: Duration::from_secs(10),
+            fail_fast: false,
             request_timeout: None,
             max_message: DEFAULT_MAX_MESSAGE,
         }
@@ -215,6 +220,24 @@ impl Lock {
     }
 }
 
+/// Counters of one client's connection life, for operators and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Connections that became usable (1 after `connect`; more after reconnects).
+    pub sessions: u64,
+    /// Server `echo` requests answered.
+    pub echoes_answered: u64,
+    /// Our own idle probes sent.
+    pub probes_sent: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    sessions: AtomicU64,
+    echoes_answered: AtomicU64,
+    probes_sent: AtomicU64,
+}
+
 type Reply = oneshot::Sender<Result<Value, Error>>;
 
 enum Command {
@@ -229,6 +252,8 @@ enum Command {
 enum Status {
     Connecting { last_error: Option<String> },
     Connected(Remote),
+    /// `fail_fast`: every remote refused the first try.
+    GaveUp { last_error: String },
 }
 
 struct Inner {
@@ -237,6 +262,7 @@ struct Inner {
     schemas: Mutex<HashMap<String, Arc<DatabaseSchema>>>,
     next_monitor: AtomicU64,
     opts: ConnectOptions,
+    counters: Arc<Counters>,
 }
 
 /// A handle to one OVSDB connection; clone it freely. The connection closes
@@ -271,6 +297,7 @@ impl Client {
             None
         };
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+        let counters = Arc::new(Counters::default());
         let (status_tx, mut status_rx) = watch::channel(Status::Connecting { last_error: None });
         let task = Task {
             remotes: list,
@@ -283,17 +310,24 @@ impl Client {
             queued: Vec::new(),
             next_id: 1,
             current: 0,
+            counters: counters.clone(),
         };
         let handle = tokio::spawn(task.run());
-        let connected = tokio::time::timeout(opts.timeout, status_rx.wait_for(|s| matches!(s, Status::Connected(_))))
-            .await
-            .is_ok_and(|r| r.is_ok());
+        let connected = tokio::time::timeout(
+            opts.timeout,
+            status_rx.wait_for(|s| matches!(s, Status::Connected(_) | Status::GaveUp { .. })),
+        )
+        .await
+        .is_ok_and(|r| r.is_ok_and(|s| matches!(*s, Status::Connected(_))));
         match connected {
             true => {}
             false => {
                 handle.abort();
                 let why = match &*status_rx.borrow() {
-                    Status::Connecting { last_error: Some(e) } => e.clone(),
+                    Status::Connecting { last_error: Some(e) } | Status::GaveUp { last_error: e } => {
+                        // With one remote, the error need not name it twice.
+                        e.strip_prefix(&format!("{remotes}: ")).unwrap_or(e).to_owned()
+                    }
                     _ => format!("no usable connection within {:?}", opts.timeout),
                 };
                 return Err(Error::Connect { remote: remotes.to_owned(), source: io::Error::other(why) });
@@ -306,15 +340,26 @@ impl Client {
                 schemas: Mutex::new(HashMap::new()),
                 next_monitor: AtomicU64::new(1),
                 opts: opts.clone(),
+                counters,
             }),
         })
+    }
+
+    /// Connection counters.
+    pub fn stats(&self) -> Stats {
+        let c = &self.inner.counters;
+        Stats {
+            sessions: c.sessions.load(Ordering::Relaxed),
+            echoes_answered: c.echoes_answered.load(Ordering::Relaxed),
+            probes_sent: c.probes_sent.load(Ordering::Relaxed),
+        }
     }
 
     /// The remote currently connected, if any.
     pub fn connected_remote(&self) -> Option<Remote> {
         match &*self.inner.status.borrow() {
             Status::Connected(r) => Some(r.clone()),
-            Status::Connecting { .. } => None,
+            Status::Connecting { .. } | Status::GaveUp { .. } => None,
         }
     }
 
@@ -324,7 +369,7 @@ impl Client {
         match tokio::time::timeout(timeout, rx.wait_for(|s| matches!(s, Status::Connected(_)))).await {
             Ok(Ok(s)) => match &*s {
                 Status::Connected(r) => Ok(r.clone()),
-                Status::Connecting { .. } => Err(Error::Disconnected),
+                Status::Connecting { .. } | Status::GaveUp { .. } => Err(Error::Disconnected),
             },
             Ok(Err(_)) => Err(Error::Disconnected),
             Err(_) => Err(Error::Timeout),
@@ -535,11 +580,14 @@ struct Task {
     queued: Vec<(Instant, Command)>,
     next_id: u64,
     current: usize,
+    counters: Arc<Counters>,
 }
 
 impl Task {
     async fn run(mut self) {
         let mut backoff = self.opts.reconnect.initial;
+        let mut failures_before_first = 0usize;
+        let mut ever_ready = false;
         loop {
             let remote = self.remotes[self.current % self.remotes.len()].clone();
             match self.session(&remote).await {
@@ -554,6 +602,14 @@ impl Task {
                     }
                     if ready {
                         backoff = self.opts.reconnect.initial;
+                        ever_ready = true;
+                    }
+                    if !ever_ready {
+                        failures_before_first += 1;
+                        if self.opts.fail_fast && failures_before_first >= self.remotes.len() {
+                            self.status.send_replace(Status::GaveUp { last_error: format!("{remote}: {error}") });
+                            return;
+                        }
                     }
                     self.current = (self.current + 1) % self.remotes.len();
                     if !self.wait_offline(backoff).await {
@@ -686,23 +742,29 @@ impl Task {
 
     async fn serve(&mut self, remote: &Remote, conn: &mut Conn, s: &mut Session) -> End {
         let fail = |error: String, s: &Session| End::Failed { error, ready: s.ready };
-        if self.remotes.len() > 1 {
-            let id = self.take_id();
-            s.pending.insert(id, Pending::ServerMonitor);
-            let params = json!(["_Server", SERVER_MONITOR, {"Database": {"columns": ["name", "model", "connected", "leader"]}}]);
-            if let Err(e) = conn.send(Message::request(id, "monitor_cond", params)).await {
-                return fail(e.to_string(), s);
-            }
-        } else if let Err(e) = self.become_ready(remote, conn, s).await {
-            return fail(e, s);
+        // Before the connection counts as usable: monitor `_Server` to learn
+        // whether this member can serve us. This is also a first round trip:
+        // with TLS 1.3 the handshake completes on our side before the server
+        // has judged our certificate, and a refusal only shows up as a close.
+        let id = self.take_id();
+        s.pending.insert(id, Pending::ServerMonitor);
+        let params = json!(["_Server", SERVER_MONITOR, {"Database": {"columns": ["name", "model", "connected", "leader"]}}]);
+        if let Err(e) = conn.send(Message::request(id, "monitor_cond", params)).await {
+            return fail(e.to_string(), s);
         }
         let probe = self.opts.probe_interval.filter(|_| remote.is_inet());
         let mut tick = tokio::time::interval(probe.unwrap_or(Duration::from_secs(3600)) / 2);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_rx = Instant::now();
         let mut probe_sent: Option<Instant> = None;
+        // A server that accepts but never answers the `_Server` monitor.
+        let not_ready_by = tokio::time::sleep(self.opts.timeout);
+        tokio::pin!(not_ready_by);
         loop {
             tokio::select! {
+                _ = &mut not_ready_by, if !s.ready => {
+                    return fail(format!("no answer to the first request within {:?}", self.opts.timeout), s);
+                }
                 msg = conn.next() => {
                     let msg = match msg {
                         None => return fail("connection closed by the server".into(), s),
@@ -733,6 +795,7 @@ impl Task {
                         }
                     } else if last_rx.elapsed() >= interval {
                         probe_sent = Some(Instant::now());
+                        self.counters.probes_sent.fetch_add(1, Ordering::Relaxed);
                         if let Err(e) = conn.send(Message::request(PROBE_ID, "echo", json!([]))).await {
                             return fail(e.to_string(), s);
                         }
@@ -748,6 +811,7 @@ impl Task {
     /// The connection is usable: re-issue monitors and locks, send queued requests.
     async fn become_ready(&mut self, remote: &Remote, conn: &mut Conn, s: &mut Session) -> Result<(), String> {
         s.ready = true;
+        self.counters.sessions.fetch_add(1, Ordering::Relaxed);
         self.status.send_replace(Status::Connected(remote.clone()));
         let monitors: Vec<(String, Value)> = self
             .monitors
@@ -813,6 +877,7 @@ impl Task {
     async fn handle(&mut self, remote: &Remote, conn: &mut Conn, s: &mut Session, msg: Message) -> Result<(), String> {
         match msg {
             Message::Request { id, method, params } if method == "echo" => {
+                self.counters.echoes_answered.fetch_add(1, Ordering::Relaxed);
                 conn.send(Message::Response { id, result: params }).await.map_err(|e| e.to_string())
             }
             Message::Request { id, method, .. } => {
@@ -977,6 +1042,7 @@ impl Session {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::ovsdb::notation::Row;

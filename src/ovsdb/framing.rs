@@ -101,6 +101,9 @@ impl JsonCodec {
                     if s.depth == 0 {
                         let end = s.pos;
                         *s = Scan::default();
+                        if end > self.max {
+                            return Err(FramingError::TooLarge { max: self.max });
+                        }
                         return Ok(Some(end));
                     }
                 }
@@ -149,6 +152,7 @@ impl Encoder<Message> for JsonCodec {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use serde_json::json;

@@ -32,7 +32,7 @@ pub mod schema;
 pub mod tls;
 
 pub use cache::{Cache, CacheError, RowUpdate, TableUpdates};
-pub use client::{Backoff, Client, ConnectOptions, Lock, LockEvent, Monitor, MonitorEvent, MonitorRequest};
+pub use client::{Backoff, Client, ConnectOptions, Lock, LockEvent, Monitor, MonitorEvent, MonitorRequest, Stats};
 pub use notation::{Atom, Datum, Row, Uuid};
 pub use ops::{Condition, Function, Mutation, Mutator, OpResult, Operation, WaitUntil};
 pub use remote::Remote;

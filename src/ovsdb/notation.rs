@@ -38,6 +38,21 @@ impl fmt::Display for Uuid {
     }
 }
 
+impl Serialize for Uuid {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        Atom::Uuid(*self).serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Uuid {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match Atom::deserialize(d)? {
+            Atom::Uuid(u) => Ok(u),
+            other => Err(de::Error::custom(format!("expected [\"uuid\", ...], got {other}"))),
+        }
+    }
+}
+
 impl From<uuid::Uuid> for Uuid {
     fn from(u: uuid::Uuid) -> Self {
         Uuid(u)
@@ -342,6 +357,11 @@ impl Datum {
             .collect()
     }
 
+    /// A string-to-string map; the same as [`Datum::as_string_map`].
+    pub fn as_map(&self) -> Option<BTreeMap<String, String>> {
+        self.as_string_map()
+    }
+
     /// The value of `key` in a map.
     pub fn get(&self, key: &Atom) -> Option<&Atom> {
         let pairs = self.as_pairs()?;
@@ -466,6 +486,7 @@ pub fn row_to_json(row: &Row) -> Value {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use serde_json::json;

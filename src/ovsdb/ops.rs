@@ -362,6 +362,7 @@ impl OpOutcome {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::ovsdb::notation::Datum;

@@ -105,6 +105,7 @@ impl fmt::Display for Remote {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

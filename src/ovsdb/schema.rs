@@ -160,14 +160,15 @@ impl BaseType {
             return Err(format!("{atom} is not one of {}", list.join(", ")));
         }
         match atom {
-            Atom::Integer(i) if self.atomic == AtomicType::Integer => {
-                if self.min_integer.is_some_and(|m| *i < m) || self.max_integer.is_some_and(|m| *i > m) {
-                    return Err(format!(
-                        "{i} is out of range {}..={}",
-                        self.min_integer.map_or("".into(), |m| m.to_string()),
-                        self.max_integer.map_or("".into(), |m| m.to_string())
-                    ));
-                }
+            Atom::Integer(i)
+                if self.atomic == AtomicType::Integer
+                    && (self.min_integer.is_some_and(|m| *i < m) || self.max_integer.is_some_and(|m| *i > m)) =>
+            {
+                return Err(format!(
+                    "{i} is out of range {}..={}",
+                    self.min_integer.map_or("".into(), |m| m.to_string()),
+                    self.max_integer.map_or("".into(), |m| m.to_string())
+                ));
             }
             Atom::Integer(_) | Atom::Real(_) if self.atomic == AtomicType::Real => {
                 let r = atom.as_real().unwrap_or_default();
@@ -224,14 +225,41 @@ impl ColumnType {
         Ok(ColumnType { key, value, min, max })
     }
 
+    /// The value a column has when nothing was written to it: an empty set
+    /// or map when it may be empty, else one default atom (0, 0.0, false,
+    /// "", the all-zero UUID), as OVSDB defines it. `ovsdb-server` leaves
+    /// columns at their default out of `update2` `initial`/`insert` rows.
+    pub fn default_datum(&self) -> Datum {
+        if self.min == 0 {
+            return if self.is_map() { Datum::empty_map() } else { Datum::empty_set() };
+        }
+        let atom = |b: &BaseType| match b.atomic {
+            AtomicType::Integer => Atom::Integer(0),
+            AtomicType::Real => Atom::Real(0.0),
+            AtomicType::Boolean => Atom::Boolean(false),
+            AtomicType::String => Atom::String(String::new()),
+            AtomicType::Uuid => Atom::Uuid(super::notation::Uuid(uuid::Uuid::nil())),
+        };
+        match &self.value {
+            Some(v) => Datum::Map(vec![(atom(&self.key), atom(v))]),
+            None => Datum::Set(vec![atom(&self.key)]),
+        }
+    }
+
     pub fn is_map(&self) -> bool {
         self.value.is_some()
     }
 
-    /// Exactly one element: the server sends a whole new value, not a diff,
-    /// for such columns in `update2` `modify`.
+    /// Exactly one element.
     pub fn is_scalar(&self) -> bool {
         self.value.is_none() && self.min == 1 && self.max == Some(1)
+    }
+
+    /// At most one element and not a map (scalar or optional scalar): in an
+    /// `update2` `modify`, `ovsdb-server` sends such a column's new value
+    /// (`["set",[]]` when cleared), not a diff. Checked against OVS 3.1.
+    pub fn is_single_valued(&self) -> bool {
+        self.value.is_none() && self.max == Some(1)
     }
 
     /// Checks element types and constraints; with `counts`, also the number
@@ -529,6 +557,7 @@ impl DatabaseSchema {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::ovsdb::notation::Datum;

@@ -102,23 +102,19 @@ impl Vswitch {
     /// Waits until ovs-vswitchd has applied everything up to now
     /// (`cur_cfg` reaches `next_cfg`), then reports an interface it
     /// could not set up.
-    pub async fn wait_applied(&self, interfaces: &[&str]) -> Result<Snapshot, VswitchError> {
+    pub async fn wait_applied(&self, interfaces: &[&str]) -> Result<(), VswitchError> {
         let Some(limit) = self.wait else {
-            return self.snapshot().await;
+            return Ok(());
         };
         let start = Instant::now();
         let mut pause = Duration::from_millis(1);
+        let cfg = || Operation::select("Open_vSwitch", vec![]).columns(["next_cfg", "cur_cfg"]);
         loop {
-            let snap = self.snapshot().await?;
-            if snap.cur_cfg >= snap.next_cfg {
-                for name in interfaces {
-                    if let Some((_, _, iface)) = snap.find_interface(name) {
-                        if let Some(error) = &iface.error {
-                            return Err(VswitchError::InterfaceError { name: (*name).to_owned(), error: error.clone() });
-                        }
-                    }
-                }
-                return Ok(snap);
+            let results = self.client.transact(DB, vec![cfg()]).await?;
+            let row = results.first().and_then(|r| r.rows.as_ref()).and_then(|rows| rows.first());
+            let get = |col: &str| row.and_then(|r| r.get(col)).and_then(crate::ovsdb::Datum::as_integer).unwrap_or(0);
+            if get("cur_cfg") >= get("next_cfg") {
+                break;
             }
             if start.elapsed() > limit {
                 return Err(VswitchError::NotApplied(limit));
@@ -126,6 +122,22 @@ impl Vswitch {
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_millis(20));
         }
+        if interfaces.is_empty() {
+            return Ok(());
+        }
+        let ops = interfaces
+            .iter()
+            .map(|n| Operation::select("Interface", vec![crate::ovsdb::Condition::eq("name", *n)]).columns(["name", "error"]))
+            .collect();
+        for r in self.client.transact(DB, ops).await? {
+            for row in r.rows.iter().flatten() {
+                if let Some(error) = row.get("error").and_then(crate::ovsdb::Datum::as_str) {
+                    let name = row.get("name").and_then(crate::ovsdb::Datum::as_str).unwrap_or_default();
+                    return Err(VswitchError::InterfaceError { name: name.to_owned(), error: error.to_owned() });
+                }
+            }
+        }
+        Ok(())
     }
 
     /// `bridge add`: creates the bridge, or accepts one that exists with
@@ -177,8 +189,21 @@ impl Vswitch {
                 spec::check_mtu(mtu)?;
             }
         }
-        let snap = self.snapshot().await?;
-        let br = snap.bridge(bridge).ok_or_else(|| VswitchError::NotFound(format!("bridge {bridge}")))?;
+        let names: Vec<&str> = ports.iter().map(|p| p.name.as_str()).collect();
+        let results = self.client.transact(DB, Snapshot::read_named_ops(&[bridge], &names)).await?;
+        let mut snap = Snapshot::from_named_results(&results, 1, names.len())?;
+        let br = snap.bridge(bridge).ok_or_else(|| VswitchError::NotFound(format!("bridge {bridge}")))?.uuid;
+        // A port that exists but on no bridge we read is on some other
+        // bridge: read everything once to say which.
+        let elsewhere = ports.iter().any(|p| {
+            results.iter().any(|r| r.rows.iter().flatten().any(|row| {
+                row.get("name").and_then(crate::ovsdb::Datum::as_str) == Some(p.name.as_str())
+            })) && snap.find_port(&p.name).is_none() && snap.find_interface(&p.name).is_none()
+                && snap.bridge(&p.name).is_none()
+        });
+        if elsewhere {
+            snap = self.snapshot().await?;
+        }
         let mut new = Vec::new();
         for p in ports {
             match snap.find_port(&p.name) {
@@ -210,7 +235,7 @@ impl Vswitch {
         }
         let names: Vec<&str> = new.iter().map(|p| p.name.as_str()).collect();
         let comment = format!("ovsnet: add port {} to {bridge}", names.join(","));
-        self.commit(txn::add_ports(&snap, br.uuid, bridge, &new, &comment), &format!("bridge {bridge}")).await?;
+        self.commit(txn::add_ports(&snap, br, bridge, &new, &comment), &format!("bridge {bridge}")).await?;
         self.wait_applied(&names).await?;
         Ok(Outcome::Created)
     }

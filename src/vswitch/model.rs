@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
-use crate::ovsdb::{Datum, Operation, OpResult, Row, Uuid};
+use crate::ovsdb::{Condition, Datum, Operation, OpResult, Row, Uuid};
 
 use super::VswitchError;
 
@@ -102,12 +102,50 @@ impl Snapshot {
     /// Builds the snapshot from the replies to [`Snapshot::read_ops`].
     pub fn from_results(results: &[OpResult]) -> Result<Self, VswitchError> {
         let rows = |i: usize| -> &[Row] { results.get(i).and_then(|r| r.rows.as_deref()).unwrap_or(&[]) };
-        let root_row = rows(0).first().ok_or(VswitchError::NotInitialized)?;
-        let interfaces: HashMap<Uuid, Interface> = rows(3)
+        Self::from_rows(rows(0), rows(1), rows(2), rows(3))
+    }
+
+    /// Operations reading only the rows these names concern: the root
+    /// row, the named bridges, and the ports, interfaces and bridges named
+    /// like each port. The cost does not grow with the switch's size.
+    /// Take the results with [`Snapshot::from_named_results`].
+    pub fn read_named_ops(bridges: &[&str], ports: &[&str]) -> Vec<Operation> {
+        let named = |table: &str, cols: &[&str], name: &str| {
+            Operation::select(table, vec![Condition::eq("name", name)]).columns(cols.iter().copied())
+        };
+        let mut ops = vec![Operation::select("Open_vSwitch", vec![]).columns(ROOT_COLUMNS.iter().copied())];
+        ops.extend(bridges.iter().chain(ports).map(|n| named("Bridge", BRIDGE_COLUMNS, n)));
+        ops.extend(ports.iter().map(|n| named("Port", PORT_COLUMNS, n)));
+        ops.extend(ports.iter().map(|n| named("Interface", INTERFACE_COLUMNS, n)));
+        ops
+    }
+
+    /// A partial snapshot from the replies to [`Snapshot::read_named_ops`]:
+    /// bridges list only the ports that were read.
+    pub fn from_named_results(results: &[OpResult], bridges: usize, ports: usize) -> Result<Self, VswitchError> {
+        let gather = |range: std::ops::Range<usize>| -> Vec<Row> {
+            let mut seen = std::collections::HashSet::new();
+            results[range.start.min(results.len())..range.end.min(results.len())]
+                .iter()
+                .flat_map(|r| r.rows.iter().flatten())
+                .filter(|r| uuid_of(r).is_some_and(|u| seen.insert(u)))
+                .cloned()
+                .collect()
+        };
+        let root = gather(0..1);
+        let b = gather(1..1 + bridges + ports);
+        let p = gather(1 + bridges + ports..1 + bridges + 2 * ports);
+        let i = gather(1 + bridges + 2 * ports..1 + bridges + 3 * ports);
+        Self::from_rows(&root, &b, &p, &i)
+    }
+
+    fn from_rows(root: &[Row], bridge_rows: &[Row], port_rows: &[Row], iface_rows: &[Row]) -> Result<Self, VswitchError> {
+        let root_row = root.first().ok_or(VswitchError::NotInitialized)?;
+        let interfaces: HashMap<Uuid, Interface> = iface_rows
             .iter()
             .filter_map(|r| interface_from_row(r).map(|i| (i.uuid, i)))
             .collect();
-        let ports: HashMap<Uuid, Port> = rows(2)
+        let ports: HashMap<Uuid, Port> = port_rows
             .iter()
             .filter_map(|r| {
                 let uuid = uuid_of(r)?;
@@ -118,7 +156,7 @@ impl Snapshot {
             })
             .collect();
         let root_bridges = set_uuids(root_row, "bridges");
-        let mut bridges: Vec<Bridge> = rows(1)
+        let mut bridges: Vec<Bridge> = bridge_rows
             .iter()
             .filter_map(|r| {
                 let uuid = uuid_of(r)?;

@@ -1,0 +1,90 @@
+//! OVSDB framing + parsing throughput on a large monitor update: one
+//! `update2` notification inserting 10,000 `Interface` rows, each with
+//! `external_ids`, `options` and an `ofport`, as `ovsdb-server` would send
+//! it when a monitor starts on a database with 10,000 ports.
+//!
+//! Run: `cargo bench --bench ovsdb`
+
+use std::hint::black_box;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use ovsnet::ovsdb::framing::JsonCodec;
+use ovsnet::ovsdb::rpc::Message;
+use ovsnet::ovsdb::{Cache, DatabaseSchema, TableUpdates};
+use serde_json::{Value, json};
+use tokio_util::codec::Decoder;
+
+fn big_update2(rows: usize) -> Vec<u8> {
+    let mut ifaces = serde_json::Map::new();
+    for i in 0..rows {
+        let uuid = format!("{:08x}-0000-4000-8000-{:012x}", i, i);
+        ifaces.insert(
+            uuid,
+            json!({"initial": {
+                "name": format!("veth{i:05}"),
+                "type": "",
+                "ofport": i as i64 + 1,
+                "admin_state": "up",
+                "link_state": "up",
+                "mac_in_use": format!("02:00:00:{:02x}:{:02x}:{:02x}", (i >> 16) & 255, (i >> 8) & 255, i & 255),
+                "external_ids": ["map", [["container_id", format!("{i:064x}")], ["iface-id", format!("port-{i}")]]],
+                "options": ["map", []],
+                "statistics": ["map", [["rx_packets", i as i64 * 7], ["tx_packets", i as i64 * 5], ["rx_bytes", i as i64 * 900]]]
+            }}),
+        );
+    }
+    let msg = json!({"id": null, "method": "update2", "params": ["m", {"Interface": Value::Object(ifaces)}]});
+    msg.to_string().into_bytes()
+}
+
+fn decode_all(wire: &[u8], chunk: usize) -> Vec<Message> {
+    let mut codec = JsonCodec::default();
+    let mut buf = BytesMut::with_capacity(chunk);
+    let mut out = Vec::new();
+    for piece in wire.chunks(chunk) {
+        buf.extend_from_slice(piece);
+        while let Some(m) = codec.decode(&mut buf).expect("frame") {
+            out.push(m);
+        }
+    }
+    out
+}
+
+fn bench(c: &mut Criterion) {
+    let wire = big_update2(10_000);
+    let schema_text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/ovsdb-schemas/vswitch.ovsschema")).expect("schema");
+    let schema = Arc::new(DatabaseSchema::parse(&schema_text).expect("schema"));
+    let mut g = c.benchmark_group("ovsdb_framing");
+    g.throughput(Throughput::Bytes(wire.len() as u64));
+    g.sample_size(20);
+    // Framing + JSON parsing, fed in 64 KiB reads as from a socket.
+    g.bench_function(format!("frame+parse update2 {} bytes, 64KiB reads", wire.len()), |b| {
+        b.iter(|| black_box(decode_all(black_box(&wire), 64 << 10)))
+    });
+    // Baseline: serde_json alone parsing the same bytes into a Value,
+    // no framing (the floor for any JSON-RPC reader built on serde_json).
+    g.bench_function("baseline serde_json::from_slice::<Value>", |b| {
+        b.iter(|| black_box(serde_json::from_slice::<Value>(black_box(&wire)).expect("json")))
+    });
+    // Plus notation decoding and applying to a monitor cache.
+    g.bench_function("frame+parse+cache apply", |b| {
+        b.iter(|| {
+            let msgs = decode_all(&wire, 64 << 10);
+            let mut cache = Cache::new(schema.clone());
+            for m in msgs {
+                if let Message::Notification { params, .. } = m {
+                    let u = TableUpdates::from_update2(&params[1]).expect("update2");
+                    cache.apply(&u).expect("apply");
+                }
+            }
+            black_box(cache.table("Interface").count())
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

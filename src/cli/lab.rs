@@ -1,0 +1,183 @@
+//! `ovsnet lab up|down|status`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Subcommand;
+
+use super::{Format, Global};
+use crate::lab::{self, LabOptions, LabRecord};
+use crate::vswitch::spec::TunnelType;
+
+#[derive(Debug, Subcommand)]
+pub enum LabCommand {
+    /// Build N hosts (namespaces with their own Open vSwitch), an underlay,
+    /// tunnels, and M containers per host with addresses.
+    Up {
+        #[arg(long, default_value_t = 2)]
+        hosts: usize,
+        #[arg(long, default_value = "vxlan", value_parser = ["vxlan", "gre", "geneve"])]
+        tunnel: String,
+        #[arg(long, default_value_t = 1)]
+        containers: usize,
+        /// Run the cluster database on the first hosts (0: none; 1, 3, 5);
+        /// container addresses are then allocated through it.
+        #[arg(long, default_value_t = 0)]
+        cluster_members: usize,
+        #[command(flatten)]
+        which: Which,
+    },
+    /// Remove everything the lab made (also after a crash midway), and nothing else.
+    Down {
+        #[command(flatten)]
+        which: Which,
+    },
+    /// Hosts, containers, endpoints, and an all-pairs reachability matrix.
+    Status {
+        /// Skip the reachability matrix.
+        #[arg(long)]
+        no_ping: bool,
+        /// Per-probe timeout in milliseconds.
+        #[arg(long, default_value_t = 1000)]
+        ping_timeout_ms: u64,
+        #[command(flatten)]
+        which: Which,
+    },
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct Which {
+    /// Lab name: the prefix of its namespaces.
+    #[arg(long, default_value = "ovsnet")]
+    pub name: String,
+    /// Where lab records are kept.
+    #[arg(long, default_value = lab::DEFAULT_STATE_ROOT, value_name = "DIR")]
+    pub state_dir: PathBuf,
+}
+
+fn print_record(rec: &LabRecord) {
+    println!("lab {} ({} tunnels, classic NORMAL bridges with split-horizon full mesh)", rec.name, rec.tunnel);
+    println!("{:<6} {:<20} {:<14} OVS (OVS_RUNDIR)", "HOST", "NAMESPACE", "UNDERLAY");
+    for h in &rec.hosts {
+        println!("{:<6} {:<20} {:<14} {}", h.name, h.netns, h.underlay_ip.to_string(), h.dir.display());
+    }
+    println!("{:<24} {:<6} ADDRESS", "CONTAINER (namespace)", "HOST");
+    for c in &rec.containers {
+        println!("{:<24} {:<6} {}/{}", c.netns, c.host, c.ip, c.prefix);
+    }
+    if let Some(db) = &rec.cluster_db {
+        println!("cluster database: {db}");
+    }
+    if !rec.complete {
+        println!("INCOMPLETE: `lab up` did not finish; `ovsnet lab down --name {}` removes what it made", rec.name);
+    }
+}
+
+pub async fn run(cmd: LabCommand, g: &Global) -> anyhow::Result<()> {
+    match cmd {
+        LabCommand::Up { hosts, tunnel, containers, cluster_members, which } => {
+            let tunnel = TunnelType::from_column(&tunnel).ok_or_else(|| anyhow::anyhow!("bad tunnel type {tunnel}"))?;
+            let opts = LabOptions { name: which.name.clone(), hosts, containers, tunnel, cluster_members, state_root: which.state_dir.clone() };
+            match lab::up(&opts).await {
+                Ok(rec) => {
+                    match g.format {
+                        Format::Json => println!("{}", serde_json::to_string(&rec)?),
+                        Format::Table => {
+                            print_record(&rec);
+                            if let Some(c) = rec.containers.get(1).or(rec.containers.first()) {
+                                println!("try: ip netns exec {} ping {}", rec.containers[0].netns, c.ip);
+                            }
+                        }
+                    }
+                    Ok(())
+                }
+                // Refused before anything was made (an existing lab of
+                // that name is not ours to take down).
+                Err(e @ (lab::LabError::Exists(_) | lab::LabError::BadInput(_))) => Err(e.into()),
+                Err(e) => {
+                    // Leave nothing half-built behind.
+                    let cleaned = lab::down(&which.state_dir, &which.name);
+                    let note = match cleaned {
+                        Ok(_) => "removed what it had made".to_owned(),
+                        Err(d) => format!("cleanup: {d}"),
+                    };
+                    Err(anyhow::anyhow!("lab up: {e} ({note})"))
+                }
+            }
+        }
+        LabCommand::Down { which } => {
+            let r = lab::down(&which.state_dir, &which.name)?;
+            match g.format {
+                Format::Json => println!("{}", serde_json::to_string(&r)?),
+                Format::Table => println!(
+                    "lab {} removed: {} namespace(s), {} process(es)",
+                    which.name,
+                    r.namespaces.len(),
+                    r.processes
+                ),
+            }
+            Ok(())
+        }
+        LabCommand::Status { no_ping, ping_timeout_ms, which } => {
+            let rec = LabRecord::load(&which.state_dir, &which.name)?;
+            let endpoints = match &rec.cluster_db {
+                Some(db) => {
+                    let cdb = crate::cluster::ClusterDb::connect(db, &g.connect).await?;
+                    Some(cdb.state().await?.endpoints)
+                }
+                None => None,
+            };
+            let matrix = if no_ping {
+                None
+            } else {
+                let rec2 = rec.clone();
+                Some(
+                    tokio::task::spawn_blocking(move || lab::reachability(&rec2, Duration::from_millis(ping_timeout_ms)))
+                        .await??,
+                )
+            };
+            match g.format {
+                Format::Json => println!(
+                    "{}",
+                    serde_json::json!({"lab": rec, "endpoints": endpoints, "reachability": matrix})
+                ),
+                Format::Table => {
+                    print_record(&rec);
+                    if let Some(eps) = &endpoints {
+                        println!("{} endpoint(s) in the cluster database", eps.len());
+                        for e in eps {
+                            println!("  {:<12} {} on {} ({})", e.ip.to_string(), e.mac, e.host, e.container);
+                        }
+                    }
+                    if let Some(m) = &matrix {
+                        println!("reachability (ICMP echo, ms; from row to column):");
+                        let short: Vec<String> = m.containers.iter().map(|c| c.trim_start_matches(&format!("{}-", rec.name)).to_owned()).collect();
+                        print!("{:<8}", "");
+                        for s in &short {
+                            print!("{s:>8}");
+                        }
+                        println!();
+                        for (i, row) in m.rtt_ms.iter().enumerate() {
+                            print!("{:<8}", short[i]);
+                            for (j, r) in row.iter().enumerate() {
+                                let cell = match (i == j, r) {
+                                    (true, _) => "-".to_owned(),
+                                    (false, Some(ms)) => format!("{ms:.2}"),
+                                    (false, None) => "FAIL".to_owned(),
+                                };
+                                print!("{cell:>8}");
+                            }
+                            println!();
+                        }
+                        if m.all_reachable() {
+                            println!("all {} pairs reachable", m.containers.len() * m.containers.len().saturating_sub(1));
+                        } else {
+                            anyhow::bail!("unreachable: {:?}", m.unreachable_pairs());
+                        }
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+}

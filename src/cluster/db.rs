@@ -1,0 +1,613 @@
+//! [`ClusterDb`]: the cluster database over an [`ovsdb::Client`] (the I/O
+//! edge of this module). Every write is one transaction; the schema's
+//! unique indexes make the server refuse duplicates (an IP twice in a
+//! network, a VNI twice, a block twice), so two hosts racing for the same
+//! thing cannot both win: the loser's transaction fails as a whole and
+//! leaves nothing behind. Allocations then retry with what they now see.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use super::ipam::{self, IpamError};
+use super::model::{Block, ClusterState, DB, Endpoint, Host, Ipam, Network, RowError, table};
+use crate::net::IpNet;
+use crate::ovsdb::{
+    self, Atom, Cache, Client, Condition, ConnectOptions, Datum, MonitorEvent, MonitorRequest, Mutation, Mutator,
+    OpResult, Operation, Row, Uuid,
+};
+
+/// How many times an allocation retries after losing a race.
+const MAX_RETRIES: usize = 16;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("cluster database: {0}")]
+    Ovsdb(#[from] ovsdb::Error),
+    #[error(transparent)]
+    Row(#[from] RowError),
+    #[error(transparent)]
+    Ipam(#[from] IpamError),
+    #[error("no network {0} in the cluster database")]
+    NoNetwork(String),
+    #[error("no host {0} in the cluster database (is its agent registered?)")]
+    NoHost(String),
+    #[error("network {0} already exists")]
+    NetworkExists(String),
+    #[error("VNI {vni} is already used by network {holder}")]
+    VniInUse { vni: u32, holder: String },
+    #[error("network {name} still has {endpoints} endpoint(s); detach them first")]
+    NetworkInUse { name: String, endpoints: usize },
+    #[error("{ip} is already in use in network {network} by {container} on host {host}")]
+    IpInUse { ip: IpAddr, network: String, container: String, host: String },
+    #[error("{ip} is not in network {network} ({cidr})")]
+    OutsideNetwork { ip: IpAddr, network: String, cidr: IpNet },
+    #[error("{0}")]
+    BadInput(String),
+    #[error("gave up after {0} attempts: other hosts kept taking the same addresses")]
+    TooManyRetries(usize),
+    #[error("unexpected reply from the cluster database: {0}")]
+    Reply(String),
+}
+
+/// What a host registers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostSpec {
+    pub name: String,
+    pub underlay_ip: IpAddr,
+    pub tunnel_types: BTreeSet<String>,
+    /// Milliseconds between heartbeats (0: the host sends none).
+    pub heartbeat_interval_ms: u64,
+    pub external_ids: BTreeMap<String, String>,
+}
+
+/// What `network create` asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkSpec {
+    pub name: String,
+    pub cidr: IpNet,
+    /// `None`: the lowest free VNI.
+    pub vni: Option<u32>,
+    pub ipam: Ipam,
+    pub mtu: Option<u32>,
+    /// Pool: the size of each host's block (default /24, or the CIDR itself
+    /// if it is smaller).
+    pub block_prefix: Option<u8>,
+    /// Fan: the underlay network (required).
+    pub underlay: Option<IpNet>,
+    pub gateway: Option<Ipv4Addr>,
+}
+
+impl NetworkSpec {
+    /// Checks what can be checked without the database.
+    pub fn check(&self) -> Result<(), ClusterError> {
+        let bad = |m: String| Err(ClusterError::BadInput(m));
+        if self.name.is_empty() || self.name.len() > 64 || !self.name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
+            return bad(format!("bad network name {:?}: 1-64 characters of [A-Za-z0-9_.-]", self.name));
+        }
+        if let Some(v) = self.vni
+            && !(1..=ipam::MAX_VNI).contains(&v)
+        {
+            return bad(format!("VNI {v} out of range 1..={}", ipam::MAX_VNI));
+        }
+        if let Some(m) = self.mtu
+            && !(68..=65535).contains(&m)
+        {
+            return bad(format!("MTU {m} out of range 68..=65535"));
+        }
+        if let Some(g) = self.gateway
+            && !self.cidr.contains(g.into())
+        {
+            return bad(format!("gateway {g} is not in {}", self.cidr));
+        }
+        match self.ipam {
+            Ipam::Static => {}
+            Ipam::Pool => ipam::check_block_prefix(self.cidr, self.effective_block_prefix())?,
+            Ipam::Fan => {
+                let Some(u) = self.underlay else {
+                    return bad("fan networks need --underlay CIDR (the hosts' network, e.g. 172.30.0.0/16)".into());
+                };
+                // A host address in the middle of the underlay must map.
+                let probe = match u.addr {
+                    IpAddr::V4(a) => Ipv4Addr::from(u32::from(a) | 1),
+                    IpAddr::V6(_) => return Err(IpamError::NotIpv4(u).into()),
+                };
+                ipam::fan_block(self.cidr, u, probe)?;
+            }
+        }
+        if self.ipam != Ipam::Static && !self.cidr.is_ipv4() {
+            return Err(IpamError::NotIpv4(self.cidr).into());
+        }
+        Ok(())
+    }
+
+    fn effective_block_prefix(&self) -> u8 {
+        self.block_prefix.unwrap_or(self.cidr.prefix.max(24))
+    }
+}
+
+/// An endpoint to publish (its address already chosen).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointSpec {
+    pub network: String,
+    pub host: String,
+    pub ip: IpAddr,
+    /// Default: the MAC ovsnet derives from the address.
+    pub mac: Option<String>,
+    pub container: String,
+    pub interface: String,
+    pub external_ids: BTreeMap<String, String>,
+}
+
+/// The cluster database.
+#[derive(Debug, Clone)]
+pub struct ClusterDb {
+    client: Client,
+}
+
+fn is_constraint(e: &ovsdb::Error) -> bool {
+    matches!(e, ovsdb::Error::Transaction { error, .. } if error == "constraint violation")
+}
+
+fn is_referential(e: &ovsdb::Error) -> bool {
+    matches!(e, ovsdb::Error::Transaction { error, .. } if error == "referential integrity violation")
+}
+
+fn string_map(m: &BTreeMap<String, String>) -> Datum {
+    Datum::map(m.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+}
+
+fn opt<T: Into<Atom>>(v: Option<T>) -> Datum {
+    Datum::set(v.map(Into::into))
+}
+
+fn rows(results: &[OpResult], i: usize) -> Result<&[Row], ClusterError> {
+    results
+        .get(i)
+        .and_then(|r| r.rows.as_deref())
+        .ok_or_else(|| ClusterError::Reply(format!("no rows in result {i}")))
+}
+
+fn row_uuid(row: &Row) -> Result<Uuid, ClusterError> {
+    row.get("_uuid").and_then(Datum::as_uuid).ok_or_else(|| ClusterError::Reply("row without _uuid".into()))
+}
+
+impl ClusterDb {
+    pub fn new(client: Client) -> Self {
+        ClusterDb { client }
+    }
+
+    /// Connects to the cluster (a comma-separated list of members). Each
+    /// request is bounded by `opts.request_timeout`, or `opts.timeout`.
+    pub async fn connect(remotes: &str, opts: &ConnectOptions) -> Result<Self, ClusterError> {
+        let mut opts = opts.clone();
+        opts.database.get_or_insert_with(|| DB.to_owned());
+        // A request caught in a fail-over can go unanswered; bound every
+        // request so callers see an error and retry instead of hanging.
+        opts.request_timeout.get_or_insert(opts.timeout);
+        Ok(ClusterDb { client: Client::connect(remotes, &opts).await? })
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    async fn transact(&self, ops: Vec<Operation>) -> Result<Vec<OpResult>, ovsdb::Error> {
+        self.client.transact(DB, ops).await
+    }
+
+    /// Reads every table once.
+    pub async fn state(&self) -> Result<ClusterState, ClusterError> {
+        let tables = [table::HOST, table::NETWORK, table::BLOCK, table::ENDPOINT];
+        let results = self.transact(tables.iter().map(|t| Operation::select(t, vec![])).collect()).await?;
+        let schema = self.client.get_schema(DB).await?;
+        let mut cache = Cache::new(schema);
+        let mut upd = crate::ovsdb::TableUpdates::default();
+        for (i, t) in tables.iter().enumerate() {
+            let mut m = BTreeMap::new();
+            for row in rows(&results, i)? {
+                m.insert(row_uuid(row)?, crate::ovsdb::RowUpdate::Initial(row.clone()));
+            }
+            upd.0.insert((*t).to_owned(), m);
+        }
+        cache.apply(&upd).map_err(ovsdb::Error::from)?;
+        Ok(ClusterState::from_cache(&cache))
+    }
+
+    /// Registers a host, or updates its row (same name): its underlay
+    /// address and tunnel types are what the other hosts will use.
+    pub async fn register_host(&self, spec: &HostSpec) -> Result<Uuid, ClusterError> {
+        let mut row = Row::new();
+        row.insert("underlay_ip".into(), Datum::from(spec.underlay_ip.to_string()));
+        row.insert("tunnel_types".into(), Datum::set(spec.tunnel_types.iter().map(String::as_str)));
+        row.insert("heartbeat_interval".into(), Datum::from(i64::try_from(spec.heartbeat_interval_ms).unwrap_or(i64::MAX)));
+        row.insert("external_ids".into(), string_map(&spec.external_ids));
+        let by_name = || vec![Condition::eq("name", spec.name.as_str())];
+        for _ in 0..MAX_RETRIES {
+            let found = self.transact(vec![Operation::select(table::HOST, by_name()).columns(["_uuid"])]).await?;
+            let existing = rows(&found, 0)?.first().map(row_uuid).transpose()?;
+            let result = match existing {
+                Some(uuid) => self
+                    .transact(vec![Operation::update(table::HOST, vec![Condition::uuid(uuid)], row.clone())])
+                    .await
+                    .map(|_| uuid),
+                None => {
+                    let mut new = row.clone();
+                    new.insert("name".into(), Datum::from(spec.name.as_str()));
+                    new.insert("heartbeat".into(), Datum::from(0i64));
+                    self.transact(vec![Operation::insert(table::HOST, new)])
+                        .await
+                        .and_then(|r| r.first().and_then(|r| r.uuid).ok_or(ovsdb::Error::Protocol("insert without uuid".into())))
+                }
+            };
+            match result {
+                Ok(uuid) => return Ok(uuid),
+                // Another registration of the same name (or underlay
+                // address) won the race: read again.
+                Err(e) if is_constraint(&e) && existing.is_none() => {
+                    let again = self.transact(vec![Operation::select(table::HOST, by_name()).columns(["_uuid"])]).await?;
+                    if rows(&again, 0)?.is_empty() {
+                        return Err(ClusterError::BadInput(format!(
+                            "underlay address {} is already registered by another host",
+                            spec.underlay_ip
+                        )));
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ClusterError::TooManyRetries(MAX_RETRIES))
+    }
+
+    /// Bumps a host's heartbeat counter.
+    pub async fn heartbeat(&self, host: &str) -> Result<(), ClusterError> {
+        let r = self
+            .transact(vec![Operation::mutate(
+                table::HOST,
+                vec![Condition::eq("name", host)],
+                vec![Mutation::new("heartbeat", Mutator::Add, 1i64)],
+            )])
+            .await?;
+        match r.first().and_then(|r| r.count) {
+            Some(0) => Err(ClusterError::NoHost(host.to_owned())),
+            _ => Ok(()),
+        }
+    }
+
+    /// Removes a host's row, its blocks and its endpoints.
+    pub async fn unregister_host(&self, host: &str) -> Result<(), ClusterError> {
+        self.transact(vec![
+            Operation::delete(table::ENDPOINT, vec![Condition::eq("host", host)]),
+            Operation::delete(table::BLOCK, vec![Condition::eq("host", host)]),
+            Operation::delete(table::HOST, vec![Condition::eq("name", host)]),
+        ])
+        .await?;
+        Ok(())
+    }
+
+    /// `network create`: one insert; the name and VNI indexes refuse
+    /// duplicates. Without a VNI, takes the lowest free one (retrying if
+    /// another creation took it at the same moment).
+    pub async fn create_network(&self, spec: &NetworkSpec) -> Result<Network, ClusterError> {
+        spec.check()?;
+        for _ in 0..MAX_RETRIES {
+            let found = self.transact(vec![Operation::select(table::NETWORK, vec![]).columns(["_uuid", "name", "vni"])]).await?;
+            let mut used = BTreeMap::new();
+            for r in rows(&found, 0)? {
+                let name = r.get("name").and_then(Datum::as_str).unwrap_or_default().to_owned();
+                if name == spec.name {
+                    return Err(ClusterError::NetworkExists(spec.name.clone()));
+                }
+                if let Some(v) = r.get("vni").and_then(Datum::as_integer).and_then(|v| u32::try_from(v).ok()) {
+                    used.insert(v, name);
+                }
+            }
+            let vni = match spec.vni {
+                Some(v) => {
+                    if let Some(holder) = used.get(&v) {
+                        return Err(ClusterError::VniInUse { vni: v, holder: holder.clone() });
+                    }
+                    v
+                }
+                None => ipam::lowest_free_vni(&used.keys().copied().collect())?,
+            };
+            let mut row = Row::new();
+            row.insert("name".into(), Datum::from(spec.name.as_str()));
+            row.insert("vni".into(), Datum::from(i64::from(vni)));
+            row.insert("cidr".into(), Datum::from(spec.cidr.to_string()));
+            row.insert("ipam".into(), Datum::from(spec.ipam.as_str()));
+            row.insert("mtu".into(), opt(spec.mtu.map(i64::from)));
+            row.insert(
+                "block_prefix".into(),
+                opt((spec.ipam == Ipam::Pool).then(|| i64::from(spec.effective_block_prefix()))),
+            );
+            row.insert("underlay".into(), opt(spec.underlay.filter(|_| spec.ipam == Ipam::Fan).map(|u| u.to_string())));
+            row.insert("gateway".into(), opt(spec.gateway.map(|g| g.to_string())));
+            match self.transact(vec![Operation::insert(table::NETWORK, row.clone())]).await {
+                Ok(r) => {
+                    let uuid = r.first().and_then(|r| r.uuid).ok_or_else(|| ClusterError::Reply("insert without uuid".into()))?;
+                    return Ok(Network::from_row(uuid, &row)?);
+                }
+                Err(e) if is_constraint(&e) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ClusterError::TooManyRetries(MAX_RETRIES))
+    }
+
+    pub async fn networks(&self) -> Result<Vec<Network>, ClusterError> {
+        let r = self.transact(vec![Operation::select(table::NETWORK, vec![])]).await?;
+        let mut out = rows(&r, 0)?
+            .iter()
+            .map(|row| Ok(Network::from_row(row_uuid(row)?, row)?))
+            .collect::<Result<Vec<_>, ClusterError>>()?;
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    pub async fn network(&self, name: &str) -> Result<Network, ClusterError> {
+        let r = self.transact(vec![Operation::select(table::NETWORK, vec![Condition::eq("name", name)])]).await?;
+        let row = rows(&r, 0)?.first().ok_or_else(|| ClusterError::NoNetwork(name.to_owned()))?;
+        Ok(Network::from_row(row_uuid(row)?, row)?)
+    }
+
+    /// `network del`: refused while endpoints refer to the network (the
+    /// strong references make the server refuse it, atomically with any
+    /// attach racing with the delete). The network's blocks go with it.
+    pub async fn delete_network(&self, name: &str) -> Result<(), ClusterError> {
+        let net = self.network(name).await?;
+        let ops = vec![
+            Operation::delete(table::BLOCK, vec![Condition::eq("network", net.uuid)]),
+            Operation::delete(table::NETWORK, vec![Condition::uuid(net.uuid)]),
+        ];
+        match self.transact(ops).await {
+            Ok(_) => Ok(()),
+            Err(e) if is_referential(&e) => {
+                let r = self
+                    .transact(vec![Operation::select(table::ENDPOINT, vec![Condition::eq("network", net.uuid)]).columns(["_uuid"])])
+                    .await?;
+                Err(ClusterError::NetworkInUse { name: name.to_owned(), endpoints: rows(&r, 0)?.len() })
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Publishes an endpoint whose address is chosen. Fails with
+    /// [`ClusterError::IpInUse`] if the address is taken in that network,
+    /// by whoever got there first; nothing is written then.
+    pub async fn publish_endpoint(&self, spec: &EndpointSpec) -> Result<Endpoint, ClusterError> {
+        let net = self.network(&spec.network).await?;
+        self.insert_endpoint(&net, spec).await
+    }
+
+    async fn insert_endpoint(&self, net: &Network, spec: &EndpointSpec) -> Result<Endpoint, ClusterError> {
+        if !net.cidr.contains(spec.ip) {
+            return Err(ClusterError::OutsideNetwork { ip: spec.ip, network: net.name.clone(), cidr: net.cidr });
+        }
+        let mac = match (&spec.mac, spec.ip) {
+            (Some(m), _) => m.clone(),
+            (None, IpAddr::V4(v4)) => crate::attach::format_mac(ipam::mac_for(v4)),
+            (None, IpAddr::V6(_)) => return Err(ClusterError::BadInput("an IPv6 endpoint needs a MAC".into())),
+        };
+        let mut row = Row::new();
+        row.insert("network".into(), Datum::from(net.uuid));
+        row.insert("host".into(), Datum::from(spec.host.as_str()));
+        row.insert("ip".into(), Datum::from(spec.ip.to_string()));
+        row.insert("mac".into(), Datum::from(mac));
+        row.insert("container".into(), Datum::from(spec.container.as_str()));
+        row.insert("interface".into(), Datum::from(spec.interface.as_str()));
+        row.insert("external_ids".into(), string_map(&spec.external_ids));
+        match self.transact(vec![Operation::insert(table::ENDPOINT, row.clone())]).await {
+            Ok(r) => {
+                let uuid = r.first().and_then(|r| r.uuid).ok_or_else(|| ClusterError::Reply("insert without uuid".into()))?;
+                Ok(Endpoint::from_row(uuid, &row)?)
+            }
+            Err(e) if is_constraint(&e) => {
+                let holder = self.endpoint_at(net, spec.ip).await?;
+                Err(ClusterError::IpInUse {
+                    ip: spec.ip,
+                    network: net.name.clone(),
+                    container: holder.as_ref().map(|h| h.container.clone()).unwrap_or_else(|| "?".into()),
+                    host: holder.map(|h| h.host).unwrap_or_else(|| "?".into()),
+                })
+            }
+            Err(e) if is_referential(&e) => Err(ClusterError::NoNetwork(net.name.clone())),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn endpoint_at(&self, net: &Network, ip: IpAddr) -> Result<Option<Endpoint>, ClusterError> {
+        let r = self
+            .transact(vec![Operation::select(
+                table::ENDPOINT,
+                vec![Condition::eq("network", net.uuid), Condition::eq("ip", ip.to_string())],
+            )])
+            .await?;
+        rows(&r, 0)?.first().map(|row| Ok(Endpoint::from_row(row_uuid(row)?, row)?)).transpose()
+    }
+
+    /// Removes the endpoint holding `ip` in `network` (false: there was none).
+    pub async fn remove_endpoint(&self, network: &str, ip: IpAddr) -> Result<bool, ClusterError> {
+        let net = self.network(network).await?;
+        let r = self
+            .transact(vec![Operation::delete(
+                table::ENDPOINT,
+                vec![Condition::eq("network", net.uuid), Condition::eq("ip", ip.to_string())],
+            )])
+            .await?;
+        Ok(r.first().and_then(|r| r.count).unwrap_or(0) > 0)
+    }
+
+    /// Removes a container's endpoints on a host (all networks); returns how many.
+    pub async fn remove_container_endpoints(&self, host: &str, container: &str) -> Result<u64, ClusterError> {
+        let r = self
+            .transact(vec![Operation::delete(
+                table::ENDPOINT,
+                vec![Condition::eq("host", host), Condition::eq("container", container)],
+            )])
+            .await?;
+        Ok(r.first().and_then(|r| r.count).unwrap_or(0))
+    }
+
+    /// The block `host` serves in `net`: its Fan block, or its pool block
+    /// (claimed now, first free, if it has none yet).
+    pub async fn host_block(&self, net: &Network, host: &str) -> Result<Option<IpNet>, ClusterError> {
+        match net.ipam {
+            Ipam::Static => Ok(None),
+            Ipam::Fan => {
+                let h = self.host(host).await?;
+                Ok(net.fan_block(h.underlay_ip)?)
+            }
+            Ipam::Pool => {
+                let prefix = net.block_prefix.unwrap_or(net.cidr.prefix.max(24));
+                for _ in 0..MAX_RETRIES {
+                    let r = self.transact(vec![Operation::select(table::BLOCK, vec![Condition::eq("network", net.uuid)])]).await?;
+                    let blocks = rows(&r, 0)?
+                        .iter()
+                        .map(|row| Ok(Block::from_row(row_uuid(row)?, row)?))
+                        .collect::<Result<Vec<_>, ClusterError>>()?;
+                    if let Some(b) = blocks.iter().find(|b| b.host == host) {
+                        return Ok(Some(b.cidr));
+                    }
+                    let taken: Vec<IpNet> = blocks.iter().map(|b| b.cidr).collect();
+                    let cidr = ipam::first_free_block(net.cidr, prefix, &taken)?;
+                    let mut row = Row::new();
+                    row.insert("network".into(), Datum::from(net.uuid));
+                    row.insert("host".into(), Datum::from(host));
+                    row.insert("cidr".into(), Datum::from(cidr.to_string()));
+                    match self.transact(vec![Operation::insert(table::BLOCK, row)]).await {
+                        Ok(_) => return Ok(Some(cidr)),
+                        // Another host claimed it (or this host, twice).
+                        Err(e) if is_constraint(&e) => continue,
+                        Err(e) if is_referential(&e) => return Err(ClusterError::NoNetwork(net.name.clone())),
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                Err(ClusterError::TooManyRetries(MAX_RETRIES))
+            }
+        }
+    }
+
+    pub async fn host(&self, name: &str) -> Result<Host, ClusterError> {
+        let r = self.transact(vec![Operation::select(table::HOST, vec![Condition::eq("name", name)])]).await?;
+        let row = rows(&r, 0)?.first().ok_or_else(|| ClusterError::NoHost(name.to_owned()))?;
+        Ok(Host::from_row(row_uuid(row)?, row)?)
+    }
+
+    /// Allocates an address for a container on `host` in `network` and
+    /// publishes it, atomically: the lowest free address of the host's
+    /// block (pool, Fan) or of the whole network (static). If another host
+    /// takes the same address first, the unique index refuses this insert
+    /// and the next free address is tried.
+    pub async fn allocate_ip(
+        &self,
+        network: &str,
+        host: &str,
+        container: &str,
+        interface: &str,
+    ) -> Result<Endpoint, ClusterError> {
+        let net = self.network(network).await?;
+        let block = self.host_block(&net, host).await?.unwrap_or(net.cidr);
+        for _ in 0..MAX_RETRIES {
+            let r = self
+                .transact(vec![Operation::select(table::ENDPOINT, vec![Condition::eq("network", net.uuid)]).columns(["ip"])])
+                .await?;
+            let used: BTreeSet<Ipv4Addr> = rows(&r, 0)?
+                .iter()
+                .filter_map(|row| row.get("ip").and_then(Datum::as_str).and_then(|s| s.parse().ok()))
+                .collect();
+            let ip = ipam::lowest_free_address(net.cidr, block, net.gateway, &used)?;
+            let spec = EndpointSpec {
+                network: net.name.clone(),
+                host: host.to_owned(),
+                ip: IpAddr::V4(ip),
+                mac: None,
+                container: container.to_owned(),
+                interface: interface.to_owned(),
+                external_ids: BTreeMap::new(),
+            };
+            match self.insert_endpoint(&net, &spec).await {
+                Ok(e) => return Ok(e),
+                Err(ClusterError::IpInUse { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(ClusterError::TooManyRetries(MAX_RETRIES))
+    }
+
+    /// Follows the database: a [`ClusterWatch`] whose state is kept by a
+    /// `monitor_cond` on every table (re-synced after a reconnect or a
+    /// fail-over to another member).
+    pub async fn watch(&self) -> Result<ClusterWatch, ClusterError> {
+        let schema = self.client.get_schema(DB).await?;
+        let mut monitor = self
+            .client
+            .monitor_cond(
+                DB,
+                &[
+                    (table::HOST, MonitorRequest::all()),
+                    (table::NETWORK, MonitorRequest::all()),
+                    (table::BLOCK, MonitorRequest::all()),
+                    (table::ENDPOINT, MonitorRequest::all()),
+                ],
+            )
+            .await?;
+        let mut cache = Cache::new(schema);
+        cache.apply(&monitor.initial).map_err(ovsdb::Error::from)?;
+        let (tx, rx) = watch::channel(Arc::new(ClusterState::from_cache(&cache)));
+        let task = tokio::spawn(async move {
+            while let Some(ev) = monitor.next().await {
+                let applied = match &ev {
+                    MonitorEvent::Update(u) => cache.apply(u),
+                    MonitorEvent::Resync(u) => {
+                        cache.clear();
+                        cache.apply(u)
+                    }
+                };
+                if let Err(e) = applied {
+                    tracing::warn!("cluster monitor: {e:?}");
+                }
+                if tx.send(Arc::new(ClusterState::from_cache(&cache))).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(ClusterWatch { rx, task })
+    }
+}
+
+/// The cluster state as a monitor keeps it; the agent awaits
+/// [`ClusterWatch::changed`] and recomputes its flows from
+/// [`ClusterWatch::state`].
+#[derive(Debug)]
+pub struct ClusterWatch {
+    rx: watch::Receiver<Arc<ClusterState>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ClusterWatch {
+    /// The current state (cheap: shared).
+    pub fn state(&self) -> Arc<ClusterState> {
+        self.rx.borrow().clone()
+    }
+
+    /// Waits for the next change; `Err` once the monitor has ended.
+    pub async fn changed(&mut self) -> Result<Arc<ClusterState>, ClusterError> {
+        self.rx.changed().await.map_err(|_| ClusterError::Ovsdb(ovsdb::Error::Disconnected))?;
+        Ok(self.rx.borrow_and_update().clone())
+    }
+
+    /// Waits until `cond` holds for the state (checked at once first).
+    pub async fn wait_for(&mut self, mut cond: impl FnMut(&ClusterState) -> bool) -> Result<Arc<ClusterState>, ClusterError> {
+        let s = self.rx.wait_for(|s| cond(s)).await.map_err(|_| ClusterError::Ovsdb(ovsdb::Error::Disconnected))?;
+        Ok(s.clone())
+    }
+}
+
+impl Drop for ClusterWatch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

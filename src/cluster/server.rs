@@ -1,0 +1,433 @@
+//! Running the cluster database: `ovsdb-server` processes on the ovsnet
+//! schema, one standalone server or a 3- or 5-member Raft cluster, made
+//! with `ovsdb-tool create-cluster` / `join-cluster` as OVN does it.
+//!
+//! Layout of a directory given to [`init`]:
+//! - `ovsnet.ovsschema`: the schema the members were made from;
+//! - `mN/ovsnet.db`, `mN/ovsdb-server.{pid,ctl,log}`, `mN/db.sock` for
+//!   member N (1-based): its database file, daemon files and a unix
+//!   socket for local clients;
+//! - `cluster.json`: the members and remotes, for `status` and `stop`.
+//!
+//! Member N listens for clients on `tcp:ADDRESS:PORT_BASE+N-1` and for
+//! its peers (Raft) on `tcp:ADDRESS:PORT_BASE+100+N-1`.
+//!
+//! Processes are stopped by the pids in their pidfiles, after checking
+//! that the process really is an `ovsdb-server` of this directory.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::model::{DB, SCHEMA};
+use crate::netns;
+use crate::ovsdb::{self, Client, Condition, ConnectOptions, Operation};
+
+/// The default first client port (member 1); Raft ports are 100 higher.
+pub const DEFAULT_PORT_BASE: u16 = 6650;
+/// How far the Raft ports lie above the client ports.
+pub const RAFT_PORT_OFFSET: u16 = 100;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{program} failed: {stderr}")]
+    Failed { program: String, stderr: String },
+    #[error("{0}")]
+    BadInput(String),
+    #[error("{0} did not start within {1:?} (see its log)")]
+    Timeout(String, Duration),
+    #[error(transparent)]
+    Netns(#[from] netns::NetnsError),
+    #[error("{dir} holds no cluster made by `ovsnet cluster init` (no cluster.json)")]
+    NotACluster { dir: String },
+    #[error(transparent)]
+    Ovsdb(#[from] ovsdb::Error),
+}
+
+fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServerError {
+    let what = what.into();
+    move |source| ServerError::Io { what, source }
+}
+
+/// One member to run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberSpec {
+    /// Address it listens on (clients and peers).
+    pub address: IpAddr,
+    pub client_port: u16,
+    pub raft_port: u16,
+    /// Network namespace to run it in (default: this one).
+    pub netns: Option<String>,
+}
+
+impl MemberSpec {
+    pub fn client_remote(&self) -> String {
+        format!("tcp:{}", join_host_port(self.address, self.client_port))
+    }
+    pub fn raft_remote(&self) -> String {
+        format!("tcp:{}", join_host_port(self.address, self.raft_port))
+    }
+}
+
+fn join_host_port(ip: IpAddr, port: u16) -> String {
+    match ip {
+        IpAddr::V4(a) => format!("{a}:{port}"),
+        IpAddr::V6(a) => format!("[{a}]:{port}"),
+    }
+}
+
+/// The members of a cluster on one address, numbered from `port_base`.
+pub fn members_on(address: IpAddr, count: usize, port_base: u16) -> Result<Vec<MemberSpec>, ServerError> {
+    if ![1, 3, 5].contains(&count) {
+        return Err(ServerError::BadInput(format!(
+            "--members {count}: use 1 (standalone), 3 or 5 (Raft needs an odd number; 3 survives one failure, 5 two)"
+        )));
+    }
+    (0..count)
+        .map(|i| {
+            let i = u16::try_from(i).unwrap_or(u16::MAX);
+            let client_port = port_base.checked_add(i);
+            let raft_port = port_base.checked_add(RAFT_PORT_OFFSET + i);
+            match (client_port, raft_port) {
+                (Some(client_port), Some(raft_port)) => Ok(MemberSpec { address, client_port, raft_port, netns: None }),
+                _ => Err(ServerError::BadInput(format!("--port-base {port_base} is too high"))),
+            }
+        })
+        .collect()
+}
+
+/// What `cluster.json` records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterInfo {
+    pub dir: PathBuf,
+    /// `standalone` or `clustered`.
+    pub model: String,
+    pub members: Vec<MemberSpec>,
+}
+
+impl ClusterInfo {
+    /// Remotes for clients on the network: `tcp:A,tcp:B,tcp:C`.
+    pub fn tcp_remotes(&self) -> String {
+        self.members.iter().map(MemberSpec::client_remote).collect::<Vec<_>>().join(",")
+    }
+
+    /// Remotes for clients on this machine (any namespace): the members'
+    /// unix sockets.
+    pub fn unix_remotes(&self) -> String {
+        (1..=self.members.len())
+            .map(|n| format!("unix:{}", member_dir(&self.dir, n).join("db.sock").display()))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    pub fn load(dir: &Path) -> Result<Self, ServerError> {
+        let text = std::fs::read_to_string(dir.join("cluster.json"))
+            .map_err(|_| ServerError::NotACluster { dir: dir.display().to_string() })?;
+        serde_json::from_str(&text).map_err(|e| ServerError::BadInput(format!("{}/cluster.json: {e}", dir.display())))
+    }
+
+    fn save(&self) -> Result<(), ServerError> {
+        let text = serde_json::to_string_pretty(self).map_err(|e| ServerError::BadInput(e.to_string()))?;
+        std::fs::write(self.dir.join("cluster.json"), text).map_err(io_err("write cluster.json"))
+    }
+}
+
+/// Member N's directory (1-based).
+pub fn member_dir(dir: &Path, n: usize) -> PathBuf {
+    dir.join(format!("m{n}"))
+}
+
+fn run_tool(cmd: &mut Command) -> Result<(), ServerError> {
+    let program = cmd.get_program().to_string_lossy().into_owned();
+    let out = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .map_err(io_err(format!("run {program} (is Open vSwitch installed?)")))?;
+    if !out.status.success() {
+        return Err(ServerError::Failed { program, stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned() });
+    }
+    Ok(())
+}
+
+/// Creates the members' database files and starts every member. With one
+/// member the database is standalone (`ovsdb-tool create`); with more,
+/// member 1 creates the cluster and the others join it. Returns once every
+/// server has written its pidfile; clients should then connect with all
+/// remotes and let the client find the leader.
+pub fn init(dir: &Path, members: &[MemberSpec]) -> Result<ClusterInfo, ServerError> {
+    if members.is_empty() {
+        return Err(ServerError::BadInput("a cluster needs at least one member".into()));
+    }
+    if dir.join("cluster.json").exists() {
+        return Err(ServerError::BadInput(format!(
+            "{} already holds a cluster; `ovsnet cluster stop --dir {}` and remove it first",
+            dir.display(),
+            dir.display()
+        )));
+    }
+    std::fs::create_dir_all(dir).map_err(io_err(format!("create {}", dir.display())))?;
+    let dir = std::fs::canonicalize(dir).map_err(io_err(format!("resolve {}", dir.display())))?;
+    let schema = dir.join("ovsnet.ovsschema");
+    std::fs::write(&schema, SCHEMA).map_err(io_err("write the schema"))?;
+    let info = ClusterInfo {
+        dir: dir.clone(),
+        model: if members.len() == 1 { "standalone" } else { "clustered" }.into(),
+        members: members.to_vec(),
+    };
+    // Recorded first, so `stop` finds whatever a failure below leaves.
+    info.save()?;
+    for (i, m) in members.iter().enumerate() {
+        let mdir = member_dir(&dir, i + 1);
+        std::fs::create_dir_all(&mdir).map_err(io_err(format!("create {}", mdir.display())))?;
+        let db = mdir.join("ovsnet.db");
+        let mut cmd = Command::new("ovsdb-tool");
+        if members.len() == 1 {
+            cmd.arg("create").arg(&db).arg(&schema);
+        } else if i == 0 {
+            cmd.arg("create-cluster").arg(&db).arg(&schema).arg(m.raft_remote());
+        } else {
+            cmd.arg("join-cluster").arg(&db).arg(DB).arg(m.raft_remote()).arg(members[0].raft_remote());
+        }
+        run_tool(&mut cmd)?;
+    }
+    for (i, m) in members.iter().enumerate() {
+        start_member(&dir, i + 1, m)?;
+    }
+    Ok(info)
+}
+
+/// Joins a running cluster from this machine: `peer` is the Raft remote of
+/// any member (`tcp:IP:PORT`). The new member's files go in `dir`, as
+/// member 1 of that directory.
+pub fn join(dir: &Path, member: &MemberSpec, peer: &str) -> Result<ClusterInfo, ServerError> {
+    if !peer.starts_with("tcp:") && !peer.starts_with("ssl:") {
+        return Err(ServerError::BadInput(format!("bad peer {peer:?}: expected tcp:IP:RAFT_PORT")));
+    }
+    std::fs::create_dir_all(dir).map_err(io_err(format!("create {}", dir.display())))?;
+    let dir = std::fs::canonicalize(dir).map_err(io_err(format!("resolve {}", dir.display())))?;
+    let info = ClusterInfo { dir: dir.clone(), model: "clustered".into(), members: vec![member.clone()] };
+    info.save()?;
+    let mdir = member_dir(&dir, 1);
+    std::fs::create_dir_all(&mdir).map_err(io_err(format!("create {}", mdir.display())))?;
+    run_tool(
+        Command::new("ovsdb-tool")
+            .arg("join-cluster")
+            .arg(mdir.join("ovsnet.db"))
+            .arg(DB)
+            .arg(member.raft_remote())
+            .arg(peer),
+    )?;
+    start_member(&dir, 1, member)?;
+    Ok(info)
+}
+
+/// Starts member N (again: after [`stop_member`], its database file keeps
+/// its Raft identity and it rejoins).
+pub fn start_member(dir: &Path, n: usize, m: &MemberSpec) -> Result<i32, ServerError> {
+    let mdir = member_dir(dir, n);
+    let pidfile = mdir.join("ovsdb-server.pid");
+    let _ = std::fs::remove_file(&pidfile);
+    let mut cmd = Command::new("ovsdb-server");
+    cmd.env("OVS_RUNDIR", &mdir)
+        .env("OVS_DBDIR", &mdir)
+        .arg(mdir.join("ovsnet.db"))
+        .arg(format!("--remote=ptcp:{}:{}", m.client_port, m.address))
+        .arg(format!("--remote=punix:{}", mdir.join("db.sock").display()))
+        .arg(format!("--pidfile={}", pidfile.display()))
+        .arg(format!("--unixctl={}", mdir.join("ovsdb-server.ctl").display()))
+        .arg(format!("--log-file={}", mdir.join("ovsdb-server.log").display()))
+        .arg("--detach")
+        .arg("--no-chdir");
+    let ns = m.netns.as_deref().map(netns::open).transpose()?;
+    if let Some(ns) = &ns {
+        netns::command_in(&mut cmd, ns);
+    }
+    run_tool(&mut cmd)?;
+    drop(ns);
+    wait_pidfile(&pidfile, &format!("member {n}"))
+}
+
+fn wait_pidfile(path: &Path, what: &str) -> Result<i32, ServerError> {
+    let limit = Duration::from_secs(10);
+    let start = Instant::now();
+    loop {
+        if let Some(pid) = std::fs::read_to_string(path).ok().and_then(|t| t.trim().parse().ok()) {
+            return Ok(pid);
+        }
+        if start.elapsed() > limit {
+            return Err(ServerError::Timeout(what.to_owned(), limit));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The pid of member N, if its pidfile names a live `ovsdb-server` of
+/// this directory (a stale pidfile after a crash or reboot names some
+/// other process, or none).
+pub fn member_pid(dir: &Path, n: usize) -> Option<i32> {
+    let mdir = member_dir(dir, n);
+    let pid: i32 = std::fs::read_to_string(mdir.join("ovsdb-server.pid")).ok()?.trim().parse().ok()?;
+    owned_process(pid, &mdir).then_some(pid)
+}
+
+/// Whether `pid` is a live process whose command line mentions `dir`.
+pub fn owned_process(pid: i32, dir: &Path) -> bool {
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    let needle = dir.display().to_string();
+    let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+    crate::sandbox::process_alive(pid) && text.contains(&needle)
+}
+
+/// Stops `pid`: SIGTERM, then SIGKILL after 5 s.
+pub fn stop_pid(pid: i32) {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    if kill(Pid::from_raw(pid), Signal::SIGTERM).is_err() {
+        return;
+    }
+    if !wait_gone(pid, Duration::from_secs(5)) {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        wait_gone(pid, Duration::from_secs(5));
+    }
+}
+
+/// Kills `pid` with SIGKILL (a crash, for tests).
+pub fn kill_pid(pid: i32) {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+    wait_gone(pid, Duration::from_secs(5));
+}
+
+fn wait_gone(pid: i32, limit: Duration) -> bool {
+    let start = Instant::now();
+    while crate::sandbox::process_alive(pid) {
+        if start.elapsed() > limit {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    true
+}
+
+/// Stops member N (false: it was not running).
+pub fn stop_member(dir: &Path, n: usize) -> bool {
+    match member_pid(dir, n) {
+        Some(pid) => {
+            stop_pid(pid);
+            true
+        }
+        None => false,
+    }
+}
+
+/// Stops every member recorded in `dir`; returns how many were running.
+pub fn stop(dir: &Path) -> Result<usize, ServerError> {
+    let info = ClusterInfo::load(dir)?;
+    Ok((1..=info.members.len()).filter(|&n| stop_member(&info.dir, n)).count())
+}
+
+/// One member as its own `_Server` database describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MemberStatus {
+    pub remote: String,
+    /// Reachable and answering.
+    pub up: bool,
+    pub model: Option<String>,
+    pub connected: Option<bool>,
+    pub leader: Option<bool>,
+    /// Server ID (clustered only).
+    pub sid: Option<String>,
+    /// Cluster ID (clustered only).
+    pub cid: Option<String>,
+    /// Raft log index of the last change this member saw.
+    pub index: Option<i64>,
+    pub error: Option<String>,
+}
+
+/// Asks each remote, separately, about the ovsnet database in its
+/// `_Server` database: whether it is up, connected to the cluster, the
+/// leader, and how far its log goes.
+pub async fn status(remotes: &str, opts: &ConnectOptions) -> Result<Vec<MemberStatus>, ServerError> {
+    let list = ovsdb::Remote::parse(remotes)?;
+    let mut out = Vec::new();
+    for r in list {
+        let remote = r.to_string();
+        let mut o = opts.clone();
+        o.leader_only = false;
+        o.timeout = o.timeout.min(Duration::from_secs(2));
+        let st = match member_status(&remote, &o).await {
+            Ok(s) => s,
+            Err(e) => MemberStatus {
+                remote: remote.clone(),
+                up: false,
+                model: None,
+                connected: None,
+                leader: None,
+                sid: None,
+                cid: None,
+                index: None,
+                error: Some(e.to_string()),
+            },
+        };
+        out.push(st);
+    }
+    Ok(out)
+}
+
+async fn member_status(remote: &str, opts: &ConnectOptions) -> Result<MemberStatus, ovsdb::Error> {
+    let client = Client::connect(remote, opts).await?;
+    let r = client
+        .transact_unchecked("_Server", vec![Operation::select("Database", vec![Condition::eq("name", DB)])])
+        .await?;
+    let row = r.first().and_then(|r| r.rows.as_ref()).and_then(|rows| rows.first()).cloned().unwrap_or_default();
+    let first_uuid = |c: &str| row.get(c).and_then(|d| d.uuids().first().map(|u| u.to_string()));
+    let to_json = |c: &str| row.get(c).map(|d| d.to_json()).unwrap_or(Value::Null);
+    let index = match to_json("index") {
+        Value::Number(n) => n.as_i64(),
+        Value::Array(a) if a.len() == 2 => a[1].as_array().and_then(|x| x.first()).and_then(Value::as_i64),
+        _ => None,
+    };
+    Ok(MemberStatus {
+        remote: remote.to_owned(),
+        up: true,
+        model: row.get("model").and_then(|d| d.as_str()).map(str::to_owned),
+        connected: row.get("connected").and_then(|d| d.as_bool()),
+        leader: row.get("leader").and_then(|d| d.as_bool()),
+        sid: first_uuid("sid"),
+        cid: first_uuid("cid"),
+        index,
+        error: None,
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn member_ports_follow_the_base() {
+        let m = members_on("127.0.0.1".parse().unwrap(), 3, 7000).unwrap();
+        let r: Vec<String> = m.iter().map(|m| format!("{} {}", m.client_remote(), m.raft_remote())).collect();
+        assert_eq!(r, ["tcp:127.0.0.1:7000 tcp:127.0.0.1:7100", "tcp:127.0.0.1:7001 tcp:127.0.0.1:7101", "tcp:127.0.0.1:7002 tcp:127.0.0.1:7102"]);
+        assert!(members_on("127.0.0.1".parse().unwrap(), 2, 7000).is_err());
+        assert!(members_on("127.0.0.1".parse().unwrap(), 5, 65500).is_err());
+        let v6 = members_on("::1".parse().unwrap(), 1, 7000).unwrap();
+        assert_eq!(v6[0].client_remote(), "tcp:[::1]:7000");
+    }
+}

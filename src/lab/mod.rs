@@ -1,0 +1,570 @@
+//! The lab: N simulated hosts on this machine, each a named network
+//! namespace with its own Open vSwitch (userspace datapath), an underlay
+//! network between them, optionally the cluster database, and M containers
+//! per host (namespaces too) attached with addresses.
+//!
+//! Names: hosts are `NAME-h1`.., containers `NAME-h1-c1`.., the underlay
+//! switch `NAME-ul` (a Linux bridge `ul0` joining one veth per host), with
+//! `NAME` = `ovsnet` by default, so `ip netns exec ovsnet-h1-c1 ping ...`
+//! works on what the lab built.
+//!
+//! Each host: `eth0` (its underlay veth) on the netdev bridge `br-phy`,
+//! whose internal interface holds the host's underlay address
+//! (172.30.0.N/16), and `obr0` for containers. In the classic mode `obr0`
+//! is a NORMAL (flood and learn) bridge with a static tunnel to every other
+//! host; the tunnel ports are `protected` (OVS forwards nothing from one
+//! protected port to another), which is the split horizon that keeps a
+//! full mesh from looping broadcasts. Container addresses follow the Fan
+//! rule: host 172.30.0.N serves 10.0.N.0/24 of the overlay 10.0.0.0/8.
+//!
+//! Everything the lab makes is written to `STATE/NAME/lab.json` *before*
+//! it is made, so `lab down` removes exactly that, also after a crash
+//! midway, and nothing else.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::attach::{AttachRequest, Attacher, AttacherOptions};
+use crate::cluster::server::{self, MemberSpec};
+use crate::cluster::{ClusterDb, Ipam, NetworkSpec, ipam};
+use crate::container::ContainerRef;
+use crate::net::IpNet;
+use crate::netlink::{Netlink, VethEnd};
+use crate::netns;
+use crate::ovsdb::{Client, ConnectOptions, Datum, Operation, Row};
+use crate::sandbox::{OvsSandbox, SandboxOptions};
+use crate::vswitch::spec::{BridgeSpec, DatapathType, FlowOr, TunnelSpec, TunnelType};
+use crate::vswitch::txn::PortSpec;
+use crate::vswitch::Vswitch;
+
+pub mod probe;
+
+/// Where lab records live by default.
+pub const DEFAULT_STATE_ROOT: &str = "/run/ovsnet/lab";
+/// The lab's underlay and overlay (Fan: a /8 overlay over a /16 underlay).
+pub const UNDERLAY: &str = "172.30.0.0/16";
+pub const OVERLAY: &str = "10.0.0.0/8";
+/// The network the lab creates in its cluster database.
+pub const LAB_NETWORK: &str = "lab";
+/// The container bridge on every host.
+pub const BRIDGE: &str = "obr0";
+
+#[derive(Debug, thiserror::Error)]
+pub enum LabError {
+    #[error("{0}")]
+    BadInput(String),
+    #[error("lab {0} already exists (see `ovsnet lab status`); `ovsnet lab down` first")]
+    Exists(String),
+    #[error("no lab {name} (no record in {dir})")]
+    NotFound { name: String, dir: String },
+    #[error("namespace {0} already exists and is not the lab's; choose another --name")]
+    NetnsTaken(String),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{step}: {message}")]
+    Step { step: String, message: String },
+}
+
+fn step<E: std::fmt::Display>(what: impl Into<String>) -> impl FnOnce(E) -> LabError {
+    let step = what.into();
+    move |e| LabError::Step { step, message: e.to_string() }
+}
+
+/// How to build a lab.
+#[derive(Debug, Clone)]
+pub struct LabOptions {
+    /// Prefix of every namespace, and the record's name.
+    pub name: String,
+    pub hosts: usize,
+    pub containers: usize,
+    pub tunnel: TunnelType,
+    /// Members of the cluster database (0: none; 1, 3 or 5), run inside the
+    /// first hosts' namespaces on their underlay addresses.
+    pub cluster_members: usize,
+    pub state_root: PathBuf,
+}
+
+impl Default for LabOptions {
+    fn default() -> Self {
+        LabOptions {
+            name: "ovsnet".into(),
+            hosts: 2,
+            containers: 1,
+            tunnel: TunnelType::Vxlan,
+            cluster_members: 0,
+            state_root: PathBuf::from(DEFAULT_STATE_ROOT),
+        }
+    }
+}
+
+/// Something the lab made (recorded before it is made).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Item {
+    Netns(String),
+    /// A private OVS (pidfiles `ovsdb-server.pid`, `ovs-vswitchd.pid`).
+    Sandbox(PathBuf),
+    /// Cluster database members (`cluster.json`).
+    Cluster(PathBuf),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LabHost {
+    pub name: String,
+    pub netns: String,
+    pub underlay_ip: Ipv4Addr,
+    /// Its private OVS's directory (`OVS_RUNDIR`: `db.sock`, `*.mgmt`).
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LabContainer {
+    pub name: String,
+    pub netns: String,
+    pub host: String,
+    pub ip: Ipv4Addr,
+    pub prefix: u8,
+}
+
+/// What a lab is, as `lab.json` records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LabRecord {
+    pub name: String,
+    pub dir: PathBuf,
+    pub tunnel: String,
+    pub hosts: Vec<LabHost>,
+    pub containers: Vec<LabContainer>,
+    /// The cluster database's remotes for clients on this machine.
+    pub cluster_db: Option<String>,
+    /// Made so far, in order.
+    pub created: Vec<Item>,
+    /// Whether `up` finished.
+    pub complete: bool,
+}
+
+impl LabRecord {
+    fn path(dir: &Path) -> PathBuf {
+        dir.join("lab.json")
+    }
+
+    /// Writes the record (atomically: a new file renamed over the old).
+    fn save(&self) -> Result<(), LabError> {
+        let text = serde_json::to_string_pretty(self).map_err(step("encode lab.json"))?;
+        let tmp = self.dir.join("lab.json.tmp");
+        std::fs::write(&tmp, text).map_err(|source| LabError::Io { what: "write lab.json".into(), source })?;
+        std::fs::rename(&tmp, Self::path(&self.dir)).map_err(|source| LabError::Io { what: "write lab.json".into(), source })
+    }
+
+    /// Records an item, then returns (the caller makes it next).
+    fn will_make(&mut self, item: Item) -> Result<(), LabError> {
+        self.created.push(item);
+        self.save()
+    }
+
+    pub fn load(state_root: &Path, name: &str) -> Result<Self, LabError> {
+        let dir = state_root.join(name);
+        let text = std::fs::read_to_string(Self::path(&dir))
+            .map_err(|_| LabError::NotFound { name: name.to_owned(), dir: dir.display().to_string() })?;
+        serde_json::from_str(&text).map_err(step(format!("read {}", Self::path(&dir).display())))
+    }
+
+    pub fn host(&self, name: &str) -> Option<&LabHost> {
+        self.hosts.iter().find(|h| h.name == name)
+    }
+}
+
+fn check_options(o: &LabOptions) -> Result<(), LabError> {
+    netns::validate_name(&o.name).map_err(|e| LabError::BadInput(e.to_string()))?;
+    if o.name.len() > 40 {
+        return Err(LabError::BadInput("--name: at most 40 characters".into()));
+    }
+    if !(1..=250).contains(&o.hosts) {
+        return Err(LabError::BadInput(format!("--hosts {}: 1 to 250", o.hosts)));
+    }
+    if o.containers > 250 {
+        return Err(LabError::BadInput(format!("--containers {}: at most 250 per host", o.containers)));
+    }
+    if ![0, 1, 3, 5].contains(&o.cluster_members) {
+        return Err(LabError::BadInput(format!("--cluster-members {}: 0 (none), 1, 3 or 5", o.cluster_members)));
+    }
+    if o.cluster_members > o.hosts {
+        return Err(LabError::BadInput(format!(
+            "--cluster-members {} needs at least as many hosts (members run on the hosts)",
+            o.cluster_members
+        )));
+    }
+    Ok(())
+}
+
+/// The underlay address of host `i` (1-based).
+pub fn underlay_ip(i: usize) -> Ipv4Addr {
+    Ipv4Addr::new(172, 30, (i / 256) as u8, (i % 256) as u8)
+}
+
+fn create_netns(rec: &mut LabRecord, name: &str) -> Result<(), LabError> {
+    if netns::exists(name) {
+        return Err(LabError::NetnsTaken(name.to_owned()));
+    }
+    rec.will_make(Item::Netns(name.to_owned()))?;
+    netns::create(name).map_err(step(format!("create namespace {name}")))
+}
+
+/// Builds a lab. On failure, what was made stays recorded: call [`down`].
+pub async fn up(opts: &LabOptions) -> Result<LabRecord, LabError> {
+    check_options(opts)?;
+    crate::sandbox::ovs_installed().map_err(|e| LabError::BadInput(e.to_string()))?;
+    let dir = opts.state_root.join(&opts.name);
+    if LabRecord::path(&dir).exists() {
+        return Err(LabError::Exists(opts.name.clone()));
+    }
+    std::fs::create_dir_all(&dir).map_err(|source| LabError::Io { what: format!("create {}", dir.display()), source })?;
+    let mut rec = LabRecord {
+        name: opts.name.clone(),
+        dir: dir.clone(),
+        tunnel: opts.tunnel.as_str().to_owned(),
+        hosts: (1..=opts.hosts)
+            .map(|i| LabHost {
+                name: format!("h{i}"),
+                netns: format!("{}-h{i}", opts.name),
+                underlay_ip: underlay_ip(i),
+                dir: dir.join(format!("h{i}")),
+            })
+            .collect(),
+        containers: Vec::new(),
+        cluster_db: None,
+        created: Vec::new(),
+        complete: false,
+    };
+    rec.save()?;
+
+    // The underlay switch.
+    let ul = format!("{}-ul", opts.name);
+    create_netns(&mut rec, &ul)?;
+    let ul_nl = Netlink::open_netns(&ul).map_err(step("underlay netlink"))?;
+    let ul0 = ul_nl.create_bridge("ul0").await.map_err(step("underlay bridge ul0"))?;
+
+    let mut switches = Vec::new();
+    for h in rec.hosts.clone() {
+        create_host(&mut rec, &h, &ul_nl, &ul0).await?;
+        let client = Client::connect(&format!("unix:{}", h.dir.join("db.sock").display()), &ConnectOptions::default())
+            .await
+            .map_err(step(format!("{}: database", h.name)))?;
+        switches.push(client);
+    }
+    // Tunnels: a full mesh of static tunnels, split-horizon.
+    for (i, h) in rec.hosts.iter().enumerate() {
+        let vs = Vswitch::new(switches[i].clone()).with_wait(Some(Duration::from_secs(10)));
+        let mut names = Vec::new();
+        for other in rec.hosts.iter().filter(|o| o.name != h.name) {
+            let name = format!("{}-{}", opts.tunnel.as_str(), other.name);
+            let spec = TunnelSpec {
+                bridge: BRIDGE.into(),
+                name: name.clone(),
+                kind: opts.tunnel,
+                remote: FlowOr::Value(IpAddr::V4(other.underlay_ip)),
+                local: None,
+                key: None,
+                dst_port: None,
+            };
+            vs.add_tunnel(&spec).await.map_err(step(format!("{}: tunnel {name}", h.name)))?;
+            names.push(name);
+        }
+        for name in &names {
+            let mut row = Row::new();
+            row.insert("protected".into(), Datum::from(true));
+            let ops = vec![Operation::update("Port", vec![crate::ovsdb::Condition::eq("name", name.as_str())], row)];
+            switches[i].transact("Open_vSwitch", ops).await.map_err(step(format!("{}: protect {name}", h.name)))?;
+        }
+    }
+
+    // The cluster database, on the first hosts' underlay addresses.
+    let cdb = if opts.cluster_members > 0 {
+        let cdir = dir.join("cluster");
+        rec.will_make(Item::Cluster(cdir.clone()))?;
+        let members: Vec<MemberSpec> = rec.hosts[..opts.cluster_members]
+            .iter()
+            .map(|h| MemberSpec {
+                address: IpAddr::V4(h.underlay_ip),
+                client_port: server::DEFAULT_PORT_BASE,
+                raft_port: server::DEFAULT_PORT_BASE + server::RAFT_PORT_OFFSET,
+                netns: Some(h.netns.clone()),
+            })
+            .collect();
+        let info = server::init(&cdir, &members).map_err(step("cluster database"))?;
+        rec.cluster_db = Some(info.unix_remotes());
+        rec.save()?;
+        let copts = ConnectOptions { timeout: Duration::from_secs(30), ..Default::default() };
+        let db = ClusterDb::connect(&info.unix_remotes(), &copts).await.map_err(step("cluster database"))?;
+        db.create_network(&NetworkSpec {
+            name: LAB_NETWORK.into(),
+            cidr: net(OVERLAY),
+            vni: None,
+            ipam: Ipam::Fan,
+            mtu: None,
+            block_prefix: None,
+            underlay: Some(net(UNDERLAY)),
+            gateway: None,
+        })
+        .await
+        .map_err(step("create network lab"))?;
+        for h in &rec.hosts {
+            db.register_host(&crate::cluster::HostSpec {
+                name: h.name.clone(),
+                underlay_ip: IpAddr::V4(h.underlay_ip),
+                tunnel_types: [opts.tunnel.as_str().to_owned()].into(),
+                heartbeat_interval_ms: 0,
+                external_ids: BTreeMap::from([("ovsnet-lab".to_owned(), opts.name.clone())]),
+            })
+            .await
+            .map_err(step(format!("register {}", h.name)))?;
+        }
+        Some(db)
+    } else {
+        None
+    };
+
+    // Containers.
+    for (i, h) in rec.hosts.clone().iter().enumerate() {
+        let attacher = Attacher::new(
+            switches[i].clone(),
+            AttacherOptions { switch_netns: Some(h.netns.clone()), ..Default::default() },
+        )
+        .map_err(step(format!("{}: attacher", h.name)))?;
+        let block = ipam::fan_block(net(OVERLAY), net(UNDERLAY), h.underlay_ip).map_err(step("Fan"))?;
+        let mut used = std::collections::BTreeSet::new();
+        for c in 1..=opts.containers {
+            let name = format!("{}-c{c}", h.netns);
+            create_netns(&mut rec, &name)?;
+            let ip = match &cdb {
+                Some(db) => match db.allocate_ip(LAB_NETWORK, &h.name, &format!("netns:{name}"), "eth1").await {
+                    Ok(e) => match e.ip {
+                        IpAddr::V4(v4) => v4,
+                        IpAddr::V6(_) => return Err(LabError::BadInput("IPv6 address from an IPv4 network".into())),
+                    },
+                    Err(e) => return Err(step(format!("allocate an address for {name}"))(e)),
+                },
+                None => ipam::lowest_free_address(net(OVERLAY), block, None, &used).map_err(step("Fan"))?,
+            };
+            used.insert(ip);
+            let prefix = net(OVERLAY).prefix;
+            rec.containers.push(LabContainer { name: name.clone(), netns: name.clone(), host: h.name.clone(), ip, prefix });
+            rec.save()?;
+            let reference = ContainerRef::parse(&format!("netns:{name}")).map_err(step("container"))?;
+            let mut req = AttachRequest::new(BRIDGE, reference, &format!("{ip}/{prefix}")).map_err(step("attach"))?;
+            req.network = cdb.as_ref().map(|_| LAB_NETWORK.to_owned());
+            attacher.attach(&req).await.map_err(step(format!("attach {name}")))?;
+        }
+    }
+    rec.complete = true;
+    rec.save()?;
+    Ok(rec)
+}
+
+fn net(s: &str) -> IpNet {
+    // The lab's constants are valid CIDRs; a test checks it.
+    IpNet::parse_network(s).unwrap_or(IpNet { addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED), prefix: 0 })
+}
+
+async fn create_host(
+    rec: &mut LabRecord,
+    h: &LabHost,
+    ul_nl: &Netlink,
+    ul0: &crate::netlink::Link,
+) -> Result<(), LabError> {
+    if netns::exists(&h.netns) {
+        return Err(LabError::NetnsTaken(h.netns.clone()));
+    }
+    rec.will_make(Item::Netns(h.netns.clone()))?;
+    rec.will_make(Item::Sandbox(h.dir.clone()))?;
+    let sandbox = OvsSandbox::start(SandboxOptions {
+        dir: Some(h.dir.clone()),
+        netns: Some(h.netns.clone()),
+        keep_dir: true,
+        other_config: Vec::new(),
+    })
+    .map_err(step(format!("{}: Open vSwitch", h.name)))?;
+    // The daemons outlive this command; `lab down` stops them by pid.
+    std::mem::forget(sandbox);
+
+    // Underlay: ul0 <-> hN (underlay side) / eth0 (host side).
+    let host_ns = netns::open(&h.netns).map_err(step("open host namespace"))?;
+    ul_nl
+        .create_veth(
+            &VethEnd::named(h.name.clone()),
+            &VethEnd { name: "eth0".into(), mac: None, mtu: None, netns: Some(std::os::fd::AsFd::as_fd(&host_ns)) },
+        )
+        .await
+        .map_err(step(format!("{}: underlay veth", h.name)))?;
+    let port = ul_nl.link(&h.name).await.map_err(step(format!("find {}", h.name)))?;
+    ul_nl.set_bridge_port(&port, ul0).await.map_err(step(format!("{}: underlay port", h.name)))?;
+    let host_nl = Netlink::open_in(&host_ns).map_err(step("host netlink"))?;
+    host_nl.lo_up().await.map_err(step("lo up"))?;
+    let eth0 = host_nl.link("eth0").await.map_err(step("eth0"))?;
+    host_nl.set_up(&eth0).await.map_err(step("eth0 up"))?;
+
+    let client = Client::connect(&format!("unix:{}", h.dir.join("db.sock").display()), &ConnectOptions::default())
+        .await
+        .map_err(step(format!("{}: database", h.name)))?;
+    let vs = Vswitch::new(client).with_wait(Some(Duration::from_secs(10)));
+    let mut phy = BridgeSpec::new("br-phy").map_err(step("br-phy"))?;
+    phy.datapath = Some(DatapathType::Netdev);
+    vs.add_bridge(&phy).await.map_err(step(format!("{}: br-phy", h.name)))?;
+    vs.add_ports("br-phy", &[PortSpec { name: "eth0".into(), ..Default::default() }])
+        .await
+        .map_err(step(format!("{}: eth0 on br-phy", h.name)))?;
+    let cidr = IpNet { addr: IpAddr::V4(h.underlay_ip), prefix: net(UNDERLAY).prefix };
+    crate::vswitch::address::set_interface_address(Some(&h.netns), "br-phy", cidr)
+        .await
+        .map_err(step(format!("{}: underlay address", h.name)))?;
+    let mut obr = BridgeSpec::new(BRIDGE).map_err(step("obr0"))?;
+    obr.datapath = Some(DatapathType::Netdev);
+    vs.add_bridge(&obr).await.map_err(step(format!("{}: obr0", h.name)))?;
+    Ok(())
+}
+
+/// What `down` removed.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct DownReport {
+    pub namespaces: Vec<String>,
+    pub processes: usize,
+}
+
+/// Removes everything the lab `name` recorded, in reverse order, and its
+/// record. Things already gone are skipped.
+pub fn down(state_root: &Path, name: &str) -> Result<DownReport, LabError> {
+    let rec = LabRecord::load(state_root, name)?;
+    let mut report = DownReport::default();
+    for item in rec.created.iter().rev() {
+        match item {
+            Item::Cluster(dir) => {
+                if let Ok(n) = server::stop(dir) {
+                    report.processes += n;
+                }
+            }
+            Item::Sandbox(dir) => {
+                for pidfile in ["ovs-vswitchd.pid", "ovsdb-server.pid"] {
+                    let pid = std::fs::read_to_string(dir.join(pidfile)).ok().and_then(|t| t.trim().parse::<i32>().ok());
+                    if let Some(pid) = pid
+                        && server::owned_process(pid, dir)
+                    {
+                        server::stop_pid(pid);
+                        report.processes += 1;
+                    }
+                }
+            }
+            Item::Netns(ns) => {
+                if netns::exists(ns) && netns::delete(ns).is_ok() {
+                    report.namespaces.push(ns.clone());
+                }
+            }
+        }
+    }
+    std::fs::remove_dir_all(&rec.dir).map_err(|source| LabError::Io { what: format!("remove {}", rec.dir.display()), source })?;
+    Ok(report)
+}
+
+/// Whether each container reaches each other one (ICMP echo).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Reachability {
+    pub containers: Vec<String>,
+    /// `rtt_ms[i][j]`: from container i to j; `None` unreachable (and the
+    /// diagonal).
+    pub rtt_ms: Vec<Vec<Option<f64>>>,
+}
+
+impl Reachability {
+    pub fn all_reachable(&self) -> bool {
+        self.rtt_ms.iter().enumerate().all(|(i, row)| row.iter().enumerate().all(|(j, r)| i == j || r.is_some()))
+    }
+
+    pub fn unreachable_pairs(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for (i, row) in self.rtt_ms.iter().enumerate() {
+            for (j, r) in row.iter().enumerate() {
+                if i != j && r.is_none() {
+                    out.push((self.containers[i].clone(), self.containers[j].clone()));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Pings every container from every other (one thread per source).
+pub fn reachability(rec: &LabRecord, timeout: Duration) -> Result<Reachability, LabError> {
+    let cs = &rec.containers;
+    let rows: Vec<Result<Vec<Option<f64>>, LabError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = cs
+            .iter()
+            .map(|src| {
+                s.spawn(move || -> Result<Vec<Option<f64>>, LabError> {
+                    let ns = netns::open(&src.netns).map_err(step(format!("open {}", src.netns)))?;
+                    cs.iter()
+                        .map(|dst| {
+                            if dst.name == src.name {
+                                return Ok(None);
+                            }
+                            probe::ping(&ns, dst.ip, timeout)
+                                .map(|r| r.map(|d| d.as_secs_f64() * 1000.0))
+                                .map_err(step(format!("ping from {}", src.name)))
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err(LabError::BadInput("probe thread panicked".into()))))
+            .collect()
+    });
+    Ok(Reachability { containers: cs.iter().map(|c| c.name.clone()).collect(), rtt_ms: rows.into_iter().collect::<Result<_, _>>()? })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constants_and_addresses() {
+        assert_eq!(net(UNDERLAY).to_string(), UNDERLAY);
+        assert_eq!(net(OVERLAY).to_string(), OVERLAY);
+        assert_eq!(underlay_ip(3), Ipv4Addr::new(172, 30, 0, 3));
+        assert_eq!(underlay_ip(250), Ipv4Addr::new(172, 30, 0, 250));
+        let b = ipam::fan_block(net(OVERLAY), net(UNDERLAY), underlay_ip(2)).unwrap();
+        assert_eq!(b.to_string(), "10.0.2.0/24");
+    }
+
+    #[test]
+    fn options_are_checked() {
+        let ok = LabOptions::default();
+        assert!(check_options(&ok).is_ok());
+        for bad in [
+            LabOptions { hosts: 0, ..ok.clone() },
+            LabOptions { cluster_members: 2, ..ok.clone() },
+            LabOptions { cluster_members: 3, hosts: 2, ..ok.clone() },
+            LabOptions { name: "a/b".into(), ..ok.clone() },
+            LabOptions { containers: 300, ..ok.clone() },
+        ] {
+            assert!(matches!(check_options(&bad), Err(LabError::BadInput(_))), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn reachability_summary() {
+        let r = Reachability {
+            containers: vec!["a".into(), "b".into()],
+            rtt_ms: vec![vec![None, Some(0.2)], vec![None, None]],
+        };
+        assert!(!r.all_reachable());
+        assert_eq!(r.unreachable_pairs(), [("b".to_owned(), "a".to_owned())]);
+    }
+}
