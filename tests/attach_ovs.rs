@@ -5,7 +5,7 @@ mod common;
 mod common_attach;
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::MetadataExt;
 use std::process::Command;
 use std::sync::Arc;

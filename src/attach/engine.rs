@@ -160,6 +160,7 @@ impl Attacher {
     }
 
     fn step(&self, step: Step) -> Result<(), AttachError> {
+        tracing::debug!(?step, "attach step done");
         match &self.hook {
             Some(h) if !h(step) => Err(AttachError::Injected(step)),
             _ => Ok(()),
