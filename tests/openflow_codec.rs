@@ -332,3 +332,28 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn long_flow_stats_replies_are_split() {
+    let fm = parse_flow("ip,nw_dst=10.0.0.0/24,actions=ct(commit,zone=5),output:2").expect("flow");
+    let flows: Vec<_> = (0..2000u64)
+        .map(|i| ovsnet::openflow::FlowStats {
+            table_id: 0, duration_sec: 0, duration_nsec: 0, priority: 1, idle_timeout: 0, hard_timeout: 0,
+            flags: 0, cookie: i, packet_count: 0, byte_count: 0, r#match: fm.r#match.clone(), instructions: fm.instructions.clone(),
+        })
+        .collect();
+    let whole = Message::MultipartReply(ovsnet::openflow::MultipartReply::new(ovsnet::openflow::MultipartReplyBody::Flow(flows.clone())));
+    assert!(whole.try_encode(1).is_err(), "a 2000-flow reply cannot fit one message");
+    let parts = ovsnet::openflow::MultipartReply::split_flows(flows, 65535);
+    assert!(parts.len() > 1);
+    let mut n = 0;
+    for (i, p) in parts.iter().enumerate() {
+        assert_eq!(p.flags & 1 != 0, i + 1 < parts.len(), "REPLY_MORE on all but the last");
+        let bytes = Message::MultipartReply(p.clone()).try_encode(1).expect("fits");
+        let (_, back) = Message::decode(&bytes).expect("decode");
+        let Message::MultipartReply(back) = back else { panic!() };
+        let ovsnet::openflow::MultipartReplyBody::Flow(v) = back.body else { panic!() };
+        n += v.len();
+    }
+    assert_eq!(n, 2000);
+}

@@ -18,6 +18,11 @@ fn ryu_vectors_round_trip_byte_exact() {
         .expect("vector dir")
         .map(|e| e.expect("entry").path())
         .collect();
+    // Replies captured from ovs-vswitchd 3.1 by tests/openflow_live.rs.
+    let captured = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/of13/ovs-3.1");
+    if let Ok(rd) = std::fs::read_dir(captured) {
+        entries.extend(rd.map(|e| e.expect("entry").path()));
+    }
     entries.sort();
     for path in entries {
         let bytes = std::fs::read(&path).expect("read vector");

@@ -620,7 +620,23 @@ impl Message {
         buf
     }
 
-    /// Appends the encoded message to `buf`.
+    /// Encodes the message, or fails with [`Error::BadLength`] when it does
+    /// not fit the 16-bit length of `ofp_header` (65,535 bytes).
+    pub fn try_encode(&self, xid: u32) -> Result<Vec<u8>> {
+        let buf = self.encode(xid);
+        if buf.len() > usize::from(u16::MAX) {
+            return Err(Error::BadLength {
+                what: "message (over 65535 bytes)",
+                len: buf.len(),
+            });
+        }
+        Ok(buf)
+    }
+
+    /// Appends the encoded message to `buf`. A message longer than 65,535
+    /// bytes cannot be framed: its length field saturates and a peer will
+    /// reject it; use [`Message::try_encode`] to catch that, and split long
+    /// multipart replies with [`crate::openflow::multipart::MultipartReply::split_flows`].
     pub fn encode_into(&self, xid: u32, buf: &mut Vec<u8>) {
         let start = buf.len();
         Header {

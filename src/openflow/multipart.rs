@@ -448,6 +448,34 @@ impl MultipartReply {
     pub fn new(body: MultipartReplyBody) -> Self {
         MultipartReply { flags: 0, body }
     }
+
+    /// Splits flow statistics into as many flow-stats replies as needed so
+    /// that each message stays within `max_len` bytes (at most 65,535), all
+    /// but the last flagged `OFPMPF_REPLY_MORE`, as a switch sends them.
+    pub fn split_flows(flows: Vec<FlowStats>, max_len: usize) -> Vec<MultipartReply> {
+        let max_len = max_len.min(usize::from(u16::MAX));
+        // Header (8) + multipart header (8).
+        let overhead = 16;
+        let mut out = Vec::new();
+        let mut cur: Vec<FlowStats> = Vec::new();
+        let mut cur_len = overhead;
+        let mut scratch = Vec::new();
+        for f in flows {
+            scratch.clear();
+            f.emit(&mut scratch);
+            if !cur.is_empty() && cur_len + scratch.len() > max_len {
+                out.push(MultipartReply {
+                    flags: OFPMPF_MORE,
+                    body: MultipartReplyBody::Flow(std::mem::take(&mut cur)),
+                });
+                cur_len = overhead;
+            }
+            cur_len += scratch.len();
+            cur.push(f);
+        }
+        out.push(MultipartReply::new(MultipartReplyBody::Flow(cur)));
+        out
+    }
     pub fn mp_type(&self) -> u16 {
         use MultipartReplyBody as B;
         match &self.body {
