@@ -170,7 +170,8 @@ const FLOWS: &[&str] = &[
     "table=20,priority=50,ip,ct_state=+trk+new,actions=ct(commit,zone=5,exec(set_field:0x1->ct_mark)),output:2",
     "table=20,priority=40,tcp,tp_dst=80,reg0=0x5/0xff,actions=set_field:0x7->reg1,write_metadata:0x10/0xff,goto_table:30",
     "table=30,priority=10,cookie=0x42,ipv6,ipv6_dst=2001:db8::/32,actions=dec_ttl,learn(table=40,NXM_OF_ETH_DST[]=NXM_OF_ETH_SRC[],output:NXM_OF_IN_PORT[]),output:3",
-    "table=30,priority=5,tun_id=0x10,tun_dst=192.168.1.1,actions=set_field:0x20->tun_id,note:01.02,conjunction(7,1/2)",
+    "table=30,priority=5,tun_id=0x10,tun_dst=192.168.1.1,actions=note:01.02,conjunction(7,1/2)",
+    "table=30,priority=4,conj_id=7,actions=set_field:0x20->tun_id,set_field:10.1.1.1->tun_dst,output:4",
     "table=40,priority=1,actions=CONTROLLER:128",
 ];
 
@@ -223,6 +224,46 @@ fn flows_installed_in_a_bundle_come_back_equal() {
         };
         assert_eq!(s.instructions, fm.instructions, "instructions differ for {}", format_flow_stats(s));
         assert_eq!(s.cookie, fm.cookie);
+    }
+
+    // ovsnet prints each flow as `ovs-ofctl dump-flows` does (durations aside).
+    let out = Command::new("ovs-ofctl")
+        .args(["-O", "OpenFlow13", "--no-names", "dump-flows"])
+        .arg(format!("unix:{}", sw.mgmt().display()))
+        .output()
+        .expect("ovs-ofctl dump-flows");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let strip = |l: &str| -> String {
+        l.trim()
+            .split(", ")
+            .filter(|p| !p.starts_with("duration="))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut theirs: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().skip(1).map(strip).collect();
+    let mut ours: Vec<String> = got.iter().map(|f| strip(&format_flow_stats(f))).collect();
+    theirs.sort();
+    ours.sort();
+    assert_eq!(ours, theirs);
+
+    // Other requests a controller makes; their replies are kept as vectors too.
+    for req in [
+        Message::FeaturesRequest,
+        Message::GetConfigRequest,
+        Message::MultipartRequest(MultipartRequest::new(MultipartRequestBody::Desc)),
+        Message::MultipartRequest(MultipartRequest::new(MultipartRequestBody::PortDesc)),
+        Message::MultipartRequest(MultipartRequest::new(MultipartRequestBody::PortStats { port_no: 0xffff_ffff })),
+        Message::MultipartRequest(MultipartRequest::new(MultipartRequestBody::Aggregate(FlowStatsRequest::default()))),
+        Message::MultipartRequest(MultipartRequest::new(MultipartRequestBody::GroupDesc)),
+        Message::MultipartRequest(MultipartRequest::new(MultipartRequestBody::MeterConfig { meter_id: 0xffff_ffff })),
+        Message::RoleRequest(ovsnet::openflow::message::Role { role: 0, generation_id: 0 }),
+        Message::GetAsyncRequest,
+        Message::EchoRequest(b"ovsnet".to_vec()),
+        Message::BarrierRequest,
+    ] {
+        let x = c.send(&req);
+        let reply = c.reply_to(x);
+        assert!(!matches!(reply, Message::Unknown { .. }), "undecoded reply {reply:?}");
     }
 
     // Everything the switch sent re-encodes byte for byte.
