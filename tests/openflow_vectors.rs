@@ -44,3 +44,32 @@ fn ryu_vectors_round_trip_byte_exact() {
     assert!(checked >= 100, "only {checked} vectors decoded");
     assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
 }
+
+/// ovsnet's printer gives ovs-ofctl's first line for every reply a real
+/// ovs-vswitchd sent.
+#[test]
+fn captured_replies_print_like_ovs_ofctl() {
+    let ok = std::process::Command::new("ovs-ofctl").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !ok {
+        assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "ovs-ofctl is required under CI=true");
+        return;
+    }
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/of13/ovs-3.1");
+    let mut failures = Vec::new();
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).expect("captured vectors") {
+        let bytes = std::fs::read(e.expect("entry").path()).expect("read");
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let out = std::process::Command::new("ovs-ofctl").args(["ofp-print", &hex]).output().expect("ofp-print");
+        let theirs = String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or("").trim_end().to_string();
+        let (h, m) = Message::decode(&bytes).expect("decode");
+        let ours = ovsnet::openflow::text::format_message_xid(&m, h.xid);
+        let ours = ours.lines().next().unwrap_or("").trim_end().to_string();
+        if ours != theirs {
+            failures.push(format!("ovs:    {theirs}\novsnet: {ours}"));
+        }
+        n += 1;
+    }
+    assert!(n >= 10);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
