@@ -28,9 +28,15 @@ fn bench(c: &mut Criterion) {
             black_box(buf.len())
         })
     });
-    g.bench_function("encode_alloc", |b| b.iter(|| black_box(black_box(&msg).encode(1))));
-    g.bench_function("decode", |b| b.iter(|| black_box(Message::decode(black_box(&bytes)).expect("decode"))));
-    g.bench_function("parse_text", |b| b.iter(|| black_box(parse_flow(black_box(FLOW)).expect("parse"))));
+    g.bench_function("encode_alloc", |b| {
+        b.iter(|| black_box(black_box(&msg).encode(1)))
+    });
+    g.bench_function("decode", |b| {
+        b.iter(|| black_box(Message::decode(black_box(&bytes)).expect("decode")))
+    });
+    g.bench_function("parse_text", |b| {
+        b.iter(|| black_box(parse_flow(black_box(FLOW)).expect("parse")))
+    });
     g.finish();
 
     let flows: Vec<FlowStats> = (0..1000u32)
@@ -55,7 +61,10 @@ fn bench(c: &mut Criterion) {
         .into_iter()
         .map(Message::MultipartReply)
         .collect();
-    let reply_bytes: Vec<Vec<u8>> = replies.iter().map(|m| m.try_encode(2).expect("fits")).collect();
+    let reply_bytes: Vec<Vec<u8>> = replies
+        .iter()
+        .map(|m| m.try_encode(2).expect("fits"))
+        .collect();
     let mut g = c.benchmark_group("flow_stats_reply_1000");
     g.throughput(Throughput::Elements(1000));
     let mut buf = Vec::with_capacity(256 * 1024);

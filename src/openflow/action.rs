@@ -233,7 +233,10 @@ pub struct LearnSpec {
 /// One action.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Action {
-    Output { port: u32, max_len: u16 },
+    Output {
+        port: u32,
+        max_len: u16,
+    },
     CopyTtlOut,
     CopyTtlIn,
     SetMplsTtl(u8),
@@ -250,33 +253,67 @@ pub enum Action {
     PushPbb(u16),
     PopPbb,
     /// NXAST_RESUBMIT: resubmit to the current table with another in_port.
-    Resubmit { in_port: u16 },
+    Resubmit {
+        in_port: u16,
+    },
     /// NXAST_RESUBMIT_TABLE: `in_port` 0xfff8 keeps the port, table 255 keeps the table.
-    ResubmitTable { in_port: u16, table: u8 },
+    ResubmitTable {
+        in_port: u16,
+        table: u8,
+    },
     SetTunnel(u32),
     SetTunnel64(u64),
     PopQueue,
-    RegMove { src: Subfield, dst: Subfield },
-    RegLoad { dst: Subfield, value: u64 },
+    RegMove {
+        src: Subfield,
+        dst: Subfield,
+    },
+    RegLoad {
+        dst: Subfield,
+        value: u64,
+    },
     /// NXAST_REG_LOAD2: a `set_field` with a mask.
     RegLoad2(OxmField),
     Note(Vec<u8>),
-    OutputReg { src: Subfield, max_len: u16 },
+    OutputReg {
+        src: Subfield,
+        max_len: u16,
+    },
     Learn(Learn),
     Exit,
-    FinTimeout { idle_timeout: u16, hard_timeout: u16 },
-    Controller { max_len: u16, controller_id: u16, reason: u8 },
+    FinTimeout {
+        idle_timeout: u16,
+        hard_timeout: u16,
+    },
+    Controller {
+        max_len: u16,
+        controller_id: u16,
+        reason: u8,
+    },
     DecTtlCntIds(Vec<u16>),
-    Conjunction { id: u32, clause: u8, n_clauses: u8 },
+    Conjunction {
+        id: u32,
+        clause: u8,
+        n_clauses: u8,
+    },
     Ct(Ct),
     Nat(Nat),
     CtClear,
     /// A Nicira action this codec does not decode: its subtype and the bytes after it.
-    Nicira { subtype: u16, data: Vec<u8> },
+    Nicira {
+        subtype: u16,
+        data: Vec<u8>,
+    },
     /// Another experimenter's action: the bytes after the experimenter id.
-    Experimenter { experimenter: u32, data: Vec<u8> },
+    Experimenter {
+        experimenter: u32,
+        data: Vec<u8>,
+    },
     /// An unknown action type: the bytes after type and length.
-    Unknown { action_type: u16, data: Vec<u8> },
+    Unknown {
+        action_type: u16,
+        data: Vec<u8>,
+    },
 }
 
 impl Action {
@@ -539,7 +576,10 @@ impl Action {
         let ty = u16::from_be_bytes([head[0], head[1]]);
         let len = u16::from_be_bytes([head[2], head[3]]) as usize;
         if len < 4 || len > r.remaining() {
-            return Err(Error::BadLength { what: "action", len });
+            return Err(Error::BadLength {
+                what: "action",
+                len,
+            });
         }
         let all = r.bytes(len)?;
         let mut b = Reader::new(&all[4..], "action");
@@ -547,7 +587,10 @@ impl Action {
             if len == want {
                 Ok(())
             } else {
-                Err(Error::BadLength { what: "action", len })
+                Err(Error::BadLength {
+                    what: "action",
+                    len,
+                })
             }
         };
         let a = match ty {
@@ -599,7 +642,10 @@ impl Action {
             OFPAT_SET_FIELD => {
                 let f = OxmField::parse(&mut b)?;
                 if f.has_mask {
-                    return Err(Error::value("set_field", "masked set_field in OpenFlow 1.3"));
+                    return Err(Error::value(
+                        "set_field",
+                        "masked set_field in OpenFlow 1.3",
+                    ));
                 }
                 check_pad(len, 4 + f.wire_len())?;
                 Action::SetField(f)
@@ -725,7 +771,10 @@ fn check_pad(len: usize, used: usize) -> Result<()> {
     if super::buf::pad8(used) == len {
         Ok(())
     } else {
-        Err(Error::BadLength { what: "action", len })
+        Err(Error::BadLength {
+            what: "action",
+            len,
+        })
     }
 }
 

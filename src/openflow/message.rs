@@ -101,7 +101,10 @@ pub fn message_len(buf: &[u8]) -> Option<usize> {
 pub enum HelloElement {
     /// `OFPHET_VERSIONBITMAP`: bit N of the bitmap means version N.
     VersionBitmap(Vec<u32>),
-    Unknown { element_type: u16, data: Vec<u8> },
+    Unknown {
+        element_type: u16,
+        data: Vec<u8>,
+    },
 }
 
 /// OFPT_HELLO.
@@ -167,11 +170,24 @@ pub const NXET_VENDOR: u16 = 0xb0c2;
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ErrorMsg {
     /// A standard error: type, code, and (usually) the start of the offending message.
-    Standard { err_type: u16, code: u16, data: Vec<u8> },
+    Standard {
+        err_type: u16,
+        code: u16,
+        data: Vec<u8>,
+    },
     /// `OFPET_EXPERIMENTER` (how OVS reports its own errors in OpenFlow 1.2+).
-    Experimenter { exp_type: u16, experimenter: u32, data: Vec<u8> },
+    Experimenter {
+        exp_type: u16,
+        experimenter: u32,
+        data: Vec<u8>,
+    },
     /// `NXET_VENDOR` / `NXVC_VENDOR_ERROR`: the Nicira extension.
-    Nicira { vendor: u32, nx_type: u16, nx_code: u16, data: Vec<u8> },
+    Nicira {
+        vendor: u32,
+        nx_type: u16,
+        nx_code: u16,
+        data: Vec<u8>,
+    },
 }
 
 /// OFPT_FEATURES_REPLY.
@@ -412,9 +428,14 @@ impl Bucket {
         let mut r = Reader::new(bytes, "bucket");
         let mut out = Vec::new();
         while !r.is_empty() {
-            let len = r.peek(2).map(|b| u16::from_be_bytes([b[0], b[1]]) as usize)?;
+            let len = r
+                .peek(2)
+                .map(|b| u16::from_be_bytes([b[0], b[1]]) as usize)?;
             if len < 16 {
-                return Err(Error::BadLength { what: "bucket", len });
+                return Err(Error::BadLength {
+                    what: "bucket",
+                    len,
+                });
             }
             let mut b = Reader::new(r.bytes(len)?, "bucket");
             b.skip(2)?;
@@ -572,7 +593,10 @@ pub enum Message {
     BundleControl(BundleControl),
     BundleAdd(BundleAdd),
     /// A message type this codec does not decode, with its body.
-    Unknown { msg_type: u8, body: Vec<u8> },
+    Unknown {
+        msg_type: u8,
+        body: Vec<u8>,
+    },
 }
 
 impl Message {

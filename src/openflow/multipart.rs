@@ -55,17 +55,31 @@ pub enum MultipartRequestBody {
     Flow(FlowStatsRequest),
     Aggregate(FlowStatsRequest),
     Table,
-    PortStats { port_no: u32 },
-    Queue { port_no: u32, queue_id: u32 },
-    Group { group_id: u32 },
+    PortStats {
+        port_no: u32,
+    },
+    Queue {
+        port_no: u32,
+        queue_id: u32,
+    },
+    Group {
+        group_id: u32,
+    },
     GroupDesc,
     GroupFeatures,
-    Meter { meter_id: u32 },
-    MeterConfig { meter_id: u32 },
+    Meter {
+        meter_id: u32,
+    },
+    MeterConfig {
+        meter_id: u32,
+    },
     MeterFeatures,
     PortDesc,
     /// Any other kind (table features, experimenter, ...), body kept raw.
-    Other { mp_type: u16, body: Vec<u8> },
+    Other {
+        mp_type: u16,
+        body: Vec<u8>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -187,7 +201,10 @@ pub enum MultipartReplyBody {
     MeterConfig(Vec<MeterConfig>),
     PortDesc(Vec<Port>),
     /// Any other kind, body kept raw.
-    Other { mp_type: u16, body: Vec<u8> },
+    Other {
+        mp_type: u16,
+        body: Vec<u8>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -256,7 +273,12 @@ impl MultipartRequest {
         buf.put_u16(self.flags);
         buf.put_zeros(4);
         match &self.body {
-            B::Desc | B::Table | B::GroupDesc | B::GroupFeatures | B::MeterFeatures | B::PortDesc => {}
+            B::Desc
+            | B::Table
+            | B::GroupDesc
+            | B::GroupFeatures
+            | B::MeterFeatures
+            | B::PortDesc => {}
             B::Flow(f) | B::Aggregate(f) => emit_fsr(f, buf),
             B::PortStats { port_no } => {
                 buf.put_u32(*port_no);
@@ -266,7 +288,9 @@ impl MultipartRequest {
                 buf.put_u32(*port_no);
                 buf.put_u32(*queue_id);
             }
-            B::Group { group_id: id } | B::Meter { meter_id: id } | B::MeterConfig { meter_id: id } => {
+            B::Group { group_id: id }
+            | B::Meter { meter_id: id }
+            | B::MeterConfig { meter_id: id } => {
                 buf.put_u32(*id);
                 buf.put_zeros(4);
             }
@@ -279,7 +303,13 @@ impl MultipartRequest {
         let flags = r.u16()?;
         r.skip(4)?;
         let n = r.remaining();
-        let want = |k: usize| if n == k { Ok(()) } else { Err(bad("multipart request", n)) };
+        let want = |k: usize| {
+            if n == k {
+                Ok(())
+            } else {
+                Err(bad("multipart request", n))
+            }
+        };
         let body = match mp_type {
             OFPMP_DESC => want(0).map(|_| B::Desc)?,
             OFPMP_TABLE => want(0).map(|_| B::Table)?,
@@ -292,7 +322,11 @@ impl MultipartRequest {
                 if !r.is_empty() {
                     return Err(bad("flow stats request", n));
                 }
-                if mp_type == OFPMP_FLOW { B::Flow(f) } else { B::Aggregate(f) }
+                if mp_type == OFPMP_FLOW {
+                    B::Flow(f)
+                } else {
+                    B::Aggregate(f)
+                }
             }
             OFPMP_PORT_STATS => {
                 want(8)?;
@@ -431,7 +465,12 @@ impl PortStats {
 }
 
 /// Splits `r` into records whose first u16 is their length.
-fn records<'a>(r: &mut Reader<'a>, what: &'static str, at: usize, min: usize) -> Result<Vec<&'a [u8]>> {
+fn records<'a>(
+    r: &mut Reader<'a>,
+    what: &'static str,
+    at: usize,
+    min: usize,
+) -> Result<Vec<&'a [u8]>> {
     let mut out = Vec::new();
     while !r.is_empty() {
         let head = r.peek(at + 2)?;

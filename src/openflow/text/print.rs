@@ -13,13 +13,21 @@ use crate::openflow::oxm::{Field, Fmt, Match, OxmField, be_to_u128};
 /// Value and mask of a field in the match (mask all ones when exact).
 fn get(m: &Match, f: Field) -> Option<(u128, u128)> {
     m.get(f).map(|x| {
-        let full = if x.value().len() >= 16 { u128::MAX } else { (1u128 << (x.value().len() * 8)) - 1 };
+        let full = if x.value().len() >= 16 {
+            u128::MAX
+        } else {
+            (1u128 << (x.value().len() * 8)) - 1
+        };
         (x.value_u128(), x.mask_u128().unwrap_or(full))
     })
 }
 
 fn hex0(v: u128) -> String {
-    if v == 0 { "0".into() } else { format!("{v:#x}") }
+    if v == 0 {
+        "0".into()
+    } else {
+        format!("{v:#x}")
+    }
 }
 
 fn put_u32m(s: &mut String, name: &str, m: &Match, f: Field) {
@@ -67,12 +75,19 @@ fn fmt_ipv6_masked(v: u128, k: u128) -> String {
 
 fn fmt_eth(v: u128) -> String {
     let b = (v as u64).to_be_bytes();
-    format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[2], b[3], b[4], b[5], b[6], b[7])
+    format!(
+        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        b[2], b[3], b[4], b[5], b[6], b[7]
+    )
 }
 
 fn put_ip(s: &mut String, name: &str, m: &Match, f: Field) {
     if let Some((v, k)) = get(m, f) {
-        let t = if f.def().fmt == Fmt::Ipv6 { fmt_ipv6_masked(v, k) } else { fmt_ipv4_masked(v, k) };
+        let t = if f.def().fmt == Fmt::Ipv6 {
+            fmt_ipv6_masked(v, k)
+        } else {
+            fmt_ipv4_masked(v, k)
+        };
         let _ = write!(s, "{name}={t},");
     }
 }
@@ -89,8 +104,16 @@ fn put_eth(s: &mut String, name: &str, m: &Match, f: Field) {
 
 fn flags_masked(table: &[(&str, u128)], v: u128, k: u128, max: u128) -> String {
     if k & max == max {
-        let names: Vec<&str> = table.iter().filter(|(_, b)| v & b != 0).map(|(n, _)| *n).collect();
-        return if names.is_empty() { "0".into() } else { names.join("|") };
+        let names: Vec<&str> = table
+            .iter()
+            .filter(|(_, b)| v & b != 0)
+            .map(|(n, _)| *n)
+            .collect();
+        return if names.is_empty() {
+            "0".into()
+        } else {
+            names.join("|")
+        };
     }
     let mut out = String::new();
     for (n, b) in table {
@@ -196,14 +219,36 @@ fn format_match_into(s: &mut String, m: &Match, priority: Option<u16>) {
         }
     }
     let regs = [
-        Field::Reg0, Field::Reg1, Field::Reg2, Field::Reg3, Field::Reg4, Field::Reg5, Field::Reg6,
-        Field::Reg7, Field::Reg8, Field::Reg9, Field::Reg10, Field::Reg11, Field::Reg12,
-        Field::Reg13, Field::Reg14, Field::Reg15,
+        Field::Reg0,
+        Field::Reg1,
+        Field::Reg2,
+        Field::Reg3,
+        Field::Reg4,
+        Field::Reg5,
+        Field::Reg6,
+        Field::Reg7,
+        Field::Reg8,
+        Field::Reg9,
+        Field::Reg10,
+        Field::Reg11,
+        Field::Reg12,
+        Field::Reg13,
+        Field::Reg14,
+        Field::Reg15,
     ];
     for (i, r) in regs.iter().enumerate() {
         put_u32m(s, &format!("reg{i}"), m, *r);
     }
-    let xregs = [Field::Xreg0, Field::Xreg1, Field::Xreg2, Field::Xreg3, Field::Xreg4, Field::Xreg5, Field::Xreg6, Field::Xreg7];
+    let xregs = [
+        Field::Xreg0,
+        Field::Xreg1,
+        Field::Xreg2,
+        Field::Xreg3,
+        Field::Xreg4,
+        Field::Xreg5,
+        Field::Xreg6,
+        Field::Xreg7,
+    ];
     for (i, r) in xregs.iter().enumerate() {
         put_u32m(s, &format!("xreg{i}"), m, *r);
     }
@@ -300,7 +345,12 @@ fn format_match_into(s: &mut String, m: &Match, priority: Option<u16>) {
     if let Some((v, _)) = get(m, Field::NwTtl) {
         let _ = write!(s, "nw_ttl={v},");
     }
-    for (name, f) in [("mpls_label", Field::MplsLabel), ("mpls_tc", Field::MplsTc), ("mpls_ttl", Field::MplsTtl), ("mpls_bos", Field::MplsBos)] {
+    for (name, f) in [
+        ("mpls_label", Field::MplsLabel),
+        ("mpls_tc", Field::MplsTc),
+        ("mpls_ttl", Field::MplsTtl),
+        ("mpls_bos", Field::MplsBos),
+    ] {
         if let Some((v, _)) = get(m, f) {
             let _ = write!(s, "{name}={v},");
         }
@@ -313,8 +363,20 @@ fn format_match_into(s: &mut String, m: &Match, priority: Option<u16>) {
                 0 => "no",
                 _ => "<error>",
             },
-            1 => if v & 1 != 0 { "yes" } else { "no" },
-            2 => if v & 2 != 0 { "later" } else { "not_later" },
+            1 => {
+                if v & 1 != 0 {
+                    "yes"
+                } else {
+                    "no"
+                }
+            }
+            2 => {
+                if v & 2 != 0 {
+                    "later"
+                } else {
+                    "not_later"
+                }
+            }
             _ => "",
         };
         if !t.is_empty() {
@@ -328,7 +390,11 @@ fn format_match_into(s: &mut String, m: &Match, priority: Option<u16>) {
     put_ip(s, "nd_target", m, Field::NdTarget);
     put_eth(s, "nd_sll", m, Field::NdSll);
     put_eth(s, "nd_tll", m, Field::NdTll);
-    for (f, g) in [(Field::TcpSrc, Field::TcpDst), (Field::UdpSrc, Field::UdpDst), (Field::SctpSrc, Field::SctpDst)] {
+    for (f, g) in [
+        (Field::TcpSrc, Field::TcpDst),
+        (Field::UdpSrc, Field::UdpDst),
+        (Field::SctpSrc, Field::SctpDst),
+    ] {
         put_be16m(s, "tp_src", m, f);
         put_be16m(s, "tp_dst", m, g);
     }
@@ -361,7 +427,10 @@ fn format_match_into(s: &mut String, m: &Match, priority: Option<u16>) {
 
 fn format_unknown_oxm(f: &OxmField) -> String {
     let mut t = match f.id.experimenter {
-        Some(e) => format!("experimenter_oxm(class={:#06x},exp={e:#x},field={}", f.id.class, f.id.field),
+        Some(e) => format!(
+            "experimenter_oxm(class={:#06x},exp={e:#x},field={}",
+            f.id.class, f.id.field
+        ),
         None => format!("oxm(class={:#06x},field={}", f.id.class, f.id.field),
     };
     let _ = write!(t, ",value=0x{}", hex(f.value()));
@@ -463,8 +532,15 @@ fn format_action(s: &mut String, a: &Action) {
             }
         },
         Action::RegLoad2(f) => {
-            let name = f.field().map_or_else(|| format_unknown_oxm(f), |x| x.def().name.to_string());
-            let _ = write!(s, "set_field:{}/{}->{name}", hex0(be_to_u128(f.value())), hex0(f.mask_u128().unwrap_or(0)));
+            let name = f
+                .field()
+                .map_or_else(|| format_unknown_oxm(f), |x| x.def().name.to_string());
+            let _ = write!(
+                s,
+                "set_field:{}/{}->{name}",
+                hex0(be_to_u128(f.value())),
+                hex0(f.mask_u128().unwrap_or(0))
+            );
         }
         Action::PushPbb(e) => {
             let _ = write!(s, "push_pbb:{e:#06x}");
@@ -509,7 +585,10 @@ fn format_action(s: &mut String, a: &Action) {
         }
         Action::Learn(l) => format_learn(s, l),
         Action::Exit => s.push_str("exit"),
-        Action::FinTimeout { idle_timeout, hard_timeout } => {
+        Action::FinTimeout {
+            idle_timeout,
+            hard_timeout,
+        } => {
             s.push_str("fin_timeout(");
             if *idle_timeout != 0 {
                 let _ = write!(s, "idle_timeout={idle_timeout},");
@@ -522,7 +601,11 @@ fn format_action(s: &mut String, a: &Action) {
             }
             s.push(')');
         }
-        Action::Controller { max_len, controller_id, reason } => {
+        Action::Controller {
+            max_len,
+            controller_id,
+            reason,
+        } => {
             if *reason == 1 && *controller_id == 0 {
                 let _ = write!(s, "CONTROLLER:{max_len}");
             } else {
@@ -546,8 +629,16 @@ fn format_action(s: &mut String, a: &Action) {
             let v: Vec<String> = ids.iter().map(u16::to_string).collect();
             let _ = write!(s, "dec_ttl({})", v.join(","));
         }
-        Action::Conjunction { id, clause, n_clauses } => {
-            let _ = write!(s, "conjunction({id},{}/{n_clauses})", u16::from(*clause) + 1);
+        Action::Conjunction {
+            id,
+            clause,
+            n_clauses,
+        } => {
+            let _ = write!(
+                s,
+                "conjunction({id},{}/{n_clauses})",
+                u16::from(*clause) + 1
+            );
         }
         Action::Ct(ct) => {
             s.push_str("ct(");
@@ -562,7 +653,11 @@ fn format_action(s: &mut String, a: &Action) {
             }
             match ct.zone_src {
                 Some(h) => {
-                    let _ = write!(s, "zone={},", subfield(&Subfield::from_ofs_nbits(h, ct.zone)));
+                    let _ = write!(
+                        s,
+                        "zone={},",
+                        subfield(&Subfield::from_ofs_nbits(h, ct.zone))
+                    );
                 }
                 None if ct.zone != 0 => {
                     let _ = write!(s, "zone={},", ct.zone);
@@ -609,7 +704,11 @@ fn format_action(s: &mut String, a: &Action) {
 
 /// 16-bit (OpenFlow 1.0) port to the 32-bit numbering used for names.
 fn port16(p: u16) -> u32 {
-    if p >= 0xff00 { u32::from(p) + 0xffff_0000 } else { u32::from(p) }
+    if p >= 0xff00 {
+        u32::from(p) + 0xffff_0000
+    } else {
+        u32::from(p)
+    }
 }
 
 fn format_nat(s: &mut String, n: &Nat) {
@@ -618,7 +717,11 @@ fn format_nat(s: &mut String, n: &Nat) {
         return;
     }
     s.push('(');
-    s.push_str(if n.flags & NX_NAT_F_SRC != 0 { "src" } else { "dst" });
+    s.push_str(if n.flags & NX_NAT_F_SRC != 0 {
+        "src"
+    } else {
+        "dst"
+    });
     let has_range = n.ipv4_min.is_some() || n.ipv6_min.is_some();
     if has_range {
         s.push('=');
@@ -629,7 +732,13 @@ fn format_nat(s: &mut String, n: &Nat) {
             }
         } else if let Some(a) = n.ipv6_min {
             let bracket = n.proto_min.is_some();
-            let fmt6 = |x: Ipv6Addr| if bracket { format!("[{x}]") } else { x.to_string() };
+            let fmt6 = |x: Ipv6Addr| {
+                if bracket {
+                    format!("[{x}]")
+                } else {
+                    x.to_string()
+                }
+            };
             s.push_str(&fmt6(a));
             if let Some(b) = n.ipv6_max.filter(|b| *b != a && !b.is_unspecified()) {
                 let _ = write!(s, "-{}", fmt6(b));
@@ -766,10 +875,21 @@ fn format_instructions(s: &mut String, ins: &[Instruction]) {
                 let _ = write!(s, "goto_table:{t}");
             }
             Instruction::Experimenter { experimenter, data } => {
-                let _ = write!(s, "experimenter_instruction(id={experimenter:#x},data=0x{})", hex(data));
+                let _ = write!(
+                    s,
+                    "experimenter_instruction(id={experimenter:#x},data=0x{})",
+                    hex(data)
+                );
             }
-            Instruction::Unknown { instruction_type, data } => {
-                let _ = write!(s, "unknown_instruction(type={instruction_type},data=0x{})", hex(data));
+            Instruction::Unknown {
+                instruction_type,
+                data,
+            } => {
+                let _ = write!(
+                    s,
+                    "unknown_instruction(type={instruction_type},data=0x{})",
+                    hex(data)
+                );
             }
         }
     }
@@ -949,7 +1069,11 @@ pub fn format_message_xid(m: &Message, xid: u32) -> String {
     let mut s = String::new();
     match m {
         Message::MultipartRequest(r) => {
-            let _ = write!(s, "{} request (OF1.3) (xid={xid:#x}):", mp_name(r.mp_type()));
+            let _ = write!(
+                s,
+                "{} request (OF1.3) (xid={xid:#x}):",
+                mp_name(r.mp_type())
+            );
             match &r.body {
                 MultipartRequestBody::Flow(f) | MultipartRequestBody::Aggregate(f) => {
                     if f.table_id != 0xff {
@@ -979,7 +1103,11 @@ pub fn format_message_xid(m: &Message, xid: u32) -> String {
                     }
                 }
                 MultipartReplyBody::Aggregate(a) => {
-                    let _ = write!(s, " packet_count={} byte_count={} flow_count={}", a.packet_count, a.byte_count, a.flow_count);
+                    let _ = write!(
+                        s,
+                        " packet_count={} byte_count={} flow_count={}",
+                        a.packet_count, a.byte_count, a.flow_count
+                    );
                 }
                 MultipartReplyBody::PortStats(v) => {
                     let _ = write!(s, " {} ports", v.len());
@@ -998,7 +1126,12 @@ pub fn format_message_xid(m: &Message, xid: u32) -> String {
                     let _ = write!(s, " {} bytes of payload", d.len());
                 }
                 Message::PacketOut(p) => {
-                    let _ = write!(s, " in_port={} actions={}", port_name(p.in_port), format_actions(&p.actions));
+                    let _ = write!(
+                        s,
+                        " in_port={} actions={}",
+                        port_name(p.in_port),
+                        format_actions(&p.actions)
+                    );
                     if p.buffer_id != OFP_NO_BUFFER {
                         let _ = write!(s, " buffer={:#010x}", p.buffer_id);
                     } else {
@@ -1028,7 +1161,11 @@ pub fn format_message_xid(m: &Message, xid: u32) -> String {
                     let _ = write!(s, " frags={frag} miss_send_len={}", c.miss_send_len);
                 }
                 Message::FeaturesReply(f) => {
-                    let _ = write!(s, " dpid:{:016x}\nn_tables:{}, n_buffers:{}", f.datapath_id, f.n_tables, f.n_buffers);
+                    let _ = write!(
+                        s,
+                        " dpid:{:016x}\nn_tables:{}, n_buffers:{}",
+                        f.datapath_id, f.n_tables, f.n_buffers
+                    );
                 }
                 Message::BundleControl(b) => {
                     let ty = match b.ctrl_type {
@@ -1042,10 +1179,20 @@ pub fn format_message_xid(m: &Message, xid: u32) -> String {
                         7 => "DISCARD_REPLY",
                         _ => "UNKNOWN",
                     };
-                    let _ = write!(s, "\n bundle_id={:#x} type={ty} flags={}", b.bundle_id, bundle_flags(b.flags));
+                    let _ = write!(
+                        s,
+                        "\n bundle_id={:#x} type={ty} flags={}",
+                        b.bundle_id,
+                        bundle_flags(b.flags)
+                    );
                 }
                 Message::BundleAdd(b) => {
-                    let _ = write!(s, "\n bundle_id={:#x} flags={}", b.bundle_id, bundle_flags(b.flags));
+                    let _ = write!(
+                        s,
+                        "\n bundle_id={:#x} flags={}",
+                        b.bundle_id,
+                        bundle_flags(b.flags)
+                    );
                     if let Ok((h, inner)) = b.inner() {
                         let _ = write!(s, "\n{}", format_message_xid(&inner, h.xid));
                     }
