@@ -587,12 +587,15 @@ pub(crate) fn parse_subfield(s: &str) -> Result<Subfield> {
                 if b < a {
                     return Err(Error::value("subfield", s.to_string()));
                 }
+                if b - a >= width {
+                    return Err(Error::value("subfield", s.to_string()));
+                }
                 (a, b - a + 1)
             }
             None => (num(r, "subfield bit")?, 1),
         },
     };
-    if ofs + n_bits > width {
+    if u32::from(ofs) + u32::from(n_bits) > u32::from(width) {
         return Err(Error::value(
             "subfield",
             format!("{s} exceeds the {width}-bit field"),

@@ -469,7 +469,9 @@ fn subfield(sf: &Subfield) -> String {
     } else if sf.n_bits == 1 {
         format!("{name}[{}]", sf.ofs)
     } else {
-        format!("{name}[{}..{}]", sf.ofs, sf.ofs + sf.n_bits - 1)
+        // Decoded bytes can carry any ofs/n_bits: compute without overflow.
+        let end = (u32::from(sf.ofs) + u32::from(sf.n_bits)).saturating_sub(1);
+        format!("{name}[{}..{end}]", sf.ofs)
     }
 }
 
