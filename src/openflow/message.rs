@@ -236,12 +236,37 @@ pub struct FlowRemoved {
     pub r#match: Match,
 }
 
+/// A fixed-size, NUL-padded text field (port name, switch description),
+/// kept as the bytes before the first NUL so that no byte is lost or
+/// invented, whatever the peer sent.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct FixedStr(pub Vec<u8>);
+
+impl FixedStr {
+    /// The text, with invalid UTF-8 replaced.
+    pub fn to_str_lossy(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(&self.0)
+    }
+}
+
+impl From<&str> for FixedStr {
+    fn from(s: &str) -> Self {
+        FixedStr(s.as_bytes().to_vec())
+    }
+}
+
+impl std::fmt::Display for FixedStr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.to_str_lossy())
+    }
+}
+
 /// `ofp_port` (64 bytes).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct Port {
     pub port_no: u32,
     pub hw_addr: [u8; 6],
-    pub name: String,
+    pub name: FixedStr,
     pub config: u32,
     pub state: u32,
     pub curr: u32,
@@ -259,7 +284,7 @@ impl Port {
         buf.put_zeros(4);
         buf.extend_from_slice(&self.hw_addr);
         buf.put_zeros(2);
-        buf.put_string(&self.name, 16);
+        buf.put_string(&self.name.0, 16);
         for v in [
             self.config,
             self.state,

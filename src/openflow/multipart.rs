@@ -3,7 +3,7 @@
 use super::buf::{Put, Reader, len16};
 use super::error::{Error, Result};
 use super::instruction::Instruction;
-use super::message::{Bucket, MeterBand, Port};
+use super::message::{Bucket, FixedStr, MeterBand, Port};
 use super::oxm::Match;
 
 pub const OFPMP_DESC: u16 = 0;
@@ -91,11 +91,11 @@ pub struct MultipartRequest {
 /// `ofp_desc`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct Desc {
-    pub mfr_desc: String,
-    pub hw_desc: String,
-    pub sw_desc: String,
-    pub serial_num: String,
-    pub dp_desc: String,
+    pub mfr_desc: FixedStr,
+    pub hw_desc: FixedStr,
+    pub sw_desc: FixedStr,
+    pub serial_num: FixedStr,
+    pub dp_desc: FixedStr,
 }
 
 /// `ofp_flow_stats`: one flow of a flow-stats reply.
@@ -538,11 +538,11 @@ impl MultipartReply {
         buf.put_zeros(4);
         match &self.body {
             B::Desc(d) => {
-                buf.put_string(&d.mfr_desc, 256);
-                buf.put_string(&d.hw_desc, 256);
-                buf.put_string(&d.sw_desc, 256);
-                buf.put_string(&d.serial_num, 32);
-                buf.put_string(&d.dp_desc, 256);
+                buf.put_string(&d.mfr_desc.0, 256);
+                buf.put_string(&d.hw_desc.0, 256);
+                buf.put_string(&d.sw_desc.0, 256);
+                buf.put_string(&d.serial_num.0, 32);
+                buf.put_string(&d.dp_desc.0, 256);
             }
             B::Flow(v) => v.iter().for_each(|f| f.emit(buf)),
             B::Aggregate(a) => {
