@@ -15,7 +15,10 @@ load:0x5->NXM_NX_REG0[],move:NXM_NX_REG1[0..15]->NXM_NX_REG2[0..15],ct(commit,zo
 /// CPU time of this thread, in nanoseconds: unlike wall time it does not
 /// count time the scheduler gave to other processes on a busy machine.
 fn thread_cpu_ns() -> u128 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: clock_gettime writes into the timespec we own.
     unsafe {
         libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts);

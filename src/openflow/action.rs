@@ -715,7 +715,10 @@ impl LearnSpec {
         // Reserved bits or a zero width would not survive re-encoding
         // (a zero header ends the spec list); OVS rejects both too.
         if header & 0xc000 != 0 || n_bits == 0 {
-            return Err(Error::value("learn spec", format!("bad header {header:#06x}")));
+            return Err(Error::value(
+                "learn spec",
+                format!("bad header {header:#06x}"),
+            ));
         }
         let src = if header & (1 << 13) != 0 {
             let n = usize::from(n_bits).div_ceil(16) * 2;

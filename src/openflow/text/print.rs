@@ -945,7 +945,11 @@ fn flow_line(
         let _ = write!(s, "cookie={cookie:#x}, ");
     }
     if let Some((f, _, _)) = stats {
-        let _ = write!(s, "duration={}s, ", duration(f.duration_sec, f.duration_nsec));
+        let _ = write!(
+            s,
+            "duration={}s, ",
+            duration(f.duration_sec, f.duration_nsec)
+        );
     }
     if stats.is_some() || table_id != 0 {
         let _ = write!(s, "table={table_id}, ");
@@ -1174,6 +1178,16 @@ pub fn format_message_xid(m: &Message, xid: u32) -> String {
                     s.push(' ');
                     format_flow_mod(&mut s, fm);
                 }
+                Message::Error(ErrorMsg::Standard {
+                    err_type,
+                    code,
+                    data,
+                }) => {
+                    let _ = write!(s, " {}", error_name(*err_type, *code));
+                    if let Ok((h, inner)) = Message::decode(data) {
+                        let _ = write!(s, "\n{}", format_message_xid(&inner, h.xid));
+                    }
+                }
                 Message::EchoRequest(d) | Message::EchoReply(d) => {
                     let _ = write!(s, " {} bytes of payload", d.len());
                 }
@@ -1254,6 +1268,169 @@ pub fn format_message_xid(m: &Message, xid: u32) -> String {
         }
     }
     s
+}
+
+/// OpenFlow 1.3 error type prefixes and code names (section 7.4.4).
+const ERROR_NAMES: &[(&str, &[&str])] = &[
+    ("OFPHFC", &["INCOMPATIBLE", "EPERM"]),
+    (
+        "OFPBRC",
+        &[
+            "BAD_VERSION",
+            "BAD_TYPE",
+            "BAD_MULTIPART",
+            "BAD_EXPERIMENTER",
+            "BAD_EXP_TYPE",
+            "EPERM",
+            "BAD_LEN",
+            "BUFFER_EMPTY",
+            "BUFFER_UNKNOWN",
+            "BAD_TABLE_ID",
+            "IS_SLAVE",
+            "BAD_PORT",
+            "BAD_PACKET",
+            "MULTIPART_BUFFER_OVERFLOW",
+        ],
+    ),
+    (
+        "OFPBAC",
+        &[
+            "BAD_TYPE",
+            "BAD_LEN",
+            "BAD_EXPERIMENTER",
+            "BAD_EXP_TYPE",
+            "BAD_OUT_PORT",
+            "BAD_ARGUMENT",
+            "EPERM",
+            "TOO_MANY",
+            "BAD_QUEUE",
+            "BAD_OUT_GROUP",
+            "MATCH_INCONSISTENT",
+            "UNSUPPORTED_ORDER",
+            "BAD_TAG",
+            "BAD_SET_TYPE",
+            "BAD_SET_LEN",
+            "BAD_SET_ARGUMENT",
+        ],
+    ),
+    (
+        "OFPBIC",
+        &[
+            "UNKNOWN_INST",
+            "UNSUP_INST",
+            "BAD_TABLE_ID",
+            "UNSUP_METADATA",
+            "UNSUP_METADATA_MASK",
+            "BAD_EXPERIMENTER",
+            "BAD_EXP_TYPE",
+            "BAD_LEN",
+            "EPERM",
+        ],
+    ),
+    (
+        "OFPBMC",
+        &[
+            "BAD_TYPE",
+            "BAD_LEN",
+            "BAD_TAG",
+            "BAD_DL_ADDR_MASK",
+            "BAD_NW_ADDR_MASK",
+            "BAD_WILDCARDS",
+            "BAD_FIELD",
+            "BAD_VALUE",
+            "BAD_MASK",
+            "BAD_PREREQ",
+            "DUP_FIELD",
+            "EPERM",
+        ],
+    ),
+    (
+        "OFPFMFC",
+        &[
+            "UNKNOWN",
+            "TABLE_FULL",
+            "BAD_TABLE_ID",
+            "OVERLAP",
+            "EPERM",
+            "BAD_TIMEOUT",
+            "BAD_COMMAND",
+            "BAD_FLAGS",
+        ],
+    ),
+    (
+        "OFPGMFC",
+        &[
+            "GROUP_EXISTS",
+            "INVALID_GROUP",
+            "WEIGHT_UNSUPPORTED",
+            "OUT_OF_GROUPS",
+            "OUT_OF_BUCKETS",
+            "CHAINING_UNSUPPORTED",
+            "WATCH_UNSUPPORTED",
+            "LOOP",
+            "UNKNOWN_GROUP",
+            "CHAINED_GROUP",
+            "BAD_TYPE",
+            "BAD_COMMAND",
+            "BAD_BUCKET",
+            "BAD_WATCH",
+            "EPERM",
+        ],
+    ),
+    (
+        "OFPPMFC",
+        &[
+            "BAD_PORT",
+            "BAD_HW_ADDR",
+            "BAD_CONFIG",
+            "BAD_ADVERTISE",
+            "EPERM",
+        ],
+    ),
+    ("OFPTMFC", &["BAD_TABLE", "BAD_CONFIG", "EPERM"]),
+    ("OFPQOFC", &["BAD_PORT", "BAD_QUEUE", "EPERM"]),
+    ("OFPSCFC", &["BAD_FLAGS", "BAD_LEN", "EPERM"]),
+    ("OFPRRFC", &["STALE", "UNSUP", "BAD_ROLE"]),
+    (
+        "OFPMMFC",
+        &[
+            "UNKNOWN",
+            "METER_EXISTS",
+            "INVALID_METER",
+            "UNKNOWN_METER",
+            "BAD_COMMAND",
+            "BAD_FLAGS",
+            "BAD_RATE",
+            "BAD_BURST",
+            "BAD_BAND",
+            "BAD_BAND_VALUE",
+            "OUT_OF_METERS",
+            "OUT_OF_BANDS",
+        ],
+    ),
+    (
+        "OFPTFFC",
+        &[
+            "BAD_TABLE",
+            "BAD_METADATA",
+            "BAD_TYPE",
+            "BAD_LEN",
+            "BAD_ARGUMENT",
+            "EPERM",
+        ],
+    ),
+];
+
+/// The name of a standard OpenFlow 1.3 error (`OFPBRC_BAD_TYPE`), or the numbers.
+pub fn error_name(err_type: u16, code: u16) -> String {
+    ERROR_NAMES
+        .get(usize::from(err_type))
+        .and_then(|(prefix, codes)| {
+            codes
+                .get(usize::from(code))
+                .map(|c| format!("{prefix}_{c}"))
+        })
+        .unwrap_or_else(|| format!("OFPET({err_type},{code})"))
 }
 
 fn bundle_flags(f: u16) -> String {
