@@ -73,7 +73,47 @@ fn messages() -> Vec<(Message, bool)> {
                 code: 1,
                 data: Message::BarrierRequest.encode(9),
             }),
-            false,
+            true,
+        ),
+        (
+            Message::Error(ErrorMsg::Standard {
+                err_type: 2,
+                code: 11,
+                data: Message::BarrierRequest.encode(9),
+            }),
+            true,
+        ),
+        (
+            Message::Error(ErrorMsg::Standard {
+                err_type: 4,
+                code: 9,
+                data: Message::BarrierRequest.encode(9),
+            }),
+            true,
+        ),
+        (
+            Message::Error(ErrorMsg::Standard {
+                err_type: 5,
+                code: 1,
+                data: Message::BarrierRequest.encode(9),
+            }),
+            true,
+        ),
+        (
+            Message::Error(ErrorMsg::Standard {
+                err_type: 12,
+                code: 8,
+                data: Message::BarrierRequest.encode(9),
+            }),
+            true,
+        ),
+        (
+            Message::Error(ErrorMsg::Standard {
+                err_type: 3,
+                code: 0,
+                data: Message::BarrierRequest.encode(9),
+            }),
+            true,
         ),
         (
             Message::Error(ErrorMsg::Experimenter {
