@@ -162,7 +162,7 @@ fn unknown_things_round_trip_raw() {
             },
             Action::Experimenter {
                 experimenter: 0xabcdef,
-                data: vec![1, 2, 3, 4],
+                data: vec![1, 2, 3, 4, 5, 6, 7, 8],
             },
             Action::Nicira {
                 subtype: 200,

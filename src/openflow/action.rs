@@ -575,7 +575,9 @@ impl Action {
         let head = r.peek(4)?;
         let ty = u16::from_be_bytes([head[0], head[1]]);
         let len = u16::from_be_bytes([head[2], head[3]]) as usize;
-        if len < 4 || len > r.remaining() {
+        // Actions are padded to 8 bytes (OpenFlow 1.3 section 7.2.5); OVS
+        // rejects other lengths, and keeping them would not round-trip.
+        if len < 8 || !len.is_multiple_of(8) || len > r.remaining() {
             return Err(Error::BadLength {
                 what: "action",
                 len,
