@@ -606,8 +606,14 @@ fn ct_action_bytes() {
     let mut buf = Vec::new();
     Action::emit_list(&want, &mut buf);
     assert_eq!(buf, CT_COMMIT_ZONE5);
-    assert_eq!(ovsnet::openflow::text::parse_actions("ct(commit,zone=5)").expect("text"), want);
-    assert_eq!(ovsnet::openflow::text::format_actions(&want), "ct(commit,zone=5)");
+    assert_eq!(
+        ovsnet::openflow::text::parse_actions("ct(commit,zone=5)").expect("text"),
+        want
+    );
+    assert_eq!(
+        ovsnet::openflow::text::format_actions(&want),
+        "ct(commit,zone=5)"
+    );
 }
 
 /// ONF bundle add (OpenFlow 1.3 extension) carrying a BARRIER_REQUEST.
@@ -626,12 +632,18 @@ const BUNDLE_ADD_BARRIER: &[u8] = &[
 
 #[test]
 fn bundle_add_bytes() {
-    let m = Message::BundleAdd(ovsnet::openflow::BundleAdd::new(1, 3, &Message::BarrierRequest));
+    let m = Message::BundleAdd(ovsnet::openflow::BundleAdd::new(
+        1,
+        3,
+        &Message::BarrierRequest,
+    ));
     assert_eq!(m.encode(7), BUNDLE_ADD_BARRIER);
     let (h, back) = Message::decode(BUNDLE_ADD_BARRIER).expect("decode");
     assert_eq!(h.xid, 7);
     assert_eq!(back, m);
-    let Message::BundleAdd(b) = back else { panic!() };
+    let Message::BundleAdd(b) = back else {
+        panic!()
+    };
     assert_eq!(b.inner().expect("inner").1, Message::BarrierRequest);
 }
 

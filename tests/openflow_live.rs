@@ -308,7 +308,13 @@ fn flows_installed_in_a_bundle_come_back_equal() {
     let strip = |l: &str| -> String {
         l.trim()
             .split(", ")
-            .map(|p| if p.starts_with("duration=") && p.ends_with('s') { "duration=Ns" } else { p })
+            .map(|p| {
+                if p.starts_with("duration=") && p.ends_with('s') {
+                    "duration=Ns"
+                } else {
+                    p
+                }
+            })
             .collect::<Vec<_>>()
             .join(", ")
     };

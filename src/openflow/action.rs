@@ -577,7 +577,7 @@ impl Action {
         let len = u16::from_be_bytes([head[2], head[3]]) as usize;
         // Actions are padded to 8 bytes (OpenFlow 1.3 section 7.2.5); OVS
         // rejects other lengths, and keeping them would not round-trip.
-        if len < 8 || !len.is_multiple_of(8) || len > r.remaining() {
+        if len < 8 || len % 8 != 0 || len > r.remaining() {
             return Err(Error::BadLength {
                 what: "action",
                 len,
