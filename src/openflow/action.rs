@@ -233,7 +233,10 @@ pub struct LearnSpec {
 /// One action.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Action {
-    Output { port: u32, max_len: u16 },
+    Output {
+        port: u32,
+        max_len: u16,
+    },
     CopyTtlOut,
     CopyTtlIn,
     SetMplsTtl(u8),
@@ -250,33 +253,67 @@ pub enum Action {
     PushPbb(u16),
     PopPbb,
     /// NXAST_RESUBMIT: resubmit to the current table with another in_port.
-    Resubmit { in_port: u16 },
+    Resubmit {
+        in_port: u16,
+    },
     /// NXAST_RESUBMIT_TABLE: `in_port` 0xfff8 keeps the port, table 255 keeps the table.
-    ResubmitTable { in_port: u16, table: u8 },
+    ResubmitTable {
+        in_port: u16,
+        table: u8,
+    },
     SetTunnel(u32),
     SetTunnel64(u64),
     PopQueue,
-    RegMove { src: Subfield, dst: Subfield },
-    RegLoad { dst: Subfield, value: u64 },
+    RegMove {
+        src: Subfield,
+        dst: Subfield,
+    },
+    RegLoad {
+        dst: Subfield,
+        value: u64,
+    },
     /// NXAST_REG_LOAD2: a `set_field` with a mask.
     RegLoad2(OxmField),
     Note(Vec<u8>),
-    OutputReg { src: Subfield, max_len: u16 },
+    OutputReg {
+        src: Subfield,
+        max_len: u16,
+    },
     Learn(Learn),
     Exit,
-    FinTimeout { idle_timeout: u16, hard_timeout: u16 },
-    Controller { max_len: u16, controller_id: u16, reason: u8 },
+    FinTimeout {
+        idle_timeout: u16,
+        hard_timeout: u16,
+    },
+    Controller {
+        max_len: u16,
+        controller_id: u16,
+        reason: u8,
+    },
     DecTtlCntIds(Vec<u16>),
-    Conjunction { id: u32, clause: u8, n_clauses: u8 },
+    Conjunction {
+        id: u32,
+        clause: u8,
+        n_clauses: u8,
+    },
     Ct(Ct),
     Nat(Nat),
     CtClear,
     /// A Nicira action this codec does not decode: its subtype and the bytes after it.
-    Nicira { subtype: u16, data: Vec<u8> },
+    Nicira {
+        subtype: u16,
+        data: Vec<u8>,
+    },
     /// Another experimenter's action: the bytes after the experimenter id.
-    Experimenter { experimenter: u32, data: Vec<u8> },
+    Experimenter {
+        experimenter: u32,
+        data: Vec<u8>,
+    },
     /// An unknown action type: the bytes after type and length.
-    Unknown { action_type: u16, data: Vec<u8> },
+    Unknown {
+        action_type: u16,
+        data: Vec<u8>,
+    },
 }
 
 impl Action {
@@ -538,8 +575,13 @@ impl Action {
         let head = r.peek(4)?;
         let ty = u16::from_be_bytes([head[0], head[1]]);
         let len = u16::from_be_bytes([head[2], head[3]]) as usize;
-        if len < 4 || len > r.remaining() {
-            return Err(Error::BadLength { what: "action", len });
+        // Actions are padded to 8 bytes (OpenFlow 1.3 section 7.2.5); OVS
+        // rejects other lengths, and keeping them would not round-trip.
+        if len < 8 || len % 8 != 0 || len > r.remaining() {
+            return Err(Error::BadLength {
+                what: "action",
+                len,
+            });
         }
         let all = r.bytes(len)?;
         let mut b = Reader::new(&all[4..], "action");
@@ -547,7 +589,10 @@ impl Action {
             if len == want {
                 Ok(())
             } else {
-                Err(Error::BadLength { what: "action", len })
+                Err(Error::BadLength {
+                    what: "action",
+                    len,
+                })
             }
         };
         let a = match ty {
@@ -599,7 +644,10 @@ impl Action {
             OFPAT_SET_FIELD => {
                 let f = OxmField::parse(&mut b)?;
                 if f.has_mask {
-                    return Err(Error::value("set_field", "masked set_field in OpenFlow 1.3"));
+                    return Err(Error::value(
+                        "set_field",
+                        "masked set_field in OpenFlow 1.3",
+                    ));
                 }
                 check_pad(len, 4 + f.wire_len())?;
                 Action::SetField(f)
@@ -666,6 +714,14 @@ impl LearnSpec {
 
     fn parse(r: &mut Reader<'_>, header: u16) -> Result<LearnSpec> {
         let n_bits = header & 0x3ff;
+        // Reserved bits or a zero width would not survive re-encoding
+        // (a zero header ends the spec list); OVS rejects both too.
+        if header & 0xc000 != 0 || n_bits == 0 {
+            return Err(Error::value(
+                "learn spec",
+                format!("bad header {header:#06x}"),
+            ));
+        }
         let src = if header & (1 << 13) != 0 {
             let n = usize::from(n_bits).div_ceil(16) * 2;
             LearnSrc::Immediate(r.bytes(n)?.to_vec())
@@ -725,7 +781,10 @@ fn check_pad(len: usize, used: usize) -> Result<()> {
     if super::buf::pad8(used) == len {
         Ok(())
     } else {
-        Err(Error::BadLength { what: "action", len })
+        Err(Error::BadLength {
+            what: "action",
+            len,
+        })
     }
 }
 

@@ -63,11 +63,11 @@ impl<'a> Reader<'a> {
     pub(crate) fn u64(&mut self) -> Result<u64> {
         Ok(u64::from_be_bytes(self.array()?))
     }
-    /// A fixed-size, NUL-padded string field.
-    pub(crate) fn string(&mut self, n: usize) -> Result<String> {
+    /// A fixed-size, NUL-padded string field: its bytes up to the first NUL.
+    pub(crate) fn string(&mut self, n: usize) -> Result<super::message::FixedStr> {
         let b = self.bytes(n)?;
         let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
-        Ok(String::from_utf8_lossy(&b[..end]).into_owned())
+        Ok(super::message::FixedStr(b[..end].to_vec()))
     }
 }
 
@@ -78,8 +78,8 @@ pub(crate) trait Put {
     fn put_u32(&mut self, v: u32);
     fn put_u64(&mut self, v: u64);
     fn put_zeros(&mut self, n: usize);
-    /// A NUL-padded fixed-size string (truncated to leave room for a NUL).
-    fn put_string(&mut self, s: &str, n: usize);
+    /// A NUL-padded fixed-size string field (truncated to `n` bytes).
+    fn put_string(&mut self, s: &[u8], n: usize);
     /// Zero-pads to a multiple of 8 bytes counted from `start`.
     fn pad8_from(&mut self, start: usize);
     /// Writes `v` as a big-endian u16 at `at`.
@@ -107,9 +107,9 @@ impl Put for Vec<u8> {
     fn put_zeros(&mut self, n: usize) {
         self.resize(self.len() + n, 0);
     }
-    fn put_string(&mut self, s: &str, n: usize) {
-        let b = s.as_bytes();
-        let k = b.len().min(n.saturating_sub(1));
+    fn put_string(&mut self, s: &[u8], n: usize) {
+        let b = s;
+        let k = b.len().min(n);
         self.extend_from_slice(&b[..k]);
         self.put_zeros(n - k);
     }

@@ -15,15 +15,24 @@ pub const OFPIT_EXPERIMENTER: u16 = 0xffff;
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Instruction {
     GotoTable(u8),
-    WriteMetadata { metadata: u64, mask: u64 },
+    WriteMetadata {
+        metadata: u64,
+        mask: u64,
+    },
     WriteActions(Vec<Action>),
     ApplyActions(Vec<Action>),
     ClearActions,
     Meter(u32),
     /// An experimenter instruction: the bytes after the experimenter id.
-    Experimenter { experimenter: u32, data: Vec<u8> },
+    Experimenter {
+        experimenter: u32,
+        data: Vec<u8>,
+    },
     /// An unknown instruction type: the bytes after type and length.
-    Unknown { instruction_type: u16, data: Vec<u8> },
+    Unknown {
+        instruction_type: u16,
+        data: Vec<u8>,
+    },
 }
 
 impl Instruction {

@@ -101,7 +101,10 @@ pub fn message_len(buf: &[u8]) -> Option<usize> {
 pub enum HelloElement {
     /// `OFPHET_VERSIONBITMAP`: bit N of the bitmap means version N.
     VersionBitmap(Vec<u32>),
-    Unknown { element_type: u16, data: Vec<u8> },
+    Unknown {
+        element_type: u16,
+        data: Vec<u8>,
+    },
 }
 
 /// OFPT_HELLO.
@@ -167,11 +170,24 @@ pub const NXET_VENDOR: u16 = 0xb0c2;
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ErrorMsg {
     /// A standard error: type, code, and (usually) the start of the offending message.
-    Standard { err_type: u16, code: u16, data: Vec<u8> },
+    Standard {
+        err_type: u16,
+        code: u16,
+        data: Vec<u8>,
+    },
     /// `OFPET_EXPERIMENTER` (how OVS reports its own errors in OpenFlow 1.2+).
-    Experimenter { exp_type: u16, experimenter: u32, data: Vec<u8> },
+    Experimenter {
+        exp_type: u16,
+        experimenter: u32,
+        data: Vec<u8>,
+    },
     /// `NXET_VENDOR` / `NXVC_VENDOR_ERROR`: the Nicira extension.
-    Nicira { vendor: u32, nx_type: u16, nx_code: u16, data: Vec<u8> },
+    Nicira {
+        vendor: u32,
+        nx_type: u16,
+        nx_code: u16,
+        data: Vec<u8>,
+    },
 }
 
 /// OFPT_FEATURES_REPLY.
@@ -220,12 +236,37 @@ pub struct FlowRemoved {
     pub r#match: Match,
 }
 
+/// A fixed-size, NUL-padded text field (port name, switch description),
+/// kept as the bytes before the first NUL so that no byte is lost or
+/// invented, whatever the peer sent.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct FixedStr(pub Vec<u8>);
+
+impl FixedStr {
+    /// The text, with invalid UTF-8 replaced.
+    pub fn to_str_lossy(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(&self.0)
+    }
+}
+
+impl From<&str> for FixedStr {
+    fn from(s: &str) -> Self {
+        FixedStr(s.as_bytes().to_vec())
+    }
+}
+
+impl std::fmt::Display for FixedStr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.to_str_lossy())
+    }
+}
+
 /// `ofp_port` (64 bytes).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct Port {
     pub port_no: u32,
     pub hw_addr: [u8; 6],
-    pub name: String,
+    pub name: FixedStr,
     pub config: u32,
     pub state: u32,
     pub curr: u32,
@@ -243,7 +284,7 @@ impl Port {
         buf.put_zeros(4);
         buf.extend_from_slice(&self.hw_addr);
         buf.put_zeros(2);
-        buf.put_string(&self.name, 16);
+        buf.put_string(&self.name.0, 16);
         for v in [
             self.config,
             self.state,
@@ -412,9 +453,14 @@ impl Bucket {
         let mut r = Reader::new(bytes, "bucket");
         let mut out = Vec::new();
         while !r.is_empty() {
-            let len = r.peek(2).map(|b| u16::from_be_bytes([b[0], b[1]]) as usize)?;
+            let len = r
+                .peek(2)
+                .map(|b| u16::from_be_bytes([b[0], b[1]]) as usize)?;
             if len < 16 {
-                return Err(Error::BadLength { what: "bucket", len });
+                return Err(Error::BadLength {
+                    what: "bucket",
+                    len,
+                });
             }
             let mut b = Reader::new(r.bytes(len)?, "bucket");
             b.skip(2)?;
@@ -572,7 +618,10 @@ pub enum Message {
     BundleControl(BundleControl),
     BundleAdd(BundleAdd),
     /// A message type this codec does not decode, with its body.
-    Unknown { msg_type: u8, body: Vec<u8> },
+    Unknown {
+        msg_type: u8,
+        body: Vec<u8>,
+    },
 }
 
 impl Message {
@@ -620,7 +669,23 @@ impl Message {
         buf
     }
 
-    /// Appends the encoded message to `buf`.
+    /// Encodes the message, or fails with [`Error::BadLength`] when it does
+    /// not fit the 16-bit length of `ofp_header` (65,535 bytes).
+    pub fn try_encode(&self, xid: u32) -> Result<Vec<u8>> {
+        let buf = self.encode(xid);
+        if buf.len() > usize::from(u16::MAX) {
+            return Err(Error::BadLength {
+                what: "message (over 65535 bytes)",
+                len: buf.len(),
+            });
+        }
+        Ok(buf)
+    }
+
+    /// Appends the encoded message to `buf`. A message longer than 65,535
+    /// bytes cannot be framed: its length field saturates and a peer will
+    /// reject it; use [`Message::try_encode`] to catch that, and split long
+    /// multipart replies with [`crate::openflow::multipart::MultipartReply::split_flows`].
     pub fn encode_into(&self, xid: u32, buf: &mut Vec<u8>) {
         let start = buf.len();
         Header {

@@ -3,7 +3,7 @@
 use super::buf::{Put, Reader, len16};
 use super::error::{Error, Result};
 use super::instruction::Instruction;
-use super::message::{Bucket, MeterBand, Port};
+use super::message::{Bucket, FixedStr, MeterBand, Port};
 use super::oxm::Match;
 
 pub const OFPMP_DESC: u16 = 0;
@@ -55,17 +55,31 @@ pub enum MultipartRequestBody {
     Flow(FlowStatsRequest),
     Aggregate(FlowStatsRequest),
     Table,
-    PortStats { port_no: u32 },
-    Queue { port_no: u32, queue_id: u32 },
-    Group { group_id: u32 },
+    PortStats {
+        port_no: u32,
+    },
+    Queue {
+        port_no: u32,
+        queue_id: u32,
+    },
+    Group {
+        group_id: u32,
+    },
     GroupDesc,
     GroupFeatures,
-    Meter { meter_id: u32 },
-    MeterConfig { meter_id: u32 },
+    Meter {
+        meter_id: u32,
+    },
+    MeterConfig {
+        meter_id: u32,
+    },
     MeterFeatures,
     PortDesc,
     /// Any other kind (table features, experimenter, ...), body kept raw.
-    Other { mp_type: u16, body: Vec<u8> },
+    Other {
+        mp_type: u16,
+        body: Vec<u8>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -77,11 +91,11 @@ pub struct MultipartRequest {
 /// `ofp_desc`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct Desc {
-    pub mfr_desc: String,
-    pub hw_desc: String,
-    pub sw_desc: String,
-    pub serial_num: String,
-    pub dp_desc: String,
+    pub mfr_desc: FixedStr,
+    pub hw_desc: FixedStr,
+    pub sw_desc: FixedStr,
+    pub serial_num: FixedStr,
+    pub dp_desc: FixedStr,
 }
 
 /// `ofp_flow_stats`: one flow of a flow-stats reply.
@@ -187,7 +201,10 @@ pub enum MultipartReplyBody {
     MeterConfig(Vec<MeterConfig>),
     PortDesc(Vec<Port>),
     /// Any other kind, body kept raw.
-    Other { mp_type: u16, body: Vec<u8> },
+    Other {
+        mp_type: u16,
+        body: Vec<u8>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -256,7 +273,12 @@ impl MultipartRequest {
         buf.put_u16(self.flags);
         buf.put_zeros(4);
         match &self.body {
-            B::Desc | B::Table | B::GroupDesc | B::GroupFeatures | B::MeterFeatures | B::PortDesc => {}
+            B::Desc
+            | B::Table
+            | B::GroupDesc
+            | B::GroupFeatures
+            | B::MeterFeatures
+            | B::PortDesc => {}
             B::Flow(f) | B::Aggregate(f) => emit_fsr(f, buf),
             B::PortStats { port_no } => {
                 buf.put_u32(*port_no);
@@ -266,7 +288,9 @@ impl MultipartRequest {
                 buf.put_u32(*port_no);
                 buf.put_u32(*queue_id);
             }
-            B::Group { group_id: id } | B::Meter { meter_id: id } | B::MeterConfig { meter_id: id } => {
+            B::Group { group_id: id }
+            | B::Meter { meter_id: id }
+            | B::MeterConfig { meter_id: id } => {
                 buf.put_u32(*id);
                 buf.put_zeros(4);
             }
@@ -279,7 +303,13 @@ impl MultipartRequest {
         let flags = r.u16()?;
         r.skip(4)?;
         let n = r.remaining();
-        let want = |k: usize| if n == k { Ok(()) } else { Err(bad("multipart request", n)) };
+        let want = |k: usize| {
+            if n == k {
+                Ok(())
+            } else {
+                Err(bad("multipart request", n))
+            }
+        };
         let body = match mp_type {
             OFPMP_DESC => want(0).map(|_| B::Desc)?,
             OFPMP_TABLE => want(0).map(|_| B::Table)?,
@@ -292,7 +322,11 @@ impl MultipartRequest {
                 if !r.is_empty() {
                     return Err(bad("flow stats request", n));
                 }
-                if mp_type == OFPMP_FLOW { B::Flow(f) } else { B::Aggregate(f) }
+                if mp_type == OFPMP_FLOW {
+                    B::Flow(f)
+                } else {
+                    B::Aggregate(f)
+                }
             }
             OFPMP_PORT_STATS => {
                 want(8)?;
@@ -431,7 +465,12 @@ impl PortStats {
 }
 
 /// Splits `r` into records whose first u16 is their length.
-fn records<'a>(r: &mut Reader<'a>, what: &'static str, at: usize, min: usize) -> Result<Vec<&'a [u8]>> {
+fn records<'a>(
+    r: &mut Reader<'a>,
+    what: &'static str,
+    at: usize,
+    min: usize,
+) -> Result<Vec<&'a [u8]>> {
     let mut out = Vec::new();
     while !r.is_empty() {
         let head = r.peek(at + 2)?;
@@ -447,6 +486,34 @@ fn records<'a>(r: &mut Reader<'a>, what: &'static str, at: usize, min: usize) ->
 impl MultipartReply {
     pub fn new(body: MultipartReplyBody) -> Self {
         MultipartReply { flags: 0, body }
+    }
+
+    /// Splits flow statistics into as many flow-stats replies as needed so
+    /// that each message stays within `max_len` bytes (at most 65,535), all
+    /// but the last flagged `OFPMPF_REPLY_MORE`, as a switch sends them.
+    pub fn split_flows(flows: Vec<FlowStats>, max_len: usize) -> Vec<MultipartReply> {
+        let max_len = max_len.min(usize::from(u16::MAX));
+        // Header (8) + multipart header (8).
+        let overhead = 16;
+        let mut out = Vec::new();
+        let mut cur: Vec<FlowStats> = Vec::new();
+        let mut cur_len = overhead;
+        let mut scratch = Vec::new();
+        for f in flows {
+            scratch.clear();
+            f.emit(&mut scratch);
+            if !cur.is_empty() && cur_len + scratch.len() > max_len {
+                out.push(MultipartReply {
+                    flags: OFPMPF_MORE,
+                    body: MultipartReplyBody::Flow(std::mem::take(&mut cur)),
+                });
+                cur_len = overhead;
+            }
+            cur_len += scratch.len();
+            cur.push(f);
+        }
+        out.push(MultipartReply::new(MultipartReplyBody::Flow(cur)));
+        out
     }
     pub fn mp_type(&self) -> u16 {
         use MultipartReplyBody as B;
@@ -471,11 +538,11 @@ impl MultipartReply {
         buf.put_zeros(4);
         match &self.body {
             B::Desc(d) => {
-                buf.put_string(&d.mfr_desc, 256);
-                buf.put_string(&d.hw_desc, 256);
-                buf.put_string(&d.sw_desc, 256);
-                buf.put_string(&d.serial_num, 32);
-                buf.put_string(&d.dp_desc, 256);
+                buf.put_string(&d.mfr_desc.0, 256);
+                buf.put_string(&d.hw_desc.0, 256);
+                buf.put_string(&d.sw_desc.0, 256);
+                buf.put_string(&d.serial_num.0, 32);
+                buf.put_string(&d.dp_desc.0, 256);
             }
             B::Flow(v) => v.iter().for_each(|f| f.emit(buf)),
             B::Aggregate(a) => {

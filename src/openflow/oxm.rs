@@ -477,7 +477,10 @@ impl Match {
         let ty = r.u16()?;
         let len = r.u16()? as usize;
         if ty != OFPMT_OXM {
-            return Err(Error::value("match type", format!("{ty} (only OXM is supported)")));
+            return Err(Error::value(
+                "match type",
+                format!("{ty} (only OXM is supported)"),
+            ));
         }
         if len < 4 {
             return Err(Error::BadLength { what: "match", len });

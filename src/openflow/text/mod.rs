@@ -5,4 +5,7 @@ mod parse;
 mod print;
 
 pub use parse::{parse_actions, parse_flow, parse_match};
-pub use print::{format_actions, format_flow, format_flow_stats, format_match, format_message, format_message_xid};
+pub use print::{
+    error_name, format_actions, format_flow, format_flow_stats, format_match, format_message,
+    format_message_xid,
+};

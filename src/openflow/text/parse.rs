@@ -163,7 +163,8 @@ fn parse_eth(s: &str) -> Result<[u8; 6]> {
     }
     let mut out = [0u8; 6];
     for (o, p) in out.iter_mut().zip(parts) {
-        *o = u8::from_str_radix(p, 16).map_err(|_| Error::value("Ethernet address", s.to_string()))?;
+        *o = u8::from_str_radix(p, 16)
+            .map_err(|_| Error::value("Ethernet address", s.to_string()))?;
     }
     Ok(out)
 }
@@ -218,7 +219,9 @@ fn parse_value(field: Field, s: &str) -> Result<(Vec<u8>, Option<Vec<u8>>)> {
             let p = parse_port(v)?;
             Ok(((p as u16).to_be_bytes().to_vec(), None))
         }
-        Fmt::CtState | Fmt::TcpFlags | Fmt::TunFlags if v.starts_with(['+', '-']) && m.is_none() => {
+        Fmt::CtState | Fmt::TcpFlags | Fmt::TunFlags
+            if v.starts_with(['+', '-']) && m.is_none() =>
+        {
             let (val, mask) = parse_flags(d.fmt, v).ok_or_else(bad)?;
             Ok((u128_to_be(val, len), Some(u128_to_be(mask, len))))
         }
@@ -393,10 +396,28 @@ impl MatchBuilder {
             }
             let (val, mask) = split_mask(v);
             let val: u64 = num(val, "xreg")?;
-            let mask: u64 = mask.map(|m| num(m, "xreg mask")).transpose()?.unwrap_or(u64::MAX);
-            let regs = [Field::Reg0, Field::Reg1, Field::Reg2, Field::Reg3, Field::Reg4, Field::Reg5,
-                Field::Reg6, Field::Reg7, Field::Reg8, Field::Reg9, Field::Reg10, Field::Reg11,
-                Field::Reg12, Field::Reg13, Field::Reg14, Field::Reg15];
+            let mask: u64 = mask
+                .map(|m| num(m, "xreg mask"))
+                .transpose()?
+                .unwrap_or(u64::MAX);
+            let regs = [
+                Field::Reg0,
+                Field::Reg1,
+                Field::Reg2,
+                Field::Reg3,
+                Field::Reg4,
+                Field::Reg5,
+                Field::Reg6,
+                Field::Reg7,
+                Field::Reg8,
+                Field::Reg9,
+                Field::Reg10,
+                Field::Reg11,
+                Field::Reg12,
+                Field::Reg13,
+                Field::Reg14,
+                Field::Reg15,
+            ];
             for (reg, shift) in [(regs[2 * n], 32), (regs[2 * n + 1], 0)] {
                 let m = (mask >> shift) as u32;
                 if m != 0 {
@@ -408,7 +429,11 @@ impl MatchBuilder {
             return Ok(());
         }
         let f = Field::by_name(k).ok_or_else(|| Error::UnknownField(k.to_string()))?;
-        let f = if f == Field::InPort16 { Field::InPort } else { f };
+        let f = if f == Field::InPort16 {
+            Field::InPort
+        } else {
+            f
+        };
         let (val, mask) = parse_value(f, v)?;
         if mask.is_some() && !f.def().maskable {
             return Err(Error::value(f.def().name, "field is not maskable"));
@@ -421,14 +446,24 @@ impl MatchBuilder {
         let et = self.fields.get(&Field::EthType).map(|(v, _)| be_to_u128(v));
         let deferred = std::mem::take(&mut self.deferred);
         // nw_proto first: tp_* depend on it.
-        for (k, v) in deferred.iter().filter(|(k, _)| k == "nw_proto" || k == "ip_proto") {
-            let f = if matches!(et, Some(0x0806) | Some(0x8035)) { Field::ArpOp } else { Field::IpProto };
+        for (k, v) in deferred
+            .iter()
+            .filter(|(k, _)| k == "nw_proto" || k == "ip_proto")
+        {
+            let f = if matches!(et, Some(0x0806) | Some(0x8035)) {
+                Field::ArpOp
+            } else {
+                Field::IpProto
+            };
             let _ = k;
             let (val, m) = parse_value(f, v)?;
             self.set(f, val, m);
         }
         let proto = self.fields.get(&Field::IpProto).map(|(v, _)| be_to_u128(v));
-        for (k, v) in deferred.iter().filter(|(k, _)| k != "nw_proto" && k != "ip_proto") {
+        for (k, v) in deferred
+            .iter()
+            .filter(|(k, _)| k != "nw_proto" && k != "ip_proto")
+        {
             let is6 = et == Some(0x86dd);
             let f = match (k.as_str(), proto) {
                 ("nw_src", _) if matches!(et, Some(0x0806) | Some(0x8035)) => Field::ArpSpa,
@@ -480,7 +515,10 @@ fn parse_instructions(s: &str, ctx: Ctx) -> Result<Vec<Instruction>> {
             "write_actions" => write = Some(parse_actions(arg.unwrap_or(""))?),
             "write_metadata" => {
                 let (v, m) = split_mask(arg.unwrap_or(""));
-                let m = m.map(|m| num(m, "metadata mask")).transpose()?.unwrap_or(u64::MAX);
+                let m = m
+                    .map(|m| num(m, "metadata mask"))
+                    .transpose()?
+                    .unwrap_or(u64::MAX);
                 metadata = Some((num(v, "metadata")?, m));
             }
             "goto_table" => goto = Some(num(arg.unwrap_or(""), "goto_table")?),
@@ -549,13 +587,19 @@ pub(crate) fn parse_subfield(s: &str) -> Result<Subfield> {
                 if b < a {
                     return Err(Error::value("subfield", s.to_string()));
                 }
+                if b - a >= width {
+                    return Err(Error::value("subfield", s.to_string()));
+                }
                 (a, b - a + 1)
             }
             None => (num(r, "subfield bit")?, 1),
         },
     };
-    if ofs + n_bits > width {
-        return Err(Error::value("subfield", format!("{s} exceeds the {width}-bit field")));
+    if u32::from(ofs) + u32::from(n_bits) > u32::from(width) {
+        return Err(Error::value(
+            "subfield",
+            format!("{s} exceeds the {width}-bit field"),
+        ));
     }
     Ok(Subfield {
         field: NxmHeader::of(field),
@@ -573,13 +617,19 @@ fn set_field_action(field: Field, v: &str) -> Result<Action> {
             // mask as NXAST_REG_LOAD on a subfield, any other as REG_LOAD2.
             let mu = be_to_u128(&m);
             let vu = be_to_u128(&val) & mu;
-            if mu != 0 && (mu >> mu.trailing_zeros()).count_ones() == (mu >> mu.trailing_zeros()).trailing_ones()
+            if mu != 0
+                && (mu >> mu.trailing_zeros()).count_ones()
+                    == (mu >> mu.trailing_zeros()).trailing_ones()
                 && mu.count_ones() <= 64
             {
                 let ofs = mu.trailing_zeros() as u16;
                 let n_bits = mu.count_ones() as u16;
                 Action::RegLoad {
-                    dst: Subfield { field: NxmHeader::of(field), ofs, n_bits },
+                    dst: Subfield {
+                        field: NxmHeader::of(field),
+                        ofs,
+                        n_bits,
+                    },
                     value: (vu >> ofs) as u64,
                 }
             } else {
@@ -695,15 +745,23 @@ fn parse_action_ctx(tok: &str, ctx: Ctx) -> Result<Vec<Action>> {
             if vid > 0xfff {
                 return Err(Error::value("mod_vlan_vid", arg_s.to_string()));
             }
-            let set = Action::SetField(OxmField::exact(Field::VlanVid, &(vid | 0x1000).to_be_bytes()));
-            if ctx.has_vlan { one(set) } else { Ok(vec![Action::PushVlan(0x8100), set]) }
+            let set = Action::SetField(OxmField::exact(
+                Field::VlanVid,
+                &(vid | 0x1000).to_be_bytes(),
+            ));
+            if ctx.has_vlan {
+                one(set)
+            } else {
+                Ok(vec![Action::PushVlan(0x8100), set])
+            }
         }
         "mod_vlan_pcp" => one(set_field_action(Field::VlanPcp, arg_s)?),
         "set_field" => {
             let (v, f) = arg_s
                 .split_once("->")
                 .ok_or_else(|| Error::syntax(format!("set_field needs VALUE->FIELD: {tok}")))?;
-            let field = Field::by_name(f.trim()).ok_or_else(|| Error::UnknownField(f.to_string()))?;
+            let field =
+                Field::by_name(f.trim()).ok_or_else(|| Error::UnknownField(f.to_string()))?;
             one(set_field_action(field, v.trim())?)
         }
         "load" => {
@@ -713,7 +771,10 @@ fn parse_action_ctx(tok: &str, ctx: Ctx) -> Result<Vec<Action>> {
             let dst = parse_subfield(d)?;
             let value: u64 = num(v, "load value")?;
             if dst.n_bits < 64 && value >> dst.n_bits != 0 {
-                return Err(Error::value("load", format!("{v} does not fit in {} bits", dst.n_bits)));
+                return Err(Error::value(
+                    "load",
+                    format!("{v} does not fit in {} bits", dst.n_bits),
+                ));
             }
             one(Action::RegLoad { dst, value })
         }
@@ -753,13 +814,18 @@ fn parse_action_ctx(tok: &str, ctx: Ctx) -> Result<Vec<Action>> {
         // In OpenFlow 1.3 OVS writes both as a set_field of tun_id.
         "set_tunnel" | "set_tunnel64" => {
             let v: u64 = num(arg_s, "tunnel id")?;
-            one(Action::SetField(OxmField::exact(Field::TunId, &v.to_be_bytes())))
+            one(Action::SetField(OxmField::exact(
+                Field::TunId,
+                &v.to_be_bytes(),
+            )))
         }
         "note" => {
             let bytes = arg_s
                 .split(['.', ' '])
                 .filter(|x| !x.is_empty())
-                .map(|x| u8::from_str_radix(x, 16).map_err(|_| Error::value("note", arg_s.to_string())))
+                .map(|x| {
+                    u8::from_str_radix(x, 16).map_err(|_| Error::value("note", arg_s.to_string()))
+                })
                 .collect::<Result<Vec<u8>>>()?;
             // Pad as OVS does: the action is at least 16 bytes, a multiple of 8.
             let mut data = bytes;
@@ -793,7 +859,7 @@ fn parse_action_ctx(tok: &str, ctx: Ctx) -> Result<Vec<Action>> {
                 .ok_or_else(|| Error::syntax(format!("conjunction(ID,K/N): {tok}")))?;
             let k: u8 = num(k, "clause")?;
             let n: u8 = num(n, "n_clauses")?;
-            if k == 0 || k > n || n < 2 || n > 64 {
+            if k == 0 || k > n || !(2..=64).contains(&n) {
                 return Err(Error::value("conjunction", arg_s.to_string()));
             }
             one(Action::Conjunction {
@@ -863,7 +929,11 @@ fn parse_nat(s: &str) -> Result<Nat> {
     for kv in split_top(s, &[',']) {
         match kv.split_once('=') {
             Some((dir @ ("src" | "dst"), range)) => {
-                n.flags |= if dir == "src" { NX_NAT_F_SRC } else { NX_NAT_F_DST };
+                n.flags |= if dir == "src" {
+                    NX_NAT_F_SRC
+                } else {
+                    NX_NAT_F_DST
+                };
                 parse_nat_range(&mut n, range)?;
             }
             None if kv == "persistent" => n.flags |= NX_NAT_F_PERSISTENT,
@@ -898,7 +968,10 @@ fn parse_nat_range(n: &mut Nat, s: &str) -> Result<()> {
     let strip = |x: &str| x.trim_matches(['[', ']']).to_string();
     if addrs.starts_with('[') {
         n.ipv6_min = Some(strip(lo).parse().map_err(|_| bad())?);
-        n.ipv6_max = hi.map(|h| strip(h).parse()).transpose().map_err(|_| bad())?;
+        n.ipv6_max = hi
+            .map(|h| strip(h).parse())
+            .transpose()
+            .map_err(|_| bad())?;
     } else {
         n.ipv4_min = Some(lo.parse().map_err(|_| bad())?);
         n.ipv4_max = hi.map(str::parse).transpose().map_err(|_| bad())?;

@@ -13,13 +13,21 @@ use crate::openflow::oxm::{Field, Fmt, Match, OxmField, be_to_u128};
 /// Value and mask of a field in the match (mask all ones when exact).
 fn get(m: &Match, f: Field) -> Option<(u128, u128)> {
     m.get(f).map(|x| {
-        let full = if x.value().len() >= 16 { u128::MAX } else { (1u128 << (x.value().len() * 8)) - 1 };
+        let full = if x.value().len() >= 16 {
+            u128::MAX
+        } else {
+            (1u128 << (x.value().len() * 8)) - 1
+        };
         (x.value_u128(), x.mask_u128().unwrap_or(full))
     })
 }
 
 fn hex0(v: u128) -> String {
-    if v == 0 { "0".into() } else { format!("{v:#x}") }
+    if v == 0 {
+        "0".into()
+    } else {
+        format!("{v:#x}")
+    }
 }
 
 fn put_u32m(s: &mut String, name: &str, m: &Match, f: Field) {
@@ -67,12 +75,19 @@ fn fmt_ipv6_masked(v: u128, k: u128) -> String {
 
 fn fmt_eth(v: u128) -> String {
     let b = (v as u64).to_be_bytes();
-    format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[2], b[3], b[4], b[5], b[6], b[7])
+    format!(
+        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        b[2], b[3], b[4], b[5], b[6], b[7]
+    )
 }
 
 fn put_ip(s: &mut String, name: &str, m: &Match, f: Field) {
     if let Some((v, k)) = get(m, f) {
-        let t = if f.def().fmt == Fmt::Ipv6 { fmt_ipv6_masked(v, k) } else { fmt_ipv4_masked(v, k) };
+        let t = if f.def().fmt == Fmt::Ipv6 {
+            fmt_ipv6_masked(v, k)
+        } else {
+            fmt_ipv4_masked(v, k)
+        };
         let _ = write!(s, "{name}={t},");
     }
 }
@@ -89,8 +104,16 @@ fn put_eth(s: &mut String, name: &str, m: &Match, f: Field) {
 
 fn flags_masked(table: &[(&str, u128)], v: u128, k: u128, max: u128) -> String {
     if k & max == max {
-        let names: Vec<&str> = table.iter().filter(|(_, b)| v & b != 0).map(|(n, _)| *n).collect();
-        return if names.is_empty() { "0".into() } else { names.join("|") };
+        let names: Vec<&str> = table
+            .iter()
+            .filter(|(_, b)| v & b != 0)
+            .map(|(n, _)| *n)
+            .collect();
+        return if names.is_empty() {
+            "0".into()
+        } else {
+            names.join("|")
+        };
     }
     let mut out = String::new();
     for (n, b) in table {
@@ -196,14 +219,36 @@ fn format_match_into(s: &mut String, m: &Match, priority: Option<u16>) {
         }
     }
     let regs = [
-        Field::Reg0, Field::Reg1, Field::Reg2, Field::Reg3, Field::Reg4, Field::Reg5, Field::Reg6,
-        Field::Reg7, Field::Reg8, Field::Reg9, Field::Reg10, Field::Reg11, Field::Reg12,
-        Field::Reg13, Field::Reg14, Field::Reg15,
+        Field::Reg0,
+        Field::Reg1,
+        Field::Reg2,
+        Field::Reg3,
+        Field::Reg4,
+        Field::Reg5,
+        Field::Reg6,
+        Field::Reg7,
+        Field::Reg8,
+        Field::Reg9,
+        Field::Reg10,
+        Field::Reg11,
+        Field::Reg12,
+        Field::Reg13,
+        Field::Reg14,
+        Field::Reg15,
     ];
     for (i, r) in regs.iter().enumerate() {
         put_u32m(s, &format!("reg{i}"), m, *r);
     }
-    let xregs = [Field::Xreg0, Field::Xreg1, Field::Xreg2, Field::Xreg3, Field::Xreg4, Field::Xreg5, Field::Xreg6, Field::Xreg7];
+    let xregs = [
+        Field::Xreg0,
+        Field::Xreg1,
+        Field::Xreg2,
+        Field::Xreg3,
+        Field::Xreg4,
+        Field::Xreg5,
+        Field::Xreg6,
+        Field::Xreg7,
+    ];
     for (i, r) in xregs.iter().enumerate() {
         put_u32m(s, &format!("xreg{i}"), m, *r);
     }
@@ -300,7 +345,12 @@ fn format_match_into(s: &mut String, m: &Match, priority: Option<u16>) {
     if let Some((v, _)) = get(m, Field::NwTtl) {
         let _ = write!(s, "nw_ttl={v},");
     }
-    for (name, f) in [("mpls_label", Field::MplsLabel), ("mpls_tc", Field::MplsTc), ("mpls_ttl", Field::MplsTtl), ("mpls_bos", Field::MplsBos)] {
+    for (name, f) in [
+        ("mpls_label", Field::MplsLabel),
+        ("mpls_tc", Field::MplsTc),
+        ("mpls_ttl", Field::MplsTtl),
+        ("mpls_bos", Field::MplsBos),
+    ] {
         if let Some((v, _)) = get(m, f) {
             let _ = write!(s, "{name}={v},");
         }
@@ -313,8 +363,20 @@ fn format_match_into(s: &mut String, m: &Match, priority: Option<u16>) {
                 0 => "no",
                 _ => "<error>",
             },
-            1 => if v & 1 != 0 { "yes" } else { "no" },
-            2 => if v & 2 != 0 { "later" } else { "not_later" },
+            1 => {
+                if v & 1 != 0 {
+                    "yes"
+                } else {
+                    "no"
+                }
+            }
+            2 => {
+                if v & 2 != 0 {
+                    "later"
+                } else {
+                    "not_later"
+                }
+            }
             _ => "",
         };
         if !t.is_empty() {
@@ -328,7 +390,11 @@ fn format_match_into(s: &mut String, m: &Match, priority: Option<u16>) {
     put_ip(s, "nd_target", m, Field::NdTarget);
     put_eth(s, "nd_sll", m, Field::NdSll);
     put_eth(s, "nd_tll", m, Field::NdTll);
-    for (f, g) in [(Field::TcpSrc, Field::TcpDst), (Field::UdpSrc, Field::UdpDst), (Field::SctpSrc, Field::SctpDst)] {
+    for (f, g) in [
+        (Field::TcpSrc, Field::TcpDst),
+        (Field::UdpSrc, Field::UdpDst),
+        (Field::SctpSrc, Field::SctpDst),
+    ] {
         put_be16m(s, "tp_src", m, f);
         put_be16m(s, "tp_dst", m, g);
     }
@@ -361,7 +427,10 @@ fn format_match_into(s: &mut String, m: &Match, priority: Option<u16>) {
 
 fn format_unknown_oxm(f: &OxmField) -> String {
     let mut t = match f.id.experimenter {
-        Some(e) => format!("experimenter_oxm(class={:#06x},exp={e:#x},field={}", f.id.class, f.id.field),
+        Some(e) => format!(
+            "experimenter_oxm(class={:#06x},exp={e:#x},field={}",
+            f.id.class, f.id.field
+        ),
         None => format!("oxm(class={:#06x},field={}", f.id.class, f.id.field),
     };
     let _ = write!(t, ",value=0x{}", hex(f.value()));
@@ -400,7 +469,9 @@ fn subfield(sf: &Subfield) -> String {
     } else if sf.n_bits == 1 {
         format!("{name}[{}]", sf.ofs)
     } else {
-        format!("{name}[{}..{}]", sf.ofs, sf.ofs + sf.n_bits - 1)
+        // Decoded bytes can carry any ofs/n_bits: compute without overflow.
+        let end = (u32::from(sf.ofs) + u32::from(sf.n_bits)).saturating_sub(1);
+        format!("{name}[{}..{end}]", sf.ofs)
     }
 }
 
@@ -463,8 +534,15 @@ fn format_action(s: &mut String, a: &Action) {
             }
         },
         Action::RegLoad2(f) => {
-            let name = f.field().map_or_else(|| format_unknown_oxm(f), |x| x.def().name.to_string());
-            let _ = write!(s, "set_field:{}/{}->{name}", hex0(be_to_u128(f.value())), hex0(f.mask_u128().unwrap_or(0)));
+            let name = f
+                .field()
+                .map_or_else(|| format_unknown_oxm(f), |x| x.def().name.to_string());
+            let _ = write!(
+                s,
+                "set_field:{}/{}->{name}",
+                hex0(be_to_u128(f.value())),
+                hex0(f.mask_u128().unwrap_or(0))
+            );
         }
         Action::PushPbb(e) => {
             let _ = write!(s, "push_pbb:{e:#06x}");
@@ -509,7 +587,10 @@ fn format_action(s: &mut String, a: &Action) {
         }
         Action::Learn(l) => format_learn(s, l),
         Action::Exit => s.push_str("exit"),
-        Action::FinTimeout { idle_timeout, hard_timeout } => {
+        Action::FinTimeout {
+            idle_timeout,
+            hard_timeout,
+        } => {
             s.push_str("fin_timeout(");
             if *idle_timeout != 0 {
                 let _ = write!(s, "idle_timeout={idle_timeout},");
@@ -522,7 +603,11 @@ fn format_action(s: &mut String, a: &Action) {
             }
             s.push(')');
         }
-        Action::Controller { max_len, controller_id, reason } => {
+        Action::Controller {
+            max_len,
+            controller_id,
+            reason,
+        } => {
             if *reason == 1 && *controller_id == 0 {
                 let _ = write!(s, "CONTROLLER:{max_len}");
             } else {
@@ -546,8 +631,16 @@ fn format_action(s: &mut String, a: &Action) {
             let v: Vec<String> = ids.iter().map(u16::to_string).collect();
             let _ = write!(s, "dec_ttl({})", v.join(","));
         }
-        Action::Conjunction { id, clause, n_clauses } => {
-            let _ = write!(s, "conjunction({id},{}/{n_clauses})", u16::from(*clause) + 1);
+        Action::Conjunction {
+            id,
+            clause,
+            n_clauses,
+        } => {
+            let _ = write!(
+                s,
+                "conjunction({id},{}/{n_clauses})",
+                u16::from(*clause) + 1
+            );
         }
         Action::Ct(ct) => {
             s.push_str("ct(");
@@ -562,7 +655,11 @@ fn format_action(s: &mut String, a: &Action) {
             }
             match ct.zone_src {
                 Some(h) => {
-                    let _ = write!(s, "zone={},", subfield(&Subfield::from_ofs_nbits(h, ct.zone)));
+                    let _ = write!(
+                        s,
+                        "zone={},",
+                        subfield(&Subfield::from_ofs_nbits(h, ct.zone))
+                    );
                 }
                 None if ct.zone != 0 => {
                     let _ = write!(s, "zone={},", ct.zone);
@@ -609,7 +706,11 @@ fn format_action(s: &mut String, a: &Action) {
 
 /// 16-bit (OpenFlow 1.0) port to the 32-bit numbering used for names.
 fn port16(p: u16) -> u32 {
-    if p >= 0xff00 { u32::from(p) + 0xffff_0000 } else { u32::from(p) }
+    if p >= 0xff00 {
+        u32::from(p) + 0xffff_0000
+    } else {
+        u32::from(p)
+    }
 }
 
 fn format_nat(s: &mut String, n: &Nat) {
@@ -618,7 +719,11 @@ fn format_nat(s: &mut String, n: &Nat) {
         return;
     }
     s.push('(');
-    s.push_str(if n.flags & NX_NAT_F_SRC != 0 { "src" } else { "dst" });
+    s.push_str(if n.flags & NX_NAT_F_SRC != 0 {
+        "src"
+    } else {
+        "dst"
+    });
     let has_range = n.ipv4_min.is_some() || n.ipv6_min.is_some();
     if has_range {
         s.push('=');
@@ -629,7 +734,13 @@ fn format_nat(s: &mut String, n: &Nat) {
             }
         } else if let Some(a) = n.ipv6_min {
             let bracket = n.proto_min.is_some();
-            let fmt6 = |x: Ipv6Addr| if bracket { format!("[{x}]") } else { x.to_string() };
+            let fmt6 = |x: Ipv6Addr| {
+                if bracket {
+                    format!("[{x}]")
+                } else {
+                    x.to_string()
+                }
+            };
             s.push_str(&fmt6(a));
             if let Some(b) = n.ipv6_max.filter(|b| *b != a && !b.is_unspecified()) {
                 let _ = write!(s, "-{}", fmt6(b));
@@ -766,10 +877,21 @@ fn format_instructions(s: &mut String, ins: &[Instruction]) {
                 let _ = write!(s, "goto_table:{t}");
             }
             Instruction::Experimenter { experimenter, data } => {
-                let _ = write!(s, "experimenter_instruction(id={experimenter:#x},data=0x{})", hex(data));
+                let _ = write!(
+                    s,
+                    "experimenter_instruction(id={experimenter:#x},data=0x{})",
+                    hex(data)
+                );
             }
-            Instruction::Unknown { instruction_type, data } => {
-                let _ = write!(s, "unknown_instruction(type={instruction_type},data=0x{})", hex(data));
+            Instruction::Unknown {
+                instruction_type,
+                data,
+            } => {
+                let _ = write!(
+                    s,
+                    "unknown_instruction(type={instruction_type},data=0x{})",
+                    hex(data)
+                );
             }
         }
     }
@@ -778,60 +900,114 @@ fn format_instructions(s: &mut String, ins: &[Instruction]) {
     }
 }
 
-/// A flow as `ovs-ofctl dump-flows` prints it, without the statistics:
-/// `table=1, cookie=0x5, idle_timeout=10, priority=7,ip,nw_dst=10.0.0.0/24 actions=goto_table:3`
+/// Seconds as ovs-ofctl prints a duration: no decimals when whole, 3 when
+/// exact milliseconds, else as many as needed.
+fn duration(sec: u32, nsec: u32) -> String {
+    if nsec == 0 {
+        sec.to_string()
+    } else if nsec % 1_000_000 == 0 {
+        format!("{sec}.{:03}", nsec / 1_000_000)
+    } else {
+        format!("{sec}.{nsec:09}").trim_end_matches('0').to_string()
+    }
+}
+
+/// Flow-mod flags as ovs-ofctl prints them, each followed by a space.
+fn flow_flags(s: &mut String, flags: u16) {
+    for (bit, name) in [
+        (OFPFF_SEND_FLOW_REM, "send_flow_rem "),
+        (OFPFF_CHECK_OVERLAP, "check_overlap "),
+        (OFPFF_RESET_COUNTS, "reset_counts "),
+        (OFPFF_NO_PKT_COUNTS, "no_packet_counts "),
+        (OFPFF_NO_BYT_COUNTS, "no_byte_counts "),
+    ] {
+        if flags & bit != 0 {
+            s.push_str(name);
+        }
+    }
+}
+
+/// The common part of `dump-flows` lines (`ofputil_flow_stats_format`).
+#[allow(clippy::too_many_arguments)]
+fn flow_line(
+    s: &mut String,
+    stats: Option<(&FlowStats, u64, u64)>,
+    cookie: u64,
+    table_id: u8,
+    idle_timeout: u16,
+    hard_timeout: u16,
+    flags: u16,
+    m: &Match,
+    priority: u16,
+    ins: &[Instruction],
+) {
+    if stats.is_some() || cookie != 0 {
+        let _ = write!(s, "cookie={cookie:#x}, ");
+    }
+    if let Some((f, _, _)) = stats {
+        let _ = write!(
+            s,
+            "duration={}s, ",
+            duration(f.duration_sec, f.duration_nsec)
+        );
+    }
+    if stats.is_some() || table_id != 0 {
+        let _ = write!(s, "table={table_id}, ");
+    }
+    if let Some((_, p, b)) = stats {
+        let _ = write!(s, "n_packets={p}, n_bytes={b}, ");
+    }
+    if idle_timeout != 0 {
+        let _ = write!(s, "idle_timeout={idle_timeout}, ");
+    }
+    if hard_timeout != 0 {
+        let _ = write!(s, "hard_timeout={hard_timeout}, ");
+    }
+    flow_flags(s, flags);
+    let before = s.len();
+    format_match_into(s, m, Some(priority));
+    if s.len() > before {
+        s.push(' ');
+    }
+    format_instructions(s, ins);
+}
+
+/// A flow as `ovs-ofctl dump-flows --no-stats` prints it:
+/// `cookie=0x5, table=1, idle_timeout=10, priority=7,ip,nw_dst=10.0.0.0/24 actions=goto_table:3`
 /// (fields that are zero or default are left out, as ovs-ofctl does).
 pub fn format_flow(fm: &FlowMod) -> String {
     let mut s = String::new();
-    if fm.cookie != 0 {
-        let _ = write!(s, "cookie={:#x}, ", fm.cookie);
-    }
-    if fm.table_id != 0 {
-        let _ = write!(s, "table={}, ", fm.table_id);
-    }
-    if fm.idle_timeout != 0 {
-        let _ = write!(s, "idle_timeout={}, ", fm.idle_timeout);
-    }
-    if fm.hard_timeout != 0 {
-        let _ = write!(s, "hard_timeout={}, ", fm.hard_timeout);
-    }
-    let before = s.len();
-    format_match_into(&mut s, &fm.r#match, Some(fm.priority));
-    if s.len() > before {
-        s.push(' ');
-    }
-    format_instructions(&mut s, &fm.instructions);
+    flow_line(
+        &mut s,
+        None,
+        fm.cookie,
+        fm.table_id,
+        fm.idle_timeout,
+        fm.hard_timeout,
+        fm.flags,
+        &fm.r#match,
+        fm.priority,
+        &fm.instructions,
+    );
     s
 }
 
-/// A flow-stats entry as `ovs-ofctl dump-flows` prints it, statistics included.
+/// A flow-stats entry as `ovs-ofctl dump-flows` prints it, statistics included
+/// (ages, which OpenFlow 1.3 does not carry, are not printed).
 pub fn format_flow_stats(f: &FlowStats) -> String {
     let mut s = String::new();
-    let _ = write!(
-        s,
-        "cookie={:#x}, duration={}.{:03}s, table={}, n_packets={}, n_bytes={}, ",
+    flow_line(
+        &mut s,
+        Some((f, f.packet_count, f.byte_count)),
         f.cookie,
-        f.duration_sec,
-        f.duration_nsec / 1_000_000,
         f.table_id,
-        f.packet_count,
-        f.byte_count
+        f.idle_timeout,
+        f.hard_timeout,
+        f.flags,
+        &f.r#match,
+        f.priority,
+        &f.instructions,
     );
-    if f.flags & OFPFF_SEND_FLOW_REM != 0 {
-        s.push_str("send_flow_rem ");
-    }
-    if f.idle_timeout != 0 {
-        let _ = write!(s, "idle_timeout={}, ", f.idle_timeout);
-    }
-    if f.hard_timeout != 0 {
-        let _ = write!(s, "hard_timeout={}, ", f.hard_timeout);
-    }
-    let before = s.len();
-    format_match_into(&mut s, &f.r#match, Some(f.priority));
-    if s.len() > before {
-        s.push(' ');
-    }
-    format_instructions(&mut s, &f.instructions);
     s
 }
 
@@ -949,7 +1125,11 @@ pub fn format_message_xid(m: &Message, xid: u32) -> String {
     let mut s = String::new();
     match m {
         Message::MultipartRequest(r) => {
-            let _ = write!(s, "{} request (OF1.3) (xid={xid:#x}):", mp_name(r.mp_type()));
+            let _ = write!(
+                s,
+                "{} request (OF1.3) (xid={xid:#x}):",
+                mp_name(r.mp_type())
+            );
             match &r.body {
                 MultipartRequestBody::Flow(f) | MultipartRequestBody::Aggregate(f) => {
                     if f.table_id != 0xff {
@@ -979,7 +1159,11 @@ pub fn format_message_xid(m: &Message, xid: u32) -> String {
                     }
                 }
                 MultipartReplyBody::Aggregate(a) => {
-                    let _ = write!(s, " packet_count={} byte_count={} flow_count={}", a.packet_count, a.byte_count, a.flow_count);
+                    let _ = write!(
+                        s,
+                        " packet_count={} byte_count={} flow_count={}",
+                        a.packet_count, a.byte_count, a.flow_count
+                    );
                 }
                 MultipartReplyBody::PortStats(v) => {
                     let _ = write!(s, " {} ports", v.len());
@@ -994,11 +1178,26 @@ pub fn format_message_xid(m: &Message, xid: u32) -> String {
                     s.push(' ');
                     format_flow_mod(&mut s, fm);
                 }
+                Message::Error(ErrorMsg::Standard {
+                    err_type,
+                    code,
+                    data,
+                }) => {
+                    let _ = write!(s, " {}", error_name(*err_type, *code));
+                    if let Ok((h, inner)) = Message::decode(data) {
+                        let _ = write!(s, "\n{}", format_message_xid(&inner, h.xid));
+                    }
+                }
                 Message::EchoRequest(d) | Message::EchoReply(d) => {
                     let _ = write!(s, " {} bytes of payload", d.len());
                 }
                 Message::PacketOut(p) => {
-                    let _ = write!(s, " in_port={} actions={}", port_name(p.in_port), format_actions(&p.actions));
+                    let _ = write!(
+                        s,
+                        " in_port={} actions={}",
+                        port_name(p.in_port),
+                        format_actions(&p.actions)
+                    );
                     if p.buffer_id != OFP_NO_BUFFER {
                         let _ = write!(s, " buffer={:#010x}", p.buffer_id);
                     } else {
@@ -1028,7 +1227,11 @@ pub fn format_message_xid(m: &Message, xid: u32) -> String {
                     let _ = write!(s, " frags={frag} miss_send_len={}", c.miss_send_len);
                 }
                 Message::FeaturesReply(f) => {
-                    let _ = write!(s, " dpid:{:016x}\nn_tables:{}, n_buffers:{}", f.datapath_id, f.n_tables, f.n_buffers);
+                    let _ = write!(
+                        s,
+                        " dpid:{:016x}\nn_tables:{}, n_buffers:{}",
+                        f.datapath_id, f.n_tables, f.n_buffers
+                    );
                 }
                 Message::BundleControl(b) => {
                     let ty = match b.ctrl_type {
@@ -1042,10 +1245,20 @@ pub fn format_message_xid(m: &Message, xid: u32) -> String {
                         7 => "DISCARD_REPLY",
                         _ => "UNKNOWN",
                     };
-                    let _ = write!(s, "\n bundle_id={:#x} type={ty} flags={}", b.bundle_id, bundle_flags(b.flags));
+                    let _ = write!(
+                        s,
+                        "\n bundle_id={:#x} type={ty} flags={}",
+                        b.bundle_id,
+                        bundle_flags(b.flags)
+                    );
                 }
                 Message::BundleAdd(b) => {
-                    let _ = write!(s, "\n bundle_id={:#x} flags={}", b.bundle_id, bundle_flags(b.flags));
+                    let _ = write!(
+                        s,
+                        "\n bundle_id={:#x} flags={}",
+                        b.bundle_id,
+                        bundle_flags(b.flags)
+                    );
                     if let Ok((h, inner)) = b.inner() {
                         let _ = write!(s, "\n{}", format_message_xid(&inner, h.xid));
                     }
@@ -1055,6 +1268,169 @@ pub fn format_message_xid(m: &Message, xid: u32) -> String {
         }
     }
     s
+}
+
+/// OpenFlow 1.3 error type prefixes and code names (section 7.4.4).
+const ERROR_NAMES: &[(&str, &[&str])] = &[
+    ("OFPHFC", &["INCOMPATIBLE", "EPERM"]),
+    (
+        "OFPBRC",
+        &[
+            "BAD_VERSION",
+            "BAD_TYPE",
+            "BAD_MULTIPART",
+            "BAD_EXPERIMENTER",
+            "BAD_EXP_TYPE",
+            "EPERM",
+            "BAD_LEN",
+            "BUFFER_EMPTY",
+            "BUFFER_UNKNOWN",
+            "BAD_TABLE_ID",
+            "IS_SLAVE",
+            "BAD_PORT",
+            "BAD_PACKET",
+            "MULTIPART_BUFFER_OVERFLOW",
+        ],
+    ),
+    (
+        "OFPBAC",
+        &[
+            "BAD_TYPE",
+            "BAD_LEN",
+            "BAD_EXPERIMENTER",
+            "BAD_EXP_TYPE",
+            "BAD_OUT_PORT",
+            "BAD_ARGUMENT",
+            "EPERM",
+            "TOO_MANY",
+            "BAD_QUEUE",
+            "BAD_OUT_GROUP",
+            "MATCH_INCONSISTENT",
+            "UNSUPPORTED_ORDER",
+            "BAD_TAG",
+            "BAD_SET_TYPE",
+            "BAD_SET_LEN",
+            "BAD_SET_ARGUMENT",
+        ],
+    ),
+    (
+        "OFPBIC",
+        &[
+            "UNKNOWN_INST",
+            "UNSUP_INST",
+            "BAD_TABLE_ID",
+            "UNSUP_METADATA",
+            "UNSUP_METADATA_MASK",
+            "BAD_EXPERIMENTER",
+            "BAD_EXP_TYPE",
+            "BAD_LEN",
+            "EPERM",
+        ],
+    ),
+    (
+        "OFPBMC",
+        &[
+            "BAD_TYPE",
+            "BAD_LEN",
+            "BAD_TAG",
+            "BAD_DL_ADDR_MASK",
+            "BAD_NW_ADDR_MASK",
+            "BAD_WILDCARDS",
+            "BAD_FIELD",
+            "BAD_VALUE",
+            "BAD_MASK",
+            "BAD_PREREQ",
+            "DUP_FIELD",
+            "EPERM",
+        ],
+    ),
+    (
+        "OFPFMFC",
+        &[
+            "UNKNOWN",
+            "TABLE_FULL",
+            "BAD_TABLE_ID",
+            "OVERLAP",
+            "EPERM",
+            "BAD_TIMEOUT",
+            "BAD_COMMAND",
+            "BAD_FLAGS",
+        ],
+    ),
+    (
+        "OFPGMFC",
+        &[
+            "GROUP_EXISTS",
+            "INVALID_GROUP",
+            "WEIGHT_UNSUPPORTED",
+            "OUT_OF_GROUPS",
+            "OUT_OF_BUCKETS",
+            "CHAINING_UNSUPPORTED",
+            "WATCH_UNSUPPORTED",
+            "LOOP",
+            "UNKNOWN_GROUP",
+            "CHAINED_GROUP",
+            "BAD_TYPE",
+            "BAD_COMMAND",
+            "BAD_BUCKET",
+            "BAD_WATCH",
+            "EPERM",
+        ],
+    ),
+    (
+        "OFPPMFC",
+        &[
+            "BAD_PORT",
+            "BAD_HW_ADDR",
+            "BAD_CONFIG",
+            "BAD_ADVERTISE",
+            "EPERM",
+        ],
+    ),
+    ("OFPTMFC", &["BAD_TABLE", "BAD_CONFIG", "EPERM"]),
+    ("OFPQOFC", &["BAD_PORT", "BAD_QUEUE", "EPERM"]),
+    ("OFPSCFC", &["BAD_FLAGS", "BAD_LEN", "EPERM"]),
+    ("OFPRRFC", &["STALE", "UNSUP", "BAD_ROLE"]),
+    (
+        "OFPMMFC",
+        &[
+            "UNKNOWN",
+            "METER_EXISTS",
+            "INVALID_METER",
+            "UNKNOWN_METER",
+            "BAD_COMMAND",
+            "BAD_FLAGS",
+            "BAD_RATE",
+            "BAD_BURST",
+            "BAD_BAND",
+            "BAD_BAND_VALUE",
+            "OUT_OF_METERS",
+            "OUT_OF_BANDS",
+        ],
+    ),
+    (
+        "OFPTFFC",
+        &[
+            "BAD_TABLE",
+            "BAD_METADATA",
+            "BAD_TYPE",
+            "BAD_LEN",
+            "BAD_ARGUMENT",
+            "EPERM",
+        ],
+    ),
+];
+
+/// The name of a standard OpenFlow 1.3 error (`OFPBRC_BAD_TYPE`), or the numbers.
+pub fn error_name(err_type: u16, code: u16) -> String {
+    ERROR_NAMES
+        .get(usize::from(err_type))
+        .and_then(|(prefix, codes)| {
+            codes
+                .get(usize::from(code))
+                .map(|c| format!("{prefix}_{c}"))
+        })
+        .unwrap_or_else(|| format!("OFPET({err_type},{code})"))
 }
 
 fn bundle_flags(f: u16) -> String {
