@@ -12,6 +12,7 @@ use bytes::BytesMut;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ovsnet::ovsdb::framing::JsonCodec;
 use ovsnet::ovsdb::rpc::Message;
+use ovsnet::ovsdb::ops::OpOutcome;
 use ovsnet::ovsdb::{Cache, DatabaseSchema, TableUpdates};
 use serde_json::{Value, json};
 use tokio_util::codec::Decoder;
@@ -86,5 +87,53 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+/// The reply to one transaction of 4 selects (Open_vSwitch, Bridge, Port,
+/// Interface, about 10 columns each) on a bridge with `ports` internal
+/// ports, shaped as `ovsdb-server` sends it.
+fn select_reply(ports: usize) -> Vec<u8> {
+    let uuid = |kind: u32, i: usize| json!(["uuid", format!("{kind:08x}-0000-4000-8000-{i:012x}")]);
+    let port_refs: Vec<Value> = (0..ports).map(|i| uuid(3, i)).collect();
+    let ovs = json!({"_uuid": uuid(1, 0), "bridges": ["set", [uuid(2, 0)]], "cur_cfg": 7, "next_cfg": 7,
+        "ovs_version": "3.1.0", "db_version": "8.3.1", "datapath_types": ["set", ["netdev", "system"]],
+        "external_ids": ["map", [["hostname", "h1"], ["system-id", "h1"]]], "other_config": ["map", []],
+        "manager_options": ["set", []]});
+    let bridge = json!({"_uuid": uuid(2, 0), "name": "obr0", "datapath_type": "netdev",
+        "ports": ["set", port_refs], "fail_mode": "secure", "protocols": ["set", ["OpenFlow13"]],
+        "controller": ["set", []], "external_ids": ["map", []], "other_config": ["map", []], "datapath_id": "00000a0b0c0d0e0f"});
+    let port = |i: usize| json!({"_uuid": uuid(3, i), "name": format!("veth{i:05}"), "interfaces": uuid(4, i),
+        "tag": ["set", []], "trunks": ["set", []], "vlan_mode": ["set", []], "bond_mode": ["set", []],
+        "external_ids": ["map", [["container_id", format!("{i:064x}")]]], "other_config": ["map", []], "fake_bridge": false});
+    let iface = |i: usize| json!({"_uuid": uuid(4, i), "name": format!("veth{i:05}"), "type": "internal",
+        "ofport": i as i64 + 1, "admin_state": "up", "link_state": "up", "mtu": 1500,
+        "mac_in_use": format!("02:00:00:00:{:02x}:{:02x}", (i >> 8) & 255, i & 255),
+        "external_ids": ["map", [["iface-id", format!("port-{i}")]]], "options": ["map", []], "error": ["set", []]});
+    let result = json!([{"rows": [ovs]}, {"rows": [bridge]},
+        {"rows": (0..ports).map(port).collect::<Vec<_>>()}, {"rows": (0..ports).map(iface).collect::<Vec<_>>()}]);
+    json!({"id": 17, "result": result, "error": null}).to_string().into_bytes()
+}
+
+/// Where the time of a `transact` of 4 selects goes on our side, stage by
+/// stage (each row includes the ones before it).
+fn bench_select_reply(c: &mut Criterion) {
+    let wire = select_reply(200);
+    let mut g = c.benchmark_group("ovsdb_select_reply");
+    g.throughput(Throughput::Bytes(wire.len() as u64));
+    g.bench_function(format!("serde_json::from_slice::<Value> {} bytes", wire.len()), |b| {
+        b.iter(|| black_box(serde_json::from_slice::<Value>(black_box(&wire)).expect("json")))
+    });
+    // As `Framed` feeds it: reads of 8 KiB (its default buffer) at most.
+    g.bench_function("frame+Message, 8KiB reads", |b| b.iter(|| black_box(decode_all(black_box(&wire), 8 << 10))));
+    g.bench_function("frame+Message+rows", |b| {
+        b.iter(|| {
+            let mut msgs = decode_all(black_box(&wire), 8 << 10);
+            let Some(Message::Response { result, .. }) = msgs.pop() else { panic!("a response") };
+            let results: Vec<OpOutcome> =
+                result.as_array().expect("array").iter().map(|r| OpOutcome::from_json(r).expect("outcome")).collect();
+            black_box(results)
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench, bench_select_reply);
 criterion_main!(benches);

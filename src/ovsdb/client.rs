@@ -10,8 +10,10 @@
 //! on the new connection (monitors deliver a [`MonitorEvent::Resync`] with a
 //! fresh snapshot). Requests in flight on a lost connection fail with
 //! [`Error::Disconnected`]; they are never replayed, since a transaction is
-//! not idempotent. Requests made while reconnecting wait for the new
-//! connection (up to the connect timeout).
+//! not idempotent. Requests made while no connection is usable wait for the
+//! new connection; one that has waited the connect timeout (counted from the
+//! call) fails with [`Error::Timeout`]. So every request ends: with its
+//! reply, with `Disconnected` or with `Timeout`.
 //!
 //! Each new connection first monitors the `_Server` database's `Database`
 //! table; a member whose clustered database is not connected to the cluster
@@ -257,7 +259,8 @@ enum Status {
 }
 
 struct Inner {
-    cmd: mpsc::UnboundedSender<Command>,
+    /// Each command with the time it was made (queued ones expire from it).
+    cmd: mpsc::UnboundedSender<(Instant, Command)>,
     status: watch::Receiver<Status>,
     schemas: Mutex<HashMap<String, Arc<DatabaseSchema>>>,
     next_monitor: AtomicU64,
@@ -378,7 +381,7 @@ impl Client {
 
     async fn call(&self, make: impl FnOnce(Reply) -> Command) -> Result<Value, Error> {
         let (tx, rx) = oneshot::channel();
-        self.inner.cmd.send(make(tx)).map_err(|_| Error::Disconnected)?;
+        self.inner.cmd.send((Instant::now(), make(tx))).map_err(|_| Error::Disconnected)?;
         let reply = async { rx.await.map_err(|_| Error::Disconnected)? };
         match self.inner.opts.request_timeout {
             Some(t) => tokio::time::timeout(t, reply).await.map_err(|_| Error::Timeout)?,
@@ -572,11 +575,12 @@ struct Task {
     remotes: Vec<Remote>,
     opts: ConnectOptions,
     tls: Option<Arc<rustls::ClientConfig>>,
-    cmd_rx: mpsc::UnboundedReceiver<Command>,
+    cmd_rx: mpsc::UnboundedReceiver<(Instant, Command)>,
     status: watch::Sender<Status>,
     monitors: HashMap<String, MonitorReg>,
     locks: HashMap<String, mpsc::UnboundedSender<LockEvent>>,
-    /// Requests made while no connection was usable, with when they came.
+    /// Requests (and monitor starts) made while no connection was usable,
+    /// with when they were made; sent in order once one is.
     queued: Vec<(Instant, Command)>,
     next_id: u64,
     current: usize,
@@ -626,30 +630,33 @@ impl Task {
         let deadline = tokio::time::sleep(delay);
         tokio::pin!(deadline);
         loop {
-            self.expire_queued();
+            let expiry = self.next_expiry();
             tokio::select! {
                 _ = &mut deadline => return true,
                 cmd = self.cmd_rx.recv() => match cmd {
-                    Some(c) => self.accept_offline(c),
+                    Some((at, c)) => self.accept_offline(at, c),
                     None => return false,
                 },
+                _ = sleep_until_some(expiry) => self.expire_queued(),
             }
         }
     }
 
-    /// Fails requests that waited longer than the connect timeout.
+    /// When the oldest queued request times out.
+    fn next_expiry(&self) -> Option<Instant> {
+        self.queued.iter().map(|(at, _)| *at + self.opts.timeout).min()
+    }
+
+    /// Fails queued requests made longer than the connect timeout ago: no
+    /// connection was usable all that time, and none was sent.
     fn expire_queued(&mut self) {
         let timeout = self.opts.timeout;
         let (old, keep): (Vec<_>, Vec<_>) = self.queued.drain(..).partition(|(t, _)| t.elapsed() >= timeout);
         self.queued = keep;
         for (_, cmd) in old {
             match cmd {
-                Command::Request { reply, .. } | Command::Lock { reply, .. } => {
-                    let _ = reply.send(Err(Error::Disconnected));
-                }
-                Command::Monitor { id, reply, .. } => {
-                    self.monitors.remove(&id);
-                    let _ = reply.send(Err(Error::Disconnected));
+                Command::Request { reply, .. } | Command::Lock { reply, .. } | Command::Monitor { reply, .. } => {
+                    let _ = reply.send(Err(Error::Timeout));
                 }
                 Command::MonitorCancel { reply, .. } | Command::Unlock { reply, .. } => {
                     let _ = reply.send(Ok(json!({})));
@@ -669,12 +676,8 @@ impl Task {
     }
 
     /// A command while no connection is usable.
-    fn accept_offline(&mut self, cmd: Command) {
+    fn accept_offline(&mut self, at: Instant, cmd: Command) {
         match cmd {
-            // Registered now, issued once connected.
-            Command::Monitor { id, db, cond, requests, events, reply } => {
-                self.monitors.insert(id, MonitorReg { db, cond, requests, events, reply: Some(reply) });
-            }
             // Nothing on the server to cancel or release.
             Command::MonitorCancel { id, reply } => {
                 self.monitors.remove(&id);
@@ -684,30 +687,9 @@ impl Task {
                 self.locks.remove(&name);
                 let _ = reply.send(Ok(json!({})));
             }
-            c => self.queued.push((Instant::now(), c)),
-        }
-    }
-
-    async fn open(&self, remote: &Remote) -> io::Result<Box<dyn Io>> {
-        match remote {
-            Remote::Unix(path) => Ok(Box::new(UnixStream::connect(path).await?)),
-            Remote::Tcp { host, port } => {
-                let s = TcpStream::connect((host.as_str(), *port)).await?;
-                s.set_nodelay(true)?;
-                Ok(Box::new(s))
-            }
-            Remote::Ssl { host, port } => {
-                let config = self.tls.clone().ok_or_else(|| io::Error::other("no TLS configuration"))?;
-                let s = TcpStream::connect((host.as_str(), *port)).await?;
-                s.set_nodelay(true)?;
-                let name = match host.parse::<std::net::IpAddr>() {
-                    Ok(ip) => rustls::pki_types::ServerName::IpAddress(ip.into()),
-                    Err(_) => rustls::pki_types::ServerName::try_from(host.clone())
-                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
-                };
-                let tls = tokio_rustls::TlsConnector::from(config).connect(name, s).await?;
-                Ok(Box::new(tls))
-            }
+            // Monitor starts too: registered when sent, so a start that
+            // times out here leaves nothing behind.
+            c => self.queued.push((at, c)),
         }
     }
 
@@ -717,12 +699,66 @@ impl Task {
         id
     }
 
+    /// Opens a connection (bounded by the connect timeout) while still
+    /// taking commands and expiring queued ones. `None`: every handle is gone.
+    async fn connect_io(&mut self, remote: &Remote) -> Option<io::Result<Box<dyn Io>>> {
+        let open = tokio::time::timeout(self.opts.timeout, open(remote.clone(), self.tls.clone()));
+        tokio::pin!(open);
+        loop {
+            let expiry = self.next_expiry();
+            tokio::select! {
+                r = &mut open => {
+                    let timed_out = || Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out"));
+                    return Some(r.unwrap_or_else(|_| timed_out()));
+                }
+                cmd = self.cmd_rx.recv() => match cmd {
+                    Some((at, c)) => self.accept_offline(at, c),
+                    None => return None,
+                },
+                _ = sleep_until_some(expiry) => self.expire_queued(),
+            }
+        }
+    }
+}
+
+/// Sleeps until `at`, or forever.
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn open(remote: Remote, tls: Option<Arc<rustls::ClientConfig>>) -> io::Result<Box<dyn Io>> {
+    match &remote {
+        Remote::Unix(path) => Ok(Box::new(UnixStream::connect(path).await?)),
+        Remote::Tcp { host, port } => {
+            let s = TcpStream::connect((host.as_str(), *port)).await?;
+            s.set_nodelay(true)?;
+            Ok(Box::new(s))
+        }
+        Remote::Ssl { host, port } => {
+            let config = tls.ok_or_else(|| io::Error::other("no TLS configuration"))?;
+            let s = TcpStream::connect((host.as_str(), *port)).await?;
+            s.set_nodelay(true)?;
+            let name = match host.parse::<std::net::IpAddr>() {
+                Ok(ip) => rustls::pki_types::ServerName::IpAddress(ip.into()),
+                Err(_) => rustls::pki_types::ServerName::try_from(host.clone())
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
+            };
+            let tls = tokio_rustls::TlsConnector::from(config).connect(name, s).await?;
+            Ok(Box::new(tls))
+        }
+    }
+}
+
+impl Task {
     /// One connection, from connect to loss.
     async fn session(&mut self, remote: &Remote) -> End {
-        let io = match tokio::time::timeout(self.opts.timeout, self.open(remote)).await {
-            Ok(Ok(io)) => io,
-            Ok(Err(e)) => return End::Failed { error: e.to_string(), ready: false },
-            Err(_) => return End::Failed { error: "connect timed out".into(), ready: false },
+        let io = match self.connect_io(remote).await {
+            None => return End::Closed,
+            Some(Ok(io)) => io,
+            Some(Err(e)) => return End::Failed { error: e.to_string(), ready: false },
         };
         let mut conn: Conn = Framed::new(io, JsonCodec::new(self.opts.max_message));
         let mut s = Session { pending: HashMap::new(), ready: false, servers: BTreeMap::new() };
@@ -733,8 +769,17 @@ impl Task {
                 Pending::Caller(reply) => {
                     let _ = reply.send(Err(Error::Disconnected));
                 }
-                // The registration keeps the caller's reply for the next connection.
-                Pending::MonitorStart(_) | Pending::ServerMonitor | Pending::Relock(_) => {}
+                // A monitor whose caller still waits for its first reply
+                // fails like any request in flight (it is not re-issued: its
+                // caller must not wait on a connection that may never come).
+                // One already running is re-issued on the next connection.
+                Pending::MonitorStart(mid) => {
+                    if let Some(reply) = self.monitors.get_mut(&mid).and_then(|m| m.reply.take()) {
+                        self.monitors.remove(&mid);
+                        let _ = reply.send(Err(Error::Disconnected));
+                    }
+                }
+                Pending::ServerMonitor | Pending::Relock(_) => {}
             }
         }
         end
@@ -761,7 +806,10 @@ impl Task {
         let not_ready_by = tokio::time::sleep(self.opts.timeout);
         tokio::pin!(not_ready_by);
         loop {
+            // Only while the session is not usable yet are requests queued.
+            let expiry = if s.ready { None } else { self.next_expiry() };
             tokio::select! {
+                _ = sleep_until_some(expiry), if expiry.is_some() => self.expire_queued(),
                 _ = &mut not_ready_by, if !s.ready => {
                     return fail(format!("no answer to the first request within {:?}", self.opts.timeout), s);
                 }
@@ -780,12 +828,12 @@ impl Task {
                 }
                 cmd = self.cmd_rx.recv() => match cmd {
                     None => return End::Closed,
-                    Some(c) if s.ready => {
+                    Some((_, c)) if s.ready => {
                         if let Err(e) = self.send_command(conn, s, c).await {
                             return fail(e, s);
                         }
                     }
-                    Some(c) => self.accept_offline(c),
+                    Some((at, c)) => self.accept_offline(at, c),
                 },
                 _ = tick.tick(), if probe.is_some() => {
                     let interval = probe.unwrap_or_default();
@@ -799,9 +847,6 @@ impl Task {
                         if let Err(e) = conn.send(Message::request(PROBE_ID, "echo", json!([]))).await {
                             return fail(e.to_string(), s);
                         }
-                    }
-                    if !s.ready {
-                        self.expire_queued();
                     }
                 }
             }

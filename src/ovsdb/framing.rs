@@ -76,20 +76,29 @@ impl JsonCodec {
         }
         let bytes = &buf[..];
         while s.pos < bytes.len() {
-            let b = bytes[s.pos];
-            s.pos += 1;
             if s.in_string {
-                // Only `"` and `\` matter inside a string; multi-byte UTF-8
-                // never contains either byte.
+                // Only `"` and `\` matter inside a string (multi-byte UTF-8
+                // never contains either byte): jump to the next one instead
+                // of stepping through the string's bytes one state at a time.
                 if s.escaped {
                     s.escaped = false;
-                } else if b == b'\\' {
-                    s.escaped = true;
-                } else if b == b'"' {
-                    s.in_string = false;
+                    s.pos += 1;
+                    continue;
+                }
+                match bytes[s.pos..].iter().position(|&b| b == b'"' || b == b'\\') {
+                    None => s.pos = bytes.len(),
+                    Some(k) => {
+                        s.pos += k + 1;
+                        match bytes[s.pos - 1] {
+                            b'"' => s.in_string = false,
+                            _ => s.escaped = true,
+                        }
+                    }
                 }
                 continue;
             }
+            let b = bytes[s.pos];
+            s.pos += 1;
             match b {
                 b'"' => s.in_string = true,
                 b'{' | b'[' => s.depth += 1,

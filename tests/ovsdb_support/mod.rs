@@ -103,6 +103,19 @@ impl Server {
         }
     }
 
+    /// Kills the server at once (SIGKILL, no clean shutdown) and waits for
+    /// the process to go.
+    pub fn kill(&mut self) {
+        if let Some(pid) = self.pid.take() {
+            let pid = Pid::from_raw(pid);
+            let _ = kill(pid, Signal::SIGKILL);
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while alive(pid) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    }
+
     /// Stops and starts it again on the same database and sockets.
     pub fn restart(&mut self) {
         self.stop();
@@ -111,6 +124,16 @@ impl Server {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join(format!("{}.log", self.name))).unwrap_or_default()
+    }
+}
+
+/// Whether a process still runs. A detached server that died is reparented
+/// and may stay a zombie until its new parent reaps it: that counts as gone.
+fn alive(pid: Pid) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command name in parentheses.
+        Ok(stat) => stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')),
+        Err(_) => false,
     }
 }
 
@@ -202,8 +225,16 @@ impl Cluster {
     pub fn start(n: usize) -> Cluster {
         let tmp = tempfile::tempdir().expect("tempdir");
         let d = tmp.path();
-        let raft: Vec<u16> = (0..n).map(|_| free_port()).collect();
-        let client_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        // Ports bound and released one by one can repeat: take distinct ones.
+        let mut ports: Vec<u16> = Vec::new();
+        while ports.len() < 2 * n {
+            let p = free_port();
+            if !ports.contains(&p) {
+                ports.push(p);
+            }
+        }
+        let client_ports = ports.split_off(n);
+        let raft = ports;
         let mut servers = Vec::new();
         for i in 0..n {
             let db = d.join(format!("s{i}.db"));
