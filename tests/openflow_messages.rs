@@ -528,7 +528,9 @@ fn ofp_print_batch(msgs: &[Vec<u8>]) -> (Vec<String>, String) {
 }
 
 fn normalize(text: &str) -> String {
-    text.lines().map(|l| format!("{}\n", l.trim_end())).collect()
+    text.lines()
+        .map(|l| format!("{}\n", l.trim_end()))
+        .collect()
 }
 
 fn expected_file() -> std::path::PathBuf {
@@ -596,7 +598,9 @@ fn ovs_ofctl_decodes_every_message_type() {
         if ours == *t {
             same += 1;
         } else {
-            failures.push(format!("{i}: printer differs:\n--- ovs-ofctl\n{t}--- ovsnet\n{ours}"));
+            failures.push(format!(
+                "{i}: printer differs:\n--- ovs-ofctl\n{t}--- ovsnet\n{ours}"
+            ));
         }
     }
     eprintln!(

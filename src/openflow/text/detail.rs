@@ -7,7 +7,9 @@ use std::net::Ipv4Addr;
 
 use crate::openflow::action::OFPP_ANY;
 use crate::openflow::message::*;
-use crate::openflow::multipart::{GroupDesc, GroupStats, MeterConfig, MeterStats, PortStats, TableStats};
+use crate::openflow::multipart::{
+    GroupDesc, GroupStats, MeterConfig, MeterStats, PortStats, TableStats,
+};
 
 use super::print::{duration, format_actions, port_name};
 
@@ -63,9 +65,22 @@ fn port_state_name(bit: u32) -> Option<&'static str> {
 
 fn feature_name(bit: u32) -> Option<&'static str> {
     const NAMES: [&str; 16] = [
-        "10MB-HD", "10MB-FD", "100MB-HD", "100MB-FD", "1GB-HD", "1GB-FD", "10GB-FD",
-        "40GB-FD", "100GB-FD", "1TB-FD", "OTHER", "COPPER", "FIBER", "AUTO_NEG",
-        "AUTO_PAUSE", "AUTO_PAUSE_ASYM",
+        "10MB-HD",
+        "10MB-FD",
+        "100MB-HD",
+        "100MB-FD",
+        "1GB-HD",
+        "1GB-FD",
+        "10GB-FD",
+        "40GB-FD",
+        "100GB-FD",
+        "1TB-FD",
+        "OTHER",
+        "COPPER",
+        "FIBER",
+        "AUTO_NEG",
+        "AUTO_PAUSE",
+        "AUTO_PAUSE_ASYM",
     ];
     NAMES.get(bit.trailing_zeros() as usize).copied()
 }
@@ -81,9 +96,22 @@ pub(super) fn phy_port(s: &mut String, p: &Port) {
         .take_while(|b| (0x20..0x7f).contains(*b))
         .map(|&b| b as char)
         .collect();
-    let _ = writeln!(s, " {}({name}): addr:{}", port_name(p.port_no), mac(&p.hw_addr));
-    let _ = writeln!(s, "     config:     {}", bit_names(p.config & OFPPC11_ALL, port_config_name));
-    let _ = writeln!(s, "     state:      {}", bit_names(p.state & OFPPS11_ALL, port_state_name));
+    let _ = writeln!(
+        s,
+        " {}({name}): addr:{}",
+        port_name(p.port_no),
+        mac(&p.hw_addr)
+    );
+    let _ = writeln!(
+        s,
+        "     config:     {}",
+        bit_names(p.config & OFPPC11_ALL, port_config_name)
+    );
+    let _ = writeln!(
+        s,
+        "     state:      {}",
+        bit_names(p.state & OFPPS11_ALL, port_state_name)
+    );
     for (label, f) in [
         ("current:    ", p.curr),
         ("advertised: ", p.advertised),
@@ -120,7 +148,10 @@ pub(super) fn phy_ports(s: &mut String, ports: &[Port]) {
 }
 
 pub(super) fn mac(a: &[u8; 6]) -> String {
-    a.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+    a.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 pub(super) fn port_status(s: &mut String, ps: &PortStatus) {
@@ -134,9 +165,22 @@ pub(super) fn port_status(s: &mut String, ps: &PortStatus) {
 }
 
 pub(super) fn port_mod(s: &mut String, pm: &PortMod) {
-    let _ = writeln!(s, " port: {}: addr:{}", port_name(pm.port_no), mac(&pm.hw_addr));
-    let _ = writeln!(s, "     config: {}", bit_names(pm.config & OFPPC11_ALL, port_config_name));
-    let _ = writeln!(s, "     mask:   {}", bit_names(pm.mask & OFPPC11_ALL, port_config_name));
+    let _ = writeln!(
+        s,
+        " port: {}: addr:{}",
+        port_name(pm.port_no),
+        mac(&pm.hw_addr)
+    );
+    let _ = writeln!(
+        s,
+        "     config: {}",
+        bit_names(pm.config & OFPPC11_ALL, port_config_name)
+    );
+    let _ = writeln!(
+        s,
+        "     mask:   {}",
+        bit_names(pm.mask & OFPPC11_ALL, port_config_name)
+    );
     let adv = pm.advertise & 0xffff;
     if adv != 0 {
         let _ = writeln!(s, "     advertise: {}", bit_names(adv, feature_name));
@@ -241,7 +285,11 @@ pub(super) fn group_stats(s: &mut String, v: &[GroupStats]) {
     for g in v {
         let _ = write!(s, "\n group_id={},", g.group_id);
         if g.duration_sec != u32::MAX {
-            let _ = write!(s, "duration={}s,", duration(g.duration_sec, g.duration_nsec));
+            let _ = write!(
+                s,
+                "duration={}s,",
+                duration(g.duration_sec, g.duration_nsec)
+            );
         }
         let _ = write!(
             s,
@@ -367,7 +415,13 @@ pub(super) fn table_stats(s: &mut String, v: &[TableStats]) {
 }
 
 pub(super) fn port_stats(s: &mut String, v: &[PortStats]) {
-    let stat = |x: u64| if x == u64::MAX { "?".to_string() } else { x.to_string() };
+    let stat = |x: u64| {
+        if x == u64::MAX {
+            "?".to_string()
+        } else {
+            x.to_string()
+        }
+    };
     for p in v {
         let pad = if p.port_no < 10 { " " } else { "" };
         let _ = writeln!(
@@ -402,9 +456,23 @@ pub(super) fn port_stats(s: &mut String, v: &[PortStats]) {
 }
 
 pub(super) fn async_config(s: &mut String, a: &AsyncConfig) {
-    const PIN: &[&str] = &["no_match", "action", "invalid_ttl", "action_set", "group", "packet_out"];
+    const PIN: &[&str] = &[
+        "no_match",
+        "action",
+        "invalid_ttl",
+        "action_set",
+        "group",
+        "packet_out",
+    ];
     const PS: &[&str] = &["add", "delete", "modify"];
-    const FR: &[&str] = &["idle", "hard", "delete", "group_delete", "meter_delete", "eviction"];
+    const FR: &[&str] = &[
+        "idle",
+        "hard",
+        "delete",
+        "group_delete",
+        "meter_delete",
+        "eviction",
+    ];
     for i in 0..2 {
         let _ = writeln!(s, "\n {}:", if i == 0 { "primary" } else { "secondary" });
         let rows: [(&str, u32, &[&str]); 6] = [
@@ -466,7 +534,11 @@ pub(super) fn hex_dump(s: &mut String, data: &[u8]) {
 /// then the L4 checksum. `None` for what this parser does not cover.
 pub(super) fn packet_summary(p: &[u8]) -> Option<String> {
     if p.len() < 14 {
-        return None;
+        // Too short for Ethernet: OVS extracts an all-zero flow.
+        return Some(
+            "vlan_tci=0x0000,dl_src=00:00:00:00:00:00,dl_dst=00:00:00:00:00:00,dl_type=0x0000\n"
+                .into(),
+        );
     }
     let dst = mac(p[0..6].try_into().ok()?);
     let src = mac(p[6..12].try_into().ok()?);
@@ -488,8 +560,11 @@ pub(super) fn packet_summary(p: &[u8]) -> Option<String> {
     let l3 = &p[off..];
     match ty {
         0x0806 => {
-            if l3.len() < 28 || l3[0..2] != [0, 1] || l3[2..4] != [8, 0] || l3[4] != 6 || l3[5] != 4 {
-                return Some(format!("arp,{l2},arp_spa=0.0.0.0,arp_tpa=0.0.0.0,arp_op=0,arp_sha=00:00:00:00:00:00,arp_tha=00:00:00:00:00:00\n"));
+            if l3.len() < 28 || l3[0..2] != [0, 1] || l3[2..4] != [8, 0] || l3[4] != 6 || l3[5] != 4
+            {
+                return Some(format!(
+                    "arp,{l2},arp_spa=0.0.0.0,arp_tpa=0.0.0.0,arp_op=0,arp_sha=00:00:00:00:00:00,arp_tha=00:00:00:00:00:00\n"
+                ));
             }
             let op = u16::from_be_bytes([l3[6], l3[7]]);
             let ip = |o: usize| Ipv4Addr::new(l3[o], l3[o + 1], l3[o + 2], l3[o + 3]);

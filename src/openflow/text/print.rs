@@ -1032,8 +1032,14 @@ fn format_flow_mod(s: &mut String, fm: &FlowMod) {
     if s.len() > before {
         s.push(' ');
     }
-    if fm.cookie != 0 {
-        let _ = write!(s, "cookie:{:#x} ", fm.cookie);
+    // OVS reads an ADD's cookie as the new cookie, and any other command's
+    // cookie and mask as a filter (printed only when the mask is set).
+    if fm.command == 0 {
+        if fm.cookie != 0 {
+            let _ = write!(s, "cookie:{:#x} ", fm.cookie);
+        }
+    } else if fm.cookie_mask != 0 {
+        let _ = write!(s, "cookie:{:#x}/{:#x} ", fm.cookie, fm.cookie_mask);
     }
     if fm.idle_timeout != 0 {
         let _ = write!(s, "idle:{} ", fm.idle_timeout);
@@ -1044,7 +1050,7 @@ fn format_flow_mod(s: &mut String, fm: &FlowMod) {
     if fm.buffer_id != OFP_NO_BUFFER {
         let _ = write!(s, "buf:{:#x} ", fm.buffer_id);
     }
-    if fm.out_port != OFPP_ANY && fm.command >= OFPFC_DELETE {
+    if fm.out_port != OFPP_ANY {
         let _ = write!(s, "out_port:{} ", port_name(fm.out_port));
     }
     if fm.flags & OFPFF_SEND_FLOW_REM != 0 {
@@ -1428,7 +1434,14 @@ fn format_error(s: &mut String, e: &ErrorMsg) {
         } => (format!("NXET({nx_type},{nx_code})"), data),
     };
     let _ = writeln!(s, " {name}");
-    if matches!(e, ErrorMsg::Standard { err_type: 0, code: 0 | 1, .. }) {
+    if matches!(
+        e,
+        ErrorMsg::Standard {
+            err_type: 0,
+            code: 0 | 1,
+            ..
+        }
+    ) {
         // HELLO_FAILED carries text: printable bytes as they are.
         for &b in data {
             if (32..127).contains(&b) || b == b'\n' {
@@ -1450,11 +1463,7 @@ fn format_error(s: &mut String, e: &ErrorMsg) {
         _ => {
             let len = u16::from_be_bytes([data[2], data[3]]);
             if usize::from(len) > data.len() {
-                let _ = writeln!(
-                    s,
-                    "(***truncated to {} bytes from {len}***)",
-                    data.len()
-                );
+                let _ = writeln!(s, "(***truncated to {} bytes from {len}***)", data.len());
             }
             detail::hex_dump(s, data);
         }
@@ -1524,7 +1533,6 @@ const EXPERIMENTER_ERRORS: &[(u32, u16, &str)] = &[
     (0x2320, 34, "NXR_NOT_SUPPORTED"),
     (0x2320, 35, "NXR_STALE"),
     (0x2320, 36, "NXST_NOT_CONFIGURED"),
-
 ];
 
 fn experimenter_error_name(experimenter: u32, exp_type: u16) -> String {
@@ -1701,6 +1709,9 @@ pub fn error_name(err_type: u16, code: u16) -> String {
 }
 
 fn bundle_flags(f: u16) -> String {
+    if f == 0 {
+        return "0".into();
+    }
     let mut v = Vec::new();
     if f & 1 != 0 {
         v.push("atomic");
