@@ -2,6 +2,7 @@
 //! print what `ovs-ofctl dump-flows` / `ofp-print` print.
 
 mod parse;
+mod detail;
 mod print;
 
 pub use parse::{parse_actions, parse_flow, parse_match};

@@ -8,6 +8,8 @@ use crate::openflow::action::*;
 use crate::openflow::instruction::Instruction;
 use crate::openflow::message::*;
 use crate::openflow::multipart::{FlowStats, MultipartReplyBody, MultipartRequestBody};
+
+use super::detail;
 use crate::openflow::oxm::{Field, Fmt, Match, OxmField, be_to_u128};
 
 /// Value and mask of a field in the match (mask all ones when exact).
@@ -902,7 +904,7 @@ fn format_instructions(s: &mut String, ins: &[Instruction]) {
 
 /// Seconds as ovs-ofctl prints a duration: no decimals when whole, 3 when
 /// exact milliseconds, else as many as needed.
-fn duration(sec: u32, nsec: u32) -> String {
+pub(super) fn duration(sec: u32, nsec: u32) -> String {
     if nsec == 0 {
         sec.to_string()
     } else if nsec % 1_000_000 == 0 {
@@ -1030,8 +1032,14 @@ fn format_flow_mod(s: &mut String, fm: &FlowMod) {
     if s.len() > before {
         s.push(' ');
     }
-    if fm.cookie != 0 {
-        let _ = write!(s, "cookie:{:#x} ", fm.cookie);
+    // OVS reads an ADD's cookie as the new cookie, and any other command's
+    // cookie and mask as a filter (printed only when the mask is set).
+    if fm.command == 0 {
+        if fm.cookie != 0 {
+            let _ = write!(s, "cookie:{:#x} ", fm.cookie);
+        }
+    } else if fm.cookie_mask != 0 {
+        let _ = write!(s, "cookie:{:#x}/{:#x} ", fm.cookie, fm.cookie_mask);
     }
     if fm.idle_timeout != 0 {
         let _ = write!(s, "idle:{} ", fm.idle_timeout);
@@ -1042,7 +1050,7 @@ fn format_flow_mod(s: &mut String, fm: &FlowMod) {
     if fm.buffer_id != OFP_NO_BUFFER {
         let _ = write!(s, "buf:{:#x} ", fm.buffer_id);
     }
-    if fm.out_port != OFPP_ANY && fm.command >= OFPFC_DELETE {
+    if fm.out_port != OFPP_ANY {
         let _ = write!(s, "out_port:{} ", port_name(fm.out_port));
     }
     if fm.flags & OFPFF_SEND_FLOW_REM != 0 {
@@ -1119,9 +1127,15 @@ fn mp_name(t: u16) -> &'static str {
     }
 }
 
-/// A message in the words of `ovs-ofctl ofp-print` (first line, and for
-/// flow-stats replies one line per flow), with the xid as `xid` in the header.
+/// A message in the words of `ovs-ofctl ofp-print`: the first line and the
+/// detail lines, with `xid` in the header.
 pub fn format_message_xid(m: &Message, xid: u32) -> String {
+    format_verbose(m, xid, 2)
+}
+
+/// `verbosity` as in `ofp_to_string`: 2 is ofp-print's default; the request
+/// inside an error message is printed at 1 (no echo hex dump).
+fn format_verbose(m: &Message, xid: u32, verbosity: u8) -> String {
     let mut s = String::new();
     match m {
         Message::MultipartRequest(r) => {
@@ -1130,6 +1144,9 @@ pub fn format_message_xid(m: &Message, xid: u32) -> String {
                 "{} request (OF1.3) (xid={xid:#x}):",
                 mp_name(r.mp_type())
             );
+            if r.flags != 0 {
+                mp_flags(&mut s, r.flags);
+            }
             match &r.body {
                 MultipartRequestBody::Flow(f) | MultipartRequestBody::Aggregate(f) => {
                     if f.table_id != 0xff {
@@ -1147,12 +1164,30 @@ pub fn format_message_xid(m: &Message, xid: u32) -> String {
                     let _ = write!(s, " port_no={}", port_name(*port_no));
                 }
                 MultipartRequestBody::PortDesc => s.push_str(" port=ANY"),
+                MultipartRequestBody::Group { group_id } => {
+                    let _ = write!(s, " group_id={}", detail::group_name(*group_id));
+                }
+                MultipartRequestBody::GroupDesc => s.push_str(" group_id=ALL"),
+                MultipartRequestBody::Meter { meter_id }
+                | MultipartRequestBody::MeterConfig { meter_id } => {
+                    let _ = write!(s, " {}", detail::meter_id(*meter_id, '='));
+                }
                 _ => {}
             }
         }
         Message::MultipartReply(r) => {
             let _ = write!(s, "{} reply (OF1.3) (xid={xid:#x}):", mp_name(r.mp_type()));
+            if r.flags != 0 {
+                mp_flags(&mut s, r.flags);
+            }
             match &r.body {
+                MultipartReplyBody::Desc(d) => {
+                    let _ = write!(
+                        s,
+                        "\nManufacturer: {}\nHardware: {}\nSoftware: {}\nSerial Num: {}\nDP Description: {}",
+                        d.mfr_desc, d.hw_desc, d.sw_desc, d.serial_num, d.dp_desc
+                    );
+                }
                 MultipartReplyBody::Flow(v) => {
                     for f in v {
                         let _ = write!(s, "\n {}", format_flow_stats(f));
@@ -1165,31 +1200,83 @@ pub fn format_message_xid(m: &Message, xid: u32) -> String {
                         a.packet_count, a.byte_count, a.flow_count
                     );
                 }
+                MultipartReplyBody::Table(v) => detail::table_stats(&mut s, v),
                 MultipartReplyBody::PortStats(v) => {
-                    let _ = write!(s, " {} ports", v.len());
+                    let _ = writeln!(s, " {} ports", v.len());
+                    if verbosity >= 1 {
+                        detail::port_stats(&mut s, v);
+                    }
                 }
+                MultipartReplyBody::PortDesc(v) => {
+                    s.push('\n');
+                    detail::phy_ports(&mut s, v);
+                }
+                MultipartReplyBody::Group(v) => detail::group_stats(&mut s, v),
+                MultipartReplyBody::GroupDesc(v) => detail::group_desc(&mut s, v),
+                MultipartReplyBody::Meter(v) => detail::meter_stats(&mut s, v),
+                MultipartReplyBody::MeterConfig(v) => detail::meter_configs(&mut s, v),
                 _ => {}
             }
         }
         _ => {
             let _ = write!(s, "{} (OF1.3) (xid={xid:#x}):", type_name(m));
             match m {
+                Message::Hello(h) => {
+                    let mut bits = 0u32;
+                    for e in &h.elements {
+                        if let HelloElement::VersionBitmap(w) = e {
+                            bits |= w.first().copied().unwrap_or(0);
+                        }
+                    }
+                    let versions: Vec<String> = (0..32)
+                        .filter(|i| bits & (1 << i) != 0)
+                        .map(|i| format!("{i:#04x}"))
+                        .collect();
+                    let _ = write!(s, "\n version bitmap: {}", versions.join(", "));
+                }
                 Message::FlowMod(fm) => {
                     s.push(' ');
                     format_flow_mod(&mut s, fm);
                 }
-                Message::Error(ErrorMsg::Standard {
-                    err_type,
-                    code,
-                    data,
-                }) => {
-                    let _ = write!(s, " {}", error_name(*err_type, *code));
-                    if let Ok((h, inner)) = Message::decode(data) {
-                        let _ = write!(s, "\n{}", format_message_xid(&inner, h.xid));
+                Message::Error(e) => format_error(&mut s, e),
+                Message::EchoRequest(d) | Message::EchoReply(d) => {
+                    let _ = writeln!(s, " {} bytes of payload", d.len());
+                    if verbosity > 1 {
+                        detail::hex_dump(&mut s, d);
                     }
                 }
-                Message::EchoRequest(d) | Message::EchoReply(d) => {
-                    let _ = write!(s, " {} bytes of payload", d.len());
+                Message::PacketIn(p) => {
+                    if p.table_id != 0 {
+                        let _ = write!(s, " table_id={}", p.table_id);
+                    }
+                    if p.cookie != u64::MAX {
+                        let _ = write!(s, " cookie={:#x}", p.cookie);
+                    }
+                    let _ = write!(
+                        s,
+                        " total_len={} {} (via {}) data_len={}",
+                        p.total_len,
+                        format_match(&p.r#match),
+                        reason_name(p.reason),
+                        p.data.len()
+                    );
+                    if p.buffer_id == OFP_NO_BUFFER {
+                        s.push_str(" (unbuffered)");
+                        if usize::from(p.total_len) != p.data.len() {
+                            s.push_str(" (***total_len != data_len***)");
+                        }
+                    } else {
+                        let _ = write!(s, " buffer={:#010x}", p.buffer_id);
+                        if usize::from(p.total_len) < p.data.len() {
+                            s.push_str(" (***total_len < data_len***)");
+                        }
+                    }
+                    s.push('\n');
+                    if verbosity > 0 {
+                        if let Some(sum) = detail::packet_summary(&p.data) {
+                            s.push_str(&sum);
+                        }
+                    }
                 }
                 Message::PacketOut(p) => {
                     let _ = write!(
@@ -1202,8 +1289,56 @@ pub fn format_message_xid(m: &Message, xid: u32) -> String {
                         let _ = write!(s, " buffer={:#010x}", p.buffer_id);
                     } else {
                         let _ = write!(s, " data_len={}", p.data.len());
+                        if verbosity > 0 && !p.data.is_empty() {
+                            if let Some(sum) = detail::packet_summary(&p.data) {
+                                s.push('\n');
+                                s.push_str(&sum);
+                            }
+                        }
                     }
                 }
+                Message::FlowRemoved(f) => {
+                    s.push(' ');
+                    format_match_into(&mut s, &f.r#match, Some(f.priority));
+                    let reason = match f.reason {
+                        0 => "idle".to_string(),
+                        1 => "hard".to_string(),
+                        2 => "delete".to_string(),
+                        3 => "group_delete".to_string(),
+                        4 => "eviction".to_string(),
+                        5 => "meter_delete".to_string(),
+                        r => r.to_string(),
+                    };
+                    let _ = write!(s, " reason={reason}");
+                    if f.table_id != 255 {
+                        let _ = write!(s, " table_id={}", f.table_id);
+                    }
+                    if f.cookie != 0 {
+                        let _ = write!(s, " cookie:{:#x}", f.cookie);
+                    }
+                    let _ = write!(
+                        s,
+                        " duration{}s idle{}",
+                        duration(f.duration_sec, f.duration_nsec),
+                        f.idle_timeout
+                    );
+                    if f.hard_timeout != 0 {
+                        let _ = write!(s, " hard{}", f.hard_timeout);
+                    }
+                    let _ = writeln!(s, " pkts{} bytes{}", f.packet_count, f.byte_count);
+                }
+                Message::PortStatus(p) => detail::port_status(&mut s, p),
+                Message::PortMod(p) => detail::port_mod(&mut s, p),
+                Message::TableMod(t) => {
+                    if t.table_id == 0xff {
+                        s.push_str(" table_id: ALL_TABLES");
+                    } else {
+                        let _ = write!(s, " table_id={}", t.table_id);
+                    }
+                }
+                Message::GroupMod(g) => detail::group_mod(&mut s, g),
+                Message::MeterMod(mm) => detail::meter_mod(&mut s, mm),
+                Message::GetAsyncReply(a) | Message::SetAsync(a) => detail::async_config(&mut s, a),
                 Message::RoleRequest(r) | Message::RoleReply(r) => {
                     let role = match r.role {
                         0 => "nochange",
@@ -1226,13 +1361,7 @@ pub fn format_message_xid(m: &Message, xid: u32) -> String {
                     };
                     let _ = write!(s, " frags={frag} miss_send_len={}", c.miss_send_len);
                 }
-                Message::FeaturesReply(f) => {
-                    let _ = write!(
-                        s,
-                        " dpid:{:016x}\nn_tables:{}, n_buffers:{}",
-                        f.datapath_id, f.n_tables, f.n_buffers
-                    );
-                }
+                Message::FeaturesReply(f) => detail::features_reply(&mut s, f),
                 Message::BundleControl(b) => {
                     let ty = match b.ctrl_type {
                         0 => "OPEN_REQUEST",
@@ -1260,7 +1389,7 @@ pub fn format_message_xid(m: &Message, xid: u32) -> String {
                         bundle_flags(b.flags)
                     );
                     if let Ok((h, inner)) = b.inner() {
-                        let _ = write!(s, "\n{}", format_message_xid(&inner, h.xid));
+                        let _ = write!(s, "\n{}", format_verbose(&inner, h.xid, verbosity));
                     }
                 }
                 _ => {}
@@ -1268,6 +1397,152 @@ pub fn format_message_xid(m: &Message, xid: u32) -> String {
         }
     }
     s
+}
+
+/// `ofp_print_stats`: the multipart flags after the first line.
+fn mp_flags(s: &mut String, flags: u16) {
+    s.push_str(" flags=");
+    let mut f = flags;
+    if f & 1 != 0 {
+        s.push_str("[more]");
+        f &= !1;
+    }
+    if f != 0 {
+        let _ = write!(s, "[***unknown flags {f:#06x}***]");
+    }
+}
+
+/// `ofperr_msg_format`: the error's name, then the failed request as
+/// ovs-ofctl decodes it (or its text, for HELLO_FAILED).
+fn format_error(s: &mut String, e: &ErrorMsg) {
+    let (name, data) = match e {
+        ErrorMsg::Standard {
+            err_type,
+            code,
+            data,
+        } => (error_name(*err_type, *code), data),
+        ErrorMsg::Experimenter {
+            exp_type,
+            experimenter,
+            data,
+        } => (experimenter_error_name(*experimenter, *exp_type), data),
+        ErrorMsg::Nicira {
+            nx_type,
+            nx_code,
+            data,
+            ..
+        } => (format!("NXET({nx_type},{nx_code})"), data),
+    };
+    let _ = writeln!(s, " {name}");
+    if matches!(
+        e,
+        ErrorMsg::Standard {
+            err_type: 0,
+            code: 0 | 1,
+            ..
+        }
+    ) {
+        // HELLO_FAILED carries text: printable bytes as they are.
+        for &b in data {
+            if (32..127).contains(&b) || b == b'\n' {
+                s.push(b as char);
+            } else {
+                let _ = write!(s, "\\{b:03o}");
+            }
+        }
+        return;
+    }
+    match Message::decode(data) {
+        Ok((h, inner)) if usize::from(h.length) == data.len() => {
+            s.push_str(&format_verbose(&inner, h.xid, 1));
+        }
+        _ if data.len() < 8 => {
+            let _ = writeln!(s, "OpenFlow packet too short (only {} bytes):", data.len());
+            detail::hex_dump(s, data);
+        }
+        _ => {
+            let len = u16::from_be_bytes([data[2], data[3]]);
+            if usize::from(len) > data.len() {
+                let _ = writeln!(s, "(***truncated to {} bytes from {len}***)", data.len());
+            }
+            detail::hex_dump(s, data);
+        }
+    }
+}
+
+/// Open vSwitch's own error codes (NX, experimenter 0x2320) and the ONF
+/// bundle errors, as OpenFlow 1.3 carries them (`ofp-errors.h`).
+const EXPERIMENTER_ERRORS: &[(u32, u16, &str)] = &[
+    (0x4f4e_4600, 2640, "OFPBRC_MULTIPART_REQUEST_TIMEOUT"),
+    (0x4f4e_4600, 2641, "OFPBRC_MULTIPART_REPLY_TIMEOUT"),
+    (0x2320, 2, "NXBRC_NXM_INVALID"),
+    (0x2320, 3, "NXBRC_NXM_BAD_TYPE"),
+    (0x2320, 4, "NXBRC_MUST_BE_ZERO"),
+    (0x2320, 5, "NXBRC_BAD_REASON"),
+    (0x2320, 9, "NXBRC_FM_BAD_EVENT"),
+    (0x2320, 10, "NXBRC_UNENCODABLE_ERROR"),
+    (0x4f4e_4600, 4250, "OFPBAC_BAD_SET_MASK"),
+    (0x2320, 11, "NXBAC_MUST_BE_ZERO"),
+    (0x2320, 15, "NXBAC_BAD_CONJUNCTION"),
+    (0x2320, 39, "NXBAC_BAD_HEADER_TYPE"),
+    (0x2320, 40, "NXBAC_UNKNOWN_ED_PROP"),
+    (0x2320, 41, "NXBAC_BAD_ED_PROP"),
+    (0x2320, 42, "NXBAC_CT_DATAPATH_SUPPORT"),
+    (0x4f4e_4600, 2600, "OFPBIC_DUP_INST"),
+    (0x2320, 43, "NXBMC_CT_DATAPATH_SUPPORT"),
+    (0x4f4e_4600, 2360, "OFPFMFC_BAD_PRIORITY"),
+    (0x2320, 12, "NXFMFC_HARDWARE"),
+    (0x2320, 13, "NXFMFC_BAD_TABLE_ID"),
+    (0x2320, 37, "NXFMFC_INVALID_TLV_FIELD"),
+    (0x2320, 44, "NXTFFC_DUP_TABLE"),
+    (0x4f4e_4600, 4443, "OFPBPC_TOO_MANY"),
+    (0x4f4e_4600, 4444, "OFPBPC_DUP_TYPE"),
+    (0x4f4e_4600, 4445, "OFPBPC_BAD_EXPERIMENTER"),
+    (0x4f4e_4600, 4446, "OFPBPC_BAD_EXP_TYPE"),
+    (0x4f4e_4600, 4447, "OFPBPC_BAD_EXP_VALUE"),
+    (0x4f4e_4600, 4448, "OFPBPC_EPERM"),
+    (0x4f4e_4600, 2370, "OFPACFC_INVALID"),
+    (0x4f4e_4600, 2371, "OFPACFC_UNSUPPORTED"),
+    (0x4f4e_4600, 2372, "OFPACFC_EPERM"),
+    (0x4f4e_4600, 2300, "OFPBFC_UNKNOWN"),
+    (0x4f4e_4600, 2301, "OFPBFC_EPERM"),
+    (0x4f4e_4600, 2302, "OFPBFC_BAD_ID"),
+    (0x4f4e_4600, 2303, "OFPBFC_BUNDLE_EXIST"),
+    (0x4f4e_4600, 2304, "OFPBFC_BUNDLE_CLOSED"),
+    (0x4f4e_4600, 2305, "OFPBFC_OUT_OF_BUNDLES"),
+    (0x4f4e_4600, 2306, "OFPBFC_BAD_TYPE"),
+    (0x4f4e_4600, 2307, "OFPBFC_BAD_FLAGS"),
+    (0x4f4e_4600, 2308, "OFPBFC_MSG_BAD_LEN"),
+    (0x4f4e_4600, 2309, "OFPBFC_MSG_BAD_XID"),
+    (0x4f4e_4600, 2310, "OFPBFC_MSG_UNSUP"),
+    (0x4f4e_4600, 2311, "OFPBFC_MSG_CONFLICT"),
+    (0x4f4e_4600, 2312, "OFPBFC_MSG_TOO_MANY"),
+    (0x4f4e_4600, 2313, "OFPBFC_MSG_FAILED"),
+    (0x4f4e_4600, 2314, "OFPBFC_TIMEOUT"),
+    (0x4f4e_4600, 2315, "OFPBFC_BUNDLE_IN_PROGRESS"),
+    (0x2320, 6, "OFPMOFC_MONITOR_EXISTS"),
+    (0x2320, 8, "OFPMOFC_UNKNOWN_MONITOR"),
+    (0x2320, 7, "OFPMOFC_BAD_FLAGS"),
+    (0x2320, 16, "NXTTMFC_BAD_COMMAND"),
+    (0x2320, 17, "NXTTMFC_BAD_OPT_LEN"),
+    (0x2320, 18, "NXTTMFC_BAD_FIELD_IDX"),
+    (0x2320, 19, "NXTTMFC_TABLE_FULL"),
+    (0x2320, 20, "NXTTMFC_ALREADY_MAPPED"),
+    (0x2320, 21, "NXTTMFC_DUP_ENTRY"),
+    (0x2320, 38, "NXTTMFC_INVALID_TLV_DEL"),
+    (0x2320, 34, "NXR_NOT_SUPPORTED"),
+    (0x2320, 35, "NXR_STALE"),
+    (0x2320, 36, "NXST_NOT_CONFIGURED"),
+];
+
+fn experimenter_error_name(experimenter: u32, exp_type: u16) -> String {
+    EXPERIMENTER_ERRORS
+        .iter()
+        .find(|(e, t, _)| *e == experimenter && *t == exp_type)
+        .map_or_else(
+            || format!("OFPET_EXPERIMENTER({experimenter:#x},{exp_type})"),
+            |(_, _, n)| (*n).to_string(),
+        )
 }
 
 /// OpenFlow 1.3 error type prefixes and code names (section 7.4.4).
@@ -1434,6 +1709,9 @@ pub fn error_name(err_type: u16, code: u16) -> String {
 }
 
 fn bundle_flags(f: u16) -> String {
+    if f == 0 {
+        return "0".into();
+    }
     let mut v = Vec::new();
     if f & 1 != 0 {
         v.push("atomic");
