@@ -21,5 +21,6 @@ pub mod netlink;
 pub mod netns;
 pub mod openflow;
 pub mod ovsdb;
+pub mod pipeline;
 pub mod sandbox;
 pub mod vswitch;
