@@ -13,6 +13,7 @@
 //!   tests, the demo and the lab.
 //! - [`cli`]: the `ovsnet` command line.
 
+pub mod agent;
 pub mod attach;
 pub mod cli;
 pub mod container;

@@ -12,9 +12,11 @@ use crate::net::IpNet;
 use crate::ovsdb::{Client, ConnectOptions};
 use crate::vswitch::Vswitch;
 
+pub mod agent;
 pub mod attach;
 pub mod bridge;
 pub mod demo;
+pub mod flows;
 pub mod ofp;
 
 /// Open vSwitch control for container networking.
@@ -92,6 +94,10 @@ pub enum Command {
     /// Encode and decode OpenFlow 1.3 messages (debugging aids, like ovs-ofctl's).
     #[command(subcommand)]
     Ofp(ofp::OfpCommand),
+    /// Run the OpenFlow agent that programs a bridge's flows per container.
+    Agent(agent::AgentArgs),
+    /// Print a bridge's flows (desired, installed, or the difference) in ovs-ofctl syntax.
+    Flows(flows::FlowsArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -200,6 +206,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bridge(cmd) => block_on(bridge::run_bridge(cmd, &g)),
         Command::Tunnel(cmd) => block_on(bridge::run_tunnel(cmd, &g)),
         Command::Demo(args) => block_on(demo::run(args, &g)),
+        Command::Agent(args) => agent::run(args, &g),
+        Command::Flows(args) => block_on(flows::run(args, &g)),
     }
 }
 
