@@ -328,8 +328,11 @@ impl Agent {
         tracing::info!(dpid = format!("{:016x}", conn.features.datapath_id), installed = self.installed.len(), "switch connected");
         self.conn = Some(conn);
         self.stats.switch_connected.store(1, Relaxed);
+        let r = self.reconcile("switch connected").await;
+        // Counted once the first reconcile is done: "connected" means
+        // "connected and made equal".
         self.stats.switch_connects.fetch_add(1, Relaxed);
-        self.reconcile("switch connected").await
+        r
     }
 
     fn disconnected(&mut self, why: &str) {
