@@ -92,6 +92,11 @@ pub async fn run(args: FlowsArgs, g: &Global) -> anyhow::Result<()> {
             println!("-{}", text(&shown, args.no_cookies));
         }
         for fm in &d.add {
+            // A replaced flow shows what it was, too.
+            let key = crate::pipeline::FlowKey { table: fm.table_id, priority: fm.priority, r#match: fm.r#match.canonical() };
+            if let Some(v) = have.flows.get(&key) {
+                println!("-{}", text(&crate::pipeline::render::flow_mod(&key, v), args.no_cookies));
+            }
             println!("+{}", text(fm, args.no_cookies));
         }
     } else {
