@@ -322,13 +322,21 @@ impl Agent {
 
     /// A new switch connection: handshake, read the flows back, reconcile.
     async fn connected(&mut self, io: Box<dyn Io>) -> Result<(), AgentError> {
+        let start = Instant::now();
         let mut conn = OfConn::handshake(io, self.stats.clone(), self.opts.switch_timeout).await?;
         let flows = conn.dump_flows().await?;
         self.installed = installed_from_stats(&flows, &self.tables);
         tracing::info!(dpid = format!("{:016x}", conn.features.datapath_id), installed = self.installed.len(), "switch connected");
         self.conn = Some(conn);
         self.stats.switch_connected.store(1, Relaxed);
+        let read_back = self.installed.len();
         let r = self.reconcile("switch connected").await;
+        if self.opts.print_reconciles && r.is_ok() {
+            println!(
+                "switch ready: read back {read_back} flows, equal to the desired flows {:.3}s after it connected",
+                start.elapsed().as_secs_f64()
+            );
+        }
         // Counted once the first reconcile is done: "connected" means
         // "connected and made equal".
         self.stats.switch_connects.fetch_add(1, Relaxed);
