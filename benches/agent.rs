@@ -178,6 +178,7 @@ fn scale(n: usize) {
     // controller), so OVS never flushes flows between the two runs.
     let sock = sbx.dir().join("ovsnet-obr0.sock");
     vsctl(&sbx, &["set-fail-mode", BR, "secure", "--", "set-controller", BR, &format!("unix:{}", sock.display())]);
+    vsctl(&sbx, &["set", "controller", BR, "max_backoff=1000"]);
     let t = Instant::now();
     add_endpoints(&sbx, n);
     eprintln!("{n} endpoint ports ready in {:.1}s", t.elapsed().as_secs_f64());
@@ -210,13 +211,13 @@ fn scale(n: usize) {
         let (rec, ready) = agent.wait_ready();
         assert_eq!(field(&rec, "sent"), n_flows as u64, "{rec}");
         assert_eq!(flow_count(&sbx), n_flows);
-        agent_times.push(secs_after(&ready, "flows"));
+        agent_times.push(secs_after(&ready, "desired flows"));
         rss = rss.max(agent.rss_kb());
         drop(agent); // SIGKILL
         let again = Agent::start(&sbx, &[]);
         let (rec, ready) = again.wait_ready();
         restart_sent.push(field(&rec, "sent"));
-        verify_times.push(secs_after(&ready, "flows"));
+        verify_times.push(secs_after(&ready, "desired flows"));
         rss = rss.max(again.rss_kb());
         eprintln!("round {round}: ovs-ofctl {took:.3}s, agent {:.3}s, restart verify {:.3}s ({rec})", agent_times[round], verify_times[round]);
     }
@@ -277,7 +278,8 @@ fn iperf(secs: usize) {
                 .args(["netns", "exec", client, "iperf3", "-J", "-c", addr, "-t", &secs.to_string()])
                 .output()
                 .expect("iperf3 -c");
-            if out.status.success() || start.elapsed() > Duration::from_secs(10) {
+            let ok = out.status.success() && !String::from_utf8_lossy(&out.stdout).contains("\"error\"");
+            if ok || start.elapsed() > Duration::from_secs(10) {
                 break out;
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -287,9 +289,16 @@ fn iperf(secs: usize) {
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
         v["end"]["sum_received"]["bits_per_second"].as_f64().unwrap_or(0.0) / 1e9
     };
+    // Both pairs reachable (ARP resolved, flows in place) before measuring.
+    for (from, to) in [(&p1, "10.70.0.3"), (&n1, "10.71.0.3")] {
+        let start = Instant::now();
+        while !Command::new("ip").args(["netns", "exec", from, "ping", "-c", "1", "-W", "1", to]).status().is_ok_and(|s| s.success()) {
+            assert!(start.elapsed() < Duration::from_secs(20), "no ping to {to}");
+        }
+    }
     let mut pipe = Vec::new();
     let mut normal = Vec::new();
-    for _ in 0..3 {
+    for _ in 0..5 {
         pipe.push(run(&p2, &p1, "10.70.0.3"));
         normal.push(run(&n2, &n1, "10.71.0.3"));
     }

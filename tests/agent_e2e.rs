@@ -59,6 +59,15 @@ fn ping_tcp_arp_by_flows_and_isolation() {
     server.join().expect("server");
     assert_eq!(agent.stats.packet_ins.load(Relaxed), 0);
 
+    // ARP claiming b's address from a's port: dropped by port security,
+    // never answered.
+    let drops = |lab: &Lab| lab.packets_all(&["table=10,", "priority=0 actions=drop"]);
+    let spoof = ovsnet::netlink::arp::gratuitous_arp(ovsnet::attach::mac_from_ip("10.61.0.2".parse().expect("ip")), "10.61.0.3".parse().expect("ip"));
+    let (drops_before, answered_before) = (drops(&lab), lab.packets("arp_op=1"));
+    common_agent::send_frames(&a, "eth1", &spoof, 20);
+    wait_for(10, "spoofed ARP dropped in table 10", || drops(&lab) >= drops_before + 20);
+    assert!(lab.packets("arp_op=1") < answered_before + 20, "{}", lab.dump_flows());
+
     // Spoofing: a takes another IP, then another MAC: nothing gets through.
     assert!(ns_run(&a, &["ip", "addr", "add", "10.61.0.9/24", "dev", "eth1"]));
     assert!(!ns_run(&a, &["ping", "-c", "2", "-W", "1", "-I", "10.61.0.9", "10.61.0.3"]));

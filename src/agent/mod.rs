@@ -213,6 +213,9 @@ pub async fn set_controller(client: &Client, bridge: &str, target: &str) -> Resu
     }
     let mut ctl = crate::ovsdb::Row::new();
     ctl.insert("target".into(), Datum::from(target));
+    // A local socket: retry every second at most (the default backs off
+    // to 8 s), so a restarted agent is back in control quickly.
+    ctl.insert("max_backoff".into(), Datum::from(1000i64));
     let mut br = crate::ovsdb::Row::new();
     br.insert("controller".into(), Datum::named_uuid("ovsnet_ctl"));
     br.insert("fail_mode".into(), Datum::from("secure"));
@@ -467,7 +470,10 @@ pub async fn run(
             }
         }
     }
-    agent.disconnected("agent stopping");
+    if agent.conn.take().is_some() {
+        tracing::info!("agent stopping; the switch keeps its flows (fail_mode=secure)");
+    }
+    agent.stats.switch_connected.store(0, Relaxed);
     if let Listen::Unix(p) = &agent.opts.listen {
         let _ = std::fs::remove_file(p);
     }

@@ -75,9 +75,14 @@ impl Lab {
 
     /// The n_packets of the flows whose text contains `needle`, summed.
     pub fn packets(&self, needle: &str) -> u64 {
+        self.packets_all(&[needle])
+    }
+
+    /// The n_packets of the flows whose text contains every needle, summed.
+    pub fn packets_all(&self, needles: &[&str]) -> u64 {
         self.dump_flows()
             .lines()
-            .filter(|l| l.contains(needle))
+            .filter(|l| needles.iter().all(|n| l.contains(n)))
             .filter_map(|l| l.split("n_packets=").nth(1))
             .filter_map(|r| r.split(',').next())
             .filter_map(|n| n.parse::<u64>().ok())
@@ -221,4 +226,40 @@ pub fn ns_run(ns: &str, args: &[&str]) -> bool {
         .args(args)
         .output()
         .is_ok_and(|o| o.status.success())
+}
+
+/// Sends raw Ethernet frames out of `ifname` inside namespace `ns`
+/// (an `AF_PACKET` socket opened in that namespace).
+pub fn send_frames(ns: &str, ifname: &str, frame: &[u8], count: usize) {
+    let fd = ovsnet::netns::open(ns).expect("open ns");
+    let frame = frame.to_vec();
+    let ifname = std::ffi::CString::new(ifname).expect("ifname");
+    ovsnet::netns::run_in(&fd, move || {
+        // SAFETY: plain socket(2)/if_nametoindex(3)/sendto(2)/close(2) on
+        // values checked here; the buffers outlive the calls.
+        unsafe {
+            let s = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0);
+            assert!(s >= 0, "AF_PACKET socket");
+            let index = libc::if_nametoindex(ifname.as_ptr());
+            assert!(index > 0, "no such interface");
+            let mut addr: libc::sockaddr_ll = std::mem::zeroed();
+            addr.sll_family = libc::AF_PACKET as u16;
+            addr.sll_ifindex = index as i32;
+            addr.sll_halen = 6;
+            addr.sll_addr[..6].copy_from_slice(&frame[..6]);
+            for _ in 0..count {
+                let n = libc::sendto(
+                    s,
+                    frame.as_ptr().cast(),
+                    frame.len(),
+                    0,
+                    (&raw const addr).cast(),
+                    std::mem::size_of::<libc::sockaddr_ll>() as u32,
+                );
+                assert_eq!(n, frame.len() as isize, "sendto");
+            }
+            libc::close(s);
+        }
+    })
+    .expect("run in namespace");
 }
