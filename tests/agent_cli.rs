@@ -29,12 +29,12 @@ fn flows_desired_installed_and_diff_agree_with_ovs_ofctl() {
     let a = lab.attach("fl-a", "10.68.0.2/24", None);
     lab.attach("fl-b", "10.68.0.3/24", None);
     let desired = flows(&lab, &["--desired"]);
-    assert_eq!(desired.lines().count(), 14, "{desired}");
+    assert_eq!(desired.lines().count(), 16, "{desired}");
     assert!(desired.lines().all(|l| l.starts_with("cookie=0xa5e") && l.contains("table=")), "{desired}");
     // Before any agent: the bridge's own NORMAL flow is all there is.
     let diff = flows(&lab, &["--diff"]);
     assert!(diff.lines().any(|l| l.starts_with("-") && l.contains("actions=NORMAL")), "{diff}");
-    assert_eq!(diff.lines().filter(|l| l.starts_with('+')).count(), 14, "{diff}");
+    assert_eq!(diff.lines().filter(|l| l.starts_with('+')).count(), 16, "{diff}");
 
     // Make the bridge the agent's first: OVS flushes a bridge's flows when
     // its fail mode changes with no controller connected.

@@ -25,9 +25,9 @@ fn ping_tcp_arp_by_flows_and_isolation() {
     let ctl = vsctl(&lab.sbx, &["get-controller", BR]);
     assert!(ctl.contains("ovsnet-obr0.sock"), "{ctl}");
     assert_eq!(vsctl(&lab.sbx, &["get-fail-mode", BR]).trim(), "secure");
-    // 3 endpoints x 4, 2 networks x 2 (ARP, broadcast), 4 drops.
-    wait_for(10, "flows installed", || lab.agent_flow_count() == 12 + 4 + 4);
-    assert_eq!(agent.stats.flows_installed.load(Relaxed), 20);
+    // 3 endpoints x 4, 2 networks x 3 (ARP, broadcast, flood chunk), 5 drops.
+    wait_for(10, "flows installed", || lab.agent_flow_count() == 12 + 6 + 5);
+    assert_eq!(agent.stats.flows_installed.load(Relaxed), 23);
 
     wait_for(10, "ping a -> b", || ping(&a, "10.61.0.3"));
     assert!(ping(&b, "10.61.0.2"));
@@ -78,5 +78,5 @@ fn ping_tcp_arp_by_flows_and_isolation() {
     // Stopping the agent leaves the flows: b still reaches... itself's peers.
     let mut agent = agent;
     agent.stop().expect("clean stop");
-    assert_eq!(lab.agent_flow_count(), 20);
+    assert_eq!(lab.agent_flow_count(), 23);
 }

@@ -72,9 +72,9 @@ fn m(s: &str) -> [u8; 6] {
 fn the_shipped_pipeline_declares_its_tables() {
     let p = Pipeline::builtin().expect("pipeline parses");
     let ids: Vec<u8> = p.tables.iter().map(|t| t.id).collect();
-    assert_eq!(ids, vec![0, 10, 20, 30]);
+    assert_eq!(ids, vec![0, 10, 20, 30, 40]);
     let names: Vec<&str> = p.tables.iter().map(|t| t.name.as_str()).collect();
-    assert_eq!(names, vec!["classify", "port_security", "arp_responder", "forwarding"]);
+    assert_eq!(names, vec!["classify", "port_security", "arp_responder", "forwarding", "flood"]);
     for t in &p.tables {
         assert!(!t.purpose.is_empty(), "table {} has no purpose", t.id);
         assert!(!t.templates.is_empty());
@@ -88,7 +88,7 @@ fn an_empty_state_is_one_drop_per_table() {
     let d = desired_flows(&p, &State::default()).expect("render");
     let flows = d.flows.to_flow_mods();
     let text: Vec<String> = flows.iter().map(format_flow).collect();
-    assert_eq!(flows.len(), 4, "{text:#?}");
+    assert_eq!(flows.len(), 5, "{text:#?}");
     assert!(flows.iter().all(|f| f.priority == 0 && f.instructions.is_empty()));
 }
 
@@ -103,7 +103,7 @@ fn each_endpoint_costs_four_flows() {
         s.local_endpoints.push(LocalEndpoint { id: format!("p{i}"), network: "default".into(), ofport: i + 1, ip: a, mac: mac_from_ip(a) });
     }
     let d = desired_flows(&p, &s).expect("render");
-    assert_eq!(d.flows.len(), base + 50 * ovsnet::pipeline::FLOWS_PER_ENDPOINT);
+    assert_eq!(d.flows.len(), base + 50 * ovsnet::pipeline::FLOWS_PER_ENDPOINT + 1, "and one broadcast chunk");
     assert_eq!(d.per_kind.get("endpoint"), Some(&200));
     // Per table: classify 1, port security 2, ARP 0, forwarding 1.
     let per = d.flows.per_table();
@@ -111,6 +111,7 @@ fn each_endpoint_costs_four_flows() {
     assert_eq!(per[&10], 100 + 1);
     assert_eq!(per[&20], 1 + 1, "one ARP flow for the whole network");
     assert_eq!(per[&30], 50 + 2);
+    assert_eq!(per[&40], 1 + 1);
 }
 
 #[test]
@@ -119,15 +120,17 @@ fn rendering_the_rich_state_gives_the_expected_flows() {
     let d = desired_flows(&p, &state()).expect("render");
     assert!(d.warnings.is_empty(), "{:?}", d.warnings);
     // 5 local endpoints (4 + host) x 4, static MAC ARP for d, host and the
-    // remote endpoint (3), per network: ARP + broadcast (2 x 2), tunnel
-    // classify (2), remote block 1, remote endpoint 1, drops 4.
-    assert_eq!(d.flows.len(), 20 + 3 + 4 + 2 + 1 + 1 + 4);
+    // remote endpoint (3), per network: ARP + broadcast + one flood chunk
+    // (3 x 2), tunnel classify (2), remote block 1, remote endpoint 1, drops 5.
+    assert_eq!(d.flows.len(), 20 + 3 + 6 + 2 + 1 + 1 + 5);
     let text: Vec<String> = d.flows.to_flow_mods().iter().map(format_flow).collect();
     let red = vni_for("red");
     let has = |needle: &str| text.iter().any(|t| t.contains(needle));
     assert!(has(&format!("priority=100,in_port=LOCAL actions=load:{red:#x}->NXM_NX_REG6[],goto_table:10")), "{text:#?}");
     assert!(has("set_field:192.168.50.2->tun_dst"), "{text:#?}");
-    assert!(has(&format!("priority=95,reg6={red:#x},dl_dst=01:00:00:00:00:00/01:00:00:00:00:00 actions=output:1,output:2,output:4,LOCAL")), "{text:#?}");
+    assert!(has(&format!("priority=95,reg6={red:#x},dl_dst=01:00:00:00:00:00/01:00:00:00:00:00 actions=load:0->NXM_NX_REG5[],resubmit(,40)")), "{text:#?}");
+    assert!(has("table=40, priority=100,reg5=0") || has("reg5=0"), "{text:#?}");
+    assert!(has("actions=output:1,output:2,output:4,LOCAL"), "{text:#?}");
     // Every flow carries ovsnet's cookie tag.
     assert!(d.flows.flows.values().all(|v| v.cookie & ovsnet::pipeline::COOKIE_MASK == ovsnet::pipeline::COOKIE_TAG));
 }
@@ -343,11 +346,42 @@ fn ten_thousand_endpoints_render_quickly() {
     let start = std::time::Instant::now();
     let d = desired_flows(&p, &s).expect("render");
     let took = start.elapsed();
-    assert_eq!(d.flows.len(), 40_000 + 2 + 4);
+    assert_eq!(d.flows.len(), 40_000 + 2 + 10 + 5, "10 flood chunks of 1000 ports");
     assert!(took.as_secs() < 20, "took {took:?}");
     let mut seen = BTreeMap::new();
     for v in d.flows.flows.values() {
         *seen.entry(v.cookie).or_insert(0) += 1;
     }
     assert!(seen.len() > 10_000, "cookies per owner");
+}
+
+#[test]
+fn a_big_network_floods_in_chunks_that_fit_a_message() {
+    let p = Pipeline::builtin().expect("pipeline");
+    let mut s = State::default();
+    s.ensure_network("big", net("10.9.0.0/16"));
+    for i in 0..2500u32 {
+        let a = Ipv4Addr::from(u32::from(ip("10.9.0.2")) + i);
+        s.local_endpoints.push(LocalEndpoint { id: format!("p{i}"), network: "big".into(), ofport: i + 1, ip: a, mac: mac_from_ip(a) });
+    }
+    let d = desired_flows(&p, &s).expect("render");
+    assert_eq!(d.per_kind.get("flood_chunk"), Some(&3));
+    let t = FlowTable::from_set(&d.flows);
+    let tr = t.trace(&Packet::ipv4(7, m("10.9.0.8"), [0xff; 6], ip("10.9.0.8"), ip("10.9.255.255")));
+    let mut ports = tr.ports();
+    ports.sort_unstable();
+    let want: Vec<u32> = (1..=2500).filter(|&p| p != 7).collect();
+    assert_eq!(ports, want);
+    for fm in d.flows.to_flow_mods() {
+        assert!(ovsnet::openflow::Message::FlowMod(fm).encode(0).len() <= ovsnet::pipeline::render::MAX_FLOW_MOD);
+    }
+}
+
+#[test]
+fn a_flow_too_big_for_a_message_is_an_error() {
+    let outputs: Vec<String> = (1..5000).map(|p| format!("output:{p}")).collect();
+    let text = format!("[table 0 a]\nflow pipeline = priority=1 actions={}\n", outputs.join(","));
+    let p = Pipeline::parse(&text).expect("parses");
+    let err = desired_flows(&p, &State::default()).expect_err("too big");
+    assert!(err.to_string().contains("bytes"), "{err}");
 }

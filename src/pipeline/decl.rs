@@ -26,6 +26,8 @@ pub enum Kind {
     StaticMac,
     /// Per network.
     Network,
+    /// Per network and chunk of its local ports (broadcast).
+    FloodChunk,
     /// Per network and flow-based tunnel port.
     Tunnel,
     /// Per remote address block.
@@ -41,6 +43,7 @@ impl Kind {
             "endpoint" => Kind::Endpoint,
             "static_mac" => Kind::StaticMac,
             "network" => Kind::Network,
+            "flood_chunk" => Kind::FloodChunk,
             "tunnel" => Kind::Tunnel,
             "remote_block" => Kind::RemoteBlock,
             "remote_endpoint" => Kind::RemoteEndpoint,
@@ -53,6 +56,7 @@ impl Kind {
             Kind::Endpoint => "endpoint",
             Kind::StaticMac => "static_mac",
             Kind::Network => "network",
+            Kind::FloodChunk => "flood_chunk",
             Kind::Tunnel => "tunnel",
             Kind::RemoteBlock => "remote_block",
             Kind::RemoteEndpoint => "remote_endpoint",
@@ -65,6 +69,7 @@ impl Kind {
             Kind::Endpoint => &["ofport", "mac", "ip", "vni"],
             Kind::StaticMac => &["mac", "mac_hex", "ip", "vni"],
             Kind::Network => &["vni", "cidr", "flood"],
+            Kind::FloodChunk => &["vni", "chunk", "outputs"],
             Kind::Tunnel => &["vni", "tunnel_ofport"],
             Kind::RemoteBlock => &["vni", "cidr", "tun_dst", "tunnel_ofport"],
             Kind::RemoteEndpoint => &["vni", "mac", "ip", "tun_dst", "tunnel_ofport"],

@@ -14,6 +14,13 @@ use crate::openflow::message::Message;
 use crate::openflow::text::parse_flow;
 use crate::openflow::{FlowMod, Match};
 
+/// Local ports per broadcast flow of table [`FLOOD_TABLE`].
+pub const FLOOD_CHUNK: usize = 1000;
+/// The table `{flood}` resubmits to.
+pub const FLOOD_TABLE: u8 = 40;
+/// The largest flow_mod that still fits in a bundle-add message.
+pub const MAX_FLOW_MOD: usize = 0xffff - 16;
+
 /// The top 16 bits of every cookie ovsnet writes.
 pub const COOKIE_TAG: u64 = 0x0a5e_0000_0000_0000;
 /// The mask selecting [`COOKIE_TAG`].
@@ -170,6 +177,10 @@ fn substitute(t: &Template, vars: &[(&'static str, String)]) -> Result<String, P
 /// resubmit only forward to declared tables.
 pub fn validate(decl: &TableDecl, fm: &FlowMod, pipeline: &Pipeline) -> Result<(), String> {
     fm.r#match.check_prerequisites().map_err(|e| e.to_string())?;
+    let len = Message::FlowMod(fm.clone()).encode(0).len();
+    if len > MAX_FLOW_MOD {
+        return Err(format!("the flow encodes to {len} bytes; at most {MAX_FLOW_MOD} fit in a bundle"));
+    }
     for f in &fm.r#match.fields {
         let name = f.field().map(|x| x.def().name).unwrap_or("an unknown field");
         if !decl.matches.contains(name) {
@@ -189,7 +200,7 @@ pub fn validate(decl: &TableDecl, fm: &FlowMod, pipeline: &Pipeline) -> Result<(
             Instruction::ApplyActions(acts) | Instruction::WriteActions(acts) => {
                 for a in acts {
                     if let Action::ResubmitTable { table, .. } = a
-                        && (*table <= decl.id || pipeline.table(*table).is_none())
+                        && (!decl.gotos.contains(table) || pipeline.table(*table).is_none())
                     {
                         return Err(format!("table {} ({}) may not resubmit to table {table}", decl.id, decl.name));
                     }
@@ -246,12 +257,26 @@ fn objects(state: &State, warnings: &mut Vec<String>) -> Vec<Obj> {
         let mut ports = flood.get(n.name.as_str()).cloned().unwrap_or_default();
         ports.sort_unstable();
         ports.dedup();
-        let flood_text = if ports.is_empty() {
+        let owner = format!("network:{}", n.name);
+        // One flow can hold only so many outputs (64 KiB per message): the
+        // ports go in chunks, each a flow of table 40 picked by reg5.
+        let chunks: Vec<&[u32]> = ports.chunks(FLOOD_CHUNK).collect();
+        let flood_text = if chunks.is_empty() {
             "drop".to_owned()
         } else {
-            ports.iter().map(|p| format!("output:{}", port_text(*p))).collect::<Vec<_>>().join(",")
+            (0..chunks.len())
+                .map(|i| format!("load:{i:#x}->NXM_NX_REG5[],resubmit(,{FLOOD_TABLE})"))
+                .collect::<Vec<_>>()
+                .join(",")
         };
-        let owner = format!("network:{}", n.name);
+        for (i, chunk) in chunks.iter().enumerate() {
+            let outputs = chunk.iter().map(|p| format!("output:{}", port_text(*p))).collect::<Vec<_>>().join(",");
+            objs.push(Obj {
+                kind: Kind::FloodChunk,
+                owner: format!("{owner}/flood:{i}"),
+                vars: vec![("vni", n.vni.to_string()), ("chunk", i.to_string()), ("outputs", outputs)],
+            });
+        }
         for cidr in &n.cidrs {
             let cidr = cidr.network();
             if !cidr.is_ipv4() {

@@ -121,9 +121,18 @@ impl FlowTable {
         FlowTable::default()
     }
     pub fn from_set(set: &FlowSet) -> Self {
+        // A set's keys are unique already: no replacement check, one sort.
         let mut t = FlowTable::new();
-        for fm in set.to_flow_mods() {
-            t.add(&fm);
+        for (k, v) in &set.flows {
+            t.tables.entry(k.table).or_default().push(Entry {
+                priority: k.priority,
+                cookie: v.cookie,
+                r#match: k.r#match.clone(),
+                instructions: v.instructions.clone(),
+            });
+        }
+        for v in t.tables.values_mut() {
+            v.sort_by(|a, b| b.priority.cmp(&a.priority));
         }
         t
     }
