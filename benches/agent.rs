@@ -11,6 +11,8 @@
 //! 4. iperf3 between two namespace containers through the pipeline against
 //!    the same pair on a NORMAL bridge of the same datapath.
 //!
+//! Run:
+//!
 //!     cargo bench --bench agent
 //!     OVSNET_BENCH_ENDPOINTS=2000 OVSNET_BENCH_IPERF_SECS=3 cargo bench --bench agent
 

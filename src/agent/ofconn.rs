@@ -154,10 +154,8 @@ impl OfConn {
         use std::sync::atomic::Ordering::Relaxed;
         match m {
             Message::EchoRequest(data) => self.send(&Message::EchoReply(data), h.xid).await?,
-            Message::EchoReply(_) => {
-                if self.echo_pending.is_some_and(|(x, _)| x == h.xid) {
-                    self.echo_pending = None;
-                }
+            Message::EchoReply(_) if self.echo_pending.is_some_and(|(x, _)| x == h.xid) => {
+                self.echo_pending = None;
             }
             Message::PacketIn(p) => {
                 self.stats.packet_ins.fetch_add(1, Relaxed);

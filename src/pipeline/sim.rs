@@ -132,7 +132,7 @@ impl FlowTable {
             });
         }
         for v in t.tables.values_mut() {
-            v.sort_by(|a, b| b.priority.cmp(&a.priority));
+            v.sort_by_key(|e| std::cmp::Reverse(e.priority));
         }
         t
     }
@@ -145,7 +145,7 @@ impl FlowTable {
             r#match: fm.r#match.clone(),
             instructions: fm.instructions.clone(),
         });
-        v.sort_by(|a, b| b.priority.cmp(&a.priority));
+        v.sort_by_key(|e| std::cmp::Reverse(e.priority));
     }
 
     fn matches(m: &Match, p: &Packet) -> bool {
