@@ -323,10 +323,16 @@ fn diff_sends_nothing_for_an_unchanged_switch_and_removes_strangers() {
     let installed = installed_from_stats(&stats, &p.table_ids());
     let d = diff(&desired, &installed);
     assert_eq!(d.delete.len(), 1, "{d:?}");
-    assert_eq!(d.delete[0].table_id, 10);
-    assert_eq!(d.delete[0].command, ovsnet::openflow::message::OFPFC_DELETE_STRICT);
     assert_eq!(d.add.len(), 1);
-    assert_eq!(d.add[0].table_id, 30);
+    let mods = d.flow_mods();
+    assert_eq!((mods[0].table_id, mods[0].priority), (10, 200));
+    assert_eq!(mods[0].command, ovsnet::openflow::message::OFPFC_DELETE_STRICT);
+    assert_eq!((mods[1].table_id, mods[1].command), (30, ovsnet::openflow::message::OFPFC_ADD));
+    // The bytes sent are the codec's encoding of the same flow_mods.
+    let sent: Vec<Vec<u8>> = d.messages().collect();
+    for (bytes, fm) in sent.iter().zip(&mods) {
+        assert_eq!(bytes, &ovsnet::openflow::Message::FlowMod(fm.clone()).encode(0));
+    }
 
     // Applying the diff to the mirror gives the desired set.
     let mut mirror = installed;

@@ -27,7 +27,8 @@ use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, UnixListener};
 
 use crate::ovsdb::{self, Cache, Client, ConnectOptions, Datum, MonitorEvent, MonitorRequest, Operation};
-use crate::pipeline::{FlowSet, Pipeline, PipelineError, desired_flows, diff, installed_from_stats};
+use crate::pipeline::diff::add_stats;
+use crate::pipeline::{FlowSet, Pipeline, PipelineError, desired_flows, diff};
 pub use dbstate::{HostAccess, NetworkOpt, StateOptions, state_from_cache};
 use ofconn::{Io, OfConn, OfError};
 
@@ -285,14 +286,16 @@ impl Agent {
         let changes = diff(&d.flows, &self.installed);
         let n = changes.len() as u64;
         if !changes.is_empty() {
-            match conn.bundle(changes.flow_mods()).await {
+            match conn.bundle(changes.messages()).await {
                 Ok(_) => crate::pipeline::diff::apply(&mut self.installed, &changes),
                 Err(e) => {
                     // Whatever happened, trust only what the switch says.
                     tracing::warn!("bundle failed: {e}; reading the switch's flows again");
                     self.stats.flow_mods.fetch_add(n, Relaxed);
-                    let flows = conn.dump_flows().await?;
-                    self.installed = installed_from_stats(&flows, &self.tables);
+                    let mut installed = FlowSet::default();
+                    let tables = &self.tables;
+                    conn.dump_flows_each(|part| add_stats(&mut installed, &part, tables)).await?;
+                    self.installed = installed;
                     return Err(e.into());
                 }
             }
@@ -327,8 +330,10 @@ impl Agent {
     async fn connected(&mut self, io: Box<dyn Io>) -> Result<(), AgentError> {
         let start = Instant::now();
         let mut conn = OfConn::handshake(io, self.stats.clone(), self.opts.switch_timeout).await?;
-        let flows = conn.dump_flows().await?;
-        self.installed = installed_from_stats(&flows, &self.tables);
+        let mut installed = FlowSet::default();
+        let tables = &self.tables;
+        conn.dump_flows_each(|part| add_stats(&mut installed, &part, tables)).await?;
+        self.installed = installed;
         tracing::info!(dpid = format!("{:016x}", conn.features.datapath_id), installed = self.installed.len(), "switch connected");
         self.conn = Some(conn);
         self.stats.switch_connected.store(1, Relaxed);

@@ -15,7 +15,7 @@ use crate::openflow::bundle::{OFPBCT_COMMIT_REPLY, OFPBCT_COMMIT_REQUEST, OFPBCT
 use crate::openflow::message::{FeaturesReply, HEADER_LEN, Hello, OFP13_VERSION, SwitchConfig, negotiate};
 use crate::openflow::multipart::{FlowStatsRequest, MultipartRequestBody, OFPMPF_MORE};
 use crate::openflow::{
-    BundleAdd, BundleControl, FlowMod, FlowStats, Header, Message, MultipartReplyBody, MultipartRequest,
+    BundleAdd, BundleControl, FlowStats, Header, Message, MultipartReplyBody, MultipartRequest,
 };
 
 /// What can go wrong on the switch connection.
@@ -183,10 +183,17 @@ impl OfConn {
 
     /// Every flow of every table (flow stats, all parts).
     pub async fn dump_flows(&mut self) -> Result<Vec<FlowStats>, OfError> {
+        let mut out = Vec::new();
+        self.dump_flows_each(|part| out.extend(part)).await?;
+        Ok(out)
+    }
+
+    /// Every flow of every table, handed over one reply part at a time (so
+    /// tens of thousands of decoded flows are never held at once).
+    pub async fn dump_flows_each(&mut self, mut each: impl FnMut(Vec<FlowStats>)) -> Result<(), OfError> {
         let xid = self.xid();
         let req = MultipartRequest::new(MultipartRequestBody::Flow(FlowStatsRequest::default()));
         self.send(&Message::MultipartRequest(req), xid).await?;
-        let mut out = Vec::new();
         loop {
             let (h, m) = self.recv_timeout().await?;
             if h.xid != xid {
@@ -195,11 +202,12 @@ impl OfConn {
             }
             match m {
                 Message::MultipartReply(r) => {
+                    let more = r.flags & OFPMPF_MORE != 0;
                     if let MultipartReplyBody::Flow(f) = r.body {
-                        out.extend(f);
+                        each(f);
                     }
-                    if r.flags & OFPMPF_MORE == 0 {
-                        return Ok(out);
+                    if !more {
+                        return Ok(());
                     }
                 }
                 Message::Error(_) => return Err(refused("flow stats request", &m)),
@@ -210,7 +218,8 @@ impl OfConn {
 
     /// Applies `mods` in one ONF bundle (atomic, ordered): open, add each,
     /// commit. Fails, with nothing applied, if the switch refuses any.
-    pub async fn bundle<'a>(&mut self, mods: impl Iterator<Item = &'a FlowMod>) -> Result<usize, OfError> {
+    /// `mods` are encoded FLOW_MOD messages (any xid: it is rewritten).
+    pub async fn bundle(&mut self, mods: impl Iterator<Item = Vec<u8>>) -> Result<usize, OfError> {
         let bundle_id = self.xid();
         let flags = crate::openflow::bundle::OFPBF_ATOMIC | crate::openflow::bundle::OFPBF_ORDERED;
         let open_xid = self.xid();
@@ -222,7 +231,7 @@ impl OfConn {
         let mut n = 0;
         for fm in mods {
             let xid = self.xid();
-            let add = BundleAdd::new(bundle_id, flags, &Message::FlowMod(fm.clone()));
+            let add = BundleAdd { bundle_id, flags, message: fm, inner_xid: None, properties: Vec::new() };
             Message::BundleAdd(add).encode_into(xid, &mut buf);
             n += 1;
             if buf.len() > 1 << 20 {

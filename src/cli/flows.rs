@@ -86,18 +86,17 @@ pub async fn run(args: FlowsArgs, g: &Global) -> anyhow::Result<()> {
         let want = desired(&args, g).await?;
         let have = installed(&args).await?;
         let d = diff(&want, &have);
-        for fm in &d.delete {
-            let key = crate::pipeline::FlowKey { table: fm.table_id, priority: fm.priority, r#match: fm.r#match.canonical() };
-            let shown = have.flows.get(&key).map(|v| crate::pipeline::render::flow_mod(&key, v)).unwrap_or_else(|| fm.clone());
+        for key in &d.delete {
+            let shown = have.flows.get(key).map(|v| crate::pipeline::render::flow_mod(key, v));
+            let shown = shown.unwrap_or_else(|| crate::pipeline::diff::delete_strict(key));
             println!("-{}", text(&shown, args.no_cookies));
         }
-        for fm in &d.add {
+        for (key, v) in &d.add {
             // A replaced flow shows what it was, too.
-            let key = crate::pipeline::FlowKey { table: fm.table_id, priority: fm.priority, r#match: fm.r#match.canonical() };
-            if let Some(v) = have.flows.get(&key) {
-                println!("-{}", text(&crate::pipeline::render::flow_mod(&key, v), args.no_cookies));
+            if let Some(old) = have.flows.get(key) {
+                println!("-{}", text(&crate::pipeline::render::flow_mod(key, old), args.no_cookies));
             }
-            println!("+{}", text(fm, args.no_cookies));
+            println!("+{}", text(&crate::pipeline::render::flow_mod(key, v), args.no_cookies));
         }
     } else {
         for fm in desired(&args, g).await?.to_flow_mods() {

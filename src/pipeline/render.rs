@@ -10,7 +10,6 @@ use super::PipelineError;
 use crate::attach::format_mac;
 use crate::openflow::action::{Action, OFPP_LOCAL};
 use crate::openflow::instruction::Instruction;
-use crate::openflow::message::Message;
 use crate::openflow::text::parse_flow;
 use crate::openflow::{FlowMod, Match};
 
@@ -26,20 +25,57 @@ pub const COOKIE_TAG: u64 = 0x0a5e_0000_0000_0000;
 /// The mask selecting [`COOKIE_TAG`].
 pub const COOKIE_MASK: u64 = 0xffff_0000_0000_0000;
 
-/// A flow's identity in a table: OpenFlow's "strict" match.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// A flow's identity in a table: OpenFlow's "strict" match. The match is
+/// kept as its OXM fields' wire bytes in canonical (Open vSwitch) order:
+/// compact (tens of thousands of flows per bridge) and compared by bytes,
+/// so encodings that decode alike but differ in form still differ only if
+/// their bytes do.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FlowKey {
     pub table: u8,
     pub priority: u16,
-    /// In canonical (Open vSwitch) field order.
-    pub r#match: Match,
+    match_fields: Box<[u8]>,
 }
 
-/// What a flow does and who owns it.
+impl FlowKey {
+    pub fn new(table: u8, priority: u16, m: &Match) -> FlowKey {
+        let mut buf = Vec::with_capacity(64);
+        for f in &m.canonical().fields {
+            f.emit(&mut buf);
+        }
+        FlowKey { table, priority, match_fields: buf.into_boxed_slice() }
+    }
+    /// The key of a flow_mod's (table, priority, match).
+    pub fn of(fm: &FlowMod) -> FlowKey {
+        FlowKey::new(fm.table_id, fm.priority, &fm.r#match)
+    }
+    /// The match, decoded.
+    pub fn r#match(&self) -> Match {
+        Match::parse_fields(&self.match_fields).unwrap_or_default()
+    }
+    /// Bytes of the `ofp_match` on the wire, padding included.
+    fn match_wire_len(&self) -> usize {
+        (4 + self.match_fields.len()).div_ceil(8) * 8
+    }
+}
+
+/// What a flow does and who owns it (instructions as wire bytes).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FlowValue {
     pub cookie: u64,
-    pub instructions: Vec<Instruction>,
+    instructions: Box<[u8]>,
+}
+
+impl FlowValue {
+    pub fn new(cookie: u64, instructions: &[Instruction]) -> FlowValue {
+        let mut buf = Vec::with_capacity(64);
+        Instruction::emit_list(instructions, &mut buf);
+        FlowValue { cookie, instructions: buf.into_boxed_slice() }
+    }
+    /// The instructions, decoded.
+    pub fn instructions(&self) -> Vec<Instruction> {
+        Instruction::parse_list(&self.instructions).unwrap_or_default()
+    }
 }
 
 /// A set of flows keyed by identity.
@@ -77,9 +113,10 @@ impl FlowSet {
     }
 }
 
-/// Sorts flow_mods by table, descending priority, then printed text.
+/// Sorts flow_mods by table, descending priority, then match (a stable
+/// order for printing and diffing).
 pub fn sort_flow_mods(v: &mut [FlowMod]) {
-    v.sort_by_cached_key(|f| (f.table_id, std::cmp::Reverse(f.priority), crate::openflow::text::format_flow(f)));
+    v.sort_by_cached_key(|f| (f.table_id, std::cmp::Reverse(f.priority), f.r#match.canonical().fields));
 }
 
 /// An ADD for `key` / `value`.
@@ -88,31 +125,51 @@ pub fn flow_mod(key: &FlowKey, value: &FlowValue) -> FlowMod {
         cookie: value.cookie,
         table_id: key.table,
         priority: key.priority,
-        r#match: key.r#match.clone(),
-        instructions: value.instructions.clone(),
+        r#match: key.r#match(),
+        instructions: value.instructions(),
         ..FlowMod::default()
     }
 }
 
-/// A flow as the switch would give it back: encoded and decoded once (so
-/// encodings that differ only in form compare equal), fields in canonical
-/// order.
+/// A flow as the switch would give it back, as bytes: the match's fields
+/// in canonical order, and the instructions, each encoded.
 pub fn normalize(fm: &FlowMod) -> (FlowKey, FlowValue) {
-    let round = match Message::decode(&Message::FlowMod(fm.clone()).encode(0)) {
-        Ok((_, Message::FlowMod(f))) => f,
-        _ => fm.clone(),
-    };
-    (
-        FlowKey {
-            table: round.table_id,
-            priority: round.priority,
-            r#match: round.r#match.canonical(),
-        },
-        FlowValue {
-            cookie: round.cookie,
-            instructions: round.instructions,
-        },
-    )
+    (FlowKey::of(fm), FlowValue::new(fm.cookie, &fm.instructions))
+}
+
+/// The OpenFlow 1.3 FLOW_MOD (xid 0) for a key and value, written
+/// straight from their bytes: `command` ADD carries the cookie and
+/// instructions, DELETE_STRICT neither.
+pub fn flow_mod_bytes(key: &FlowKey, value: Option<&FlowValue>, command: u8) -> Vec<u8> {
+    let instructions: &[u8] = value.map(|v| &v.instructions[..]).unwrap_or(&[]);
+    let len = 8 + 40 + key.match_wire_len() + instructions.len();
+    let mut b = Vec::with_capacity(len);
+    b.push(crate::openflow::message::OFP13_VERSION);
+    b.push(crate::openflow::message::OFPT_FLOW_MOD);
+    b.extend_from_slice(&(len.min(0xffff) as u16).to_be_bytes());
+    b.extend_from_slice(&0u32.to_be_bytes()); // xid: the sender's
+    b.extend_from_slice(&value.map_or(0, |v| v.cookie).to_be_bytes());
+    b.extend_from_slice(&0u64.to_be_bytes()); // cookie_mask
+    b.push(key.table);
+    b.push(command);
+    b.extend_from_slice(&[0, 0, 0, 0]); // idle, hard timeouts
+    b.extend_from_slice(&key.priority.to_be_bytes());
+    b.extend_from_slice(&crate::openflow::message::OFP_NO_BUFFER.to_be_bytes());
+    b.extend_from_slice(&crate::openflow::action::OFPP_ANY.to_be_bytes());
+    b.extend_from_slice(&crate::openflow::message::OFPG_ANY.to_be_bytes());
+    b.extend_from_slice(&[0, 0, 0, 0]); // flags, pad
+    let m = b.len();
+    b.extend_from_slice(&crate::openflow::oxm::OFPMT_OXM.to_be_bytes());
+    b.extend_from_slice(&((4 + key.match_fields.len()) as u16).to_be_bytes());
+    b.extend_from_slice(&key.match_fields);
+    b.resize(m + key.match_wire_len(), 0);
+    b.extend_from_slice(instructions);
+    b
+}
+
+/// Bytes of the FLOW_MOD message for this flow.
+pub fn flow_mod_len(key: &FlowKey, value: &FlowValue) -> usize {
+    8 + 40 + key.match_wire_len() + value.instructions.len()
 }
 
 /// The flows a state requires, with how many each object costs.
@@ -177,10 +234,6 @@ fn substitute(t: &Template, vars: &[(&'static str, String)]) -> Result<String, P
 /// resubmit only forward to declared tables.
 pub fn validate(decl: &TableDecl, fm: &FlowMod, pipeline: &Pipeline) -> Result<(), String> {
     fm.r#match.check_prerequisites().map_err(|e| e.to_string())?;
-    let len = Message::FlowMod(fm.clone()).encode(0).len();
-    if len > MAX_FLOW_MOD {
-        return Err(format!("the flow encodes to {len} bytes; at most {MAX_FLOW_MOD} fit in a bundle"));
-    }
     for f in &fm.r#match.fields {
         let name = f.field().map(|x| x.def().name).unwrap_or("an unknown field");
         if !decl.matches.contains(name) {
@@ -363,8 +416,64 @@ pub fn desired_flows(pipeline: &Pipeline, state: &State) -> Result<DesiredFlows,
             by_kind.entry(tpl.kind).or_default().push((t, tpl));
         }
     }
+    // Rendering is independent per object: split the objects over the
+    // cores, then merge in object order (so the first of two conflicting
+    // objects wins, whatever the split).
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
+    let chunk = objs.len().div_ceil(threads).max(512);
+    let rendered: Vec<Result<Vec<Rendered>, PipelineError>> = if objs.len() <= chunk {
+        vec![render_objects(&objs, &by_kind, pipeline)]
+    } else {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = objs
+                .chunks(chunk)
+                .map(|part| {
+                    let by_kind = &by_kind;
+                    scope.spawn(move || render_objects(part, by_kind, pipeline))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(PipelineError::Template { line: 0, why: "a rendering thread panicked".into() })
+                    })
+                })
+                .collect()
+        })
+    };
+    out.flows.flows.reserve(rendered.iter().map(|r| r.as_ref().map_or(0, Vec::len)).sum());
+    for part in rendered {
+        for r in part? {
+            if let Some(prev) = out.flows.flows.get(&r.key) {
+                if *prev != r.value {
+                    out.warnings.push(format!("{}: a flow of table {} conflicts with another object's; skipped", r.owner, r.key.table));
+                }
+                continue;
+            }
+            out.flows.flows.insert(r.key, r.value);
+            *out.per_kind.entry(r.kind.name()).or_insert(0) += 1;
+        }
+    }
+    Ok(out)
+}
+
+/// One rendered, validated flow.
+struct Rendered {
+    owner: String,
+    kind: Kind,
+    key: FlowKey,
+    value: FlowValue,
+}
+
+fn render_objects(
+    objs: &[Obj],
+    by_kind: &BTreeMap<Kind, Vec<(&TableDecl, &Template)>>,
+    pipeline: &Pipeline,
+) -> Result<Vec<Rendered>, PipelineError> {
+    let mut out = Vec::with_capacity(objs.len() * 4);
     let mut text = String::new();
-    for obj in &objs {
+    for obj in objs {
         let Some(tpls) = by_kind.get(&obj.kind) else { continue };
         let cookie = cookie_for(&obj.owner);
         for (decl, tpl) in tpls {
@@ -380,15 +489,16 @@ pub fn desired_flows(pipeline: &Pipeline, state: &State) -> Result<DesiredFlows,
                 flow: text.clone(),
                 why,
             })?;
-            let (k, v) = normalize(&fm);
-            if let Some(prev) = out.flows.flows.get(&k) {
-                if *prev != v {
-                    out.warnings.push(format!("{}: flow {text} conflicts with another object's; skipped", obj.owner));
-                }
-                continue;
+            let (key, value) = normalize(&fm);
+            let len = flow_mod_len(&key, &value);
+            if len > MAX_FLOW_MOD {
+                return Err(PipelineError::Violation {
+                    line: tpl.line,
+                    flow: text.chars().take(200).collect(),
+                    why: format!("the flow encodes to {len} bytes; at most {MAX_FLOW_MOD} fit in a bundle"),
+                });
             }
-            out.flows.flows.insert(k, v);
-            *out.per_kind.entry(obj.kind.name()).or_insert(0) += 1;
+            out.push(Rendered { owner: obj.owner.clone(), kind: obj.kind, key, value });
         }
     }
     Ok(out)

@@ -127,8 +127,8 @@ impl FlowTable {
             t.tables.entry(k.table).or_default().push(Entry {
                 priority: k.priority,
                 cookie: v.cookie,
-                r#match: k.r#match.clone(),
-                instructions: v.instructions.clone(),
+                r#match: k.r#match(),
+                instructions: v.instructions(),
             });
         }
         for v in t.tables.values_mut() {
