@@ -256,6 +256,16 @@ pub async fn desired_now(client: &Client, opts: &StateOptions) -> Result<(FlowSe
     Ok((d.flows, warnings))
 }
 
+/// Gives memory freed after big transient work (a full read-back, a first
+/// install, the initial database snapshot) back to the system.
+fn release_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// The agent's loop state.
 struct Agent {
     opts: AgentOptions,
@@ -265,25 +275,37 @@ struct Agent {
     stats: Arc<Stats>,
     conn: Option<OfConn>,
     installed: FlowSet,
+    /// The desired flows; `None` after a database change.
+    desired: Option<FlowSet>,
+    endpoints: usize,
 }
 
 impl Agent {
     /// Desired against installed; sends the difference in one bundle.
     async fn reconcile(&mut self, why: &str) -> Result<(), AgentError> {
         let start = Instant::now();
-        let (state, warnings) = state_from_cache(&self.cache, &self.opts.state);
-        let d = desired_flows(&self.pipeline, &state)?;
-        for w in warnings.iter().chain(&d.warnings) {
-            tracing::debug!("{w}");
+        // The desired flows change only with the database: computed once
+        // per change, so a switch that (re)connects only costs a read-back
+        // and a diff.
+        if self.desired.is_none() {
+            let (state, warnings) = state_from_cache(&self.cache, &self.opts.state);
+            let d = desired_flows(&self.pipeline, &state)?;
+            for w in warnings.iter().chain(&d.warnings) {
+                tracing::debug!("{w}");
+            }
+            self.endpoints = state.local_endpoints.len();
+            self.desired = Some(d.flows);
         }
-        self.stats.endpoints.store(state.local_endpoints.len() as u64, Relaxed);
-        self.stats.flows_desired.store(d.flows.len() as u64, Relaxed);
+        let Some(desired) = self.desired.as_ref() else { return Ok(()) };
+        let endpoints = self.endpoints;
+        self.stats.endpoints.store(endpoints as u64, Relaxed);
+        self.stats.flows_desired.store(desired.len() as u64, Relaxed);
         self.stats.reconciles.fetch_add(1, Relaxed);
         let Some(conn) = self.conn.as_mut() else {
             self.stats.export();
             return Ok(());
         };
-        let changes = diff(&d.flows, &self.installed);
+        let changes = diff(desired, &self.installed);
         let n = changes.len() as u64;
         if !changes.is_empty() {
             match conn.bundle(changes.messages()).await {
@@ -313,8 +335,8 @@ impl Agent {
         if self.opts.print_reconciles {
             println!(
                 "reconcile ({why}): endpoints={} desired={} installed={} sent={} (add {}, delete {}) in {:.3}s",
-                state.local_endpoints.len(),
-                d.flows.len(),
+                endpoints,
+                desired.len(),
                 self.installed.len(),
                 n,
                 changes.add.len(),
@@ -322,7 +344,10 @@ impl Agent {
                 took.as_secs_f64()
             );
         }
-        tracing::info!(why, sent = n, desired = d.flows.len(), "reconciled");
+        tracing::info!(why, sent = n, desired = desired.len(), "reconciled");
+        if n > 1000 {
+            release_memory();
+        }
         Ok(())
     }
 
@@ -334,6 +359,7 @@ impl Agent {
         let tables = &self.tables;
         conn.dump_flows_each(|part| add_stats(&mut installed, &part, tables)).await?;
         self.installed = installed;
+        release_memory();
         tracing::info!(dpid = format!("{:016x}", conn.features.datapath_id), installed = self.installed.len(), "switch connected");
         self.conn = Some(conn);
         self.stats.switch_connected.store(1, Relaxed);
@@ -384,8 +410,13 @@ pub async fn run(
         stats,
         conn: None,
         installed: FlowSet::default(),
+        desired: None,
+        endpoints: 0,
     };
+    // The snapshot is in the cache now; do not keep a second copy.
+    monitor.initial = Default::default();
     agent.reconcile("start").await?;
+    release_memory();
     let echo = agent.opts.echo_interval;
     let mut tick = tokio::time::interval(echo.min(Duration::from_secs(1)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -443,6 +474,7 @@ pub async fn run(
                     next = monitor.try_next();
                 }
                 agent.stats.db_connected.store(1, Relaxed);
+                agent.desired = None;
                 if resynced {
                     tracing::info!("database reconnected; resynced");
                     // The database may have been replaced: check the controller.
