@@ -200,7 +200,7 @@ fn scale(n: usize) {
     let mut verify_times = Vec::new();
     let mut rss = 0;
     let mut restart_sent = Vec::new();
-    for round in 0..3 {
+    for round in 0..5 {
         ofctl(&sbx, &["del-flows"]);
         let t = Instant::now();
         ofctl(&sbx, &["--bundle", "add-flows", file.to_str().expect("path")]);
@@ -229,10 +229,10 @@ fn scale(n: usize) {
     };
     let (o, a, v) = (med(&mut ofctl_times), med(&mut agent_times), med(&mut verify_times));
     println!("endpoints: {n}, flows: {n_flows}");
-    println!("install, ovs-ofctl --bundle add-flows: {o:.3} s (median of 3)");
-    println!("install, agent (switch connect to all installed): {a:.3} s (median of 3)");
+    println!("install, ovs-ofctl --bundle add-flows: {o:.3} s (median of 5)");
+    println!("install, agent (switch connect to all installed): {a:.3} s (median of 5)");
     println!("ratio agent / ovs-ofctl: {:.2}", a / o);
-    println!("restart unchanged: flow_mods sent {restart_sent:?}, verify {v:.3} s (median of 3)");
+    println!("restart unchanged: flow_mods sent {restart_sent:?}, verify {v:.3} s (median of 5)");
     println!("agent RSS max: {:.1} MB", rss as f64 / 1024.0);
 }
 

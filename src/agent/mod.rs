@@ -275,8 +275,11 @@ struct Agent {
     stats: Arc<Stats>,
     conn: Option<OfConn>,
     installed: FlowSet,
-    /// The desired flows; `None` after a database change.
+    /// The desired flows, when they are not simply `installed`.
     desired: Option<FlowSet>,
+    /// The switch held the desired flows after the last reconcile and the
+    /// database has not changed since: `installed` is the desired set.
+    desired_is_installed: bool,
     endpoints: usize,
 }
 
@@ -286,8 +289,9 @@ impl Agent {
         let start = Instant::now();
         // The desired flows change only with the database: computed once
         // per change, so a switch that (re)connects only costs a read-back
-        // and a diff.
-        if self.desired.is_none() {
+        // and a diff. Once the switch holds them, the installed set is the
+        // desired set (one copy, not two).
+        if self.desired.is_none() && !self.desired_is_installed {
             let (state, warnings) = state_from_cache(&self.cache, &self.opts.state);
             let d = desired_flows(&self.pipeline, &state)?;
             for w in warnings.iter().chain(&d.warnings) {
@@ -296,20 +300,23 @@ impl Agent {
             self.endpoints = state.local_endpoints.len();
             self.desired = Some(d.flows);
         }
-        let Some(desired) = self.desired.as_ref() else { return Ok(()) };
         let endpoints = self.endpoints;
+        let n_desired = self.desired.as_ref().map_or(self.installed.len(), FlowSet::len);
         self.stats.endpoints.store(endpoints as u64, Relaxed);
-        self.stats.flows_desired.store(desired.len() as u64, Relaxed);
+        self.stats.flows_desired.store(n_desired as u64, Relaxed);
         self.stats.reconciles.fetch_add(1, Relaxed);
         let Some(conn) = self.conn.as_mut() else {
             self.stats.export();
             return Ok(());
         };
-        let changes = diff(desired, &self.installed);
+        let changes = match self.desired.as_ref() {
+            Some(desired) => diff(desired, &self.installed),
+            None => crate::pipeline::Diff::default(),
+        };
         let n = changes.len() as u64;
         if !changes.is_empty() {
             match conn.bundle(changes.messages()).await {
-                Ok(_) => crate::pipeline::diff::apply(&mut self.installed, &changes),
+                Ok(_) => {}
                 Err(e) => {
                     // Whatever happened, trust only what the switch says.
                     tracing::warn!("bundle failed: {e}; reading the switch's flows again");
@@ -325,6 +332,11 @@ impl Agent {
         } else {
             self.stats.noop_reconciles.fetch_add(1, Relaxed);
         }
+        // The switch now holds exactly the desired flows.
+        if let Some(desired) = self.desired.take() {
+            self.installed = desired;
+        }
+        self.desired_is_installed = true;
         self.stats.flow_mods.fetch_add(n, Relaxed);
         self.stats.last_flow_mods.store(n, Relaxed);
         self.stats.flows_installed.store(self.installed.len() as u64, Relaxed);
@@ -336,7 +348,7 @@ impl Agent {
             println!(
                 "reconcile ({why}): endpoints={} desired={} installed={} sent={} (add {}, delete {}) in {:.3}s",
                 endpoints,
-                desired.len(),
+                n_desired,
                 self.installed.len(),
                 n,
                 changes.add.len(),
@@ -344,7 +356,7 @@ impl Agent {
                 took.as_secs_f64()
             );
         }
-        tracing::info!(why, sent = n, desired = desired.len(), "reconciled");
+        tracing::info!(why, sent = n, desired = n_desired, "reconciled");
         if n > 1000 {
             release_memory();
         }
@@ -358,7 +370,13 @@ impl Agent {
         let mut installed = FlowSet::default();
         let tables = &self.tables;
         conn.dump_flows_each(|part| add_stats(&mut installed, &part, tables)).await?;
-        self.installed = installed;
+        // What was installed on the last switch is still what is desired.
+        if self.desired_is_installed {
+            self.desired = Some(std::mem::replace(&mut self.installed, installed));
+            self.desired_is_installed = false;
+        } else {
+            self.installed = installed;
+        }
         release_memory();
         tracing::info!(dpid = format!("{:016x}", conn.features.datapath_id), installed = self.installed.len(), "switch connected");
         self.conn = Some(conn);
@@ -411,6 +429,7 @@ pub async fn run(
         conn: None,
         installed: FlowSet::default(),
         desired: None,
+        desired_is_installed: false,
         endpoints: 0,
     };
     // The snapshot is in the cache now; do not keep a second copy.
@@ -474,6 +493,10 @@ pub async fn run(
                     next = monitor.try_next();
                 }
                 agent.stats.db_connected.store(1, Relaxed);
+                if agent.desired_is_installed {
+                    // The mirror of the switch stays; the desired set is recomputed.
+                    agent.desired_is_installed = false;
+                }
                 agent.desired = None;
                 if resynced {
                     tracing::info!("database reconnected; resynced");
