@@ -13,6 +13,7 @@
 //!   tests, the demo and the lab.
 //! - [`cli`]: the `ovsnet` command line.
 
+pub mod agent;
 pub mod attach;
 pub mod cli;
 pub mod cluster;
@@ -24,5 +25,6 @@ pub mod netns;
 pub mod openflow;
 pub mod process;
 pub mod ovsdb;
+pub mod pipeline;
 pub mod sandbox;
 pub mod vswitch;

@@ -12,12 +12,14 @@ use crate::net::IpNet;
 use crate::ovsdb::{Client, ConnectOptions};
 use crate::vswitch::Vswitch;
 
+pub mod agent;
 pub mod attach;
 pub mod bridge;
 pub mod cluster;
 pub mod demo;
 pub mod lab;
 pub mod network;
+pub mod flows;
 pub mod ofp;
 
 /// Open vSwitch control for container networking.
@@ -104,6 +106,10 @@ pub enum Command {
     /// A multi-host lab on this machine: hosts and containers in namespaces.
     #[command(subcommand)]
     Lab(lab::LabCommand),
+    /// Run the OpenFlow agent that programs a bridge's flows per container.
+    Agent(agent::AgentArgs),
+    /// Print a bridge's flows (desired, installed, or the difference) in ovs-ofctl syntax.
+    Flows(flows::FlowsArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -217,6 +223,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Cluster(cmd) => block_on(cluster::run(cmd, &g)),
         Command::Network(cmd) => block_on(network::run(cmd, &g)),
         Command::Lab(cmd) => block_on(lab::run(cmd, &g)),
+        Command::Agent(args) => agent::run(args, &g),
+        Command::Flows(args) => block_on(flows::run(args, &g)),
     }
 }
 

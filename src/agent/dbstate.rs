@@ -1,0 +1,164 @@
+//! From the `Open_vSwitch` database (a monitor cache) to the pipeline's
+//! [`State`]: pure, so it is tested with rows made by hand.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+
+use crate::attach::{keys, mac_from_ip, parse_mac};
+use crate::net::IpNet;
+use crate::ovsdb::{Cache, Datum, Row, Uuid};
+use crate::pipeline::{BridgeLocal, DEFAULT_NETWORK, LocalEndpoint, Network, State, TunnelType, vni_for};
+
+/// A network given on the command line: `NAME=CIDR[,vni=N]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkOpt {
+    pub name: String,
+    pub cidr: IpNet,
+    pub vni: Option<u32>,
+}
+
+impl NetworkOpt {
+    pub fn parse(s: &str) -> Result<NetworkOpt, String> {
+        let (name, rest) = s.split_once('=').ok_or_else(|| format!("{s:?}: expected NAME=CIDR[,vni=N]"))?;
+        let mut parts = rest.split(',');
+        let cidr = parts.next().unwrap_or_default();
+        let cidr = IpNet::parse_interface(cidr).map_err(|e| format!("{s:?}: {e}"))?.network();
+        if !cidr.is_ipv4() {
+            return Err(format!("{s:?}: only IPv4 networks"));
+        }
+        let mut vni = None;
+        for p in parts {
+            match p.split_once('=') {
+                Some(("vni", v)) => {
+                    let n: u32 = v.parse().map_err(|_| format!("{s:?}: bad vni {v:?}"))?;
+                    if n == 0 || n > 0x00ff_ffff {
+                        return Err(format!("{s:?}: vni must be 1..16777215"));
+                    }
+                    vni = Some(n);
+                }
+                _ => return Err(format!("{s:?}: unknown option {p:?}")),
+            }
+        }
+        if name.is_empty() {
+            return Err(format!("{s:?}: empty network name"));
+        }
+        Ok(NetworkOpt { name: name.to_owned(), cidr, vni })
+    }
+}
+
+/// Host access through the bridge's internal port: its address (`--host-ip`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostAccess {
+    pub ip: Ipv4Addr,
+    pub prefix: u8,
+    /// The network it joins; default: the one whose block holds `ip`.
+    pub network: Option<String>,
+}
+
+/// What the state depends on besides the database.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StateOptions {
+    pub bridge: String,
+    pub networks: Vec<NetworkOpt>,
+    pub host: Option<HostAccess>,
+}
+
+fn s<'a>(row: &'a Row, col: &str) -> Option<&'a str> {
+    row.get(col).and_then(Datum::as_str)
+}
+
+fn map(row: &Row, col: &str) -> BTreeMap<String, String> {
+    row.get(col).and_then(Datum::as_string_map).unwrap_or_default()
+}
+
+/// The pipeline state of `opts.bridge`, with what was skipped and why.
+pub fn state_from_cache(cache: &Cache, opts: &StateOptions) -> (State, Vec<String>) {
+    let mut warnings = Vec::new();
+    let mut st = State::default();
+    for n in &opts.networks {
+        st.networks.push(Network { name: n.name.clone(), vni: n.vni.unwrap_or_else(|| vni_for(&n.name)), cidrs: vec![n.cidr] });
+    }
+    let Some((_, bridge)) = cache.table("Bridge").find(|(_, r)| s(r, "name") == Some(opts.bridge.as_str())) else {
+        warnings.push(format!("bridge {} not found", opts.bridge));
+        return (st, warnings);
+    };
+    let ifaces: Vec<&Row> = bridge
+        .get("ports")
+        .map(Datum::uuids)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|p: &Uuid| cache.row("Port", p))
+        .flat_map(|port| port.get("interfaces").map(Datum::uuids).unwrap_or_default())
+        .filter_map(|i| cache.row("Interface", &i))
+        .collect();
+    let mut local_mac = None;
+    let mut endpoints = Vec::new();
+    for iface in ifaces {
+        let name = s(iface, "name").unwrap_or_default();
+        let kind = s(iface, "type").unwrap_or_default();
+        let ofport = iface.get("ofport").and_then(Datum::as_integer).filter(|&p| p > 0 && p < 0xff00);
+        if kind == "internal" && name == opts.bridge {
+            local_mac = s(iface, "mac_in_use").and_then(|m| parse_mac(m).ok());
+            continue;
+        }
+        if let Some(tt) = TunnelType::parse(kind) {
+            let o = map(iface, "options");
+            if o.get("remote_ip").map(String::as_str) == Some("flow")
+                && let Some(p) = ofport
+            {
+                st.tunnel_ofports.insert(tt, p as u32);
+            }
+            continue;
+        }
+        let ids = map(iface, "external_ids");
+        let Some(addr) = ids.get(keys::IP) else { continue };
+        if ids.get(keys::BRIDGE).is_some_and(|b| *b != opts.bridge) {
+            continue;
+        }
+        let Ok(net) = IpNet::parse_interface(addr) else {
+            warnings.push(format!("{name}: bad {} {addr:?}", keys::IP));
+            continue;
+        };
+        let IpAddr::V4(ip) = net.addr else {
+            warnings.push(format!("{name}: {addr} is not IPv4"));
+            continue;
+        };
+        let Some(ofport) = ofport else {
+            warnings.push(format!("{name}: no ofport yet"));
+            continue;
+        };
+        let mac = ids.get(keys::MAC).and_then(|m| parse_mac(m).ok()).unwrap_or_else(|| mac_from_ip(ip));
+        let network = ids.get(keys::NETWORK).cloned().unwrap_or_else(|| DEFAULT_NETWORK.to_owned());
+        endpoints.push((net, LocalEndpoint { id: name.to_owned(), network, ofport: ofport as u32, ip, mac }));
+    }
+    endpoints.sort_by(|a, b| a.1.id.cmp(&b.1.id));
+    for (net, e) in endpoints {
+        // A network named on the command line keeps its block; otherwise
+        // the endpoints' own prefixes make it up.
+        if !opts.networks.iter().any(|n| n.name == e.network) {
+            st.ensure_network(&e.network, net.network());
+        }
+        st.local_endpoints.push(e);
+    }
+    if let Some(h) = &opts.host {
+        let network = h.network.clone().or_else(|| {
+            st.networks
+                .iter()
+                .find(|n| n.cidrs.iter().any(|c| c.contains(IpAddr::V4(h.ip))))
+                .map(|n| n.name.clone())
+        });
+        match (network, local_mac) {
+            (Some(network), Some(mac)) => {
+                if st.network(&network).is_none()
+                    && let Ok(c) = IpNet::new(IpAddr::V4(h.ip), h.prefix)
+                {
+                    st.ensure_network(&network, c.network());
+                }
+                st.bridge_local = Some(BridgeLocal { network, ip: h.ip, mac });
+            }
+            (None, _) => warnings.push(format!("host address {} is in no known network", h.ip)),
+            (_, None) => warnings.push(format!("the MAC of {}'s internal port is not known yet", opts.bridge)),
+        }
+    }
+    (st, warnings)
+}

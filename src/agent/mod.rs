@@ -1,0 +1,541 @@
+//! The per-host agent: it makes the bridge's controller point at itself,
+//! serves OpenFlow 1.3 to `ovs-vswitchd`, monitors OVSDB for the endpoints
+//! `ovsnet attach` recorded, and keeps the switch's flows equal to what
+//! the [`crate::pipeline`] computes from them.
+//!
+//! - [`dbstate`]: database rows to pipeline state (pure);
+//! - [`ofconn`]: one OpenFlow connection (framing, handshake, echo,
+//!   flow read-back, bundles);
+//! - this module: the loop that ties them, and [`Stats`] (also exported as
+//!   Prometheus metrics).
+//!
+//! Reconcile: on every switch connection the agent reads the flows back,
+//! and on every change it computes desired flows, diffs them against its
+//! mirror of the switch, and sends the difference in one atomic bundle.
+//! Nothing changed, nothing sent. On SIGTERM it just closes: with
+//! `fail_mode=secure` the switch keeps every flow, as it does on SIGKILL.
+
+pub mod dbstate;
+pub mod ofconn;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use tokio::net::{TcpListener, UnixListener};
+
+use crate::ovsdb::{self, Cache, Client, ConnectOptions, Datum, MonitorEvent, MonitorRequest, Operation};
+use crate::pipeline::diff::add_stats;
+use crate::pipeline::{FlowSet, Pipeline, PipelineError, desired_flows, diff};
+pub use dbstate::{HostAccess, NetworkOpt, StateOptions, state_from_cache};
+use ofconn::{Io, OfConn, OfError};
+
+/// Where the agent listens for the switch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listen {
+    Unix(PathBuf),
+    Tcp(SocketAddr),
+}
+
+impl Listen {
+    /// `unix:PATH` or `tcp:IP:PORT`.
+    pub fn parse(s: &str) -> Result<Listen, AgentError> {
+        if let Some(p) = s.strip_prefix("unix:").or_else(|| s.strip_prefix("punix:")) {
+            return Ok(Listen::Unix(PathBuf::from(p)));
+        }
+        if let Some(a) = s.strip_prefix("tcp:").or_else(|| s.strip_prefix("ptcp:")) {
+            return a.parse().map(Listen::Tcp).map_err(|_| AgentError::Config(format!("bad listen address {s:?}")));
+        }
+        Err(AgentError::Config(format!("bad listen address {s:?}: unix:PATH or tcp:IP:PORT")))
+    }
+    /// The controller target the switch connects to.
+    pub fn target(&self) -> String {
+        match self {
+            Listen::Unix(p) => format!("unix:{}", p.display()),
+            Listen::Tcp(a) => format!("tcp:{a}"),
+        }
+    }
+}
+
+/// The OVS run directory: `$OVS_RUNDIR`, else the packaged one.
+pub fn ovs_rundir() -> PathBuf {
+    std::env::var_os("OVS_RUNDIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/var/run/openvswitch"))
+}
+
+/// The default listen socket: `<rundir>/ovsnet-<bridge>.sock`.
+pub fn default_listen(bridge: &str) -> Listen {
+    Listen::Unix(ovs_rundir().join(format!("ovsnet-{bridge}.sock")))
+}
+
+#[derive(Debug, Clone)]
+pub struct AgentOptions {
+    pub state: StateOptions,
+    pub db: String,
+    pub connect: ConnectOptions,
+    pub listen: Listen,
+    /// Our echo interval; the connection drops after two without reply.
+    pub echo_interval: Duration,
+    /// Time allowed for each switch reply.
+    pub switch_timeout: Duration,
+    /// Print one line per reconcile on stdout.
+    pub print_reconciles: bool,
+}
+
+impl AgentOptions {
+    pub fn new(bridge: &str, db: &str) -> Self {
+        AgentOptions {
+            state: StateOptions { bridge: bridge.to_owned(), ..StateOptions::default() },
+            db: db.to_owned(),
+            connect: ConnectOptions::default(),
+            listen: default_listen(bridge),
+            echo_interval: Duration::from_secs(5),
+            switch_timeout: Duration::from_secs(30),
+            print_reconciles: false,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("{0}")]
+    Config(String),
+    #[error("listen on {what}: {source}")]
+    Listen { what: String, source: std::io::Error },
+    #[error(transparent)]
+    Ovsdb(#[from] ovsdb::Error),
+    #[error("bridge {0} does not exist")]
+    NoBridge(String),
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+    #[error(transparent)]
+    Switch(#[from] OfError),
+    #[error("metrics: {0}")]
+    Metrics(String),
+}
+
+/// Counters and gauges of a running agent (exported as metrics too).
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub endpoints: AtomicU64,
+    pub flows_desired: AtomicU64,
+    pub flows_installed: AtomicU64,
+    /// flow_mods sent since start.
+    pub flow_mods: AtomicU64,
+    /// flow_mods sent by the last reconcile that ran with a switch.
+    pub last_flow_mods: AtomicU64,
+    pub bundles: AtomicU64,
+    pub reconciles: AtomicU64,
+    /// Switch connections completed (handshake and read-back).
+    pub switch_connects: AtomicU64,
+    pub switch_connected: AtomicU64,
+    pub db_connected: AtomicU64,
+    pub packet_ins: AtomicU64,
+    pub port_status: AtomicU64,
+    pub last_reconcile_us: AtomicU64,
+    /// Reconciles that found nothing to send, with a switch.
+    pub noop_reconciles: AtomicU64,
+}
+
+impl Stats {
+    fn export(&self) {
+        metrics::gauge!("ovsnet_agent_endpoints").set(self.endpoints.load(Relaxed) as f64);
+        metrics::gauge!("ovsnet_agent_flows_desired").set(self.flows_desired.load(Relaxed) as f64);
+        metrics::gauge!("ovsnet_agent_flows_installed").set(self.flows_installed.load(Relaxed) as f64);
+        metrics::gauge!("ovsnet_agent_switch_connected").set(self.switch_connected.load(Relaxed) as f64);
+        metrics::gauge!("ovsnet_agent_db_connected").set(self.db_connected.load(Relaxed) as f64);
+        metrics::counter!("ovsnet_agent_flow_mods_total").absolute(self.flow_mods.load(Relaxed));
+        metrics::counter!("ovsnet_agent_bundles_total").absolute(self.bundles.load(Relaxed));
+        metrics::counter!("ovsnet_agent_packet_ins_total").absolute(self.packet_ins.load(Relaxed));
+        metrics::counter!("ovsnet_agent_switch_connects_total").absolute(self.switch_connects.load(Relaxed));
+    }
+}
+
+/// Serves Prometheus metrics on `addr` (the process-wide recorder).
+pub fn install_metrics(addr: SocketAddr) -> Result<(), AgentError> {
+    metrics_exporter_prometheus::PrometheusBuilder::new()
+        .with_http_listener(addr)
+        .install()
+        .map_err(|e| AgentError::Metrics(e.to_string()))
+}
+
+enum Listener {
+    Unix(UnixListener),
+    Tcp(TcpListener),
+}
+
+impl Listener {
+    async fn bind(l: &Listen) -> Result<Listener, AgentError> {
+        let err = |source| AgentError::Listen { what: l.target(), source };
+        match l {
+            Listen::Unix(p) => {
+                // A socket file left by a previous run (SIGKILL) is stale.
+                if std::os::unix::net::UnixStream::connect(p).is_err() {
+                    let _ = std::fs::remove_file(p);
+                }
+                Ok(Listener::Unix(UnixListener::bind(p).map_err(err)?))
+            }
+            Listen::Tcp(a) => Ok(Listener::Tcp(TcpListener::bind(a).await.map_err(err)?)),
+        }
+    }
+    async fn accept(&self) -> std::io::Result<Box<dyn Io>> {
+        Ok(match self {
+            Listener::Unix(l) => Box::new(l.accept().await?.0),
+            Listener::Tcp(l) => {
+                let s = l.accept().await?.0;
+                let _ = s.set_nodelay(true);
+                Box::new(s)
+            }
+        })
+    }
+}
+
+/// Points the bridge's controller at `target` with `fail_mode=secure`
+/// (one transaction; nothing is written when it already is so).
+pub async fn set_controller(client: &Client, bridge: &str, target: &str) -> Result<(), AgentError> {
+    use crate::ovsdb::Condition;
+    let db = crate::vswitch::DB;
+    let res = client
+        .transact(db, vec![Operation::select("Bridge", vec![Condition::eq("name", bridge)]).columns(["_uuid", "controller", "fail_mode"])])
+        .await?;
+    let rows = res.first().and_then(|r| r.rows.clone()).unwrap_or_default();
+    let Some(row) = rows.first() else { return Err(AgentError::NoBridge(bridge.to_owned())) };
+    let current = row.get("controller").map(Datum::uuids).unwrap_or_default();
+    let secure = row.get("fail_mode").and_then(Datum::as_str) == Some("secure");
+    if secure && current.len() == 1 {
+        let c = client
+            .transact(db, vec![Operation::select("Controller", vec![Condition::uuid(current[0])]).columns(["target"])])
+            .await?;
+        let t = c.first().and_then(|r| r.rows.clone()).unwrap_or_default();
+        if t.first().and_then(|r| r.get("target")).and_then(Datum::as_str) == Some(target) {
+            return Ok(());
+        }
+    }
+    let mut ctl = crate::ovsdb::Row::new();
+    ctl.insert("target".into(), Datum::from(target));
+    // A local socket: retry every second at most (the default backs off
+    // to 8 s), so a restarted agent is back in control quickly.
+    ctl.insert("max_backoff".into(), Datum::from(1000i64));
+    let mut br = crate::ovsdb::Row::new();
+    br.insert("controller".into(), Datum::named_uuid("ovsnet_ctl"));
+    br.insert("fail_mode".into(), Datum::from("secure"));
+    client
+        .transact(
+            db,
+            vec![
+                Operation::insert("Controller", ctl).uuid_name("ovsnet_ctl"),
+                Operation::update("Bridge", vec![Condition::eq("name", bridge)], br),
+                Operation::comment(&format!("ovsnet agent: controller of {bridge} is {target}")),
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
+fn monitor_requests() -> Vec<(&'static str, MonitorRequest)> {
+    vec![
+        ("Bridge", MonitorRequest::columns(["name", "ports"])),
+        ("Port", MonitorRequest::columns(["name", "interfaces"])),
+        ("Interface", MonitorRequest::columns(["name", "type", "options", "ofport", "external_ids", "mac_in_use"])),
+    ]
+}
+
+/// The desired flows of a bridge now, read once from the database.
+pub async fn desired_now(client: &Client, opts: &StateOptions) -> Result<(FlowSet, Vec<String>), AgentError> {
+    let schema = client.get_schema(crate::vswitch::DB).await?;
+    let reqs = monitor_requests();
+    let refs: Vec<(&str, MonitorRequest)> = reqs.iter().map(|(t, r)| (*t, r.clone())).collect();
+    let mon = client.monitor_cond(crate::vswitch::DB, &refs).await?;
+    let mut cache = Cache::new(schema);
+    cache.apply(&mon.initial).map_err(ovsdb::Error::from)?;
+    let _ = mon.cancel().await;
+    let (state, mut warnings) = state_from_cache(&cache, opts);
+    let d = desired_flows(&Pipeline::builtin()?, &state)?;
+    warnings.extend(d.warnings);
+    Ok((d.flows, warnings))
+}
+
+/// Gives memory freed after big transient work (a full read-back, a first
+/// install, the initial database snapshot) back to the system.
+fn release_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// The agent's loop state.
+struct Agent {
+    opts: AgentOptions,
+    pipeline: Pipeline,
+    tables: Vec<u8>,
+    cache: Cache,
+    stats: Arc<Stats>,
+    conn: Option<OfConn>,
+    installed: FlowSet,
+    /// The desired flows, when they are not simply `installed`.
+    desired: Option<FlowSet>,
+    /// The switch held the desired flows after the last reconcile and the
+    /// database has not changed since: `installed` is the desired set.
+    desired_is_installed: bool,
+    endpoints: usize,
+}
+
+impl Agent {
+    /// Desired against installed; sends the difference in one bundle.
+    async fn reconcile(&mut self, why: &str) -> Result<(), AgentError> {
+        let start = Instant::now();
+        // The desired flows change only with the database: computed once
+        // per change, so a switch that (re)connects only costs a read-back
+        // and a diff. Once the switch holds them, the installed set is the
+        // desired set (one copy, not two).
+        if self.desired.is_none() && !self.desired_is_installed {
+            let (state, warnings) = state_from_cache(&self.cache, &self.opts.state);
+            let d = desired_flows(&self.pipeline, &state)?;
+            for w in warnings.iter().chain(&d.warnings) {
+                tracing::debug!("{w}");
+            }
+            self.endpoints = state.local_endpoints.len();
+            self.desired = Some(d.flows);
+        }
+        let endpoints = self.endpoints;
+        let n_desired = self.desired.as_ref().map_or(self.installed.len(), FlowSet::len);
+        self.stats.endpoints.store(endpoints as u64, Relaxed);
+        self.stats.flows_desired.store(n_desired as u64, Relaxed);
+        self.stats.reconciles.fetch_add(1, Relaxed);
+        let Some(conn) = self.conn.as_mut() else {
+            self.stats.export();
+            return Ok(());
+        };
+        let changes = match self.desired.as_ref() {
+            Some(desired) => diff(desired, &self.installed),
+            None => crate::pipeline::Diff::default(),
+        };
+        let n = changes.len() as u64;
+        if !changes.is_empty() {
+            match conn.bundle(changes.messages()).await {
+                Ok(_) => {}
+                Err(e) => {
+                    // Whatever happened, trust only what the switch says.
+                    tracing::warn!("bundle failed: {e}; reading the switch's flows again");
+                    self.stats.flow_mods.fetch_add(n, Relaxed);
+                    let mut installed = FlowSet::default();
+                    let tables = &self.tables;
+                    conn.dump_flows_each(|part| add_stats(&mut installed, &part, tables)).await?;
+                    self.installed = installed;
+                    return Err(e.into());
+                }
+            }
+            self.stats.bundles.fetch_add(1, Relaxed);
+        } else {
+            self.stats.noop_reconciles.fetch_add(1, Relaxed);
+        }
+        // The switch now holds exactly the desired flows.
+        if let Some(desired) = self.desired.take() {
+            self.installed = desired;
+        }
+        self.desired_is_installed = true;
+        self.stats.flow_mods.fetch_add(n, Relaxed);
+        self.stats.last_flow_mods.store(n, Relaxed);
+        self.stats.flows_installed.store(self.installed.len() as u64, Relaxed);
+        let took = start.elapsed();
+        self.stats.last_reconcile_us.store(took.as_micros() as u64, Relaxed);
+        metrics::histogram!("ovsnet_agent_reconcile_seconds").record(took.as_secs_f64());
+        self.stats.export();
+        if self.opts.print_reconciles {
+            println!(
+                "reconcile ({why}): endpoints={} desired={} installed={} sent={} (add {}, delete {}) in {:.3}s",
+                endpoints,
+                n_desired,
+                self.installed.len(),
+                n,
+                changes.add.len(),
+                changes.delete.len(),
+                took.as_secs_f64()
+            );
+        }
+        tracing::info!(why, sent = n, desired = n_desired, "reconciled");
+        if n > 1000 {
+            release_memory();
+        }
+        Ok(())
+    }
+
+    /// A new switch connection: handshake, read the flows back, reconcile.
+    async fn connected(&mut self, io: Box<dyn Io>) -> Result<(), AgentError> {
+        let start = Instant::now();
+        let mut conn = OfConn::handshake(io, self.stats.clone(), self.opts.switch_timeout).await?;
+        let mut installed = FlowSet::default();
+        let tables = &self.tables;
+        conn.dump_flows_each(|part| add_stats(&mut installed, &part, tables)).await?;
+        // What was installed on the last switch is still what is desired.
+        if self.desired_is_installed {
+            self.desired = Some(std::mem::replace(&mut self.installed, installed));
+            self.desired_is_installed = false;
+        } else {
+            self.installed = installed;
+        }
+        release_memory();
+        tracing::info!(dpid = format!("{:016x}", conn.features.datapath_id), installed = self.installed.len(), "switch connected");
+        self.conn = Some(conn);
+        self.stats.switch_connected.store(1, Relaxed);
+        let read_back = self.installed.len();
+        let r = self.reconcile("switch connected").await;
+        if self.opts.print_reconciles && r.is_ok() {
+            println!(
+                "switch ready: read back {read_back} flows, equal to the desired flows {:.3}s after it connected",
+                start.elapsed().as_secs_f64()
+            );
+        }
+        // Counted once the first reconcile is done: "connected" means
+        // "connected and made equal".
+        self.stats.switch_connects.fetch_add(1, Relaxed);
+        r
+    }
+
+    fn disconnected(&mut self, why: &str) {
+        if self.conn.take().is_some() {
+            tracing::warn!("switch disconnected: {why}");
+        }
+        self.stats.switch_connected.store(0, Relaxed);
+        self.stats.export();
+    }
+}
+
+/// Runs the agent until `shutdown` completes.
+pub async fn run(
+    opts: AgentOptions,
+    stats: Arc<Stats>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), AgentError> {
+    let pipeline = Pipeline::builtin()?;
+    let listener = Listener::bind(&opts.listen).await?;
+    let client = Client::connect(&opts.db, &opts.connect).await?;
+    stats.db_connected.store(1, Relaxed);
+    set_controller(&client, &opts.state.bridge, &opts.listen.target()).await?;
+    let schema = client.get_schema(crate::vswitch::DB).await?;
+    let reqs = monitor_requests();
+    let mut monitor = client.monitor_cond(crate::vswitch::DB, &reqs).await?;
+    let mut cache = Cache::new(schema);
+    cache.apply(&monitor.initial).map_err(ovsdb::Error::from)?;
+    let mut agent = Agent {
+        tables: pipeline.table_ids(),
+        pipeline,
+        opts,
+        cache,
+        stats,
+        conn: None,
+        installed: FlowSet::default(),
+        desired: None,
+        desired_is_installed: false,
+        endpoints: 0,
+    };
+    // The snapshot is in the cache now; do not keep a second copy.
+    monitor.initial = Default::default();
+    agent.reconcile("start").await?;
+    release_memory();
+    let echo = agent.opts.echo_interval;
+    let mut tick = tokio::time::interval(echo.min(Duration::from_secs(1)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(shutdown);
+    loop {
+        enum Ev {
+            Stop,
+            Accept(std::io::Result<Box<dyn Io>>),
+            Switch(Result<(crate::openflow::Header, crate::openflow::Message), OfError>),
+            Db(Option<MonitorEvent>),
+            Tick,
+        }
+        let ev = tokio::select! {
+            _ = &mut shutdown => Ev::Stop,
+            a = listener.accept() => Ev::Accept(a),
+            m = async { match agent.conn.as_mut() { Some(c) => c.recv().await, None => std::future::pending().await } } => Ev::Switch(m),
+            e = monitor.next() => Ev::Db(e),
+            _ = tick.tick() => Ev::Tick,
+        };
+        match ev {
+            Ev::Stop => break,
+            Ev::Accept(Ok(io)) => {
+                agent.disconnected("a new connection replaces it");
+                if let Err(e) = agent.connected(io).await {
+                    tracing::warn!("switch connection: {e}");
+                    agent.disconnected(&e.to_string());
+                }
+            }
+            Ev::Accept(Err(e)) => tracing::warn!("accept: {e}"),
+            Ev::Switch(Ok((h, m))) => {
+                if let Some(c) = agent.conn.as_mut()
+                    && let Err(e) = c.unsolicited(&h, m).await
+                {
+                    agent.disconnected(&e.to_string());
+                }
+            }
+            Ev::Switch(Err(e)) => agent.disconnected(&e.to_string()),
+            Ev::Db(None) => {
+                agent.stats.db_connected.store(0, Relaxed);
+                return Err(AgentError::Ovsdb(ovsdb::Error::Disconnected));
+            }
+            Ev::Db(Some(ev)) => {
+                // Take every change already queued, then reconcile once.
+                let mut next = Some(ev);
+                let mut resynced = false;
+                while let Some(ev) = next {
+                    match ev {
+                        MonitorEvent::Update(u) => agent.cache.apply(&u).map_err(ovsdb::Error::from)?,
+                        MonitorEvent::Resync(u) => {
+                            agent.cache.clear();
+                            agent.cache.apply(&u).map_err(ovsdb::Error::from)?;
+                            resynced = true;
+                        }
+                    }
+                    next = monitor.try_next();
+                }
+                agent.stats.db_connected.store(1, Relaxed);
+                if agent.desired_is_installed {
+                    // The mirror of the switch stays; the desired set is recomputed.
+                    agent.desired_is_installed = false;
+                }
+                agent.desired = None;
+                if resynced {
+                    tracing::info!("database reconnected; resynced");
+                    // The database may have been replaced: check the controller.
+                    if let Err(e) = set_controller(&client, &agent.opts.state.bridge, &agent.opts.listen.target()).await {
+                        tracing::warn!("set controller after resync: {e}");
+                    }
+                }
+                let why = if resynced { "database resync" } else { "database change" };
+                if let Err(e) = agent.reconcile(why).await {
+                    tracing::warn!("reconcile: {e}");
+                    if matches!(e, AgentError::Switch(_)) {
+                        agent.disconnected(&e.to_string());
+                    }
+                }
+            }
+            Ev::Tick => {
+                agent.stats.db_connected.store(u64::from(client.connected_remote().is_some()), Relaxed);
+                agent.stats.export();
+                if let Some(c) = agent.conn.as_mut() {
+                    if let Some((_, sent)) = c.echo_pending
+                        && sent.elapsed() > echo * 2
+                    {
+                        agent.disconnected("no echo reply");
+                    } else if c.echo_pending.is_none() && c.last_rx.elapsed() >= echo {
+                        if let Err(e) = c.probe().await {
+                            agent.disconnected(&e.to_string());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if agent.conn.take().is_some() {
+        tracing::info!("agent stopping; the switch keeps its flows (fail_mode=secure)");
+    }
+    agent.stats.switch_connected.store(0, Relaxed);
+    if let Listen::Unix(p) = &agent.opts.listen {
+        let _ = std::fs::remove_file(p);
+    }
+    Ok(())
+}

@@ -1,0 +1,277 @@
+//! One OpenFlow 1.3 connection with the switch: framing, the handshake,
+//! echo, flow-stats read-back and bundles. The agent's loop owns it; while
+//! waiting for a reply it still answers echo requests and counts what the
+//! switch sends on its own.
+
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use futures_util::StreamExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio_util::codec::{Decoder, FramedRead};
+
+use super::Stats;
+use crate::openflow::bundle::{OFPBCT_COMMIT_REPLY, OFPBCT_COMMIT_REQUEST, OFPBCT_OPEN_REPLY, OFPBCT_OPEN_REQUEST};
+use crate::openflow::message::{FeaturesReply, HEADER_LEN, Hello, OFP13_VERSION, SwitchConfig, negotiate};
+use crate::openflow::multipart::{FlowStatsRequest, MultipartRequestBody, OFPMPF_MORE};
+use crate::openflow::{
+    BundleAdd, BundleControl, FlowStats, Header, Message, MultipartReplyBody, MultipartRequest,
+};
+
+/// What can go wrong on the switch connection.
+#[derive(Debug, thiserror::Error)]
+pub enum OfError {
+    #[error("switch connection: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the switch closed the connection")]
+    Closed,
+    #[error("no reply from the switch within {0:?}")]
+    Timeout(Duration),
+    #[error("bad message from the switch: {0}")]
+    Decode(#[from] crate::openflow::Error),
+    #[error("version negotiation failed: {0}")]
+    Version(String),
+    #[error("the switch refused {what}: {error}")]
+    Refused { what: &'static str, error: String },
+}
+
+/// Splits the byte stream into whole OpenFlow messages (header length).
+struct OfCodec;
+
+impl Decoder for OfCodec {
+    type Item = BytesMut;
+    type Error = std::io::Error;
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<BytesMut>, std::io::Error> {
+        if src.len() < HEADER_LEN {
+            return Ok(None);
+        }
+        let len = usize::from(u16::from_be_bytes([src[2], src[3]]));
+        if len < HEADER_LEN {
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("OpenFlow length {len}")));
+        }
+        if src.len() < len {
+            src.reserve(len - src.len());
+            return Ok(None);
+        }
+        Ok(Some(src.split_to(len)))
+    }
+}
+
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// A connected, handshaken switch.
+pub struct OfConn {
+    reader: FramedRead<ReadHalf<Box<dyn Io>>, OfCodec>,
+    writer: WriteHalf<Box<dyn Io>>,
+    next_xid: u32,
+    pub features: FeaturesReply,
+    /// When we last heard from the switch.
+    pub last_rx: Instant,
+    /// Our echo request still unanswered, and when it was sent.
+    pub echo_pending: Option<(u32, Instant)>,
+    stats: std::sync::Arc<Stats>,
+    timeout: Duration,
+}
+
+fn refused(what: &'static str, m: &Message) -> OfError {
+    OfError::Refused { what, error: crate::openflow::text::format_message(m) }
+}
+
+impl OfConn {
+    /// HELLO both ways (version negotiation), FEATURES, SET_CONFIG.
+    pub async fn handshake(io: Box<dyn Io>, stats: std::sync::Arc<Stats>, timeout: Duration) -> Result<OfConn, OfError> {
+        let (r, w) = tokio::io::split(io);
+        let mut c = OfConn {
+            reader: FramedRead::new(r, OfCodec),
+            writer: w,
+            next_xid: 1,
+            features: FeaturesReply { datapath_id: 0, n_buffers: 0, n_tables: 0, auxiliary_id: 0, capabilities: 0, reserved: 0 },
+            last_rx: Instant::now(),
+            echo_pending: None,
+            stats,
+            timeout,
+        };
+        let xid = c.xid();
+        c.send(&Message::Hello(Hello::of13()), xid).await?;
+        let (h, hello) = c.recv_timeout().await?;
+        match hello {
+            Message::Hello(hello) => {
+                let v = negotiate(&h, &hello).map_err(|e| OfError::Version(format!("{e:?}")))?;
+                if v != OFP13_VERSION {
+                    return Err(OfError::Version(format!("negotiated version {v:#x}, need OpenFlow 1.3")));
+                }
+            }
+            other => return Err(OfError::Version(format!("expected HELLO, got {}", crate::openflow::text::format_message(&other)))),
+        }
+        let xid = c.xid();
+        c.send(&Message::FeaturesRequest, xid).await?;
+        c.features = loop {
+            let (h, m) = c.recv_timeout().await?;
+            match m {
+                Message::FeaturesReply(f) if h.xid == xid => break f,
+                Message::Error(_) if h.xid == xid => return Err(refused("FEATURES_REQUEST", &m)),
+                other => c.unsolicited(&h, other).await?,
+            }
+        };
+        let xid = c.xid();
+        // Whole packets to the controller, no buffering (the pipeline
+        // sends none; this is for packet-ins someone else's flows cause).
+        c.send(&Message::SetConfig(SwitchConfig { flags: 0, miss_send_len: 0xffff }), xid).await?;
+        Ok(c)
+    }
+
+    pub fn xid(&mut self) -> u32 {
+        let x = self.next_xid;
+        self.next_xid = self.next_xid.wrapping_add(1).max(1);
+        x
+    }
+
+    pub async fn send(&mut self, m: &Message, xid: u32) -> Result<(), OfError> {
+        self.writer.write_all(&m.encode(xid)).await?;
+        Ok(())
+    }
+
+    /// The next message; `Closed` at EOF. Cancel-safe.
+    pub async fn recv(&mut self) -> Result<(Header, Message), OfError> {
+        match self.reader.next().await {
+            None => Err(OfError::Closed),
+            Some(Err(e)) => Err(e.into()),
+            Some(Ok(frame)) => {
+                self.last_rx = Instant::now();
+                Ok(Message::decode(&frame)?)
+            }
+        }
+    }
+
+    async fn recv_timeout(&mut self) -> Result<(Header, Message), OfError> {
+        tokio::time::timeout(self.timeout, self.recv()).await.map_err(|_| OfError::Timeout(self.timeout))?
+    }
+
+    /// Handles what the switch sends on its own: echo, packet-in,
+    /// port-status, errors for requests nobody waits for.
+    pub async fn unsolicited(&mut self, h: &Header, m: Message) -> Result<(), OfError> {
+        use std::sync::atomic::Ordering::Relaxed;
+        match m {
+            Message::EchoRequest(data) => self.send(&Message::EchoReply(data), h.xid).await?,
+            Message::EchoReply(_) if self.echo_pending.is_some_and(|(x, _)| x == h.xid) => {
+                self.echo_pending = None;
+            }
+            Message::PacketIn(p) => {
+                self.stats.packet_ins.fetch_add(1, Relaxed);
+                tracing::debug!(table = p.table_id, cookie = p.cookie, "packet-in");
+            }
+            Message::PortStatus(p) => {
+                self.stats.port_status.fetch_add(1, Relaxed);
+                tracing::debug!(port = p.desc.port_no, name = %p.desc.name, reason = p.reason, "port-status");
+            }
+            Message::Error(_) => {
+                tracing::warn!(xid = h.xid, "switch error: {}", crate::openflow::text::format_message(&m));
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Sends our own echo request (keepalive).
+    pub async fn probe(&mut self) -> Result<(), OfError> {
+        let xid = self.xid();
+        self.send(&Message::EchoRequest(Vec::new()), xid).await?;
+        self.echo_pending = Some((xid, Instant::now()));
+        Ok(())
+    }
+
+    /// Every flow of every table (flow stats, all parts).
+    pub async fn dump_flows(&mut self) -> Result<Vec<FlowStats>, OfError> {
+        let mut out = Vec::new();
+        self.dump_flows_each(|part| out.extend(part)).await?;
+        Ok(out)
+    }
+
+    /// Every flow of every table, handed over one reply part at a time (so
+    /// tens of thousands of decoded flows are never held at once).
+    pub async fn dump_flows_each(&mut self, mut each: impl FnMut(Vec<FlowStats>)) -> Result<(), OfError> {
+        let xid = self.xid();
+        let req = MultipartRequest::new(MultipartRequestBody::Flow(FlowStatsRequest::default()));
+        self.send(&Message::MultipartRequest(req), xid).await?;
+        loop {
+            let (h, m) = self.recv_timeout().await?;
+            if h.xid != xid {
+                self.unsolicited(&h, m).await?;
+                continue;
+            }
+            match m {
+                Message::MultipartReply(r) => {
+                    let more = r.flags & OFPMPF_MORE != 0;
+                    if let MultipartReplyBody::Flow(f) = r.body {
+                        each(f);
+                    }
+                    if !more {
+                        return Ok(());
+                    }
+                }
+                Message::Error(_) => return Err(refused("flow stats request", &m)),
+                other => self.unsolicited(&h, other).await?,
+            }
+        }
+    }
+
+    /// Applies `mods` in one ONF bundle (atomic, ordered): open, add each,
+    /// commit. Fails, with nothing applied, if the switch refuses any.
+    /// `mods` are encoded FLOW_MOD messages (any xid: it is rewritten).
+    pub async fn bundle(&mut self, mods: impl Iterator<Item = Vec<u8>>) -> Result<usize, OfError> {
+        let bundle_id = self.xid();
+        let flags = crate::openflow::bundle::OFPBF_ATOMIC | crate::openflow::bundle::OFPBF_ORDERED;
+        let open_xid = self.xid();
+        self.send(&Message::BundleControl(BundleControl::new(bundle_id, OFPBCT_OPEN_REQUEST, flags)), open_xid).await?;
+        self.wait_bundle_reply(open_xid, OFPBCT_OPEN_REPLY, "bundle open").await?;
+        // Every add goes out in one write; the inner xid equals the add's.
+        let mut buf = Vec::with_capacity(64 * 1024);
+        let first = self.next_xid;
+        let mut n = 0;
+        for fm in mods {
+            let xid = self.xid();
+            let add = BundleAdd { bundle_id, flags, message: fm, inner_xid: None, properties: Vec::new() };
+            Message::BundleAdd(add).encode_into(xid, &mut buf);
+            n += 1;
+            if buf.len() > 1 << 20 {
+                self.writer.write_all(&buf).await?;
+                buf.clear();
+            }
+        }
+        let commit_xid = self.xid();
+        Message::BundleControl(BundleControl::new(bundle_id, OFPBCT_COMMIT_REQUEST, flags)).encode_into(commit_xid, &mut buf);
+        self.writer.write_all(&buf).await?;
+        let mut failed: Option<OfError> = None;
+        loop {
+            let (h, m) = self.recv_timeout().await?;
+            let ours = h.xid >= first && h.xid <= commit_xid;
+            match m {
+                Message::Error(_) if ours => {
+                    failed.get_or_insert(refused("a flow in the bundle", &m));
+                    if h.xid == commit_xid {
+                        return Err(failed.unwrap_or_else(|| refused("bundle commit", &m)));
+                    }
+                }
+                Message::BundleControl(c) if h.xid == commit_xid && c.ctrl_type == OFPBCT_COMMIT_REPLY => {
+                    return match failed {
+                        Some(e) => Err(e),
+                        None => Ok(n),
+                    };
+                }
+                other => self.unsolicited(&h, other).await?,
+            }
+        }
+    }
+
+    async fn wait_bundle_reply(&mut self, xid: u32, want: u16, what: &'static str) -> Result<(), OfError> {
+        loop {
+            let (h, m) = self.recv_timeout().await?;
+            match m {
+                Message::BundleControl(c) if h.xid == xid && c.ctrl_type == want => return Ok(()),
+                Message::Error(_) if h.xid == xid => return Err(refused(what, &m)),
+                other => self.unsolicited(&h, other).await?,
+            }
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! `ovsnet agent`: run the per-host OpenFlow agent for a bridge.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+
+use super::Global;
+use crate::agent::{self, AgentOptions, HostAccess, Listen, NetworkOpt, StateOptions};
+
+/// What the flows depend on besides the database (shared with `flows`).
+#[derive(Debug, Clone, Args)]
+pub struct PipelineArgs {
+    /// A network with a fixed block and optionally VNI: NAME=CIDR[,vni=N].
+    /// Networks not named here take their block from their endpoints'
+    /// prefixes and a VNI from a hash of their name. Repeatable.
+    #[arg(long = "network", value_name = "NAME=CIDR[,vni=N]")]
+    pub networks: Vec<String>,
+
+    /// Let the host reach its containers through the bridge's internal
+    /// port, which has this address: IP/PREFIX[@NETWORK]. Off when absent.
+    #[arg(long, value_name = "IP/PREFIX[@NETWORK]")]
+    pub host_ip: Option<String>,
+}
+
+impl PipelineArgs {
+    pub fn state_options(&self, bridge: &str) -> anyhow::Result<StateOptions> {
+        let networks = self
+            .networks
+            .iter()
+            .map(|n| NetworkOpt::parse(n).map_err(anyhow::Error::msg))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let host = match &self.host_ip {
+            None => None,
+            Some(h) => {
+                let (cidr, network) = match h.split_once('@') {
+                    Some((c, n)) => (c, Some(n.to_owned())),
+                    None => (h.as_str(), None),
+                };
+                let net = crate::net::IpNet::parse_interface(cidr).with_context(|| format!("--host-ip {h}"))?;
+                let std::net::IpAddr::V4(ip) = net.addr else { anyhow::bail!("--host-ip {h}: only IPv4") };
+                Some(HostAccess { ip, prefix: net.prefix, network })
+            }
+        };
+        Ok(StateOptions { bridge: bridge.to_owned(), networks, host })
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// The bridge to program.
+    #[arg(long, default_value = "obr0")]
+    pub bridge: String,
+
+    /// Where to listen for the switch: unix:PATH or tcp:IP:PORT.
+    /// Default: unix:$OVS_RUNDIR/ovsnet-BRIDGE.sock (nothing on the network).
+    #[arg(long, value_name = "unix:PATH|tcp:IP:PORT")]
+    pub listen: Option<String>,
+
+    /// Serve Prometheus metrics over HTTP at this address (IP:PORT).
+    #[arg(long, value_name = "IP:PORT")]
+    pub metrics: Option<SocketAddr>,
+
+    /// Seconds of silence from the switch before we send an echo request;
+    /// two intervals without a reply drop the connection.
+    #[arg(long, default_value_t = 5, value_name = "SECS")]
+    pub echo_interval: u64,
+
+    /// Do not print a line per reconcile.
+    #[arg(long, short)]
+    pub quiet: bool,
+
+    #[command(flatten)]
+    pub pipeline: PipelineArgs,
+}
+
+pub fn run(args: AgentArgs, g: &Global) -> anyhow::Result<()> {
+    let mut opts = AgentOptions::new(&args.bridge, &g.db);
+    opts.connect = g.connect.clone();
+    // The agent runs for ever: never give up on the database.
+    opts.connect.request_timeout = None;
+    opts.state = args.pipeline.state_options(&args.bridge)?;
+    if let Some(l) = &args.listen {
+        opts.listen = Listen::parse(l)?;
+    }
+    opts.echo_interval = Duration::from_secs(args.echo_interval.max(1));
+    opts.print_reconciles = !args.quiet;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("start the async runtime")?;
+    rt.block_on(async {
+        if let Some(addr) = args.metrics {
+            agent::install_metrics(addr)?;
+        }
+        let stats = Arc::new(agent::Stats::default());
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).context("SIGTERM handler")?;
+        let shutdown = async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        };
+        agent::run(opts, stats, shutdown).await.with_context(|| format!("agent for {}", args.bridge))
+    })
+}

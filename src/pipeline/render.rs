@@ -1,0 +1,505 @@
+//! Rendering the templates for a [`State`] into the desired flows, and
+//! checking each against its table's declaration.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+
+use super::decl::{Kind, Pipeline, TableDecl, Template};
+use super::state::{State, TunnelType, fnv1a, mac_is_derived};
+use super::PipelineError;
+use crate::attach::format_mac;
+use crate::openflow::action::{Action, OFPP_LOCAL};
+use crate::openflow::instruction::Instruction;
+use crate::openflow::text::parse_flow;
+use crate::openflow::{FlowMod, Match};
+
+/// Local ports per broadcast flow of table [`FLOOD_TABLE`].
+pub const FLOOD_CHUNK: usize = 1000;
+/// The table `{flood}` resubmits to.
+pub const FLOOD_TABLE: u8 = 40;
+/// The largest flow_mod that still fits in a bundle-add message.
+pub const MAX_FLOW_MOD: usize = 0xffff - 16;
+
+/// The top 16 bits of every cookie ovsnet writes.
+pub const COOKIE_TAG: u64 = 0x0a5e_0000_0000_0000;
+/// The mask selecting [`COOKIE_TAG`].
+pub const COOKIE_MASK: u64 = 0xffff_0000_0000_0000;
+
+/// A flow's identity in a table: OpenFlow's "strict" match. The match is
+/// kept as its OXM fields' wire bytes in canonical (Open vSwitch) order:
+/// compact (tens of thousands of flows per bridge) and compared by bytes,
+/// so encodings that decode alike but differ in form still differ only if
+/// their bytes do.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FlowKey {
+    pub table: u8,
+    pub priority: u16,
+    match_fields: Box<[u8]>,
+}
+
+impl FlowKey {
+    pub fn new(table: u8, priority: u16, m: &Match) -> FlowKey {
+        let mut buf = Vec::with_capacity(64);
+        for f in &m.canonical().fields {
+            f.emit(&mut buf);
+        }
+        FlowKey { table, priority, match_fields: buf.into_boxed_slice() }
+    }
+    /// The key of a flow_mod's (table, priority, match).
+    pub fn of(fm: &FlowMod) -> FlowKey {
+        FlowKey::new(fm.table_id, fm.priority, &fm.r#match)
+    }
+    /// The match, decoded.
+    pub fn r#match(&self) -> Match {
+        Match::parse_fields(&self.match_fields).unwrap_or_default()
+    }
+    /// Bytes of the `ofp_match` on the wire, padding included.
+    fn match_wire_len(&self) -> usize {
+        (4 + self.match_fields.len()).div_ceil(8) * 8
+    }
+}
+
+/// What a flow does and who owns it (instructions as wire bytes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowValue {
+    pub cookie: u64,
+    instructions: Box<[u8]>,
+}
+
+impl FlowValue {
+    pub fn new(cookie: u64, instructions: &[Instruction]) -> FlowValue {
+        let mut buf = Vec::with_capacity(64);
+        Instruction::emit_list(instructions, &mut buf);
+        FlowValue { cookie, instructions: buf.into_boxed_slice() }
+    }
+    /// The instructions, decoded.
+    pub fn instructions(&self) -> Vec<Instruction> {
+        Instruction::parse_list(&self.instructions).unwrap_or_default()
+    }
+}
+
+/// A set of flows keyed by identity.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FlowSet {
+    pub flows: HashMap<FlowKey, FlowValue>,
+}
+
+impl FlowSet {
+    pub fn len(&self) -> usize {
+        self.flows.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.flows.is_empty()
+    }
+    /// Adds a flow as the switch would hold it (normalised).
+    pub fn insert(&mut self, fm: &FlowMod) -> Option<FlowValue> {
+        let (k, v) = normalize(fm);
+        self.flows.insert(k, v)
+    }
+    /// The flows as ADD flow_mods, ordered by table, descending priority,
+    /// then text (stable output for printing and diffing).
+    pub fn to_flow_mods(&self) -> Vec<FlowMod> {
+        let mut v: Vec<FlowMod> = self.flows.iter().map(|(k, v)| flow_mod(k, v)).collect();
+        sort_flow_mods(&mut v);
+        v
+    }
+    /// Count per table.
+    pub fn per_table(&self) -> BTreeMap<u8, usize> {
+        let mut m = BTreeMap::new();
+        for k in self.flows.keys() {
+            *m.entry(k.table).or_insert(0) += 1;
+        }
+        m
+    }
+}
+
+/// Sorts flow_mods by table, descending priority, then match (a stable
+/// order for printing and diffing).
+pub fn sort_flow_mods(v: &mut [FlowMod]) {
+    v.sort_by_cached_key(|f| (f.table_id, std::cmp::Reverse(f.priority), f.r#match.canonical().fields));
+}
+
+/// An ADD for `key` / `value`.
+pub fn flow_mod(key: &FlowKey, value: &FlowValue) -> FlowMod {
+    FlowMod {
+        cookie: value.cookie,
+        table_id: key.table,
+        priority: key.priority,
+        r#match: key.r#match(),
+        instructions: value.instructions(),
+        ..FlowMod::default()
+    }
+}
+
+/// A flow as the switch would give it back, as bytes: the match's fields
+/// in canonical order, and the instructions, each encoded.
+pub fn normalize(fm: &FlowMod) -> (FlowKey, FlowValue) {
+    (FlowKey::of(fm), FlowValue::new(fm.cookie, &fm.instructions))
+}
+
+/// The OpenFlow 1.3 FLOW_MOD (xid 0) for a key and value, written
+/// straight from their bytes: `command` ADD carries the cookie and
+/// instructions, DELETE_STRICT neither.
+pub fn flow_mod_bytes(key: &FlowKey, value: Option<&FlowValue>, command: u8) -> Vec<u8> {
+    let instructions: &[u8] = value.map(|v| &v.instructions[..]).unwrap_or(&[]);
+    let len = 8 + 40 + key.match_wire_len() + instructions.len();
+    let mut b = Vec::with_capacity(len);
+    b.push(crate::openflow::message::OFP13_VERSION);
+    b.push(crate::openflow::message::OFPT_FLOW_MOD);
+    b.extend_from_slice(&(len.min(0xffff) as u16).to_be_bytes());
+    b.extend_from_slice(&0u32.to_be_bytes()); // xid: the sender's
+    b.extend_from_slice(&value.map_or(0, |v| v.cookie).to_be_bytes());
+    b.extend_from_slice(&0u64.to_be_bytes()); // cookie_mask
+    b.push(key.table);
+    b.push(command);
+    b.extend_from_slice(&[0, 0, 0, 0]); // idle, hard timeouts
+    b.extend_from_slice(&key.priority.to_be_bytes());
+    b.extend_from_slice(&crate::openflow::message::OFP_NO_BUFFER.to_be_bytes());
+    b.extend_from_slice(&crate::openflow::action::OFPP_ANY.to_be_bytes());
+    b.extend_from_slice(&crate::openflow::message::OFPG_ANY.to_be_bytes());
+    b.extend_from_slice(&[0, 0, 0, 0]); // flags, pad
+    let m = b.len();
+    b.extend_from_slice(&crate::openflow::oxm::OFPMT_OXM.to_be_bytes());
+    b.extend_from_slice(&((4 + key.match_fields.len()) as u16).to_be_bytes());
+    b.extend_from_slice(&key.match_fields);
+    b.resize(m + key.match_wire_len(), 0);
+    b.extend_from_slice(instructions);
+    b
+}
+
+/// Bytes of the FLOW_MOD message for this flow.
+pub fn flow_mod_len(key: &FlowKey, value: &FlowValue) -> usize {
+    8 + 40 + key.match_wire_len() + value.instructions.len()
+}
+
+/// The flows a state requires, with how many each object costs.
+#[derive(Debug, Clone, Default)]
+pub struct DesiredFlows {
+    pub flows: FlowSet,
+    /// Flows rendered per template kind.
+    pub per_kind: BTreeMap<&'static str, usize>,
+    /// Objects skipped, with why (a duplicate flow, a tunnel port missing...).
+    pub warnings: Vec<String>,
+}
+
+/// The cookie for flows owned by `owner`.
+pub fn cookie_for(owner: &str) -> u64 {
+    COOKIE_TAG | (fnv1a(owner.as_bytes()) & !COOKIE_MASK)
+}
+
+fn port_text(p: u32) -> String {
+    if p == OFPP_LOCAL { "LOCAL".to_owned() } else { p.to_string() }
+}
+
+fn mac_hex(mac: [u8; 6]) -> String {
+    let v = mac.iter().fold(0u64, |a, &b| (a << 8) | u64::from(b));
+    format!("{v:#x}")
+}
+
+/// One object to render templates of a kind for.
+struct Obj {
+    kind: Kind,
+    owner: String,
+    vars: Vec<(&'static str, String)>,
+}
+
+/// Substitutes `{name}` placeholders.
+fn substitute(t: &Template, vars: &[(&'static str, String)]) -> Result<String, PipelineError> {
+    let mut out = String::with_capacity(t.text.len() + 32);
+    let mut rest = t.text.as_str();
+    while let Some(start) = rest.find('{') {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 1..];
+        let end = after.find('}').ok_or_else(|| PipelineError::Template {
+            line: t.line,
+            why: "unclosed '{'".into(),
+        })?;
+        let name = &after[..end];
+        let v = vars
+            .iter()
+            .find(|(k, _)| *k == name)
+            .ok_or_else(|| PipelineError::Template {
+                line: t.line,
+                why: format!("no value for {{{name}}}"),
+            })?;
+        out.push_str(&v.1);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Checks a rendered flow against its table's declaration: only declared
+/// match fields (and their prerequisites), goto only to declared tables,
+/// resubmit only forward to declared tables.
+pub fn validate(decl: &TableDecl, fm: &FlowMod, pipeline: &Pipeline) -> Result<(), String> {
+    fm.r#match.check_prerequisites().map_err(|e| e.to_string())?;
+    for f in &fm.r#match.fields {
+        let name = f.field().map(|x| x.def().name).unwrap_or("an unknown field");
+        if !decl.matches.contains(name) {
+            return Err(format!(
+                "table {} ({}) may not match {name} (it may match: {})",
+                decl.id,
+                decl.name,
+                decl.matches.iter().cloned().collect::<Vec<_>>().join(" ")
+            ));
+        }
+    }
+    for ins in &fm.instructions {
+        match ins {
+            Instruction::GotoTable(t) if !decl.gotos.contains(t) => {
+                return Err(format!("table {} ({}) may not go to table {t}", decl.id, decl.name));
+            }
+            Instruction::ApplyActions(acts) | Instruction::WriteActions(acts) => {
+                for a in acts {
+                    if let Action::ResubmitTable { table, .. } = a
+                        && (!decl.gotos.contains(table) || pipeline.table(*table).is_none())
+                    {
+                        return Err(format!("table {} ({}) may not resubmit to table {table}", decl.id, decl.name));
+                    }
+                    if let Action::Controller { .. } = a {
+                        return Err(format!("table {} ({}) may not send to the controller", decl.id, decl.name));
+                    }
+                    if let Action::Output { port, .. } = a
+                        && *port == crate::openflow::action::OFPP_CONTROLLER
+                    {
+                        return Err(format!("table {} ({}) may not send to the controller", decl.id, decl.name));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The objects of every kind in `state`, each with its placeholder values.
+fn objects(state: &State, warnings: &mut Vec<String>) -> Vec<Obj> {
+    let mut objs = vec![Obj { kind: Kind::Pipeline, owner: "pipeline".into(), vars: vec![] }];
+    let vni_of = |net: &str| state.network(net).map(|n| n.vni);
+
+    // Local endpoints, the bridge's own port first.
+    let mut locals: Vec<(String, String, u32, std::net::Ipv4Addr, [u8; 6])> = Vec::new();
+    if let Some(b) = &state.bridge_local {
+        locals.push(("bridge-local".into(), b.network.clone(), OFPP_LOCAL, b.ip, b.mac));
+    }
+    for e in &state.local_endpoints {
+        locals.push((format!("endpoint:{}", e.id), e.network.clone(), e.ofport, e.ip, e.mac));
+    }
+    let mut flood: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
+    for (owner, net, ofport, ip, mac) in &locals {
+        let Some(vni) = vni_of(net) else {
+            warnings.push(format!("{owner}: network {net} is unknown; no flows"));
+            continue;
+        };
+        let vars = vec![
+            ("ofport", port_text(*ofport)),
+            ("mac", format_mac(*mac)),
+            ("mac_hex", mac_hex(*mac)),
+            ("ip", ip.to_string()),
+            ("vni", vni.to_string()),
+        ];
+        if !mac_is_derived(*ip, *mac) {
+            objs.push(Obj { kind: Kind::StaticMac, owner: owner.clone(), vars: vars.clone() });
+        }
+        objs.push(Obj { kind: Kind::Endpoint, owner: owner.clone(), vars });
+        flood.entry(net.as_str()).or_default().push(*ofport);
+    }
+
+    for n in &state.networks {
+        let mut ports = flood.get(n.name.as_str()).cloned().unwrap_or_default();
+        ports.sort_unstable();
+        ports.dedup();
+        let owner = format!("network:{}", n.name);
+        // One flow can hold only so many outputs (64 KiB per message): the
+        // ports go in chunks, each a flow of table 40 picked by reg5.
+        let chunks: Vec<&[u32]> = ports.chunks(FLOOD_CHUNK).collect();
+        let flood_text = if chunks.is_empty() {
+            "drop".to_owned()
+        } else {
+            (0..chunks.len())
+                .map(|i| format!("load:{i:#x}->NXM_NX_REG5[],resubmit(,{FLOOD_TABLE})"))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        for (i, chunk) in chunks.iter().enumerate() {
+            let outputs = chunk.iter().map(|p| format!("output:{}", port_text(*p))).collect::<Vec<_>>().join(",");
+            objs.push(Obj {
+                kind: Kind::FloodChunk,
+                owner: format!("{owner}/flood:{i}"),
+                vars: vec![("vni", n.vni.to_string()), ("chunk", i.to_string()), ("outputs", outputs)],
+            });
+        }
+        for cidr in &n.cidrs {
+            let cidr = cidr.network();
+            if !cidr.is_ipv4() {
+                warnings.push(format!("{owner}: {cidr} is not IPv4; skipped"));
+                continue;
+            }
+            objs.push(Obj {
+                kind: Kind::Network,
+                owner: owner.clone(),
+                vars: vec![("vni", n.vni.to_string()), ("cidr", cidr.to_string()), ("flood", flood_text.clone())],
+            });
+        }
+        if n.cidrs.is_empty() {
+            warnings.push(format!("{owner}: no address block; no ARP responder or broadcast flow"));
+        }
+        for (tt, ofport) in &state.tunnel_ofports {
+            objs.push(Obj {
+                kind: Kind::Tunnel,
+                owner: format!("{owner}/tunnel:{}", tt.name()),
+                vars: vec![("vni", n.vni.to_string()), ("tunnel_ofport", ofport.to_string())],
+            });
+        }
+    }
+
+    let tunnel = |tt: TunnelType, owner: &str, warnings: &mut Vec<String>| {
+        let p = state.tunnel_ofports.get(&tt).copied();
+        if p.is_none() {
+            warnings.push(format!("{owner}: the bridge has no flow-based {} tunnel port; no flows", tt.name()));
+        }
+        p
+    };
+    for b in &state.remote_blocks {
+        let owner = format!("remote-block:{}:{}", b.network, b.cidr.network());
+        let Some(vni) = vni_of(&b.network) else {
+            warnings.push(format!("{owner}: network {} is unknown; no flows", b.network));
+            continue;
+        };
+        let Some(port) = tunnel(b.tunnel, &owner, warnings) else { continue };
+        objs.push(Obj {
+            kind: Kind::RemoteBlock,
+            owner,
+            vars: vec![
+                ("vni", vni.to_string()),
+                ("cidr", b.cidr.network().to_string()),
+                ("tun_dst", b.tun_dst.to_string()),
+                ("tunnel_ofport", port.to_string()),
+            ],
+        });
+    }
+    for e in &state.remote_endpoints {
+        let owner = format!("remote-endpoint:{}:{}", e.network, e.ip);
+        let Some(vni) = vni_of(&e.network) else {
+            warnings.push(format!("{owner}: network {} is unknown; no flows", e.network));
+            continue;
+        };
+        let Some(port) = tunnel(e.tunnel, &owner, warnings) else { continue };
+        let vars = vec![
+            ("vni", vni.to_string()),
+            ("mac", format_mac(e.mac)),
+            ("mac_hex", mac_hex(e.mac)),
+            ("ip", e.ip.to_string()),
+            ("tun_dst", e.tun_dst.to_string()),
+            ("tunnel_ofport", port.to_string()),
+        ];
+        if !mac_is_derived(e.ip, e.mac) {
+            objs.push(Obj { kind: Kind::StaticMac, owner: owner.clone(), vars: vars.clone() });
+        }
+        objs.push(Obj { kind: Kind::RemoteEndpoint, owner, vars });
+    }
+    objs
+}
+
+/// Renders every template for every object of its kind, validates each
+/// flow against its table, and collects them. A template that does not
+/// parse or breaks its table's declaration is an error (the pipeline is
+/// wrong); a duplicate flow from two objects is a warning (the state is).
+pub fn desired_flows(pipeline: &Pipeline, state: &State) -> Result<DesiredFlows, PipelineError> {
+    let mut out = DesiredFlows::default();
+    let objs = objects(state, &mut out.warnings);
+    // Templates by kind, in file order.
+    let mut by_kind: BTreeMap<Kind, Vec<(&TableDecl, &Template)>> = BTreeMap::new();
+    for t in &pipeline.tables {
+        for tpl in &t.templates {
+            by_kind.entry(tpl.kind).or_default().push((t, tpl));
+        }
+    }
+    // Rendering is independent per object: split the objects over the
+    // cores, then merge in object order (so the first of two conflicting
+    // objects wins, whatever the split).
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
+    let chunk = objs.len().div_ceil(threads).max(512);
+    let rendered: Vec<Result<Vec<Rendered>, PipelineError>> = if objs.len() <= chunk {
+        vec![render_objects(&objs, &by_kind, pipeline)]
+    } else {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = objs
+                .chunks(chunk)
+                .map(|part| {
+                    let by_kind = &by_kind;
+                    scope.spawn(move || render_objects(part, by_kind, pipeline))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(PipelineError::Template { line: 0, why: "a rendering thread panicked".into() })
+                    })
+                })
+                .collect()
+        })
+    };
+    out.flows.flows.reserve(rendered.iter().map(|r| r.as_ref().map_or(0, Vec::len)).sum());
+    for part in rendered {
+        for r in part? {
+            if let Some(prev) = out.flows.flows.get(&r.key) {
+                if *prev != r.value {
+                    out.warnings.push(format!("{}: a flow of table {} conflicts with another object's; skipped", r.owner, r.key.table));
+                }
+                continue;
+            }
+            out.flows.flows.insert(r.key, r.value);
+            *out.per_kind.entry(r.kind.name()).or_insert(0) += 1;
+        }
+    }
+    Ok(out)
+}
+
+/// One rendered, validated flow.
+struct Rendered {
+    owner: String,
+    kind: Kind,
+    key: FlowKey,
+    value: FlowValue,
+}
+
+fn render_objects(
+    objs: &[Obj],
+    by_kind: &BTreeMap<Kind, Vec<(&TableDecl, &Template)>>,
+    pipeline: &Pipeline,
+) -> Result<Vec<Rendered>, PipelineError> {
+    let mut out = Vec::with_capacity(objs.len() * 4);
+    let mut text = String::new();
+    for obj in objs {
+        let Some(tpls) = by_kind.get(&obj.kind) else { continue };
+        let cookie = cookie_for(&obj.owner);
+        for (decl, tpl) in tpls {
+            let body = substitute(tpl, &obj.vars)?;
+            text.clear();
+            let _ = write!(text, "table={},cookie={cookie:#x},{body}", decl.id);
+            let fm = parse_flow(&text).map_err(|e| PipelineError::Template {
+                line: tpl.line,
+                why: format!("{text}: {e}"),
+            })?;
+            validate(decl, &fm, pipeline).map_err(|why| PipelineError::Violation {
+                line: tpl.line,
+                flow: text.clone(),
+                why,
+            })?;
+            let (key, value) = normalize(&fm);
+            let len = flow_mod_len(&key, &value);
+            if len > MAX_FLOW_MOD {
+                return Err(PipelineError::Violation {
+                    line: tpl.line,
+                    flow: text.chars().take(200).collect(),
+                    why: format!("the flow encodes to {len} bytes; at most {MAX_FLOW_MOD} fit in a bundle"),
+                });
+            }
+            out.push(Rendered { owner: obj.owner.clone(), kind: obj.kind, key, value });
+        }
+    }
+    Ok(out)
+}

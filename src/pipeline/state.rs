@@ -1,0 +1,142 @@
+//! What the flows are computed from: the bridge's networks, its local
+//! endpoints, remote address blocks and endpoints, and its tunnel ports.
+//! Plain data, built by the agent from OVSDB (or by hand in tests).
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use crate::attach::mac_from_ip;
+use crate::net::IpNet;
+
+/// A network: an isolated L2/L3 segment identified on the wire by its VNI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Network {
+    pub name: String,
+    /// The VNI (24 bits), also the value of reg6 inside the bridge.
+    pub vni: u32,
+    /// Address blocks answered by the ARP responder (usually one).
+    pub cidrs: Vec<IpNet>,
+}
+
+/// A container interface on this bridge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalEndpoint {
+    /// Owner identity for the cookie (the port name).
+    pub id: String,
+    pub network: String,
+    pub ofport: u32,
+    pub ip: Ipv4Addr,
+    pub mac: [u8; 6],
+}
+
+/// The bridge's internal port as a member of one network (host access).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BridgeLocal {
+    pub network: String,
+    pub ip: Ipv4Addr,
+    pub mac: [u8; 6],
+}
+
+/// Flow-based tunnel types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TunnelType {
+    Gre,
+    Vxlan,
+    Geneve,
+}
+
+impl TunnelType {
+    pub fn parse(s: &str) -> Option<TunnelType> {
+        match s {
+            "gre" => Some(TunnelType::Gre),
+            "vxlan" => Some(TunnelType::Vxlan),
+            "geneve" => Some(TunnelType::Geneve),
+            _ => None,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            TunnelType::Gre => "gre",
+            TunnelType::Vxlan => "vxlan",
+            TunnelType::Geneve => "geneve",
+        }
+    }
+}
+
+/// Another host's address block of a network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteBlock {
+    pub network: String,
+    pub cidr: IpNet,
+    pub tun_dst: Ipv4Addr,
+    pub tunnel: TunnelType,
+}
+
+/// An endpoint on another host, given one by one (static addressing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteEndpoint {
+    pub network: String,
+    pub ip: Ipv4Addr,
+    pub mac: [u8; 6],
+    pub tun_dst: Ipv4Addr,
+    pub tunnel: TunnelType,
+}
+
+/// Everything the desired flows depend on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct State {
+    pub bridge_local: Option<BridgeLocal>,
+    pub networks: Vec<Network>,
+    pub local_endpoints: Vec<LocalEndpoint>,
+    pub remote_blocks: Vec<RemoteBlock>,
+    pub remote_endpoints: Vec<RemoteEndpoint>,
+    /// ofport of the bridge's flow-based tunnel port of each type.
+    pub tunnel_ofports: BTreeMap<TunnelType, u32>,
+}
+
+/// The network name used when an attachment names none.
+pub const DEFAULT_NETWORK: &str = "default";
+
+/// A stable VNI for a network name: FNV-1a folded to 24 bits, never 0.
+pub fn vni_for(name: &str) -> u32 {
+    let h = fnv1a(name.as_bytes());
+    let v = ((h >> 24) ^ h) as u32 & 0x00ff_ffff;
+    if v == 0 { 1 } else { v }
+}
+
+/// FNV-1a, 64 bits.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// Whether `mac` is the one derived from `ip` (0a:58:a.b.c.d).
+pub fn mac_is_derived(ip: Ipv4Addr, mac: [u8; 6]) -> bool {
+    mac_from_ip(ip) == mac
+}
+
+impl State {
+    pub fn network(&self, name: &str) -> Option<&Network> {
+        self.networks.iter().find(|n| n.name == name)
+    }
+
+    /// Adds the network if missing (VNI from the name), and `cidr` to it.
+    pub fn ensure_network(&mut self, name: &str, cidr: IpNet) {
+        match self.networks.iter_mut().find(|n| n.name == name) {
+            Some(n) => {
+                if !n.cidrs.contains(&cidr) {
+                    n.cidrs.push(cidr);
+                }
+            }
+            None => self.networks.push(Network {
+                name: name.to_owned(),
+                vni: vni_for(name),
+                cidrs: vec![cidr],
+            }),
+        }
+    }
+}

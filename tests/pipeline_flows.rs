@@ -1,0 +1,393 @@
+//! The pipeline without a switch: declaration, rendering, validation,
+//! diff, and packets through the in-memory flow table.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use ovsnet::attach::mac_from_ip;
+use ovsnet::net::IpNet;
+use ovsnet::openflow::action::OFPP_LOCAL;
+use ovsnet::openflow::text::{format_flow, parse_flow};
+use ovsnet::openflow::{Field, FlowStats};
+use ovsnet::pipeline::{
+    BridgeLocal, FlowTable, LocalEndpoint, Packet, Pipeline, PipelineError, RemoteBlock, RemoteEndpoint, State,
+    TunnelType, desired_flows, diff, installed_from_stats, vni_for,
+};
+
+fn ip(s: &str) -> Ipv4Addr {
+    s.parse().expect("ip")
+}
+
+fn net(s: &str) -> IpNet {
+    IpNet::parse_network(s).expect("cidr")
+}
+
+fn ep(id: &str, network: &str, ofport: u32, addr: &str) -> LocalEndpoint {
+    LocalEndpoint { id: id.into(), network: network.into(), ofport, ip: ip(addr), mac: mac_from_ip(ip(addr)) }
+}
+
+const GRE: u32 = 100;
+const STATIC_MAC: [u8; 6] = [0x02, 0x11, 0x22, 0x33, 0x44, 0x55];
+const HOST_MAC: [u8; 6] = [0x02, 0xaa, 0xbb, 0xcc, 0xdd, 0xee];
+
+/// Two networks (red 10.1.0.0/24, blue 10.2.0.0/24), three local
+/// endpoints (one with a MAC set by hand), host access on red, a remote
+/// block and a remote endpoint on red over GRE.
+fn state() -> State {
+    let mut s = State::default();
+    s.ensure_network("red", net("10.1.0.0/24"));
+    s.ensure_network("blue", net("10.2.0.0/24"));
+    s.local_endpoints = vec![ep("a", "red", 1, "10.1.0.2"), ep("b", "red", 2, "10.1.0.3"), ep("c", "blue", 3, "10.2.0.2")];
+    s.local_endpoints.push(LocalEndpoint { mac: STATIC_MAC, ..ep("d", "red", 4, "10.1.0.4") });
+    s.bridge_local = Some(BridgeLocal { network: "red".into(), ip: ip("10.1.0.1"), mac: HOST_MAC });
+    s.tunnel_ofports.insert(TunnelType::Gre, GRE);
+    s.remote_blocks = vec![RemoteBlock {
+        network: "red".into(),
+        cidr: net("10.1.0.128/25"),
+        tun_dst: ip("192.168.50.2"),
+        tunnel: TunnelType::Gre,
+    }];
+    s.remote_endpoints = vec![RemoteEndpoint {
+        network: "red".into(),
+        ip: ip("10.1.0.77"),
+        mac: [0x02, 0, 0, 0, 0, 0x77],
+        tun_dst: ip("192.168.50.3"),
+        tunnel: TunnelType::Gre,
+    }];
+    s
+}
+
+fn table() -> FlowTable {
+    let p = Pipeline::builtin().expect("pipeline");
+    let d = desired_flows(&p, &state()).expect("render");
+    assert!(d.warnings.is_empty(), "{:?}", d.warnings);
+    FlowTable::from_set(&d.flows)
+}
+
+fn m(s: &str) -> [u8; 6] {
+    mac_from_ip(ip(s))
+}
+
+#[test]
+fn the_shipped_pipeline_declares_its_tables() {
+    let p = Pipeline::builtin().expect("pipeline parses");
+    let ids: Vec<u8> = p.tables.iter().map(|t| t.id).collect();
+    assert_eq!(ids, vec![0, 10, 20, 30, 40]);
+    let names: Vec<&str> = p.tables.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, vec!["classify", "port_security", "arp_responder", "forwarding", "flood"]);
+    for t in &p.tables {
+        assert!(!t.purpose.is_empty(), "table {} has no purpose", t.id);
+        assert!(!t.templates.is_empty());
+    }
+    assert!(p.table(0).expect("t0").gotos.contains(&10));
+}
+
+#[test]
+fn an_empty_state_is_one_drop_per_table() {
+    let p = Pipeline::builtin().expect("pipeline");
+    let d = desired_flows(&p, &State::default()).expect("render");
+    let flows = d.flows.to_flow_mods();
+    let text: Vec<String> = flows.iter().map(format_flow).collect();
+    assert_eq!(flows.len(), 5, "{text:#?}");
+    assert!(flows.iter().all(|f| f.priority == 0 && f.instructions.is_empty()));
+}
+
+#[test]
+fn each_endpoint_costs_four_flows() {
+    let p = Pipeline::builtin().expect("pipeline");
+    let mut s = State::default();
+    s.ensure_network("default", net("10.0.0.0/16"));
+    let base = desired_flows(&p, &s).expect("render").flows.len();
+    for i in 0..50u32 {
+        let a = Ipv4Addr::from(u32::from(ip("10.0.1.0")) + i);
+        s.local_endpoints.push(LocalEndpoint { id: format!("p{i}"), network: "default".into(), ofport: i + 1, ip: a, mac: mac_from_ip(a) });
+    }
+    let d = desired_flows(&p, &s).expect("render");
+    assert_eq!(d.flows.len(), base + 50 * ovsnet::pipeline::FLOWS_PER_ENDPOINT + 1, "and one broadcast chunk");
+    assert_eq!(d.per_kind.get("endpoint"), Some(&200));
+    // Per table: classify 1, port security 2, ARP 0, forwarding 1.
+    let per = d.flows.per_table();
+    assert_eq!(per[&0], 50 + 1);
+    assert_eq!(per[&10], 100 + 1);
+    assert_eq!(per[&20], 1 + 1, "one ARP flow for the whole network");
+    assert_eq!(per[&30], 50 + 2);
+    assert_eq!(per[&40], 1 + 1);
+}
+
+#[test]
+fn rendering_the_rich_state_gives_the_expected_flows() {
+    let p = Pipeline::builtin().expect("pipeline");
+    let d = desired_flows(&p, &state()).expect("render");
+    assert!(d.warnings.is_empty(), "{:?}", d.warnings);
+    // 5 local endpoints (4 + host) x 4, static MAC ARP for d, host and the
+    // remote endpoint (3), per network: ARP + broadcast + one flood chunk
+    // (3 x 2), tunnel classify (2), remote block 1, remote endpoint 1, drops 5.
+    assert_eq!(d.flows.len(), 20 + 3 + 6 + 2 + 1 + 1 + 5);
+    let text: Vec<String> = d.flows.to_flow_mods().iter().map(format_flow).collect();
+    let red = vni_for("red");
+    let has = |needle: &str| text.iter().any(|t| t.contains(needle));
+    assert!(has(&format!("priority=100,in_port=LOCAL actions=load:{red:#x}->NXM_NX_REG6[],goto_table:10")), "{text:#?}");
+    assert!(has("set_field:192.168.50.2->tun_dst"), "{text:#?}");
+    assert!(has(&format!("priority=95,reg6={red:#x},dl_dst=01:00:00:00:00:00/01:00:00:00:00:00 actions=load:0->NXM_NX_REG5[],resubmit(,40)")), "{text:#?}");
+    assert!(has("table=40, priority=100,reg5=0") || has("reg5=0"), "{text:#?}");
+    assert!(has("actions=output:1,output:2,output:4,LOCAL"), "{text:#?}");
+    // Every flow carries ovsnet's cookie tag.
+    assert!(d.flows.flows.values().all(|v| v.cookie & ovsnet::pipeline::COOKIE_MASK == ovsnet::pipeline::COOKIE_TAG));
+}
+
+#[test]
+fn ping_between_endpoints_of_one_network() {
+    let t = table();
+    let tr = t.trace(&Packet::ipv4(1, m("10.1.0.2"), m("10.1.0.3"), ip("10.1.0.2"), ip("10.1.0.3")));
+    assert_eq!(tr.ports(), vec![2], "{tr:?}");
+    let back = t.trace(&Packet::ipv4(2, m("10.1.0.3"), m("10.1.0.2"), ip("10.1.0.3"), ip("10.1.0.2")));
+    assert_eq!(back.ports(), vec![1]);
+    // To the endpoint with a MAC set by hand.
+    assert_eq!(t.trace(&Packet::ipv4(1, m("10.1.0.2"), STATIC_MAC, ip("10.1.0.2"), ip("10.1.0.4"))).ports(), vec![4]);
+    // To the host, through the bridge's internal port.
+    assert_eq!(t.trace(&Packet::ipv4(1, m("10.1.0.2"), HOST_MAC, ip("10.1.0.2"), ip("10.1.0.1"))).ports(), vec![OFPP_LOCAL]);
+    // From the host.
+    assert_eq!(t.trace(&Packet::ipv4(OFPP_LOCAL, HOST_MAC, m("10.1.0.2"), ip("10.1.0.1"), ip("10.1.0.2"))).ports(), vec![1]);
+}
+
+#[test]
+fn networks_are_isolated() {
+    let t = table();
+    // c (blue) to a (red), with a's right MAC and IP: dropped.
+    let tr = t.trace(&Packet::ipv4(3, m("10.2.0.2"), m("10.1.0.2"), ip("10.2.0.2"), ip("10.1.0.2")));
+    assert!(tr.dropped(), "{tr:?}");
+    // a to c: dropped.
+    assert!(t.trace(&Packet::ipv4(1, m("10.1.0.2"), m("10.2.0.2"), ip("10.1.0.2"), ip("10.2.0.2"))).dropped());
+    // c asking ARP for a red address gets no answer (blue's block only).
+    assert!(t.trace(&Packet::arp_request(3, m("10.2.0.2"), ip("10.2.0.2"), ip("10.1.0.2"))).dropped());
+    // Broadcast from blue reaches no red port.
+    let bc = t.trace(&Packet::ipv4(3, m("10.2.0.2"), [0xff; 6], ip("10.2.0.2"), ip("10.2.0.255")));
+    assert!(bc.dropped(), "c is blue's only port: {bc:?}");
+}
+
+#[test]
+fn arp_is_answered_by_flows_with_the_derived_mac() {
+    let t = table();
+    let tr = t.trace(&Packet::arp_request(1, m("10.1.0.2"), ip("10.1.0.2"), ip("10.1.0.3")));
+    assert_eq!(tr.ports(), vec![1], "answered back on the asking port: {tr:?}");
+    let r = &tr.outputs[0].1;
+    assert_eq!(r.get(Field::ArpOp), 2);
+    assert_eq!(r.mac(Field::EthSrc), m("10.1.0.3"));
+    assert_eq!(r.mac(Field::EthDst), m("10.1.0.2"));
+    assert_eq!(r.mac(Field::ArpSha), m("10.1.0.3"));
+    assert_eq!(r.mac(Field::ArpTha), m("10.1.0.2"));
+    assert_eq!(r.ip(Field::ArpSpa), ip("10.1.0.3"));
+    assert_eq!(r.ip(Field::ArpTpa), ip("10.1.0.2"));
+    assert!(tr.hit_table(20));
+    // A MAC set by hand is answered by its own flow.
+    let tr = t.trace(&Packet::arp_request(1, m("10.1.0.2"), ip("10.1.0.2"), ip("10.1.0.4")));
+    assert_eq!(tr.outputs[0].1.mac(Field::ArpSha), STATIC_MAC);
+    assert_eq!(tr.outputs[0].1.mac(Field::EthSrc), STATIC_MAC);
+    // So is the host's address, with the bridge's MAC.
+    let tr = t.trace(&Packet::arp_request(2, m("10.1.0.3"), ip("10.1.0.3"), ip("10.1.0.1")));
+    assert_eq!(tr.outputs[0].1.mac(Field::ArpSha), HOST_MAC);
+    // And the host asking for a container.
+    let tr = t.trace(&Packet::arp_request(OFPP_LOCAL, HOST_MAC, ip("10.1.0.1"), ip("10.1.0.2")));
+    assert_eq!(tr.ports(), vec![OFPP_LOCAL]);
+    assert_eq!(tr.outputs[0].1.mac(Field::ArpSha), m("10.1.0.2"));
+}
+
+#[test]
+fn spoofing_gets_nothing_through() {
+    let t = table();
+    // Own IP, another MAC.
+    assert!(t.trace(&Packet::ipv4(1, [2, 9, 9, 9, 9, 9], m("10.1.0.3"), ip("10.1.0.2"), ip("10.1.0.3"))).dropped());
+    // Own MAC, another IP (b's).
+    assert!(t.trace(&Packet::ipv4(1, m("10.1.0.2"), m("10.1.0.3"), ip("10.1.0.9"), ip("10.1.0.3"))).dropped());
+    // ARP claiming b's address.
+    assert!(t.trace(&Packet::arp_request(1, m("10.1.0.2"), ip("10.1.0.3"), ip("10.1.0.4"))).dropped());
+    // ARP with someone else's sender MAC.
+    let mut p = Packet::arp_request(1, m("10.1.0.2"), ip("10.1.0.2"), ip("10.1.0.3"));
+    p.set(Field::ArpSha, 0x0a58_0a01_0003);
+    assert!(t.trace(&p).dropped());
+    // A port with no endpoint.
+    assert!(t.trace(&Packet::ipv4(9, m("10.1.0.2"), m("10.1.0.3"), ip("10.1.0.2"), ip("10.1.0.3"))).dropped());
+    // IPv6 and other ethertypes.
+    let mut v6 = Packet::ipv4(1, m("10.1.0.2"), m("10.1.0.3"), ip("10.1.0.2"), ip("10.1.0.3"));
+    v6.set(Field::EthType, 0x86dd);
+    assert!(t.trace(&v6).dropped());
+}
+
+#[test]
+fn remote_blocks_and_endpoints_go_over_the_tunnel() {
+    let t = table();
+    let red = u128::from(vni_for("red"));
+    let tr = t.trace(&Packet::ipv4(1, m("10.1.0.2"), m("10.1.0.200"), ip("10.1.0.2"), ip("10.1.0.200")));
+    assert_eq!(tr.ports(), vec![GRE], "{tr:?}");
+    let out = &tr.outputs[0].1;
+    assert_eq!(out.ip(Field::TunDst), ip("192.168.50.2"));
+    assert_eq!(out.get(Field::TunId), red);
+    // A remote endpoint with its own MAC.
+    let tr = t.trace(&Packet::ipv4(1, m("10.1.0.2"), [2, 0, 0, 0, 0, 0x77], ip("10.1.0.2"), ip("10.1.0.77")));
+    assert_eq!(tr.ports(), vec![GRE]);
+    assert_eq!(tr.outputs[0].1.ip(Field::TunDst), ip("192.168.50.3"));
+    // From the tunnel, for a local endpoint of the tun_id's network.
+    let inbound = Packet::ipv4(0, m("10.1.0.200"), m("10.1.0.2"), ip("10.1.0.200"), ip("10.1.0.2"))
+        .from_tunnel(GRE, vni_for("red").into(), ip("192.168.50.2"));
+    assert_eq!(t.trace(&inbound).ports(), vec![1]);
+    // With blue's tun_id it cannot reach a red endpoint.
+    let wrong = Packet::ipv4(0, m("10.1.0.200"), m("10.1.0.2"), ip("10.1.0.200"), ip("10.1.0.2"))
+        .from_tunnel(GRE, vni_for("blue").into(), ip("192.168.50.2"));
+    assert!(t.trace(&wrong).dropped());
+    // Never back out of the tunnel it came from.
+    let hairpin = Packet::ipv4(0, m("10.1.0.200"), m("10.1.0.201"), ip("10.1.0.200"), ip("10.1.0.201"))
+        .from_tunnel(GRE, vni_for("red").into(), ip("192.168.50.2"));
+    assert!(t.trace(&hairpin).dropped());
+}
+
+#[test]
+fn broadcast_stays_within_the_network() {
+    let t = table();
+    let tr = t.trace(&Packet::ipv4(1, m("10.1.0.2"), [0xff; 6], ip("10.1.0.2"), ip("10.1.0.255")));
+    let mut ports = tr.ports();
+    ports.sort_unstable();
+    assert_eq!(ports, vec![2, 4, OFPP_LOCAL], "not back to 1, not to blue's 3, not to the tunnel");
+    // Unknown unicast is dropped.
+    assert!(t.trace(&Packet::ipv4(1, m("10.1.0.2"), [2, 1, 2, 3, 4, 5], ip("10.1.0.2"), ip("10.1.0.3"))).dropped());
+}
+
+#[test]
+fn a_flow_that_breaks_its_table_is_an_error() {
+    let bad_match = "[table 0 classify]\nmatch = in_port\ngoto = 10\nmiss = drop\nflow endpoint = priority=100,in_port={ofport},dl_src={mac} actions=goto_table:10\n[table 10 x]\nmatch = in_port\nmiss = drop\n";
+    let p = Pipeline::parse(bad_match).expect("parses");
+    let err = desired_flows(&p, &state()).expect_err("dl_src is not declared for table 0");
+    assert!(matches!(err, PipelineError::Violation { line: 5, .. }), "{err}");
+    assert!(err.to_string().contains("may not match eth_src"), "{err}");
+
+    let bad_goto = "[table 0 a]\nmatch = in_port\ngoto = 10\nflow pipeline = priority=0 actions=goto_table:20\n[table 10 b]\n[table 20 c]\n";
+    let p = Pipeline::parse(bad_goto).expect("parses");
+    let err = desired_flows(&p, &State::default()).expect_err("goto 20 undeclared");
+    assert!(err.to_string().contains("may not go to table 20"), "{err}");
+
+    let to_controller = "[table 0 a]\nflow pipeline = priority=0 actions=CONTROLLER:65535\n";
+    let p = Pipeline::parse(to_controller).expect("parses");
+    assert!(desired_flows(&p, &State::default()).is_err());
+
+    // Declaration errors.
+    for (text, why) in [
+        ("[table 10 a]\ngoto = 5\n", "only go forward"),
+        ("[table 0 a]\nmatch = no_such_field\n", "unknown field"),
+        ("[table 0 a]\nflow endpoint = priority=1,tun_dst={tun_dst} actions=drop\n", "not available"),
+        ("[table 0 a]\nflow mystery = priority=1 actions=drop\n", "unknown flow kind"),
+        ("flow pipeline = priority=0 actions=drop\n", "must come first"),
+        ("[table 0 a]\ngoto = 7\n", "undeclared"),
+        ("", "no tables"),
+    ] {
+        let err = Pipeline::parse(text).expect_err(text);
+        assert!(err.to_string().contains(why), "{text:?}: {err}");
+    }
+}
+
+#[test]
+fn diff_sends_nothing_for_an_unchanged_switch_and_removes_strangers() {
+    let p = Pipeline::builtin().expect("pipeline");
+    let desired = desired_flows(&p, &state()).expect("render").flows;
+    assert!(diff(&desired, &desired).is_empty());
+
+    // What the switch would return: flow stats of the same flows.
+    let mut stats: Vec<FlowStats> = desired
+        .to_flow_mods()
+        .into_iter()
+        .map(|f| FlowStats {
+            table_id: f.table_id,
+            duration_sec: 1,
+            duration_nsec: 0,
+            priority: f.priority,
+            idle_timeout: 0,
+            hard_timeout: 0,
+            flags: 0,
+            cookie: f.cookie,
+            packet_count: 7,
+            byte_count: 700,
+            r#match: f.r#match,
+            instructions: f.instructions,
+        })
+        .collect();
+    let installed = installed_from_stats(&stats, &p.table_ids());
+    assert!(diff(&desired, &installed).is_empty());
+
+    // Someone else's flow in table 10, a flow in a table we do not own,
+    // and one of ours with its actions changed.
+    let stranger = parse_flow("table=10,priority=200,ip actions=NORMAL").expect("flow");
+    let elsewhere = parse_flow("table=99,priority=1 actions=drop").expect("flow");
+    for f in [stranger, elsewhere] {
+        stats.push(FlowStats { table_id: f.table_id, priority: f.priority, cookie: 0, r#match: f.r#match, instructions: f.instructions, ..stats[0].clone() });
+    }
+    let changed = stats.iter_mut().find(|s| s.table_id == 30 && s.priority == 100).expect("a forwarding flow");
+    changed.instructions = parse_flow("actions=output:42").expect("flow").instructions;
+    let installed = installed_from_stats(&stats, &p.table_ids());
+    let d = diff(&desired, &installed);
+    assert_eq!(d.delete.len(), 1, "{d:?}");
+    assert_eq!(d.add.len(), 1);
+    let mods = d.flow_mods();
+    assert_eq!((mods[0].table_id, mods[0].priority), (10, 200));
+    assert_eq!(mods[0].command, ovsnet::openflow::message::OFPFC_DELETE_STRICT);
+    assert_eq!((mods[1].table_id, mods[1].command), (30, ovsnet::openflow::message::OFPFC_ADD));
+    // The bytes sent are the codec's encoding of the same flow_mods.
+    let sent: Vec<Vec<u8>> = d.messages().collect();
+    for (bytes, fm) in sent.iter().zip(&mods) {
+        assert_eq!(bytes, &ovsnet::openflow::Message::FlowMod(fm.clone()).encode(0));
+    }
+
+    // Applying the diff to the mirror gives the desired set.
+    let mut mirror = installed;
+    ovsnet::pipeline::diff::apply(&mut mirror, &d);
+    assert!(diff(&desired, &mirror).is_empty());
+}
+
+#[test]
+fn ten_thousand_endpoints_render_quickly() {
+    let p = Pipeline::builtin().expect("pipeline");
+    let mut s = State::default();
+    s.ensure_network("default", net("10.0.0.0/16"));
+    for i in 0..10_000u32 {
+        let a = Ipv4Addr::from(u32::from(ip("10.0.0.2")) + i);
+        s.local_endpoints.push(LocalEndpoint { id: format!("p{i}"), network: "default".into(), ofport: i + 1, ip: a, mac: mac_from_ip(a) });
+    }
+    let start = std::time::Instant::now();
+    let d = desired_flows(&p, &s).expect("render");
+    let took = start.elapsed();
+    assert_eq!(d.flows.len(), 40_000 + 2 + 10 + 5, "10 flood chunks of 1000 ports");
+    assert!(took.as_secs() < 20, "took {took:?}");
+    let mut seen = BTreeMap::new();
+    for v in d.flows.flows.values() {
+        *seen.entry(v.cookie).or_insert(0) += 1;
+    }
+    assert!(seen.len() > 10_000, "cookies per owner");
+}
+
+#[test]
+fn a_big_network_floods_in_chunks_that_fit_a_message() {
+    let p = Pipeline::builtin().expect("pipeline");
+    let mut s = State::default();
+    s.ensure_network("big", net("10.9.0.0/16"));
+    for i in 0..2500u32 {
+        let a = Ipv4Addr::from(u32::from(ip("10.9.0.2")) + i);
+        s.local_endpoints.push(LocalEndpoint { id: format!("p{i}"), network: "big".into(), ofport: i + 1, ip: a, mac: mac_from_ip(a) });
+    }
+    let d = desired_flows(&p, &s).expect("render");
+    assert_eq!(d.per_kind.get("flood_chunk"), Some(&3));
+    let t = FlowTable::from_set(&d.flows);
+    let tr = t.trace(&Packet::ipv4(7, m("10.9.0.8"), [0xff; 6], ip("10.9.0.8"), ip("10.9.255.255")));
+    let mut ports = tr.ports();
+    ports.sort_unstable();
+    let want: Vec<u32> = (1..=2500).filter(|&p| p != 7).collect();
+    assert_eq!(ports, want);
+    for fm in d.flows.to_flow_mods() {
+        assert!(ovsnet::openflow::Message::FlowMod(fm).encode(0).len() <= ovsnet::pipeline::render::MAX_FLOW_MOD);
+    }
+}
+
+#[test]
+fn a_flow_too_big_for_a_message_is_an_error() {
+    let outputs: Vec<String> = (1..5000).map(|p| format!("output:{p}")).collect();
+    let text = format!("[table 0 a]\nflow pipeline = priority=1 actions={}\n", outputs.join(","));
+    let p = Pipeline::parse(&text).expect("parses");
+    let err = desired_flows(&p, &State::default()).expect_err("too big");
+    assert!(err.to_string().contains("bytes"), "{err}");
+}
