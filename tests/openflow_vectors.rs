@@ -155,8 +155,7 @@ fn captured_replies_print_like_ovs_ofctl() {
 
 /// Vectors whose text still differs, and why: message kinds the codec keeps
 /// as raw bytes (queue, table features, group/meter features), and Nicira
-/// actions it keeps raw (output_trunc, stack push/pop, sample, controller2)
-/// or prints differently (a learn variant).
+/// actions it keeps raw (output_trunc, stack push/pop, sample, controller2).
 const KNOWN_DIFFERENT: &[&str] = &[
     "4-32-ofp_group_features_reply.packet",
     "4-35-ofp_queue_get_config_request.packet",
@@ -165,9 +164,7 @@ const KNOWN_DIFFERENT: &[&str] = &[
     "4-52-ofp_meter_features_reply.packet",
     "4-55-ofp_table_features_request.packet",
     "4-56-ofp_table_features_reply.packet",
-    "libofproto-OFP13-flow_mod.packet",
     "ovs-ofctl-of13-action_controller2.packet",
-    "ovs-ofctl-of13-action_learn.packet",
     "ovs-ofctl-of13-action_output_trunc.packet",
     "ovs-ofctl-of13-action_sample.packet",
     "ovs-ofctl-of13-action_sample2.packet",

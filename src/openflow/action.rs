@@ -147,9 +147,15 @@ impl Subfield {
 }
 
 impl Field {
-    /// Width in bits used by subfield syntax (`[]` means this many bits).
+    /// Width in bits used by subfield syntax (`[]` means this many bits):
+    /// Open vSwitch's field width, the significant bits (6 for `ip_dscp`,
+    /// 1 for `tun_flags`), and 12 for `vlan_vid` (the OXM's 13th bit,
+    /// OFPVID_PRESENT, is not part of the field).
     pub fn width_bits(self) -> u16 {
-        u16::from(self.def().len) * 8
+        match self {
+            Field::VlanVid => 12,
+            _ => self.def().bits,
+        }
     }
 }
 
