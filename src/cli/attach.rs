@@ -156,6 +156,11 @@ pub async fn run_attach(args: AttachArgs, g: &Global) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Attachments committed together in a batch: large enough that
+/// `ovs-vswitchd` reconfigures the bridge rarely, small enough that a
+/// progress bar moves and few veths wait unplugged.
+const BATCH_CHUNK: usize = 100;
+
 async fn run_batch(file: &PathBuf, g: &Global) -> anyhow::Result<()> {
     let text = if file.as_os_str() == "-" {
         let mut s = String::new();
@@ -185,14 +190,7 @@ async fn run_batch(file: &PathBuf, g: &Global) -> anyhow::Result<()> {
     };
     let mut failed = 0usize;
     let stdout = std::io::stdout();
-    for (n, line) in &lines {
-        let result = async {
-            let parsed = BatchLine::try_parse_from(line.split_whitespace())
-                .map_err(|e| anyhow::anyhow!("{}", e.to_string().lines().next().unwrap_or("bad line").trim()))?;
-            let req = request(&parsed.bridge, &parsed.container, &parsed.ip, &parsed.opts)?;
-            Ok::<_, anyhow::Error>(attacher.attach(&req).await?)
-        }
-        .await;
+    let mut emit = |n: usize, result: Result<AttachReport, anyhow::Error>| {
         let out = match (&result, g.format) {
             (Ok(r), Format::Json) => serde_json::json!({"line": n, "ok": true, "report": r}).to_string(),
             (Err(e), Format::Json) => serde_json::json!({"line": n, "ok": false, "error": format!("{e:#}")}).to_string(),
@@ -212,6 +210,25 @@ async fn run_batch(file: &PathBuf, g: &Global) -> anyhow::Result<()> {
             None => {
                 let _ = writeln!(stdout.lock(), "{out}");
             }
+        }
+    };
+    // Lines are parsed first; the good ones are attached a chunk at a time
+    // (one OVSDB commit and one ofport wait per chunk).
+    let mut good: Vec<(usize, AttachRequest)> = Vec::new();
+    for (n, line) in &lines {
+        let parsed = BatchLine::try_parse_from(line.split_whitespace())
+            .map_err(|e| anyhow::anyhow!("{}", e.to_string().lines().next().unwrap_or("bad line").trim()))
+            .and_then(|p| request(&p.bridge, &p.container, &p.ip, &p.opts));
+        match parsed {
+            Ok(req) => good.push((*n, req)),
+            Err(e) => emit(*n, Err(e)),
+        }
+    }
+    for part in good.chunks(BATCH_CHUNK) {
+        let reqs: Vec<AttachRequest> = part.iter().map(|(_, r)| r.clone()).collect();
+        let results = attacher.attach_many(&reqs, BATCH_CHUNK).await;
+        for ((n, _), result) in part.iter().zip(results) {
+            emit(*n, result.map_err(anyhow::Error::from));
         }
     }
     if let Some(b) = bar {
