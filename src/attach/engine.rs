@@ -325,9 +325,13 @@ impl Attacher {
             return Err(AttachError::NoBridge(req.bridge.clone()));
         };
         let netdev = bridge_row.get("datapath_type").and_then(Datum::as_str) == Some("netdev");
+        // The base is what the bridge was asked for, not the bridge
+        // interface's current MTU: OVS lowers that to the smallest MTU of
+        // the bridge's ports, so it would shrink with every container given
+        // less (a tunnel's overhead, an explicit --mtu).
         let bridge_mtu = rows(1)
             .first()
-            .and_then(|row| row.get("mtu"))
+            .and_then(|row| row.get("mtu_request"))
             .and_then(Datum::as_integer)
             .and_then(|m| u32::try_from(m).ok())
             .unwrap_or(1500);
@@ -500,12 +504,42 @@ impl Attacher {
             port_op.push(ops.len() + 3);
             ops.extend(mine);
         }
-        let results = self.transact(ops).await?;
+        let results = match self.transact(ops).await {
+            Ok(r) => r,
+            // The address guard (operation 1) failed: someone took the
+            // address since it was read (another line of the same batch,
+            // or another client). Say who.
+            Err(crate::ovsdb::Error::Transaction { index: 1, .. }) if items.len() == 1 => {
+                return Err(self.ip_holder(&items[0].req).await);
+            }
+            Err(e) => return Err(e.into()),
+        };
         for (p, i) in items.iter_mut().zip(port_op) {
             p.undo.port = results.get(i).and_then(|r: &OpResult| r.uuid);
             self.step(Step::Committed)?;
         }
         Ok(())
+    }
+
+    /// The error for an address found taken at commit time.
+    async fn ip_holder(&self, req: &AttachRequest) -> AttachError {
+        let select = Operation::select("Port", by_addr(&req.bridge, req.ip)).columns(PORT_COLUMNS);
+        let r = match self.transact(vec![select]).await {
+            Ok(r) => r,
+            Err(e) => return e.into(),
+        };
+        let row = r.first().and_then(|x| x.rows.as_deref()).and_then(|rows| rows.first());
+        match row {
+            Some(row) => {
+                let port = row.get("name").and_then(Datum::as_str).unwrap_or("?").to_owned();
+                let holder = match Attachment::from_port_row(row) {
+                    Some(h) => format!("{} {}", h.shown_container(), h.ifname),
+                    None => "(a port not made by ovsnet)".to_owned(),
+                };
+                AttachError::IpInUse { ip: req.ip, bridge: req.bridge.clone(), holder, port }
+            }
+            None => AttachError::Reply(format!("the holder of {} changed while attaching; try again", req.ip)),
+        }
     }
 
     /// Step 8 and the report. Nothing here can fail the attachment except

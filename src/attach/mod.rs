@@ -423,13 +423,14 @@ pub const PORT_COLUMNS: [&str; 3] = ["_uuid", "name", "external_ids"];
 /// Tunnel interface types whose overhead a container's MTU must leave room for.
 pub const TUNNEL_TYPES: [&str; 3] = ["gre", "vxlan", "geneve"];
 
-/// The read-only transaction run before an attach: the bridge, its MTU,
+/// The read-only transaction run before an attach: the bridge, its
+/// requested MTU (`mtu_request`; 1500 when unset),
 /// this container's existing attachment, the holder of the IP, the
 /// tunnel interfaces, and the switch's `other_config`.
 pub fn read_ops(req: &AttachRequest, container_id: &str) -> Vec<Operation> {
     let mut ops = vec![
         Operation::select("Bridge", vec![Condition::eq("name", req.bridge.as_str())]).columns(["_uuid", "datapath_type"]),
-        Operation::select("Interface", vec![Condition::eq("name", req.bridge.as_str())]).columns(["mtu"]),
+        Operation::select("Interface", vec![Condition::eq("name", req.bridge.as_str())]).columns(["mtu_request"]),
         Operation::select("Port", by_container(&req.bridge, container_id, &req.ifname)).columns(PORT_COLUMNS),
         Operation::select("Port", by_addr(&req.bridge, req.ip)).columns(PORT_COLUMNS),
         Operation::select("Open_vSwitch", vec![]).columns(["other_config"]),
