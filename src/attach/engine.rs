@@ -152,8 +152,9 @@ struct Undo {
 impl Attacher {
     pub fn new(client: Client, opts: AttacherOptions) -> Result<Self, AttachError> {
         let host = match &opts.switch_netns {
-            Some(ns) => Netlink::open_netns(ns)?,
-            None => Netlink::open()?,
+            // The host side never sends frames: no packet socket.
+            Some(ns) => Netlink::open_netns_without_packet(ns)?,
+            None => Netlink::open_without_packet()?,
         };
         let resolver = match &opts.docker_host {
             Some(h) => Resolver::with_docker_host(h.clone()),
@@ -455,7 +456,14 @@ impl Attacher {
         item.undo.veth = Some(host_link.clone());
         self.step(Step::VethCreated)?;
 
-        let inside = Netlink::open_in(&item.resolved.netns)?;
+        // A gratuitous ARP only matters when the MAC is not the one derived
+        // from the IP: with the derived MAC, any neighbour's cache entry for
+        // this IP is already right (a re-attach keeps the MAC). Only then
+        // is the packet socket (slow to close) opened.
+        let inside = match needs_garp(req) {
+            true => Netlink::open_in(&item.resolved.netns)?,
+            false => Netlink::open_in_without_packet(&item.resolved.netns)?,
+        };
         let eth = inside.link(&req.ifname).await?;
         // Offload first: the interface must never carry a frame with a
         // checksum left to hardware that the userspace datapath won't fill.
@@ -552,7 +560,9 @@ impl Attacher {
                 self.rollback(&item.req.bridge, item.undo).await;
                 return Err(e.into());
             }
-            if let Err(e) = inside.send_gratuitous_arp(eth, item.mac, item.req.ip) {
+            if needs_garp(&item.req)
+                && let Err(e) = inside.send_gratuitous_arp(eth, item.mac, item.req.ip)
+            {
                 tracing::warn!("{e}");
             }
         }
@@ -860,6 +870,12 @@ impl Attacher {
     pub async fn identify(&self, reference: &ContainerRef) -> Result<Identity, AttachError> {
         Ok(self.resolver.resolve(reference).await?.identity)
     }
+}
+
+/// Whether an attach announces its address with a gratuitous ARP: only
+/// when its MAC is not the one derived from the IP.
+fn needs_garp(req: &AttachRequest) -> bool {
+    req.mac.is_some_and(|m| m != mac_from_ip(req.ip))
 }
 
 /// A Port row as it is written (for reporting without reading it back).

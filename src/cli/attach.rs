@@ -147,8 +147,11 @@ pub async fn run_attach(args: AttachArgs, g: &Global) -> anyhow::Result<()> {
     };
     // Bad input is refused before any connection is made.
     let req = request(bridge, container, ip, &args.opts)?;
+    tracing::debug!("attach: connecting");
     let attacher = attacher(g).await?;
+    tracing::debug!("attach: connected, netlink open");
     let report = attacher.attach(&req).await?;
+    tracing::debug!("attach: done");
     match g.format {
         Format::Json => println!("{}", serde_json::to_string(&report)?),
         Format::Table => println!("{}", describe(&report)),
