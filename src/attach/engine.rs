@@ -15,7 +15,11 @@
 //!    remove the port);
 //! 7. wait for `ovs-vswitchd` to give the interface an OpenFlow port;
 //! 8. bring the container's `lo` up, and send a gratuitous ARP from the
-//!    container side (best effort: the attachment works without it).
+//!    container side when the MAC is not the one derived from the IP (best
+//!    effort: the attachment works without it).
+//!
+//! [`Attacher::attach_many`] runs 1-5 per request, then 6 and 7 once for a
+//! whole chunk, then 8 per request.
 //!
 //! A failure at any step runs the undos of the steps done, in reverse.
 
