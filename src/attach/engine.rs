@@ -142,7 +142,7 @@ struct Prepared {
 
 enum Staged {
     /// Nothing to do (already attached exactly so).
-    Done(AttachReport),
+    Done(Box<AttachReport>),
     Plugged(Box<Prepared>),
 }
 
@@ -216,7 +216,7 @@ impl Attacher {
     /// Attaches (or re-plugs, or confirms) a container. All or nothing.
     pub async fn attach(&self, req: &AttachRequest) -> Result<AttachReport, AttachError> {
         let mut item = match self.prepare(req).await? {
-            Staged::Done(report) => return Ok(report),
+            Staged::Done(report) => return Ok(*report),
             Staged::Plugged(p) => *p,
         };
         let result = async {
@@ -253,7 +253,7 @@ impl Attacher {
             let mut items = Vec::new();
             for (i, req) in part.iter().enumerate() {
                 match self.prepare(req).await {
-                    Ok(Staged::Done(r)) => out.push(Some(Ok(r))),
+                    Ok(Staged::Done(r)) => out.push(Some(Ok(*r))),
                     Ok(Staged::Plugged(p)) => {
                         out.push(None);
                         idx.push(base + i);
@@ -400,10 +400,10 @@ impl Attacher {
             if self.host.link_by_name(&host_name).await?.is_some() && existing_ofport.is_some_and(|p| p > 0) {
                 let mut a = a;
                 a.ofport = existing_ofport;
-                return Ok(Staged::Done(AttachReport {
+                return Ok(Staged::Done(Box::new(AttachReport {
                     attachment: a,
                     change: Change::Unchanged,
-                }));
+                })));
             }
             // The port is recorded but its veth is gone (deleted by
             // hand): drop the port and plug again from scratch.
