@@ -60,6 +60,11 @@ pub struct AttachArgs {
     /// line from FILE (`-` for stdin), over one database connection.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["bridge", "container", "ip"])]
     pub batch: Option<PathBuf>,
+    /// With --batch: lines committed to OVSDB together (ovs-vswitchd
+    /// reconfigures the bridge once per commit).
+    #[arg(long, value_name = "N", default_value_t = BATCH_CHUNK, requires = "batch",
+          value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub chunk: u64,
 }
 
 /// One line of a batch file.
@@ -136,7 +141,7 @@ pub(super) fn describe(r: &AttachReport) -> String {
 
 pub async fn run_attach(args: AttachArgs, g: &Global) -> anyhow::Result<()> {
     if let Some(file) = &args.batch {
-        return run_batch(file, g).await;
+        return run_batch(file, usize::try_from(args.chunk).unwrap_or(1), g).await;
     }
     if let (Some(remotes), Some(network)) = (&args.cluster_db, &args.opts.network) {
         return super::network::attach_in_cluster(&args, remotes, network, g).await;
@@ -159,12 +164,12 @@ pub async fn run_attach(args: AttachArgs, g: &Global) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Attachments committed together in a batch: large enough that
+/// Attachments committed together in a batch by default: large enough that
 /// `ovs-vswitchd` reconfigures the bridge rarely, small enough that a
 /// progress bar moves and few veths wait unplugged.
-const BATCH_CHUNK: usize = 100;
+const BATCH_CHUNK: u64 = 100;
 
-async fn run_batch(file: &PathBuf, g: &Global) -> anyhow::Result<()> {
+async fn run_batch(file: &PathBuf, chunk: usize, g: &Global) -> anyhow::Result<()> {
     let text = if file.as_os_str() == "-" {
         let mut s = String::new();
         for line in std::io::stdin().lock().lines() {
@@ -227,9 +232,9 @@ async fn run_batch(file: &PathBuf, g: &Global) -> anyhow::Result<()> {
             Err(e) => emit(*n, Err(e)),
         }
     }
-    for part in good.chunks(BATCH_CHUNK) {
+    for part in good.chunks(chunk) {
         let reqs: Vec<AttachRequest> = part.iter().map(|(_, r)| r.clone()).collect();
-        let results = attacher.attach_many(&reqs, BATCH_CHUNK).await;
+        let results = attacher.attach_many(&reqs, chunk).await;
         for ((n, _), result) in part.iter().zip(results) {
             emit(*n, result.map_err(anyhow::Error::from));
         }
