@@ -77,6 +77,13 @@ fn ip(i: usize) -> String {
     format!("10.{}.{}.{}/8", 100 + j / 65536, (j / 256) % 256, j % 256)
 }
 
+/// The load average, printed with each figure: these machines are shared.
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo test --benches` asks for the list of benchmarks.
@@ -103,7 +110,12 @@ fn main() {
                 times.push(d); // the first warms the page cache
             }
         }
-        println!("single attach, `ovsnet attach` command, median of {}: {}", times.len(), ms(median(&mut times)));
+        println!(
+            "single attach, `ovsnet attach` command, median of {}: {} (load {})",
+            times.len(),
+            ms(median(&mut times)),
+            load()
+        );
     }
 
     // 2. 1,000 sequential attaches through the library on one bridge.
@@ -131,11 +143,12 @@ fn main() {
         let mut first: Vec<Duration> = times[..100].to_vec();
         let mut last: Vec<Duration> = times[900..].to_vec();
         println!(
-            "1,000 sequential attaches (library, one connection): total {:.2} s, median first 100 {}, last 100 {}, overall {}",
+            "1,000 sequential attaches (library, one connection): total {:.2} s, median first 100 {}, last 100 {}, overall {} (load {})",
             total.as_secs_f64(),
             ms(median(&mut first)),
             ms(median(&mut last)),
-            ms(median(&mut times))
+            ms(median(&mut times)),
+            load()
         );
     }
 
@@ -152,16 +165,18 @@ fn main() {
         let dir = tempfile::tempdir().expect("tmp");
         let file = dir.path().join("batch");
         std::fs::write(&file, text).expect("write");
+        // ATTACH_BATCH_CHUNK: lines per OVSDB commit (default: ovsnet's).
+        let chunk = std::env::var("ATTACH_BATCH_CHUNK").unwrap_or_else(|_| "100".into());
         let t = Instant::now();
         let out = ovsnet_cmd(&sbx)
-            .args(["attach", "--batch"])
+            .args(["attach", "--chunk", &chunk, "--batch"])
             .arg(&file)
             .stdout(Stdio::null())
             .output()
             .expect("batch");
         let d = t.elapsed();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        println!("`ovsnet attach --batch` of 1,000: {:.2} s", d.as_secs_f64());
+        println!("`ovsnet attach --batch` of 1,000, --chunk {chunk}: {:.2} s (load {})", d.as_secs_f64(), load());
     }
 
     // 4. Against pipework and ovs-docker, on real Docker containers.
@@ -222,7 +237,7 @@ fn main() {
             times.push(d);
         }
         let m = median(&mut times);
-        println!("{tool}: single attach to a Docker container, median of {n}: {}", ms(m));
+        println!("{tool}: single attach to a Docker container, median of {n}: {} (load {})", ms(m), load());
         results.push((tool, m));
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
         engine.remove(&refs).expect("docker rm");

@@ -97,7 +97,8 @@ fn batch_attaches_many_over_one_connection() {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("batch.txt");
     std::fs::write(&file, &text).expect("write");
-    let out = ovsnet(&sbx, None, &["attach", "--batch", file.to_str().expect("utf8")]);
+    // Chunks of 7: three commits, the failing line in the last one.
+    let out = ovsnet(&sbx, None, &["attach", "--chunk", "7", "--batch", file.to_str().expect("utf8")]);
     assert!(!out.status.success(), "one line fails, so the batch reports failure");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = stdout.lines().collect();

@@ -15,7 +15,11 @@
 //!    remove the port);
 //! 7. wait for `ovs-vswitchd` to give the interface an OpenFlow port;
 //! 8. bring the container's `lo` up, and send a gratuitous ARP from the
-//!    container side (best effort: the attachment works without it).
+//!    container side when the MAC is not the one derived from the IP (best
+//!    effort: the attachment works without it).
+//!
+//! [`Attacher::attach_many`] runs 1-5 per request, then 6 and 7 once for a
+//! whole chunk, then 8 per request.
 //!
 //! A failure at any step runs the undos of the steps done, in reverse.
 
@@ -110,12 +114,36 @@ pub struct Attacher {
     resolver: Resolver,
     opts: AttacherOptions,
     hook: Option<Hook>,
+    /// When this attacher was made (the debug timing log counts from here).
+    started: std::time::Instant,
 }
 
 impl std::fmt::Debug for Attacher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Attacher").field("opts", &self.opts).finish_non_exhaustive()
     }
+}
+
+/// An attachment made up to its OVSDB commit (steps 1 to 5).
+struct Prepared {
+    req: AttachRequest,
+    resolved: crate::container::Resolved,
+    host_name: String,
+    mac: [u8; 6],
+    ids: BTreeMap<String, String>,
+    /// The guards: this container's stale ports and the IP's holders as read.
+    seen_mine: Vec<String>,
+    seen_holders: Vec<String>,
+    stale: Vec<Attachment>,
+    /// Netlink in the container's namespace and its interface.
+    inside: Option<(Netlink, crate::netlink::Link)>,
+    undo: Undo,
+}
+
+enum Staged {
+    /// Nothing to do (already attached exactly so).
+    Done(Box<AttachReport>),
+    Plugged(Box<Prepared>),
 }
 
 /// What to undo if a later step fails.
@@ -128,8 +156,9 @@ struct Undo {
 impl Attacher {
     pub fn new(client: Client, opts: AttacherOptions) -> Result<Self, AttachError> {
         let host = match &opts.switch_netns {
-            Some(ns) => Netlink::open_netns(ns)?,
-            None => Netlink::open()?,
+            // The host side never sends frames: no packet socket.
+            Some(ns) => Netlink::open_netns_without_packet(ns)?,
+            None => Netlink::open_without_packet()?,
         };
         let resolver = match &opts.docker_host {
             Some(h) => Resolver::with_docker_host(h.clone()),
@@ -141,6 +170,7 @@ impl Attacher {
             resolver,
             opts,
             hook: None,
+            started: std::time::Instant::now(),
         })
     }
 
@@ -160,15 +190,132 @@ impl Attacher {
     }
 
     fn step(&self, step: Step) -> Result<(), AttachError> {
-        tracing::debug!(?step, "attach step done");
+        tracing::debug!(?step, since_start_us = self.started.elapsed().as_micros() as u64, "attach step done");
         match &self.hook {
             Some(h) if !h(step) => Err(AttachError::Injected(step)),
             _ => Ok(()),
         }
     }
 
+    /// One transaction on the Open_vSwitch database, checked against the
+    /// schema compiled into ovsnet instead of the server's: fetching the
+    /// server's (about 100 KB) costs a round trip and a parse per command.
+    /// The server still judges every operation; what the local check adds
+    /// is refusing a malformed one before anything is sent.
+    async fn transact(&self, mut ops: Vec<Operation>) -> Result<Vec<OpResult>, crate::ovsdb::Error> {
+        match vswitch_schema() {
+            Some(schema) => {
+                schema.check_operations(&ops)?;
+                schema.normalize_operations(&mut ops);
+                self.client.transact_unchecked(DB, ops).await
+            }
+            None => self.client.transact(DB, ops).await,
+        }
+    }
+
     /// Attaches (or re-plugs, or confirms) a container. All or nothing.
     pub async fn attach(&self, req: &AttachRequest) -> Result<AttachReport, AttachError> {
+        let mut item = match self.prepare(req).await? {
+            Staged::Done(report) => return Ok(*report),
+            Staged::Plugged(p) => *p,
+        };
+        let result = async {
+            self.commit(std::slice::from_mut(&mut item)).await?;
+            let ofports = self.wait_ofports(std::slice::from_ref(&item.host_name)).await?;
+            self.step(Step::Ofport)?;
+            ofports
+                .first()
+                .copied()
+                .ok_or_else(|| AttachError::Reply("no ofport in the reply".into()))
+        }
+        .await;
+        match result {
+            Ok(ofport) => self.finish(item, ofport).await,
+            Err(e) => {
+                self.rollback(&req.bridge, item.undo).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Attaches many containers, `chunk` at a time: each chunk's veths are
+    /// made and configured one by one, then all its ports go into OVSDB in
+    /// one transaction (so `ovs-vswitchd` reconfigures the bridge once per
+    /// chunk, not once per port: its reconfiguration costs time in
+    /// proportion to the ports already there), then one wait for all their
+    /// ofports. A chunk whose transaction fails is committed port by port,
+    /// so a bad line fails only itself. One result per request, in order.
+    pub async fn attach_many(&self, reqs: &[AttachRequest], chunk: usize) -> Vec<Result<AttachReport, AttachError>> {
+        let mut out: Vec<Option<Result<AttachReport, AttachError>>> = Vec::with_capacity(reqs.len());
+        for part in reqs.chunks(chunk.max(1)) {
+            let base = out.len();
+            let mut idx = Vec::new();
+            let mut items = Vec::new();
+            for (i, req) in part.iter().enumerate() {
+                match self.prepare(req).await {
+                    Ok(Staged::Done(r)) => out.push(Some(Ok(*r))),
+                    Ok(Staged::Plugged(p)) => {
+                        out.push(None);
+                        idx.push(base + i);
+                        items.push(*p);
+                    }
+                    Err(e) => out.push(Some(Err(e))),
+                }
+            }
+            if items.is_empty() {
+                continue;
+            }
+            let mut errors: Vec<Option<AttachError>> = (0..items.len()).map(|_| None).collect();
+            if let Err(e) = self.commit(&mut items).await {
+                tracing::debug!("batch commit of {} ports failed ({e}); committing one by one", items.len());
+                for (item, err) in items.iter_mut().zip(errors.iter_mut()) {
+                    if let Err(e) = self.commit(std::slice::from_mut(item)).await {
+                        *err = Some(e);
+                    }
+                }
+            }
+            let names: Vec<String> = items
+                .iter()
+                .zip(&errors)
+                .filter(|(_, e)| e.is_none())
+                .map(|(p, _)| p.host_name.clone())
+                .collect();
+            let mut ofports: BTreeMap<String, i64> = BTreeMap::new();
+            match self.wait_ofports(&names).await {
+                Ok(ports) => ofports.extend(names.iter().cloned().zip(ports)),
+                Err(_) => {
+                    // Find out which one(s) did not get an ofport.
+                    for (item, err) in items.iter().zip(errors.iter_mut()) {
+                        if err.is_some() {
+                            continue;
+                        }
+                        match self.wait_ofports(std::slice::from_ref(&item.host_name)).await {
+                            Ok(p) => ofports.extend(p.first().map(|p| (item.host_name.clone(), *p))),
+                            Err(e) => *err = Some(e),
+                        }
+                    }
+                }
+            }
+            for ((item, err), i) in items.into_iter().zip(errors).zip(idx) {
+                let bridge = item.req.bridge.clone();
+                let result = match (err, ofports.get(&item.host_name)) {
+                    (None, Some(&ofport)) => self.finish(item, ofport).await,
+                    (err, _) => {
+                        self.rollback(&bridge, item.undo).await;
+                        Err(err.unwrap_or_else(|| AttachError::Reply("no ofport in the reply".into())))
+                    }
+                };
+                out[i] = Some(result);
+            }
+        }
+        out.into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(AttachError::Reply("attach not carried out".into()))))
+            .collect()
+    }
+
+    /// Steps 1 to 5: everything up to the OVSDB commit. Rolls back what it
+    /// did when it fails.
+    async fn prepare(&self, req: &AttachRequest) -> Result<Staged, AttachError> {
         req.check()?;
         let resolved = self.resolver.resolve(&req.container).await?;
         self.step(Step::Resolved)?;
@@ -177,15 +324,19 @@ impl Attacher {
 
         let mut read = read_ops(req, &identity.id);
         read.push(Operation::select("Interface", vec![Condition::eq("name", host_name.as_str())]).columns(["ofport"]));
-        let r = self.client.transact(DB, read).await?;
+        let r = self.transact(read).await?;
         let rows = |i: usize| r.get(i).and_then(|x| x.rows.as_deref()).unwrap_or(&[]);
         let Some(bridge_row) = rows(0).first() else {
             return Err(AttachError::NoBridge(req.bridge.clone()));
         };
         let netdev = bridge_row.get("datapath_type").and_then(Datum::as_str) == Some("netdev");
+        // The base is what the bridge was asked for, not the bridge
+        // interface's current MTU: OVS lowers that to the smallest MTU of
+        // the bridge's ports, so it would shrink with every container given
+        // less (a tunnel's overhead, an explicit --mtu).
         let bridge_mtu = rows(1)
             .first()
-            .and_then(|row| row.get("mtu"))
+            .and_then(|row| row.get("mtu_request"))
             .and_then(Datum::as_integer)
             .and_then(|m| u32::try_from(m).ok())
             .unwrap_or(1500);
@@ -249,16 +400,15 @@ impl Attacher {
             if self.host.link_by_name(&host_name).await?.is_some() && existing_ofport.is_some_and(|p| p > 0) {
                 let mut a = a;
                 a.ofport = existing_ofport;
-                return Ok(AttachReport {
+                return Ok(Staged::Done(Box::new(AttachReport {
                     attachment: a,
                     change: Change::Unchanged,
-                });
+                })));
             }
             // The port is recorded but its veth is gone (deleted by
             // hand): drop the port and plug again from scratch.
             if let Some(u) = a.port_uuid {
-                self.client
-                    .transact(DB, detach_ops(&req.bridge, &[u], "drop a port whose veth is gone"))
+                self.transact(detach_ops(&req.bridge, &[u], "drop a port whose veth is gone"))
                     .await?;
             }
         }
@@ -268,83 +418,56 @@ impl Attacher {
             None => bridge_mtu.saturating_sub(self.tunnel_overhead(&req.bridge, &tunnels).await?).max(68),
         };
         let ids = external_ids(req, identity, mac, mtu);
-        let seen_mine: Vec<String> = stale.iter().map(|a| a.port.clone()).collect();
-        let seen_holders: Vec<String> = holders.iter().map(|a| a.port.clone()).collect();
-        let stale_uuids: Vec<Uuid> = stale.iter().filter_map(|a| a.port_uuid).collect();
-
-        let mut undo = Undo::default();
-        let result = self
-            .plug(
-                req,
-                &resolved,
-                &host_name,
-                mac,
-                mtu,
-                netdev && !tso,
-                &ids,
-                (&seen_mine, &seen_holders, &stale_uuids),
-                &mut undo,
-            )
-            .await;
-        let ofport = match result {
-            Ok(ofport) => ofport,
+        let mut item = Prepared {
+            req: req.clone(),
+            host_name,
+            mac,
+            ids,
+            seen_mine: stale.iter().map(|a| a.port.clone()).collect(),
+            seen_holders: holders.iter().map(|a| a.port.clone()).collect(),
+            stale,
+            resolved,
+            inside: None,
+            undo: Undo::default(),
+        };
+        match self.plug(&mut item, mtu, netdev && !tso).await {
+            Ok(()) => Ok(Staged::Plugged(Box::new(item))),
             Err(e) => {
-                self.rollback(&req.bridge, undo).await;
-                return Err(e);
+                self.rollback(&req.bridge, item.undo).await;
+                Err(e)
             }
-        };
-        // The stale ports' veths died with their namespace; if one is
-        // still there (its old namespace kept alive), remove it.
-        for a in &stale {
-            let _ = self.host.delete_link_by_name(&a.port).await;
         }
-        let mut attachment = Attachment::from_port_row(&port_row(&host_name, &ids))
-            .ok_or_else(|| AttachError::Reply("attachment record".into()))?;
-        attachment.port_uuid = undo.port;
-        attachment.ofport = Some(ofport);
-        let change = if stale.is_empty() {
-            Change::Created
-        } else {
-            Change::Replugged {
-                stale: stale.into_iter().map(|a| a.port).collect(),
-            }
-        };
-        Ok(AttachReport { attachment, change })
     }
 
-    /// Steps 3 to 8. Records in `undo` what must be undone on failure.
-    #[allow(clippy::too_many_arguments)]
-    async fn plug(
-        &self,
-        req: &AttachRequest,
-        resolved: &crate::container::Resolved,
-        host_name: &str,
-        mac: [u8; 6],
-        mtu: u32,
-        tx_csum_off: bool,
-        ids: &BTreeMap<String, String>,
-        (seen_mine, seen_holders, stale): (&[String], &[String], &[Uuid]),
-        undo: &mut Undo,
-    ) -> Result<i64, AttachError> {
+    /// Steps 3 to 5: the veth pair, the container side, the host end up.
+    async fn plug(&self, item: &mut Prepared, mtu: u32, tx_csum_off: bool) -> Result<(), AttachError> {
+        let req = &item.req;
         let host_link = self
             .host
             .create_veth(
                 &VethEnd {
                     mtu: Some(mtu),
-                    ..VethEnd::named(host_name)
+                    ..VethEnd::named(&item.host_name)
                 },
                 &VethEnd {
                     name: req.ifname.clone(),
-                    mac: Some(mac),
+                    mac: Some(item.mac),
                     mtu: Some(mtu),
-                    netns: Some(resolved.netns.as_fd()),
+                    netns: Some(item.resolved.netns.as_fd()),
                 },
             )
             .await?;
-        undo.veth = Some(host_link.clone());
+        item.undo.veth = Some(host_link.clone());
         self.step(Step::VethCreated)?;
 
-        let inside = Netlink::open_in(&resolved.netns)?;
+        // A gratuitous ARP only matters when the MAC is not the one derived
+        // from the IP: with the derived MAC, any neighbour's cache entry for
+        // this IP is already right (a re-attach keeps the MAC). Only then
+        // is the packet socket (slow to close) opened.
+        let inside = match needs_garp(req) {
+            true => Netlink::open_in(&item.resolved.netns)?,
+            false => Netlink::open_in_without_packet(&item.resolved.netns)?,
+        };
         let eth = inside.link(&req.ifname).await?;
         // Offload first: the interface must never carry a frame with a
         // checksum left to hardware that the userspace datapath won't fill.
@@ -359,84 +482,178 @@ impl Attacher {
         for r in &req.routes {
             inside.add_route(&eth, r.dest, r.prefix, r.gateway).await?;
         }
+        item.inside = Some((inside, eth));
         self.step(Step::ContainerConfigured)?;
         // The open fd keeps the namespace alive even if the container died
         // meanwhile: check before making the attachment official.
-        if !resolved.identity.still_current() {
+        if !item.resolved.identity.still_current() {
             return Err(crate::container::ContainerError::Vanished(req.container.to_string()).into());
         }
 
         self.host.set_up(&host_link).await?;
         self.step(Step::HostUp)?;
-
-        let ops = attach_ops(req, &resolved.identity.id, host_name, ids, seen_mine, seen_holders, stale);
-        let results = self.client.transact(DB, ops).await?;
-        // wait, wait, insert Interface, insert Port, ...
-        undo.port = results.get(3).and_then(|r: &OpResult| r.uuid);
-        self.step(Step::Committed)?;
-
-        let ofport = self.wait_ofport(host_name).await?;
-        self.step(Step::Ofport)?;
-        // Last, because bringing `lo` up gives it addresses that taking it
-        // down again would not remove: nothing after this can fail.
-        inside.lo_up().await?;
-
-        if let Err(e) = inside.send_gratuitous_arp(&eth, mac, req.ip) {
-            tracing::warn!("{e}");
-        }
-        Ok(ofport)
+        Ok(())
     }
 
-    /// Waits (inside ovsdb-server: one `wait` operation with a timeout)
-    /// until `ovs-vswitchd` has set the interface's `ofport`.
-    async fn wait_ofport(&self, name: &str) -> Result<i64, AttachError> {
+    /// Step 6 for several prepared attachments: one transaction holding
+    /// all their guards and ports (all or none go in).
+    async fn commit(&self, items: &mut [Prepared]) -> Result<(), AttachError> {
+        let mut ops = Vec::new();
+        let mut port_op = Vec::with_capacity(items.len());
+        for (n, p) in items.iter().enumerate() {
+            let stale: Vec<Uuid> = p.stale.iter().filter_map(|a| a.port_uuid).collect();
+            let mine = attach_ops_tagged(
+                &p.req,
+                &p.resolved.identity.id,
+                &p.host_name,
+                &p.ids,
+                &p.seen_mine,
+                &p.seen_holders,
+                &stale,
+                &n.to_string(),
+            );
+            // wait, wait, insert Interface, insert Port, ...
+            port_op.push(ops.len() + 3);
+            ops.extend(mine);
+        }
+        let results = match self.transact(ops).await {
+            Ok(r) => r,
+            // The address guard (operation 1) failed: someone took the
+            // address since it was read (another line of the same batch,
+            // or another client). Say who.
+            Err(crate::ovsdb::Error::Transaction { index: 1, .. }) if items.len() == 1 => {
+                return Err(self.ip_holder(&items[0].req).await);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        for (p, i) in items.iter_mut().zip(port_op) {
+            p.undo.port = results.get(i).and_then(|r: &OpResult| r.uuid);
+            self.step(Step::Committed)?;
+        }
+        Ok(())
+    }
+
+    /// The error for an address found taken at commit time.
+    async fn ip_holder(&self, req: &AttachRequest) -> AttachError {
+        let select = Operation::select("Port", by_addr(&req.bridge, req.ip)).columns(PORT_COLUMNS);
+        let r = match self.transact(vec![select]).await {
+            Ok(r) => r,
+            Err(e) => return e.into(),
+        };
+        let row = r.first().and_then(|x| x.rows.as_deref()).and_then(|rows| rows.first());
+        match row {
+            Some(row) => {
+                let port = row.get("name").and_then(Datum::as_str).unwrap_or("?").to_owned();
+                let holder = match Attachment::from_port_row(row) {
+                    Some(h) => format!("{} {}", h.shown_container(), h.ifname),
+                    None => "(a port not made by ovsnet)".to_owned(),
+                };
+                AttachError::IpInUse { ip: req.ip, bridge: req.bridge.clone(), holder, port }
+            }
+            None => AttachError::Reply(format!("the holder of {} changed while attaching; try again", req.ip)),
+        }
+    }
+
+    /// Step 8 and the report. Nothing here can fail the attachment except
+    /// bringing `lo` up.
+    async fn finish(&self, item: Prepared, ofport: i64) -> Result<AttachReport, AttachError> {
+        if let Some((inside, eth)) = &item.inside {
+            // Last, because bringing `lo` up gives it addresses that taking it
+            // down again would not remove.
+            if let Err(e) = inside.lo_up().await {
+                self.rollback(&item.req.bridge, item.undo).await;
+                return Err(e.into());
+            }
+            if needs_garp(&item.req)
+                && let Err(e) = inside.send_gratuitous_arp(eth, item.mac, item.req.ip)
+            {
+                tracing::warn!("{e}");
+            }
+        }
+        // The stale ports' veths died with their namespace; if one is
+        // still there (its old namespace kept alive), remove it.
+        for a in &item.stale {
+            let _ = self.host.delete_link_by_name(&a.port).await;
+        }
+        let mut attachment = Attachment::from_port_row(&port_row(&item.host_name, &item.ids))
+            .ok_or_else(|| AttachError::Reply("attachment record".into()))?;
+        attachment.port_uuid = item.undo.port;
+        attachment.ofport = Some(ofport);
+        let change = if item.stale.is_empty() {
+            Change::Created
+        } else {
+            Change::Replugged {
+                stale: item.stale.into_iter().map(|a| a.port).collect(),
+            }
+        };
+        Ok(AttachReport { attachment, change })
+    }
+
+    /// Waits (inside ovsdb-server: one `wait` operation per interface, with
+    /// a timeout, all in one transaction) until `ovs-vswitchd` has set the
+    /// interfaces' `ofport`s; returns them in the order of `names`.
+    async fn wait_ofports(&self, names: &[String]) -> Result<Vec<i64>, AttachError> {
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut unset = Row::new();
         unset.insert("ofport".into(), Datum::empty_set());
         let timeout_ms = self.opts.ofport_timeout.as_millis() as u64;
-        let ops = vec![
-            Operation::wait(
+        let mut ops = Vec::with_capacity(names.len() * 2);
+        for name in names {
+            ops.push(Operation::wait(
                 "Interface",
-                vec![Condition::eq("name", name)],
+                vec![Condition::eq("name", name.as_str())],
                 vec!["ofport".into()],
                 WaitUntil::NotEqual,
-                vec![unset],
+                vec![unset.clone()],
                 Some(timeout_ms),
-            ),
-            Operation::select("Interface", vec![Condition::eq("name", name)]).columns(["ofport", "error"]),
-        ];
-        let results = match self.client.transact(DB, ops).await {
+            ));
+        }
+        for name in names {
+            ops.push(
+                Operation::select("Interface", vec![Condition::eq("name", name.as_str())]).columns(["ofport", "error"]),
+            );
+        }
+        let shown = || names.join(", ");
+        let results = match self.transact(ops).await {
             Ok(r) => r,
             Err(crate::ovsdb::Error::Transaction { error, .. }) if error == "timed out" => {
                 return Err(AttachError::NoOfport {
-                    port: name.to_owned(),
+                    port: shown(),
                     secs: self.opts.ofport_timeout.as_secs(),
                 });
             }
             Err(e) => return Err(e.into()),
         };
-        let row = results
-            .get(1)
-            .and_then(|r| r.rows.as_ref())
-            .and_then(|rows| rows.first())
-            .ok_or_else(|| AttachError::Reply(format!("interface {name} vanished")))?;
-        match row.get("ofport").and_then(Datum::as_integer) {
-            Some(p) if p > 0 => Ok(p),
-            _ => Err(AttachError::InterfaceError {
-                port: name.to_owned(),
-                error: row
-                    .get("error")
-                    .and_then(Datum::as_str)
-                    .unwrap_or("no OpenFlow port")
-                    .to_owned(),
-            }),
+        let mut out = Vec::with_capacity(names.len());
+        for (i, name) in names.iter().enumerate() {
+            let row = results
+                .get(names.len() + i)
+                .and_then(|r| r.rows.as_ref())
+                .and_then(|rows| rows.first())
+                .ok_or_else(|| AttachError::Reply(format!("interface {name} vanished")))?;
+            match row.get("ofport").and_then(Datum::as_integer) {
+                Some(p) if p > 0 => out.push(p),
+                _ => {
+                    return Err(AttachError::InterfaceError {
+                        port: name.to_owned(),
+                        error: row
+                            .get("error")
+                            .and_then(Datum::as_str)
+                            .unwrap_or("no OpenFlow port")
+                            .to_owned(),
+                    });
+                }
+            }
         }
+        Ok(out)
     }
 
     async fn rollback(&self, bridge: &str, undo: Undo) {
         if let Some(port) = undo.port
             && let Err(e) = self
-                .client
-                .transact(DB, detach_ops(bridge, &[port], "roll back a failed attach"))
+                .transact(detach_ops(bridge, &[port], "roll back a failed attach"))
                 .await
         {
             tracing::warn!("rollback: remove port: {e}");
@@ -464,7 +681,7 @@ impl Attacher {
                 .columns(["_uuid"]),
             );
         }
-        let r = self.client.transact(DB, ops).await?;
+        let r = self.transact(ops).await?;
         let ports: Vec<Uuid> = r
             .first()
             .and_then(|x| x.rows.as_ref())
@@ -523,9 +740,7 @@ impl Attacher {
             ]),
         )];
         let r = self
-            .client
             .transact(
-                DB,
                 vec![
                     Operation::select("Bridge", vec![Condition::eq("name", bridge)]).columns(["_uuid"]),
                     Operation::select("Port", by_container(bridge, &id, ifname)).columns(PORT_COLUMNS),
@@ -573,7 +788,7 @@ impl Attacher {
             ops.extend(detach_ops(bridge, uuids, why));
         }
         if !ops.is_empty() {
-            self.client.transact(DB, ops).await?;
+            self.transact(ops).await?;
         }
         for a in attachments {
             // Deleting the host end takes the container end with it.
@@ -590,9 +805,7 @@ impl Attacher {
             None => vec![],
         };
         let r = self
-            .client
             .transact(
-                DB,
                 vec![
                     Operation::select("Port", cond.clone()).columns(PORT_COLUMNS),
                     Operation::select("Interface", cond).columns(["name", "ofport", "external_ids"]),
@@ -663,6 +876,12 @@ impl Attacher {
     }
 }
 
+/// Whether an attach announces its address with a gratuitous ARP: only
+/// when its MAC is not the one derived from the IP.
+fn needs_garp(req: &AttachRequest) -> bool {
+    req.mac.is_some_and(|m| m != mac_from_ip(req.ip))
+}
+
 /// A Port row as it is written (for reporting without reading it back).
 fn port_row(name: &str, ids: &BTreeMap<String, String>) -> Row {
     let mut row = Row::new();
@@ -674,3 +893,15 @@ fn port_row(name: &str, ids: &BTreeMap<String, String>) -> Row {
     row
 }
 
+
+/// The Open_vSwitch schema this build was written against, parsed once.
+fn vswitch_schema() -> Option<&'static crate::ovsdb::DatabaseSchema> {
+    static SCHEMA: std::sync::OnceLock<Option<crate::ovsdb::DatabaseSchema>> = std::sync::OnceLock::new();
+    SCHEMA
+        .get_or_init(|| {
+            let text = include_str!("../../ovsdb-schemas/vswitch.ovsschema");
+            let json: serde_json::Value = serde_json::from_str(text).ok()?;
+            crate::ovsdb::DatabaseSchema::from_json(&json).ok()
+        })
+        .as_ref()
+}

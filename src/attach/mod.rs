@@ -423,13 +423,14 @@ pub const PORT_COLUMNS: [&str; 3] = ["_uuid", "name", "external_ids"];
 /// Tunnel interface types whose overhead a container's MTU must leave room for.
 pub const TUNNEL_TYPES: [&str; 3] = ["gre", "vxlan", "geneve"];
 
-/// The read-only transaction run before an attach: the bridge, its MTU,
+/// The read-only transaction run before an attach: the bridge, its
+/// requested MTU (`mtu_request`; 1500 when unset),
 /// this container's existing attachment, the holder of the IP, the
 /// tunnel interfaces, and the switch's `other_config`.
 pub fn read_ops(req: &AttachRequest, container_id: &str) -> Vec<Operation> {
     let mut ops = vec![
         Operation::select("Bridge", vec![Condition::eq("name", req.bridge.as_str())]).columns(["_uuid", "datapath_type"]),
-        Operation::select("Interface", vec![Condition::eq("name", req.bridge.as_str())]).columns(["mtu"]),
+        Operation::select("Interface", vec![Condition::eq("name", req.bridge.as_str())]).columns(["mtu_request"]),
         Operation::select("Port", by_container(&req.bridge, container_id, &req.ifname)).columns(PORT_COLUMNS),
         Operation::select("Port", by_addr(&req.bridge, req.ip)).columns(PORT_COLUMNS),
         Operation::select("Open_vSwitch", vec![]).columns(["other_config"]),
@@ -464,6 +465,23 @@ pub fn attach_ops(
     seen_for_addr: &[String],
     stale: &[Uuid],
 ) -> Vec<Operation> {
+    attach_ops_tagged(req, container_id, host, ids, seen_for_container, seen_for_addr, stale, "")
+}
+
+/// [`attach_ops`] whose named UUIDs end in `tag`, so that the operations of
+/// several attachments can share one transaction.
+#[allow(clippy::too_many_arguments)]
+pub fn attach_ops_tagged(
+    req: &AttachRequest,
+    container_id: &str,
+    host: &str,
+    ids: &BTreeMap<String, String>,
+    seen_for_container: &[String],
+    seen_for_addr: &[String],
+    stale: &[Uuid],
+    tag: &str,
+) -> Vec<Operation> {
+    let (iface_name, port_name) = (format!("iface{tag}"), format!("port{tag}"));
     let mut ops = vec![
         Operation::wait(
             "Port",
@@ -488,11 +506,11 @@ pub fn attach_ops(
     iface.insert("external_ids".into(), ids_datum.clone());
     let mut port = Row::new();
     port.insert("name".into(), Datum::from(host));
-    port.insert("interfaces".into(), Datum::named_uuid("iface"));
+    port.insert("interfaces".into(), Datum::named_uuid(&iface_name));
     port.insert("external_ids".into(), ids_datum);
-    ops.push(Operation::insert("Interface", iface).uuid_name("iface"));
-    ops.push(Operation::insert("Port", port).uuid_name("port"));
-    let mut mutations = vec![Mutation::new("ports", Mutator::Insert, Datum::named_uuid("port"))];
+    ops.push(Operation::insert("Interface", iface).uuid_name(&iface_name));
+    ops.push(Operation::insert("Port", port).uuid_name(&port_name));
+    let mut mutations = vec![Mutation::new("ports", Mutator::Insert, Datum::named_uuid(&port_name))];
     if !stale.is_empty() {
         mutations.push(Mutation::new("ports", Mutator::Delete, Datum::set(stale.iter().copied())));
     }

@@ -60,6 +60,11 @@ pub struct AttachArgs {
     /// line from FILE (`-` for stdin), over one database connection.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["bridge", "container", "ip"])]
     pub batch: Option<PathBuf>,
+    /// With --batch: lines committed to OVSDB together (ovs-vswitchd
+    /// reconfigures the bridge once per commit).
+    #[arg(long, value_name = "N", default_value_t = BATCH_CHUNK, requires = "batch",
+          value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub chunk: u64,
 }
 
 /// One line of a batch file.
@@ -136,7 +141,7 @@ pub(super) fn describe(r: &AttachReport) -> String {
 
 pub async fn run_attach(args: AttachArgs, g: &Global) -> anyhow::Result<()> {
     if let Some(file) = &args.batch {
-        return run_batch(file, g).await;
+        return run_batch(file, usize::try_from(args.chunk).unwrap_or(1), g).await;
     }
     if let (Some(remotes), Some(network)) = (&args.cluster_db, &args.opts.network) {
         return super::network::attach_in_cluster(&args, remotes, network, g).await;
@@ -147,8 +152,11 @@ pub async fn run_attach(args: AttachArgs, g: &Global) -> anyhow::Result<()> {
     };
     // Bad input is refused before any connection is made.
     let req = request(bridge, container, ip, &args.opts)?;
+    tracing::debug!("attach: connecting");
     let attacher = attacher(g).await?;
+    tracing::debug!("attach: connected, netlink open");
     let report = attacher.attach(&req).await?;
+    tracing::debug!("attach: done");
     match g.format {
         Format::Json => println!("{}", serde_json::to_string(&report)?),
         Format::Table => println!("{}", describe(&report)),
@@ -156,7 +164,12 @@ pub async fn run_attach(args: AttachArgs, g: &Global) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run_batch(file: &PathBuf, g: &Global) -> anyhow::Result<()> {
+/// Attachments committed together in a batch by default: large enough that
+/// `ovs-vswitchd` reconfigures the bridge rarely, small enough that a
+/// progress bar moves and few veths wait unplugged.
+const BATCH_CHUNK: u64 = 100;
+
+async fn run_batch(file: &PathBuf, chunk: usize, g: &Global) -> anyhow::Result<()> {
     let text = if file.as_os_str() == "-" {
         let mut s = String::new();
         for line in std::io::stdin().lock().lines() {
@@ -185,14 +198,7 @@ async fn run_batch(file: &PathBuf, g: &Global) -> anyhow::Result<()> {
     };
     let mut failed = 0usize;
     let stdout = std::io::stdout();
-    for (n, line) in &lines {
-        let result = async {
-            let parsed = BatchLine::try_parse_from(line.split_whitespace())
-                .map_err(|e| anyhow::anyhow!("{}", e.to_string().lines().next().unwrap_or("bad line").trim()))?;
-            let req = request(&parsed.bridge, &parsed.container, &parsed.ip, &parsed.opts)?;
-            Ok::<_, anyhow::Error>(attacher.attach(&req).await?)
-        }
-        .await;
+    let mut emit = |n: usize, result: Result<AttachReport, anyhow::Error>| {
         let out = match (&result, g.format) {
             (Ok(r), Format::Json) => serde_json::json!({"line": n, "ok": true, "report": r}).to_string(),
             (Err(e), Format::Json) => serde_json::json!({"line": n, "ok": false, "error": format!("{e:#}")}).to_string(),
@@ -212,6 +218,25 @@ async fn run_batch(file: &PathBuf, g: &Global) -> anyhow::Result<()> {
             None => {
                 let _ = writeln!(stdout.lock(), "{out}");
             }
+        }
+    };
+    // Lines are parsed first; the good ones are attached a chunk at a time
+    // (one OVSDB commit and one ofport wait per chunk).
+    let mut good: Vec<(usize, AttachRequest)> = Vec::new();
+    for (n, line) in &lines {
+        let parsed = BatchLine::try_parse_from(line.split_whitespace())
+            .map_err(|e| anyhow::anyhow!("{}", e.to_string().lines().next().unwrap_or("bad line").trim()))
+            .and_then(|p| request(&p.bridge, &p.container, &p.ip, &p.opts));
+        match parsed {
+            Ok(req) => good.push((*n, req)),
+            Err(e) => emit(*n, Err(e)),
+        }
+    }
+    for part in good.chunks(chunk) {
+        let reqs: Vec<AttachRequest> = part.iter().map(|(_, r)| r.clone()).collect();
+        let results = attacher.attach_many(&reqs, chunk).await;
+        for ((n, _), result) in part.iter().zip(results) {
+            emit(*n, result.map_err(anyhow::Error::from));
         }
     }
     if let Some(b) = bar {

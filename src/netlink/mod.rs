@@ -203,7 +203,11 @@ pub struct Netlink {
     handle: rtnetlink::Handle,
     connection: tokio::task::JoinHandle<()>,
     ctl: OwnedFd,
-    packet: OwnedFd,
+    /// For gratuitous ARPs; absent unless asked for, because closing a
+    /// packet socket waits for an RCU grace period in the kernel
+    /// (`synchronize_net` in `packet_release`): 10-20 ms measured on a
+    /// loaded 2-core machine, more than the rest of an attach.
+    packet: Option<OwnedFd>,
 }
 
 impl Drop for Netlink {
@@ -213,10 +217,13 @@ impl Drop for Netlink {
 }
 
 /// The sockets a [`Netlink`] needs, opened in the calling thread's namespace.
-fn open_sockets() -> Result<(netlink_sys::Socket, OwnedFd, OwnedFd), NetlinkError> {
+fn open_sockets(with_packet: bool) -> Result<(netlink_sys::Socket, OwnedFd, Option<OwnedFd>), NetlinkError> {
     let nl = netlink_sys::Socket::new(netlink_sys::protocols::NETLINK_ROUTE).map_err(NetlinkError::Socket)?;
     let ctl = ethtool::open_control_socket().map_err(NetlinkError::Socket)?;
-    let packet = arp::open_packet_socket().map_err(NetlinkError::Socket)?;
+    let packet = match with_packet {
+        true => Some(arp::open_packet_socket().map_err(NetlinkError::Socket)?),
+        false => None,
+    };
     Ok((nl, ctl, packet))
 }
 
@@ -224,14 +231,26 @@ impl Netlink {
     /// Opens a connection in the calling thread's namespace. Needs a
     /// tokio runtime (the connection task is spawned on it).
     pub fn open() -> Result<Self, NetlinkError> {
-        let (nl, ctl, packet) = open_sockets()?;
+        let (nl, ctl, packet) = open_sockets(true)?;
+        Self::from_sockets(nl, ctl, packet)
+    }
+
+    /// [`Netlink::open`] without the packet socket (no gratuitous ARP).
+    pub fn open_without_packet() -> Result<Self, NetlinkError> {
+        let (nl, ctl, packet) = open_sockets(false)?;
         Self::from_sockets(nl, ctl, packet)
     }
 
     /// Opens a connection inside the namespace `ns`; the sockets are made
     /// on a short-lived thread that entered it.
     pub fn open_in(ns: &OwnedFd) -> Result<Self, NetlinkError> {
-        let (nl, ctl, packet) = netns::run_in(ns, open_sockets)??;
+        let (nl, ctl, packet) = netns::run_in(ns, || open_sockets(true))??;
+        Self::from_sockets(nl, ctl, packet)
+    }
+
+    /// [`Netlink::open_in`] without the packet socket (no gratuitous ARP).
+    pub fn open_in_without_packet(ns: &OwnedFd) -> Result<Self, NetlinkError> {
+        let (nl, ctl, packet) = netns::run_in(ns, || open_sockets(false))??;
         Self::from_sockets(nl, ctl, packet)
     }
 
@@ -241,7 +260,13 @@ impl Netlink {
         Self::open_in(&ns)
     }
 
-    fn from_sockets(nl: netlink_sys::Socket, ctl: OwnedFd, packet: OwnedFd) -> Result<Self, NetlinkError> {
+    /// [`Netlink::open_netns`] without the packet socket (no gratuitous ARP).
+    pub fn open_netns_without_packet(name: &str) -> Result<Self, NetlinkError> {
+        let ns = netns::open(name)?;
+        Self::open_in_without_packet(&ns)
+    }
+
+    fn from_sockets(nl: netlink_sys::Socket, ctl: OwnedFd, packet: Option<OwnedFd>) -> Result<Self, NetlinkError> {
         let rt = tokio::runtime::Handle::try_current().map_err(|_| NetlinkError::NoRuntime)?;
         nl.set_non_blocking(true).map_err(NetlinkError::Socket)?;
         // TokioSocket::from_raw_fd registers the fd with the reactor of the
@@ -530,7 +555,12 @@ impl Netlink {
     /// Sends a gratuitous ARP for `ip` from `mac` out of `link` (which must be up).
     pub fn send_gratuitous_arp(&self, link: &Link, mac: [u8; 6], ip: Ipv4Addr) -> Result<(), NetlinkError> {
         let frame = arp::gratuitous_arp(mac, ip);
-        arp::send_frame(&self.packet, link.index, &frame).map_err(io_err("gratuitous arp", &link.name))
+        let Some(packet) = &self.packet else {
+            return Err(NetlinkError::Socket(std::io::Error::other(
+                "gratuitous arp: this connection was opened without a packet socket",
+            )));
+        };
+        arp::send_frame(packet, link.index, &frame).map_err(io_err("gratuitous arp", &link.name))
     }
 }
 
