@@ -37,6 +37,7 @@ impl Lab {
             tunnel,
             cluster_members,
             state_root: tmp.path().to_owned(),
+            ..Default::default()
         };
         let mut lab = Lab { rec: None, root: tmp.path().to_owned(), name, _tmp: tmp };
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();

@@ -15,6 +15,7 @@
 //! Nothing changed, nothing sent. On SIGTERM it just closes: with
 //! `fail_mode=secure` the switch keeps every flow, as it does on SIGKILL.
 
+pub mod cluster;
 pub mod dbstate;
 pub mod ofconn;
 
@@ -81,6 +82,20 @@ pub struct AgentOptions {
     pub switch_timeout: Duration,
     /// Print one line per reconcile on stdout.
     pub print_reconciles: bool,
+    /// Cluster mode: follow the cluster database.
+    pub cluster: Option<ClusterOptions>,
+}
+
+/// Cluster mode: where the cluster database is and who this host is.
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    /// The members, comma-separated (`tcp:IP:PORT,...`).
+    pub remotes: String,
+    pub host_name: String,
+    pub underlay_ip: std::net::IpAddr,
+    /// Tunnel types, in order of preference (at least one).
+    pub tunnels: Vec<crate::pipeline::TunnelType>,
+    pub heartbeat: Duration,
 }
 
 impl AgentOptions {
@@ -93,6 +108,7 @@ impl AgentOptions {
             echo_interval: Duration::from_secs(5),
             switch_timeout: Duration::from_secs(30),
             print_reconciles: false,
+            cluster: None,
         }
     }
 }
@@ -113,6 +129,10 @@ pub enum AgentError {
     Switch(#[from] OfError),
     #[error("metrics: {0}")]
     Metrics(String),
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
+    #[error(transparent)]
+    Vswitch(#[from] crate::vswitch::VswitchError),
 }
 
 /// Counters and gauges of a running agent (exported as metrics too).
@@ -233,6 +253,55 @@ pub async fn set_controller(client: &Client, bridge: &str, target: &str) -> Resu
     Ok(())
 }
 
+/// Cluster mode at start: the tunnel ports (one per type, flow-based),
+/// the Host row, and a watch of the cluster database.
+async fn join_cluster(
+    client: &Client,
+    bridge: &str,
+    connect: &ConnectOptions,
+    c: &ClusterOptions,
+) -> Result<(ClusterLink, crate::cluster::ClusterWatch), AgentError> {
+    use crate::vswitch::{FlowOr, TunnelSpec, Vswitch};
+    if c.tunnels.is_empty() {
+        return Err(AgentError::Config("cluster mode needs at least one tunnel type".into()));
+    }
+    let vs = Vswitch::new(client.clone());
+    for t in &c.tunnels {
+        let kind = crate::vswitch::TunnelType::from_column(t.name())
+            .ok_or_else(|| AgentError::Config(format!("tunnel type {}", t.name())))?;
+        let spec = TunnelSpec {
+            bridge: bridge.to_owned(),
+            name: cluster::tunnel_port_name(*t),
+            kind,
+            remote: FlowOr::Flow,
+            local: None,
+            key: Some(FlowOr::Flow),
+            dst_port: None,
+        };
+        vs.add_tunnel(&spec).await?;
+    }
+    let mut connect = connect.clone();
+    connect.request_timeout.get_or_insert(Duration::from_secs(10));
+    let db = crate::cluster::ClusterDb::connect(&c.remotes, &connect).await?;
+    db.register_host(&crate::cluster::HostSpec {
+        name: c.host_name.clone(),
+        underlay_ip: c.underlay_ip,
+        tunnel_types: c.tunnels.iter().map(|t| t.name().to_owned()).collect(),
+        heartbeat_interval_ms: c.heartbeat.as_millis() as u64,
+        external_ids: Default::default(),
+    })
+    .await?;
+    let watch = db.watch().await?;
+    let link = ClusterLink {
+        db,
+        opts: c.clone(),
+        state: watch.state(),
+        published: Default::default(),
+        stale_removed: false,
+    };
+    Ok((link, watch))
+}
+
 fn monitor_requests() -> Vec<(&'static str, MonitorRequest)> {
     vec![
         ("Bridge", MonitorRequest::columns(["name", "ports"])),
@@ -281,9 +350,69 @@ struct Agent {
     /// database has not changed since: `installed` is the desired set.
     desired_is_installed: bool,
     endpoints: usize,
+    /// Cluster mode: the database, the last state seen (kept when the
+    /// database is unreachable), and what this agent published.
+    cluster: Option<ClusterLink>,
+}
+
+struct ClusterLink {
+    db: crate::cluster::ClusterDb,
+    opts: ClusterOptions,
+    state: Arc<crate::cluster::ClusterState>,
+    /// Endpoints published by this agent (each once: a row that vanishes
+    /// while its port still exists is being detached).
+    published: std::collections::BTreeSet<(String, std::net::IpAddr)>,
+    stale_removed: bool,
 }
 
 impl Agent {
+    /// The pipeline state: the bridge's endpoints from OVSDB, and in
+    /// cluster mode the cluster's networks and remote hosts.
+    fn state(&self) -> (crate::pipeline::State, Vec<String>) {
+        match &self.cluster {
+            None => state_from_cache(&self.cache, &self.opts.state),
+            Some(c) => {
+                let mut so = self.opts.state.clone();
+                let mut nets = cluster::cluster_networks(&c.state);
+                nets.retain(|n| !so.networks.iter().any(|o| o.name == n.name));
+                so.networks.extend(nets);
+                let (mut st, mut w) = state_from_cache(&self.cache, &so);
+                w.extend(cluster::apply_remote(&mut st, &c.state, &c.opts.host_name, &c.opts.tunnels));
+                (st, w)
+            }
+        }
+    }
+
+    /// Cluster mode: publishes local endpoints the cluster lacks, and once
+    /// (at start) removes this host's rows with no local endpoint. In the
+    /// background: the data plane never waits for the cluster.
+    fn sync_endpoints(&mut self, local: &[crate::pipeline::LocalEndpoint]) {
+        let Some(c) = self.cluster.as_mut() else { return };
+        let sync = cluster::endpoint_sync(local, &c.state, &c.opts.host_name);
+        let publish: Vec<_> =
+            sync.publish.into_iter().filter(|e| c.published.insert((e.network.clone(), e.ip))).collect();
+        let remove = if c.stale_removed { Vec::new() } else { sync.remove };
+        c.stale_removed = true;
+        if publish.is_empty() && remove.is_empty() {
+            return;
+        }
+        let db = c.db.clone();
+        tokio::spawn(async move {
+            for e in publish {
+                match db.publish_endpoint(&e).await {
+                    Ok(_) => tracing::info!(ip = %e.ip, network = e.network, "published endpoint"),
+                    Err(err) => tracing::warn!("publish {} in {}: {err}", e.ip, e.network),
+                }
+            }
+            for (n, ip) in remove {
+                match db.remove_endpoint(&n, ip).await {
+                    Ok(_) => tracing::info!(%ip, network = n, "removed stale endpoint"),
+                    Err(err) => tracing::warn!("remove stale {ip} in {n}: {err}"),
+                }
+            }
+        });
+    }
+
     /// Desired against installed; sends the difference in one bundle.
     async fn reconcile(&mut self, why: &str) -> Result<(), AgentError> {
         let start = Instant::now();
@@ -292,13 +421,14 @@ impl Agent {
         // and a diff. Once the switch holds them, the installed set is the
         // desired set (one copy, not two).
         if self.desired.is_none() && !self.desired_is_installed {
-            let (state, warnings) = state_from_cache(&self.cache, &self.opts.state);
+            let (state, warnings) = self.state();
             let d = desired_flows(&self.pipeline, &state)?;
             for w in warnings.iter().chain(&d.warnings) {
                 tracing::debug!("{w}");
             }
             self.endpoints = state.local_endpoints.len();
             self.desired = Some(d.flows);
+            self.sync_endpoints(&state.local_endpoints);
         }
         let endpoints = self.endpoints;
         let n_desired = self.desired.as_ref().map_or(self.installed.len(), FlowSet::len);
@@ -420,7 +550,15 @@ pub async fn run(
     let mut monitor = client.monitor_cond(crate::vswitch::DB, &reqs).await?;
     let mut cache = Cache::new(schema);
     cache.apply(&monitor.initial).map_err(ovsdb::Error::from)?;
+    let (link, mut watch) = match &opts.cluster {
+        None => (None, None),
+        Some(c) => {
+            let (link, watch) = join_cluster(&client, &opts.state.bridge, &opts.connect, c).await?;
+            (Some(link), Some(watch))
+        }
+    };
     let mut agent = Agent {
+        cluster: link,
         tables: pipeline.table_ids(),
         pipeline,
         opts,
@@ -439,6 +577,7 @@ pub async fn run(
     let echo = agent.opts.echo_interval;
     let mut tick = tokio::time::interval(echo.min(Duration::from_secs(1)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_heartbeat = Instant::now();
     tokio::pin!(shutdown);
     loop {
         enum Ev {
@@ -446,6 +585,7 @@ pub async fn run(
             Accept(std::io::Result<Box<dyn Io>>),
             Switch(Result<(crate::openflow::Header, crate::openflow::Message), OfError>),
             Db(Option<MonitorEvent>),
+            Cluster(Result<Arc<crate::cluster::ClusterState>, crate::cluster::ClusterError>),
             Tick,
         }
         let ev = tokio::select! {
@@ -453,6 +593,7 @@ pub async fn run(
             a = listener.accept() => Ev::Accept(a),
             m = async { match agent.conn.as_mut() { Some(c) => c.recv().await, None => std::future::pending().await } } => Ev::Switch(m),
             e = monitor.next() => Ev::Db(e),
+            c = async { match watch.as_mut() { Some(w) => w.changed().await, None => std::future::pending().await } } => Ev::Cluster(c),
             _ = tick.tick() => Ev::Tick,
         };
         match ev {
@@ -513,7 +654,37 @@ pub async fn run(
                     }
                 }
             }
+            Ev::Cluster(Ok(state)) => {
+                if let Some(c) = agent.cluster.as_mut() {
+                    c.state = state;
+                }
+                agent.desired_is_installed = false;
+                agent.desired = None;
+                if let Err(e) = agent.reconcile("cluster change").await {
+                    tracing::warn!("reconcile: {e}");
+                    if matches!(e, AgentError::Switch(_)) {
+                        agent.disconnected(&e.to_string());
+                    }
+                }
+            }
+            Ev::Cluster(Err(e)) => {
+                // The flows stay as computed from the last state seen.
+                tracing::warn!("cluster database: {e}; keeping the last known remote state");
+                watch = None;
+            }
             Ev::Tick => {
+                if let Some(c) = agent.cluster.as_ref()
+                    && last_heartbeat.elapsed() >= c.opts.heartbeat
+                {
+                    last_heartbeat = Instant::now();
+                    let db = c.db.clone();
+                    let name = c.opts.host_name.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = db.heartbeat(&name).await {
+                            tracing::warn!("heartbeat: {e}");
+                        }
+                    });
+                }
                 agent.stats.db_connected.store(u64::from(client.connected_remote().is_some()), Relaxed);
                 agent.stats.export();
                 if let Some(c) = agent.conn.as_mut() {

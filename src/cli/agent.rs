@@ -74,6 +74,29 @@ pub struct AgentArgs {
 
     #[command(flatten)]
     pub pipeline: PipelineArgs,
+
+    /// Cluster mode: the cluster database members (comma-separated
+    /// tcp:IP:PORT or unix:PATH). Registers this host, publishes its
+    /// endpoints and follows every other host's.
+    #[arg(long, value_name = "REMOTES", requires_all = ["host_name", "underlay_ip"])]
+    pub cluster_db: Option<String>,
+
+    /// Cluster mode: this host's name in the cluster database.
+    #[arg(long, value_name = "NAME")]
+    pub host_name: Option<String>,
+
+    /// Cluster mode: the address other hosts send tunnel packets to.
+    #[arg(long, value_name = "IP")]
+    pub underlay_ip: Option<std::net::IpAddr>,
+
+    /// Cluster mode: tunnel types in order of preference (vxlan, gre,
+    /// geneve); one flow-based port each. Repeatable. Default: vxlan.
+    #[arg(long = "tunnel", value_name = "TYPE")]
+    pub tunnels: Vec<String>,
+
+    /// Cluster mode: seconds between heartbeats.
+    #[arg(long, default_value_t = 5, value_name = "SECS")]
+    pub heartbeat: u64,
 }
 
 pub fn run(args: AgentArgs, g: &Global) -> anyhow::Result<()> {
@@ -87,6 +110,26 @@ pub fn run(args: AgentArgs, g: &Global) -> anyhow::Result<()> {
     }
     opts.echo_interval = Duration::from_secs(args.echo_interval.max(1));
     opts.print_reconciles = !args.quiet;
+    if let (Some(remotes), Some(host_name), Some(underlay_ip)) = (&args.cluster_db, &args.host_name, args.underlay_ip) {
+        let names = if args.tunnels.is_empty() { vec!["vxlan".to_owned()] } else { args.tunnels.clone() };
+        let mut tunnels = Vec::new();
+        for n in &names {
+            let t = crate::pipeline::TunnelType::parse(n)
+                .ok_or_else(|| anyhow::anyhow!("--tunnel {n}: use vxlan, gre or geneve"))?;
+            if !tunnels.contains(&t) {
+                tunnels.push(t);
+            }
+        }
+        opts.cluster = Some(agent::ClusterOptions {
+            remotes: remotes.clone(),
+            host_name: host_name.clone(),
+            underlay_ip,
+            tunnels,
+            heartbeat: Duration::from_secs(args.heartbeat.max(1)),
+        });
+    } else if args.host_name.is_some() || args.underlay_ip.is_some() || !args.tunnels.is_empty() {
+        anyhow::bail!("--host-name, --underlay-ip and --tunnel need --cluster-db");
+    }
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("start the async runtime")?;
     rt.block_on(async {
         if let Some(addr) = args.metrics {

@@ -20,10 +20,16 @@ pub enum LabCommand {
         tunnel: String,
         #[arg(long, default_value_t = 1)]
         containers: usize,
-        /// Run the cluster database on the first hosts (0: none; 1, 3, 5);
-        /// container addresses are then allocated through it.
-        #[arg(long, default_value_t = 0)]
-        cluster_members: usize,
+        /// Run the cluster database on the first hosts (1, 3, 5; 0 only
+        /// with --classic); container addresses are allocated through it.
+        /// Default: 3 for 3 hosts or more, else 1 (0 with --classic).
+        #[arg(long)]
+        cluster_members: Option<usize>,
+        /// The classic mode: NORMAL bridges and a full mesh of static
+        /// tunnels, no agents (default: an `ovsnet agent` per host
+        /// following the cluster database).
+        #[arg(long)]
+        classic: bool,
         #[command(flatten)]
         which: Which,
     },
@@ -56,10 +62,19 @@ pub struct Which {
 }
 
 fn print_record(rec: &LabRecord) {
-    println!("lab {} ({} tunnels, classic NORMAL bridges with split-horizon full mesh)", rec.name, rec.tunnel);
-    println!("{:<6} {:<20} {:<14} OVS (OVS_RUNDIR)", "HOST", "NAMESPACE", "UNDERLAY");
+    if rec.agents {
+        println!("lab {} ({} tunnels, one ovsnet agent per host following the cluster database)", rec.name, rec.tunnel);
+    } else {
+        println!("lab {} ({} tunnels, classic NORMAL bridges with split-horizon full mesh)", rec.name, rec.tunnel);
+    }
+    println!("{:<6} {:<20} {:<14} {:<16} OVS (OVS_RUNDIR)", "HOST", "NAMESPACE", "UNDERLAY", "AGENT");
     for h in &rec.hosts {
-        println!("{:<6} {:<20} {:<14} {}", h.name, h.netns, h.underlay_ip.to_string(), h.dir.display());
+        let agent = match (rec.agents, lab::agent_pid(&h.dir)) {
+            (false, _) => "-".to_owned(),
+            (true, Some(pid)) => format!("running ({pid})"),
+            (true, None) => "NOT RUNNING".to_owned(),
+        };
+        println!("{:<6} {:<20} {:<14} {:<16} {}", h.name, h.netns, h.underlay_ip.to_string(), agent, h.dir.display());
     }
     println!("{:<24} {:<6} ADDRESS", "CONTAINER (namespace)", "HOST");
     for c in &rec.containers {
@@ -75,9 +90,23 @@ fn print_record(rec: &LabRecord) {
 
 pub async fn run(cmd: LabCommand, g: &Global) -> anyhow::Result<()> {
     match cmd {
-        LabCommand::Up { hosts, tunnel, containers, cluster_members, which } => {
+        LabCommand::Up { hosts, tunnel, containers, cluster_members, classic, which } => {
             let tunnel = TunnelType::from_column(&tunnel).ok_or_else(|| anyhow::anyhow!("bad tunnel type {tunnel}"))?;
-            let opts = LabOptions { name: which.name.clone(), hosts, containers, tunnel, cluster_members, state_root: which.state_dir.clone() };
+            let cluster_members = cluster_members.unwrap_or(match (classic, hosts) {
+                (true, _) => 0,
+                (false, h) if h >= 3 => 3,
+                (false, _) => 1,
+            });
+            let opts = LabOptions {
+                name: which.name.clone(),
+                hosts,
+                containers,
+                tunnel,
+                cluster_members,
+                state_root: which.state_dir.clone(),
+                agents: !classic,
+                agent_exe: None,
+            };
             match lab::up(&opts).await {
                 Ok(rec) => {
                     match g.format {

@@ -90,6 +90,12 @@ pub struct LabOptions {
     /// first hosts' namespaces on their underlay addresses.
     pub cluster_members: usize,
     pub state_root: PathBuf,
+    /// Agent mode: `obr0` is `fail_mode=secure`, programmed by one
+    /// `ovsnet agent` per host following the cluster database (needs
+    /// `cluster_members` > 0). Off: the classic NORMAL full mesh.
+    pub agents: bool,
+    /// The `ovsnet` executable the agents run (default: this one).
+    pub agent_exe: Option<PathBuf>,
 }
 
 impl Default for LabOptions {
@@ -101,6 +107,8 @@ impl Default for LabOptions {
             tunnel: TunnelType::Vxlan,
             cluster_members: 0,
             state_root: PathBuf::from(DEFAULT_STATE_ROOT),
+            agents: false,
+            agent_exe: None,
         }
     }
 }
@@ -114,6 +122,9 @@ pub enum Item {
     Sandbox(PathBuf),
     /// Cluster database members (`cluster.json`).
     Cluster(PathBuf),
+    /// An `ovsnet agent` started for a host: its pid in `DIR/agent.pid`
+    /// (written once started), its log in `DIR/agent.log`.
+    Agent(PathBuf),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -144,6 +155,9 @@ pub struct LabRecord {
     pub containers: Vec<LabContainer>,
     /// The cluster database's remotes for clients on this machine.
     pub cluster_db: Option<String>,
+    /// Whether the hosts run agents (else: classic NORMAL bridges).
+    #[serde(default)]
+    pub agents: bool,
     /// Made so far, in order.
     pub created: Vec<Item>,
     /// Whether `up` finished.
@@ -195,6 +209,9 @@ fn check_options(o: &LabOptions) -> Result<(), LabError> {
     if ![0, 1, 3, 5].contains(&o.cluster_members) {
         return Err(LabError::BadInput(format!("--cluster-members {}: 0 (none), 1, 3 or 5", o.cluster_members)));
     }
+    if o.agents && o.cluster_members == 0 {
+        return Err(LabError::BadInput("agent mode needs the cluster database (--cluster-members 1, 3 or 5)".into()));
+    }
     if o.cluster_members > o.hosts {
         return Err(LabError::BadInput(format!(
             "--cluster-members {} needs at least as many hosts (members run on the hosts)",
@@ -240,6 +257,7 @@ pub async fn up(opts: &LabOptions) -> Result<LabRecord, LabError> {
             .collect(),
         containers: Vec::new(),
         cluster_db: None,
+        agents: opts.agents,
         created: Vec::new(),
         complete: false,
     };
@@ -253,14 +271,15 @@ pub async fn up(opts: &LabOptions) -> Result<LabRecord, LabError> {
 
     let mut switches = Vec::new();
     for h in rec.hosts.clone() {
-        create_host(&mut rec, &h, &ul_nl, &ul0).await?;
+        create_host(&mut rec, &h, &ul_nl, &ul0, opts.agents).await?;
         let client = Client::connect(&format!("unix:{}", h.dir.join("db.sock").display()), &ConnectOptions::default())
             .await
             .map_err(step(format!("{}: database", h.name)))?;
         switches.push(client);
     }
-    // Tunnels: a full mesh of static tunnels, split-horizon.
-    for (i, h) in rec.hosts.iter().enumerate() {
+    // Classic: a full mesh of static tunnels, split-horizon. (Agent mode:
+    // each agent adds its flow-based tunnel port.)
+    for (i, h) in rec.hosts.iter().enumerate().filter(|_| !opts.agents) {
         let vs = Vswitch::new(switches[i].clone()).with_wait(Some(Duration::from_secs(10)));
         let mut names = Vec::new();
         for other in rec.hosts.iter().filter(|o| o.name != h.name) {
@@ -363,9 +382,79 @@ pub async fn up(opts: &LabOptions) -> Result<LabRecord, LabError> {
             attacher.attach(&req).await.map_err(step(format!("attach {name}")))?;
         }
     }
+    // Agents start once the containers are attached: an agent's first
+    // look removes its host's Endpoint rows with no port.
+    if opts.agents {
+        let exe = match &opts.agent_exe {
+            Some(p) => p.clone(),
+            None => std::env::current_exe().map_err(|source| LabError::Io { what: "find the ovsnet executable".into(), source })?,
+        };
+        let remotes = rec.cluster_db.clone().unwrap_or_default();
+        for h in rec.hosts.clone() {
+            start_agent(&mut rec, &h, &exe, &remotes, opts.tunnel)?;
+        }
+    }
+
     rec.complete = true;
     rec.save()?;
+    if opts.agents {
+        // The agents program the switches; wait (bounded) until every
+        // container reaches every other.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            if reachability(&rec, Duration::from_millis(300))?.all_reachable() {
+                break;
+            }
+        }
+    }
     Ok(rec)
+}
+
+/// The agent's pid file and log in a host's directory.
+pub fn agent_pidfile(host_dir: &Path) -> PathBuf {
+    host_dir.join("agent.pid")
+}
+
+/// The pid of a host's agent, if it runs.
+pub fn agent_pid(host_dir: &Path) -> Option<i32> {
+    let pid: i32 = std::fs::read_to_string(agent_pidfile(host_dir)).ok()?.trim().parse().ok()?;
+    server::owned_process(pid, host_dir).then_some(pid)
+}
+
+/// Starts `ovsnet agent` for a host (recorded first, pid file after).
+pub fn start_agent(rec: &mut LabRecord, h: &LabHost, exe: &Path, remotes: &str, tunnel: TunnelType) -> Result<i32, LabError> {
+    if !rec.created.contains(&Item::Agent(h.dir.clone())) {
+        rec.will_make(Item::Agent(h.dir.clone()))?;
+    }
+    let log = std::fs::File::create(h.dir.join("agent.log"))
+        .map_err(|source| LabError::Io { what: format!("{}: agent log", h.name), source })?;
+    let err = log.try_clone().map_err(|source| LabError::Io { what: "agent log".into(), source })?;
+    let child = std::process::Command::new(exe)
+        .arg("--db")
+        .arg(format!("unix:{}", h.dir.join("db.sock").display()))
+        .args(["-v", "agent", "--bridge", BRIDGE])
+        .arg("--listen")
+        .arg(format!("unix:{}", h.dir.join("ovsnet-obr0.sock").display()))
+        .args(["--cluster-db", remotes, "--host-name", &h.name])
+        .arg("--underlay-ip")
+        .arg(h.underlay_ip.to_string())
+        .args(["--tunnel", tunnel.as_str(), "--heartbeat", "2"])
+        .env("OVS_RUNDIR", &h.dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(log)
+        .stderr(err)
+        .spawn()
+        .map_err(|source| LabError::Io { what: format!("{}: start the agent", h.name), source })?;
+    let pid = child.id() as i32;
+    // The agent outlives this command; `lab down` stops it by pid. A
+    // thread reaps it if it exits while we still run.
+    std::thread::spawn(move || {
+        let mut child = child;
+        let _ = child.wait();
+    });
+    std::fs::write(agent_pidfile(&h.dir), format!("{pid}\n"))
+        .map_err(|source| LabError::Io { what: format!("{}: agent pid file", h.name), source })?;
+    Ok(pid)
 }
 
 fn net(s: &str) -> IpNet {
@@ -378,6 +467,7 @@ async fn create_host(
     h: &LabHost,
     ul_nl: &Netlink,
     ul0: &crate::netlink::Link,
+    secure: bool,
 ) -> Result<(), LabError> {
     if netns::exists(&h.netns) {
         return Err(LabError::NetnsTaken(h.netns.clone()));
@@ -426,6 +516,9 @@ async fn create_host(
         .map_err(step(format!("{}: underlay address", h.name)))?;
     let mut obr = BridgeSpec::new(BRIDGE).map_err(step("obr0"))?;
     obr.datapath = Some(DatapathType::Netdev);
+    if secure {
+        obr.fail_mode = Some(crate::vswitch::spec::FailMode::Secure);
+    }
     vs.add_bridge(&obr).await.map_err(step(format!("{}: obr0", h.name)))?;
     Ok(())
 }
@@ -444,6 +537,12 @@ pub fn down(state_root: &Path, name: &str) -> Result<DownReport, LabError> {
     let mut report = DownReport::default();
     for item in rec.created.iter().rev() {
         match item {
+            Item::Agent(dir) => {
+                if let Some(pid) = agent_pid(dir) {
+                    server::stop_pid(pid);
+                    report.processes += 1;
+                }
+            }
             Item::Cluster(dir) => {
                 if let Ok(n) = server::stop(dir) {
                     report.processes += n;
