@@ -80,22 +80,18 @@ fn check_all_pairs(lab: &Lab, tcp: bool) {
 }
 
 #[test]
-fn agents_three_hosts_over_vxlan_ping_all_pairs() {
+fn agents_three_hosts_over_vxlan_ping_and_tcp_all_pairs() {
     let Some(lab) = Lab::up(3, 2, TunnelType::Vxlan) else { return };
     let rec = lab.rec();
     assert!(rec.agents);
     assert!(rec.hosts.iter().all(|h| lab::agent_pid(&h.dir).is_some()), "{}", agent_log(rec));
-    // TCP across hosts through the agent pipeline does not work yet (SYN
-    // answered, connection never established): ping only for now.
-    check_all_pairs(&lab, false);
+    check_all_pairs(&lab, true);
 }
 
 #[test]
-fn agents_three_hosts_over_gre_ping_all_pairs() {
+fn agents_three_hosts_over_gre_ping_and_tcp_all_pairs() {
     let Some(lab) = Lab::up(3, 1, TunnelType::Gre) else { return };
-    // TCP across hosts through the agent pipeline does not work yet (SYN
-    // answered, connection never established): ping only for now.
-    check_all_pairs(&lab, false);
+    check_all_pairs(&lab, true);
 }
 
 #[test]

@@ -277,8 +277,23 @@ pub async fn up(opts: &LabOptions) -> Result<LabRecord, LabError> {
             .map_err(step(format!("{}: database", h.name)))?;
         switches.push(client);
     }
-    // Classic: a full mesh of static tunnels, split-horizon. (Agent mode:
-    // each agent adds its flow-based tunnel port.)
+    // Agent mode: the flow-based tunnel port the agent uses (it adds the
+    // same port, idempotently), made before the containers are attached
+    // so that their MTU leaves room for the encapsulation.
+    for (i, _) in rec.hosts.iter().enumerate().filter(|_| opts.agents) {
+        let vs = Vswitch::new(switches[i].clone()).with_wait(Some(Duration::from_secs(10)));
+        let spec = TunnelSpec {
+            bridge: BRIDGE.into(),
+            name: format!("ovsnet-{}", opts.tunnel.as_str()),
+            kind: opts.tunnel,
+            remote: FlowOr::Flow,
+            local: None,
+            key: Some(FlowOr::Flow),
+            dst_port: None,
+        };
+        vs.add_tunnel(&spec).await.map_err(step(format!("tunnel {}", spec.name)))?;
+    }
+    // Classic: a full mesh of static tunnels, split-horizon.
     for (i, h) in rec.hosts.iter().enumerate().filter(|_| !opts.agents) {
         let vs = Vswitch::new(switches[i].clone()).with_wait(Some(Duration::from_secs(10)));
         let mut names = Vec::new();
