@@ -110,3 +110,16 @@ fn down_stops_the_agents() {
     assert_eq!(report.processes, 7, "{report:?}");
     assert!(pids.iter().all(|&p| !ovsnet::sandbox::process_alive(p)), "agents left running");
 }
+
+#[test]
+fn a_killed_agent_leaves_its_containers_connected() {
+    let Some(lab) = Lab::up(2, 1, TunnelType::Vxlan) else { return };
+    let rec = lab.rec();
+    let h1 = &rec.hosts[0];
+    let pid = lab::agent_pid(&h1.dir).unwrap();
+    ovsnet::process::kill_pid(pid);
+    assert!(!ovsnet::sandbox::process_alive(pid));
+    // fail_mode=secure keeps the flows the agent installed: both ways
+    // across the tunnel still work, for ICMP and TCP.
+    check_all_pairs(&lab, true);
+}
