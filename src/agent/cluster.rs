@@ -6,9 +6,11 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use crate::attach::{format_mac, parse_mac};
+use crate::attach::{format_mac, keys, parse_mac};
 use crate::cluster::{ClusterState, EndpointSpec, remote_view};
-use crate::pipeline::{LocalEndpoint, RemoteBlock, RemoteEndpoint, State, TunnelType};
+use crate::net::IpNet;
+use crate::ovsdb::{Cache, Datum, Uuid};
+use crate::pipeline::{DEFAULT_NETWORK, LocalEndpoint, RemoteBlock, RemoteEndpoint, State, TunnelType};
 
 use super::dbstate::NetworkOpt;
 
@@ -127,6 +129,64 @@ pub fn endpoint_sync(local: &[LocalEndpoint], cluster: &ClusterState, this_host:
         }
     }
     sync
+}
+
+/// A local endpoint as the cluster knows it: (network, address).
+pub type EndpointKey = (String, IpAddr);
+
+/// The endpoints whose port exists on `bridge` now, as `ovsnet attach`
+/// recorded them in the `Interface` rows' `external_ids` (with or without
+/// an ofport yet: a port that exists has not been detached).
+pub fn recorded_endpoints(cache: &Cache, bridge: &str) -> BTreeSet<EndpointKey> {
+    let str_of = |row: &crate::ovsdb::Row, col: &str| row.get(col).and_then(Datum::as_str).map(str::to_owned);
+    let Some((_, br)) = cache.table("Bridge").find(|(_, r)| str_of(r, "name").as_deref() == Some(bridge)) else {
+        return BTreeSet::new();
+    };
+    br.get("ports")
+        .map(Datum::uuids)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|p| cache.row("Port", p))
+        .flat_map(|port| port.get("interfaces").map(Datum::uuids).unwrap_or_default())
+        .filter_map(|i| cache.row("Interface", &i))
+        .filter_map(|iface| {
+            let ids = iface.get("external_ids").and_then(Datum::as_string_map)?;
+            if ids.get(keys::BRIDGE).is_some_and(|b| b != bridge) {
+                return None;
+            }
+            let ip = IpNet::parse_interface(ids.get(keys::IP)?).ok()?.addr;
+            let network = ids.get(keys::NETWORK).cloned().unwrap_or_else(|| DEFAULT_NETWORK.to_owned());
+            Some((network, ip))
+        })
+        .collect()
+}
+
+/// This host's Endpoint rows for `key` (normally one; the UUID names the
+/// row, so a later one for the same address is a different row).
+pub fn host_rows(cluster: &ClusterState, this_host: &str, key: &EndpointKey) -> Vec<Uuid> {
+    cluster
+        .endpoints
+        .iter()
+        .filter(|e| e.host == this_host && e.ip == key.1)
+        .filter(|e| cluster.network_by_uuid(e.network).is_some_and(|n| n.name == key.0))
+        .map(|e| e.uuid)
+        .collect()
+}
+
+/// The Endpoint rows to remove because their endpoint was seen on this
+/// host and its port is gone now (detached, collected by `gc`, deleted by
+/// hand): every endpoint of `seen` not in `present`, mapped to this host's
+/// rows for it. Endpoints never seen here are left alone, so a row that
+/// `attach --cluster-db` has just written, before its port exists, stays.
+pub fn vanished_endpoints(
+    seen: &BTreeSet<EndpointKey>,
+    present: &BTreeSet<EndpointKey>,
+    cluster: &ClusterState,
+    this_host: &str,
+) -> Vec<(EndpointKey, Uuid)> {
+    seen.difference(present)
+        .flat_map(|k| host_rows(cluster, this_host, k).into_iter().map(move |u| (k.clone(), u)))
+        .collect()
 }
 
 #[cfg(test)]
@@ -294,5 +354,91 @@ mod tests {
         let s = endpoint_sync(&[l, local("p9", "fan", 6, "10.0.1.9")], &c, "h1");
         assert_eq!(s.publish.len(), 1);
         assert!(s.remove.is_empty());
+    }
+
+    fn key(n: &str, ip: &str) -> EndpointKey {
+        (n.to_owned(), ip.parse().unwrap())
+    }
+
+    #[test]
+    fn a_seen_endpoint_whose_port_is_gone_loses_its_row() {
+        let c = cluster();
+        let row_9 = c.endpoints.iter().find(|e| e.ip.to_string() == "10.0.1.9").unwrap().uuid;
+        let seen: BTreeSet<_> = [key("fan", "10.0.1.2"), key("fan", "10.0.1.9")].into();
+        let present: BTreeSet<_> = [key("fan", "10.0.1.2")].into();
+        assert_eq!(vanished_endpoints(&seen, &present, &c, "h1"), [(key("fan", "10.0.1.9"), row_9)]);
+        // Nothing gone: nothing to remove.
+        assert!(vanished_endpoints(&seen, &seen, &c, "h1").is_empty());
+    }
+
+    #[test]
+    fn a_row_whose_port_was_never_seen_here_stays() {
+        // `attach --cluster-db` writes the row, then plugs the port: until
+        // the agent has seen the port, the row is not its to remove.
+        let c = cluster();
+        let seen: BTreeSet<_> = [key("fan", "10.0.1.2")].into();
+        let present = seen.clone();
+        assert!(vanished_endpoints(&seen, &present, &c, "h1").is_empty());
+        assert!(vanished_endpoints(&BTreeSet::new(), &BTreeSet::new(), &c, "h1").is_empty());
+    }
+
+    #[test]
+    fn only_this_hosts_rows_are_removed() {
+        let c = cluster();
+        // h1 saw an address that h2's row holds (the container moved): not ours.
+        let seen: BTreeSet<_> = [key("fan", "10.0.2.2"), key("st", "192.168.9.5")].into();
+        assert!(vanished_endpoints(&seen, &BTreeSet::new(), &c, "h1").is_empty());
+        // The same seen on h2 is h2's to remove; an unknown network has no rows.
+        let seen: BTreeSet<_> = [key("st", "192.168.9.5"), key("nope", "192.168.9.5")].into();
+        let got = vanished_endpoints(&seen, &BTreeSet::new(), &c, "h2");
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].0, key("st", "192.168.9.5"));
+    }
+
+    #[test]
+    fn a_row_published_again_is_a_new_row() {
+        // The port went, the row went, the address was attached again: the
+        // new row has a new UUID, so a late removal of the old one misses it.
+        let mut c = cluster();
+        let old = host_rows(&c, "h1", &key("fan", "10.0.1.9"));
+        assert_eq!(old.len(), 1);
+        let fan = c.networks["fan"].clone();
+        c.endpoints.retain(|e| e.uuid != old[0]);
+        c.endpoints.push(endpoint(&fan, "h1", "10.0.1.9"));
+        let new = host_rows(&c, "h1", &key("fan", "10.0.1.9"));
+        assert_eq!(new.len(), 1);
+        assert_ne!(new, old);
+    }
+
+    #[test]
+    fn recorded_endpoints_are_the_ports_that_exist_with_or_without_an_ofport() {
+        let text = include_str!("../../ovsdb-schemas/vswitch.ovsschema");
+        let schema = crate::ovsdb::schema::DatabaseSchema::parse(text).unwrap();
+        let mut cache = Cache::new(std::sync::Arc::new(schema));
+        let ids = |pairs: &[(&str, &str)]| serde_json::json!(["map", pairs.iter().map(|(k, v)| serde_json::json!([k, v])).collect::<Vec<_>>()]);
+        let u = |i: u8| format!("00000000-0000-0000-0000-0000000000{i:02x}");
+        let r = |i: u8| serde_json::json!(["uuid", u(i)]);
+        let rows = serde_json::json!({
+            "Bridge": {
+                u(1): {"initial": {"name": "obr0", "ports": ["set", [r(2), r(3), r(4)]]}},
+                u(9): {"initial": {"name": "other", "ports": ["set", [r(5)]]}}
+            },
+            "Port": {
+                u(2): {"initial": {"name": "a", "interfaces": r(12)}},
+                u(3): {"initial": {"name": "b", "interfaces": r(13)}},
+                u(4): {"initial": {"name": "t", "interfaces": r(14)}},
+                u(5): {"initial": {"name": "c", "interfaces": r(15)}}
+            },
+            "Interface": {
+                u(12): {"initial": {"name": "a", "ofport": 1, "external_ids": ids(&[("ovsnet-bridge", "obr0"), ("ovsnet-ip", "10.0.1.2/8"), ("ovsnet-network", "fan")])}},
+                u(13): {"initial": {"name": "b", "ofport": -1, "external_ids": ids(&[("ovsnet-bridge", "obr0"), ("ovsnet-ip", "10.5.0.3/24")])}},
+                u(14): {"initial": {"name": "t", "type": "vxlan", "ofport": 7}},
+                u(15): {"initial": {"name": "c", "ofport": 2, "external_ids": ids(&[("ovsnet-bridge", "other"), ("ovsnet-ip", "10.0.1.3/8"), ("ovsnet-network", "fan")])}}
+            }
+        });
+        cache.apply_update2(&rows).unwrap();
+        let got = recorded_endpoints(&cache, "obr0");
+        assert_eq!(got, [key("default", "10.5.0.3"), key("fan", "10.0.1.2")].into());
+        assert!(recorded_endpoints(&cache, "nope").is_empty());
     }
 }

@@ -297,6 +297,7 @@ async fn join_cluster(
         opts: c.clone(),
         state: watch.state(),
         published: Default::default(),
+        seen: Default::default(),
         stale_removed: false,
     };
     Ok((link, watch))
@@ -362,6 +363,9 @@ struct ClusterLink {
     /// Endpoints published by this agent (each once: a row that vanishes
     /// while its port still exists is being detached).
     published: std::collections::BTreeSet<(String, std::net::IpAddr)>,
+    /// Endpoints whose port this agent saw on the bridge (last look): one
+    /// that leaves this set had its port removed, so its row goes too.
+    seen: std::collections::BTreeSet<cluster::EndpointKey>,
     stale_removed: bool,
 }
 
@@ -383,16 +387,34 @@ impl Agent {
         }
     }
 
-    /// Cluster mode: publishes local endpoints the cluster lacks, and once
-    /// (at start) removes this host's rows with no local endpoint. In the
-    /// background: the data plane never waits for the cluster.
+    /// Cluster mode: publishes local endpoints the cluster lacks; removes
+    /// this host's rows of endpoints it saw here whose port is gone now
+    /// (detach, gc, deleted by hand), and once (at start) this host's rows
+    /// with no port. In the background: the data plane never waits for
+    /// the cluster.
     fn sync_endpoints(&mut self, local: &[crate::pipeline::LocalEndpoint]) {
+        if self.cluster.is_none() {
+            return;
+        }
+        let present = cluster::recorded_endpoints(&self.cache, &self.opts.state.bridge);
         let Some(c) = self.cluster.as_mut() else { return };
-        let sync = cluster::endpoint_sync(local, &c.state, &c.opts.host_name);
+        let host = c.opts.host_name.clone();
+        let sync = cluster::endpoint_sync(local, &c.state, &host);
+        let mut remove = cluster::vanished_endpoints(&c.seen, &present, &c.state, &host);
+        if !c.stale_removed {
+            // A row whose port exists (with no ofport yet) is not stale.
+            for k in sync.remove.into_iter().filter(|k| !present.contains(k)) {
+                remove.extend(cluster::host_rows(&c.state, &host, &k).into_iter().map(|u| (k.clone(), u)));
+            }
+            c.stale_removed = true;
+        }
+        // Gone from here: published again if it comes back.
+        for (k, _) in &remove {
+            c.published.remove(k);
+        }
+        c.seen = present;
         let publish: Vec<_> =
             sync.publish.into_iter().filter(|e| c.published.insert((e.network.clone(), e.ip))).collect();
-        let remove = if c.stale_removed { Vec::new() } else { sync.remove };
-        c.stale_removed = true;
         if publish.is_empty() && remove.is_empty() {
             return;
         }
@@ -404,11 +426,14 @@ impl Agent {
                     Err(err) => tracing::warn!("publish {} in {}: {err}", e.ip, e.network),
                 }
             }
-            for (n, ip) in remove {
-                match db.remove_endpoint(&n, ip).await {
-                    Ok(_) => tracing::info!(%ip, network = n, "removed stale endpoint"),
-                    Err(err) => tracing::warn!("remove stale {ip} in {n}: {err}"),
-                }
+            if remove.is_empty() {
+                return;
+            }
+            let rows: Vec<_> = remove.iter().map(|(_, u)| *u).collect();
+            let what: Vec<String> = remove.iter().map(|((n, ip), _)| format!("{ip} in {n}")).collect();
+            match db.remove_endpoint_rows(&host, &rows).await {
+                Ok(n) => tracing::info!(removed = n, "removed endpoints with no port here: {}", what.join(", ")),
+                Err(err) => tracing::warn!("remove endpoints {}: {err}", what.join(", ")),
             }
         });
     }

@@ -89,12 +89,72 @@ pub struct DetachArgs {
     /// Not attached is not an error.
     #[arg(long)]
     pub if_exists: bool,
+    #[command(flatten)]
+    pub cluster: ClusterRowArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
     /// Only this bridge.
     pub bridge: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// Only this bridge.
+    pub bridge: Option<String>,
+    #[command(flatten)]
+    pub cluster: ClusterRowArgs,
+}
+
+/// The cluster database for `detach` and `gc`: the Endpoint rows of the
+/// attachments they remove (those made in a cluster network) go too.
+#[derive(Debug, Clone, Args)]
+pub struct ClusterRowArgs {
+    /// Cluster database: also remove the removed attachments' Endpoint
+    /// rows (else this host's agent removes them once it sees the port gone).
+    #[arg(long, env = "OVSNET_CLUSTER_DB", value_name = "REMOTES")]
+    pub cluster_db: Option<String>,
+    /// This host's name in the cluster database (default: the system's host name).
+    #[arg(long, env = "OVSNET_HOST_NAME", value_name = "NAME")]
+    pub host_name: Option<String>,
+}
+
+/// After `detach` or `gc` removed `removed` (their ports are gone): removes
+/// this host's Endpoint rows of those in a network, when a cluster
+/// database is given. A failure says what remains, in one line.
+async fn remove_cluster_rows(removed: &[Attachment], c: &ClusterRowArgs, g: &Global) -> anyhow::Result<()> {
+    let Some(remotes) = &c.cluster_db else { return Ok(()) };
+    let rows: Vec<(&str, std::net::IpAddr)> = removed
+        .iter()
+        .filter_map(|a| {
+            let net = a.network.as_deref()?;
+            let ip = crate::net::IpNet::parse_interface(&a.ip).ok()?.addr;
+            Some((net, ip))
+        })
+        .collect();
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let host = super::network::host_name(c.host_name.as_deref())?;
+    let done = async {
+        let cdb = crate::cluster::ClusterDb::connect(remotes, &g.connect).await?;
+        for (net, ip) in &rows {
+            if cdb.remove_host_endpoint(net, &host, *ip).await? {
+                tracing::info!(%ip, network = net, "removed the endpoint from the cluster database");
+            }
+        }
+        Ok::<_, crate::cluster::ClusterError>(())
+    }
+    .await;
+    done.map_err(|e| {
+        let what: Vec<String> = rows.iter().map(|(n, ip)| format!("{ip} in {n}")).collect();
+        anyhow::anyhow!(
+            "the port is gone, but the Endpoint row of {} remains in the cluster database ({}); the agent on {host} removes it",
+            what.join(", "),
+            e.to_string().replace('\n', " ")
+        )
+    })
 }
 
 pub(super) fn request(bridge: &str, container: &str, ip: &str, opts: &AttachOpts) -> anyhow::Result<AttachRequest> {
@@ -263,7 +323,7 @@ pub async fn run_detach(args: DetachArgs, g: &Global) -> anyhow::Result<()> {
             }
         }
     }
-    Ok(())
+    remove_cluster_rows(&removed, &args.cluster, g).await
 }
 
 fn liveness_word(l: &Liveness) -> String {
@@ -332,7 +392,7 @@ pub async fn run_list(args: ListArgs, g: &Global) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn run_gc(args: ListArgs, g: &Global) -> anyhow::Result<()> {
+pub async fn run_gc(args: GcArgs, g: &Global) -> anyhow::Result<()> {
     let attacher = attacher(g).await?;
     let removed = attacher.gc(args.bridge.as_deref()).await?;
     match g.format {
@@ -346,5 +406,5 @@ pub async fn run_gc(args: ListArgs, g: &Global) -> anyhow::Result<()> {
             }
         }
     }
-    Ok(())
+    remove_cluster_rows(&removed, &args.cluster, g).await
 }

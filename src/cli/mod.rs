@@ -93,7 +93,7 @@ pub enum Command {
     /// List attachments recorded in OVSDB, and whether each container is alive.
     Attachments(attach::ListArgs),
     /// Remove the ports of containers that are gone or restarted.
-    Gc(attach::ListArgs),
+    Gc(attach::GcArgs),
     /// Encode and decode OpenFlow 1.3 messages (debugging aids, like ovs-ofctl's).
     #[command(subcommand)]
     Ofp(ofp::OfpCommand),

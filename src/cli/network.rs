@@ -166,6 +166,18 @@ pub async fn run(cmd: NetworkCommand, g: &Global) -> anyhow::Result<()> {
     }
 }
 
+/// This host's name in the cluster: `--host-name`, else the system's.
+pub(super) fn host_name(given: Option<&str>) -> anyhow::Result<String> {
+    match given {
+        Some(h) => Ok(h.to_owned()),
+        None => std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .context("no --host-name and no system host name"),
+    }
+}
+
 /// `ovsnet attach BRIDGE CONTAINER [IP] --network NAME --cluster-db REMOTES`:
 /// the address is allocated in the cluster (or the given one published),
 /// then the container is attached; if the attach fails, the endpoint is
@@ -180,14 +192,7 @@ pub async fn attach_in_cluster(
     let (Some(bridge), Some(container)) = (&args.bridge, &args.container) else {
         anyhow::bail!("attach needs BRIDGE CONTAINER");
     };
-    let host = match &args.host_name {
-        Some(h) => h.clone(),
-        None => std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .ok()
-            .map(|h| h.trim().to_owned())
-            .filter(|h| !h.is_empty())
-            .context("no --host-name and no system host name")?,
-    };
+    let host = host_name(args.host_name.as_deref())?;
     let cdb = ClusterDb::connect(remotes, &g.connect).await?;
     let net = cdb.network(network).await?;
     // Check everything local before writing to the cluster.

@@ -440,6 +440,40 @@ impl ClusterDb {
         Ok(r.first().and_then(|r| r.count).unwrap_or(0) > 0)
     }
 
+    /// Removes `host`'s endpoint holding `ip` in `network`, if it is
+    /// `host`'s (false: there was none, or the network is not in the
+    /// cluster). A row another host holds is never touched.
+    pub async fn remove_host_endpoint(&self, network: &str, host: &str, ip: IpAddr) -> Result<bool, ClusterError> {
+        let net = match self.network(network).await {
+            Ok(n) => n,
+            Err(ClusterError::NoNetwork(_)) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        let r = self
+            .transact(vec![Operation::delete(
+                table::ENDPOINT,
+                vec![Condition::eq("network", net.uuid), Condition::eq("ip", ip.to_string()), Condition::eq("host", host)],
+            )])
+            .await?;
+        Ok(r.first().and_then(|r| r.count).unwrap_or(0) > 0)
+    }
+
+    /// Removes Endpoint rows by their UUID, each only while it still
+    /// belongs to `host` (one transaction); returns how many went. A row
+    /// already gone is not an error: the UUID names that row only, so an
+    /// address published again since (a new row) is never removed.
+    pub async fn remove_endpoint_rows(&self, host: &str, rows: &[Uuid]) -> Result<u64, ClusterError> {
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let ops = rows
+            .iter()
+            .map(|u| Operation::delete(table::ENDPOINT, vec![Condition::uuid(*u), Condition::eq("host", host)]))
+            .collect();
+        let r = self.transact(ops).await?;
+        Ok(r.iter().filter_map(|r| r.count).sum())
+    }
+
     /// Removes a container's endpoints on a host (all networks); returns how many.
     pub async fn remove_container_endpoints(&self, host: &str, container: &str) -> Result<u64, ClusterError> {
         let r = self
