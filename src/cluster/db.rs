@@ -187,6 +187,12 @@ impl ClusterDb {
         // A request caught in a fail-over can go unanswered; bound every
         // request so callers see an error and retry instead of hanging.
         opts.request_timeout.get_or_insert(opts.timeout);
+        // Several members: right after the leader dies, each survivor says
+        // "not the leader" until the election ends (1 to 3 s). That is not
+        // a dead cluster: keep trying them until the timeout.
+        if remotes.contains(',') {
+            opts.fail_fast = false;
+        }
         Ok(ClusterDb { client: Client::connect(remotes, &opts).await? })
     }
 

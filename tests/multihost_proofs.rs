@@ -1,0 +1,630 @@
+//! The multi-host proofs against a real 3-host lab in agent mode (each
+//! host its own Open vSwitch, an `ovsnet agent` per host following a
+//! 3-member Raft cluster database):
+//!
+//! - a removed endpoint disappears from every host's flows, and its
+//!   Endpoint row from the cluster (by `detach --cluster-db`, or by the
+//!   host's agent when the port is simply gone);
+//! - no ARP crosses a tunnel: the ARP responder flows count the requests,
+//!   and a capture on the underlay sees encapsulated IPv4 and no
+//!   encapsulated ARP (VXLAN, GRE, Geneve);
+//! - with one of the 3 database members killed (the Raft leader), a new
+//!   endpoint is still allocated and reached from every host, and
+//!   `lab down` still removes everything.
+
+#![allow(clippy::unwrap_used, clippy::field_reassign_with_default)]
+
+mod common;
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use ovsnet::cluster::{ClusterDb, ClusterState, Ipam, NetworkSpec};
+use ovsnet::lab::{self, LabHost, LabOptions, LabRecord, probe};
+use ovsnet::net::IpNet;
+use ovsnet::ovsdb::ConnectOptions;
+use ovsnet::vswitch::spec::TunnelType;
+
+/// A lab taken down on drop (also when a test panics).
+struct Lab {
+    rec: Option<LabRecord>,
+    root: PathBuf,
+    name: String,
+    _tmp: tempfile::TempDir,
+}
+
+impl Lab {
+    fn up(hosts: usize, containers: usize, tunnel: TunnelType) -> Option<Lab> {
+        if let Err(e) = ovsnet::sandbox::ovs_installed() {
+            assert!(!common::strict(), "CI=true and Open vSwitch is missing: {e}");
+            eprintln!("skipping: {e}");
+            return None;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let name = common::unique_name("mp");
+        let opts = LabOptions {
+            name: name.clone(),
+            hosts,
+            containers,
+            tunnel,
+            cluster_members: if hosts >= 3 { 3 } else { 1 },
+            state_root: tmp.path().to_owned(),
+            agents: true,
+            agent_exe: Some(PathBuf::from(env!("CARGO_BIN_EXE_ovsnet"))),
+        };
+        let mut lab = Lab { rec: None, root: tmp.path().to_owned(), name, _tmp: tmp };
+        lab.rec = Some(rt().block_on(lab::up(&opts)).expect("lab up"));
+        Some(lab)
+    }
+
+    fn rec(&self) -> &LabRecord {
+        self.rec.as_ref().unwrap()
+    }
+
+    fn remotes(&self) -> String {
+        self.rec().cluster_db.clone().unwrap()
+    }
+
+    fn host(&self, name: &str) -> &LabHost {
+        self.rec().host(name).unwrap()
+    }
+
+    /// Runs `ovsnet ARGS` as an operator on `host` would: against that
+    /// host's Open vSwitch, with its switch namespace.
+    fn ovsnet(&self, host: &str, args: &[&str]) -> Output {
+        let h = self.host(host);
+        Command::new(env!("CARGO_BIN_EXE_ovsnet"))
+            .arg("--db")
+            .arg(format!("unix:{}", h.dir.join("db.sock").display()))
+            .args(["--netns", &h.netns])
+            .args(args)
+            .env_remove("OVSNET_CLUSTER_DB")
+            .env_remove("OVSNET_HOST_NAME")
+            .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+            .output()
+            .unwrap()
+    }
+
+    fn ovsnet_ok(&self, host: &str, args: &[&str]) -> String {
+        let out = self.ovsnet(host, args);
+        assert!(
+            out.status.success(),
+            "ovsnet {args:?} on {host}: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            agent_log(self.rec())
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// A container namespace of the test's own (removed on drop), named
+    /// after the lab so parallel tests never collide.
+    fn container(&self, suffix: &str) -> NsGuard {
+        let name = format!("{}-{suffix}", self.name);
+        ovsnet::netns::create(&name).unwrap();
+        NsGuard(name)
+    }
+
+    fn cluster_state(&self) -> ClusterState {
+        let remotes = self.remotes();
+        rt().block_on(async move {
+            let db = ClusterDb::connect(&remotes, &copts()).await.unwrap();
+            db.state().await.unwrap()
+        })
+    }
+
+    fn create_static_network(&self, name: &str, cidr: &str) {
+        let remotes = self.remotes();
+        let spec = NetworkSpec {
+            name: name.into(),
+            cidr: IpNet::parse_network(cidr).unwrap(),
+            vni: None,
+            ipam: Ipam::Static,
+            mtu: None,
+            block_prefix: None,
+            underlay: None,
+            gateway: None,
+        };
+        rt().block_on(async move {
+            let db = ClusterDb::connect(&remotes, &copts()).await.unwrap();
+            db.create_network(&spec).await.unwrap();
+        });
+    }
+
+    /// Attaches a container namespace on `host` through the cluster;
+    /// returns its address.
+    fn attach_in_cluster(&self, host: &str, ns: &str, network: &str) -> Ipv4Addr {
+        let container = format!("netns:{ns}");
+        self.ovsnet_ok(
+            host,
+            &["attach", lab::BRIDGE, &container, "--network", network, "--cluster-db", &self.remotes(), "--host-name", host],
+        );
+        endpoint_ip(&self.cluster_state(), network, &container).unwrap_or_else(|| panic!("no endpoint for {container}"))
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if self.rec.is_some() {
+            let _ = lab::down(&self.root, &self.name);
+        }
+    }
+}
+
+struct NsGuard(String);
+impl Drop for NsGuard {
+    fn drop(&mut self) {
+        let _ = ovsnet::netns::delete(&self.0);
+    }
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+fn copts() -> ConnectOptions {
+    ConnectOptions { timeout: Duration::from_secs(20), ..Default::default() }
+}
+
+fn agent_log(rec: &LabRecord) -> String {
+    rec.hosts.iter().map(|h| format!("--- {}\n{}", h.name, std::fs::read_to_string(h.dir.join("agent.log")).unwrap_or_default())).collect()
+}
+
+/// The address of `container`'s endpoint in `network`.
+fn endpoint_ip(st: &ClusterState, network: &str, container: &str) -> Option<Ipv4Addr> {
+    let net = st.networks.get(network)?;
+    st.endpoints_of(net).find(|e| e.container == container).and_then(|e| match e.ip {
+        IpAddr::V4(v4) => Some(v4),
+        IpAddr::V6(_) => None,
+    })
+}
+
+fn has_endpoint(st: &ClusterState, network: &str, ip: Ipv4Addr) -> bool {
+    st.networks.get(network).is_some_and(|n| st.endpoints_of(n).any(|e| e.ip == IpAddr::V4(ip)))
+}
+
+/// The flows of a host's `obr0`, as `ovs-ofctl` reads them from the switch.
+fn dump_flows(h: &LabHost) -> String {
+    let out = Command::new("ovs-ofctl")
+        .args(["-O", "OpenFlow13", "--no-names", "dump-flows"])
+        .arg(format!("unix:{}", h.dir.join(format!("{}.mgmt", lab::BRIDGE)).display()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "ovs-ofctl dump-flows on {}: {}", h.name, String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The MAC ovsnet derives from an address, as ovs-ofctl prints it.
+fn mac_of(ip: Ipv4Addr) -> String {
+    let o = ip.octets();
+    format!("0a:58:{:02x}:{:02x}:{:02x}:{:02x}", o[0], o[1], o[2], o[3])
+}
+
+/// The flow lines that name `ip` (as an address, not a prefix of another) or its MAC.
+fn mentions(flows: &str, ip: Ipv4Addr) -> Vec<String> {
+    let mac = mac_of(ip);
+    let ip = ip.to_string();
+    flows
+        .lines()
+        .filter(|l| {
+            l.contains(&mac)
+                || l.split(|c: char| !(c.is_ascii_digit() || c == '.')).any(|tok| tok == ip)
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+fn wait_for(secs: u64, what: &str, mut cond: impl FnMut() -> bool, diag: impl Fn() -> String) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < Duration::from_secs(secs), "timed out after {secs}s waiting for {what}\n{}", diag());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn ping(from_ns: &str, to: Ipv4Addr, timeout: Duration) -> bool {
+    let ns = ovsnet::netns::open(from_ns).unwrap();
+    probe::ping(&ns, to, timeout).unwrap().is_some()
+}
+
+// ---------------------------------------------------------------------------
+// A removed endpoint disappears from every host's flows.
+
+#[test]
+fn a_removed_endpoint_disappears_from_every_hosts_flows() {
+    let Some(lab) = Lab::up(3, 1, TunnelType::Vxlan) else { return };
+    let rec = lab.rec();
+    let all = || rec.hosts.iter().map(|h| format!("--- {} flows\n{}", h.name, dump_flows(h))).collect::<String>() + &agent_log(rec);
+
+    // A static network: every other host has one flow per remote endpoint.
+    lab.create_static_network("st", "10.99.0.0/24");
+    let s1 = lab.container("s1");
+    let ip = lab.attach_in_cluster("h1", &s1.0, "st");
+    for h in &rec.hosts {
+        wait_for(15, &format!("{ip} in {}'s flows", h.name), || !mentions(&dump_flows(h), ip).is_empty(), all);
+    }
+    // On h2 and h3 it is a remote endpoint: its MAC, sent over the tunnel.
+    for h in &rec.hosts[1..] {
+        let f = mentions(&dump_flows(h), ip);
+        assert!(f.iter().any(|l| l.contains("tun_dst") || l.contains("tun_id")), "{}: {f:?}", h.name);
+    }
+
+    // detach --cluster-db: the port goes, then its Endpoint row.
+    let out = lab.ovsnet_ok("h1", &["detach", lab::BRIDGE, &format!("netns:{}", s1.0), "--cluster-db", &lab.remotes(), "--host-name", "h1"]);
+    assert!(out.contains("detached"), "{out}");
+    assert!(!has_endpoint(&lab.cluster_state(), "st", ip), "the row outlived detach --cluster-db");
+    for h in &rec.hosts {
+        wait_for(15, &format!("{ip} gone from {}'s flows", h.name), || mentions(&dump_flows(h), ip).is_empty(), all);
+    }
+
+    // The cluster database unreachable: detach still removes the port,
+    // says in one line that the row remains, and h3's agent removes it.
+    let s3 = lab.container("s3");
+    let ip3 = lab.attach_in_cluster("h3", &s3.0, "st");
+    wait_for(15, &format!("{ip3} on h1"), || !mentions(&dump_flows(&rec.hosts[0]), ip3).is_empty(), all);
+    let out = lab.ovsnet("h3", &["detach", lab::BRIDGE, &format!("netns:{}", s3.0), "--cluster-db", "unix:/nonexistent/ovsnet.sock", "--host-name", "h3", "--timeout", "1"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "detach should report the row left behind");
+    assert!(err.contains("port is gone") && err.contains(&ip3.to_string()) && err.contains("agent"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    wait_for(15, "h3's agent to remove the row", || !has_endpoint(&lab.cluster_state(), "st", ip3), all);
+    for h in &rec.hosts {
+        wait_for(15, &format!("{ip3} gone from {}'s flows", h.name), || mentions(&dump_flows(h), ip3).is_empty(), all);
+    }
+
+    // The lab's Fan network: remote hosts hold one flow for h1's whole
+    // block, so the endpoint's own flows on h1 go, and so does the answer.
+    let c = rec.containers.iter().find(|c| c.host == "h1").unwrap();
+    let from = rec.containers.iter().find(|c| c.host == "h2").unwrap();
+    assert!(ping(&from.netns, c.ip, Duration::from_secs(5)), "{} does not reach {} before detach", from.name, c.name);
+    assert!(!mentions(&dump_flows(&rec.hosts[0]), c.ip).is_empty());
+    // Detached without --cluster-db: h1's agent sees the port gone and removes the row.
+    let out = lab.ovsnet_ok("h1", &["detach", lab::BRIDGE, &format!("netns:{}", c.netns)]);
+    assert!(out.contains("detached"), "{out}");
+    wait_for(15, "h1's agent to remove the Fan endpoint's row", || !has_endpoint(&lab.cluster_state(), lab::LAB_NETWORK, c.ip), all);
+    wait_for(15, "the endpoint's flows gone from h1", || mentions(&dump_flows(&rec.hosts[0]), c.ip).is_empty(), all);
+    for other in rec.containers.iter().filter(|o| o.host != "h1") {
+        assert!(!ping(&other.netns, c.ip, Duration::from_millis(600)), "{} still reaches {} after detach", other.name, c.ip);
+    }
+    // The others still reach each other.
+    assert!(ping(&from.netns, rec.containers.iter().find(|c| c.host == "h3").unwrap().ip, Duration::from_secs(5)));
+}
+
+// ---------------------------------------------------------------------------
+// No ARP crosses a tunnel.
+
+/// Counting what crosses the underlay: an AF_PACKET socket opened in the
+/// underlay namespace sees every frame on every port of `ul0`.
+mod capture {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    pub const ETH_IPV4: u16 = 0x0800;
+    pub const ETH_ARP: u16 = 0x0806;
+    const ETH_VLAN: u16 = 0x8100;
+    const ETH_TEB: u16 = 0x6558;
+    const UDP_VXLAN: u16 = 4789;
+    const UDP_GENEVE: u16 = 6081;
+
+    /// The encapsulation of a frame seen on the underlay.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Encap {
+        Vxlan,
+        Gre,
+        Geneve,
+    }
+
+    /// Encapsulated frames seen, by encapsulation and inner ethertype.
+    #[derive(Debug, Default, Clone, PartialEq, Eq)]
+    pub struct Counts {
+        pub frames: u64,
+        pub vxlan: u64,
+        pub gre: u64,
+        pub geneve: u64,
+        pub inner_ipv4: u64,
+        pub inner_arp: u64,
+        pub inner_other: u64,
+    }
+
+    impl Counts {
+        pub fn add(&mut self, frame: &[u8]) {
+            self.frames += 1;
+            let Some((encap, ethertype)) = inner_ethertype(frame) else { return };
+            match encap {
+                Encap::Vxlan => self.vxlan += 1,
+                Encap::Gre => self.gre += 1,
+                Encap::Geneve => self.geneve += 1,
+            }
+            match ethertype {
+                ETH_IPV4 => self.inner_ipv4 += 1,
+                ETH_ARP => self.inner_arp += 1,
+                _ => self.inner_other += 1,
+            }
+        }
+    }
+
+    fn be16(b: &[u8], at: usize) -> Option<u16> {
+        Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]))
+    }
+
+    /// An Ethernet frame's ethertype and payload (one VLAN tag skipped).
+    fn ethernet(frame: &[u8]) -> Option<(u16, &[u8])> {
+        let t = be16(frame, 12)?;
+        if t == ETH_VLAN {
+            return Some((be16(frame, 16)?, frame.get(18..)?));
+        }
+        Some((t, frame.get(14..)?))
+    }
+
+    /// For an encapsulated frame (outer Ethernet, IPv4, then VXLAN on UDP
+    /// 4789, Geneve on UDP 6081 or GRE carrying transparent Ethernet
+    /// 0x6558): the encapsulation and the inner frame's ethertype.
+    pub fn inner_ethertype(frame: &[u8]) -> Option<(Encap, u16)> {
+        let (t, ip) = ethernet(frame)?;
+        if t != ETH_IPV4 || ip.first()? >> 4 != 4 {
+            return None;
+        }
+        let ihl = usize::from(ip[0] & 0x0f) * 4;
+        // Only a packet's first fragment holds the inner header.
+        if be16(ip, 6)? & 0x1fff != 0 {
+            return None;
+        }
+        let proto = *ip.get(9)?;
+        let l4 = ip.get(ihl..)?;
+        let (encap, inner) = match proto {
+            17 => {
+                let dport = be16(l4, 2)?;
+                let udp = l4.get(8..)?;
+                match dport {
+                    UDP_VXLAN => (Encap::Vxlan, udp.get(8..)?),
+                    UDP_GENEVE => {
+                        // Options length in 4-byte words; then the protocol type.
+                        let opt = usize::from(udp.first()? & 0x3f) * 4;
+                        if be16(udp, 2)? != ETH_TEB {
+                            return None;
+                        }
+                        (Encap::Geneve, udp.get(8 + opt..)?)
+                    }
+                    _ => return None,
+                }
+            }
+            47 => {
+                let flags = be16(l4, 0)?;
+                if be16(l4, 2)? != ETH_TEB {
+                    return None;
+                }
+                // Checksum (+reserved), key and sequence number, each 4 bytes when flagged.
+                let len = 4 + [0x8000u16, 0x2000, 0x1000].iter().filter(|f| flags & **f != 0).count() * 4;
+                (Encap::Gre, l4.get(len..)?)
+            }
+            _ => return None,
+        };
+        Some((encap, ethernet(inner)?.0))
+    }
+
+    /// A capture running on a thread until [`Capture::stop`].
+    pub struct Capture {
+        stop: Arc<AtomicBool>,
+        thread: std::thread::JoinHandle<Counts>,
+    }
+
+    impl Capture {
+        /// Opens an AF_PACKET socket for every protocol inside namespace
+        /// `ns` (every interface of it) and counts what it sees.
+        pub fn start(ns: &str) -> Capture {
+            let nsfd = ovsnet::netns::open(ns).unwrap();
+            let fd = ovsnet::netns::run_in(&nsfd, || {
+                // SAFETY: plain socket(2); the fd is owned right away.
+                let fd = unsafe {
+                    libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, i32::from((libc::ETH_P_ALL as u16).to_be()))
+                };
+                assert!(fd >= 0, "AF_PACKET socket: {}", std::io::Error::last_os_error());
+                // SAFETY: fd is a fresh, valid descriptor we own.
+                unsafe { OwnedFd::from_raw_fd(fd) }
+            })
+            .unwrap();
+            let tv = libc::timeval { tv_sec: 0, tv_usec: 50_000 };
+            // SAFETY: a timeval of the right size for SO_RCVTIMEO.
+            let r = unsafe {
+                libc::setsockopt(
+                    fd.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    libc::SO_RCVTIMEO,
+                    (&tv as *const libc::timeval).cast(),
+                    std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+                )
+            };
+            assert_eq!(r, 0, "SO_RCVTIMEO");
+            let stop = Arc::new(AtomicBool::new(false));
+            let flag = stop.clone();
+            let thread = std::thread::spawn(move || {
+                let mut counts = Counts::default();
+                let mut buf = vec![0u8; 65536];
+                while !flag.load(Ordering::Relaxed) {
+                    // SAFETY: buf is valid for buf.len() bytes.
+                    let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+                    if n > 0 {
+                        counts.add(&buf[..n as usize]);
+                    }
+                }
+                counts
+            });
+            Capture { stop, thread }
+        }
+
+        pub fn stop(self) -> Counts {
+            self.stop.store(true, Ordering::Relaxed);
+            self.thread.join().unwrap()
+        }
+    }
+}
+
+#[test]
+fn the_capture_parser_reads_inner_ethertypes() {
+    use capture::{Encap, inner_ethertype};
+    let inner = |t: u16| {
+        let mut f = vec![0x0a, 0x58, 10, 0, 2, 1, 0x0a, 0x58, 10, 0, 1, 1];
+        f.extend_from_slice(&t.to_be_bytes());
+        f.extend_from_slice(&[0; 28]);
+        f
+    };
+    let outer = |proto: u8, l4: Vec<u8>| {
+        let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00];
+        // IPv4: version 4, IHL 5, flags DF, no fragment offset, protocol.
+        f.extend_from_slice(&[0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, proto, 0, 0, 172, 30, 0, 1, 172, 30, 0, 2]);
+        f.extend(l4);
+        f
+    };
+    // VXLAN: UDP to 4789, 8-byte VXLAN header (I flag, VNI).
+    let mut udp = vec![0x12, 0x34, 0x12, 0xb5, 0, 0, 0, 0, 0x08, 0, 0, 0, 0, 0, 1, 0];
+    udp.extend(inner(0x0806));
+    assert_eq!(inner_ethertype(&outer(17, udp)), Some((Encap::Vxlan, 0x0806)));
+    // GRE with a key (K flag), transparent Ethernet bridging.
+    let mut gre = vec![0x20, 0x00, 0x65, 0x58, 0, 0, 0, 1];
+    gre.extend(inner(0x0800));
+    assert_eq!(inner_ethertype(&outer(47, gre)), Some((Encap::Gre, 0x0800)));
+    // Geneve with 4 bytes of options: UDP to 6081.
+    let mut gnv = vec![0x12, 0x34, 0x17, 0xc1, 0, 0, 0, 0, 0x01, 0, 0x65, 0x58, 0, 0, 1, 0, 1, 2, 3, 4];
+    gnv.extend(inner(0x0806));
+    assert_eq!(inner_ethertype(&outer(17, gnv)), Some((Encap::Geneve, 0x0806)));
+    // Plain ARP on the underlay, other UDP, a truncated frame: not encapsulated.
+    assert_eq!(inner_ethertype(&inner(0x0806)), None);
+    assert_eq!(inner_ethertype(&outer(17, vec![0, 53, 0, 53, 0, 0, 0, 0])), None);
+    assert_eq!(inner_ethertype(&outer(47, vec![0x20])), None);
+}
+
+/// n_packets of each host's ARP responder flows (table 20, ARP requests).
+fn arp_responder_packets(h: &LabHost) -> u64 {
+    dump_flows(h)
+        .lines()
+        .filter(|l| l.contains("table=20") && l.contains("arp_op=1"))
+        .filter_map(|l| l.split("n_packets=").nth(1)?.split(',').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+fn no_arp_crosses_the_tunnel(tunnel: TunnelType, encap: capture::Encap) {
+    let Some(lab) = Lab::up(3, 1, tunnel) else { return };
+    let rec = lab.rec();
+    // Cold ARP caches: `lab up` already pinged every pair.
+    for c in &rec.containers {
+        let out = Command::new("ip").args(["-n", &c.netns, "neigh", "flush", "all"]).output().unwrap();
+        assert!(out.status.success(), "flush {}: {}", c.netns, String::from_utf8_lossy(&out.stderr));
+        let left = Command::new("ip").args(["-n", &c.netns, "-4", "neigh", "show", "nud", "reachable"]).output().unwrap();
+        assert!(String::from_utf8_lossy(&left.stdout).trim().is_empty(), "{}", String::from_utf8_lossy(&left.stdout));
+    }
+    let before: Vec<u64> = rec.hosts.iter().map(arp_responder_packets).collect();
+    let cap = capture::Capture::start(&format!("{}-ul", lab.name));
+    let m = lab::reachability(rec, Duration::from_secs(5)).unwrap();
+    let counts = cap.stop();
+    assert!(m.all_reachable(), "unreachable: {:?}\n{}", m.unreachable_pairs(), agent_log(rec));
+    // Each container asked for every other container's address. Flow
+    // counters come from the datapath's flow stats a moment later: poll.
+    let now = || rec.hosts.iter().map(arp_responder_packets).collect::<Vec<u64>>();
+    wait_for(
+        10,
+        "the ARP responder flows' n_packets to rise on every host",
+        || now().iter().zip(&before).all(|(a, b)| *a >= b + 2),
+        || format!("before {before:?} now {:?}", now()),
+    );
+    let after = now();
+    eprintln!("{tunnel:?}: ARP responder n_packets before {before:?} after {after:?}; underlay {counts:?}");
+    let seen = match encap {
+        capture::Encap::Vxlan => counts.vxlan,
+        capture::Encap::Gre => counts.gre,
+        capture::Encap::Geneve => counts.geneve,
+    };
+    assert!(seen > 0 && counts.inner_ipv4 > 0, "no encapsulated IPv4 seen: {counts:?}");
+    assert_eq!(counts.inner_arp, 0, "ARP crossed a tunnel: {counts:?}");
+}
+
+#[test]
+fn no_arp_crosses_a_vxlan_tunnel() {
+    no_arp_crosses_the_tunnel(TunnelType::Vxlan, capture::Encap::Vxlan);
+}
+
+#[test]
+fn no_arp_crosses_a_gre_tunnel() {
+    no_arp_crosses_the_tunnel(TunnelType::Gre, capture::Encap::Gre);
+}
+
+#[test]
+fn no_arp_crosses_a_geneve_tunnel() {
+    no_arp_crosses_the_tunnel(TunnelType::Geneve, capture::Encap::Geneve);
+}
+
+// ---------------------------------------------------------------------------
+// Kill one of the 3 database members: new endpoints still reach every host.
+
+/// The member (1-based) that says it is the Raft leader.
+fn leader(remotes: &str) -> Option<usize> {
+    let st = rt().block_on(ovsnet::cluster::server::status(remotes, &copts())).unwrap();
+    st.iter().position(|m| m.leader == Some(true)).map(|i| i + 1)
+}
+
+fn pings_all(from: &[String], to: Ipv4Addr) -> bool {
+    from.iter().all(|ns| ping(ns, to, Duration::from_millis(500)))
+}
+
+#[test]
+fn with_a_database_member_killed_new_endpoints_reach_every_host() {
+    let Some(mut lab) = Lab::up(3, 1, TunnelType::Vxlan) else { return };
+    let rec = lab.rec().clone();
+    let all = || agent_log(&rec);
+    let cdir = rec.dir.join("cluster");
+
+    // A static network with one container on each host: remote endpoints
+    // there are individual flows, learnt from the cluster.
+    lab.create_static_network("st", "10.98.0.0/24");
+    let st_ns: Vec<NsGuard> = (1..=3).map(|i| lab.container(&format!("s{i}"))).collect();
+    for (i, ns) in st_ns.iter().enumerate() {
+        lab.attach_in_cluster(&format!("h{}", i + 1), &ns.0, "st");
+    }
+
+    // Kill the Raft leader (SIGKILL, by the pid its pidfile records).
+    let remotes = lab.remotes();
+    let mut n = None;
+    wait_for(10, "a Raft leader", || {
+        n = leader(&remotes);
+        n.is_some()
+    }, all);
+    let n = n.unwrap();
+    let pid = ovsnet::cluster::server::member_pid(&cdir, n).expect("the leader's pid");
+    ovsnet::process::kill_pid(pid);
+    assert!(!ovsnet::sandbox::process_alive(pid));
+    let killed_at = Instant::now();
+
+    // New endpoints, allocated through the 2 remaining members.
+    let fan_new = lab.container("f-new");
+    let fan_ip = lab.attach_in_cluster("h2", &fan_new.0, lab::LAB_NETWORK);
+    let st_new = lab.container("s-new");
+    let st_ip = lab.attach_in_cluster("h1", &st_new.0, "st");
+    eprintln!("member {n} (leader) killed; 2 endpoints allocated {:.1}s later", killed_at.elapsed().as_secs_f64());
+    let new_leader = leader(&remotes);
+    assert!(new_leader.is_some_and(|l| l != n), "no new leader: {new_leader:?}");
+
+    // Every other host's containers reach them.
+    let fan_from: Vec<String> = rec.containers.iter().filter(|c| c.host != "h2").map(|c| c.netns.clone()).collect();
+    wait_for(20, &format!("{fan_ip} reached from h1 and h3"), || pings_all(&fan_from, fan_ip), all);
+    let st_from: Vec<String> = st_ns[1..].iter().map(|g| g.0.clone()).collect();
+    wait_for(20, &format!("{st_ip} reached from h2 and h3 (static network)"), || pings_all(&st_from, st_ip), all);
+    eprintln!("reached from every other host {:.1}s after the kill", killed_at.elapsed().as_secs_f64());
+
+    // lab down removes everything, the killed member notwithstanding.
+    let namespaces: Vec<String> = rec
+        .created
+        .iter()
+        .filter_map(|i| match i {
+            lab::Item::Netns(ns) => Some(ns.clone()),
+            _ => None,
+        })
+        .collect();
+    let report = lab::down(&lab.root, &lab.name).unwrap();
+    lab.rec = None;
+    // 3 x (ovsdb-server, ovs-vswitchd, agent) + the 2 members still running.
+    assert_eq!(report.processes, 11, "{report:?}");
+    assert!(namespaces.iter().all(|ns| !ovsnet::netns::exists(ns)), "namespaces left: {namespaces:?}");
+    assert!(!Path::new(&rec.dir).exists(), "{} left", rec.dir.display());
+    assert!((1..=3).all(|m| ovsnet::cluster::server::member_pid(&cdir, m).is_none()));
+}
