@@ -169,3 +169,47 @@ fn attach_allocates_from_the_cluster_and_two_hosts_racing_for_one_ip_leave_one_w
     let err = env.fails(&["network", "del", "blue", "--cluster-db", R]);
     assert!(err.contains("network blue still has 7 endpoint(s)"), "{err}");
 }
+
+#[test]
+fn detach_and_gc_with_the_cluster_db_remove_this_hosts_endpoint_rows() {
+    let Some(env) = Env::new() else { return };
+    let dir = env.dir.display().to_string();
+    env.ok(&["cluster", "init", "--members", "1", "--dir", &dir]);
+    env.ok(&["network", "create", "blue", "--cidr", "10.31.0.0/16", "--ipam", "pool", "--block-prefix", "24", "--cluster-db", R]);
+    let (h1, h2) = (switch(), switch());
+    let on = |sbx: &OvsSandbox, args: &[&str]| {
+        let mut all = vec!["--db".to_owned(), sbx.db_remote(), "--netns".to_owned(), sbx.netns().to_owned()];
+        all.extend(args.iter().map(|s| (*s).to_owned()));
+        env.run(&all.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let ok = |out: Output| {
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let (c1, c2, c3) = (container(), container(), container());
+    let cref = |c: &NsGuard| format!("netns:{}", c.0);
+    for (sbx, host, c) in [(&h1, "h1", &c1), (&h1, "h1", &c2), (&h2, "h2", &c3)] {
+        ok(on(sbx, &["attach", "obr0", &cref(c), "--network", "blue", "--cluster-db", R, "--host-name", host]));
+    }
+    let show = env.ok(&["network", "show", "blue", "--cluster-db", R]);
+    assert!(show.contains("3 endpoint(s)") && show.contains("10.31.0.1 ") && show.contains("10.31.0.2 "), "{show}");
+
+    // detach: the port, then its row; h2's row stays.
+    let out = ok(on(&h1, &["detach", "obr0", &cref(&c1), "--cluster-db", R, "--host-name", "h1"]));
+    assert!(out.contains("detached") && out.contains("10.31.0.1/16"), "{out}");
+    let show = env.ok(&["network", "show", "blue", "--cluster-db", R]);
+    assert!(show.contains("2 endpoint(s)") && !show.contains("10.31.0.1 "), "{show}");
+
+    // gc: the container is gone, so are its port and its row.
+    drop(c2);
+    let out = ok(on(&h1, &["gc", "obr0", "--cluster-db", R, "--host-name", "h1"]));
+    assert!(out.contains("removed") && out.contains("10.31.0.2/16"), "{out}");
+    let show = env.ok(&["network", "show", "blue", "--cluster-db", R]);
+    assert!(show.contains("1 endpoint(s)") && show.contains("on h2"), "{show}");
+
+    // A detach naming another host removes the port but no row of h2's.
+    let out = ok(on(&h2, &["detach", "obr0", &cref(&c3), "--cluster-db", R, "--host-name", "h9"]));
+    assert!(out.contains("detached"), "{out}");
+    let show = env.ok(&["network", "show", "blue", "--cluster-db", R]);
+    assert!(show.contains("1 endpoint(s)"), "{show}");
+}
