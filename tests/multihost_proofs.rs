@@ -273,6 +273,24 @@ fn a_removed_endpoint_disappears_from_every_hosts_flows() {
         wait_for(15, &format!("{ip3} gone from {}'s flows", h.name), || mentions(&dump_flows(h), ip3).is_empty(), all);
     }
 
+    // A port deleted by hand (ovs-vsctl del-port): h2's agent removes the row.
+    let s2 = lab.container("s2");
+    let ip2 = lab.attach_in_cluster("h2", &s2.0, "st");
+    wait_for(15, &format!("{ip2} on h1"), || !mentions(&dump_flows(&rec.hosts[0]), ip2).is_empty(), all);
+    let db = format!("--db=unix:{}", lab.host("h2").dir.join("db.sock").display());
+    let vsctl = |args: &[&str]| {
+        let out = Command::new("ovs-vsctl").arg(&db).args(args).output().unwrap();
+        assert!(out.status.success(), "ovs-vsctl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let port = vsctl(&["--bare", "--columns=name", "find", "Port", &format!("external_ids:ovsnet-addr={ip2}")]);
+    assert!(!port.is_empty() && !port.contains('\n'), "{port:?}");
+    vsctl(&["del-port", lab::BRIDGE, &port]);
+    wait_for(15, "h2's agent to remove the row of a port deleted by hand", || !has_endpoint(&lab.cluster_state(), "st", ip2), all);
+    for h in &rec.hosts {
+        wait_for(15, &format!("{ip2} gone from {}'s flows", h.name), || mentions(&dump_flows(h), ip2).is_empty(), all);
+    }
+
     // The lab's Fan network: remote hosts hold one flow for h1's whole
     // block, so the endpoint's own flows on h1 go, and so does the answer.
     let c = rec.containers.iter().find(|c| c.host == "h1").unwrap();

@@ -356,6 +356,10 @@ struct Agent {
     cluster: Option<ClusterLink>,
 }
 
+/// Attempts to remove the rows of endpoints whose port went (about 10
+/// minutes with the backoff capped at 30 s).
+const REMOVE_ATTEMPTS: u32 = 25;
+
 struct ClusterLink {
     db: crate::cluster::ClusterDb,
     opts: ClusterOptions,
@@ -431,9 +435,20 @@ impl Agent {
             }
             let rows: Vec<_> = remove.iter().map(|(_, u)| *u).collect();
             let what: Vec<String> = remove.iter().map(|((n, ip), _)| format!("{ip} in {n}")).collect();
-            match db.remove_endpoint_rows(&host, &rows).await {
-                Ok(n) => tracing::info!(removed = n, "removed endpoints with no port here: {}", what.join(", ")),
-                Err(err) => tracing::warn!("remove endpoints {}: {err}", what.join(", ")),
+            // Removing by UUID is idempotent (a row published again is a
+            // new row), so a failed attempt is retried while the database
+            // is away; past that, the next start's cleanup removes them.
+            let mut delay = Duration::from_secs(1);
+            for attempt in 1..=REMOVE_ATTEMPTS {
+                match db.remove_endpoint_rows(&host, &rows).await {
+                    Ok(n) => {
+                        tracing::info!(removed = n, "removed endpoints with no port here: {}", what.join(", "));
+                        return;
+                    }
+                    Err(err) => tracing::warn!("remove endpoints {} (attempt {attempt}): {err}", what.join(", ")),
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(30));
             }
         });
     }
