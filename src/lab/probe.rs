@@ -69,13 +69,21 @@ pub fn is_echo_reply(packet: &[u8], from: Ipv4Addr, id: u16, seq: u16) -> bool {
 /// every 200 ms) until a reply comes or `timeout` passes; returns the
 /// round-trip time of the first reply, or `None`.
 pub fn ping(ns: &OwnedFd, dst: Ipv4Addr, timeout: Duration) -> Result<Option<Duration>, ProbeError> {
-    netns::run_in(ns, move || ping_here(dst, timeout))?
+    ping_every(ns, dst, Duration::from_millis(200), timeout)
 }
 
-fn ping_here(dst: Ipv4Addr, timeout: Duration) -> Result<Option<Duration>, ProbeError> {
+/// Like [`ping`], with a request every `interval` (for measuring how soon
+/// an address becomes reachable: a few milliseconds).
+pub fn ping_every(ns: &OwnedFd, dst: Ipv4Addr, interval: Duration, timeout: Duration) -> Result<Option<Duration>, ProbeError> {
+    netns::run_in(ns, move || ping_here(dst, interval, timeout))?
+}
+
+fn ping_here(dst: Ipv4Addr, interval: Duration, timeout: Duration) -> Result<Option<Duration>, ProbeError> {
     let fd = socket::socket(AddressFamily::Inet, SockType::Raw, SockFlag::SOCK_CLOEXEC, SockProtocol::Icmp)
         .map_err(sys("raw ICMP socket"))?;
-    socket::setsockopt(&fd, sockopt::ReceiveTimeout, &TimeVal::new(0, 50_000)).map_err(sys("SO_RCVTIMEO"))?;
+    // Wake up at least once per interval to send the next request.
+    let wait_us = interval.as_micros().clamp(500, 50_000) as i64;
+    socket::setsockopt(&fd, sockopt::ReceiveTimeout, &TimeVal::new(0, wait_us)).map_err(sys("SO_RCVTIMEO"))?;
     let id = (std::process::id() as u16) ^ (dst.octets()[3] as u16) << 8;
     let to = SockaddrIn::from(SocketAddrV4::new(dst, 0));
     let start = Instant::now();
@@ -83,7 +91,7 @@ fn ping_here(dst: Ipv4Addr, timeout: Duration) -> Result<Option<Duration>, Probe
     let mut sent_at = start;
     let mut buf = [0u8; 1500];
     loop {
-        if seq == 0 || sent_at.elapsed() >= Duration::from_millis(200) {
+        if seq == 0 || sent_at.elapsed() >= interval {
             seq = seq.wrapping_add(1);
             sent_at = Instant::now();
             let req = echo_request(id, seq, b"ovsnet lab probe");
