@@ -208,12 +208,21 @@ pub struct Netlink {
     /// (`synchronize_net` in `packet_release`): 10-20 ms measured on a
     /// loaded 2-core machine, more than the rest of an attach.
     packet: Option<OwnedFd>,
+    /// The namespace the sockets were opened in, when it is not the
+    /// caller's own: per-interface sysctls are written from a thread that
+    /// entered it (`/proc/sys/net` shows the namespace of the thread).
+    netns: Option<OwnedFd>,
 }
 
 impl Drop for Netlink {
     fn drop(&mut self) {
         self.connection.abort();
     }
+}
+
+/// A second descriptor for a namespace, kept by the handle opened in it.
+fn dup_netns(ns: &OwnedFd) -> Result<OwnedFd, NetlinkError> {
+    ns.try_clone().map_err(NetlinkError::Socket)
 }
 
 /// The sockets a [`Netlink`] needs, opened in the calling thread's namespace.
@@ -232,26 +241,26 @@ impl Netlink {
     /// tokio runtime (the connection task is spawned on it).
     pub fn open() -> Result<Self, NetlinkError> {
         let (nl, ctl, packet) = open_sockets(true)?;
-        Self::from_sockets(nl, ctl, packet)
+        Self::from_sockets(nl, ctl, packet, None)
     }
 
     /// [`Netlink::open`] without the packet socket (no gratuitous ARP).
     pub fn open_without_packet() -> Result<Self, NetlinkError> {
         let (nl, ctl, packet) = open_sockets(false)?;
-        Self::from_sockets(nl, ctl, packet)
+        Self::from_sockets(nl, ctl, packet, None)
     }
 
     /// Opens a connection inside the namespace `ns`; the sockets are made
     /// on a short-lived thread that entered it.
     pub fn open_in(ns: &OwnedFd) -> Result<Self, NetlinkError> {
         let (nl, ctl, packet) = netns::run_in(ns, || open_sockets(true))??;
-        Self::from_sockets(nl, ctl, packet)
+        Self::from_sockets(nl, ctl, packet, Some(dup_netns(ns)?))
     }
 
     /// [`Netlink::open_in`] without the packet socket (no gratuitous ARP).
     pub fn open_in_without_packet(ns: &OwnedFd) -> Result<Self, NetlinkError> {
         let (nl, ctl, packet) = netns::run_in(ns, || open_sockets(false))??;
-        Self::from_sockets(nl, ctl, packet)
+        Self::from_sockets(nl, ctl, packet, Some(dup_netns(ns)?))
     }
 
     /// Opens a connection inside the named namespace (`/run/netns/NAME`).
@@ -266,7 +275,12 @@ impl Netlink {
         Self::open_in_without_packet(&ns)
     }
 
-    fn from_sockets(nl: netlink_sys::Socket, ctl: OwnedFd, packet: Option<OwnedFd>) -> Result<Self, NetlinkError> {
+    fn from_sockets(
+        nl: netlink_sys::Socket,
+        ctl: OwnedFd,
+        packet: Option<OwnedFd>,
+        netns: Option<OwnedFd>,
+    ) -> Result<Self, NetlinkError> {
         let rt = tokio::runtime::Handle::try_current().map_err(|_| NetlinkError::NoRuntime)?;
         nl.set_non_blocking(true).map_err(NetlinkError::Socket)?;
         // TokioSocket::from_raw_fd registers the fd with the reactor of the
@@ -281,6 +295,7 @@ impl Netlink {
             connection,
             ctl,
             packet,
+            netns,
         })
     }
 
@@ -550,6 +565,27 @@ impl Netlink {
     /// Turns transmit checksum offload on or off (`ethtool -K DEV tx off`).
     pub fn set_tx_checksum(&self, ifname: &str, on: bool) -> Result<(), NetlinkError> {
         ethtool::set_tx_checksum(&self.ctl, ifname, on).map_err(io_err("set tx checksum", ifname))
+    }
+
+    /// Turns IPv6 off on one interface (`net.ipv6.conf.IFNAME.disable_ipv6`),
+    /// before it is brought up: no link-local address, so no duplicate
+    /// address detection, router solicitation or MLD report is ever sent,
+    /// and no per-interface IPv6 route appears. A kernel without IPv6 has
+    /// nothing to turn off.
+    pub fn disable_ipv6(&self, ifname: &str) -> Result<(), NetlinkError> {
+        validate_ifname(ifname)?;
+        let path = format!("/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6");
+        let write = move || match std::fs::write(&path, b"1") {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !std::path::Path::new("/proc/sys/net/ipv6").exists() => {
+                Ok(())
+            }
+            other => other,
+        };
+        let written = match &self.netns {
+            Some(ns) => netns::run_in(ns, write)?,
+            None => write(),
+        };
+        written.map_err(io_err("disable IPv6 on", ifname))
     }
 
     /// Sends a gratuitous ARP for `ip` from `mac` out of `link` (which must be up).
