@@ -58,6 +58,23 @@ fn links(ns: &str) -> Vec<String> {
         .collect()
 }
 
+/// `net.ipv6.conf.IFNAME.disable_ipv6` in a namespace (the sysctl oracle).
+fn ipv6_disabled(ns: &str, ifname: &str) -> String {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "sysctl", "-n", &format!("net.ipv6.conf.{ifname}.disable_ipv6")])
+        .output()
+        .expect("sysctl");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+fn addresses6(ns: &str) -> String {
+    let out = Command::new("ip")
+        .args(["-n", ns, "-6", "-o", "addr", "show", "dev", "eth1"])
+        .output()
+        .expect("ip addr");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 fn addresses(ns: &str) -> String {
     let out = Command::new("ip")
         .args(["-n", ns, "-4", "-o", "addr", "show"])
@@ -112,6 +129,11 @@ fn two_containers_ping_and_tcp_on_the_userspace_datapath() {
     let ids = vsctl(&sbx, &["get", "Interface", &r2.attachment.port, "external_ids:ovsnet-ip"]);
     assert_eq!(ids.trim(), "\"10.91.0.3/24\"");
     assert!(addresses(&c1.0).contains("10.91.0.2/24"));
+    // IPv6 is off on both ends of the veth (no link-local address, no
+    // multicast chatter flooded by the bridge).
+    assert_eq!(ipv6_disabled(&c1.0, "eth1"), "1");
+    assert_eq!(ipv6_disabled(sbx.netns(), &r1.attachment.port), "1");
+    assert_eq!(addresses6(&c1.0), "", "no IPv6 address in the container");
     wait_for(10, "ping c1 -> c2", || ping(&c1.0, "10.91.0.3"));
 
     // TCP: a megabyte each way between the two namespaces.

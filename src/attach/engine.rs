@@ -459,6 +459,13 @@ impl Attacher {
             .await?;
         item.undo.veth = Some(host_link.clone());
         self.step(Step::VethCreated)?;
+        // IPv4 attachments: both ends without IPv6 (as Docker leaves an
+        // endpoint with no IPv6 address). Otherwise each new interface
+        // sends DAD, router solicitations and MLD reports that a NORMAL
+        // bridge floods to every port, and adds per-port IPv6 routes that
+        // ovs-vswitchd re-reads: with a few hundred ports that makes every
+        // port addition many times slower (docs/ATTACH.md).
+        self.host.disable_ipv6(&item.host_name)?;
 
         // A gratuitous ARP only matters when the MAC is not the one derived
         // from the IP: with the derived MAC, any neighbour's cache entry for
@@ -469,6 +476,7 @@ impl Attacher {
             false => Netlink::open_in_without_packet(&item.resolved.netns)?,
         };
         let eth = inside.link(&req.ifname).await?;
+        inside.disable_ipv6(&req.ifname)?;
         // Offload first: the interface must never carry a frame with a
         // checksum left to hardware that the userspace datapath won't fill.
         if tx_csum_off {

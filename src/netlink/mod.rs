@@ -208,6 +208,12 @@ pub struct Netlink {
     /// (`synchronize_net` in `packet_release`): 10-20 ms measured on a
     /// loaded 2-core machine, more than the rest of an attach.
     packet: Option<OwnedFd>,
+    /// `/proc/sys/net/ipv6/conf` opened in the handle's namespace (absent
+    /// when the kernel has no IPv6). `/proc/sys/net` shows the namespace of
+    /// the thread that looks a path up; names looked up *under* this
+    /// directory stay in the namespace it was opened in, also for
+    /// interfaces made later, so no thread has to enter it again.
+    ipv6_conf: Option<OwnedFd>,
 }
 
 impl Drop for Netlink {
@@ -217,41 +223,55 @@ impl Drop for Netlink {
 }
 
 /// The sockets a [`Netlink`] needs, opened in the calling thread's namespace.
-fn open_sockets(with_packet: bool) -> Result<(netlink_sys::Socket, OwnedFd, Option<OwnedFd>), NetlinkError> {
+fn open_sockets(with_packet: bool) -> Result<Sockets, NetlinkError> {
     let nl = netlink_sys::Socket::new(netlink_sys::protocols::NETLINK_ROUTE).map_err(NetlinkError::Socket)?;
     let ctl = ethtool::open_control_socket().map_err(NetlinkError::Socket)?;
     let packet = match with_packet {
         true => Some(arp::open_packet_socket().map_err(NetlinkError::Socket)?),
         false => None,
     };
-    Ok((nl, ctl, packet))
+    let ipv6_conf = match std::fs::File::open("/proc/sys/net/ipv6/conf") {
+        Ok(dir) => Some(OwnedFd::from(dir)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(NetlinkError::Socket(e)),
+    };
+    Ok(Sockets {
+        nl,
+        ctl,
+        packet,
+        ipv6_conf,
+    })
+}
+
+/// What [`open_sockets`] opens in one namespace.
+struct Sockets {
+    nl: netlink_sys::Socket,
+    ctl: OwnedFd,
+    packet: Option<OwnedFd>,
+    ipv6_conf: Option<OwnedFd>,
 }
 
 impl Netlink {
     /// Opens a connection in the calling thread's namespace. Needs a
     /// tokio runtime (the connection task is spawned on it).
     pub fn open() -> Result<Self, NetlinkError> {
-        let (nl, ctl, packet) = open_sockets(true)?;
-        Self::from_sockets(nl, ctl, packet)
+        Self::from_sockets(open_sockets(true)?)
     }
 
     /// [`Netlink::open`] without the packet socket (no gratuitous ARP).
     pub fn open_without_packet() -> Result<Self, NetlinkError> {
-        let (nl, ctl, packet) = open_sockets(false)?;
-        Self::from_sockets(nl, ctl, packet)
+        Self::from_sockets(open_sockets(false)?)
     }
 
     /// Opens a connection inside the namespace `ns`; the sockets are made
     /// on a short-lived thread that entered it.
     pub fn open_in(ns: &OwnedFd) -> Result<Self, NetlinkError> {
-        let (nl, ctl, packet) = netns::run_in(ns, || open_sockets(true))??;
-        Self::from_sockets(nl, ctl, packet)
+        Self::from_sockets(netns::run_in(ns, || open_sockets(true))??)
     }
 
     /// [`Netlink::open_in`] without the packet socket (no gratuitous ARP).
     pub fn open_in_without_packet(ns: &OwnedFd) -> Result<Self, NetlinkError> {
-        let (nl, ctl, packet) = netns::run_in(ns, || open_sockets(false))??;
-        Self::from_sockets(nl, ctl, packet)
+        Self::from_sockets(netns::run_in(ns, || open_sockets(false))??)
     }
 
     /// Opens a connection inside the named namespace (`/run/netns/NAME`).
@@ -266,7 +286,13 @@ impl Netlink {
         Self::open_in_without_packet(&ns)
     }
 
-    fn from_sockets(nl: netlink_sys::Socket, ctl: OwnedFd, packet: Option<OwnedFd>) -> Result<Self, NetlinkError> {
+    fn from_sockets(sockets: Sockets) -> Result<Self, NetlinkError> {
+        let Sockets {
+            nl,
+            ctl,
+            packet,
+            ipv6_conf,
+        } = sockets;
         let rt = tokio::runtime::Handle::try_current().map_err(|_| NetlinkError::NoRuntime)?;
         nl.set_non_blocking(true).map_err(NetlinkError::Socket)?;
         // TokioSocket::from_raw_fd registers the fd with the reactor of the
@@ -281,6 +307,7 @@ impl Netlink {
             connection,
             ctl,
             packet,
+            ipv6_conf,
         })
     }
 
@@ -550,6 +577,23 @@ impl Netlink {
     /// Turns transmit checksum offload on or off (`ethtool -K DEV tx off`).
     pub fn set_tx_checksum(&self, ifname: &str, on: bool) -> Result<(), NetlinkError> {
         ethtool::set_tx_checksum(&self.ctl, ifname, on).map_err(io_err("set tx checksum", ifname))
+    }
+
+    /// Turns IPv6 off on one interface (`net.ipv6.conf.IFNAME.disable_ipv6`),
+    /// before it is brought up: no link-local address, so no duplicate
+    /// address detection, router solicitation or MLD report is ever sent,
+    /// and no per-interface IPv6 route appears. A kernel without IPv6 has
+    /// nothing to turn off.
+    pub fn disable_ipv6(&self, ifname: &str) -> Result<(), NetlinkError> {
+        use nix::fcntl::{OFlag, openat};
+        use nix::sys::stat::Mode;
+        validate_ifname(ifname)?;
+        let Some(conf) = &self.ipv6_conf else { return Ok(()) };
+        let path = format!("{ifname}/disable_ipv6");
+        let fd = openat(conf, path.as_str(), OFlag::O_WRONLY | OFlag::O_CLOEXEC, Mode::empty())
+            .map_err(|e| io_err("disable IPv6 on", ifname)(e.into()))?;
+        let mut file = std::fs::File::from(fd);
+        std::io::Write::write_all(&mut file, b"1").map_err(io_err("disable IPv6 on", ifname))
     }
 
     /// Sends a gratuitous ARP for `ip` from `mac` out of `link` (which must be up).
