@@ -129,6 +129,9 @@ impl JsonCodec {
     }
 }
 
+/// A frame this big is not left in the read buffer's allocation.
+const BIG_FRAME: usize = 1 << 20;
+
 impl Decoder for JsonCodec {
     type Item = Message;
     type Error = FramingError;
@@ -137,6 +140,13 @@ impl Decoder for JsonCodec {
         match self.find_end(buf)? {
             Some(end) => {
                 let frame = buf.split_to(end);
+                if frame.len() > BIG_FRAME {
+                    // The read buffer would otherwise keep this frame's
+                    // allocation (megabytes, for a monitor's initial
+                    // snapshot) for the life of the connection: move what
+                    // follows into a fresh buffer, so it is freed with the frame.
+                    *buf = BytesMut::from(&buf[..]);
+                }
                 Ok(Some(Message::from_slice(&frame)?))
             }
             None => Ok(None),
