@@ -244,6 +244,23 @@ mod tests {
     }
 
     #[test]
+    fn a_big_frame_does_not_keep_the_read_buffer() {
+        let mut codec = JsonCodec::default();
+        let big = Message::request(1, "echo", json!(["x".repeat(BIG_FRAME + 10)]));
+        let next = Message::request(2, "echo", json!([]));
+        let mut buf = BytesMut::new();
+        codec.encode(big.clone(), &mut buf).unwrap();
+        codec.encode(next.clone(), &mut buf).unwrap();
+        let cut = buf.len() - 3;
+        let tail = buf.split_off(cut);
+        assert_eq!(codec.decode(&mut buf).unwrap(), Some(big));
+        // What followed the big frame is kept, in a buffer of its own size.
+        assert!(buf.capacity() < 4096, "{}", buf.capacity());
+        buf.extend_from_slice(&tail);
+        assert_eq!(codec.decode(&mut buf).unwrap(), Some(next));
+    }
+
+    #[test]
     fn encode_then_decode() {
         let mut codec = JsonCodec::default();
         let mut buf = BytesMut::new();
