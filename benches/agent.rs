@@ -15,6 +15,7 @@
 //!
 //!     cargo bench --bench agent
 //!     OVSNET_BENCH_ENDPOINTS=2000 OVSNET_BENCH_IPERF_SECS=3 cargo bench --bench agent
+//!     OVSNET_BENCH_IPERF_SECS=0 OVSNET_BENCH_ROUNDS=7 cargo bench --bench agent   # scale part only
 
 use std::io::{BufRead, BufReader};
 use std::net::Ipv4Addr;
@@ -151,10 +152,19 @@ impl Agent {
         }
     }
     fn rss_kb(&self) -> u64 {
+        self.status_kb("VmRSS:")
+    }
+    /// A `kB` line of the agent's `/proc/PID/status` (0 if missing).
+    fn status_kb(&self, key: &str) -> u64 {
         std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
             .ok()
-            .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+            .and_then(|s| s.lines().find(|l| l.starts_with(key)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
             .unwrap_or(0)
+    }
+    /// Resident memory: anonymous (heap) and file-backed (the binary's
+    /// pages), in MB.
+    fn rss_split(&self) -> String {
+        format!("anon {:.1} + file {:.1}", self.status_kb("RssAnon:") as f64 / 1024.0, self.status_kb("RssFile:") as f64 / 1024.0)
     }
 }
 
@@ -195,45 +205,75 @@ fn scale(n: usize) {
     let file = sbx.dir().join("desired.flows");
     std::fs::write(&file, &out.stdout).expect("write flows");
     let n_flows = out.stdout.iter().filter(|&&b| b == b'\n').count();
+    let rounds = env_usize("OVSNET_BENCH_ROUNDS", 5).max(1);
     let mut ofctl_times = Vec::new();
     let mut agent_times = Vec::new();
+    let mut ratios = Vec::new();
     let mut verify_times = Vec::new();
     let mut rss = 0;
     let mut restart_sent = Vec::new();
-    for round in 0..5 {
+    // Each round installs the same flows both ways on the same switch,
+    // emptied first; the order alternates so neither always runs on a
+    // switch that has just done the other's work.
+    let by_ofctl = || {
         ofctl(&sbx, &["del-flows"]);
         let t = Instant::now();
         ofctl(&sbx, &["--bundle", "add-flows", file.to_str().expect("path")]);
         let took = t.elapsed().as_secs_f64();
         assert_eq!(flow_count(&sbx), n_flows);
-        ofctl_times.push(took);
+        took
+    };
+    for round in 0..rounds {
+        let ofctl_first = round % 2 == 0;
+        let o = if ofctl_first { by_ofctl() } else { f64::NAN };
 
         ofctl(&sbx, &["del-flows"]);
         let agent = Agent::start(&sbx, &[]);
         let (rec, ready) = agent.wait_ready();
         assert_eq!(field(&rec, "sent"), n_flows as u64, "{rec}");
         assert_eq!(flow_count(&sbx), n_flows);
-        agent_times.push(secs_after(&ready, "desired flows"));
-        rss = rss.max(agent.rss_kb());
+        let a = secs_after(&ready, "desired flows");
+        let rss_install = agent.rss_kb();
+        let split_install = agent.rss_split();
         drop(agent); // SIGKILL
         let again = Agent::start(&sbx, &[]);
         let (rec, ready) = again.wait_ready();
         restart_sent.push(field(&rec, "sent"));
-        verify_times.push(secs_after(&ready, "desired flows"));
-        rss = rss.max(again.rss_kb());
-        eprintln!("round {round}: ovs-ofctl {took:.3}s, agent {:.3}s, restart verify {:.3}s ({rec})", agent_times[round], verify_times[round]);
+        let v = secs_after(&ready, "desired flows");
+        let rss_verify = again.rss_kb();
+        let split_verify = again.rss_split();
+        rss = rss.max(rss_install).max(rss_verify);
+        drop(again);
+
+        let o = if ofctl_first { o } else { by_ofctl() };
+        ofctl_times.push(o);
+        agent_times.push(a);
+        verify_times.push(v);
+        ratios.push(a / o);
+        eprintln!(
+            "round {round} ({} first): ovs-ofctl {o:.3}s, agent {a:.3}s, ratio {:.2}; restart verify {v:.3}s, sent {}; RSS {:.1} MB ({split_install}) / {:.1} MB ({split_verify})",
+            if ofctl_first { "ovs-ofctl" } else { "agent" },
+            a / o,
+            field(&rec, "sent"),
+            rss_install as f64 / 1024.0,
+            rss_verify as f64 / 1024.0
+        );
     }
     let med = |v: &mut Vec<f64>| {
         v.sort_by(|a, b| a.total_cmp(b));
         v[v.len() / 2]
     };
-    let (o, a, v) = (med(&mut ofctl_times), med(&mut agent_times), med(&mut verify_times));
-    println!("endpoints: {n}, flows: {n_flows}");
-    println!("install, ovs-ofctl --bundle add-flows: {o:.3} s (median of 5)");
-    println!("install, agent (switch connect to all installed): {a:.3} s (median of 5)");
-    println!("ratio agent / ovs-ofctl: {:.2}", a / o);
-    println!("restart unchanged: flow_mods sent {restart_sent:?}, verify {v:.3} s (median of 5)");
+    let (o, a, v, r) = (med(&mut ofctl_times), med(&mut agent_times), med(&mut verify_times), med(&mut ratios));
+    println!("endpoints: {n}, flows: {n_flows}, rounds: {rounds}, load average at end: {}", load_average());
+    println!("install, ovs-ofctl --bundle add-flows: {o:.3} s (median)");
+    println!("install, agent (switch connect to all installed): {a:.3} s (median)");
+    println!("ratio agent / ovs-ofctl: {:.2} (of the medians), {r:.2} (median of the per-round ratios)", a / o);
+    println!("restart unchanged: flow_mods sent {restart_sent:?}, verify {v:.3} s (median)");
     println!("agent RSS max: {:.1} MB", rss as f64 / 1024.0);
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg").map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" ")).unwrap_or_default()
 }
 
 fn iperf(secs: usize) {

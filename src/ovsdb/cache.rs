@@ -170,41 +170,58 @@ impl Cache {
     pub fn apply(&mut self, updates: &TableUpdates) -> Result<(), CacheError> {
         for (tname, rows) in &updates.0 {
             for (uuid, change) in rows {
-                self.apply_row(tname, *uuid, change)?;
+                self.apply_row(tname, *uuid, change.clone())?;
             }
         }
         Ok(())
     }
 
-    fn apply_row(&mut self, tname: &str, uuid: Uuid, change: &RowUpdate) -> Result<(), CacheError> {
+    /// Applies parsed updates of either kind, taking their rows instead of
+    /// copying them: for a big initial snapshot, the rows parsed from the
+    /// wire become the cache's rows, and no second copy is ever made.
+    pub fn apply_owned(&mut self, updates: TableUpdates) -> Result<(), CacheError> {
+        for (tname, rows) in updates.0 {
+            for (uuid, change) in rows {
+                self.apply_row(&tname, uuid, change)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn apply_row(&mut self, tname: &str, uuid: Uuid, change: RowUpdate) -> Result<(), CacheError> {
         let err = |m: String| CacheError { table: tname.to_owned(), uuid, message: m };
-        let table = self.tables.entry(tname.to_owned()).or_default();
+        // Look the table up by `&str` first: `entry` would allocate its
+        // name once per row.
+        if !self.tables.contains_key(tname) {
+            self.tables.insert(tname.to_owned(), BTreeMap::new());
+        }
+        let Some(table) = self.tables.get_mut(tname) else { return Err(err("table vanished".into())) };
         match change {
             RowUpdate::Update { new: Some(new), .. } => {
-                table.insert(uuid, new.clone());
+                table.insert(uuid, new);
             }
             RowUpdate::Update { new: None, .. } | RowUpdate::Delete => {
                 table.remove(&uuid);
             }
             RowUpdate::Initial(row) | RowUpdate::Insert(row) => {
-                table.insert(uuid, row.clone());
+                table.insert(uuid, row);
             }
             RowUpdate::Modify(diff) => {
                 let tschema = self.schema.tables.get(tname).ok_or_else(|| err("table not in schema".into()))?;
                 let row = table.get_mut(&uuid).ok_or_else(|| err("modify for a row not in the cache".into()))?;
                 for (col, d) in diff {
                     let ty = tschema
-                        .column_type(col)
+                        .column_type(&col)
                         .ok_or_else(|| err(format!("column {col} not in schema")))?;
-                    let merged = match row.get(col) {
-                        _ if ty.is_single_valued() => d.clone(),
+                    let merged = match row.get(&col) {
+                        _ if ty.is_single_valued() => d,
                         // Absent: at its default, which for a set or map
                         // that may be empty is empty, so the diff is the value.
-                        None => apply_diff(&ty.default_datum(), d, ty.is_map())
+                        None => apply_diff(&ty.default_datum(), &d, ty.is_map())
                             .map_err(|m| err(format!("column {col}: {m}")))?,
-                        Some(old) => apply_diff(old, d, ty.is_map()).map_err(|m| err(format!("column {col}: {m}")))?,
+                        Some(old) => apply_diff(old, &d, ty.is_map()).map_err(|m| err(format!("column {col}: {m}")))?,
                     };
-                    row.insert(col.clone(), merged);
+                    row.insert(col, merged);
                 }
             }
         }
@@ -293,6 +310,24 @@ mod tests {
         assert_eq!(c.get("B", &u, "vlans"), Some(Datum::empty_set()));
         c.apply_update2(&json!({"B": {U: {"modify": {"vlans": 7}}}})).expect("modify");
         assert_eq!(c.get("B", &u, "vlans"), Some(Datum::set([7i64])));
+    }
+
+    #[test]
+    fn apply_owned_gives_what_apply_gives() {
+        let steps = [
+            json!({"B": {U: {"initial": {"name": "a", "vlans": ["set", [1, 2]], "ids": ["map", [["k", "v"]]]}}}}),
+            json!({"B": {U: {"modify": {"vlans": ["set", [2, 3]], "ids": ["map", [["x", "1"]]], "mode": "m"}}}}),
+            json!({"B": {U: {"delete": null}}}),
+        ];
+        let (mut by_ref, mut owned) = (Cache::new(schema()), Cache::new(schema()));
+        for s in &steps {
+            let u = TableUpdates::from_update2(s).expect("parse");
+            by_ref.apply(&u).expect("apply");
+            owned.apply_owned(u).expect("apply_owned");
+            assert_eq!(by_ref.tables(), owned.tables());
+        }
+        let e = owned.apply_owned(TableUpdates::from_update2(&steps[1]).expect("parse")).unwrap_err();
+        assert!(e.to_string().contains("not in the cache"), "{e}");
     }
 
     #[test]

@@ -129,6 +129,9 @@ impl JsonCodec {
     }
 }
 
+/// A frame this big is not left in the read buffer's allocation.
+const BIG_FRAME: usize = 1 << 20;
+
 impl Decoder for JsonCodec {
     type Item = Message;
     type Error = FramingError;
@@ -137,6 +140,13 @@ impl Decoder for JsonCodec {
         match self.find_end(buf)? {
             Some(end) => {
                 let frame = buf.split_to(end);
+                if frame.len() > BIG_FRAME {
+                    // The read buffer would otherwise keep this frame's
+                    // allocation (megabytes, for a monitor's initial
+                    // snapshot) for the life of the connection: move what
+                    // follows into a fresh buffer, so it is freed with the frame.
+                    *buf = BytesMut::from(&buf[..]);
+                }
                 Ok(Some(Message::from_slice(&frame)?))
             }
             None => Ok(None),
@@ -231,6 +241,23 @@ mod tests {
         assert!(matches!(codec.decode_eof(&mut buf), Err(FramingError::TruncatedAtEof)));
         let mut codec = JsonCodec::default();
         assert!(codec.decode_eof(&mut BytesMut::from(&b" \n"[..])).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_big_frame_does_not_keep_the_read_buffer() {
+        let mut codec = JsonCodec::default();
+        let big = Message::request(1, "echo", json!(["x".repeat(BIG_FRAME + 10)]));
+        let next = Message::request(2, "echo", json!([]));
+        let mut buf = BytesMut::new();
+        codec.encode(big.clone(), &mut buf).unwrap();
+        codec.encode(next.clone(), &mut buf).unwrap();
+        let cut = buf.len() - 3;
+        let tail = buf.split_off(cut);
+        assert_eq!(codec.decode(&mut buf).unwrap(), Some(big));
+        // What followed the big frame is kept, in a buffer of its own size.
+        assert!(buf.capacity() < 4096, "{}", buf.capacity());
+        buf.extend_from_slice(&tail);
+        assert_eq!(codec.decode(&mut buf).unwrap(), Some(next));
     }
 
     #[test]
