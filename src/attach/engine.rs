@@ -140,6 +140,34 @@ struct Prepared {
     undo: Undo,
 }
 
+/// A chunk of a batch after steps 1-6: the lines already answered, and
+/// the plugged ones with their commit errors.
+#[derive(Default)]
+struct PreparedChunk {
+    done: Vec<(usize, Result<AttachReport, AttachError>)>,
+    items: Vec<Prepared>,
+    errors: Vec<Option<AttachError>>,
+    idx: Vec<usize>,
+}
+
+impl PreparedChunk {
+    /// What is left to settle once the answered lines are taken.
+    fn rest(self) -> CommittedChunk {
+        CommittedChunk {
+            items: self.items,
+            errors: self.errors,
+            idx: self.idx,
+        }
+    }
+}
+
+/// The plugged lines of a chunk, waiting for their ofports.
+struct CommittedChunk {
+    items: Vec<Prepared>,
+    errors: Vec<Option<AttachError>>,
+    idx: Vec<usize>,
+}
+
 enum Staged {
     /// Nothing to do (already attached exactly so).
     Done(Box<AttachReport>),
@@ -243,74 +271,102 @@ impl Attacher {
     /// one transaction (so `ovs-vswitchd` reconfigures the bridge once per
     /// chunk, not once per port: its reconfiguration costs time in
     /// proportion to the ports already there), then one wait for all their
-    /// ofports. A chunk whose transaction fails is committed port by port,
+    /// ofports. While `ovs-vswitchd` works on one chunk, the next is
+    /// prepared. A chunk whose transaction fails is committed port by port,
     /// so a bad line fails only itself. One result per request, in order.
     pub async fn attach_many(&self, reqs: &[AttachRequest], chunk: usize) -> Vec<Result<AttachReport, AttachError>> {
-        let mut out: Vec<Option<Result<AttachReport, AttachError>>> = Vec::with_capacity(reqs.len());
+        let mut out: Vec<Option<Result<AttachReport, AttachError>>> = (0..reqs.len()).map(|_| None).collect();
+        let mut pending: Option<CommittedChunk> = None;
+        let mut base = 0;
         for part in reqs.chunks(chunk.max(1)) {
-            let base = out.len();
-            let mut idx = Vec::new();
-            let mut items = Vec::new();
-            for (i, req) in part.iter().enumerate() {
-                match self.prepare(req).await {
-                    Ok(Staged::Done(r)) => out.push(Some(Ok(*r))),
-                    Ok(Staged::Plugged(p)) => {
-                        out.push(None);
-                        idx.push(base + i);
-                        items.push(*p);
-                    }
-                    Err(e) => out.push(Some(Err(e))),
-                }
+            let (mut committed, settled) = match pending.take() {
+                Some(previous) => tokio::join!(self.prepare_chunk(part, base), self.settle_chunk(previous)),
+                None => (self.prepare_chunk(part, base).await, Vec::new()),
+            };
+            for (i, r) in std::mem::take(&mut committed.done).into_iter().chain(settled) {
+                out[i] = Some(r);
             }
-            if items.is_empty() {
-                continue;
-            }
-            let mut errors: Vec<Option<AttachError>> = (0..items.len()).map(|_| None).collect();
-            if let Err(e) = self.commit(&mut items).await {
-                tracing::debug!("batch commit of {} ports failed ({e}); committing one by one", items.len());
-                for (item, err) in items.iter_mut().zip(errors.iter_mut()) {
-                    if let Err(e) = self.commit(std::slice::from_mut(item)).await {
-                        *err = Some(e);
-                    }
-                }
-            }
-            let names: Vec<String> = items
-                .iter()
-                .zip(&errors)
-                .filter(|(_, e)| e.is_none())
-                .map(|(p, _)| p.host_name.clone())
-                .collect();
-            let mut ofports: BTreeMap<String, i64> = BTreeMap::new();
-            match self.wait_ofports(&names).await {
-                Ok(ports) => ofports.extend(names.iter().cloned().zip(ports)),
-                Err(_) => {
-                    // Find out which one(s) did not get an ofport.
-                    for (item, err) in items.iter().zip(errors.iter_mut()) {
-                        if err.is_some() {
-                            continue;
-                        }
-                        match self.wait_ofports(std::slice::from_ref(&item.host_name)).await {
-                            Ok(p) => ofports.extend(p.first().map(|p| (item.host_name.clone(), *p))),
-                            Err(e) => *err = Some(e),
-                        }
-                    }
-                }
-            }
-            for ((item, err), i) in items.into_iter().zip(errors).zip(idx) {
-                let bridge = item.req.bridge.clone();
-                let result = match (err, ofports.get(&item.host_name)) {
-                    (None, Some(&ofport)) => self.finish(item, ofport).await,
-                    (err, _) => {
-                        self.rollback(&bridge, item.undo).await;
-                        Err(err.unwrap_or_else(|| AttachError::Reply("no ofport in the reply".into())))
-                    }
-                };
-                out[i] = Some(result);
+            pending = Some(committed.rest());
+            base += part.len();
+        }
+        if let Some(last) = pending {
+            for (i, r) in self.settle_chunk(last).await {
+                out[i] = Some(r);
             }
         }
         out.into_iter()
             .map(|r| r.unwrap_or_else(|| Err(AttachError::Reply("attach not carried out".into()))))
             .collect()
+    }
+
+    /// Steps 1-6 for one chunk of a batch: prepares each line, then commits
+    /// the plugged ones in one transaction (one by one if that fails).
+    async fn prepare_chunk(&self, part: &[AttachRequest], base: usize) -> PreparedChunk {
+        let mut chunk = PreparedChunk::default();
+        for (i, req) in part.iter().enumerate() {
+            match self.prepare(req).await {
+                Ok(Staged::Done(r)) => chunk.done.push((base + i, Ok(*r))),
+                Ok(Staged::Plugged(p)) => {
+                    chunk.idx.push(base + i);
+                    chunk.items.push(*p);
+                }
+                Err(e) => chunk.done.push((base + i, Err(e))),
+            }
+        }
+        chunk.errors = (0..chunk.items.len()).map(|_| None).collect();
+        if chunk.items.is_empty() {
+            return chunk;
+        }
+        if let Err(e) = self.commit(&mut chunk.items).await {
+            tracing::debug!("batch commit of {} ports failed ({e}); committing one by one", chunk.items.len());
+            for (item, err) in chunk.items.iter_mut().zip(chunk.errors.iter_mut()) {
+                if let Err(e) = self.commit(std::slice::from_mut(item)).await {
+                    *err = Some(e);
+                }
+            }
+        }
+        chunk
+    }
+
+    /// Steps 7-8 for a committed chunk: one wait for all its ofports (then,
+    /// if that fails, one per port to find which), finish or roll back each.
+    async fn settle_chunk(&self, chunk: CommittedChunk) -> Vec<(usize, Result<AttachReport, AttachError>)> {
+        let CommittedChunk { items, mut errors, idx } = chunk;
+        let names: Vec<String> = items
+            .iter()
+            .zip(&errors)
+            .filter(|(_, e)| e.is_none())
+            .map(|(p, _)| p.host_name.clone())
+            .collect();
+        let mut ofports: BTreeMap<String, i64> = BTreeMap::new();
+        match self.wait_ofports(&names).await {
+            Ok(ports) => ofports.extend(names.iter().cloned().zip(ports)),
+            Err(_) => {
+                // Find out which one(s) did not get an ofport.
+                for (item, err) in items.iter().zip(errors.iter_mut()) {
+                    if err.is_some() {
+                        continue;
+                    }
+                    match self.wait_ofports(std::slice::from_ref(&item.host_name)).await {
+                        Ok(p) => ofports.extend(p.first().map(|p| (item.host_name.clone(), *p))),
+                        Err(e) => *err = Some(e),
+                    }
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(items.len());
+        for ((item, err), i) in items.into_iter().zip(errors).zip(idx) {
+            let bridge = item.req.bridge.clone();
+            let result = match (err, ofports.get(&item.host_name)) {
+                (None, Some(&ofport)) => self.finish(item, ofport).await,
+                (err, _) => {
+                    self.rollback(&bridge, item.undo).await;
+                    Err(err.unwrap_or_else(|| AttachError::Reply("no ofport in the reply".into())))
+                }
+            };
+            out.push((i, result));
+        }
+        out
     }
 
     /// Steps 1 to 5: everything up to the OVSDB commit. Rolls back what it
