@@ -21,7 +21,20 @@
 //! Environment: `OVSNET_BENCH_ENDPOINTS` (default 100 per phase),
 //! `OVSNET_BENCH_ADDRESSES` (block, individual; default both),
 //! `OVSNET_BENCH_TUNNEL` (vxlan, gre, geneve; default vxlan),
-//! `OVSNET_BENCH_PROBE_MS` (echo interval, default 2).
+//! `OVSNET_BENCH_PROBE_MS` (echo interval, default 2),
+//! `OVSNET_BENCH_KEEP_NEIGHBOURS` (set: do not flush the containers'
+//! neighbour entries after each measurement; see below).
+//!
+//! The kernel's neighbour (ARP) table is one table for every namespace of
+//! the machine, 1,024 entries by default (`gc_thresh3`). Each measurement
+//! leaves 8 entries (the 4 probers' for the new address, the new
+//! container's for the 4 probers), so two phases of 100 would fill it:
+//! then the new container's kernel cannot create the entry it needs to
+//! answer and drops its echo replies (`IpOutDiscards`), although every
+//! flow is in place. So the bench flushes the containers' entries after
+//! each measurement, and reports how often the table was full (the
+//! `neigh_table_full` column: `table_fulls` of `/proc/net/stat/arp_cache`,
+//! machine-wide, during that measurement).
 //! The agents log at debug level with timestamps (`hN/agent.log` in the
 //! lab's directory); set `OVSNET_BENCH_KEEP_LOGS=DIR` to copy them there.
 //!
@@ -99,6 +112,42 @@ fn summary(what: &str, v: &mut [f64]) {
     );
 }
 
+/// The kernel's IPv4 neighbour (ARP) table, which is one table for the
+/// whole machine, every namespace included: its entries, how often an
+/// entry could not be created because it was full (summed over CPUs), and
+/// its hard limit (`gc_thresh3`).
+#[derive(Debug, Clone, Copy, Default)]
+struct NeighTable {
+    entries: u64,
+    table_fulls: u64,
+    gc_thresh3: u64,
+}
+
+fn neigh_table() -> NeighTable {
+    let text = std::fs::read_to_string("/proc/net/stat/arp_cache").unwrap_or_default();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or_default().split_whitespace().collect();
+    let col = |name: &str| header.iter().position(|h| *h == name);
+    let hex = |row: &[&str], i: Option<usize>| i.and_then(|i| row.get(i)).and_then(|v| u64::from_str_radix(v, 16).ok()).unwrap_or(0);
+    let mut t = NeighTable::default();
+    for line in lines {
+        let row: Vec<&str> = line.split_whitespace().collect();
+        // `entries` is the table's, repeated on every CPU's row.
+        t.entries = hex(&row, col("entries"));
+        t.table_fulls += hex(&row, col("table_fulls"));
+    }
+    t.gc_thresh3 = std::fs::read_to_string("/proc/sys/net/ipv4/neigh/default/gc_thresh3")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    t
+}
+
+/// Drops every neighbour entry of namespace `ns` (`ip -n NS neigh flush all`).
+fn flush_neighbours(ns: &str) {
+    let _ = Command::new("ip").args(["-n", ns, "neigh", "flush", "all"]).stdout(Stdio::null()).stderr(Stdio::null()).status();
+}
+
 fn tail(path: &Path, lines: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let all: Vec<&str> = text.lines().collect();
@@ -153,14 +202,17 @@ fn run_phase(
     remotes: &str,
     name: &str,
     probe_every: Duration,
+    flush: bool,
 ) -> usize {
     let mut converge = Vec::new();
     let mut attach_ms = Vec::new();
     let mut after_attach = Vec::new();
     let mut failures = 0usize;
     let load_start = loadavg();
+    let neigh_start = neigh_table();
+    let mut hit_full = 0usize;
     println!("{}", kind.describe());
-    println!("i,host,ip,start_unix_s,attach_ms,converged_ms,slowest_prober");
+    println!("i,host,ip,start_unix_s,attach_ms,converged_ms,slowest_prober,neigh_table_full");
     for i in 0..endpoints {
         let h = &rec.hosts[i % HOSTS];
         let host_no = i % HOSTS + 1;
@@ -182,6 +234,7 @@ fn run_phase(
             .stderr(Stdio::piped());
 
         let others: Vec<&(String, OwnedFd)> = probers.iter().filter(|(hn, _)| *hn != h.name).collect();
+        let fulls_before = neigh_table().table_fulls;
         // Wall clock of the start, to line up with the agents' logs.
         let wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs_f64();
         let (status, attach_took, results, t0) = std::thread::scope(|s| {
@@ -201,6 +254,24 @@ fn run_phase(
             (out, attach_took, results, t0)
         });
         let out = status.expect("run ovsnet attach");
+        // Times the kernel could not create a neighbour entry (anywhere on
+        // the machine) while this one was measured: a reply that needs an
+        // entry is then dropped by the sender's kernel, whatever the flows.
+        let fulls = neigh_table().table_fulls.saturating_sub(fulls_before);
+        if fulls > 0 {
+            hit_full += 1;
+        }
+        if flush {
+            // Every container keeps an entry for each address it talked
+            // to, and the kernel's table is one for all namespaces (1,024
+            // entries by default): forget them, so that 200 measurements
+            // do not fill it (the probers resolve again through the
+            // pipeline's ARP responder, as for the first one).
+            for c in &rec.containers {
+                flush_neighbours(&c.netns);
+            }
+            flush_neighbours(&ns);
+        }
         if !out.status.success() {
             eprintln!("attach {ns} {ip} on {} failed: {}", h.name, String::from_utf8_lossy(&out.stderr));
             failures += 1;
@@ -229,13 +300,14 @@ fn run_phase(
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
         match (ok, slowest) {
             (true, Some((hn, d))) => {
-                println!("{i},{},{ip},{wall:.6},{:.1},{:.1},{hn}", h.name, ms(attach_took), ms(d));
+                println!("{i},{},{ip},{wall:.6},{:.1},{:.1},{hn},{fulls}", h.name, ms(attach_took), ms(d));
                 converge.push(ms(d));
                 attach_ms.push(ms(attach_took));
                 after_attach.push((ms(d) - ms(attach_took)).max(0.0));
             }
             _ => {
                 failures += 1;
+                eprintln!("{ip}: the kernel's neighbour table was full {fulls} times meanwhile");
                 eprintln!("agent log of {}:\n{}", h.name, tail(&h.dir.join("agent.log"), 30));
             }
         }
@@ -253,6 +325,15 @@ fn run_phase(
     summary("  of which the attach command", &mut attach_ms);
     summary("  after the attach command returned", &mut after_attach);
     println!("failures: {failures}");
+    let neigh_end = neigh_table();
+    println!(
+        "kernel neighbour table (all namespaces): {} entries at the start, {} at the end, limit gc_thresh3 {}; full {} times during the phase, during {hit_full} of the {endpoints} measurements ({})",
+        neigh_start.entries,
+        neigh_end.entries,
+        neigh_end.gc_thresh3,
+        neigh_end.table_fulls.saturating_sub(neigh_start.table_fulls),
+        if flush { "containers' entries flushed after each" } else { "entries kept" }
+    );
     println!("load average: start of the loop {load_start}, end {load_end}");
     println!();
     failures
@@ -339,9 +420,10 @@ fn main() {
         Ok("individual") => vec![Addresses::Individual],
         _ => vec![Addresses::Block, Addresses::Individual],
     };
+    let flush = std::env::var("OVSNET_BENCH_KEEP_NEIGHBOURS").is_err();
     let mut failures = 0;
     for kind in phases {
-        failures += run_phase(kind, endpoints, &mut lab, &rec, &probers, &exe, &remotes, &name, probe_every);
+        failures += run_phase(kind, endpoints, &mut lab, &rec, &probers, &exe, &remotes, &name, probe_every, flush);
     }
     drop(probers);
     drop(lab);

@@ -334,6 +334,43 @@ mod tests {
     }
 
     #[test]
+    fn an_address_listed_one_by_one_resolves_before_its_flow_and_is_reached_after() {
+        // 10.0.200.7 is in the Fan network but in no host's block: until
+        // the cluster lists it, h1 has no flow for it; once listed, one.
+        use crate::openflow::Field;
+        use crate::pipeline::{FlowTable, Packet};
+        let mut c = cluster();
+        let fan = c.networks["fan"].clone();
+        let (me, target) = ("10.0.1.2".parse::<Ipv4Addr>().unwrap(), "10.0.200.7".parse::<Ipv4Addr>().unwrap());
+        let flows = |c: &ClusterState| {
+            let mut st = state_for(c, vec![local("p1", "fan", 3, "10.0.1.2")]);
+            apply_remote(&mut st, c, "h1", &[TunnelType::Vxlan, TunnelType::Gre]);
+            FlowTable::from_set(&desired_flows(&Pipeline::builtin().unwrap(), &st).unwrap().flows)
+        };
+        let arp = Packet::arp_request(3, mac_from_ip(me), me, target);
+        let echo = Packet::ipv4(3, mac_from_ip(me), mac_from_ip(target), me, target);
+
+        // Before: the ARP responder answers with the derived MAC (the
+        // container's neighbour entry never goes FAILED waiting for the
+        // flow); the packets that follow are dropped, not flooded.
+        let before = flows(&c);
+        let tr = before.trace(&arp);
+        assert_eq!(tr.ports(), [3], "{tr:?}");
+        assert_eq!(tr.outputs[0].1.mac(Field::ArpSha), mac_from_ip(target));
+        assert!(before.trace(&echo).dropped());
+
+        // After the cluster lists it on h2: the same ARP answer, and the
+        // packets go to h2 over GRE (h2's only type) with the network's VNI.
+        c.endpoints.push(endpoint(&fan, "h2", "10.0.200.7"));
+        let after = flows(&c);
+        assert_eq!(after.trace(&arp).outputs[0].1.mac(Field::ArpSha), mac_from_ip(target));
+        let tr = after.trace(&echo);
+        assert_eq!(tr.ports(), [51], "{tr:?}");
+        assert_eq!(tr.outputs[0].1.ip(Field::TunDst), "172.30.0.2".parse::<Ipv4Addr>().unwrap());
+        assert_eq!(tr.outputs[0].1.get(Field::TunId), u128::from(fan.vni));
+    }
+
+    #[test]
     fn endpoint_sync_publishes_missing_and_removes_stale() {
         let c = cluster();
         // Local: 10.0.1.2 (listed), 10.0.1.3 (new), one in an unknown network.
