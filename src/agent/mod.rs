@@ -20,7 +20,7 @@ pub mod dbstate;
 pub mod ofconn;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
@@ -599,7 +599,16 @@ impl Agent {
     /// A new switch connection: handshake, read the flows back, reconcile.
     async fn connected(&mut self, io: Box<dyn Io>) -> Result<(), AgentError> {
         let start = Instant::now();
-        let conn = OfConn::handshake(io, self.stats.clone(), self.opts.switch_timeout).await?;
+        let wake = self.switch_mgmt_socket();
+        let mut poke = None;
+        let conn = OfConn::handshake_then(io, self.stats.clone(), self.opts.switch_timeout, || {
+            poke = wake_switch(wake.as_deref());
+        })
+        .await;
+        if let Some(poke) = poke {
+            close_after_hello(poke).await;
+        }
+        let conn = conn?;
         tracing::info!(dpid = format!("{:016x}", conn.features.datapath_id), "switch connected");
         self.conn = Some(conn);
         self.stats.switch_connected.store(1, Relaxed);
@@ -624,6 +633,20 @@ impl Agent {
         r.map(|_| ())
     }
 
+    /// The bridge's OpenFlow management socket (`RUNDIR/BRIDGE.mgmt`), if
+    /// it is found: in `$OVS_RUNDIR` or the packaged run directory, or next
+    /// to the database's unix socket.
+    fn switch_mgmt_socket(&self) -> Option<PathBuf> {
+        let name = format!("{}.mgmt", self.opts.state.bridge);
+        let beside_db = self
+            .opts
+            .db
+            .split(',')
+            .find_map(|r| r.strip_prefix("unix:"))
+            .and_then(|p| Path::new(p).parent().map(|d| d.join(&name)));
+        std::iter::once(ovs_rundir().join(&name)).chain(beside_db).find(|p| p.exists())
+    }
+
     fn disconnected(&mut self, why: &str) {
         if self.conn.take().is_some() {
             tracing::warn!("switch disconnected: {why}");
@@ -631,6 +654,49 @@ impl Agent {
         self.stats.switch_connected.store(0, Relaxed);
         self.stats.export();
     }
+}
+
+/// Wakes `ovs-vswitchd`'s main loop by connecting to the bridge's
+/// management socket (and closing at once).
+///
+/// Why: OVS 3.1 does not wait on a controller connection that it opened
+/// itself until the OpenFlow handshake is done (`ofservice_wait` in
+/// `ofproto/connmgr.c` only waits on listening services), so our HELLO sat
+/// unread until something else woke the switch, the revalidators' round
+/// every 500 ms: every connection took 0.5 s before its first reply. A
+/// connection to a listening socket it does wait on wakes it, and the same
+/// loop reads our HELLO. Best effort: without the socket, nothing is lost
+/// but that half second.
+fn wake_switch(mgmt: Option<&Path>) -> Option<std::os::unix::net::UnixStream> {
+    use std::io::Write;
+    let path = mgmt?;
+    // Our HELLO too, so that the switch sees a complete handshake and then
+    // an orderly close (an end of stream during the handshake is a reset
+    // to OVS, logged as a warning).
+    let hello = crate::openflow::Message::Hello(crate::openflow::Hello::of13()).encode(1);
+    match std::os::unix::net::UnixStream::connect(path).and_then(|mut s| s.write_all(&hello).map(|()| s)) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::debug!("wake the switch through {}: {e}", path.display());
+            None
+        }
+    }
+}
+
+/// Closes the connection [`wake_switch`] made in an orderly way: our side
+/// is shut down first and what the switch sent is read until it closes its
+/// side (at most 200 ms), so it sees an end of stream (logged at debug
+/// level), never a reset.
+async fn close_after_hello(poke: std::os::unix::net::UnixStream) {
+    use tokio::io::AsyncReadExt;
+    let Ok(()) = poke.set_nonblocking(true) else { return };
+    let _ = poke.shutdown(std::net::Shutdown::Write);
+    let Ok(mut poke) = tokio::net::UnixStream::from_std(poke) else { return };
+    let drain = async {
+        let mut buf = [0u8; 512];
+        while poke.read(&mut buf).await.is_ok_and(|n| n > 0) {}
+    };
+    let _ = tokio::time::timeout(Duration::from_millis(200), drain).await;
 }
 
 /// Runs the agent until `shutdown` completes.

@@ -81,6 +81,17 @@ fn refused(what: &'static str, m: &Message) -> OfError {
 impl OfConn {
     /// HELLO both ways (version negotiation), FEATURES, SET_CONFIG.
     pub async fn handshake(io: Box<dyn Io>, stats: std::sync::Arc<Stats>, timeout: Duration) -> Result<OfConn, OfError> {
+        Self::handshake_then(io, stats, timeout, || ()).await
+    }
+
+    /// [`OfConn::handshake`], calling `after_hello` once our HELLO is on
+    /// its way (see `Agent::wake_switch`).
+    pub async fn handshake_then(
+        io: Box<dyn Io>,
+        stats: std::sync::Arc<Stats>,
+        timeout: Duration,
+        after_hello: impl FnOnce(),
+    ) -> Result<OfConn, OfError> {
         let (r, w) = tokio::io::split(io);
         let mut c = OfConn {
             reader: FramedRead::new(r, OfCodec),
@@ -94,6 +105,7 @@ impl OfConn {
         };
         let xid = c.xid();
         c.send(&Message::Hello(Hello::of13()), xid).await?;
+        after_hello();
         let (h, hello) = c.recv_timeout().await?;
         match hello {
             Message::Hello(hello) => {
