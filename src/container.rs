@@ -160,9 +160,9 @@ impl std::str::FromStr for NetnsId {
 const SO_NETNS_COOKIE: libc::c_int = 71;
 
 /// The cookie of the namespace `fd` refers to: read from a socket made
-/// inside it (on a short-lived thread, see [`netns::run_in`]).
+/// inside it (see [`netns::with`]).
 fn netns_cookie(fd: &OwnedFd) -> Option<u64> {
-    netns::run_in(fd, || {
+    netns::with(fd, || {
         use std::os::fd::{AsRawFd, FromRawFd};
         // SAFETY: plain socket(2); checked before use.
         let raw = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };

@@ -3,9 +3,11 @@
 //!
 //! A namespace outlives the thread that made it through a bind mount of
 //! `/proc/thread-self/ns/net` onto `/run/netns/NAME`. Entering a namespace
-//! (`setns`) changes the calling *thread*, so it is only ever done on a
-//! short-lived std thread made for the purpose, or in a child process
-//! between fork and exec; never on a tokio worker.
+//! (`setns`) changes the calling *thread*, so it is only ever done for a
+//! synchronous call that returns the thread to its own namespace before
+//! anything else runs on it ([`with`]), on a std thread made for the
+//! purpose ([`run_in`], for long blocking work), or in a child process
+//! between fork and exec.
 
 use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -183,6 +185,33 @@ pub fn open_path(path: &Path) -> Result<OwnedFd, NetnsError> {
 pub fn open(name: &str) -> Result<OwnedFd, NetnsError> {
     validate_name(name)?;
     open_path(&path_of(name))
+}
+
+/// Runs the synchronous `f` on the calling thread inside the namespace
+/// `ns`, then puts the thread back into its own namespace (also when `f`
+/// panics). Nothing else can run on the thread meanwhile, so this is safe
+/// on a tokio worker too, and it costs two `setns` calls instead of a
+/// thread: what opening sockets in a container's namespace needs. A thread
+/// that cannot go back aborts the process rather than go on in the wrong
+/// namespace. For long blocking work use [`run_in`].
+pub fn with<F, R>(ns: impl AsFd, f: F) -> Result<R, NetnsError>
+where
+    F: FnOnce() -> R,
+{
+    let home = open_path(Path::new("/proc/thread-self/ns/net"))?;
+    setns(ns.as_fd(), CloneFlags::CLONE_NEWNET).map_err(sys("(fd)", "setns"))?;
+    /// Returns the thread to `0` when dropped.
+    struct Home(OwnedFd);
+    impl Drop for Home {
+        fn drop(&mut self) {
+            if let Err(e) = setns(self.0.as_fd(), CloneFlags::CLONE_NEWNET) {
+                eprintln!("ovsnet: cannot return a thread to its network namespace ({e}); aborting");
+                std::process::abort();
+            }
+        }
+    }
+    let _home = Home(home);
+    Ok(f())
 }
 
 /// Runs `f` on a fresh thread inside the namespace `ns`, and returns its

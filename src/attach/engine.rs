@@ -6,20 +6,22 @@
 //!    container's existing port) in one read-only transaction;
 //! 3. create the veth pair, the peer directly inside the container's
 //!    namespace with its final name, MAC and MTU (undo: delete the host end,
-//!    which takes the peer with it);
+//!    which takes the peer with it), and bring the host end up;
 //! 4. configure the container side: tx checksum, up, address, routes
 //!    (undone by 3's undo);
-//! 5. bring the host end up;
-//! 6. one OVSDB transaction: guards that step 2 still holds, removal of a
+//! 5. one OVSDB transaction: guards that step 2 still holds, removal of a
 //!    restarted container's stale port, the new Port and Interface (undo:
 //!    remove the port);
-//! 7. wait for `ovs-vswitchd` to give the interface an OpenFlow port;
-//! 8. bring the container's `lo` up, and send a gratuitous ARP from the
+//! 6. wait for `ovs-vswitchd` to give the interface an OpenFlow port;
+//! 7. bring the container's `lo` up, and send a gratuitous ARP from the
 //!    container side when the MAC is not the one derived from the IP (best
 //!    effort: the attachment works without it).
 //!
-//! [`Attacher::attach_many`] runs 1-5 per request, then 6 and 7 once for a
-//! whole chunk, then 8 per request.
+//! A single [`Attacher::attach`] overlaps 4 with 5 and 6: the commit and
+//! the wait for the ofport are sent together, and the container side is
+//! configured while `ovs-vswitchd` adds the port (most of an attach is
+//! that wait). [`Attacher::attach_many`] runs 1-4 per request, then 5 and
+//! 6 once for a whole chunk, then 7 per request.
 //!
 //! A failure at any step runs the undos of the steps done, in reverse.
 
@@ -42,10 +44,10 @@ pub enum Step {
     Read,
     /// The veth pair exists.
     VethCreated,
-    /// The container side is configured.
-    ContainerConfigured,
     /// The host end is up.
     HostUp,
+    /// The container side is configured.
+    ContainerConfigured,
     /// The port is in OVSDB.
     Committed,
     /// `ovs-vswitchd` assigned the ofport.
@@ -137,6 +139,11 @@ struct Prepared {
     stale: Vec<Attachment>,
     /// Netlink in the container's namespace and its interface.
     inside: Option<(Netlink, crate::netlink::Link)>,
+    /// The MTU both ends get.
+    mtu: u32,
+    /// Whether the container side must fill its own checksums (userspace
+    /// datapath without TSO).
+    tx_csum_off: bool,
     undo: Undo,
 }
 
@@ -183,23 +190,40 @@ struct Undo {
 
 impl Attacher {
     pub fn new(client: Client, opts: AttacherOptions) -> Result<Self, AttachError> {
-        let host = match &opts.switch_netns {
+        let host = Self::open_switch_netlink(&opts)?;
+        let resolver = Self::resolver_for(&opts);
+        Ok(Self::from_parts(client, host, resolver, opts))
+    }
+
+    /// Netlink in the namespace the host ends go to (`ovs-vswitchd`'s).
+    pub fn open_switch_netlink(opts: &AttacherOptions) -> Result<Netlink, AttachError> {
+        Ok(match &opts.switch_netns {
             // The host side never sends frames: no packet socket.
             Some(ns) => Netlink::open_netns_without_packet(ns)?,
             None => Netlink::open_without_packet()?,
-        };
-        let resolver = match &opts.docker_host {
+        })
+    }
+
+    /// The container resolver `opts` asks for.
+    pub fn resolver_for(opts: &AttacherOptions) -> Resolver {
+        match &opts.docker_host {
             Some(h) => Resolver::with_docker_host(h.clone()),
             None => Resolver::new(),
-        };
-        Ok(Attacher {
+        }
+    }
+
+    /// An attacher from parts made separately: a command opens netlink and
+    /// resolves its container while the OVSDB connection is being made
+    /// (see [`Attacher::attach_resolved`]).
+    pub fn from_parts(client: Client, host: Netlink, resolver: Resolver, opts: AttacherOptions) -> Self {
+        Attacher {
             client,
             host,
             resolver,
             opts,
             hook: None,
             started: std::time::Instant::now(),
-        })
+        }
     }
 
     /// Calls `hook` after each step; when it returns `false` the attach
@@ -243,20 +267,72 @@ impl Attacher {
 
     /// Attaches (or re-plugs, or confirms) a container. All or nothing.
     pub async fn attach(&self, req: &AttachRequest) -> Result<AttachReport, AttachError> {
-        let mut item = match self.prepare(req).await? {
+        self.attach_with(req, None).await
+    }
+
+    /// [`Attacher::attach`] of a container already resolved (by this
+    /// attacher's [`Attacher::resolver`]).
+    pub async fn attach_resolved(
+        &self,
+        req: &AttachRequest,
+        resolved: crate::container::Resolved,
+    ) -> Result<AttachReport, AttachError> {
+        self.attach_with(req, Some(resolved)).await
+    }
+
+    async fn attach_with(
+        &self,
+        req: &AttachRequest,
+        resolved: Option<crate::container::Resolved>,
+    ) -> Result<AttachReport, AttachError> {
+        let mut item = match self.prepare(req, resolved).await? {
             Staged::Done(report) => return Ok(*report),
             Staged::Plugged(p) => *p,
         };
-        let result = async {
-            self.commit(std::slice::from_mut(&mut item)).await?;
-            let ofports = self.wait_ofports(std::slice::from_ref(&item.host_name)).await?;
-            self.step(Step::Ofport)?;
-            ofports
-                .first()
-                .copied()
-                .ok_or_else(|| AttachError::Reply("no ofport in the reply".into()))
+        // The commit and the wait for its ofport go out together (the
+        // server answers them in order), and the container side is
+        // configured while ovs-vswitchd adds the port.
+        let names = [item.host_name.clone()];
+        let ((committed, waited), inside) = tokio::join!(
+            async { tokio::join!(self.commit(std::slice::from_ref(&item)), self.wait_ofports(&names)) },
+            self.configure_inside(&item),
+        );
+        let mut failed = match inside {
+            Ok(inside) => {
+                item.inside = Some(inside);
+                self.step(Step::ContainerConfigured).err().or_else(|| self.still_current(&item).err())
+            }
+            Err(e) => Some(e),
+        };
+        match committed {
+            Ok(ports) => {
+                item.undo.port = ports.first().copied().flatten();
+                if let Err(e) = self.step(Step::Committed) {
+                    failed.get_or_insert(e);
+                }
+            }
+            Err(e) => {
+                failed.get_or_insert(e);
+            }
         }
-        .await;
+        let result = match failed {
+            Some(e) => Err(e),
+            None => async {
+                let ofports = match waited {
+                    // The interface was not there yet when the wait was
+                    // read (a database that commits later, as a clustered
+                    // one does): wait again, now that the commit is done.
+                    Err(AttachError::Reply(_)) => self.wait_ofports(&names).await?,
+                    other => other?,
+                };
+                self.step(Step::Ofport)?;
+                ofports
+                    .first()
+                    .copied()
+                    .ok_or_else(|| AttachError::Reply("no ofport in the reply".into()))
+            }
+            .await,
+        };
         match result {
             Ok(ofport) => self.finish(item, ofport).await,
             Err(e) => {
@@ -299,16 +375,32 @@ impl Attacher {
             .collect()
     }
 
-    /// Steps 1-6 for one chunk of a batch: prepares each line, then commits
+    /// Steps 1-5 for one chunk of a batch: prepares each line, then commits
     /// the plugged ones in one transaction (one by one if that fails).
     async fn prepare_chunk(&self, part: &[AttachRequest], base: usize) -> PreparedChunk {
         let mut chunk = PreparedChunk::default();
         for (i, req) in part.iter().enumerate() {
-            match self.prepare(req).await {
+            match self.prepare(req, None).await {
                 Ok(Staged::Done(r)) => chunk.done.push((base + i, Ok(*r))),
                 Ok(Staged::Plugged(p)) => {
-                    chunk.idx.push(base + i);
-                    chunk.items.push(*p);
+                    let mut p = *p;
+                    let inside = match self.configure_inside(&p).await {
+                        Ok(inside) => {
+                            p.inside = Some(inside);
+                            self.step(Step::ContainerConfigured).and_then(|()| self.still_current(&p))
+                        }
+                        Err(e) => Err(e),
+                    };
+                    match inside {
+                        Ok(()) => {
+                            chunk.idx.push(base + i);
+                            chunk.items.push(p);
+                        }
+                        Err(e) => {
+                            self.rollback(&req.bridge, p.undo).await;
+                            chunk.done.push((base + i, Err(e)));
+                        }
+                    }
                 }
                 Err(e) => chunk.done.push((base + i, Err(e))),
             }
@@ -317,18 +409,30 @@ impl Attacher {
         if chunk.items.is_empty() {
             return chunk;
         }
-        if let Err(e) = self.commit(&mut chunk.items).await {
-            tracing::debug!("batch commit of {} ports failed ({e}); committing one by one", chunk.items.len());
-            for (item, err) in chunk.items.iter_mut().zip(chunk.errors.iter_mut()) {
-                if let Err(e) = self.commit(std::slice::from_mut(item)).await {
-                    *err = Some(e);
+        match self.commit(&chunk.items).await {
+            Ok(ports) => {
+                for ((item, port), err) in chunk.items.iter_mut().zip(ports).zip(chunk.errors.iter_mut()) {
+                    item.undo.port = port;
+                    *err = self.step(Step::Committed).err();
+                }
+            }
+            Err(e) => {
+                tracing::debug!("batch commit of {} ports failed ({e}); committing one by one", chunk.items.len());
+                for (item, err) in chunk.items.iter_mut().zip(chunk.errors.iter_mut()) {
+                    match self.commit(std::slice::from_ref(item)).await {
+                        Ok(ports) => {
+                            item.undo.port = ports.first().copied().flatten();
+                            *err = self.step(Step::Committed).err();
+                        }
+                        Err(e) => *err = Some(e),
+                    }
                 }
             }
         }
         chunk
     }
 
-    /// Steps 7-8 for a committed chunk: one wait for all its ofports (then,
+    /// Steps 6-7 for a committed chunk: one wait for all its ofports (then,
     /// if that fails, one per port to find which), finish or roll back each.
     async fn settle_chunk(&self, chunk: CommittedChunk) -> Vec<(usize, Result<AttachReport, AttachError>)> {
         let CommittedChunk { items, mut errors, idx } = chunk;
@@ -369,11 +473,18 @@ impl Attacher {
         out
     }
 
-    /// Steps 1 to 5: everything up to the OVSDB commit. Rolls back what it
-    /// did when it fails.
-    async fn prepare(&self, req: &AttachRequest) -> Result<Staged, AttachError> {
+    /// Steps 1 to 3: the container resolved, OVSDB read, the veth made.
+    /// Rolls back what it did when it fails.
+    async fn prepare(
+        &self,
+        req: &AttachRequest,
+        resolved: Option<crate::container::Resolved>,
+    ) -> Result<Staged, AttachError> {
         req.check()?;
-        let resolved = self.resolver.resolve(&req.container).await?;
+        let resolved = match resolved {
+            Some(r) => r,
+            None => self.resolver.resolve(&req.container).await?,
+        };
         self.step(Step::Resolved)?;
         let identity = &resolved.identity;
         let host_name = host_ifname(&req.bridge, &identity.id, &req.ifname, identity.netns);
@@ -484,9 +595,11 @@ impl Attacher {
             stale,
             resolved,
             inside: None,
+            mtu,
+            tx_csum_off: netdev && !tso,
             undo: Undo::default(),
         };
-        match self.plug(&mut item, mtu, netdev && !tso).await {
+        match self.plug(&mut item).await {
             Ok(()) => Ok(Staged::Plugged(Box::new(item))),
             Err(e) => {
                 self.rollback(&req.bridge, item.undo).await;
@@ -495,20 +608,20 @@ impl Attacher {
         }
     }
 
-    /// Steps 3 to 5: the veth pair, the container side, the host end up.
-    async fn plug(&self, item: &mut Prepared, mtu: u32, tx_csum_off: bool) -> Result<(), AttachError> {
+    /// Step 3: the veth pair, the host end up.
+    async fn plug(&self, item: &mut Prepared) -> Result<(), AttachError> {
         let req = &item.req;
         let host_link = self
             .host
             .create_veth(
                 &VethEnd {
-                    mtu: Some(mtu),
+                    mtu: Some(item.mtu),
                     ..VethEnd::named(&item.host_name)
                 },
                 &VethEnd {
                     name: req.ifname.clone(),
                     mac: Some(item.mac),
-                    mtu: Some(mtu),
+                    mtu: Some(item.mtu),
                     netns: Some(item.resolved.netns.as_fd()),
                 },
             )
@@ -522,7 +635,15 @@ impl Attacher {
         // ovs-vswitchd re-reads: with a few hundred ports that makes every
         // port addition many times slower (docs/ATTACH.md).
         self.host.disable_ipv6(&item.host_name)?;
+        self.host.set_up(&host_link).await?;
+        self.step(Step::HostUp)?;
+        Ok(())
+    }
 
+    /// Step 4: the container side. Returns netlink in the container's
+    /// namespace and its interface, for step 7.
+    async fn configure_inside(&self, item: &Prepared) -> Result<(Netlink, crate::netlink::Link), AttachError> {
+        let req = &item.req;
         // A gratuitous ARP only matters when the MAC is not the one derived
         // from the IP: with the derived MAC, any neighbour's cache entry for
         // this IP is already right (a re-attach keeps the MAC). Only then
@@ -535,7 +656,7 @@ impl Attacher {
         inside.disable_ipv6(&req.ifname)?;
         // Offload first: the interface must never carry a frame with a
         // checksum left to hardware that the userspace datapath won't fill.
-        if tx_csum_off {
+        if item.tx_csum_off {
             inside.set_tx_checksum(&req.ifname, false)?;
         }
         inside.set_up(&eth).await?;
@@ -546,22 +667,23 @@ impl Attacher {
         for r in &req.routes {
             inside.add_route(&eth, r.dest, r.prefix, r.gateway).await?;
         }
-        item.inside = Some((inside, eth));
-        self.step(Step::ContainerConfigured)?;
-        // The open fd keeps the namespace alive even if the container died
-        // meanwhile: check before making the attachment official.
-        if !item.resolved.identity.still_current() {
-            return Err(crate::container::ContainerError::Vanished(req.container.to_string()).into());
-        }
-
-        self.host.set_up(&host_link).await?;
-        self.step(Step::HostUp)?;
-        Ok(())
+        Ok((inside, eth))
     }
 
-    /// Step 6 for several prepared attachments: one transaction holding
-    /// all their guards and ports (all or none go in).
-    async fn commit(&self, items: &mut [Prepared]) -> Result<(), AttachError> {
+    /// The open fd keeps the namespace alive even if the container died
+    /// meanwhile: checked once its side is configured, and the attachment
+    /// is rolled back if it is gone.
+    fn still_current(&self, item: &Prepared) -> Result<(), AttachError> {
+        match item.resolved.identity.still_current() {
+            true => Ok(()),
+            false => Err(crate::container::ContainerError::Vanished(item.req.container.to_string()).into()),
+        }
+    }
+
+    /// Step 5 for several prepared attachments: one transaction holding
+    /// all their guards and ports (all or none go in). Returns each one's
+    /// new Port row, for its undo.
+    async fn commit(&self, items: &[Prepared]) -> Result<Vec<Option<Uuid>>, AttachError> {
         let mut ops = Vec::new();
         let mut port_op = Vec::with_capacity(items.len());
         for (n, p) in items.iter().enumerate() {
@@ -590,11 +712,10 @@ impl Attacher {
             }
             Err(e) => return Err(e.into()),
         };
-        for (p, i) in items.iter_mut().zip(port_op) {
-            p.undo.port = results.get(i).and_then(|r: &OpResult| r.uuid);
-            self.step(Step::Committed)?;
-        }
-        Ok(())
+        Ok(port_op
+            .into_iter()
+            .map(|i| results.get(i).and_then(|r: &OpResult| r.uuid))
+            .collect())
     }
 
     /// The error for an address found taken at commit time.
@@ -618,7 +739,7 @@ impl Attacher {
         }
     }
 
-    /// Step 8 and the report. Nothing here can fail the attachment except
+    /// Step 7 and the report. Nothing here can fail the attachment except
     /// bringing `lo` up.
     async fn finish(&self, item: Prepared, ofport: i64) -> Result<AttachReport, AttachError> {
         if let Some((inside, eth)) = &item.inside {

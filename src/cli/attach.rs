@@ -169,14 +169,17 @@ pub(super) fn request(bridge: &str, container: &str, ip: &str, opts: &AttachOpts
     Ok(req)
 }
 
-pub(super) async fn attacher(g: &Global) -> anyhow::Result<Attacher> {
-    let client = g.client().await?;
-    let opts = AttacherOptions {
+fn attacher_options(g: &Global) -> AttacherOptions {
+    AttacherOptions {
         switch_netns: g.netns.clone(),
         docker_host: None,
         ofport_timeout: g.wait.unwrap_or(Duration::from_secs(10)),
-    };
-    Ok(Attacher::new(client, opts)?)
+    }
+}
+
+pub(super) async fn attacher(g: &Global) -> anyhow::Result<Attacher> {
+    let client = g.client().await?;
+    Ok(Attacher::new(client, attacher_options(g))?)
 }
 
 pub(super) fn describe(r: &AttachReport) -> String {
@@ -213,9 +216,20 @@ pub async fn run_attach(args: AttachArgs, g: &Global) -> anyhow::Result<()> {
     // Bad input is refused before any connection is made.
     let req = request(bridge, container, ip, &args.opts)?;
     tracing::debug!("attach: connecting");
-    let attacher = attacher(g).await?;
-    tracing::debug!("attach: connected, netlink open");
-    let report = attacher.attach(&req).await?;
+    // While the OVSDB connection makes its first round trip, open netlink
+    // and resolve the container (a Docker lookup is a round trip too).
+    let opts = attacher_options(g);
+    let resolver = Attacher::resolver_for(&opts);
+    let (client, (host, resolved)) = tokio::join!(g.client(), async {
+        // Let the connection task send its first request before this
+        // synchronous work takes the thread.
+        tokio::task::yield_now().await;
+        (Attacher::open_switch_netlink(&opts), resolver.resolve(&req.container).await)
+    });
+    let attacher = Attacher::from_parts(client?, host?, resolver, opts);
+    let resolved = resolved?;
+    tracing::debug!("attach: connected, netlink open, container resolved");
+    let report = attacher.attach_resolved(&req, resolved).await?;
     tracing::debug!("attach: done");
     match g.format {
         Format::Json => println!("{}", serde_json::to_string(&report)?),

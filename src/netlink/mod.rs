@@ -1,9 +1,9 @@
 //! Links, addresses and routes through rtnetlink, in any network namespace.
 //!
 //! A [`Netlink`] is bound to one network namespace: the one its sockets
-//! were opened in. [`Netlink::open_in`] opens them on a short-lived std
-//! thread that entered the namespace (never `setns` on a tokio worker),
-//! then hands the netlink socket to the runtime. Besides the rtnetlink
+//! were opened in. [`Netlink::open_in`] opens them with the calling thread
+//! briefly inside the namespace ([`netns::with`]), then hands the netlink
+//! socket to the runtime. Besides the rtnetlink
 //! socket it keeps a datagram socket for ethtool ioctls and an
 //! `AF_PACKET` socket for gratuitous ARP, both opened in that namespace,
 //! so every operation acts there, whichever thread runs it.
@@ -264,14 +264,14 @@ impl Netlink {
     }
 
     /// Opens a connection inside the namespace `ns`; the sockets are made
-    /// on a short-lived thread that entered it.
+    /// with the calling thread briefly inside it.
     pub fn open_in(ns: &OwnedFd) -> Result<Self, NetlinkError> {
-        Self::from_sockets(netns::run_in(ns, || open_sockets(true))??)
+        Self::from_sockets(netns::with(ns, || open_sockets(true))??)
     }
 
     /// [`Netlink::open_in`] without the packet socket (no gratuitous ARP).
     pub fn open_in_without_packet(ns: &OwnedFd) -> Result<Self, NetlinkError> {
-        Self::from_sockets(netns::run_in(ns, || open_sockets(false))??)
+        Self::from_sockets(netns::with(ns, || open_sockets(false))??)
     }
 
     /// Opens a connection inside the named namespace (`/run/netns/NAME`).
