@@ -36,6 +36,7 @@ async fn attacher(sbx: &OvsSandbox) -> Attacher {
             switch_netns: Some(sbx.netns().to_owned()),
             docker_host: Some("unix:///nonexistent/docker.sock".into()),
             ofport_timeout: Duration::from_secs(10),
+            check_operations: true,
         },
     )
     .expect("attacher")

@@ -32,7 +32,7 @@ impl fmt::Display for SchemaError {
 }
 
 impl SchemaError {
-    fn new(message: impl Into<String>) -> Self {
+    pub fn new(message: impl Into<String>) -> Self {
         SchemaError { table: None, column: None, message: message.into() }
     }
     fn at(table: &str, column: Option<&str>, message: impl Into<String>) -> Self {

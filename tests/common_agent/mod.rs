@@ -60,6 +60,7 @@ impl Lab {
                     switch_netns: Some(sbx_ns),
                     docker_host: Some("unix:///nonexistent/docker.sock".into()),
                     ofport_timeout: Duration::from_secs(10),
+                    check_operations: true,
                 },
             )
             .expect("attacher");
