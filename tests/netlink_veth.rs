@@ -59,18 +59,24 @@ fn veth_created_across_namespaces_and_configured() {
         let host_name = unique_name("vt").replace('-', "");
         let host_end = h
             .create_veth(
-                &VethEnd { mtu: Some(1400), ..VethEnd::named(&host_name) },
+                &VethEnd { mtu: Some(1400), up: true, promisc: true, ..VethEnd::named(&host_name) },
                 &VethEnd {
                     name: "eth1".into(),
                     mac: Some(MAC),
                     mtu: Some(1400),
                     netns: Some(cfd.as_fd()),
+                    ..Default::default()
                 },
             )
             .await
             .expect("create veth");
         assert_eq!(host_end.kind.as_deref(), Some("veth"));
         assert_eq!(host_end.mtu, 1400);
+        // Made up and promiscuous by the request that created it; no
+        // carrier while the peer is down.
+        assert!(host_end.up);
+        let flags = ip_in(&host, &["link", "show", &host_name]);
+        assert!(flags.contains("PROMISC") && flags.contains("NO-CARRIER"), "{flags}");
 
         // The peer is in the container namespace, named and addressed.
         let eth1 = c.link("eth1").await.expect("eth1 in container");
@@ -231,7 +237,7 @@ fn gratuitous_arp_reaches_the_host_end() {
         let host_end = h
             .create_veth(
                 &VethEnd::named(&name),
-                &VethEnd { name: "eth1".into(), mac: Some(MAC), mtu: None, netns: Some(cfd.as_fd()) },
+                &VethEnd { name: "eth1".into(), mac: Some(MAC), netns: Some(cfd.as_fd()), ..Default::default() },
             )
             .await
             .expect("veth");

@@ -613,6 +613,13 @@ impl Attacher {
     }
 
     /// Step 3: the veth pair, the host end up.
+    ///
+    /// Every link event in its namespace makes ovs-vswitchd reconfigure
+    /// and re-read every port it has (docs/ATTACH.md), so the host end is
+    /// made in the state OVS wants it in, up and promiscuous, in the one
+    /// request that creates it: one event instead of three. It stays
+    /// without carrier, so without IPv6 activity, until the container
+    /// side comes up, by which time IPv6 is off on it.
     async fn plug(&self, item: &mut Prepared) -> Result<(), AttachError> {
         let req = &item.req;
         let host_link = self
@@ -620,6 +627,8 @@ impl Attacher {
             .create_veth(
                 &VethEnd {
                     mtu: Some(item.mtu),
+                    up: true,
+                    promisc: true,
                     ..VethEnd::named(&item.host_name)
                 },
                 &VethEnd {
@@ -627,6 +636,7 @@ impl Attacher {
                     mac: Some(item.mac),
                     mtu: Some(item.mtu),
                     netns: Some(item.resolved.netns.as_fd()),
+                    ..Default::default()
                 },
             )
             .await?;
@@ -639,7 +649,6 @@ impl Attacher {
         // ovs-vswitchd re-reads: with a few hundred ports that makes every
         // port addition many times slower (docs/ATTACH.md).
         self.host.disable_ipv6(&item.host_name)?;
-        self.host.set_up(&host_link).await?;
         self.step(Step::HostUp)?;
         Ok(())
     }

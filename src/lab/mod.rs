@@ -504,7 +504,7 @@ async fn create_host(
     ul_nl
         .create_veth(
             &VethEnd::named(h.name.clone()),
-            &VethEnd { name: "eth0".into(), mac: None, mtu: None, netns: Some(std::os::fd::AsFd::as_fd(&host_ns)) },
+            &VethEnd { name: "eth0".into(), netns: Some(std::os::fd::AsFd::as_fd(&host_ns)), ..Default::default() },
         )
         .await
         .map_err(step(format!("{}: underlay veth", h.name)))?;

@@ -175,6 +175,11 @@ pub struct VethEnd<'a> {
     /// Create this end directly in another namespace (default: the
     /// handle's own).
     pub netns: Option<BorrowedFd<'a>>,
+    /// Create it up (the link comes up with the pair's carrier only once
+    /// the other end is up too).
+    pub up: bool,
+    /// Create it promiscuous.
+    pub promisc: bool,
 }
 
 impl VethEnd<'_> {
@@ -363,6 +368,12 @@ impl Netlink {
         if let Some(ns) = peer.netns {
             peer_msg = peer_msg.setns_by_fd(ns.as_raw_fd());
         }
+        if peer.up {
+            peer_msg = peer_msg.up();
+        }
+        if peer.promisc {
+            peer_msg = peer_msg.promiscuous(true);
+        }
         let mut msg = LinkMessageBuilder::<rtnetlink::LinkVeth>::new_with_info_kind(InfoKind::Veth)
             .name(local.name.clone())
             .set_info_data(InfoData::Veth(InfoVeth::Peer(peer_msg.build())));
@@ -374,6 +385,12 @@ impl Netlink {
         }
         if let Some(ns) = local.netns {
             msg = msg.setns_by_fd(ns.as_raw_fd());
+        }
+        if local.up {
+            msg = msg.up();
+        }
+        if local.promisc {
+            msg = msg.promiscuous(true);
         }
         self.handle
             .link()
@@ -388,7 +405,7 @@ impl Netlink {
                 name: local.name.clone(),
                 mtu: local.mtu.unwrap_or(0),
                 mac: local.mac,
-                up: false,
+                up: local.up,
                 kind: Some("veth".into()),
                 peer_index: None,
             });
