@@ -15,9 +15,9 @@
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use bollard::Docker;
-
 use crate::netns::{self, NetnsError};
+
+mod engine_api;
 
 /// The default Docker Engine socket.
 pub const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
@@ -259,12 +259,13 @@ fn open_ns_file(path: &Path, shown: &str, missing: ContainerError) -> Result<(Ow
     Ok((fd, id))
 }
 
-/// Resolves CONTAINER arguments. Holds one Docker connection, made on
-/// first use, for all lookups (so a batch pays for it once).
+/// Resolves CONTAINER arguments. Docker lookups are one Engine API request
+/// each (`engine_api`); an engine that refuses the API version asked for
+/// is asked for its own once, and that is kept for the next lookups.
 #[derive(Debug)]
 pub struct Resolver {
     docker_host: String,
-    docker: tokio::sync::OnceCell<Docker>,
+    api_version: std::sync::OnceLock<String>,
 }
 
 impl Default for Resolver {
@@ -286,7 +287,7 @@ impl Resolver {
     pub fn with_docker_host(host: impl Into<String>) -> Self {
         Resolver {
             docker_host: host.into(),
-            docker: tokio::sync::OnceCell::new(),
+            api_version: std::sync::OnceLock::new(),
         }
     }
 
@@ -294,63 +295,61 @@ impl Resolver {
         &self.docker_host
     }
 
-    async fn docker(&self) -> Result<&Docker, ContainerError> {
-        self.docker
-            .get_or_try_init(|| async {
-                let host = &self.docker_host;
-                let path = if let Some(p) = host.strip_prefix("unix://") {
-                    p
-                } else if host.starts_with('/') {
-                    host.as_str()
-                } else {
-                    return Err(ContainerError::NotUnix { host: host.clone() });
-                };
-                if !Path::new(path).exists() {
-                    return Err(ContainerError::Unreachable {
-                        host: host.clone(),
-                        message: "no such socket".into(),
-                    });
-                }
-                // API 1.41 (Docker 20.10) is understood by every engine still
-                // around, and by Podman; engines that dropped it are handled
-                // by negotiating on the first "version" refusal.
-                let version = bollard::ClientVersion {
-                    major_version: 1,
-                    minor_version: 41,
-                };
-                Docker::connect_with_unix(path, 30, &version).map_err(|e| ContainerError::Unreachable {
-                    host: host.clone(),
-                    message: e.to_string(),
-                })
-            })
-            .await
-    }
-
-    async fn inspect(&self, name: &str) -> Result<bollard::models::ContainerInspectResponse, ContainerError> {
-        let docker = self.docker().await?;
-        let mut result = docker.inspect_container(name, None).await;
-        if let Err(bollard::errors::Error::DockerResponseServerError { status_code: 400, message }) = &result
-            && message.contains("version")
-        {
-            let negotiated = docker.clone().negotiate_version().await.map_err(|e| self.unreachable(e))?;
-            result = negotiated.inspect_container(name, None).await;
+    /// The engine's socket path, from `DOCKER_HOST`.
+    fn docker_socket(&self) -> Result<&Path, ContainerError> {
+        let host = &self.docker_host;
+        let path = if let Some(p) = host.strip_prefix("unix://") {
+            p
+        } else if host.starts_with('/') {
+            host.as_str()
+        } else {
+            return Err(ContainerError::NotUnix { host: host.clone() });
+        };
+        if !Path::new(path).exists() {
+            return Err(ContainerError::Unreachable {
+                host: host.clone(),
+                message: "no such socket".into(),
+            });
         }
-        result.map_err(|e| match e {
-            bollard::errors::Error::DockerResponseServerError { status_code: 404, .. } => {
-                ContainerError::NoSuchContainer(name.to_owned())
-            }
-            bollard::errors::Error::DockerResponseServerError { message, .. } => ContainerError::Docker {
-                name: name.to_owned(),
-                message,
-            },
-            other => self.unreachable(other),
-        })
+        Ok(Path::new(path))
     }
 
-    fn unreachable(&self, e: bollard::errors::Error) -> ContainerError {
-        ContainerError::Unreachable {
+    /// `GET /containers/NAME/json`. NAME was checked by [`ContainerRef::parse`]
+    /// (`[a-zA-Z0-9][a-zA-Z0-9_.-]*`), so it goes into the path as it is.
+    async fn inspect(&self, name: &str) -> Result<engine_api::Inspect, ContainerError> {
+        let socket = self.docker_socket()?;
+        let unreachable = |e: engine_api::ApiError| ContainerError::Unreachable {
             host: self.docker_host.clone(),
             message: e.to_string(),
+        };
+        let version = self.api_version.get().map_or(engine_api::API_VERSION, String::as_str);
+        let mut reply = engine_api::get(socket, &format!("/v{version}/containers/{name}/json"))
+            .await
+            .map_err(unreachable)?;
+        if reply.status == 400 && engine_api::message(&reply.body).contains("version") {
+            // An engine that no longer speaks our version: use its own.
+            let own = engine_api::get(socket, "/version").await.map_err(unreachable)?;
+            let Some(version) = engine_api::api_version(&own.body) else {
+                return Err(ContainerError::Docker {
+                    name: name.to_owned(),
+                    message: engine_api::message(&reply.body),
+                });
+            };
+            let version = self.api_version.get_or_init(|| version);
+            reply = engine_api::get(socket, &format!("/v{version}/containers/{name}/json"))
+                .await
+                .map_err(unreachable)?;
+        }
+        match reply.status {
+            200 => serde_json::from_slice(&reply.body).map_err(|e| ContainerError::Docker {
+                name: name.to_owned(),
+                message: format!("unreadable inspect reply: {e}"),
+            }),
+            404 => Err(ContainerError::NoSuchContainer(name.to_owned())),
+            _ => Err(ContainerError::Docker {
+                name: name.to_owned(),
+                message: engine_api::message(&reply.body),
+            }),
         }
     }
 
@@ -400,9 +399,8 @@ impl Resolver {
             }
             ContainerRef::Docker(name) => {
                 let info = self.inspect(name).await?;
-                let state = info.state.unwrap_or_default();
-                let pid = state.pid.unwrap_or(0);
-                if state.running != Some(true) || pid <= 0 {
+                let pid = info.state.pid;
+                if !info.state.running || pid <= 0 {
                     return Err(ContainerError::NotRunning(name.clone()));
                 }
                 let pid = u32::try_from(pid).map_err(|_| ContainerError::NotRunning(name.clone()))?;
@@ -410,8 +408,8 @@ impl Resolver {
                 // The process may exit between inspect and open: then the
                 // container is not running any more.
                 let (fd, id) = open_ns_file(&path, name, ContainerError::NotRunning(name.clone()))?;
-                let full_id = info.id.unwrap_or_else(|| name.clone());
-                let cname = info.name.map(|n| n.trim_start_matches('/').to_owned());
+                let full_id = if info.id.is_empty() { name.clone() } else { info.id };
+                let cname = Some(info.name.trim_start_matches('/').to_owned()).filter(|n| !n.is_empty());
                 Ok(Resolved {
                     identity: Identity {
                         reference: reference.clone(),
