@@ -45,7 +45,8 @@ use super::remote::Remote;
 use super::rpc::{Message, describe_error};
 use super::schema::DatabaseSchema;
 
-/// Reconnection backoff: the delay starts at `initial` and doubles up to `max`.
+/// Reconnection backoff: waited once every remote has failed in turn; it
+/// starts at `initial` and doubles up to `max`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Backoff {
     pub initial: Duration,
@@ -591,6 +592,11 @@ impl Task {
     async fn run(mut self) {
         let mut backoff = self.opts.reconnect.initial;
         let mut failures_before_first = 0usize;
+        // Failures since the last usable session or the last wait: the
+        // backoff applies once every remote has failed in turn, so a dead
+        // member is followed at once by the next one (during a fail-over
+        // the survivors are tried every round, not every third backoff).
+        let mut failures_in_round = 0usize;
         let mut ever_ready = false;
         loop {
             let remote = self.remotes[self.current % self.remotes.len()].clone();
@@ -607,6 +613,7 @@ impl Task {
                     if ready {
                         backoff = self.opts.reconnect.initial;
                         ever_ready = true;
+                        failures_in_round = 0;
                     }
                     if !ever_ready {
                         failures_before_first += 1;
@@ -616,6 +623,11 @@ impl Task {
                         }
                     }
                     self.current = (self.current + 1) % self.remotes.len();
+                    failures_in_round += 1;
+                    if failures_in_round < self.remotes.len() {
+                        continue;
+                    }
+                    failures_in_round = 0;
                     if !self.wait_offline(backoff).await {
                         return;
                     }
