@@ -17,7 +17,7 @@ use super::dbstate::NetworkOpt;
 /// The tunnel port of each type on a bridge in cluster mode: one port per
 /// type, `remote_ip=flow`, `key=flow`.
 pub fn tunnel_port_name(t: TunnelType) -> String {
-    format!("ovsnet-{}", t.name())
+    format!("ovsnet-{}", t.as_str())
 }
 
 /// The cluster's networks, as the agent's `--network` options (the VNI
@@ -38,7 +38,7 @@ pub fn pick_tunnel(ours: &[TunnelType], theirs: &BTreeSet<String>) -> Option<Tun
     if theirs.is_empty() {
         return ours.first().copied();
     }
-    ours.iter().copied().find(|t| theirs.contains(t.name()))
+    ours.iter().copied().find(|t| theirs.contains(t.as_str()))
 }
 
 /// Fills `state`'s remote blocks and endpoints from the cluster, as seen
@@ -305,7 +305,7 @@ mod tests {
         let mut st = state_for(&c, vec![local("p1", "fan", 3, "10.0.1.2")]);
         let w = apply_remote(&mut st, &c, "h1", &[TunnelType::Vxlan, TunnelType::Gre]);
         let blocks: Vec<String> =
-            st.remote_blocks.iter().map(|b| format!("{} {} {} {}", b.network, b.cidr, b.tun_dst, b.tunnel.name())).collect();
+            st.remote_blocks.iter().map(|b| format!("{} {} {} {}", b.network, b.cidr, b.tun_dst, b.tunnel.as_str())).collect();
         // h2 speaks only GRE; h3 speaks nothing we do: left out, reported.
         assert_eq!(blocks, ["fan 10.0.2.0/24 172.30.0.2 gre", "pool 10.50.1.0/24 172.30.0.2 gre"]);
         let eps: Vec<String> = st.remote_endpoints.iter().map(|e| format!("{} {} {}", e.network, e.ip, e.tun_dst)).collect();

@@ -101,7 +101,7 @@ pub fn state_from_cache(cache: &Cache, opts: &StateOptions) -> (State, Vec<Strin
             local_mac = s(iface, "mac_in_use").and_then(|m| parse_mac(m).ok());
             continue;
         }
-        if let Some(tt) = TunnelType::parse(kind) {
+        if let Some(tt) = TunnelType::from_column(kind) {
             let o = map(iface, "options");
             if o.get("remote_ip").map(String::as_str) == Some("flow")
                 && let Some(p) = ofport

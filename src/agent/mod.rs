@@ -267,12 +267,10 @@ async fn join_cluster(
     }
     let vs = Vswitch::new(client.clone());
     for t in &c.tunnels {
-        let kind = crate::vswitch::TunnelType::from_column(t.name())
-            .ok_or_else(|| AgentError::Config(format!("tunnel type {}", t.name())))?;
         let spec = TunnelSpec {
             bridge: bridge.to_owned(),
             name: cluster::tunnel_port_name(*t),
-            kind,
+            kind: *t,
             remote: FlowOr::Flow,
             local: None,
             key: Some(FlowOr::Flow),
@@ -286,7 +284,7 @@ async fn join_cluster(
     db.register_host(&crate::cluster::HostSpec {
         name: c.host_name.clone(),
         underlay_ip: c.underlay_ip,
-        tunnel_types: c.tunnels.iter().map(|t| t.name().to_owned()).collect(),
+        tunnel_types: c.tunnels.iter().map(|t| t.as_str().to_owned()).collect(),
         heartbeat_interval_ms: c.heartbeat.as_millis() as u64,
         external_ids: Default::default(),
     })

@@ -114,7 +114,7 @@ pub fn run(args: AgentArgs, g: &Global) -> anyhow::Result<()> {
         let names = if args.tunnels.is_empty() { vec!["vxlan".to_owned()] } else { args.tunnels.clone() };
         let mut tunnels = Vec::new();
         for n in &names {
-            let t = crate::pipeline::TunnelType::parse(n)
+            let t = crate::pipeline::TunnelType::from_column(n)
                 .ok_or_else(|| anyhow::anyhow!("--tunnel {n}: use vxlan, gre or geneve"))?;
             if !tunnels.contains(&t) {
                 tunnels.push(t);

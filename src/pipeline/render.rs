@@ -348,7 +348,7 @@ fn objects(state: &State, warnings: &mut Vec<String>) -> Vec<Obj> {
         for (tt, ofport) in &state.tunnel_ofports {
             objs.push(Obj {
                 kind: Kind::Tunnel,
-                owner: format!("{owner}/tunnel:{}", tt.name()),
+                owner: format!("{owner}/tunnel:{}", tt.as_str()),
                 vars: vec![("vni", n.vni.to_string()), ("tunnel_ofport", ofport.to_string())],
             });
         }
@@ -357,7 +357,7 @@ fn objects(state: &State, warnings: &mut Vec<String>) -> Vec<Obj> {
     let tunnel = |tt: TunnelType, owner: &str, warnings: &mut Vec<String>| {
         let p = state.tunnel_ofports.get(&tt).copied();
         if p.is_none() {
-            warnings.push(format!("{owner}: the bridge has no flow-based {} tunnel port; no flows", tt.name()));
+            warnings.push(format!("{owner}: the bridge has no flow-based {} tunnel port; no flows", tt.as_str()));
         }
         p
     };

@@ -37,31 +37,8 @@ pub struct BridgeLocal {
     pub mac: [u8; 6],
 }
 
-/// Flow-based tunnel types.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum TunnelType {
-    Gre,
-    Vxlan,
-    Geneve,
-}
-
-impl TunnelType {
-    pub fn parse(s: &str) -> Option<TunnelType> {
-        match s {
-            "gre" => Some(TunnelType::Gre),
-            "vxlan" => Some(TunnelType::Vxlan),
-            "geneve" => Some(TunnelType::Geneve),
-            _ => None,
-        }
-    }
-    pub fn name(self) -> &'static str {
-        match self {
-            TunnelType::Gre => "gre",
-            TunnelType::Vxlan => "vxlan",
-            TunnelType::Geneve => "geneve",
-        }
-    }
-}
+/// Flow-based tunnel types: the ones ovsnet manages on bridges.
+pub use crate::vswitch::TunnelType;
 
 /// Another host's address block of a network.
 #[derive(Debug, Clone, PartialEq, Eq)]
