@@ -39,7 +39,12 @@ fn rt() -> tokio::runtime::Runtime {
 }
 
 fn vsctl(sbx: &OvsSandbox, args: &[&str]) -> String {
-    let out = Command::new("ovs-vsctl").arg(format!("--db={}", sbx.db_remote())).arg("--timeout=120").args(args).output().expect("ovs-vsctl");
+    let out = Command::new("ovs-vsctl")
+        .arg(format!("--db={}", sbx.db_remote()))
+        .arg("--timeout=120")
+        .args(args)
+        .output()
+        .expect("ovs-vsctl");
     assert!(out.status.success(), "ovs-vsctl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
@@ -158,13 +163,19 @@ impl Agent {
     fn status_kb(&self, key: &str) -> u64 {
         std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
             .ok()
-            .and_then(|s| s.lines().find(|l| l.starts_with(key)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+            .and_then(|s| {
+                s.lines().find(|l| l.starts_with(key)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            })
             .unwrap_or(0)
     }
     /// Resident memory: anonymous (heap) and file-backed (the binary's
     /// pages), in MB.
     fn rss_split(&self) -> String {
-        format!("anon {:.1} + file {:.1}", self.status_kb("RssAnon:") as f64 / 1024.0, self.status_kb("RssFile:") as f64 / 1024.0)
+        format!(
+            "anon {:.1} + file {:.1}",
+            self.status_kb("RssAnon:") as f64 / 1024.0,
+            self.status_kb("RssFile:") as f64 / 1024.0
+        )
     }
 }
 
@@ -176,11 +187,19 @@ impl Drop for Agent {
 }
 
 fn secs_after(line: &str, marker: &str) -> f64 {
-    line.split(marker).nth(1).and_then(|r| r.trim_start().split('s').next()).and_then(|v| v.trim().parse().ok()).unwrap_or(f64::NAN)
+    line.split(marker)
+        .nth(1)
+        .and_then(|r| r.trim_start().split('s').next())
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(f64::NAN)
 }
 
 fn field(line: &str, key: &str) -> u64 {
-    line.split(&format!("{key}=")).nth(1).and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next()).and_then(|v| v.parse().ok()).unwrap_or(u64::MAX)
+    line.split(&format!("{key}="))
+        .nth(1)
+        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(u64::MAX)
 }
 
 fn scale(n: usize) {
@@ -273,7 +292,9 @@ fn scale(n: usize) {
 }
 
 fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg").map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" ")).unwrap_or_default()
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
 }
 
 fn iperf(secs: usize) {
@@ -314,7 +335,11 @@ fn iperf(secs: usize) {
     let _agent = Agent::start(&sbx, &[]);
     let _ = _agent.wait_ready();
     let run = |server: &str, client: &str, addr: &str| -> f64 {
-        let mut srv = Command::new("ip").args(["netns", "exec", server, "iperf3", "-s", "-1", "-B", addr]).stdout(Stdio::null()).spawn().expect("iperf3 -s");
+        let mut srv = Command::new("ip")
+            .args(["netns", "exec", server, "iperf3", "-s", "-1", "-B", addr])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("iperf3 -s");
         let start = Instant::now();
         let out = loop {
             let out = Command::new("ip")
@@ -335,7 +360,11 @@ fn iperf(secs: usize) {
     // Both pairs reachable (ARP resolved, flows in place) before measuring.
     for (from, to) in [(&p1, "10.70.0.3"), (&n1, "10.71.0.3")] {
         let start = Instant::now();
-        while !Command::new("ip").args(["netns", "exec", from, "ping", "-c", "1", "-W", "1", to]).status().is_ok_and(|s| s.success()) {
+        while !Command::new("ip")
+            .args(["netns", "exec", from, "ping", "-c", "1", "-W", "1", to])
+            .status()
+            .is_ok_and(|s| s.success())
+        {
             assert!(start.elapsed() < Duration::from_secs(20), "no ping to {to}");
         }
     }

@@ -100,10 +100,7 @@ fn main() {
         let mut times = Vec::new();
         for (i, n) in ns.0.iter().enumerate() {
             let t = Instant::now();
-            let out = ovsnet_cmd(&sbx)
-                .args(["attach", BR, &format!("netns:{n}"), &ip(i)])
-                .output()
-                .expect("ovsnet");
+            let out = ovsnet_cmd(&sbx).args(["attach", BR, &format!("netns:{n}"), &ip(i)]).output().expect("ovsnet");
             let d = t.elapsed();
             assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
             if i > 0 {
@@ -156,12 +153,7 @@ fn main() {
     if want("batch") {
         let sbx = fresh_switch();
         let ns = Namespaces::new(1000);
-        let text: String = ns
-            .0
-            .iter()
-            .enumerate()
-            .map(|(i, n)| format!("{BR} netns:{n} {}\n", ip(i)))
-            .collect();
+        let text: String = ns.0.iter().enumerate().map(|(i, n)| format!("{BR} netns:{n} {}\n", ip(i))).collect();
         let dir = tempfile::tempdir().expect("tmp");
         let file = dir.path().join("batch");
         std::fs::write(&file, text).expect("write");

@@ -150,7 +150,13 @@ fn local_endpoints() -> Vec<LocalEndpoint> {
     (0..PER_HOST)
         .map(|c| {
             let (network, ip) = endpoint_addr(h, c);
-            LocalEndpoint { id: format!("ovsnet-c{c}"), network: network.into(), ofport: c + 1, ip, mac: mac_from_ip(ip) }
+            LocalEndpoint {
+                id: format!("ovsnet-c{c}"),
+                network: network.into(),
+                ofport: c + 1,
+                ip,
+                mac: mac_from_ip(ip),
+            }
         })
         .collect()
 }
@@ -217,7 +223,8 @@ fn whole(bytes: &[u8], schema: &Arc<DatabaseSchema>, pipe: &Pipeline, locals: &[
 fn flat_flow_count(cluster: &ClusterState, pipe: &Pipeline, locals: &[LocalEndpoint]) -> usize {
     let mut state = base_state(cluster, locals);
     for e in cluster.endpoints.iter().filter(|e| e.host != THIS_HOST) {
-        let (Some(host), Some(net), std::net::IpAddr::V4(ip)) = (cluster.hosts.get(&e.host), cluster.network_by_uuid(e.network), e.ip)
+        let (Some(host), Some(net), std::net::IpAddr::V4(ip)) =
+            (cluster.hosts.get(&e.host), cluster.network_by_uuid(e.network), e.ip)
         else {
             continue;
         };
@@ -279,7 +286,10 @@ fn report(bytes: &[u8], schema: &Arc<DatabaseSchema>, pipe: &Pipeline, locals: &
     );
     drop((cache, cluster, desired));
     if let Some(kib) = vm_hwm_kib() {
-        println!("  process VmHWM (whole bench process so far, incl. building the input): {:.1} MiB", kib as f64 / 1024.0);
+        println!(
+            "  process VmHWM (whole bench process so far, incl. building the input): {:.1} MiB",
+            kib as f64 / 1024.0
+        );
     }
 }
 
@@ -310,7 +320,9 @@ fn bench(c: &mut Criterion) {
             cache
         })
     });
-    c.bench_function("cluster/3 ClusterState::from_cache (1000 hosts x 10)", |b| b.iter(|| ClusterState::from_cache(&cache)));
+    c.bench_function("cluster/3 ClusterState::from_cache (1000 hosts x 10)", |b| {
+        b.iter(|| ClusterState::from_cache(&cache))
+    });
     c.bench_function("cluster/4 remote_view (1000 hosts x 10)", |b| b.iter(|| remote_view(&state, THIS_HOST)));
     c.bench_function("cluster/5 pipeline State with apply_remote", |b| {
         b.iter(|| {
@@ -319,8 +331,12 @@ fn bench(c: &mut Criterion) {
             st
         })
     });
-    c.bench_function("cluster/6 desired_flows (1000 hosts x 10)", |b| b.iter(|| desired_flows(&pipe, &pstate).expect("flows")));
-    c.bench_function("cluster/whole: snapshot bytes to desired flows", |b| b.iter(|| whole(&bytes, &schema, &pipe, &locals).desired));
+    c.bench_function("cluster/6 desired_flows (1000 hosts x 10)", |b| {
+        b.iter(|| desired_flows(&pipe, &pstate).expect("flows"))
+    });
+    c.bench_function("cluster/whole: snapshot bytes to desired flows", |b| {
+        b.iter(|| whole(&bytes, &schema, &pipe, &locals).desired)
+    });
 }
 
 criterion_group! {

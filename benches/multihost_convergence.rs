@@ -88,7 +88,9 @@ fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
 }
 
 fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg").map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" ")).unwrap_or_default()
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
 }
 
 /// The value at quantile `q` (nearest rank) of sorted `v`.
@@ -128,7 +130,9 @@ fn neigh_table() -> NeighTable {
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().unwrap_or_default().split_whitespace().collect();
     let col = |name: &str| header.iter().position(|h| *h == name);
-    let hex = |row: &[&str], i: Option<usize>| i.and_then(|i| row.get(i)).and_then(|v| u64::from_str_radix(v, 16).ok()).unwrap_or(0);
+    let hex = |row: &[&str], i: Option<usize>| {
+        i.and_then(|i| row.get(i)).and_then(|v| u64::from_str_radix(v, 16).ok()).unwrap_or(0)
+    };
     let mut t = NeighTable::default();
     for line in lines {
         let row: Vec<&str> = line.split_whitespace().collect();
@@ -145,7 +149,11 @@ fn neigh_table() -> NeighTable {
 
 /// Drops every neighbour entry of namespace `ns` (`ip -n NS neigh flush all`).
 fn flush_neighbours(ns: &str) {
-    let _ = Command::new("ip").args(["-n", ns, "neigh", "flush", "all"]).stdout(Stdio::null()).stderr(Stdio::null()).status();
+    let _ = Command::new("ip")
+        .args(["-n", ns, "neigh", "flush", "all"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
 }
 
 fn tail(path: &Path, lines: usize) -> String {
@@ -153,7 +161,6 @@ fn tail(path: &Path, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
 }
-
 
 /// Which addresses the new containers get.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -399,7 +406,11 @@ fn main() {
         }
     };
     drop(rt);
-    println!("lab up ({HOSTS} hosts, {} tunnels, 3 db members, agents) in {:.1} s", rec.tunnel, t.elapsed().as_secs_f64());
+    println!(
+        "lab up ({HOSTS} hosts, {} tunnels, 3 db members, agents) in {:.1} s",
+        rec.tunnel,
+        t.elapsed().as_secs_f64()
+    );
     lab.rec = Some(rec.clone());
     let full = lab::reachability(&rec, Duration::from_secs(5)).expect("reachability");
     assert!(full.all_reachable(), "lab not fully reachable: {:?}", full.unreachable_pairs());

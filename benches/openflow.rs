@@ -15,10 +15,7 @@ load:0x5->NXM_NX_REG0[],move:NXM_NX_REG1[0..15]->NXM_NX_REG2[0..15],ct(commit,zo
 /// CPU time of this thread, in nanoseconds: unlike wall time it does not
 /// count time the scheduler gave to other processes on a busy machine.
 fn thread_cpu_ns() -> u128 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: clock_gettime writes into the timespec we own.
     unsafe {
         libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts);
@@ -66,15 +63,9 @@ fn bench(c: &mut Criterion) {
             black_box(buf.len())
         })
     });
-    g.bench_function("encode_alloc", |b| {
-        b.iter(|| black_box(black_box(&msg).encode(1)))
-    });
-    g.bench_function("decode", |b| {
-        b.iter(|| black_box(Message::decode(black_box(&bytes)).expect("decode")))
-    });
-    g.bench_function("parse_text", |b| {
-        b.iter(|| black_box(parse_flow(black_box(FLOW)).expect("parse")))
-    });
+    g.bench_function("encode_alloc", |b| b.iter(|| black_box(black_box(&msg).encode(1))));
+    g.bench_function("decode", |b| b.iter(|| black_box(Message::decode(black_box(&bytes)).expect("decode"))));
+    g.bench_function("parse_text", |b| b.iter(|| black_box(parse_flow(black_box(FLOW)).expect("parse"))));
     g.finish();
 
     let flows: Vec<FlowStats> = (0..1000u32)
@@ -95,14 +86,9 @@ fn bench(c: &mut Criterion) {
         .collect();
     // 1,000 flows do not fit one message (64 KiB): a switch sends several
     // replies flagged REPLY_MORE; so do we, and we measure all of them.
-    let replies: Vec<Message> = MultipartReply::split_flows(flows, usize::from(u16::MAX))
-        .into_iter()
-        .map(Message::MultipartReply)
-        .collect();
-    let reply_bytes: Vec<Vec<u8>> = replies
-        .iter()
-        .map(|m| m.try_encode(2).expect("fits"))
-        .collect();
+    let replies: Vec<Message> =
+        MultipartReply::split_flows(flows, usize::from(u16::MAX)).into_iter().map(Message::MultipartReply).collect();
+    let reply_bytes: Vec<Vec<u8>> = replies.iter().map(|m| m.try_encode(2).expect("fits")).collect();
     let mut g = c.benchmark_group("flow_stats_reply_1000");
     g.throughput(Throughput::Elements(1000));
     let mut buf = Vec::with_capacity(256 * 1024);

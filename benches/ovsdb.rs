@@ -11,8 +11,8 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ovsnet::ovsdb::framing::JsonCodec;
-use ovsnet::ovsdb::rpc::Message;
 use ovsnet::ovsdb::ops::OpOutcome;
+use ovsnet::ovsdb::rpc::Message;
 use ovsnet::ovsdb::{Cache, DatabaseSchema, TableUpdates};
 use serde_json::{Value, json};
 use tokio_util::codec::Decoder;
@@ -55,8 +55,8 @@ fn decode_all(wire: &[u8], chunk: usize) -> Vec<Message> {
 
 fn bench(c: &mut Criterion) {
     let wire = big_update2(10_000);
-    let schema_text =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/ovsdb-schemas/vswitch.ovsschema")).expect("schema");
+    let schema_text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/ovsdb-schemas/vswitch.ovsschema"))
+        .expect("schema");
     let schema = Arc::new(DatabaseSchema::parse(&schema_text).expect("schema"));
     let mut g = c.benchmark_group("ovsdb_framing");
     g.throughput(Throughput::Bytes(wire.len() as u64));
@@ -100,13 +100,17 @@ fn select_reply(ports: usize) -> Vec<u8> {
     let bridge = json!({"_uuid": uuid(2, 0), "name": "obr0", "datapath_type": "netdev",
         "ports": ["set", port_refs], "fail_mode": "secure", "protocols": ["set", ["OpenFlow13"]],
         "controller": ["set", []], "external_ids": ["map", []], "other_config": ["map", []], "datapath_id": "00000a0b0c0d0e0f"});
-    let port = |i: usize| json!({"_uuid": uuid(3, i), "name": format!("veth{i:05}"), "interfaces": uuid(4, i),
+    let port = |i: usize| {
+        json!({"_uuid": uuid(3, i), "name": format!("veth{i:05}"), "interfaces": uuid(4, i),
         "tag": ["set", []], "trunks": ["set", []], "vlan_mode": ["set", []], "bond_mode": ["set", []],
-        "external_ids": ["map", [["container_id", format!("{i:064x}")]]], "other_config": ["map", []], "fake_bridge": false});
-    let iface = |i: usize| json!({"_uuid": uuid(4, i), "name": format!("veth{i:05}"), "type": "internal",
+        "external_ids": ["map", [["container_id", format!("{i:064x}")]]], "other_config": ["map", []], "fake_bridge": false})
+    };
+    let iface = |i: usize| {
+        json!({"_uuid": uuid(4, i), "name": format!("veth{i:05}"), "type": "internal",
         "ofport": i as i64 + 1, "admin_state": "up", "link_state": "up", "mtu": 1500,
         "mac_in_use": format!("02:00:00:00:{:02x}:{:02x}", (i >> 8) & 255, i & 255),
-        "external_ids": ["map", [["iface-id", format!("port-{i}")]]], "options": ["map", []], "error": ["set", []]});
+        "external_ids": ["map", [["iface-id", format!("port-{i}")]]], "options": ["map", []], "error": ["set", []]})
+    };
     let result = json!([{"rows": [ovs]}, {"rows": [bridge]},
         {"rows": (0..ports).map(port).collect::<Vec<_>>()}, {"rows": (0..ports).map(iface).collect::<Vec<_>>()}]);
     json!({"id": 17, "result": result, "error": null}).to_string().into_bytes()

@@ -56,10 +56,8 @@ fn vsctl_runs(n: usize, wait: bool) -> Duration {
         if !wait {
             cmd.arg("--no-wait");
         }
-        let st = cmd
-            .args(["add-port", "obr0", &name, "--", "set", "interface", &name, "type=internal"])
-            .status()
-            .unwrap();
+        let st =
+            cmd.args(["add-port", "obr0", &name, "--", "set", "interface", &name, "type=internal"]).status().unwrap();
         assert!(st.success());
     }
     start.elapsed()
@@ -107,7 +105,12 @@ fn main() {
     let (a, b, c) = (median(a), median(b), median(c));
     println!("adding {n} ports to obr0 (median of {rounds} rounds, wait for ovs-vswitchd: {wait})");
     println!("  {n} x ovs-vsctl add-port          {:>10.1} ms  ({:.2} ms/port)", ms(a), ms(a) / n as f64);
-    println!("  ovsnet, one transaction per port {:>10.1} ms  ({:.2} ms/port)  {:.1}x faster", ms(b), ms(b) / n as f64, ms(a) / ms(b));
+    println!(
+        "  ovsnet, one transaction per port {:>10.1} ms  ({:.2} ms/port)  {:.1}x faster",
+        ms(b),
+        ms(b) / n as f64,
+        ms(a) / ms(b)
+    );
     println!("  ovsnet, one transaction for all  {:>10.1} ms                   {:.1}x faster", ms(c), ms(a) / ms(c));
 }
 

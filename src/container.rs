@@ -228,20 +228,13 @@ pub struct Resolved {
 
 /// Identity of an open namespace file; refuses files that are not one.
 pub fn netns_id(fd: &OwnedFd, shown: &str) -> Result<NetnsId, ContainerError> {
-    let io = |source: nix::Error| ContainerError::Io {
-        what: shown.to_owned(),
-        source: source.into(),
-    };
+    let io = |source: nix::Error| ContainerError::Io { what: shown.to_owned(), source: source.into() };
     let fs = nix::sys::statfs::fstatfs(fd.as_fd()).map_err(io)?;
     if fs.filesystem_type().0 as i64 != NSFS_MAGIC {
         return Err(ContainerError::NotANamespace(shown.to_owned()));
     }
     let st = nix::sys::stat::fstat(fd.as_fd()).map_err(io)?;
-    Ok(NetnsId {
-        dev: st.st_dev,
-        ino: st.st_ino,
-        cookie: netns_cookie(fd),
-    })
+    Ok(NetnsId { dev: st.st_dev, ino: st.st_ino, cookie: netns_cookie(fd) })
 }
 
 fn open_ns_file(path: &Path, shown: &str, missing: ContainerError) -> Result<(OwnedFd, NetnsId), ContainerError> {
@@ -249,10 +242,7 @@ fn open_ns_file(path: &Path, shown: &str, missing: ContainerError) -> Result<(Ow
         Ok(f) => OwnedFd::from(f),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(missing),
         Err(e) => {
-            return Err(ContainerError::Io {
-                what: shown.to_owned(),
-                source: e,
-            });
+            return Err(ContainerError::Io { what: shown.to_owned(), source: e });
         }
     };
     let id = netns_id(&fd, shown)?;
@@ -285,10 +275,7 @@ impl Resolver {
     }
 
     pub fn with_docker_host(host: impl Into<String>) -> Self {
-        Resolver {
-            docker_host: host.into(),
-            api_version: std::sync::OnceLock::new(),
-        }
+        Resolver { docker_host: host.into(), api_version: std::sync::OnceLock::new() }
     }
 
     pub fn docker_host(&self) -> &str {
@@ -306,10 +293,7 @@ impl Resolver {
             return Err(ContainerError::NotUnix { host: host.clone() });
         };
         if !Path::new(path).exists() {
-            return Err(ContainerError::Unreachable {
-                host: host.clone(),
-                message: "no such socket".into(),
-            });
+            return Err(ContainerError::Unreachable { host: host.clone(), message: "no such socket".into() });
         }
         Ok(Path::new(path))
     }
@@ -323,9 +307,8 @@ impl Resolver {
             message: e.to_string(),
         };
         let version = self.api_version.get().map_or(engine_api::API_VERSION, String::as_str);
-        let mut reply = engine_api::get(socket, &format!("/v{version}/containers/{name}/json"))
-            .await
-            .map_err(unreachable)?;
+        let mut reply =
+            engine_api::get(socket, &format!("/v{version}/containers/{name}/json")).await.map_err(unreachable)?;
         if reply.status == 400 && engine_api::message(&reply.body).contains("version") {
             // An engine that no longer speaks our version: use its own.
             let own = engine_api::get(socket, "/version").await.map_err(unreachable)?;
@@ -336,9 +319,8 @@ impl Resolver {
                 });
             };
             let version = self.api_version.get_or_init(|| version);
-            reply = engine_api::get(socket, &format!("/v{version}/containers/{name}/json"))
-                .await
-                .map_err(unreachable)?;
+            reply =
+                engine_api::get(socket, &format!("/v{version}/containers/{name}/json")).await.map_err(unreachable)?;
         }
         match reply.status {
             200 => serde_json::from_slice(&reply.body).map_err(|e| ContainerError::Docker {
@@ -346,10 +328,7 @@ impl Resolver {
                 message: format!("unreadable inspect reply: {e}"),
             }),
             404 => Err(ContainerError::NoSuchContainer(name.to_owned())),
-            _ => Err(ContainerError::Docker {
-                name: name.to_owned(),
-                message: engine_api::message(&reply.body),
-            }),
+            _ => Err(ContainerError::Docker { name: name.to_owned(), message: engine_api::message(&reply.body) }),
         }
     }
 
@@ -372,7 +351,8 @@ impl Resolver {
                 })
             }
             ContainerRef::Netns(name) => {
-                let (fd, id) = open_ns_file(&netns::path_of(name), &shown, ContainerError::NoSuchNamespace(shown.clone()))?;
+                let (fd, id) =
+                    open_ns_file(&netns::path_of(name), &shown, ContainerError::NoSuchNamespace(shown.clone()))?;
                 Ok(Resolved {
                     identity: Identity {
                         reference: reference.clone(),
@@ -387,13 +367,7 @@ impl Resolver {
             ContainerRef::Path(path) => {
                 let (fd, id) = open_ns_file(path, &shown, ContainerError::NoSuchNamespace(shown.clone()))?;
                 Ok(Resolved {
-                    identity: Identity {
-                        reference: reference.clone(),
-                        id: shown,
-                        name: None,
-                        pid: None,
-                        netns: id,
-                    },
+                    identity: Identity { reference: reference.clone(), id: shown, name: None, pid: None, netns: id },
                     netns: fd,
                 })
             }
@@ -450,10 +424,7 @@ mod tests {
         assert_eq!(ContainerRef::parse("web_worker").ok(), Some(ContainerRef::Docker("web_worker".into())));
         assert_eq!(ContainerRef::parse("pid:42").ok(), Some(ContainerRef::Pid(42)));
         assert_eq!(ContainerRef::parse("netns:c1").ok(), Some(ContainerRef::Netns("c1".into())));
-        assert_eq!(
-            ContainerRef::parse("/proc/1/ns/net").ok(),
-            Some(ContainerRef::Path("/proc/1/ns/net".into()))
-        );
+        assert_eq!(ContainerRef::parse("/proc/1/ns/net").ok(), Some(ContainerRef::Path("/proc/1/ns/net".into())));
         for bad in ["", "pid:", "pid:x", "pid:0", "netns:", "netns:a b", "-x", "a b", "a:b"] {
             assert!(ContainerRef::parse(bad).is_err(), "{bad:?}");
         }

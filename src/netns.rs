@@ -42,20 +42,12 @@ pub enum NetnsError {
 
 fn sys(name: &str, op: &'static str) -> impl FnOnce(nix::Error) -> NetnsError + use<> {
     let name = name.to_owned();
-    move |e| NetnsError::Sys {
-        name,
-        op,
-        source: std::io::Error::from(e),
-    }
+    move |e| NetnsError::Sys { name, op, source: std::io::Error::from(e) }
 }
 
 fn io(name: &str, op: &'static str) -> impl FnOnce(std::io::Error) -> NetnsError + use<> {
     let name = name.to_owned();
-    move |source| NetnsError::Sys {
-        name,
-        op,
-        source,
-    }
+    move |source| NetnsError::Sys { name, op, source }
 }
 
 /// Checks a namespace name: it becomes a file name under `/run/netns`.
@@ -64,14 +56,8 @@ pub fn validate_name(name: &str) -> Result<(), NetnsError> {
         && name.len() <= 64
         && name != "."
         && name != ".."
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.');
-    if ok {
-        Ok(())
-    } else {
-        Err(NetnsError::BadName(name.to_owned()))
-    }
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.');
+    if ok { Ok(()) } else { Err(NetnsError::BadName(name.to_owned())) }
 }
 
 /// The path of a named namespace.
@@ -89,10 +75,7 @@ pub fn list() -> Vec<String> {
     let Ok(dir) = std::fs::read_dir(NETNS_RUN_DIR) else {
         return Vec::new();
     };
-    let mut names: Vec<String> = dir
-        .filter_map(|e| e.ok())
-        .filter_map(|e| e.file_name().into_string().ok())
-        .collect();
+    let mut names: Vec<String> = dir.filter_map(|e| e.ok()).filter_map(|e| e.file_name().into_string().ok()).collect();
     names.sort();
     names
 }
@@ -133,14 +116,8 @@ pub fn create(name: &str) -> Result<(), NetnsError> {
     let target = path.clone();
     let result = std::thread::spawn(move || -> Result<(), NetnsError> {
         unshare(CloneFlags::CLONE_NEWNET).map_err(sys(&owned, "unshare"))?;
-        mount(
-            Some("/proc/thread-self/ns/net"),
-            &target,
-            None::<&str>,
-            MsFlags::MS_BIND,
-            None::<&str>,
-        )
-        .map_err(sys(&owned, "bind mount"))
+        mount(Some("/proc/thread-self/ns/net"), &target, None::<&str>, MsFlags::MS_BIND, None::<&str>)
+            .map_err(sys(&owned, "bind mount"))
     })
     .join()
     .map_err(|_| NetnsError::ThreadPanicked)
@@ -170,15 +147,13 @@ pub fn delete(name: &str) -> Result<(), NetnsError> {
 /// mount of one).
 pub fn open_path(path: &Path) -> Result<OwnedFd, NetnsError> {
     let shown = path.display().to_string();
-    File::open(path)
-        .map(OwnedFd::from)
-        .map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                NetnsError::NotFound(shown.clone())
-            } else {
-                io(&shown, "open")(e)
-            }
-        })
+    File::open(path).map(OwnedFd::from).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            NetnsError::NotFound(shown.clone())
+        } else {
+            io(&shown, "open")(e)
+        }
+    })
 }
 
 /// Opens a named namespace.

@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use common::{vsctl, wait_for};
-use common_agent::{InProcessAgent, Lab, ns_run, ping, BR};
+use common_agent::{BR, InProcessAgent, Lab, ns_run, ping};
 
 #[test]
 fn ping_tcp_arp_by_flows_and_isolation() {
@@ -53,9 +53,11 @@ fn ping_tcp_arp_by_flows_and_isolation() {
         s.write_all(&buf).expect("echo");
     });
     let afd = ovsnet::netns::open(&a).expect("ns");
-    let mut s = ovsnet::netns::run_in(&afd, || TcpStream::connect_timeout(&"10.61.0.3:5301".parse().expect("addr"), Duration::from_secs(5)))
-        .expect("ns")
-        .expect("connect");
+    let mut s = ovsnet::netns::run_in(&afd, || {
+        TcpStream::connect_timeout(&"10.61.0.3:5301".parse().expect("addr"), Duration::from_secs(5))
+    })
+    .expect("ns")
+    .expect("connect");
     let data: Vec<u8> = (0..200_000u32).map(|i| i as u8).collect();
     s.write_all(&data).expect("write");
     let mut back = vec![0u8; data.len()];
@@ -67,7 +69,10 @@ fn ping_tcp_arp_by_flows_and_isolation() {
     // ARP claiming b's address from a's port: dropped by port security,
     // never answered.
     let drops = |lab: &Lab| lab.packets_all(&["table=10,", "priority=0 actions=drop"]);
-    let spoof = ovsnet::netlink::arp::gratuitous_arp(ovsnet::attach::mac_from_ip("10.61.0.2".parse().expect("ip")), "10.61.0.3".parse().expect("ip"));
+    let spoof = ovsnet::netlink::arp::gratuitous_arp(
+        ovsnet::attach::mac_from_ip("10.61.0.2".parse().expect("ip")),
+        "10.61.0.3".parse().expect("ip"),
+    );
     let (drops_before, answered_before) = (drops(&lab), lab.packets("arp_op=1"));
     common_agent::send_frames(&a, "eth1", &spoof, 20);
     wait_for(10, "spoofed ARP dropped in table 10", || drops(&lab) >= drops_before + 20);

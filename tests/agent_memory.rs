@@ -117,7 +117,11 @@ fn mb(b: usize) -> f64 {
 fn step(what: &str, base: usize) -> usize {
     let live = LIVE.load(Relaxed);
     let peak = PEAK.swap(live, Relaxed);
-    eprintln!("{what:<48} live {:7.2} MB   peak {:7.2} MB", mb(live.saturating_sub(base)), mb(peak.saturating_sub(base)));
+    eprintln!(
+        "{what:<48} live {:7.2} MB   peak {:7.2} MB",
+        mb(live.saturating_sub(base)),
+        mb(peak.saturating_sub(base))
+    );
     live.saturating_sub(base)
 }
 

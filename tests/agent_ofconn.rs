@@ -45,7 +45,14 @@ impl Switch {
         assert!(matches!(m, Message::Hello(_)), "{m:?}");
         let (h, m) = self.recv().await;
         assert!(matches!(m, Message::FeaturesRequest), "{m:?}");
-        let f = FeaturesReply { datapath_id: 0x42, n_buffers: 0, n_tables: 254, auxiliary_id: 0, capabilities: 0, reserved: 0 };
+        let f = FeaturesReply {
+            datapath_id: 0x42,
+            n_buffers: 0,
+            n_tables: 254,
+            auxiliary_id: 0,
+            capabilities: 0,
+            reserved: 0,
+        };
         self.send(&Message::FeaturesReply(f), h.xid).await;
         let (_, m) = self.recv().await;
         assert!(matches!(m, Message::SetConfig(_)), "{m:?}");
@@ -88,8 +95,14 @@ async fn flow_stats_in_parts_with_an_echo_in_between() {
         assert!(matches!(m, Message::MultipartRequest(_)), "{m:?}");
         // The switch probes while the agent waits for the reply.
         sw.send(&Message::EchoRequest(b"hi".to_vec()), 7).await;
-        let part1 = MultipartReply { flags: OFPMPF_MORE, body: MultipartReplyBody::Flow(vec![flow("table=0,priority=1 actions=drop")]) };
-        let part2 = MultipartReply { flags: 0, body: MultipartReplyBody::Flow(vec![flow("table=10,priority=5,ip actions=goto_table:30")]) };
+        let part1 = MultipartReply {
+            flags: OFPMPF_MORE,
+            body: MultipartReplyBody::Flow(vec![flow("table=0,priority=1 actions=drop")]),
+        };
+        let part2 = MultipartReply {
+            flags: 0,
+            body: MultipartReplyBody::Flow(vec![flow("table=10,priority=5,ip actions=goto_table:30")]),
+        };
         sw.send(&Message::MultipartReply(part1), h.xid).await;
         let (eh, echo) = sw.recv().await;
         assert_eq!((eh.xid, echo), (7, Message::EchoReply(b"hi".to_vec())), "echo answered while waiting");
@@ -138,7 +151,11 @@ async fn serve_bundle(sw: &mut Switch, refuse: bool) -> usize {
                     let e = ErrorMsg::Standard { err_type: 17, code: 0, data: Vec::new() };
                     sw.send(&Message::Error(e), h.xid).await;
                 } else {
-                    sw.send(&Message::BundleControl(BundleControl::new(c.bundle_id, OFPBCT_COMMIT_REPLY, c.flags)), h.xid).await;
+                    sw.send(
+                        &Message::BundleControl(BundleControl::new(c.bundle_id, OFPBCT_COMMIT_REPLY, c.flags)),
+                        h.xid,
+                    )
+                    .await;
                 }
                 return adds;
             }
@@ -148,10 +165,14 @@ async fn serve_bundle(sw: &mut Switch, refuse: bool) -> usize {
 }
 
 fn mods() -> Vec<Vec<u8>> {
-    ["table=0,priority=1 actions=drop", "table=10,priority=5,ip actions=goto_table:30", "table=30,priority=0 actions=drop"]
-        .iter()
-        .map(|t| Message::FlowMod(parse_flow(t).expect("flow")).encode(0))
-        .collect()
+    [
+        "table=0,priority=1 actions=drop",
+        "table=10,priority=5,ip actions=goto_table:30",
+        "table=30,priority=0 actions=drop",
+    ]
+    .iter()
+    .map(|t| Message::FlowMod(parse_flow(t).expect("flow")).encode(0))
+    .collect()
 }
 
 #[tokio::test]
@@ -183,6 +204,7 @@ async fn a_switch_that_speaks_only_openflow_1_0_is_refused() {
     // And a switch that hangs up.
     let (a, b) = tokio::io::duplex(1 << 16);
     drop(b);
-    let err = OfConn::handshake(Box::new(a), Arc::new(Stats::default()), Duration::from_secs(5)).await.err().expect("closed");
+    let err =
+        OfConn::handshake(Box::new(a), Arc::new(Stats::default()), Duration::from_secs(5)).await.err().expect("closed");
     assert!(matches!(err, OfError::Closed | OfError::Io(_)), "{err}");
 }

@@ -29,7 +29,10 @@ fn scrape(port: u16) -> String {
 }
 
 fn metric(text: &str, name: &str) -> Option<f64> {
-    text.lines().find(|l| l.starts_with(name) && l[name.len()..].starts_with(' ')).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok())
+    text.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
 }
 
 fn field(line: &str, key: &str) -> Option<u64> {
@@ -156,7 +159,11 @@ fn reconcile_removes_strangers_and_sends_only_differences() {
     ofctl(&lab.sbx, "add-flow", BR, &["table=30,priority=100,reg6=0x1,dl_dst=02:00:00:00:00:01,actions=output:1"]);
     ofctl(&lab.sbx, "add-flow", BR, &["table=77,priority=1,actions=drop"]);
     let before = lab.dump_flows();
-    let own = before.lines().find(|l| l.contains("table=0,") && l.contains("in_port=1 ")).expect("classify flow for port 1").to_owned();
+    let own = before
+        .lines()
+        .find(|l| l.contains("table=0,") && l.contains("in_port=1 "))
+        .expect("classify flow for port 1")
+        .to_owned();
     let cookie = own.split("cookie=").nth(1).and_then(|c| c.split(',').next()).expect("cookie");
     ofctl(&lab.sbx, "add-flow", BR, &[&format!("cookie={cookie},table=0,priority=100,in_port=1,actions=drop")]);
     assert!(!ping(&a, "10.66.0.3"), "the tampered flow breaks a");

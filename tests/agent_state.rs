@@ -103,7 +103,15 @@ fn network_options_parse_or_say_why_not() {
     let n = NetworkOpt::parse("red=10.1.2.3/24").expect("ok");
     assert_eq!((n.name.as_str(), n.cidr.to_string(), n.vni), ("red", "10.1.2.0/24".to_owned(), None));
     assert_eq!(NetworkOpt::parse("red=10.1.0.0/16,vni=5").expect("ok").vni, Some(5));
-    for bad in ["red", "=10.0.0.0/8", "red=10.0.0.0", "red=10.0.0.0/8,vni=0", "red=10.0.0.0/8,vni=16777216", "red=10.0.0.0/8,mtu=5", "red=fd00::/64"] {
+    for bad in [
+        "red",
+        "=10.0.0.0/8",
+        "red=10.0.0.0",
+        "red=10.0.0.0/8,vni=0",
+        "red=10.0.0.0/8,vni=16777216",
+        "red=10.0.0.0/8,mtu=5",
+        "red=fd00::/64",
+    ] {
         assert!(NetworkOpt::parse(bad).is_err(), "{bad}");
     }
 }

@@ -29,11 +29,7 @@ fn ovsnet(sbx: &OvsSandbox, docker_host: Option<&str>, args: &[&str]) -> Output 
 }
 
 fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "ovsnet failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "ovsnet failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 

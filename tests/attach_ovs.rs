@@ -27,9 +27,7 @@ fn switch() -> Option<OvsSandbox> {
 }
 
 async fn attacher(sbx: &OvsSandbox) -> Attacher {
-    let client = Client::connect(&sbx.db_remote(), &ConnectOptions::default())
-        .await
-        .expect("connect");
+    let client = Client::connect(&sbx.db_remote(), &ConnectOptions::default()).await.expect("connect");
     Attacher::new(
         client,
         AttacherOptions {
@@ -48,10 +46,7 @@ fn req(container: ContainerRef, ip: &str) -> AttachRequest {
 
 /// Link names in a namespace (the `ip` oracle).
 fn links(ns: &str) -> Vec<String> {
-    let out = Command::new("ip")
-        .args(["-n", ns, "-o", "link", "show"])
-        .output()
-        .expect("ip link");
+    let out = Command::new("ip").args(["-n", ns, "-o", "link", "show"]).output().expect("ip link");
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| l.split(": ").nth(1))
@@ -69,18 +64,12 @@ fn ipv6_disabled(ns: &str, ifname: &str) -> String {
 }
 
 fn addresses6(ns: &str, ifname: &str) -> String {
-    let out = Command::new("ip")
-        .args(["-n", ns, "-6", "-o", "addr", "show", "dev", ifname])
-        .output()
-        .expect("ip addr");
+    let out = Command::new("ip").args(["-n", ns, "-6", "-o", "addr", "show", "dev", ifname]).output().expect("ip addr");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn addresses(ns: &str) -> String {
-    let out = Command::new("ip")
-        .args(["-n", ns, "-4", "-o", "addr", "show"])
-        .output()
-        .expect("ip addr");
+    let out = Command::new("ip").args(["-n", ns, "-4", "-o", "addr", "show"]).output().expect("ip addr");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -112,14 +101,8 @@ fn two_containers_ping_and_tcp_on_the_userspace_datapath() {
     let rt = rt();
     let (r1, r2) = rt.block_on(async {
         let a = attacher(&sbx).await;
-        let r1 = a
-            .attach(&req(ContainerRef::Netns(c1.0.clone()), "10.91.0.2/24"))
-            .await
-            .expect("attach c1");
-        let r2 = a
-            .attach(&req(ContainerRef::Netns(c2.0.clone()), "10.91.0.3/24"))
-            .await
-            .expect("attach c2");
+        let r1 = a.attach(&req(ContainerRef::Netns(c1.0.clone()), "10.91.0.2/24")).await.expect("attach c1");
+        let r2 = a.attach(&req(ContainerRef::Netns(c2.0.clone()), "10.91.0.3/24")).await.expect("attach c2");
         (r1, r2)
     });
     assert_eq!(r1.change, Change::Created);
@@ -141,9 +124,8 @@ fn two_containers_ping_and_tcp_on_the_userspace_datapath() {
     assert_eq!(addresses6(sbx.netns(), &r1.attachment.port), "", "no IPv6 address on the host end");
 
     // TCP: a megabyte each way between the two namespaces.
-    let listener = ovsnet::netns::run_in(&ns_fd(&c2.0), || TcpListener::bind("10.91.0.3:5201"))
-        .expect("ns")
-        .expect("listen");
+    let listener =
+        ovsnet::netns::run_in(&ns_fd(&c2.0), || TcpListener::bind("10.91.0.3:5201")).expect("ns").expect("listen");
     let server = std::thread::spawn(move || {
         let (mut s, _) = listener.accept().expect("accept");
         s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
@@ -183,19 +165,13 @@ fn attach_is_idempotent_and_ip_unique() {
 
         // Same IP for another container: refused, nothing changes.
         let before = (links(sbx.netns()), links(&c2.0));
-        let err = a
-            .attach(&req(ContainerRef::Netns(c2.0.clone()), "10.92.0.2/24"))
-            .await
-            .expect_err("IP in use");
+        let err = a.attach(&req(ContainerRef::Netns(c2.0.clone()), "10.92.0.2/24")).await.expect_err("IP in use");
         assert!(matches!(err, AttachError::IpInUse { .. }), "{err}");
         assert_eq!((links(sbx.netns()), links(&c2.0)), before);
         assert_eq!(ports(&sbx).len(), 1);
 
         // Same container, other address on the same interface: a conflict.
-        let err = a
-            .attach(&req(ContainerRef::Netns(c1.0.clone()), "10.92.0.9/24"))
-            .await
-            .expect_err("conflict");
+        let err = a.attach(&req(ContainerRef::Netns(c1.0.clone()), "10.92.0.9/24")).await.expect_err("conflict");
         assert!(matches!(err, AttachError::Conflict { .. }), "{err}");
 
         // The list shows it alive, detach removes it, --if-exists is quiet.
@@ -245,12 +221,7 @@ fn two_hundred_cycles_leave_nothing() {
 
 /// Everything a failed attach might leave behind, compared before/after.
 fn residue(sbx: &OvsSandbox, container_ns: &str) -> (Vec<String>, Vec<String>, Vec<String>, String) {
-    (
-        ports(sbx),
-        links(sbx.netns()),
-        links(container_ns),
-        addresses(container_ns),
-    )
+    (ports(sbx), links(sbx.netns()), links(container_ns), addresses(container_ns))
 }
 
 #[test]
@@ -271,18 +242,14 @@ fn each_injected_failure_leaves_nothing() {
         for step in steps {
             let mut a = attacher(&sbx).await;
             a.set_step_hook(move |s| s != step);
-            let err = a
-                .attach(&req(ContainerRef::Netns(c.0.clone()), "10.94.0.2/24@10.94.0.1"))
-                .await
-                .expect_err("injected");
+            let err =
+                a.attach(&req(ContainerRef::Netns(c.0.clone()), "10.94.0.2/24@10.94.0.1")).await.expect_err("injected");
             assert!(matches!(err, AttachError::Injected(s) if s == step), "{err}");
             assert_eq!(residue(&sbx, &c.0), before, "after a failure at {step:?}");
         }
         // And with no failure it works, so the hook is what failed it.
         let a = attacher(&sbx).await;
-        a.attach(&req(ContainerRef::Netns(c.0.clone()), "10.94.0.2/24@10.94.0.1"))
-            .await
-            .expect("attach");
+        a.attach(&req(ContainerRef::Netns(c.0.clone()), "10.94.0.2/24@10.94.0.1")).await.expect("attach");
     });
 }
 
@@ -298,10 +265,7 @@ fn real_failures_leave_nothing() {
             .expect("ip link add");
         let before = residue(&sbx, &c.0);
         let a = attacher(&sbx).await;
-        let err = a
-            .attach(&req(ContainerRef::Netns(c.0.clone()), "10.95.0.2/24"))
-            .await
-            .expect_err("eth1 taken");
+        let err = a.attach(&req(ContainerRef::Netns(c.0.clone()), "10.95.0.2/24")).await.expect_err("eth1 taken");
         assert!(err.to_string().contains("EEXIST"), "{err}");
         assert_eq!(residue(&sbx, &c.0), before);
 
@@ -325,10 +289,7 @@ fn real_failures_leave_nothing() {
             });
         }
         let before_ports = ports(&sbx);
-        let err = a
-            .attach(&req(ContainerRef::Pid(pid), "10.95.0.3/24"))
-            .await
-            .expect_err("container died");
+        let err = a.attach(&req(ContainerRef::Pid(pid), "10.95.0.3/24")).await.expect_err("container died");
         assert!(err.to_string().contains("went away"), "{err}");
         assert_eq!(ports(&sbx), before_ports);
         assert!(host_links_clean(&sbx), "{:?}", links(sbx.netns()));
@@ -343,17 +304,30 @@ fn real_failures_leave_nothing() {
         a.set_step_hook(move |s| {
             if s == Step::HostUp {
                 let ok = Command::new("ovs-vsctl")
-                    .args([&format!("--db={db}"), "add-port", BR, "intruder0", "--", "set", "Interface", "intruder0", "type=internal", "--", "set", "Port", "intruder0", "external_ids:ovsnet-bridge=obr0", "external_ids:ovsnet-addr=10.95.0.4"])
+                    .args([
+                        &format!("--db={db}"),
+                        "add-port",
+                        BR,
+                        "intruder0",
+                        "--",
+                        "set",
+                        "Interface",
+                        "intruder0",
+                        "type=internal",
+                        "--",
+                        "set",
+                        "Port",
+                        "intruder0",
+                        "external_ids:ovsnet-bridge=obr0",
+                        "external_ids:ovsnet-addr=10.95.0.4",
+                    ])
                     .status()
                     .is_ok_and(|s| s.success());
                 assert!(ok, "vsctl add-port intruder0");
             }
             true
         });
-        let err = a
-            .attach(&req(ContainerRef::Netns(c3.0.clone()), "10.95.0.4/24"))
-            .await
-            .expect_err("guard");
+        let err = a.attach(&req(ContainerRef::Netns(c3.0.clone()), "10.95.0.4/24")).await.expect_err("guard");
         assert!(matches!(&err, AttachError::IpInUse { port, .. } if port == "intruder0"), "{err}");
         let (p3, h3, l3, a3) = residue(&sbx, &c3.0);
         assert_eq!(p3, vec!["intruder0".to_string()]);
@@ -416,10 +390,7 @@ fn restarted_container_is_replugged_and_gc_clears_the_dead() {
 
 /// MTU of `ifname` inside namespace `ns` (the `ip` oracle).
 fn mtu_in(ns: &str, ifname: &str) -> u32 {
-    let out = Command::new("ip")
-        .args(["-n", ns, "-o", "link", "show", ifname])
-        .output()
-        .expect("ip link");
+    let out = Command::new("ip").args(["-n", ns, "-o", "link", "show", ifname]).output().expect("ip link");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     text.split_whitespace()
         .skip_while(|w| *w != "mtu")

@@ -61,10 +61,7 @@ fn config(sbx: &OvsSandbox) -> Value {
     let ports = list("Port", "_uuid,name,interfaces");
     let bridges = list("Bridge", "_uuid,name,ports,datapath_type,fail_mode");
     let name_of = |rows: &[BTreeMap<String, Value>], uuid: &Value| -> String {
-        rows.iter()
-            .find(|r| r["_uuid"] == *uuid)
-            .map(|r| r["name"].as_str().unwrap().to_owned())
-            .unwrap_or_default()
+        rows.iter().find(|r| r["_uuid"] == *uuid).map(|r| r["name"].as_str().unwrap().to_owned()).unwrap_or_default()
     };
     let refs = |rows: &[BTreeMap<String, Value>], v: &Value| -> Vec<String> {
         let mut names: Vec<String> = match v[0].as_str() {
@@ -82,9 +79,12 @@ fn config(sbx: &OvsSandbox) -> Value {
             let mut ifs = BTreeMap::new();
             for iname in refs(&ifaces, &p["interfaces"]) {
                 let i = ifaces.iter().find(|i| i["name"] == iname.as_str()).unwrap();
-                ifs.insert(iname, serde_json::json!({
-                    "type": i["type"], "options": i["options"], "mtu_request": i["mtu_request"]
-                }));
+                ifs.insert(
+                    iname,
+                    serde_json::json!({
+                        "type": i["type"], "options": i["options"], "mtu_request": i["mtu_request"]
+                    }),
+                );
             }
             ports_out.insert(pname, serde_json::json!(ifs));
         }
@@ -112,19 +112,91 @@ fn assert_switch_accepted(sbx: &OvsSandbox) {
 #[test]
 fn same_database_as_ovs_vsctl() {
     let (Some(a), Some(b)) = (ovs(), ovs()) else { return };
-    vsctl(&a, &["add-br", "obr0", "--", "set", "bridge", "obr0", "datapath_type=netdev", "fail_mode=secure",
-        "--", "set", "interface", "obr0", "mtu_request=1450"]);
-    vsctl(&a, &["add-port", "obr0", "gre0", "--", "set", "interface", "gre0", "type=gre",
-        "options:remote_ip=192.0.2.2", "options:key=5"]);
-    vsctl(&a, &["add-port", "obr0", "vxlan0", "--", "set", "interface", "vxlan0", "type=vxlan",
-        "options:remote_ip=flow", "options:key=flow", "options:dst_port=4790"]);
-    vsctl(&a, &["add-port", "obr0", "gnv0", "--", "set", "interface", "gnv0", "type=geneve",
-        "options:remote_ip=192.0.2.3", "options:local_ip=192.0.2.1"]);
+    vsctl(
+        &a,
+        &[
+            "add-br",
+            "obr0",
+            "--",
+            "set",
+            "bridge",
+            "obr0",
+            "datapath_type=netdev",
+            "fail_mode=secure",
+            "--",
+            "set",
+            "interface",
+            "obr0",
+            "mtu_request=1450",
+        ],
+    );
+    vsctl(
+        &a,
+        &[
+            "add-port",
+            "obr0",
+            "gre0",
+            "--",
+            "set",
+            "interface",
+            "gre0",
+            "type=gre",
+            "options:remote_ip=192.0.2.2",
+            "options:key=5",
+        ],
+    );
+    vsctl(
+        &a,
+        &[
+            "add-port",
+            "obr0",
+            "vxlan0",
+            "--",
+            "set",
+            "interface",
+            "vxlan0",
+            "type=vxlan",
+            "options:remote_ip=flow",
+            "options:key=flow",
+            "options:dst_port=4790",
+        ],
+    );
+    vsctl(
+        &a,
+        &[
+            "add-port",
+            "obr0",
+            "gnv0",
+            "--",
+            "set",
+            "interface",
+            "gnv0",
+            "type=geneve",
+            "options:remote_ip=192.0.2.3",
+            "options:local_ip=192.0.2.1",
+        ],
+    );
     vsctl(&a, &["add-br", "obr1", "--", "set", "bridge", "obr1", "datapath_type=netdev"]);
 
     ok(&b, &["bridge", "add", "obr0", "--datapath", "netdev", "--fail-mode", "secure", "--mtu", "1450"]);
     ok(&b, &["tunnel", "add", "obr0", "gre0", "--type", "gre", "--remote", "192.0.2.2", "--key", "5"]);
-    ok(&b, &["tunnel", "add", "obr0", "vxlan0", "--type", "vxlan", "--remote", "flow", "--key", "flow", "--dst-port", "4790"]);
+    ok(
+        &b,
+        &[
+            "tunnel",
+            "add",
+            "obr0",
+            "vxlan0",
+            "--type",
+            "vxlan",
+            "--remote",
+            "flow",
+            "--key",
+            "flow",
+            "--dst-port",
+            "4790",
+        ],
+    );
     ok(&b, &["tunnel", "add", "obr0", "gnv0", "--type", "geneve", "--remote", "192.0.2.3", "--local", "192.0.2.1"]);
     ok(&b, &["bridge", "add", "obr1", "--datapath", "netdev"]);
 
@@ -150,7 +222,8 @@ fn bridge_address_and_listing() {
         .unwrap();
     let addr = String::from_utf8_lossy(&addr.stdout);
     assert!(addr.contains("172.16.42.1/24"), "{addr}");
-    let link = Command::new("ip").args(["netns", "exec", sbx.netns(), "ip", "-o", "link", "show", "obr0"]).output().unwrap();
+    let link =
+        Command::new("ip").args(["netns", "exec", sbx.netns(), "ip", "-o", "link", "show", "obr0"]).output().unwrap();
     assert!(String::from_utf8_lossy(&link.stdout).contains(",UP"), "obr0 is not up");
     // Again: unchanged, and the address is not an error.
     assert!(ok(&sbx, &["bridge", "add", "obr0", "--cidr", "172.16.42.1/24"]).contains("unchanged"));
@@ -178,8 +251,12 @@ fn idempotent_and_conflicts_named() {
     let snapshot = config(&sbx);
 
     // The same again: success, no write at all.
-    assert!(ok(&sbx, &["bridge", "add", "obr0", "--datapath", "netdev", "--fail-mode", "secure"]).contains("unchanged"));
-    assert!(ok(&sbx, &["tunnel", "add", "obr0", "gre0", "--type", "gre", "--remote", "192.0.2.2"]).contains("unchanged"));
+    assert!(
+        ok(&sbx, &["bridge", "add", "obr0", "--datapath", "netdev", "--fail-mode", "secure"]).contains("unchanged")
+    );
+    assert!(
+        ok(&sbx, &["tunnel", "add", "obr0", "gre0", "--type", "gre", "--remote", "192.0.2.2"]).contains("unchanged")
+    );
     assert_eq!(next_cfg(&sbx), before);
 
     // Other settings: refused, naming what differs.
@@ -226,10 +303,19 @@ fn bad_input_writes_nothing() {
         (&["bridge", "add", "obr1", "--cidr", "172.16.42.1"], "expected IP/PREFIX"),
         (&["bridge", "add", "obr1", "--mtu", "20"], "bad MTU 20"),
         (&["tunnel", "add", "obr0", "t0", "--type", "ipsec", "--remote", "192.0.2.2"], "unknown tunnel type \"ipsec\""),
-        (&["tunnel", "add", "obr0", "t0", "--type", "vxlan", "--remote", "192.0.2.2", "--key", "16777216"], "key 16777216 out of range for vxlan"),
-        (&["tunnel", "add", "obr0", "t0", "--type", "gre", "--remote", "192.0.2.2", "--key", "4294967296"], "out of range for gre"),
+        (
+            &["tunnel", "add", "obr0", "t0", "--type", "vxlan", "--remote", "192.0.2.2", "--key", "16777216"],
+            "key 16777216 out of range for vxlan",
+        ),
+        (
+            &["tunnel", "add", "obr0", "t0", "--type", "gre", "--remote", "192.0.2.2", "--key", "4294967296"],
+            "out of range for gre",
+        ),
         (&["tunnel", "add", "obr0", "t0", "--type", "gre", "--remote", "nowhere"], "bad remote \"nowhere\""),
-        (&["tunnel", "add", "obr0", "t0", "--type", "gre", "--remote", "192.0.2.2", "--local", "fd00::1"], "different address families"),
+        (
+            &["tunnel", "add", "obr0", "t0", "--type", "gre", "--remote", "192.0.2.2", "--local", "fd00::1"],
+            "different address families",
+        ),
         (&["tunnel", "add", "obr0", "t0 x", "--type", "gre", "--remote", "192.0.2.2"], "bad port name"),
         (&["tunnel", "add", "obr0", "obr0", "--type", "gre", "--remote", "192.0.2.2"], "port obr0 on obr0"),
     ];
@@ -278,8 +364,8 @@ fn server_rejection_is_one_line_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("conf.db");
     let sock = dir.path().join("db.sock");
-    let st = Command::new("ovsdb-tool")
-        .arg("create").arg(&db).arg(ovsnet::sandbox::SYSTEM_VSWITCH_SCHEMA).status().unwrap();
+    let st =
+        Command::new("ovsdb-tool").arg("create").arg(&db).arg(ovsnet::sandbox::SYSTEM_VSWITCH_SCHEMA).status().unwrap();
     assert!(st.success());
     let txn = r#"["Open_vSwitch",{"op":"insert","table":"Open_vSwitch","row":{}}]"#;
     assert!(Command::new("ovsdb-tool").arg("transact").arg(&db).arg(txn).status().unwrap().success());
@@ -305,7 +391,17 @@ fn server_rejection_is_one_line_and_writes_nothing() {
     }
     let _kill = Kill(pid);
     let out = Command::new(env!("CARGO_BIN_EXE_ovsnet"))
-        .args(["--db", &format!("unix:{}", sock.display()), "--timeout", "5", "bridge", "add", "obr0", "--datapath", "netdev"])
+        .args([
+            "--db",
+            &format!("unix:{}", sock.display()),
+            "--timeout",
+            "5",
+            "bridge",
+            "add",
+            "obr0",
+            "--datapath",
+            "netdev",
+        ])
         .output()
         .unwrap();
     let e = String::from_utf8_lossy(&out.stderr);

@@ -35,7 +35,11 @@ impl Fixture {
         ovsnet::netns::create(&ns).expect("namespace");
         let dir = std::env::temp_dir().join(common::unique_name("ovsnet-cdb-"));
         // Drop cleans up from here, whatever fails below.
-        let mut f = Fixture { dir: dir.clone(), ns: ns.clone(), info: ClusterInfo { dir: dir.clone(), model: String::new(), members: vec![] } };
+        let mut f = Fixture {
+            dir: dir.clone(),
+            ns: ns.clone(),
+            info: ClusterInfo { dir: dir.clone(), model: String::new(), members: vec![] },
+        };
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
             let nl = ovsnet::netlink::Netlink::open_netns(&ns).unwrap();
@@ -146,7 +150,10 @@ fn networks_vnis_and_referential_integrity() {
         let b = db.create_network(&spec("b", "10.2.0.0/16", Ipam::Pool)).await.unwrap();
         assert_eq!((a.vni, b.vni), (1, 2), "lowest free VNIs");
         assert_eq!(b.block_prefix, Some(24));
-        assert!(matches!(db.create_network(&spec("a", "10.3.0.0/16", Ipam::Static)).await, Err(ClusterError::NetworkExists(_))));
+        assert!(matches!(
+            db.create_network(&spec("a", "10.3.0.0/16", Ipam::Static)).await,
+            Err(ClusterError::NetworkExists(_))
+        ));
         let mut c = spec("c", "10.3.0.0/16", Ipam::Static);
         c.vni = Some(2);
         match db.create_network(&c).await {
@@ -280,16 +287,24 @@ fn the_watch_follows_changes() {
         db.register_host(&host("h1", "172.30.0.1")).await.unwrap();
         db.create_network(&spec("n", "10.11.0.0/16", Ipam::Static)).await.unwrap();
         db.publish_endpoint(&ep("n", "h1", "10.11.0.9", "c")).await.unwrap();
-        let s = tokio::time::timeout(Duration::from_secs(5), w.wait_for(|s| s.endpoints.len() == 1)).await.unwrap().unwrap();
+        let s = tokio::time::timeout(Duration::from_secs(5), w.wait_for(|s| s.endpoints.len() == 1))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(s.hosts["h1"].tunnel_types.len(), 2);
         db.heartbeat("h1").await.unwrap();
         db.heartbeat("h1").await.unwrap();
-        tokio::time::timeout(Duration::from_secs(5), w.wait_for(|s| s.hosts["h1"].heartbeat == 2)).await.unwrap().unwrap();
+        tokio::time::timeout(Duration::from_secs(5), w.wait_for(|s| s.hosts["h1"].heartbeat == 2))
+            .await
+            .unwrap()
+            .unwrap();
         db.remove_endpoint("n", "10.11.0.9".parse().unwrap()).await.unwrap();
         tokio::time::timeout(Duration::from_secs(5), w.wait_for(|s| s.endpoints.is_empty())).await.unwrap().unwrap();
         // Re-registering updates the row; a second host may not take the
         // same underlay address.
-        db.register_host(&HostSpec { tunnel_types: ["geneve".to_owned()].into(), ..host("h1", "172.30.0.1") }).await.unwrap();
+        db.register_host(&HostSpec { tunnel_types: ["geneve".to_owned()].into(), ..host("h1", "172.30.0.1") })
+            .await
+            .unwrap();
         tokio::time::timeout(Duration::from_secs(5), w.wait_for(|s| s.hosts["h1"].tunnel_types.contains("geneve")))
             .await
             .unwrap()
@@ -342,10 +357,13 @@ fn a_three_member_cluster_survives_a_killed_member() {
         }
         assert!(published, "no write within 30 s of killing the leader");
         eprintln!("write after killing the leader: {:?}", start.elapsed());
-        tokio::time::timeout(Duration::from_secs(20), w.wait_for(|s| s.endpoints.iter().any(|e| e.container == "after-kill")))
-            .await
-            .expect("the watch sees the write")
-            .unwrap();
+        tokio::time::timeout(
+            Duration::from_secs(20),
+            w.wait_for(|s| s.endpoints.iter().any(|e| e.container == "after-kill")),
+        )
+        .await
+        .expect("the watch sees the write")
+        .unwrap();
         let st = server::status(&f.remotes(), &o).await.unwrap();
         assert_eq!(st.iter().filter(|m| m.up).count(), 2, "{st:?}");
 

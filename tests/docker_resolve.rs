@@ -18,19 +18,14 @@ fn docker_by_name_and_id() {
     let c = Container::sleeper("res");
     let resolver = Resolver::with_docker_host(&host);
     rt().block_on(async {
-        let by_name = resolver
-            .resolve(&ContainerRef::parse(&c.name).expect("parse"))
-            .await
-            .expect("resolve by name");
+        let by_name = resolver.resolve(&ContainerRef::parse(&c.name).expect("parse")).await.expect("resolve by name");
         let pid = c.pid();
         assert_eq!(by_name.identity.pid, Some(pid as u32));
         assert_eq!(by_name.identity.id, c.id);
         assert_eq!(by_name.identity.name.as_deref(), Some(c.name.as_str()));
         assert_eq!(by_name.identity.netns.ino, ns_inode(&format!("/proc/{pid}/ns/net")));
-        let by_id = resolver
-            .resolve(&ContainerRef::parse(&c.id[..12]).expect("parse"))
-            .await
-            .expect("resolve by short id");
+        let by_id =
+            resolver.resolve(&ContainerRef::parse(&c.id[..12]).expect("parse")).await.expect("resolve by short id");
         assert_eq!(by_id.identity.netns, by_name.identity.netns);
         assert_eq!(by_id.identity.id, c.id);
 
@@ -47,19 +42,11 @@ fn docker_by_name_and_id() {
 #[test]
 fn docker_unreachable_is_named() {
     let resolver = Resolver::with_docker_host("unix:///nonexistent/docker.sock");
-    let err = rt()
-        .block_on(resolver.resolve(&ContainerRef::Docker("web_worker".into())))
-        .expect_err("no engine");
+    let err = rt().block_on(resolver.resolve(&ContainerRef::Docker("web_worker".into()))).expect_err("no engine");
     assert!(matches!(err, ContainerError::Unreachable { .. }));
-    assert!(
-        err.to_string().starts_with("docker: cannot reach unix:///nonexistent/docker.sock: "),
-        "{err}"
-    );
+    assert!(err.to_string().starts_with("docker: cannot reach unix:///nonexistent/docker.sock: "), "{err}");
     // "Cannot tell" is an error, never "gone".
-    assert!(
-        rt().block_on(resolver.current_netns(&ContainerRef::Docker("x".into())))
-            .is_err()
-    );
+    assert!(rt().block_on(resolver.current_netns(&ContainerRef::Docker("x".into()))).is_err());
     let tcp = Resolver::with_docker_host("tcp://127.0.0.1:2375");
     let err = rt().block_on(tcp.resolve(&ContainerRef::Docker("x".into()))).expect_err("tcp");
     assert!(matches!(err, ContainerError::NotUnix { .. }), "{err}");
@@ -71,18 +58,13 @@ fn pid_netns_and_path() {
     let mut p = NsProcess::start();
     let ns = Ns::new("res");
     rt().block_on(async {
-        let r = resolver
-            .resolve(&ContainerRef::parse(&format!("pid:{}", p.pid())).expect("parse"))
-            .await
-            .expect("pid");
+        let r = resolver.resolve(&ContainerRef::parse(&format!("pid:{}", p.pid())).expect("parse")).await.expect("pid");
         assert_eq!(r.identity.netns.ino, ns_inode(&format!("/proc/{}/ns/net", p.pid())));
         assert_eq!(r.identity.id, format!("pid:{}", p.pid()));
         assert_ne!(r.identity.netns.ino, ns_inode("/proc/self/ns/net"));
 
-        let n = resolver
-            .resolve(&ContainerRef::parse(&format!("netns:{}", ns.0)).expect("parse"))
-            .await
-            .expect("netns");
+        let n =
+            resolver.resolve(&ContainerRef::parse(&format!("netns:{}", ns.0)).expect("parse")).await.expect("netns");
         assert_eq!(n.identity.netns.ino, ns_inode(&format!("/run/netns/{}", ns.0)));
 
         let path = format!("/run/netns/{}", ns.0);
@@ -95,10 +77,7 @@ fn pid_netns_and_path() {
         let _ = by_path.netns.as_fd();
 
         // Not a namespace file; missing ones; a process that died.
-        let err = resolver
-            .resolve(&ContainerRef::Path("/etc/hostname".into()))
-            .await
-            .expect_err("not ns");
+        let err = resolver.resolve(&ContainerRef::Path("/etc/hostname".into())).await.expect_err("not ns");
         assert_eq!(err.to_string(), "container /etc/hostname: not a network namespace file");
         let err = resolver.resolve(&ContainerRef::Netns("nosuch-ns-x".into())).await.expect_err("missing");
         assert_eq!(err.to_string(), "container netns:nosuch-ns-x: no such network namespace");

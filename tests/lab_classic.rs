@@ -109,7 +109,10 @@ fn down_removes_everything_and_only_that() {
     let dirs: Vec<PathBuf> = lab.rec().hosts.iter().map(|h| h.dir.clone()).collect();
     let pids: Vec<i32> = dirs
         .iter()
-        .flat_map(|d| ["ovsdb-server.pid", "ovs-vswitchd.pid"].map(|p| std::fs::read_to_string(d.join(p)).unwrap().trim().parse().unwrap()))
+        .flat_map(|d| {
+            ["ovsdb-server.pid", "ovs-vswitchd.pid"]
+                .map(|p| std::fs::read_to_string(d.join(p)).unwrap().trim().parse().unwrap())
+        })
         .collect();
     assert!(pids.iter().all(|&p| ovsnet::sandbox::process_alive(p)));
     // 1 underlay + 2 hosts + 4 containers.
@@ -146,7 +149,13 @@ fn a_failed_up_is_cleaned_by_down_without_touching_what_was_there() {
         }
     }
     let _c = Cleanup(taken.clone());
-    let opts = LabOptions { name: name.clone(), hosts: 3, containers: 1, state_root: tmp.path().to_owned(), ..Default::default() };
+    let opts = LabOptions {
+        name: name.clone(),
+        hosts: 3,
+        containers: 1,
+        state_root: tmp.path().to_owned(),
+        ..Default::default()
+    };
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let err = rt.block_on(lab::up(&opts)).unwrap_err();
     assert!(matches!(err, lab::LabError::NetnsTaken(ref n) if *n == taken), "{err}");

@@ -26,7 +26,22 @@ fn lab_up_status_down() {
         }
     }
     let _down = Down(name.clone(), state.to_owned());
-    let out = ovsnet(&["lab", "up", "--hosts", "2", "--containers", "1", "--tunnel", "gre", "--cluster-members", "1", "--name", &name, "--state-dir", state]);
+    let out = ovsnet(&[
+        "lab",
+        "up",
+        "--hosts",
+        "2",
+        "--containers",
+        "1",
+        "--tunnel",
+        "gre",
+        "--cluster-members",
+        "1",
+        "--name",
+        &name,
+        "--state-dir",
+        state,
+    ]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(text.contains(&format!("{name}-h2-c1")) && text.contains("10.0.2.1/8"), "{text}");
@@ -45,7 +60,11 @@ fn lab_up_status_down() {
 
     let out = ovsnet(&["lab", "down", "--name", &name, "--state-dir", state]);
     assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("5 namespace(s)"), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("5 namespace(s)"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     assert!(ovsnet::netns::list().iter().all(|n| !n.starts_with(&format!("{name}-"))));
     let out = ovsnet(&["lab", "status", "--name", &name, "--state-dir", state]);
     assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("no lab {name}")));

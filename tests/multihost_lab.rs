@@ -58,7 +58,10 @@ impl Drop for Lab {
 }
 
 fn agent_log(rec: &LabRecord) -> String {
-    rec.hosts.iter().map(|h| format!("--- {}\n{}", h.name, std::fs::read_to_string(h.dir.join("agent.log")).unwrap_or_default())).collect()
+    rec.hosts
+        .iter()
+        .map(|h| format!("--- {}\n{}", h.name, std::fs::read_to_string(h.dir.join("agent.log")).unwrap_or_default()))
+        .collect()
 }
 
 fn check_all_pairs(lab: &Lab, tcp: bool) {

@@ -138,7 +138,17 @@ impl Lab {
         let container = format!("netns:{ns}");
         self.ovsnet_ok(
             host,
-            &["attach", lab::BRIDGE, &container, "--network", network, "--cluster-db", &self.remotes(), "--host-name", host],
+            &[
+                "attach",
+                lab::BRIDGE,
+                &container,
+                "--network",
+                network,
+                "--cluster-db",
+                &self.remotes(),
+                "--host-name",
+                host,
+            ],
         );
         endpoint_ip(&self.cluster_state(), network, &container).unwrap_or_else(|| panic!("no endpoint for {container}"))
     }
@@ -168,7 +178,10 @@ fn copts() -> ConnectOptions {
 }
 
 fn agent_log(rec: &LabRecord) -> String {
-    rec.hosts.iter().map(|h| format!("--- {}\n{}", h.name, std::fs::read_to_string(h.dir.join("agent.log")).unwrap_or_default())).collect()
+    rec.hosts
+        .iter()
+        .map(|h| format!("--- {}\n{}", h.name, std::fs::read_to_string(h.dir.join("agent.log")).unwrap_or_default()))
+        .collect()
 }
 
 /// The address of `container`'s endpoint in `network`.
@@ -207,10 +220,7 @@ fn mentions(flows: &str, ip: Ipv4Addr) -> Vec<String> {
     let ip = ip.to_string();
     flows
         .lines()
-        .filter(|l| {
-            l.contains(&mac)
-                || l.split(|c: char| !(c.is_ascii_digit() || c == '.')).any(|tok| tok == ip)
-        })
+        .filter(|l| l.contains(&mac) || l.split(|c: char| !(c.is_ascii_digit() || c == '.')).any(|tok| tok == ip))
         .map(str::to_owned)
         .collect()
 }
@@ -235,7 +245,10 @@ fn ping(from_ns: &str, to: Ipv4Addr, timeout: Duration) -> bool {
 fn a_removed_endpoint_disappears_from_every_hosts_flows() {
     let Some(lab) = Lab::up(3, 1, TunnelType::Vxlan) else { return };
     let rec = lab.rec();
-    let all = || rec.hosts.iter().map(|h| format!("--- {} flows\n{}", h.name, dump_flows(h))).collect::<String>() + &agent_log(rec);
+    let all = || {
+        rec.hosts.iter().map(|h| format!("--- {} flows\n{}", h.name, dump_flows(h))).collect::<String>()
+            + &agent_log(rec)
+    };
 
     // A static network: every other host has one flow per remote endpoint.
     lab.create_static_network("st", "10.99.0.0/24");
@@ -251,7 +264,10 @@ fn a_removed_endpoint_disappears_from_every_hosts_flows() {
     }
 
     // detach --cluster-db: the port goes, then its Endpoint row.
-    let out = lab.ovsnet_ok("h1", &["detach", lab::BRIDGE, &format!("netns:{}", s1.0), "--cluster-db", &lab.remotes(), "--host-name", "h1"]);
+    let out = lab.ovsnet_ok(
+        "h1",
+        &["detach", lab::BRIDGE, &format!("netns:{}", s1.0), "--cluster-db", &lab.remotes(), "--host-name", "h1"],
+    );
     assert!(out.contains("detached"), "{out}");
     assert!(!has_endpoint(&lab.cluster_state(), "st", ip), "the row outlived detach --cluster-db");
     for h in &rec.hosts {
@@ -263,7 +279,20 @@ fn a_removed_endpoint_disappears_from_every_hosts_flows() {
     let s3 = lab.container("s3");
     let ip3 = lab.attach_in_cluster("h3", &s3.0, "st");
     wait_for(15, &format!("{ip3} on h1"), || !mentions(&dump_flows(&rec.hosts[0]), ip3).is_empty(), all);
-    let out = lab.ovsnet("h3", &["detach", lab::BRIDGE, &format!("netns:{}", s3.0), "--cluster-db", "unix:/nonexistent/ovsnet.sock", "--host-name", "h3", "--timeout", "1"]);
+    let out = lab.ovsnet(
+        "h3",
+        &[
+            "detach",
+            lab::BRIDGE,
+            &format!("netns:{}", s3.0),
+            "--cluster-db",
+            "unix:/nonexistent/ovsnet.sock",
+            "--host-name",
+            "h3",
+            "--timeout",
+            "1",
+        ],
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "detach should report the row left behind");
     assert!(err.contains("port is gone") && err.contains(&ip3.to_string()) && err.contains("agent"), "{err}");
@@ -286,7 +315,12 @@ fn a_removed_endpoint_disappears_from_every_hosts_flows() {
     let port = vsctl(&["--bare", "--columns=name", "find", "Port", &format!("external_ids:ovsnet-addr={ip2}")]);
     assert!(!port.is_empty() && !port.contains('\n'), "{port:?}");
     vsctl(&["del-port", lab::BRIDGE, &port]);
-    wait_for(15, "h2's agent to remove the row of a port deleted by hand", || !has_endpoint(&lab.cluster_state(), "st", ip2), all);
+    wait_for(
+        15,
+        "h2's agent to remove the row of a port deleted by hand",
+        || !has_endpoint(&lab.cluster_state(), "st", ip2),
+        all,
+    );
     for h in &rec.hosts {
         wait_for(15, &format!("{ip2} gone from {}'s flows", h.name), || mentions(&dump_flows(h), ip2).is_empty(), all);
     }
@@ -300,10 +334,20 @@ fn a_removed_endpoint_disappears_from_every_hosts_flows() {
     // Detached without --cluster-db: h1's agent sees the port gone and removes the row.
     let out = lab.ovsnet_ok("h1", &["detach", lab::BRIDGE, &format!("netns:{}", c.netns)]);
     assert!(out.contains("detached"), "{out}");
-    wait_for(15, "h1's agent to remove the Fan endpoint's row", || !has_endpoint(&lab.cluster_state(), lab::LAB_NETWORK, c.ip), all);
+    wait_for(
+        15,
+        "h1's agent to remove the Fan endpoint's row",
+        || !has_endpoint(&lab.cluster_state(), lab::LAB_NETWORK, c.ip),
+        all,
+    );
     wait_for(15, "the endpoint's flows gone from h1", || mentions(&dump_flows(&rec.hosts[0]), c.ip).is_empty(), all);
     for other in rec.containers.iter().filter(|o| o.host != "h1") {
-        assert!(!ping(&other.netns, c.ip, Duration::from_millis(600)), "{} still reaches {} after detach", other.name, c.ip);
+        assert!(
+            !ping(&other.netns, c.ip, Duration::from_millis(600)),
+            "{} still reaches {} after detach",
+            other.name,
+            c.ip
+        );
     }
     // The others still reach each other.
     assert!(ping(&from.netns, rec.containers.iter().find(|c| c.host == "h3").unwrap().ip, Duration::from_secs(5)));
@@ -436,7 +480,11 @@ mod capture {
             let fd = ovsnet::netns::run_in(&nsfd, || {
                 // SAFETY: plain socket(2); the fd is owned right away.
                 let fd = unsafe {
-                    libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, i32::from((libc::ETH_P_ALL as u16).to_be()))
+                    libc::socket(
+                        libc::AF_PACKET,
+                        libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+                        i32::from((libc::ETH_P_ALL as u16).to_be()),
+                    )
                 };
                 assert!(fd >= 0, "AF_PACKET socket: {}", std::io::Error::last_os_error());
                 // SAFETY: fd is a fresh, valid descriptor we own.
@@ -529,7 +577,8 @@ fn no_arp_crosses_the_tunnel(tunnel: TunnelType, encap: capture::Encap) {
     for c in &rec.containers {
         let out = Command::new("ip").args(["-n", &c.netns, "neigh", "flush", "all"]).output().unwrap();
         assert!(out.status.success(), "flush {}: {}", c.netns, String::from_utf8_lossy(&out.stderr));
-        let left = Command::new("ip").args(["-n", &c.netns, "-4", "neigh", "show", "nud", "reachable"]).output().unwrap();
+        let left =
+            Command::new("ip").args(["-n", &c.netns, "-4", "neigh", "show", "nud", "reachable"]).output().unwrap();
         assert!(String::from_utf8_lossy(&left.stdout).trim().is_empty(), "{}", String::from_utf8_lossy(&left.stdout));
     }
     let before: Vec<u64> = rec.hosts.iter().map(arp_responder_packets).collect();
@@ -603,10 +652,15 @@ fn with_a_database_member_killed_new_endpoints_reach_every_host() {
     // Kill the Raft leader (SIGKILL, by the pid its pidfile records).
     let remotes = lab.remotes();
     let mut n = None;
-    wait_for(10, "a Raft leader", || {
-        n = leader(&remotes);
-        n.is_some()
-    }, all);
+    wait_for(
+        10,
+        "a Raft leader",
+        || {
+            n = leader(&remotes);
+            n.is_some()
+        },
+        all,
+    );
     let n = n.unwrap();
     let pid = ovsnet::cluster::server::member_pid(&cdir, n).expect("the leader's pid");
     ovsnet::process::kill_pid(pid);

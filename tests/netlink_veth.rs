@@ -31,19 +31,12 @@ impl Drop for Ns {
 }
 
 fn ip_in(ns: &Ns, args: &[&str]) -> String {
-    let out = Command::new("ip")
-        .args(["-n", &ns.0])
-        .args(args)
-        .output()
-        .expect("run ip");
+    let out = Command::new("ip").args(["-n", &ns.0]).args(args).output().expect("run ip");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime")
 }
 
 const MAC: [u8; 6] = [0x0a, 0x58, 10, 77, 0, 2];
@@ -88,9 +81,7 @@ fn veth_created_across_namespaces_and_configured() {
         // Configure: up, address, routes, lo up.
         c.set_up(&eth1).await.expect("eth1 up");
         c.lo_up().await.expect("lo up");
-        c.add_address(&eth1, IpAddr::V4(Ipv4Addr::new(10, 77, 0, 2)), 24)
-            .await
-            .expect("address");
+        c.add_address(&eth1, IpAddr::V4(Ipv4Addr::new(10, 77, 0, 2)), 24).await.expect("address");
         c.add_default_route(&eth1, Ipv4Addr::new(10, 77, 0, 1)).await.expect("default route");
         c.add_route(&eth1, Ipv4Addr::new(192, 168, 50, 0), 24, Some(Ipv4Addr::new(10, 77, 0, 254)))
             .await
@@ -107,9 +98,7 @@ fn veth_created_across_namespaces_and_configured() {
         assert!(c.tx_checksum("eth1").expect("read tx csum"));
         c.set_tx_checksum("eth1", false).expect("tx off");
         assert!(!c.tx_checksum("eth1").expect("read tx csum"));
-        let features = Command::new("ip")
-            .args(["netns", "exec", &cont.0, "ethtool", "-k", "eth1"])
-            .output();
+        let features = Command::new("ip").args(["netns", "exec", &cont.0, "ethtool", "-k", "eth1"]).output();
         if let Ok(out) = features {
             let text = String::from_utf8_lossy(&out.stdout);
             if out.status.success() {
@@ -145,9 +134,7 @@ fn veth_moved_renamed_and_readdressed() {
         assert_eq!(eth7.index, moved.index);
         c.set_mac(&eth7, MAC).await.expect("mac");
         c.set_mtu(&eth7, 1280).await.expect("mtu");
-        c.change_link(&eth7, &LinkChange { up: Some(true), ..Default::default() })
-            .await
-            .expect("up");
+        c.change_link(&eth7, &LinkChange { up: Some(true), ..Default::default() }).await.expect("up");
         let eth7 = c.link("eth7").await.expect("eth7");
         assert_eq!((eth7.mac, eth7.mtu, eth7.up), (Some(MAC), 1280, true));
         let list: Vec<String> = c.links().await.expect("links").into_iter().map(|l| l.name).collect();
@@ -167,10 +154,7 @@ fn errors_name_interface_and_errno() {
         let a = unique_name("ve").replace('-', "");
         let b = unique_name("vf").replace('-', "");
         h.create_veth(&VethEnd::named(&a), &VethEnd::named(&b)).await.expect("veth");
-        let err = h
-            .create_veth(&VethEnd::named(&a), &VethEnd::named("other0"))
-            .await
-            .expect_err("name taken");
+        let err = h.create_veth(&VethEnd::named(&a), &VethEnd::named("other0")).await.expect_err("name taken");
         assert_eq!(err.errno(), Some(libc::EEXIST));
         assert_eq!(err.to_string(), format!("veth {a}: already exists (EEXIST)"));
         // The failed request created nothing.

@@ -99,7 +99,19 @@ fn cluster_and_network_commands() {
     assert!(err.contains("VNI 1 is already used by network blue"), "{err}");
     let err = env.fails(&["network", "create", "red", "--cidr", "10.21.0.1/16", "--cluster-db", R]);
     assert!(err.contains("host bits"), "{err}");
-    env.ok(&["network", "create", "fan", "--cidr", "10.0.0.0/8", "--ipam", "fan", "--underlay", "172.30.0.0/16", "--cluster-db", R]);
+    env.ok(&[
+        "network",
+        "create",
+        "fan",
+        "--cidr",
+        "10.0.0.0/8",
+        "--ipam",
+        "fan",
+        "--underlay",
+        "172.30.0.0/16",
+        "--cluster-db",
+        R,
+    ]);
     let out = env.ok(&["network", "list", "--cluster-db", R]);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 3, "{out}");
@@ -123,11 +135,31 @@ fn attach_allocates_from_the_cluster_and_two_hosts_racing_for_one_ip_leave_one_w
     let Some(env) = Env::new() else { return };
     let dir = env.dir.display().to_string();
     env.ok(&["cluster", "init", "--members", "1", "--dir", &dir]);
-    env.ok(&["network", "create", "blue", "--cidr", "10.30.0.0/16", "--ipam", "pool", "--block-prefix", "26", "--cluster-db", R]);
+    env.ok(&[
+        "network",
+        "create",
+        "blue",
+        "--cidr",
+        "10.30.0.0/16",
+        "--ipam",
+        "pool",
+        "--block-prefix",
+        "26",
+        "--cluster-db",
+        R,
+    ]);
     let (h1, h2) = (switch(), switch());
     let attach = |sbx: &OvsSandbox, host: &str, c: &str, ip: Option<&str>| {
         let c = format!("netns:{c}");
-        let mut args = vec!["--db", sbx.db_remote().leak(), "--netns", sbx.netns(), "attach", "obr0", c.as_str().to_owned().leak()];
+        let mut args = vec![
+            "--db",
+            sbx.db_remote().leak(),
+            "--netns",
+            sbx.netns(),
+            "attach",
+            "obr0",
+            c.as_str().to_owned().leak(),
+        ];
         if let Some(ip) = ip {
             args.push(ip);
         }
@@ -141,7 +173,11 @@ fn attach_allocates_from_the_cluster_and_two_hosts_racing_for_one_ip_leave_one_w
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains(" 10.30.0.1/16 ") && text.contains("network blue, host h1"), "{text}");
     let out = attach(&h2, "h2", &c2.0, None);
-    assert!(String::from_utf8_lossy(&out.stdout).contains(" 10.30.0.65/16 "), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(" 10.30.0.65/16 "),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let show = env.ok(&["network", "show", "blue", "--cluster-db", R]);
     assert!(show.contains("block 10.30.0.0/26 on h1") && show.contains("block 10.30.0.64/26 on h2"), "{show}");
     assert!(show.contains("2 endpoint(s)"), "{show}");
@@ -161,7 +197,10 @@ fn attach_allocates_from_the_cluster_and_two_hosts_racing_for_one_ip_leave_one_w
         assert!(err.contains(&format!("{} is already in use in network blue", &ip[..ip.len() - 3])), "{err}");
         // The loser left no port behind.
         let ports = vsctl(loser_sw, &["list-ports", "obr0"]);
-        assert!(!ports.lines().any(|p| vsctl(loser_sw, &["get", "port", p, "external_ids:ovsnet-ip"]).contains(&ip)), "{ports}");
+        assert!(
+            !ports.lines().any(|p| vsctl(loser_sw, &["get", "port", p, "external_ids:ovsnet-ip"]).contains(&ip)),
+            "{ports}"
+        );
     }
     let show = env.ok(&["network", "show", "blue", "--cluster-db", R]);
     assert!(show.contains("7 endpoint(s)"), "{show}");
@@ -175,7 +214,19 @@ fn detach_and_gc_with_the_cluster_db_remove_this_hosts_endpoint_rows() {
     let Some(env) = Env::new() else { return };
     let dir = env.dir.display().to_string();
     env.ok(&["cluster", "init", "--members", "1", "--dir", &dir]);
-    env.ok(&["network", "create", "blue", "--cidr", "10.31.0.0/16", "--ipam", "pool", "--block-prefix", "24", "--cluster-db", R]);
+    env.ok(&[
+        "network",
+        "create",
+        "blue",
+        "--cidr",
+        "10.31.0.0/16",
+        "--ipam",
+        "pool",
+        "--block-prefix",
+        "24",
+        "--cluster-db",
+        R,
+    ]);
     let (h1, h2) = (switch(), switch());
     let on = |sbx: &OvsSandbox, args: &[&str]| {
         let mut all = vec!["--db".to_owned(), sbx.db_remote(), "--netns".to_owned(), sbx.netns().to_owned()];

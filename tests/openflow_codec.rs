@@ -84,14 +84,8 @@ fn nicira_action_bytes() {
     assert_eq!(
         actions,
         vec![
-            Action::RegMove {
-                src: Subfield::whole(Field::EthSrc),
-                dst: Subfield::whole(Field::EthDst)
-            },
-            Action::RegLoad {
-                dst: Subfield::whole(Field::ArpOp),
-                value: 2
-            },
+            Action::RegMove { src: Subfield::whole(Field::EthSrc), dst: Subfield::whole(Field::EthDst) },
+            Action::RegLoad { dst: Subfield::whole(Field::ArpOp), value: 2 },
         ]
     );
     let mut buf = Vec::new();
@@ -112,40 +106,23 @@ const HELLO_10_13: &[u8] = &[
 #[test]
 fn hello_negotiation() {
     let (h, msg) = Message::decode(HELLO_10_13).expect("decode");
-    let Message::Hello(hello) = msg else {
-        panic!("not a hello")
-    };
+    let Message::Hello(hello) = msg else { panic!("not a hello") };
     assert_eq!(hello.versions(h.version), vec![1, 4]);
     assert_eq!(negotiate(&h, &hello), Ok(4));
     // An OpenFlow 1.0 peer without a bitmap: HELLO_FAILED/INCOMPATIBLE.
     let old = [0x01, 0x00, 0x00, 0x08, 0, 0, 0, 7];
     let (h, msg) = Message::decode(&old).expect("a 1.0 hello decodes");
-    let Message::Hello(hello) = msg else {
-        panic!("not a hello")
-    };
+    let Message::Hello(hello) = msg else { panic!("not a hello") };
     let err = negotiate(&h, &hello).expect_err("no common version");
-    assert!(matches!(
-        err,
-        ErrorMsg::Standard {
-            err_type: OFPET_HELLO_FAILED,
-            code: OFPHFC_INCOMPATIBLE,
-            ..
-        }
-    ));
+    assert!(matches!(err, ErrorMsg::Standard { err_type: OFPET_HELLO_FAILED, code: OFPHFC_INCOMPATIBLE, .. }));
     // Any other 1.0 message is refused with a typed error.
-    assert_eq!(
-        Message::decode(&[0x01, 0x05, 0x00, 0x08, 0, 0, 0, 1]),
-        Err(Error::BadVersion(1))
-    );
+    assert_eq!(Message::decode(&[0x01, 0x05, 0x00, 0x08, 0, 0, 0, 1]), Err(Error::BadVersion(1)));
 }
 
 #[test]
 fn unknown_things_round_trip_raw() {
     // Unknown message type 99, unknown action type 0x7777, unknown OXM class.
-    let msg = Message::Unknown {
-        msg_type: 99,
-        body: vec![1, 2, 3],
-    };
+    let msg = Message::Unknown { msg_type: 99, body: vec![1, 2, 3] };
     assert_eq!(Message::decode(&msg.encode(5)).expect("decode").1, msg);
     let fm = FlowMod {
         r#match: Match {
@@ -156,18 +133,9 @@ fn unknown_things_round_trip_raw() {
             }],
         },
         instructions: vec![Instruction::ApplyActions(vec![
-            Action::Unknown {
-                action_type: 0x7777,
-                data: vec![0; 4],
-            },
-            Action::Experimenter {
-                experimenter: 0xabcdef,
-                data: vec![1, 2, 3, 4, 5, 6, 7, 8],
-            },
-            Action::Nicira {
-                subtype: 200,
-                data: vec![0; 6],
-            },
+            Action::Unknown { action_type: 0x7777, data: vec![0; 4] },
+            Action::Experimenter { experimenter: 0xabcdef, data: vec![1, 2, 3, 4, 5, 6, 7, 8] },
+            Action::Nicira { subtype: 200, data: vec![0; 6] },
         ])],
         ..FlowMod::default()
     };
@@ -178,24 +146,13 @@ fn unknown_things_round_trip_raw() {
 
 #[test]
 fn missing_prerequisites_are_errors() {
-    assert!(matches!(
-        parse_flow("arp_tpa=10.0.0.1,actions=drop"),
-        Err(Error::BadPrerequisite { .. })
-    ));
-    assert!(matches!(
-        parse_flow("tp_dst=80,actions=drop"),
-        Err(Error::BadPrerequisite { .. })
-    ));
-    assert!(matches!(
-        parse_flow("nd_target=fe80::1,actions=drop"),
-        Err(Error::BadPrerequisite { .. })
-    ));
+    assert!(matches!(parse_flow("arp_tpa=10.0.0.1,actions=drop"), Err(Error::BadPrerequisite { .. })));
+    assert!(matches!(parse_flow("tp_dst=80,actions=drop"), Err(Error::BadPrerequisite { .. })));
+    assert!(matches!(parse_flow("nd_target=fe80::1,actions=drop"), Err(Error::BadPrerequisite { .. })));
     assert!(parse_flow("bogus_field=1,actions=drop").is_err());
     assert!(parse_flow("actions=bogus_action").is_err());
     assert!(parse_flow("ip,nw_dst=300.0.0.1,actions=drop").is_err());
-    let m = Match {
-        fields: vec![OxmField::exact(Field::ArpTpa, &[10, 0, 0, 1])],
-    };
+    let m = Match { fields: vec![OxmField::exact(Field::ArpTpa, &[10, 0, 0, 1])] };
     assert!(m.check_prerequisites().is_err());
 }
 
@@ -204,9 +161,7 @@ fn text_encode_decode_compares_equal() {
     let text = "table=3,priority=100,cookie=0x42,ip,in_port=2,nw_src=10.0.0.0/8,reg0=0x5,actions=ct(commit,zone=5),resubmit(,4)";
     let fm = parse_flow(text).expect("parse");
     let (_, back) = Message::decode(&Message::FlowMod(fm.clone()).encode(0)).expect("decode");
-    let Message::FlowMod(back) = back else {
-        panic!()
-    };
+    let Message::FlowMod(back) = back else { panic!() };
     // A switch may return fields in its own order: the canonical form compares equal.
     let mut shuffled = back.r#match.clone();
     shuffled.fields.reverse();
@@ -227,79 +182,41 @@ fn cli_encode_and_print() {
         .expect("run ovsnet");
     assert!(out.status.success());
     let hex = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    let want: String = FLOW_MOD_TCP80
-        .iter()
-        .enumerate()
-        .map(|(i, b)| {
-            if i == 7 {
-                "00".into()
-            } else {
-                format!("{b:02x}")
-            }
-        })
-        .collect();
+    let want: String =
+        FLOW_MOD_TCP80.iter().enumerate().map(|(i, b)| if i == 7 { "00".into() } else { format!("{b:02x}") }).collect();
     assert_eq!(hex, want);
-    let out = std::process::Command::new(exe)
-        .args(["ofp", "print", &hex])
-        .output()
-        .expect("run ovsnet");
+    let out = std::process::Command::new(exe).args(["ofp", "print", &hex]).output().expect("run ovsnet");
     assert!(out.status.success());
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
         "OFPT_FLOW_MOD (OF1.3) (xid=0x0): ADD tcp,tp_dst=80 actions=output:3"
     );
-    let bad = std::process::Command::new(exe)
-        .args(["ofp", "print", "0400"])
-        .output()
-        .expect("run ovsnet");
+    let bad = std::process::Command::new(exe).args(["ofp", "print", "0400"]).output().expect("run ovsnet");
     assert!(!bad.status.success());
 }
 
 // ---- generated messages ----
 
 fn arb_field() -> impl Strategy<Value = OxmField> {
-    (
-        0..Field::ALL.len(),
-        any::<bool>(),
-        proptest::collection::vec(any::<u8>(), 32),
-    )
-        .prop_map(|(i, masked, bytes)| {
-            let f = Field::ALL[i];
-            let len = f.def().len as usize;
-            let id = f.def().oxm;
-            if masked && f.def().maskable {
-                OxmField {
-                    id,
-                    has_mask: true,
-                    payload: bytes[..2 * len].to_vec(),
-                }
-            } else {
-                OxmField {
-                    id,
-                    has_mask: false,
-                    payload: bytes[..len].to_vec(),
-                }
-            }
-        })
+    (0..Field::ALL.len(), any::<bool>(), proptest::collection::vec(any::<u8>(), 32)).prop_map(|(i, masked, bytes)| {
+        let f = Field::ALL[i];
+        let len = f.def().len as usize;
+        let id = f.def().oxm;
+        if masked && f.def().maskable {
+            OxmField { id, has_mask: true, payload: bytes[..2 * len].to_vec() }
+        } else {
+            OxmField { id, has_mask: false, payload: bytes[..len].to_vec() }
+        }
+    })
 }
 
 fn arb_subfield() -> impl Strategy<Value = Subfield> {
     (
-        prop_oneof![
-            Just(Field::Reg0),
-            Just(Field::Reg5),
-            Just(Field::EthSrc),
-            Just(Field::TunId),
-            Just(Field::ArpOp)
-        ],
+        prop_oneof![Just(Field::Reg0), Just(Field::Reg5), Just(Field::EthSrc), Just(Field::TunId), Just(Field::ArpOp)],
         0u16..8,
         1u16..8,
     )
-        .prop_map(|(f, ofs, n)| Subfield {
-            field: NxmHeader::of(f),
-            ofs,
-            n_bits: n,
-        })
+        .prop_map(|(f, ofs, n)| Subfield { field: NxmHeader::of(f), ofs, n_bits: n })
 }
 
 fn arb_action() -> impl Strategy<Value = Action> {
@@ -313,66 +230,37 @@ fn arb_action() -> impl Strategy<Value = Action> {
         any::<u32>().prop_map(Action::Group),
         any::<u32>().prop_map(Action::SetQueue),
         any::<u8>().prop_map(Action::SetNwTtl),
-        arb_field()
-            .prop_filter("exact", |f| !f.has_mask)
-            .prop_map(Action::SetField),
-        arb_field()
-            .prop_filter("masked", |f| f.has_mask)
-            .prop_map(Action::RegLoad2),
-        (any::<u16>(), any::<u8>())
-            .prop_map(|(in_port, table)| Action::ResubmitTable { in_port, table }),
+        arb_field().prop_filter("exact", |f| !f.has_mask).prop_map(Action::SetField),
+        arb_field().prop_filter("masked", |f| f.has_mask).prop_map(Action::RegLoad2),
+        (any::<u16>(), any::<u8>()).prop_map(|(in_port, table)| Action::ResubmitTable { in_port, table }),
         any::<u16>().prop_map(|in_port| Action::Resubmit { in_port }),
         (arb_subfield(), arb_subfield()).prop_map(|(src, mut dst)| {
             dst.n_bits = src.n_bits;
             Action::RegMove { src, dst }
         }),
         (arb_subfield(), any::<u64>()).prop_map(|(dst, value)| Action::RegLoad { dst, value }),
-        (arb_subfield(), any::<u16>())
-            .prop_map(|(src, max_len)| Action::OutputReg { src, max_len }),
+        (arb_subfield(), any::<u16>()).prop_map(|(src, max_len)| Action::OutputReg { src, max_len }),
         proptest::collection::vec(any::<u8>(), 6..=22).prop_map(|mut n| {
             let l = (10 + n.len()).div_ceil(8) * 8;
             n.resize(l - 10, 0);
             Action::Note(n)
         }),
-        (any::<u32>(), any::<u8>(), any::<u8>()).prop_map(|(id, clause, n_clauses)| {
-            Action::Conjunction {
-                id,
-                clause,
-                n_clauses,
-            }
-        }),
-        (any::<u16>(), any::<u16>(), any::<u8>()).prop_map(|(max_len, controller_id, reason)| {
-            Action::Controller {
-                max_len,
-                controller_id,
-                reason,
-            }
-        }),
+        (any::<u32>(), any::<u8>(), any::<u8>())
+            .prop_map(|(id, clause, n_clauses)| { Action::Conjunction { id, clause, n_clauses } }),
+        (any::<u16>(), any::<u16>(), any::<u8>())
+            .prop_map(|(max_len, controller_id, reason)| { Action::Controller { max_len, controller_id, reason } }),
         proptest::collection::vec(any::<u16>(), 0..6).prop_map(Action::DecTtlCntIds),
         Just(Action::Exit),
         Just(Action::CtClear),
-        (any::<u16>(), any::<u16>()).prop_map(|(idle_timeout, hard_timeout)| Action::FinTimeout {
-            idle_timeout,
-            hard_timeout
-        }),
+        (any::<u16>(), any::<u16>())
+            .prop_map(|(idle_timeout, hard_timeout)| Action::FinTimeout { idle_timeout, hard_timeout }),
     ];
     leaf.prop_recursive(2, 8, 4, |inner| {
-        (
-            any::<u16>(),
-            any::<u16>(),
-            any::<u8>(),
-            proptest::collection::vec(inner, 0..3),
+        (any::<u16>(), any::<u16>(), any::<u8>(), proptest::collection::vec(inner, 0..3)).prop_map(
+            |(flags, zone, recirc_table, actions)| {
+                Action::Ct(ovsnet::openflow::action::Ct { flags, zone_src: None, zone, recirc_table, alg: 0, actions })
+            },
         )
-            .prop_map(|(flags, zone, recirc_table, actions)| {
-                Action::Ct(ovsnet::openflow::action::Ct {
-                    flags,
-                    zone_src: None,
-                    zone,
-                    recirc_table,
-                    alg: 0,
-                    actions,
-                })
-            })
     })
 }
 
@@ -380,8 +268,7 @@ fn arb_instructions() -> impl Strategy<Value = Vec<Instruction>> {
     proptest::collection::vec(
         prop_oneof![
             any::<u8>().prop_map(Instruction::GotoTable),
-            (any::<u64>(), any::<u64>())
-                .prop_map(|(metadata, mask)| Instruction::WriteMetadata { metadata, mask }),
+            (any::<u64>(), any::<u64>()).prop_map(|(metadata, mask)| Instruction::WriteMetadata { metadata, mask }),
             proptest::collection::vec(arb_action(), 0..8).prop_map(Instruction::ApplyActions),
             proptest::collection::vec(arb_action(), 0..4).prop_map(Instruction::WriteActions),
             Just(Instruction::ClearActions),
@@ -400,16 +287,7 @@ fn arb_flow_mod() -> impl Strategy<Value = FlowMod> {
     )
         .prop_map(
             |(
-                (
-                    cookie,
-                    cookie_mask,
-                    table_id,
-                    command,
-                    idle_timeout,
-                    hard_timeout,
-                    priority,
-                    buffer_id,
-                ),
+                (cookie, cookie_mask, table_id, command, idle_timeout, hard_timeout, priority, buffer_id),
                 (out_port, out_group, flags),
                 fields,
                 instructions,
@@ -436,55 +314,44 @@ fn arb_message() -> impl Strategy<Value = Message> {
         arb_flow_mod().prop_map(Message::FlowMod),
         proptest::collection::vec(any::<u8>(), 0..64).prop_map(Message::EchoRequest),
         Just(Message::BarrierRequest),
-        (any::<u32>(), any::<u64>()).prop_map(|(role, generation_id)| Message::RoleRequest(Role {
-            role,
-            generation_id
-        })),
+        (any::<u32>(), any::<u64>())
+            .prop_map(|(role, generation_id)| Message::RoleRequest(Role { role, generation_id })),
         (
             any::<u32>(),
             any::<u32>(),
             proptest::collection::vec(arb_action(), 0..5),
             proptest::collection::vec(any::<u8>(), 0..64)
         )
-            .prop_map(|(buffer_id, in_port, actions, data)| Message::PacketOut(
-                PacketOut {
-                    buffer_id,
-                    in_port,
-                    actions,
-                    data
-                }
-            )),
-        (any::<u32>(), any::<u16>(), arb_flow_mod()).prop_map(
-            |(id, flags, fm)| Message::BundleAdd(ovsnet::openflow::BundleAdd::new(
-                id,
-                flags,
-                &Message::FlowMod(fm)
-            ))
-        ),
-        (any::<u32>(), 0u16..8, any::<u16>()).prop_map(|(id, t, f)| Message::BundleControl(
-            ovsnet::openflow::BundleControl::new(id, t, f)
+            .prop_map(|(buffer_id, in_port, actions, data)| Message::PacketOut(PacketOut {
+                buffer_id,
+                in_port,
+                actions,
+                data
+            })),
+        (any::<u32>(), any::<u16>(), arb_flow_mod()).prop_map(|(id, flags, fm)| Message::BundleAdd(
+            ovsnet::openflow::BundleAdd::new(id, flags, &Message::FlowMod(fm))
         )),
+        (any::<u32>(), 0u16..8, any::<u16>())
+            .prop_map(|(id, t, f)| Message::BundleControl(ovsnet::openflow::BundleControl::new(id, t, f))),
         proptest::collection::vec(arb_flow_mod(), 0..4).prop_map(|v| {
-            Message::MultipartReply(ovsnet::openflow::MultipartReply::new(
-                ovsnet::openflow::MultipartReplyBody::Flow(
-                    v.into_iter()
-                        .map(|f| ovsnet::openflow::FlowStats {
-                            table_id: f.table_id,
-                            duration_sec: 1,
-                            duration_nsec: 2,
-                            priority: f.priority,
-                            idle_timeout: f.idle_timeout,
-                            hard_timeout: f.hard_timeout,
-                            flags: f.flags,
-                            cookie: f.cookie,
-                            packet_count: 3,
-                            byte_count: 4,
-                            r#match: f.r#match,
-                            instructions: f.instructions,
-                        })
-                        .collect(),
-                ),
-            ))
+            Message::MultipartReply(ovsnet::openflow::MultipartReply::new(ovsnet::openflow::MultipartReplyBody::Flow(
+                v.into_iter()
+                    .map(|f| ovsnet::openflow::FlowStats {
+                        table_id: f.table_id,
+                        duration_sec: 1,
+                        duration_nsec: 2,
+                        priority: f.priority,
+                        idle_timeout: f.idle_timeout,
+                        hard_timeout: f.hard_timeout,
+                        flags: f.flags,
+                        cookie: f.cookie,
+                        packet_count: 3,
+                        byte_count: 4,
+                        r#match: f.r#match,
+                        instructions: f.instructions,
+                    })
+                    .collect(),
+            )))
         }),
     ]
 }
@@ -549,29 +416,16 @@ fn long_flow_stats_replies_are_split() {
     let whole = Message::MultipartReply(ovsnet::openflow::MultipartReply::new(
         ovsnet::openflow::MultipartReplyBody::Flow(flows.clone()),
     ));
-    assert!(
-        whole.try_encode(1).is_err(),
-        "a 2000-flow reply cannot fit one message"
-    );
+    assert!(whole.try_encode(1).is_err(), "a 2000-flow reply cannot fit one message");
     let parts = ovsnet::openflow::MultipartReply::split_flows(flows, 65535);
     assert!(parts.len() > 1);
     let mut n = 0;
     for (i, p) in parts.iter().enumerate() {
-        assert_eq!(
-            p.flags & 1 != 0,
-            i + 1 < parts.len(),
-            "REPLY_MORE on all but the last"
-        );
-        let bytes = Message::MultipartReply(p.clone())
-            .try_encode(1)
-            .expect("fits");
+        assert_eq!(p.flags & 1 != 0, i + 1 < parts.len(), "REPLY_MORE on all but the last");
+        let bytes = Message::MultipartReply(p.clone()).try_encode(1).expect("fits");
         let (_, back) = Message::decode(&bytes).expect("decode");
-        let Message::MultipartReply(back) = back else {
-            panic!()
-        };
-        let ovsnet::openflow::MultipartReplyBody::Flow(v) = back.body else {
-            panic!()
-        };
+        let Message::MultipartReply(back) = back else { panic!() };
+        let ovsnet::openflow::MultipartReplyBody::Flow(v) = back.body else { panic!() };
         n += v.len();
     }
     assert_eq!(n, 2000);
@@ -606,14 +460,8 @@ fn ct_action_bytes() {
     let mut buf = Vec::new();
     Action::emit_list(&want, &mut buf);
     assert_eq!(buf, CT_COMMIT_ZONE5);
-    assert_eq!(
-        ovsnet::openflow::text::parse_actions("ct(commit,zone=5)").expect("text"),
-        want
-    );
-    assert_eq!(
-        ovsnet::openflow::text::format_actions(&want),
-        "ct(commit,zone=5)"
-    );
+    assert_eq!(ovsnet::openflow::text::parse_actions("ct(commit,zone=5)").expect("text"), want);
+    assert_eq!(ovsnet::openflow::text::format_actions(&want), "ct(commit,zone=5)");
 }
 
 /// ONF bundle add (OpenFlow 1.3 extension) carrying a BARRIER_REQUEST.
@@ -632,18 +480,12 @@ const BUNDLE_ADD_BARRIER: &[u8] = &[
 
 #[test]
 fn bundle_add_bytes() {
-    let m = Message::BundleAdd(ovsnet::openflow::BundleAdd::new(
-        1,
-        3,
-        &Message::BarrierRequest,
-    ));
+    let m = Message::BundleAdd(ovsnet::openflow::BundleAdd::new(1, 3, &Message::BarrierRequest));
     assert_eq!(m.encode(7), BUNDLE_ADD_BARRIER);
     let (h, back) = Message::decode(BUNDLE_ADD_BARRIER).expect("decode");
     assert_eq!(h.xid, 7);
     assert_eq!(back, m);
-    let Message::BundleAdd(b) = back else {
-        panic!()
-    };
+    let Message::BundleAdd(b) = back else { panic!() };
     assert_eq!(b.inner().expect("inner").1, Message::BarrierRequest);
 }
 

@@ -10,22 +10,16 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use ovsnet::openflow::bundle::{
-    OFPBCT_COMMIT_REQUEST, OFPBCT_OPEN_REQUEST, OFPBF_ATOMIC, OFPBF_ORDERED,
-};
+use ovsnet::openflow::bundle::{OFPBCT_COMMIT_REQUEST, OFPBCT_OPEN_REQUEST, OFPBF_ATOMIC, OFPBF_ORDERED};
 use ovsnet::openflow::message::{Hello, OFPFC_DELETE};
 use ovsnet::openflow::multipart::FlowStatsRequest;
 use ovsnet::openflow::text::{format_flow_stats, parse_flow};
 use ovsnet::openflow::{
-    BundleAdd, BundleControl, FlowMod, Message, MultipartReplyBody, MultipartRequest,
-    MultipartRequestBody,
+    BundleAdd, BundleControl, FlowMod, Message, MultipartReplyBody, MultipartRequest, MultipartRequestBody,
 };
 
 fn have(bin: &str) -> bool {
-    let ok = Command::new(bin)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
+    let ok = Command::new(bin).arg("--version").output().is_ok_and(|o| o.status.success());
     if !ok && std::env::var("CI").as_deref() == Ok("true") {
         panic!("{bin} is required under CI=true");
     }
@@ -34,11 +28,7 @@ fn have(bin: &str) -> bool {
 
 fn run(cmd: &mut Command) {
     let out = cmd.output().expect("spawn");
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 /// A private ovsdb-server + ovs-vswitchd (in its own network namespace) with
@@ -117,9 +107,7 @@ impl Drop for Switch {
     fn drop(&mut self) {
         self.kill("vswitchd.pid");
         self.kill("ovsdb.pid");
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.netns])
-            .output();
+        let _ = Command::new("ip").args(["netns", "del", &self.netns]).output();
     }
 }
 
@@ -144,13 +132,8 @@ impl Conn {
                 Err(e) => panic!("cannot connect to {}: {e}", path.display()),
             }
         };
-        sock.set_read_timeout(Some(Duration::from_secs(10)))
-            .expect("timeout");
-        let mut c = Conn {
-            sock,
-            xid: 0,
-            received: Vec::new(),
-        };
+        sock.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        let mut c = Conn { sock, xid: 0, received: Vec::new() };
         c.send(&Message::Hello(Hello::of13()));
         match c.recv() {
             (_, Message::Hello(_)) => {}
@@ -183,9 +166,7 @@ impl Conn {
             let (x, m) = self.recv();
             match m {
                 Message::EchoRequest(d) => {
-                    self.sock
-                        .write_all(&Message::EchoReply(d).encode(x))
-                        .expect("echo");
+                    self.sock.write_all(&Message::EchoReply(d).encode(x)).expect("echo");
                 }
                 Message::Error(e) => panic!("switch error for xid {x}: {e:?}"),
                 m if x == xid => return m,
@@ -219,40 +200,20 @@ fn flows_installed_in_a_bundle_come_back_equal() {
     let wanted: Vec<FlowMod> = FLOWS.iter().map(|f| parse_flow(f).expect("flow")).collect();
     // Install all flows atomically in one bundle.
     let flags = OFPBF_ATOMIC | OFPBF_ORDERED;
-    let x = c.send(&Message::BundleControl(BundleControl::new(
-        7,
-        OFPBCT_OPEN_REQUEST,
-        flags,
-    )));
+    let x = c.send(&Message::BundleControl(BundleControl::new(7, OFPBCT_OPEN_REQUEST, flags)));
     assert!(matches!(c.reply_to(x), Message::BundleControl(b) if b.ctrl_type == 1));
-    let del = FlowMod {
-        command: OFPFC_DELETE,
-        table_id: 0xff,
-        ..FlowMod::default()
-    };
-    c.send(&Message::BundleAdd(BundleAdd::new(
-        7,
-        flags,
-        &Message::FlowMod(del),
-    )));
+    let del = FlowMod { command: OFPFC_DELETE, table_id: 0xff, ..FlowMod::default() };
+    c.send(&Message::BundleAdd(BundleAdd::new(7, flags, &Message::FlowMod(del))));
     for fm in &wanted {
-        c.send(&Message::BundleAdd(BundleAdd::new(
-            7,
-            flags,
-            &Message::FlowMod(fm.clone()),
-        )));
+        c.send(&Message::BundleAdd(BundleAdd::new(7, flags, &Message::FlowMod(fm.clone()))));
     }
-    let x = c.send(&Message::BundleControl(BundleControl::new(
-        7,
-        OFPBCT_COMMIT_REQUEST,
-        flags,
-    )));
+    let x = c.send(&Message::BundleControl(BundleControl::new(7, OFPBCT_COMMIT_REQUEST, flags)));
     assert!(matches!(c.reply_to(x), Message::BundleControl(b) if b.ctrl_type == 5));
 
     // Read them back.
-    let x = c.send(&Message::MultipartRequest(MultipartRequest::new(
-        MultipartRequestBody::Flow(FlowStatsRequest::default()),
-    )));
+    let x = c.send(&Message::MultipartRequest(MultipartRequest::new(MultipartRequestBody::Flow(
+        FlowStatsRequest::default(),
+    ))));
     let mut got = Vec::new();
     loop {
         match c.reply_to(x) {
@@ -271,25 +232,15 @@ fn flows_installed_in_a_bundle_come_back_equal() {
     assert_eq!(got.len(), wanted.len(), "flows on the switch: {got:#?}");
     for fm in &wanted {
         let found = got.iter().find(|s| {
-            s.table_id == fm.table_id
-                && s.priority == fm.priority
-                && s.r#match.canonical() == fm.r#match.canonical()
+            s.table_id == fm.table_id && s.priority == fm.priority && s.r#match.canonical() == fm.r#match.canonical()
         });
         let Some(s) = found else {
             panic!(
                 "flow not found on the switch: {fm:?}\nswitch has:\n{}",
-                got.iter()
-                    .map(format_flow_stats)
-                    .collect::<Vec<_>>()
-                    .join("\n")
+                got.iter().map(format_flow_stats).collect::<Vec<_>>().join("\n")
             );
         };
-        assert_eq!(
-            s.instructions,
-            fm.instructions,
-            "instructions differ for {}",
-            format_flow_stats(s)
-        );
+        assert_eq!(s.instructions, fm.instructions, "instructions differ for {}", format_flow_stats(s));
         assert_eq!(s.cookie, fm.cookie);
     }
 
@@ -299,30 +250,16 @@ fn flows_installed_in_a_bundle_come_back_equal() {
         .arg(format!("unix:{}", sw.mgmt().display()))
         .output()
         .expect("ovs-ofctl dump-flows");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     // Durations differ between the two reads; keep only their presence.
     let strip = |l: &str| -> String {
         l.trim()
             .split(", ")
-            .map(|p| {
-                if p.starts_with("duration=") && p.ends_with('s') {
-                    "duration=Ns"
-                } else {
-                    p
-                }
-            })
+            .map(|p| if p.starts_with("duration=") && p.ends_with('s') { "duration=Ns" } else { p })
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let mut theirs: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .skip(1)
-        .map(strip)
-        .collect();
+    let mut theirs: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().skip(1).map(strip).collect();
     let mut ours: Vec<String> = got.iter().map(|f| strip(&format_flow_stats(f))).collect();
     theirs.sort();
     ours.sort();
@@ -334,30 +271,18 @@ fn flows_installed_in_a_bundle_come_back_equal() {
         Message::GetConfigRequest,
         Message::MultipartRequest(MultipartRequest::new(MultipartRequestBody::Desc)),
         Message::MultipartRequest(MultipartRequest::new(MultipartRequestBody::PortDesc)),
-        Message::MultipartRequest(MultipartRequest::new(MultipartRequestBody::PortStats {
-            port_no: 0xffff_ffff,
-        })),
-        Message::MultipartRequest(MultipartRequest::new(MultipartRequestBody::Aggregate(
-            FlowStatsRequest::default(),
-        ))),
+        Message::MultipartRequest(MultipartRequest::new(MultipartRequestBody::PortStats { port_no: 0xffff_ffff })),
+        Message::MultipartRequest(MultipartRequest::new(MultipartRequestBody::Aggregate(FlowStatsRequest::default()))),
         Message::MultipartRequest(MultipartRequest::new(MultipartRequestBody::GroupDesc)),
-        Message::MultipartRequest(MultipartRequest::new(MultipartRequestBody::MeterConfig {
-            meter_id: 0xffff_ffff,
-        })),
-        Message::RoleRequest(ovsnet::openflow::message::Role {
-            role: 0,
-            generation_id: 0,
-        }),
+        Message::MultipartRequest(MultipartRequest::new(MultipartRequestBody::MeterConfig { meter_id: 0xffff_ffff })),
+        Message::RoleRequest(ovsnet::openflow::message::Role { role: 0, generation_id: 0 }),
         Message::GetAsyncRequest,
         Message::EchoRequest(b"ovsnet".to_vec()),
         Message::BarrierRequest,
     ] {
         let x = c.send(&req);
         let reply = c.reply_to(x);
-        assert!(
-            !matches!(reply, Message::Unknown { .. }),
-            "undecoded reply {reply:?}"
-        );
+        assert!(!matches!(reply, Message::Unknown { .. }), "undecoded reply {reply:?}");
     }
 
     // Everything the switch sent re-encodes byte for byte.

@@ -6,8 +6,7 @@ use std::process::Command;
 
 use ovsnet::openflow::action::{Action, OFPP_ANY, OFPP_CONTROLLER};
 use ovsnet::openflow::bundle::{
-    BundleAdd, BundleControl, OFPBCT_COMMIT_REQUEST, OFPBCT_OPEN_REQUEST, OFPBF_ATOMIC,
-    OFPBF_ORDERED,
+    BundleAdd, BundleControl, OFPBCT_COMMIT_REQUEST, OFPBCT_OPEN_REQUEST, OFPBF_ATOMIC, OFPBF_ORDERED,
 };
 use ovsnet::openflow::message::*;
 use ovsnet::openflow::multipart::*;
@@ -15,10 +14,7 @@ use ovsnet::openflow::text::{format_message, parse_flow, parse_match};
 use ovsnet::openflow::{Instruction, Message};
 
 fn have_ovs_ofctl() -> bool {
-    let ok = Command::new("ovs-ofctl")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
+    let ok = Command::new("ovs-ofctl").arg("--version").output().is_ok_and(|o| o.status.success());
     if !ok && std::env::var("CI").as_deref() == Ok("true") {
         panic!("ovs-ofctl is required under CI=true");
     }
@@ -43,9 +39,7 @@ fn messages() -> Vec<Message> {
 /// (message, whether the first line already matched before the detail
 /// printers existed: kept as a record, every message must match now)
 fn messages_flagged() -> Vec<(Message, bool)> {
-    let fm =
-        parse_flow("table=2,priority=10,ip,nw_dst=10.0.0.0/24,actions=ct(commit,zone=5),output:2")
-            .expect("flow");
+    let fm = parse_flow("table=2,priority=10,ip,nw_dst=10.0.0.0/24,actions=ct(commit,zone=5),output:2").expect("flow");
     let stats = FlowStats {
         table_id: 2,
         duration_sec: 3,
@@ -60,62 +54,15 @@ fn messages_flagged() -> Vec<(Message, bool)> {
         r#match: fm.r#match.clone(),
         instructions: fm.instructions.clone(),
     };
-    let bucket = Bucket {
-        weight: 0,
-        watch_port: OFPP_ANY,
-        watch_group: OFPG_ANY,
-        actions: vec![Action::output(1)],
-    };
+    let bucket = Bucket { weight: 0, watch_port: OFPP_ANY, watch_group: OFPG_ANY, actions: vec![Action::output(1)] };
     vec![
         (Message::Hello(Hello::of13()), true),
-        (
-            Message::Error(ErrorMsg::Standard {
-                err_type: 1,
-                code: 1,
-                data: Message::BarrierRequest.encode(9),
-            }),
-            true,
-        ),
-        (
-            Message::Error(ErrorMsg::Standard {
-                err_type: 2,
-                code: 11,
-                data: Message::BarrierRequest.encode(9),
-            }),
-            true,
-        ),
-        (
-            Message::Error(ErrorMsg::Standard {
-                err_type: 4,
-                code: 9,
-                data: Message::BarrierRequest.encode(9),
-            }),
-            true,
-        ),
-        (
-            Message::Error(ErrorMsg::Standard {
-                err_type: 5,
-                code: 1,
-                data: Message::BarrierRequest.encode(9),
-            }),
-            true,
-        ),
-        (
-            Message::Error(ErrorMsg::Standard {
-                err_type: 12,
-                code: 8,
-                data: Message::BarrierRequest.encode(9),
-            }),
-            true,
-        ),
-        (
-            Message::Error(ErrorMsg::Standard {
-                err_type: 3,
-                code: 0,
-                data: Message::BarrierRequest.encode(9),
-            }),
-            true,
-        ),
+        (Message::Error(ErrorMsg::Standard { err_type: 1, code: 1, data: Message::BarrierRequest.encode(9) }), true),
+        (Message::Error(ErrorMsg::Standard { err_type: 2, code: 11, data: Message::BarrierRequest.encode(9) }), true),
+        (Message::Error(ErrorMsg::Standard { err_type: 4, code: 9, data: Message::BarrierRequest.encode(9) }), true),
+        (Message::Error(ErrorMsg::Standard { err_type: 5, code: 1, data: Message::BarrierRequest.encode(9) }), true),
+        (Message::Error(ErrorMsg::Standard { err_type: 12, code: 8, data: Message::BarrierRequest.encode(9) }), true),
+        (Message::Error(ErrorMsg::Standard { err_type: 3, code: 0, data: Message::BarrierRequest.encode(9) }), true),
         (
             Message::Error(ErrorMsg::Experimenter {
                 exp_type: 2,
@@ -147,20 +94,8 @@ fn messages_flagged() -> Vec<(Message, bool)> {
             false,
         ),
         (Message::GetConfigRequest, true),
-        (
-            Message::GetConfigReply(SwitchConfig {
-                flags: 0,
-                miss_send_len: 128,
-            }),
-            true,
-        ),
-        (
-            Message::SetConfig(SwitchConfig {
-                flags: 0,
-                miss_send_len: 0xffff,
-            }),
-            true,
-        ),
+        (Message::GetConfigReply(SwitchConfig { flags: 0, miss_send_len: 128 }), true),
+        (Message::SetConfig(SwitchConfig { flags: 0, miss_send_len: 0xffff }), true),
         (
             Message::PacketIn(PacketIn {
                 buffer_id: OFP_NO_BUFFER,
@@ -169,10 +104,7 @@ fn messages_flagged() -> Vec<(Message, bool)> {
                 table_id: 0,
                 cookie: 0,
                 r#match: parse_match("in_port=3").expect("match"),
-                data: vec![0xff; 6]
-                    .into_iter()
-                    .chain([0x02, 0, 0, 0, 0, 1, 0x88, 0xcc])
-                    .collect(),
+                data: vec![0xff; 6].into_iter().chain([0x02, 0, 0, 0, 0, 1, 0x88, 0xcc]).collect(),
             }),
             false,
         ),
@@ -192,101 +124,41 @@ fn messages_flagged() -> Vec<(Message, bool)> {
             }),
             false,
         ),
-        (
-            Message::PortStatus(PortStatus {
-                reason: 0,
-                desc: port(1, "veth1"),
-            }),
-            false,
-        ),
+        (Message::PortStatus(PortStatus { reason: 0, desc: port(1, "veth1") }), false),
         (
             Message::PacketOut(PacketOut {
                 buffer_id: OFP_NO_BUFFER,
                 in_port: OFPP_CONTROLLER,
                 actions: vec![Action::output(1)],
-                data: vec![0xff; 6]
-                    .into_iter()
-                    .chain([0x02, 0, 0, 0, 0, 1, 0x88, 0xcc])
-                    .collect(),
+                data: vec![0xff; 6].into_iter().chain([0x02, 0, 0, 0, 0, 1, 0x88, 0xcc]).collect(),
             }),
             false,
         ),
         (Message::FlowMod(fm.clone()), true),
+        (Message::GroupMod(GroupMod { command: 0, group_type: 0, group_id: 1, buckets: vec![bucket.clone()] }), false),
         (
-            Message::GroupMod(GroupMod {
-                command: 0,
-                group_type: 0,
-                group_id: 1,
-                buckets: vec![bucket.clone()],
-            }),
+            Message::PortMod(PortMod { port_no: 1, hw_addr: [2, 0, 0, 0, 0, 1], config: 1, mask: 1, advertise: 0 }),
             false,
         ),
+        (Message::TableMod(TableMod { table_id: 0xff, config: 0 }), false),
+        (Message::MultipartRequest(MultipartRequest::new(MultipartRequestBody::Desc)), true),
         (
-            Message::PortMod(PortMod {
-                port_no: 1,
-                hw_addr: [2, 0, 0, 0, 0, 1],
-                config: 1,
-                mask: 1,
-                advertise: 0,
-            }),
-            false,
-        ),
-        (
-            Message::TableMod(TableMod {
-                table_id: 0xff,
-                config: 0,
-            }),
-            false,
-        ),
-        (
-            Message::MultipartRequest(MultipartRequest::new(MultipartRequestBody::Desc)),
+            Message::MultipartRequest(MultipartRequest::new(MultipartRequestBody::Flow(FlowStatsRequest::default()))),
             true,
         ),
         (
-            Message::MultipartRequest(MultipartRequest::new(MultipartRequestBody::Flow(
-                FlowStatsRequest::default(),
-            ))),
-            true,
-        ),
-        (
-            Message::MultipartRequest(MultipartRequest::new(MultipartRequestBody::Aggregate(
-                FlowStatsRequest {
-                    table_id: 0,
-                    ..FlowStatsRequest::default()
-                },
-            ))),
+            Message::MultipartRequest(MultipartRequest::new(MultipartRequestBody::Aggregate(FlowStatsRequest {
+                table_id: 0,
+                ..FlowStatsRequest::default()
+            }))),
             false,
         ),
-        (
-            Message::MultipartRequest(MultipartRequest::new(MultipartRequestBody::Table)),
-            true,
-        ),
-        (
-            Message::MultipartRequest(MultipartRequest::new(MultipartRequestBody::PortStats {
-                port_no: OFPP_ANY,
-            })),
-            true,
-        ),
-        (
-            Message::MultipartRequest(MultipartRequest::new(MultipartRequestBody::PortDesc)),
-            true,
-        ),
-        (
-            Message::MultipartRequest(MultipartRequest::new(MultipartRequestBody::Group {
-                group_id: 0xfffffffc,
-            })),
-            false,
-        ),
-        (
-            Message::MultipartRequest(MultipartRequest::new(MultipartRequestBody::GroupDesc)),
-            false,
-        ),
-        (
-            Message::MultipartRequest(MultipartRequest::new(MultipartRequestBody::Meter {
-                meter_id: 0xffffffff,
-            })),
-            false,
-        ),
+        (Message::MultipartRequest(MultipartRequest::new(MultipartRequestBody::Table)), true),
+        (Message::MultipartRequest(MultipartRequest::new(MultipartRequestBody::PortStats { port_no: OFPP_ANY })), true),
+        (Message::MultipartRequest(MultipartRequest::new(MultipartRequestBody::PortDesc)), true),
+        (Message::MultipartRequest(MultipartRequest::new(MultipartRequestBody::Group { group_id: 0xfffffffc })), false),
+        (Message::MultipartRequest(MultipartRequest::new(MultipartRequestBody::GroupDesc)), false),
+        (Message::MultipartRequest(MultipartRequest::new(MultipartRequestBody::Meter { meter_id: 0xffffffff })), false),
         (
             Message::MultipartRequest(MultipartRequest::new(MultipartRequestBody::MeterConfig {
                 meter_id: 0xffffffff,
@@ -303,39 +175,30 @@ fn messages_flagged() -> Vec<(Message, bool)> {
             }))),
             true,
         ),
+        (Message::MultipartReply(MultipartReply::new(MultipartReplyBody::Flow(vec![stats]))), true),
         (
-            Message::MultipartReply(MultipartReply::new(MultipartReplyBody::Flow(vec![stats]))),
+            Message::MultipartReply(MultipartReply::new(MultipartReplyBody::Aggregate(AggregateStats {
+                packet_count: 7,
+                byte_count: 574,
+                flow_count: 6,
+            }))),
             true,
         ),
         (
-            Message::MultipartReply(MultipartReply::new(MultipartReplyBody::Aggregate(
-                AggregateStats {
-                    packet_count: 7,
-                    byte_count: 574,
-                    flow_count: 6,
-                },
-            ))),
-            true,
-        ),
-        (
-            Message::MultipartReply(MultipartReply::new(MultipartReplyBody::Table(vec![
-                TableStats {
-                    table_id: 0,
-                    active_count: 3,
-                    lookup_count: 10,
-                    matched_count: 8,
-                },
-            ]))),
+            Message::MultipartReply(MultipartReply::new(MultipartReplyBody::Table(vec![TableStats {
+                table_id: 0,
+                active_count: 3,
+                lookup_count: 10,
+                matched_count: 8,
+            }]))),
             false,
         ),
         (
-            Message::MultipartReply(MultipartReply::new(MultipartReplyBody::PortStats(vec![
-                PortStats {
-                    port_no: 1,
-                    rx_packets: 5,
-                    ..PortStats::default()
-                },
-            ]))),
+            Message::MultipartReply(MultipartReply::new(MultipartReplyBody::PortStats(vec![PortStats {
+                port_no: 1,
+                rx_packets: 5,
+                ..PortStats::default()
+            }]))),
             true,
         ),
         (
@@ -346,74 +209,49 @@ fn messages_flagged() -> Vec<(Message, bool)> {
             false,
         ),
         (
-            Message::MultipartReply(MultipartReply::new(MultipartReplyBody::Group(vec![
-                GroupStats {
-                    group_id: 1,
-                    ref_count: 0,
-                    packet_count: 1,
-                    byte_count: 2,
-                    duration_sec: 3,
-                    duration_nsec: 4,
-                    bucket_stats: vec![(1, 2)],
-                },
-            ]))),
+            Message::MultipartReply(MultipartReply::new(MultipartReplyBody::Group(vec![GroupStats {
+                group_id: 1,
+                ref_count: 0,
+                packet_count: 1,
+                byte_count: 2,
+                duration_sec: 3,
+                duration_nsec: 4,
+                bucket_stats: vec![(1, 2)],
+            }]))),
             false,
         ),
         (
-            Message::MultipartReply(MultipartReply::new(MultipartReplyBody::GroupDesc(vec![
-                GroupDesc {
-                    group_type: 0,
-                    group_id: 1,
-                    buckets: vec![bucket],
-                },
-            ]))),
+            Message::MultipartReply(MultipartReply::new(MultipartReplyBody::GroupDesc(vec![GroupDesc {
+                group_type: 0,
+                group_id: 1,
+                buckets: vec![bucket],
+            }]))),
             false,
         ),
         (
-            Message::MultipartReply(MultipartReply::new(MultipartReplyBody::Meter(vec![
-                MeterStats {
-                    meter_id: 1,
-                    flow_count: 0,
-                    packet_in_count: 1,
-                    byte_in_count: 2,
-                    duration_sec: 3,
-                    duration_nsec: 4,
-                    band_stats: vec![(1, 2)],
-                },
-            ]))),
+            Message::MultipartReply(MultipartReply::new(MultipartReplyBody::Meter(vec![MeterStats {
+                meter_id: 1,
+                flow_count: 0,
+                packet_in_count: 1,
+                byte_in_count: 2,
+                duration_sec: 3,
+                duration_nsec: 4,
+                band_stats: vec![(1, 2)],
+            }]))),
             false,
         ),
         (
-            Message::MultipartReply(MultipartReply::new(MultipartReplyBody::MeterConfig(vec![
-                MeterConfig {
-                    flags: 1,
-                    meter_id: 1,
-                    bands: vec![MeterBand {
-                        band_type: 1,
-                        rate: 1000,
-                        burst_size: 0,
-                        data: vec![0; 4],
-                    }],
-                },
-            ]))),
+            Message::MultipartReply(MultipartReply::new(MultipartReplyBody::MeterConfig(vec![MeterConfig {
+                flags: 1,
+                meter_id: 1,
+                bands: vec![MeterBand { band_type: 1, rate: 1000, burst_size: 0, data: vec![0; 4] }],
+            }]))),
             false,
         ),
         (Message::BarrierRequest, true),
         (Message::BarrierReply, true),
-        (
-            Message::RoleRequest(Role {
-                role: 2,
-                generation_id: 7,
-            }),
-            true,
-        ),
-        (
-            Message::RoleReply(Role {
-                role: 3,
-                generation_id: 7,
-            }),
-            true,
-        ),
+        (Message::RoleRequest(Role { role: 2, generation_id: 7 }), true),
+        (Message::RoleReply(Role { role: 3, generation_id: 7 }), true),
         (Message::GetAsyncRequest, true),
         (
             Message::GetAsyncReply(AsyncConfig {
@@ -436,46 +274,14 @@ fn messages_flagged() -> Vec<(Message, bool)> {
                 command: 0,
                 flags: 1,
                 meter_id: 1,
-                bands: vec![MeterBand {
-                    band_type: 1,
-                    rate: 1000,
-                    burst_size: 0,
-                    data: vec![0; 4],
-                }],
+                bands: vec![MeterBand { band_type: 1, rate: 1000, burst_size: 0, data: vec![0; 4] }],
             }),
             false,
         ),
-        (
-            Message::BundleControl(BundleControl::new(
-                1,
-                OFPBCT_OPEN_REQUEST,
-                OFPBF_ATOMIC | OFPBF_ORDERED,
-            )),
-            false,
-        ),
-        (
-            Message::BundleAdd(BundleAdd::new(
-                1,
-                OFPBF_ATOMIC | OFPBF_ORDERED,
-                &Message::FlowMod(fm),
-            )),
-            false,
-        ),
-        (
-            Message::BundleControl(BundleControl::new(
-                1,
-                OFPBCT_COMMIT_REQUEST,
-                OFPBF_ATOMIC | OFPBF_ORDERED,
-            )),
-            false,
-        ),
-        (
-            Message::FlowMod(FlowMod {
-                instructions: vec![Instruction::GotoTable(1)],
-                ..FlowMod::default()
-            }),
-            true,
-        ),
+        (Message::BundleControl(BundleControl::new(1, OFPBCT_OPEN_REQUEST, OFPBF_ATOMIC | OFPBF_ORDERED)), false),
+        (Message::BundleAdd(BundleAdd::new(1, OFPBF_ATOMIC | OFPBF_ORDERED, &Message::FlowMod(fm))), false),
+        (Message::BundleControl(BundleControl::new(1, OFPBCT_COMMIT_REQUEST, OFPBF_ATOMIC | OFPBF_ORDERED)), false),
+        (Message::FlowMod(FlowMod { instructions: vec![Instruction::GotoTable(1)], ..FlowMod::default() }), true),
     ]
 }
 
@@ -505,11 +311,7 @@ fn ofp_print_batch(msgs: &[Vec<u8>]) -> (Vec<String>, String) {
         all.extend_from_slice(&Message::BarrierRequest.encode(SEPARATOR_XID));
     }
     std::fs::write(&file, &all).expect("write messages");
-    let out = Command::new("ovs-ofctl")
-        .arg("ofp-parse")
-        .arg(&file)
-        .output()
-        .expect("run ovs-ofctl ofp-parse");
+    let out = Command::new("ovs-ofctl").arg("ofp-parse").arg(&file).output().expect("run ovs-ofctl ofp-parse");
     assert!(out.status.success(), "ovs-ofctl ofp-parse failed");
     let sep = format!("OFPT_BARRIER_REQUEST (OF1.3) (xid={SEPARATOR_XID:#x}):");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -528,14 +330,11 @@ fn ofp_print_batch(msgs: &[Vec<u8>]) -> (Vec<String>, String) {
 }
 
 fn normalize(text: &str) -> String {
-    text.lines()
-        .map(|l| format!("{}\n", l.trim_end()))
-        .collect()
+    text.lines().map(|l| format!("{}\n", l.trim_end())).collect()
 }
 
 fn expected_file() -> std::path::PathBuf {
-    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/vectors/of13/ofp-print-messages.txt")
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/of13/ofp-print-messages.txt")
 }
 
 /// Stored expectation: one block per message, each introduced by `## N`.
@@ -589,28 +388,15 @@ fn ovs_ofctl_decodes_every_message_type() {
             failures.push(format!("{i}: ovs-ofctl could not decode {m:?}:\n{t}"));
         }
         if *t != expected[i] {
-            failures.push(format!(
-                "{i}: ovs-ofctl's decode changed:\n--- stored\n{}--- now\n{t}",
-                expected[i]
-            ));
+            failures.push(format!("{i}: ovs-ofctl's decode changed:\n--- stored\n{}--- now\n{t}", expected[i]));
         }
         let ours = normalize(&format_message(m));
         if ours == *t {
             same += 1;
         } else {
-            failures.push(format!(
-                "{i}: printer differs:\n--- ovs-ofctl\n{t}--- ovsnet\n{ours}"
-            ));
+            failures.push(format!("{i}: printer differs:\n--- ovs-ofctl\n{t}--- ovsnet\n{ours}"));
         }
     }
-    eprintln!(
-        "{} messages decoded by ovs-ofctl in one batch; ovsnet prints the same text for {same}",
-        all.len()
-    );
-    assert!(
-        failures.is_empty(),
-        "{} failures:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    eprintln!("{} messages decoded by ovs-ofctl in one batch; ovsnet prints the same text for {same}", all.len());
+    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
 }

@@ -12,10 +12,7 @@ use ovsnet::openflow::Message;
 use ovsnet::openflow::text::{format_message, parse_flow};
 
 fn have_ovs_ofctl() -> bool {
-    let ok = Command::new("ovs-ofctl")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
+    let ok = Command::new("ovs-ofctl").arg("--version").output().is_ok_and(|o| o.status.success());
     if !ok && std::env::var("CI").as_deref() == Ok("true") {
         panic!("ovs-ofctl is required under CI=true");
     }
@@ -32,10 +29,7 @@ fn parse_dump(out: &str) -> Vec<(String, Vec<u8>)> {
     for line in out.lines() {
         if line.starts_with("OFPT_") || line.starts_with("OFPST_") {
             v.push((line.to_string(), Vec::new()));
-        } else if line.len() > 10
-            && line.as_bytes()[8] == b' '
-            && line[..8].chars().all(|c| c.is_ascii_hexdigit())
-        {
+        } else if line.len() > 10 && line.as_bytes()[8] == b' ' && line[..8].chars().all(|c| c.is_ascii_hexdigit()) {
             let hex = line[10..].split('|').next().unwrap_or("");
             if let Some(last) = v.last_mut() {
                 for tok in hex.split([' ', '-']).filter(|t| t.len() == 2) {
@@ -62,26 +56,15 @@ fn flow_mods_match_ovs_ofctl() {
         return;
     }
     let text = std::fs::read_to_string(flows_file()).expect("flows file");
-    let flows: Vec<&str> = text
-        .lines()
-        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
-        .collect();
-    assert!(
-        flows.len() >= 60,
-        "need at least 60 flows, have {}",
-        flows.len()
-    );
+    let flows: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty() && !l.starts_with('#')).collect();
+    assert!(flows.len() >= 60, "need at least 60 flows, have {}", flows.len());
     let out = Command::new("ovs-ofctl")
         .args(["-O", "OpenFlow13", "parse-flows"])
         .arg(flows_file())
         .arg("-mmmmm")
         .output()
         .expect("run ovs-ofctl");
-    assert!(
-        out.status.success(),
-        "ovs-ofctl failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "ovs-ofctl failed: {}", String::from_utf8_lossy(&out.stderr));
     let oracle = parse_dump(&String::from_utf8_lossy(&out.stdout));
     assert_eq!(oracle.len(), flows.len(), "one FLOW_MOD per flow");
 
@@ -102,20 +85,13 @@ fn flow_mods_match_ovs_ofctl() {
         let ours = msg.encode(xid);
         let printed = format_message(&msg);
         if after_xid(&printed) != after_xid(line) {
-            print_failures.push(format!(
-                "{i}: ovs:    {}\n   ovsnet: {}",
-                after_xid(line),
-                after_xid(&printed)
-            ));
+            print_failures.push(format!("{i}: ovs:    {}\n   ovsnet: {}", after_xid(line), after_xid(&printed)));
         }
         if &ours == ovs_bytes {
             byte_equal += 1;
             continue;
         }
-        let p = Command::new("ovs-ofctl")
-            .args(["ofp-print", &hex(&ours)])
-            .output()
-            .expect("ofp-print");
+        let p = Command::new("ovs-ofctl").args(["ofp-print", &hex(&ours)]).output().expect("ofp-print");
         let ptxt = String::from_utf8_lossy(&p.stdout).to_string();
         let first = ptxt.lines().next().unwrap_or("");
         if p.status.success() && p.stderr.is_empty() && after_xid(first) == after_xid(line) {
@@ -137,16 +113,6 @@ fn flow_mods_match_ovs_ofctl() {
         text_equal.len(),
         text_equal
     );
-    assert!(
-        failures.is_empty(),
-        "{} encoding failures:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
-    assert!(
-        print_failures.is_empty(),
-        "{} printing differences:\n{}",
-        print_failures.len(),
-        print_failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} encoding failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(print_failures.is_empty(), "{} printing differences:\n{}", print_failures.len(), print_failures.join("\n"));
 }

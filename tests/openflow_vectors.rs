@@ -14,10 +14,8 @@ fn vector_dir() -> PathBuf {
 fn ryu_vectors_round_trip_byte_exact() {
     let mut checked = 0;
     let mut failures = Vec::new();
-    let mut entries: Vec<_> = std::fs::read_dir(vector_dir())
-        .expect("vector dir")
-        .map(|e| e.expect("entry").path())
-        .collect();
+    let mut entries: Vec<_> =
+        std::fs::read_dir(vector_dir()).expect("vector dir").map(|e| e.expect("entry").path()).collect();
     // Replies captured from ovs-vswitchd 3.1 by tests/openflow_live.rs.
     let captured = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/of13/ovs-3.1");
     if let Ok(rd) = std::fs::read_dir(captured) {
@@ -29,11 +27,7 @@ fn ryu_vectors_round_trip_byte_exact() {
         if bytes.is_empty() {
             continue;
         }
-        let name = path
-            .file_name()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .into_owned();
+        let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
         match Message::decode(&bytes) {
             Ok((h, msg)) => {
                 let again = msg.encode(h.xid);
@@ -46,12 +40,7 @@ fn ryu_vectors_round_trip_byte_exact() {
         }
     }
     assert!(checked >= 100, "only {checked} vectors decoded");
-    assert!(
-        failures.is_empty(),
-        "{} failures:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
 }
 
 const SEPARATOR_XID: u32 = 0x5e9a_7a7e;
@@ -71,19 +60,12 @@ fn ofp_print_batch(paths: &[PathBuf]) -> Vec<(String, Vec<u8>, String)> {
         }
         all.extend_from_slice(&bytes);
         all.extend_from_slice(&Message::BarrierRequest.encode(SEPARATOR_XID));
-        let name = p
-            .file_name()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .into_owned();
+        let name = p.file_name().unwrap_or_default().to_string_lossy().into_owned();
         items.push((name, bytes));
     }
     std::fs::write(&file, &all).expect("write vectors");
-    let out = std::process::Command::new("ovs-ofctl")
-        .arg("ofp-parse")
-        .arg(&file)
-        .output()
-        .expect("run ovs-ofctl ofp-parse");
+    let out =
+        std::process::Command::new("ovs-ofctl").arg("ofp-parse").arg(&file).output().expect("run ovs-ofctl ofp-parse");
     let sep = format!("OFPT_BARRIER_REQUEST (OF1.3) (xid={SEPARATOR_XID:#x}):");
     let mut texts = vec![String::new()];
     for line in String::from_utf8_lossy(&out.stdout).lines() {
@@ -96,42 +78,25 @@ fn ofp_print_batch(paths: &[PathBuf]) -> Vec<(String, Vec<u8>, String)> {
     }
     texts.pop();
     assert_eq!(texts.len(), items.len(), "one decode per vector");
-    items
-        .into_iter()
-        .zip(texts)
-        .map(|((n, b), t)| (n, b, t))
-        .collect()
+    items.into_iter().zip(texts).map(|((n, b), t)| (n, b, t)).collect()
 }
 
 fn have_ovs_ofctl() -> bool {
-    let ok = std::process::Command::new("ovs-ofctl")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
+    let ok = std::process::Command::new("ovs-ofctl").arg("--version").output().is_ok_and(|o| o.status.success());
     if !ok {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "ovs-ofctl is required under CI=true"
-        );
+        assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "ovs-ofctl is required under CI=true");
     }
     ok
 }
 
 fn ours(bytes: &[u8]) -> String {
     let (h, m) = Message::decode(bytes).expect("decode");
-    ovsnet::openflow::text::format_message_xid(&m, h.xid)
-        .lines()
-        .map(|l| format!("{}\n", l.trim_end()))
-        .collect()
+    ovsnet::openflow::text::format_message_xid(&m, h.xid).lines().map(|l| format!("{}\n", l.trim_end())).collect()
 }
 
 fn sorted_dir(rel: &str) -> Vec<PathBuf> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel);
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .expect("vector dir")
-        .map(|e| e.expect("entry").path())
-        .collect();
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir).expect("vector dir").map(|e| e.expect("entry").path()).collect();
     v.sort();
     v
 }
@@ -180,10 +145,7 @@ fn ryu_vectors_print_like_ovs_ofctl() {
         return;
     }
     let results = ofp_print_batch(&sorted_dir("tests/vectors/of13/packet"));
-    let clean: Vec<_> = results
-        .iter()
-        .filter(|(_, _, t)| !t.contains("***") && !t.contains("decode error"))
-        .collect();
+    let clean: Vec<_> = results.iter().filter(|(_, _, t)| !t.contains("***") && !t.contains("decode error")).collect();
     let failures: Vec<String> = clean
         .iter()
         .filter(|(n, b, t)| (ours(b) != *t) != KNOWN_DIFFERENT.contains(&n.as_str()))

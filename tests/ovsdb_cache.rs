@@ -110,8 +110,8 @@ fn recorded_update_and_update2_rebuild_the_database() {
 #[test]
 fn the_project_schema_is_the_recorded_version() {
     let s = schema();
-    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("ovsdb-schemas/README.md"))
-        .expect("README");
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("ovsdb-schemas/README.md")).expect("README");
     let v = s.version.clone().expect("version");
     assert_eq!(v, "8.3.1");
     assert!(readme.contains(&format!("| {v} |")), "README records version {v}");
@@ -132,7 +132,8 @@ async fn record_monitor_session() {
     c.transact(
         "Open_vSwitch",
         vec![
-            Operation::insert("Interface", row(vec![("name", "eth0".into()), ("type", "internal".into())])).uuid_name("i0"),
+            Operation::insert("Interface", row(vec![("name", "eth0".into()), ("type", "internal".into())]))
+                .uuid_name("i0"),
             Operation::insert("Port", row(vec![("name", "eth0".into()), ("interfaces", Datum::named_uuid("i0"))]))
                 .uuid_name("p0"),
             Operation::insert(
@@ -149,16 +150,19 @@ async fn record_monitor_session() {
     let path = srv.tmp.path().join("db.sock");
     let mut raw = tokio::net::UnixStream::connect(&path).await.expect("raw connect");
     let all: serde_json::Map<String, Value> = TABLES.iter().map(|t| (t.to_string(), json!({}))).collect();
-    raw.write_all(json!({"method": "monitor_cond", "params": ["Open_vSwitch", "c", all], "id": 1}).to_string().as_bytes())
-        .await
-        .expect("send");
+    raw.write_all(
+        json!({"method": "monitor_cond", "params": ["Open_vSwitch", "c", all], "id": 1}).to_string().as_bytes(),
+    )
+    .await
+    .expect("send");
     raw.write_all(json!({"method": "monitor", "params": ["Open_vSwitch", "m", all], "id": 2}).to_string().as_bytes())
         .await
         .expect("send");
     // Wait for both replies before changing anything.
     let mut wire = Vec::new();
     let mut chunk = vec![0u8; 1 << 16];
-    while !(String::from_utf8_lossy(&wire).contains("\"id\":1") && String::from_utf8_lossy(&wire).contains("\"id\":2")) {
+    while !(String::from_utf8_lossy(&wire).contains("\"id\":1") && String::from_utf8_lossy(&wire).contains("\"id\":2"))
+    {
         let n = raw.read(&mut chunk).await.expect("read");
         assert!(n > 0);
         wire.extend_from_slice(&chunk[..n]);
@@ -190,34 +194,54 @@ async fn record_monitor_session() {
             row(vec![("external_ids", Datum::map([("b", "22"), ("c", "3")])), ("fail_mode", Datum::empty_set())]),
         )],
         vec![
-            Operation::insert("Interface", row(vec![("name", "vx0".into()), ("type", "vxlan".into()), ("options", Datum::map([("remote_ip", "flow"), ("key", "flow")]))]))
-                .uuid_name("i1"),
-            Operation::insert("Port", row(vec![("name", "vx0".into()), ("interfaces", Datum::named_uuid("i1"))])).uuid_name("p1"),
-            Operation::mutate("Bridge", vec![br.clone()], vec![Mutation::new("ports", Mutator::Insert, Datum::named_uuid("p1"))]),
+            Operation::insert(
+                "Interface",
+                row(vec![
+                    ("name", "vx0".into()),
+                    ("type", "vxlan".into()),
+                    ("options", Datum::map([("remote_ip", "flow"), ("key", "flow")])),
+                ]),
+            )
+            .uuid_name("i1"),
+            Operation::insert("Port", row(vec![("name", "vx0".into()), ("interfaces", Datum::named_uuid("i1"))]))
+                .uuid_name("p1"),
+            Operation::mutate(
+                "Bridge",
+                vec![br.clone()],
+                vec![Mutation::new("ports", Mutator::Insert, Datum::named_uuid("p1"))],
+            ),
         ],
         vec![Operation::update(
             "Interface",
             vec![Condition::eq("name", "vx0")],
-            row(vec![("options", Datum::map([("remote_ip", "flow"), ("key", "100")])), ("mtu_request", Datum::from(1400))]),
+            row(vec![
+                ("options", Datum::map([("remote_ip", "flow"), ("key", "100")])),
+                ("mtu_request", Datum::from(1400)),
+            ]),
         )],
         vec![Operation::update("Port", vec![Condition::eq("name", "eth0")], row(vec![("tag", Datum::from(5))]))],
         vec![Operation::update("Port", vec![Condition::eq("name", "eth0")], row(vec![("tag", Datum::empty_set())]))],
-        vec![
-            Operation::mutate(
-                "Bridge",
-                vec![br.clone()],
-                vec![Mutation::new("ports", Mutator::Delete, Datum::set([ovsnet::ovsdb::Atom::Uuid(
-                    c.transact("Open_vSwitch", vec![Operation::select("Port", vec![Condition::eq("name", "eth0")]).columns(["_uuid"])])
-                        .await
-                        .expect("port uuid")[0]
+        vec![Operation::mutate(
+            "Bridge",
+            vec![br.clone()],
+            vec![Mutation::new(
+                "ports",
+                Mutator::Delete,
+                Datum::set([ovsnet::ovsdb::Atom::Uuid(
+                    c.transact(
+                        "Open_vSwitch",
+                        vec![Operation::select("Port", vec![Condition::eq("name", "eth0")]).columns(["_uuid"])],
+                    )
+                    .await
+                    .expect("port uuid")[0]
                         .rows
                         .as_ref()
                         .expect("rows")[0]["_uuid"]
                         .as_uuid()
                         .expect("uuid"),
-                )]))],
-            ),
-        ],
+                )]),
+            )],
+        )],
     ];
     for ops in steps {
         c.transact("Open_vSwitch", ops).await.expect("step");

@@ -6,8 +6,8 @@ mod ovsdb_support;
 
 use std::time::{Duration, Instant};
 
-use ovsnet::ovsdb::{Backoff, Client, Condition, ConnectOptions, Datum, Error, Operation, Row};
 use ovsdb_support::{Cluster, have_ovs};
+use ovsnet::ovsdb::{Backoff, Client, Condition, ConnectOptions, Datum, Error, Operation, Row};
 
 const DB: &str = "Open_vSwitch";
 
@@ -18,12 +18,8 @@ fn queue(name: &str) -> Operation {
 
 async fn queue_names(c: &Client) -> Vec<String> {
     let r = read_retrying(c, DB, vec![Operation::select("Queue", vec![]).columns(["external_ids"])]).await;
-    let mut v: Vec<String> = r[0]
-        .rows
-        .iter()
-        .flatten()
-        .filter_map(|r| r["external_ids"].as_string_map()?.get("name").cloned())
-        .collect();
+    let mut v: Vec<String> =
+        r[0].rows.iter().flatten().filter_map(|r| r["external_ids"].as_string_map()?.get("name").cloned()).collect();
     v.sort();
     v
 }

@@ -5,11 +5,11 @@ mod ovsdb_support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ovsdb_support::{Standalone, have_ovs};
 use ovsnet::ovsdb::{
     Atom, Cache, Client, Condition, ConnectOptions, Datum, Error, Function, MonitorEvent, MonitorRequest, Mutation,
     Mutator, Operation, Row, Uuid, WaitUntil,
 };
-use ovsdb_support::{Standalone, have_ovs};
 use serde_json::json;
 
 const DB: &str = "Open_vSwitch";
@@ -123,7 +123,8 @@ async fn transact_every_operation() {
             DB,
             vec![
                 Operation::select("Bridge", vec![Condition::uuid(br)]).columns(["external_ids"]),
-                Operation::select("Open_vSwitch", vec![Condition::new("next_cfg", Function::Ge, 5)]).columns(["next_cfg"]),
+                Operation::select("Open_vSwitch", vec![Condition::new("next_cfg", Function::Ge, 5)])
+                    .columns(["next_cfg"]),
             ],
         )
         .await
@@ -153,7 +154,14 @@ async fn transact_every_operation() {
             DB,
             vec![
                 Operation::comment("wait that times out"),
-                Operation::wait("Bridge", vec![Condition::uuid(br)], vec!["name".into()], WaitUntil::NotEqual, name_row, Some(50)),
+                Operation::wait(
+                    "Bridge",
+                    vec![Condition::uuid(br)],
+                    vec!["name".into()],
+                    WaitUntil::NotEqual,
+                    name_row,
+                    Some(50),
+                ),
             ],
         )
         .await
@@ -172,7 +180,11 @@ async fn transact_every_operation() {
             DB,
             vec![
                 Operation::insert("Bridge", row([("name", Datum::from("gone"))])).uuid_name("g"),
-                Operation::mutate("Open_vSwitch", vec![], vec![Mutation::new("bridges", Mutator::Insert, Datum::named_uuid("g"))]),
+                Operation::mutate(
+                    "Open_vSwitch",
+                    vec![],
+                    vec![Mutation::new("bridges", Mutator::Insert, Datum::named_uuid("g"))],
+                ),
                 Operation::abort(),
             ],
         )
@@ -194,7 +206,11 @@ async fn transact_every_operation() {
             vec![
                 Operation::insert("Bridge", row([("name", Datum::from("br1")), ("other_config", Datum::empty_set())]))
                     .uuid_name("b1"),
-                Operation::mutate("Open_vSwitch", vec![], vec![Mutation::new("bridges", Mutator::Insert, Datum::named_uuid("b1"))]),
+                Operation::mutate(
+                    "Open_vSwitch",
+                    vec![],
+                    vec![Mutation::new("bridges", Mutator::Insert, Datum::named_uuid("b1"))],
+                ),
                 Operation::commit(true),
             ],
         )
@@ -236,7 +252,10 @@ async fn schema_errors_name_table_and_column_and_send_nothing() {
     let c = Client::connect(&srv.unix(), &opts()).await.expect("connect");
     let bad = |col: &str, d: Datum| vec![Operation::insert("Interface", row([("name", Datum::from("x")), (col, d)]))];
     let e = c
-        .transact(DB, vec![Operation::insert("Port", row([("name", Datum::from("p")), ("vlan_mode", Datum::from("foo"))]))])
+        .transact(
+            DB,
+            vec![Operation::insert("Port", row([("name", Datum::from("p")), ("vlan_mode", Datum::from("foo"))]))],
+        )
         .await
         .expect_err("enum");
     assert!(matches!(e, Error::Schema(_)));
@@ -252,7 +271,10 @@ async fn schema_errors_name_table_and_column_and_send_nothing() {
     assert_eq!(e.to_string(), "schema check: table Interface, column nosuch: no such column");
     // The server agrees that the enum value is wrong (sent unchecked):
     match c
-        .transact_unchecked(DB, vec![Operation::insert("Port", row([("name", Datum::from("p")), ("vlan_mode", Datum::from("foo"))]))])
+        .transact_unchecked(
+            DB,
+            vec![Operation::insert("Port", row([("name", Datum::from("p")), ("vlan_mode", Datum::from("foo"))]))],
+        )
         .await
     {
         Err(Error::Transaction { index: 0, error, details, .. }) => {
@@ -262,7 +284,10 @@ async fn schema_errors_name_table_and_column_and_send_nothing() {
         other => panic!("{other:?}"),
     }
     // And nothing was ever inserted.
-    let r = c.transact(DB, vec![Operation::select("Port", vec![]), Operation::select("Interface", vec![])]).await.expect("select");
+    let r = c
+        .transact(DB, vec![Operation::select("Port", vec![]), Operation::select("Interface", vec![])])
+        .await
+        .expect("select");
     assert_eq!(r[0].rows.as_ref().map(Vec::len), Some(0));
     assert_eq!(r[1].rows.as_ref().map(Vec::len), Some(0));
 }
@@ -343,7 +368,11 @@ async fn monitor_keeps_cache(cond: bool) {
         // insert a second bridge
         vec![
             Operation::insert("Bridge", row([("name", Datum::from("br1"))])).uuid_name("b1"),
-            Operation::mutate("Open_vSwitch", vec![], vec![Mutation::new("bridges", Mutator::Insert, Datum::named_uuid("b1"))]),
+            Operation::mutate(
+                "Open_vSwitch",
+                vec![],
+                vec![Mutation::new("bridges", Mutator::Insert, Datum::named_uuid("b1"))],
+            ),
         ],
         // delete the first
         vec![
@@ -407,7 +436,11 @@ async fn monitor_cond_where_filters_rows() {
         DB,
         vec![
             Operation::insert("Bridge", row([("name", Datum::from("br1"))])).uuid_name("b1"),
-            Operation::mutate("Open_vSwitch", vec![], vec![Mutation::new("bridges", Mutator::Insert, Datum::named_uuid("b1"))]),
+            Operation::mutate(
+                "Open_vSwitch",
+                vec![],
+                vec![Mutation::new("bridges", Mutator::Insert, Datum::named_uuid("b1"))],
+            ),
         ],
     )
     .await
@@ -438,9 +471,12 @@ async fn many_requests_in_flight_on_one_connection() {
             if i % 2 == 0 {
                 c.echo(json!([i])).await.map(|v| assert_eq!(v, json!([i])))
             } else {
-                c.transact(DB, vec![Operation::mutate("Open_vSwitch", vec![], vec![Mutation::new("next_cfg", Mutator::Add, 1)])])
-                    .await
-                    .map(|r| assert_eq!(r[0].count, Some(1)))
+                c.transact(
+                    DB,
+                    vec![Operation::mutate("Open_vSwitch", vec![], vec![Mutation::new("next_cfg", Mutator::Add, 1)])],
+                )
+                .await
+                .map(|r| assert_eq!(r[0].count, Some(1)))
             }
         }
     });
@@ -487,7 +523,10 @@ async fn lock_steal_unlock_between_two_clients() {
     // a steals it back: b is told.
     let sa = a.steal("L").await.expect("steal");
     assert!(sa.locked);
-    assert_eq!(tokio::time::timeout(Duration::from_secs(5), lb.next()).await.expect("in time"), Some(ovsnet::ovsdb::LockEvent::Stolen));
+    assert_eq!(
+        tokio::time::timeout(Duration::from_secs(5), lb.next()).await.expect("in time"),
+        Some(ovsnet::ovsdb::LockEvent::Stolen)
+    );
     assert_op(a.clone()).await.expect("a holds L again");
     assert!(assert_op(b.clone()).await.is_err());
     // The thief hears nothing more; a's first lock handle ended with its unlock.
@@ -523,7 +562,10 @@ async fn server_echo_is_answered_and_own_probes_keep_tcp_alive() {
             vec![
                 Operation::insert(
                     "Manager",
-                    row([("target", Datum::from(format!("ptcp:{port}:127.0.0.1"))), ("inactivity_probe", Datum::from(1000))]),
+                    row([
+                        ("target", Datum::from(format!("ptcp:{port}:127.0.0.1"))),
+                        ("inactivity_probe", Datum::from(1000)),
+                    ]),
                 )
                 .uuid_name("m"),
                 Operation::insert("Open_vSwitch", row([("manager_options", Datum::named_uuid("m"))])),
@@ -689,7 +731,11 @@ async fn reconnect_after_server_restart_resyncs_the_monitor() {
         DB,
         vec![
             Operation::insert("Bridge", row([("name", Datum::from("after"))])).uuid_name("a"),
-            Operation::mutate("Open_vSwitch", vec![], vec![Mutation::new("bridges", Mutator::Insert, Datum::named_uuid("a"))]),
+            Operation::mutate(
+                "Open_vSwitch",
+                vec![],
+                vec![Mutation::new("bridges", Mutator::Insert, Datum::named_uuid("a"))],
+            ),
         ],
     )
     .await

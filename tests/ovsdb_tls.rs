@@ -7,8 +7,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use ovsnet::ovsdb::{Client, ConnectOptions, Error};
 use ovsdb_support::{Pki, Server, free_port, have_ovs, schema_path};
+use ovsnet::ovsdb::{Client, ConnectOptions, Error};
 
 fn tls_opts(key: &Path, cert: &Path, ca: &Path) -> ConnectOptions {
     ConnectOptions {

@@ -37,7 +37,8 @@ fn state() -> State {
     let mut s = State::default();
     s.ensure_network("red", net("10.1.0.0/24"));
     s.ensure_network("blue", net("10.2.0.0/24"));
-    s.local_endpoints = vec![ep("a", "red", 1, "10.1.0.2"), ep("b", "red", 2, "10.1.0.3"), ep("c", "blue", 3, "10.2.0.2")];
+    s.local_endpoints =
+        vec![ep("a", "red", 1, "10.1.0.2"), ep("b", "red", 2, "10.1.0.3"), ep("c", "blue", 3, "10.2.0.2")];
     s.local_endpoints.push(LocalEndpoint { mac: STATIC_MAC, ..ep("d", "red", 4, "10.1.0.4") });
     s.bridge_local = Some(BridgeLocal { network: "red".into(), ip: ip("10.1.0.1"), mac: HOST_MAC });
     s.tunnel_ofports.insert(TunnelType::Gre, GRE);
@@ -100,7 +101,13 @@ fn each_endpoint_costs_four_flows() {
     let base = desired_flows(&p, &s).expect("render").flows.len();
     for i in 0..50u32 {
         let a = Ipv4Addr::from(u32::from(ip("10.0.1.0")) + i);
-        s.local_endpoints.push(LocalEndpoint { id: format!("p{i}"), network: "default".into(), ofport: i + 1, ip: a, mac: mac_from_ip(a) });
+        s.local_endpoints.push(LocalEndpoint {
+            id: format!("p{i}"),
+            network: "default".into(),
+            ofport: i + 1,
+            ip: a,
+            mac: mac_from_ip(a),
+        });
     }
     let d = desired_flows(&p, &s).expect("render");
     assert_eq!(d.flows.len(), base + 50 * ovsnet::pipeline::FLOWS_PER_ENDPOINT + 1, "and one broadcast chunk");
@@ -126,9 +133,17 @@ fn rendering_the_rich_state_gives_the_expected_flows() {
     let text: Vec<String> = d.flows.to_flow_mods().iter().map(format_flow).collect();
     let red = vni_for("red");
     let has = |needle: &str| text.iter().any(|t| t.contains(needle));
-    assert!(has(&format!("priority=100,in_port=LOCAL actions=load:{red:#x}->NXM_NX_REG6[],goto_table:10")), "{text:#?}");
+    assert!(
+        has(&format!("priority=100,in_port=LOCAL actions=load:{red:#x}->NXM_NX_REG6[],goto_table:10")),
+        "{text:#?}"
+    );
     assert!(has("set_field:192.168.50.2->tun_dst"), "{text:#?}");
-    assert!(has(&format!("priority=95,reg6={red:#x},dl_dst=01:00:00:00:00:00/01:00:00:00:00:00 actions=load:0->NXM_NX_REG5[],resubmit(,40)")), "{text:#?}");
+    assert!(
+        has(&format!(
+            "priority=95,reg6={red:#x},dl_dst=01:00:00:00:00:00/01:00:00:00:00:00 actions=load:0->NXM_NX_REG5[],resubmit(,40)"
+        )),
+        "{text:#?}"
+    );
     assert!(has("table=40, priority=100,reg5=0") || has("reg5=0"), "{text:#?}");
     assert!(has("actions=output:1,output:2,output:4,LOCAL"), "{text:#?}");
     // Every flow carries ovsnet's cookie tag.
@@ -145,9 +160,15 @@ fn ping_between_endpoints_of_one_network() {
     // To the endpoint with a MAC set by hand.
     assert_eq!(t.trace(&Packet::ipv4(1, m("10.1.0.2"), STATIC_MAC, ip("10.1.0.2"), ip("10.1.0.4"))).ports(), vec![4]);
     // To the host, through the bridge's internal port.
-    assert_eq!(t.trace(&Packet::ipv4(1, m("10.1.0.2"), HOST_MAC, ip("10.1.0.2"), ip("10.1.0.1"))).ports(), vec![OFPP_LOCAL]);
+    assert_eq!(
+        t.trace(&Packet::ipv4(1, m("10.1.0.2"), HOST_MAC, ip("10.1.0.2"), ip("10.1.0.1"))).ports(),
+        vec![OFPP_LOCAL]
+    );
     // From the host.
-    assert_eq!(t.trace(&Packet::ipv4(OFPP_LOCAL, HOST_MAC, m("10.1.0.2"), ip("10.1.0.1"), ip("10.1.0.2"))).ports(), vec![1]);
+    assert_eq!(
+        t.trace(&Packet::ipv4(OFPP_LOCAL, HOST_MAC, m("10.1.0.2"), ip("10.1.0.1"), ip("10.1.0.2"))).ports(),
+        vec![1]
+    );
 }
 
 #[test]
@@ -227,16 +248,25 @@ fn remote_blocks_and_endpoints_go_over_the_tunnel() {
     assert_eq!(tr.ports(), vec![GRE]);
     assert_eq!(tr.outputs[0].1.ip(Field::TunDst), ip("192.168.50.3"));
     // From the tunnel, for a local endpoint of the tun_id's network.
-    let inbound = Packet::ipv4(0, m("10.1.0.200"), m("10.1.0.2"), ip("10.1.0.200"), ip("10.1.0.2"))
-        .from_tunnel(GRE, vni_for("red").into(), ip("192.168.50.2"));
+    let inbound = Packet::ipv4(0, m("10.1.0.200"), m("10.1.0.2"), ip("10.1.0.200"), ip("10.1.0.2")).from_tunnel(
+        GRE,
+        vni_for("red").into(),
+        ip("192.168.50.2"),
+    );
     assert_eq!(t.trace(&inbound).ports(), vec![1]);
     // With blue's tun_id it cannot reach a red endpoint.
-    let wrong = Packet::ipv4(0, m("10.1.0.200"), m("10.1.0.2"), ip("10.1.0.200"), ip("10.1.0.2"))
-        .from_tunnel(GRE, vni_for("blue").into(), ip("192.168.50.2"));
+    let wrong = Packet::ipv4(0, m("10.1.0.200"), m("10.1.0.2"), ip("10.1.0.200"), ip("10.1.0.2")).from_tunnel(
+        GRE,
+        vni_for("blue").into(),
+        ip("192.168.50.2"),
+    );
     assert!(t.trace(&wrong).dropped());
     // Never back out of the tunnel it came from.
-    let hairpin = Packet::ipv4(0, m("10.1.0.200"), m("10.1.0.201"), ip("10.1.0.200"), ip("10.1.0.201"))
-        .from_tunnel(GRE, vni_for("red").into(), ip("192.168.50.2"));
+    let hairpin = Packet::ipv4(0, m("10.1.0.200"), m("10.1.0.201"), ip("10.1.0.200"), ip("10.1.0.201")).from_tunnel(
+        GRE,
+        vni_for("red").into(),
+        ip("192.168.50.2"),
+    );
     assert!(t.trace(&hairpin).dropped());
 }
 
@@ -316,7 +346,14 @@ fn diff_sends_nothing_for_an_unchanged_switch_and_removes_strangers() {
     let stranger = parse_flow("table=10,priority=200,ip actions=NORMAL").expect("flow");
     let elsewhere = parse_flow("table=99,priority=1 actions=drop").expect("flow");
     for f in [stranger, elsewhere] {
-        stats.push(FlowStats { table_id: f.table_id, priority: f.priority, cookie: 0, r#match: f.r#match, instructions: f.instructions, ..stats[0].clone() });
+        stats.push(FlowStats {
+            table_id: f.table_id,
+            priority: f.priority,
+            cookie: 0,
+            r#match: f.r#match,
+            instructions: f.instructions,
+            ..stats[0].clone()
+        });
     }
     let changed = stats.iter_mut().find(|s| s.table_id == 30 && s.priority == 100).expect("a forwarding flow");
     changed.instructions = parse_flow("actions=output:42").expect("flow").instructions;
@@ -347,7 +384,13 @@ fn ten_thousand_endpoints_render_quickly() {
     s.ensure_network("default", net("10.0.0.0/16"));
     for i in 0..10_000u32 {
         let a = Ipv4Addr::from(u32::from(ip("10.0.0.2")) + i);
-        s.local_endpoints.push(LocalEndpoint { id: format!("p{i}"), network: "default".into(), ofport: i + 1, ip: a, mac: mac_from_ip(a) });
+        s.local_endpoints.push(LocalEndpoint {
+            id: format!("p{i}"),
+            network: "default".into(),
+            ofport: i + 1,
+            ip: a,
+            mac: mac_from_ip(a),
+        });
     }
     let start = std::time::Instant::now();
     let d = desired_flows(&p, &s).expect("render");
@@ -368,7 +411,13 @@ fn a_big_network_floods_in_chunks_that_fit_a_message() {
     s.ensure_network("big", net("10.9.0.0/16"));
     for i in 0..2500u32 {
         let a = Ipv4Addr::from(u32::from(ip("10.9.0.2")) + i);
-        s.local_endpoints.push(LocalEndpoint { id: format!("p{i}"), network: "big".into(), ofport: i + 1, ip: a, mac: mac_from_ip(a) });
+        s.local_endpoints.push(LocalEndpoint {
+            id: format!("p{i}"),
+            network: "big".into(),
+            ofport: i + 1,
+            ip: a,
+            mac: mac_from_ip(a),
+        });
     }
     let d = desired_flows(&p, &s).expect("render");
     assert_eq!(d.per_kind.get("flood_chunk"), Some(&3));

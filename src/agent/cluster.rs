@@ -109,7 +109,8 @@ pub fn endpoint_sync(local: &[LocalEndpoint], cluster: &ClusterState, this_host:
             continue;
         }
         let mac = format_mac(l.mac);
-        let listed = ours.iter().any(|(n, ip, m)| *n == l.network && *ip == IpAddr::V4(l.ip) && m.eq_ignore_ascii_case(&mac));
+        let listed =
+            ours.iter().any(|(n, ip, m)| *n == l.network && *ip == IpAddr::V4(l.ip) && m.eq_ignore_ascii_case(&mac));
         if !listed {
             sync.publish.push(EndpointSpec {
                 network: l.network.clone(),
@@ -259,7 +260,12 @@ mod tests {
         let fan = network("fan", 100, "10.0.0.0/8", Ipam::Fan);
         let pool = network("pool", 200, "10.50.0.0/16", Ipam::Pool);
         let st = network("st", 300, "192.168.9.0/24", Ipam::Static);
-        s.blocks.push(Block { uuid: Uuid::new_v4(), network: pool.uuid, host: "h2".into(), cidr: IpNet::parse_network("10.50.1.0/24").unwrap() });
+        s.blocks.push(Block {
+            uuid: Uuid::new_v4(),
+            network: pool.uuid,
+            host: "h2".into(),
+            cidr: IpNet::parse_network("10.50.1.0/24").unwrap(),
+        });
         s.endpoints.push(endpoint(&fan, "h1", "10.0.1.2"));
         s.endpoints.push(endpoint(&fan, "h1", "10.0.1.9"));
         s.endpoints.push(endpoint(&fan, "h2", "10.0.2.2"));
@@ -304,11 +310,15 @@ mod tests {
         let c = cluster();
         let mut st = state_for(&c, vec![local("p1", "fan", 3, "10.0.1.2")]);
         let w = apply_remote(&mut st, &c, "h1", &[TunnelType::Vxlan, TunnelType::Gre]);
-        let blocks: Vec<String> =
-            st.remote_blocks.iter().map(|b| format!("{} {} {} {}", b.network, b.cidr, b.tun_dst, b.tunnel.as_str())).collect();
+        let blocks: Vec<String> = st
+            .remote_blocks
+            .iter()
+            .map(|b| format!("{} {} {} {}", b.network, b.cidr, b.tun_dst, b.tunnel.as_str()))
+            .collect();
         // h2 speaks only GRE; h3 speaks nothing we do: left out, reported.
         assert_eq!(blocks, ["fan 10.0.2.0/24 172.30.0.2 gre", "pool 10.50.1.0/24 172.30.0.2 gre"]);
-        let eps: Vec<String> = st.remote_endpoints.iter().map(|e| format!("{} {} {}", e.network, e.ip, e.tun_dst)).collect();
+        let eps: Vec<String> =
+            st.remote_endpoints.iter().map(|e| format!("{} {} {}", e.network, e.ip, e.tun_dst)).collect();
         assert_eq!(eps, ["st 192.168.9.5 172.30.0.2"]);
         assert!(w.iter().any(|w| w.contains("h3")), "{w:?}");
         // Applying twice gives the same state (no accumulation).
@@ -374,9 +384,14 @@ mod tests {
     fn endpoint_sync_publishes_missing_and_removes_stale() {
         let c = cluster();
         // Local: 10.0.1.2 (listed), 10.0.1.3 (new), one in an unknown network.
-        let locals = vec![local("p1", "fan", 3, "10.0.1.2"), local("p2", "fan", 4, "10.0.1.3"), local("p3", "nope", 5, "10.9.9.9")];
+        let locals = vec![
+            local("p1", "fan", 3, "10.0.1.2"),
+            local("p2", "fan", 4, "10.0.1.3"),
+            local("p3", "nope", 5, "10.9.9.9"),
+        ];
         let s = endpoint_sync(&locals, &c, "h1");
-        let publish: Vec<String> = s.publish.iter().map(|e| format!("{} {} {}", e.network, e.ip, e.container)).collect();
+        let publish: Vec<String> =
+            s.publish.iter().map(|e| format!("{} {} {}", e.network, e.ip, e.container)).collect();
         assert_eq!(publish, ["fan 10.0.1.3 p2"]);
         assert_eq!(s.remove, [("fan".to_owned(), "10.0.1.9".parse::<IpAddr>().unwrap())]);
         // Another host's rows are never touched.
@@ -452,7 +467,9 @@ mod tests {
         let text = include_str!("../../ovsdb-schemas/vswitch.ovsschema");
         let schema = crate::ovsdb::schema::DatabaseSchema::parse(text).unwrap();
         let mut cache = Cache::new(std::sync::Arc::new(schema));
-        let ids = |pairs: &[(&str, &str)]| serde_json::json!(["map", pairs.iter().map(|(k, v)| serde_json::json!([k, v])).collect::<Vec<_>>()]);
+        let ids = |pairs: &[(&str, &str)]| {
+            serde_json::json!(["map", pairs.iter().map(|(k, v)| serde_json::json!([k, v])).collect::<Vec<_>>()])
+        };
         let u = |i: u8| format!("00000000-0000-0000-0000-0000000000{i:02x}");
         let r = |i: u8| serde_json::json!(["uuid", u(i)]);
         let rows = serde_json::json!({

@@ -76,7 +76,11 @@ pub fn state_from_cache(cache: &Cache, opts: &StateOptions) -> (State, Vec<Strin
     let mut warnings = Vec::new();
     let mut st = State::default();
     for n in &opts.networks {
-        st.networks.push(Network { name: n.name.clone(), vni: n.vni.unwrap_or_else(|| vni_for(&n.name)), cidrs: vec![n.cidr] });
+        st.networks.push(Network {
+            name: n.name.clone(),
+            vni: n.vni.unwrap_or_else(|| vni_for(&n.name)),
+            cidrs: vec![n.cidr],
+        });
     }
     let Some((_, bridge)) = cache.table("Bridge").find(|(_, r)| s(r, "name") == Some(opts.bridge.as_str())) else {
         warnings.push(format!("bridge {} not found", opts.bridge));
@@ -142,10 +146,7 @@ pub fn state_from_cache(cache: &Cache, opts: &StateOptions) -> (State, Vec<Strin
     }
     if let Some(h) = &opts.host {
         let network = h.network.clone().or_else(|| {
-            st.networks
-                .iter()
-                .find(|n| n.cidrs.iter().any(|c| c.contains(IpAddr::V4(h.ip))))
-                .map(|n| n.name.clone())
+            st.networks.iter().find(|n| n.cidrs.iter().any(|c| c.contains(IpAddr::V4(h.ip)))).map(|n| n.name.clone())
         });
         match (network, local_mac) {
             (Some(network), Some(mac)) => {

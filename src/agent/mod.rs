@@ -217,7 +217,14 @@ pub async fn set_controller(client: &Client, bridge: &str, target: &str) -> Resu
     use crate::ovsdb::Condition;
     let db = crate::vswitch::DB;
     let res = client
-        .transact(db, vec![Operation::select("Bridge", vec![Condition::eq("name", bridge)]).columns(["_uuid", "controller", "fail_mode"])])
+        .transact(
+            db,
+            vec![Operation::select("Bridge", vec![Condition::eq("name", bridge)]).columns([
+                "_uuid",
+                "controller",
+                "fail_mode",
+            ])],
+        )
         .await?;
     let rows = res.first().and_then(|r| r.rows.clone()).unwrap_or_default();
     let Some(row) = rows.first() else { return Err(AgentError::NoBridge(bridge.to_owned())) };
@@ -807,7 +814,8 @@ pub async fn run(
                 if resynced {
                     tracing::info!("database reconnected; resynced");
                     // The database may have been replaced: check the controller.
-                    if let Err(e) = set_controller(&client, &agent.opts.state.bridge, &agent.opts.listen.target()).await {
+                    if let Err(e) = set_controller(&client, &agent.opts.state.bridge, &agent.opts.listen.target()).await
+                    {
                         tracing::warn!("set controller after resync: {e}");
                     }
                 }

@@ -14,9 +14,7 @@ use super::Stats;
 use crate::openflow::bundle::{OFPBCT_COMMIT_REPLY, OFPBCT_COMMIT_REQUEST, OFPBCT_OPEN_REPLY, OFPBCT_OPEN_REQUEST};
 use crate::openflow::message::{FeaturesReply, HEADER_LEN, Hello, OFP13_VERSION, SwitchConfig, negotiate};
 use crate::openflow::multipart::{FlowStatsRequest, MultipartRequestBody, OFPMPF_MORE};
-use crate::openflow::{
-    BundleAdd, BundleControl, FlowStats, Header, Message, MultipartReplyBody, MultipartRequest,
-};
+use crate::openflow::{BundleAdd, BundleControl, FlowStats, Header, Message, MultipartReplyBody, MultipartRequest};
 
 /// What can go wrong on the switch connection.
 #[derive(Debug, thiserror::Error)]
@@ -80,7 +78,11 @@ fn refused(what: &'static str, m: &Message) -> OfError {
 
 impl OfConn {
     /// HELLO both ways (version negotiation), FEATURES, SET_CONFIG.
-    pub async fn handshake(io: Box<dyn Io>, stats: std::sync::Arc<Stats>, timeout: Duration) -> Result<OfConn, OfError> {
+    pub async fn handshake(
+        io: Box<dyn Io>,
+        stats: std::sync::Arc<Stats>,
+        timeout: Duration,
+    ) -> Result<OfConn, OfError> {
         Self::handshake_then(io, stats, timeout, || ()).await
     }
 
@@ -97,7 +99,14 @@ impl OfConn {
             reader: FramedRead::new(r, OfCodec),
             writer: w,
             next_xid: 1,
-            features: FeaturesReply { datapath_id: 0, n_buffers: 0, n_tables: 0, auxiliary_id: 0, capabilities: 0, reserved: 0 },
+            features: FeaturesReply {
+                datapath_id: 0,
+                n_buffers: 0,
+                n_tables: 0,
+                auxiliary_id: 0,
+                capabilities: 0,
+                reserved: 0,
+            },
             last_rx: Instant::now(),
             echo_pending: None,
             stats,
@@ -114,7 +123,12 @@ impl OfConn {
                     return Err(OfError::Version(format!("negotiated version {v:#x}, need OpenFlow 1.3")));
                 }
             }
-            other => return Err(OfError::Version(format!("expected HELLO, got {}", crate::openflow::text::format_message(&other)))),
+            other => {
+                return Err(OfError::Version(format!(
+                    "expected HELLO, got {}",
+                    crate::openflow::text::format_message(&other)
+                )));
+            }
         }
         let xid = c.xid();
         c.send(&Message::FeaturesRequest, xid).await?;
@@ -252,7 +266,8 @@ impl OfConn {
             }
         }
         let commit_xid = self.xid();
-        Message::BundleControl(BundleControl::new(bundle_id, OFPBCT_COMMIT_REQUEST, flags)).encode_into(commit_xid, &mut buf);
+        Message::BundleControl(BundleControl::new(bundle_id, OFPBCT_COMMIT_REQUEST, flags))
+            .encode_into(commit_xid, &mut buf);
         self.writer.write_all(&buf).await?;
         let mut failed: Option<OfError> = None;
         loop {

@@ -169,11 +169,7 @@ struct PreparedChunk {
 impl PreparedChunk {
     /// What is left to settle once the answered lines are taken.
     fn rest(self) -> CommittedChunk {
-        CommittedChunk {
-            items: self.items,
-            errors: self.errors,
-            idx: self.idx,
-        }
+        CommittedChunk { items: self.items, errors: self.errors, idx: self.idx }
     }
 }
 
@@ -225,14 +221,7 @@ impl Attacher {
     /// resolves its container while the OVSDB connection is being made
     /// (see [`Attacher::attach_resolved`]).
     pub fn from_parts(client: Client, host: Netlink, resolver: Resolver, opts: AttacherOptions) -> Self {
-        Attacher {
-            client,
-            host,
-            resolver,
-            opts,
-            hook: None,
-            started: std::time::Instant::now(),
-        }
+        Attacher { client, host, resolver, opts, hook: None, started: std::time::Instant::now() }
     }
 
     /// Calls `hook` after each step; when it returns `false` the attach
@@ -321,21 +310,20 @@ impl Attacher {
         }
         let result = match failed {
             Some(e) => Err(e),
-            None => async {
-                let ofports = match waited {
-                    // The interface was not there yet when the wait was
-                    // read (a database that commits later, as a clustered
-                    // one does): wait again, now that the commit is done.
-                    Err(AttachError::Reply(_)) => self.wait_ofports(&names).await?,
-                    other => other?,
-                };
-                self.step(Step::Ofport)?;
-                ofports
-                    .first()
-                    .copied()
-                    .ok_or_else(|| AttachError::Reply("no ofport in the reply".into()))
+            None => {
+                async {
+                    let ofports = match waited {
+                        // The interface was not there yet when the wait was
+                        // read (a database that commits later, as a clustered
+                        // one does): wait again, now that the commit is done.
+                        Err(AttachError::Reply(_)) => self.wait_ofports(&names).await?,
+                        other => other?,
+                    };
+                    self.step(Step::Ofport)?;
+                    ofports.first().copied().ok_or_else(|| AttachError::Reply("no ofport in the reply".into()))
+                }
+                .await
             }
-            .await,
         };
         match result {
             Ok(ofport) => self.finish(item, ofport).await,
@@ -374,9 +362,7 @@ impl Attacher {
                 out[i] = Some(r);
             }
         }
-        out.into_iter()
-            .map(|r| r.unwrap_or_else(|| Err(AttachError::Reply("attach not carried out".into()))))
-            .collect()
+        out.into_iter().map(|r| r.unwrap_or_else(|| Err(AttachError::Reply("attach not carried out".into())))).collect()
     }
 
     /// Steps 1-5 for one chunk of a batch: prepares each line, then commits
@@ -440,12 +426,8 @@ impl Attacher {
     /// if that fails, one per port to find which), finish or roll back each.
     async fn settle_chunk(&self, chunk: CommittedChunk) -> Vec<(usize, Result<AttachReport, AttachError>)> {
         let CommittedChunk { items, mut errors, idx } = chunk;
-        let names: Vec<String> = items
-            .iter()
-            .zip(&errors)
-            .filter(|(_, e)| e.is_none())
-            .map(|(p, _)| p.host_name.clone())
-            .collect();
+        let names: Vec<String> =
+            items.iter().zip(&errors).filter(|(_, e)| e.is_none()).map(|(p, _)| p.host_name.clone()).collect();
         let mut ofports: BTreeMap<String, i64> = BTreeMap::new();
         match self.wait_ofports(&names).await {
             Ok(ports) => ofports.extend(names.iter().cloned().zip(ports)),
@@ -521,24 +503,14 @@ impl Attacher {
             .is_some_and(|v| v == "true");
         let tunnels: Vec<(Uuid, String)> = (5..5 + TUNNEL_TYPES.len())
             .flat_map(|i| rows(i).iter())
-            .filter_map(|row| {
-                Some((
-                    row.get("_uuid")?.as_uuid()?,
-                    row.get("type")?.as_str()?.to_owned(),
-                ))
-            })
+            .filter_map(|row| Some((row.get("_uuid")?.as_uuid()?, row.get("type")?.as_str()?.to_owned())))
             .collect();
-        let existing_ofport = rows(5 + TUNNEL_TYPES.len())
-            .first()
-            .and_then(|row| row.get("ofport"))
-            .and_then(Datum::as_integer);
+        let existing_ofport =
+            rows(5 + TUNNEL_TYPES.len()).first().and_then(|row| row.get("ofport")).and_then(Datum::as_integer);
         self.step(Step::Read)?;
 
         // Someone else holds the IP: refuse before anything changes.
-        if let Some(h) = holders
-            .iter()
-            .find(|h| h.container != identity.id || h.ifname != req.ifname)
-        {
+        if let Some(h) = holders.iter().find(|h| h.container != identity.id || h.ifname != req.ifname) {
             return Err(AttachError::IpInUse {
                 ip: req.ip,
                 bridge: req.bridge.clone(),
@@ -571,16 +543,12 @@ impl Attacher {
             if self.host.link_by_name(&host_name).await?.is_some() && existing_ofport.is_some_and(|p| p > 0) {
                 let mut a = a;
                 a.ofport = existing_ofport;
-                return Ok(Staged::Done(Box::new(AttachReport {
-                    attachment: a,
-                    change: Change::Unchanged,
-                })));
+                return Ok(Staged::Done(Box::new(AttachReport { attachment: a, change: Change::Unchanged })));
             }
             // The port is recorded but its veth is gone (deleted by
             // hand): drop the port and plug again from scratch.
             if let Some(u) = a.port_uuid {
-                self.transact(detach_ops(&req.bridge, &[u], "drop a port whose veth is gone"))
-                    .await?;
+                self.transact(detach_ops(&req.bridge, &[u], "drop a port whose veth is gone")).await?;
             }
         }
 
@@ -625,12 +593,7 @@ impl Attacher {
         let host_link = self
             .host
             .create_veth(
-                &VethEnd {
-                    mtu: Some(item.mtu),
-                    up: true,
-                    promisc: true,
-                    ..VethEnd::named(&item.host_name)
-                },
+                &VethEnd { mtu: Some(item.mtu), up: true, promisc: true, ..VethEnd::named(&item.host_name) },
                 &VethEnd {
                     name: req.ifname.clone(),
                     mac: Some(item.mac),
@@ -725,10 +688,7 @@ impl Attacher {
             }
             Err(e) => return Err(e.into()),
         };
-        Ok(port_op
-            .into_iter()
-            .map(|i| results.get(i).and_then(|r: &OpResult| r.uuid))
-            .collect())
+        Ok(port_op.into_iter().map(|i| results.get(i).and_then(|r: &OpResult| r.uuid)).collect())
     }
 
     /// The error for an address found taken at commit time.
@@ -780,9 +740,7 @@ impl Attacher {
         let change = if item.stale.is_empty() {
             Change::Created
         } else {
-            Change::Replugged {
-                stale: item.stale.into_iter().map(|a| a.port).collect(),
-            }
+            Change::Replugged { stale: item.stale.into_iter().map(|a| a.port).collect() }
         };
         Ok(AttachReport { attachment, change })
     }
@@ -817,10 +775,7 @@ impl Attacher {
         let results = match self.transact(ops).await {
             Ok(r) => r,
             Err(crate::ovsdb::Error::Transaction { error, .. }) if error == "timed out" => {
-                return Err(AttachError::NoOfport {
-                    port: shown(),
-                    secs: self.opts.ofport_timeout.as_secs(),
-                });
+                return Err(AttachError::NoOfport { port: shown(), secs: self.opts.ofport_timeout.as_secs() });
             }
             Err(e) => return Err(e.into()),
         };
@@ -836,11 +791,7 @@ impl Attacher {
                 _ => {
                     return Err(AttachError::InterfaceError {
                         port: name.to_owned(),
-                        error: row
-                            .get("error")
-                            .and_then(Datum::as_str)
-                            .unwrap_or("no OpenFlow port")
-                            .to_owned(),
+                        error: row.get("error").and_then(Datum::as_str).unwrap_or("no OpenFlow port").to_owned(),
                     });
                 }
             }
@@ -850,9 +801,7 @@ impl Attacher {
 
     async fn rollback(&self, bridge: &str, undo: Undo) {
         if let Some(port) = undo.port
-            && let Err(e) = self
-                .transact(detach_ops(bridge, &[port], "roll back a failed attach"))
-                .await
+            && let Err(e) = self.transact(detach_ops(bridge, &[port], "roll back a failed attach")).await
         {
             tracing::warn!("rollback: remove port: {e}");
         }
@@ -872,11 +821,8 @@ impl Attacher {
         let mut ops = vec![Operation::select("Bridge", vec![Condition::eq("name", bridge)]).columns(["ports"])];
         for (uuid, _) in tunnels {
             ops.push(
-                Operation::select(
-                    "Port",
-                    vec![Condition::new("interfaces", Function::Includes, Datum::from(*uuid))],
-                )
-                .columns(["_uuid"]),
+                Operation::select("Port", vec![Condition::new("interfaces", Function::Includes, Datum::from(*uuid))])
+                    .columns(["_uuid"]),
             );
         }
         let r = self.transact(ops).await?;
@@ -889,14 +835,9 @@ impl Attacher {
             .unwrap_or_default();
         let mut overhead = 0;
         for (i, (_, kind)) in tunnels.iter().enumerate() {
-            let on_bridge = r
-                .get(i + 1)
-                .and_then(|x| x.rows.as_ref())
-                .is_some_and(|rows| {
-                    rows.iter()
-                        .filter_map(|row| row.get("_uuid").and_then(Datum::as_uuid))
-                        .any(|p| ports.contains(&p))
-                });
+            let on_bridge = r.get(i + 1).and_then(|x| x.rows.as_ref()).is_some_and(|rows| {
+                rows.iter().filter_map(|row| row.get("_uuid").and_then(Datum::as_uuid)).any(|p| ports.contains(&p))
+            });
             if on_bridge && let Ok(t) = kind.parse::<crate::vswitch::TunnelType>() {
                 overhead = overhead.max(t.overhead_ipv4());
             }
@@ -938,13 +879,11 @@ impl Attacher {
             ]),
         )];
         let r = self
-            .transact(
-                vec![
-                    Operation::select("Bridge", vec![Condition::eq("name", bridge)]).columns(["_uuid"]),
-                    Operation::select("Port", by_container(bridge, &id, ifname)).columns(PORT_COLUMNS),
-                    Operation::select("Port", by_name).columns(PORT_COLUMNS),
-                ],
-            )
+            .transact(vec![
+                Operation::select("Bridge", vec![Condition::eq("name", bridge)]).columns(["_uuid"]),
+                Operation::select("Port", by_container(bridge, &id, ifname)).columns(PORT_COLUMNS),
+                Operation::select("Port", by_name).columns(PORT_COLUMNS),
+            ])
             .await?;
         if r.first().and_then(|x| x.rows.as_ref()).is_none_or(|rows| rows.is_empty()) {
             return Err(AttachError::NoBridge(bridge.to_owned()));
@@ -1003,24 +942,17 @@ impl Attacher {
             None => vec![],
         };
         let r = self
-            .transact(
-                vec![
-                    Operation::select("Port", cond.clone()).columns(PORT_COLUMNS),
-                    Operation::select("Interface", cond).columns(["name", "ofport", "external_ids"]),
-                ],
-            )
+            .transact(vec![
+                Operation::select("Port", cond.clone()).columns(PORT_COLUMNS),
+                Operation::select("Interface", cond).columns(["name", "ofport", "external_ids"]),
+            ])
             .await?;
         let ofports: BTreeMap<String, i64> = r
             .get(1)
             .and_then(|x| x.rows.as_deref())
             .unwrap_or(&[])
             .iter()
-            .filter_map(|row| {
-                Some((
-                    row.get("name")?.as_str()?.to_owned(),
-                    row.get("ofport")?.as_integer()?,
-                ))
-            })
+            .filter_map(|row| Some((row.get("name")?.as_str()?.to_owned(), row.get("ofport")?.as_integer()?)))
             .collect();
         let mut out: Vec<Attachment> = r
             .first()
@@ -1084,13 +1016,9 @@ fn needs_garp(req: &AttachRequest) -> bool {
 fn port_row(name: &str, ids: &BTreeMap<String, String>) -> Row {
     let mut row = Row::new();
     row.insert("name".into(), Datum::from(name));
-    row.insert(
-        "external_ids".into(),
-        Datum::map(ids.iter().map(|(k, v)| (k.clone(), v.clone()))),
-    );
+    row.insert("external_ids".into(), Datum::map(ids.iter().map(|(k, v)| (k.clone(), v.clone()))));
     row
 }
-
 
 /// The Open_vSwitch schema this build was written against, parsed once.
 fn vswitch_schema() -> Result<&'static crate::ovsdb::DatabaseSchema, crate::ovsdb::SchemaError> {

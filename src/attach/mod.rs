@@ -57,28 +57,14 @@ pub enum AttachError {
     BadInput(String),
     #[error("bridge {0} does not exist")]
     NoBridge(String),
-    #[error("{ip} is already attached on {bridge} to container {holder} ({port}); detach it or run `ovsnet gc {bridge}`")]
-    IpInUse {
-        ip: Ipv4Addr,
-        bridge: String,
-        holder: String,
-        port: String,
-    },
     #[error(
-        "container {container} already has {ifname} on {bridge} with {existing}; detach it first to change it"
+        "{ip} is already attached on {bridge} to container {holder} ({port}); detach it or run `ovsnet gc {bridge}`"
     )]
-    Conflict {
-        container: String,
-        ifname: String,
-        bridge: String,
-        existing: String,
-    },
+    IpInUse { ip: Ipv4Addr, bridge: String, holder: String, port: String },
+    #[error("container {container} already has {ifname} on {bridge} with {existing}; detach it first to change it")]
+    Conflict { container: String, ifname: String, bridge: String, existing: String },
     #[error("no attachment of {container} ({ifname}) on {bridge}")]
-    NotAttached {
-        container: String,
-        ifname: String,
-        bridge: String,
-    },
+    NotAttached { container: String, ifname: String, bridge: String },
     #[error(transparent)]
     Container(#[from] crate::container::ContainerError),
     #[error(transparent)]
@@ -151,8 +137,9 @@ impl AttachRequest {
     /// Checks everything that can be checked without touching the system.
     pub fn check(&self) -> Result<(), AttachError> {
         crate::vswitch::spec::check_name("bridge", &self.bridge).map_err(|e| AttachError::BadInput(e.to_string()))?;
-        crate::netlink::validate_ifname(&self.ifname)
-            .map_err(|_| AttachError::BadInput(format!("bad interface name {:?}: 1-15 bytes, no '/', ':' or spaces", self.ifname)))?;
+        crate::netlink::validate_ifname(&self.ifname).map_err(|_| {
+            AttachError::BadInput(format!("bad interface name {:?}: 1-15 bytes, no '/', ':' or spaces", self.ifname))
+        })?;
         if self.prefix > 32 {
             return Err(AttachError::BadInput(format!("bad prefix length /{}", self.prefix)));
         }
@@ -205,10 +192,9 @@ pub fn parse_ip_gateway(s: &str) -> Result<((Ipv4Addr, u8), Option<Ipv4Addr>), A
         return Err(AttachError::BadInput(format!("{s}: only IPv4 addresses can be attached")));
     };
     let gateway = match gw {
-        Some(g) => Some(
-            g.parse::<Ipv4Addr>()
-                .map_err(|_| AttachError::BadInput(format!("bad gateway {g:?} in {s:?}")))?,
-        ),
+        Some(g) => {
+            Some(g.parse::<Ipv4Addr>().map_err(|_| AttachError::BadInput(format!("bad gateway {g:?} in {s:?}")))?)
+        }
         None => None,
     };
     Ok(((ip, net.prefix), gateway))
@@ -227,16 +213,11 @@ pub fn parse_route(s: &str) -> Result<Route, AttachError> {
     };
     let gateway = match gw {
         Some(g) => Some(
-            g.parse::<Ipv4Addr>()
-                .map_err(|_| AttachError::BadInput(format!("bad gateway {g:?} in route {s:?}")))?,
+            g.parse::<Ipv4Addr>().map_err(|_| AttachError::BadInput(format!("bad gateway {g:?} in route {s:?}")))?,
         ),
         None => None,
     };
-    Ok(Route {
-        dest,
-        prefix: net.prefix,
-        gateway,
-    })
+    Ok(Route { dest, prefix: net.prefix, gateway })
 }
 
 /// Parses a MAC address (unicast).
@@ -401,11 +382,7 @@ fn includes(pairs: &[(&str, &str)]) -> Condition {
 
 /// Ports of `bridge` attached for (container, ifname).
 pub fn by_container(bridge: &str, container_id: &str, ifname: &str) -> Vec<Condition> {
-    vec![includes(&[
-        (keys::BRIDGE, bridge),
-        (keys::CONTAINER, container_id),
-        (keys::IFNAME, ifname),
-    ])]
+    vec![includes(&[(keys::BRIDGE, bridge), (keys::CONTAINER, container_id), (keys::IFNAME, ifname)])]
 }
 
 /// Ports of `bridge` holding address `ip`.
@@ -429,7 +406,8 @@ pub const TUNNEL_TYPES: [&str; 3] = ["gre", "vxlan", "geneve"];
 /// tunnel interfaces, and the switch's `other_config`.
 pub fn read_ops(req: &AttachRequest, container_id: &str) -> Vec<Operation> {
     let mut ops = vec![
-        Operation::select("Bridge", vec![Condition::eq("name", req.bridge.as_str())]).columns(["_uuid", "datapath_type"]),
+        Operation::select("Bridge", vec![Condition::eq("name", req.bridge.as_str())])
+            .columns(["_uuid", "datapath_type"]),
         Operation::select("Interface", vec![Condition::eq("name", req.bridge.as_str())]).columns(["mtu_request"]),
         Operation::select("Port", by_container(&req.bridge, container_id, &req.ifname)).columns(PORT_COLUMNS),
         Operation::select("Port", by_addr(&req.bridge, req.ip)).columns(PORT_COLUMNS),
@@ -514,17 +492,8 @@ pub fn attach_ops_tagged(
     if !stale.is_empty() {
         mutations.push(Mutation::new("ports", Mutator::Delete, Datum::set(stale.iter().copied())));
     }
-    ops.push(Operation::mutate(
-        "Bridge",
-        vec![Condition::eq("name", req.bridge.as_str())],
-        mutations,
-    ));
-    ops.push(Operation::comment(&format!(
-        "ovsnet: attach {} {} {}",
-        req.bridge,
-        container_id,
-        req.cidr()
-    )));
+    ops.push(Operation::mutate("Bridge", vec![Condition::eq("name", req.bridge.as_str())], mutations));
+    ops.push(Operation::comment(&format!("ovsnet: attach {} {} {}", req.bridge, container_id, req.cidr())));
     ops
 }
 
@@ -631,7 +600,10 @@ mod tests {
         assert_eq!(json[0]["op"], "wait");
         assert_eq!(json[0]["until"], "==");
         assert_eq!(json[0]["rows"], serde_json::json!([]));
-        assert_eq!(json[1]["where"][0][2], serde_json::json!(["map", [["ovsnet-addr", "10.0.0.2"], ["ovsnet-bridge", "obr0"]]]));
+        assert_eq!(
+            json[1]["where"][0][2],
+            serde_json::json!(["map", [["ovsnet-addr", "10.0.0.2"], ["ovsnet-bridge", "obr0"]]])
+        );
         assert_eq!(json[2]["op"], "insert");
         assert_eq!(json[2]["table"], "Interface");
         assert_eq!(json[3]["row"]["interfaces"], serde_json::json!(["named-uuid", "iface"]));

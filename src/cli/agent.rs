@@ -136,7 +136,8 @@ pub fn run(args: AgentArgs, g: &Global) -> anyhow::Result<()> {
             agent::install_metrics(addr)?;
         }
         let stats = Arc::new(agent::Stats::default());
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).context("SIGTERM handler")?;
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).context("SIGTERM handler")?;
         let shutdown = async move {
             tokio::select! {
                 _ = term.recv() => {}

@@ -9,8 +9,8 @@ use clap::{Args, Parser};
 
 use super::{Format, Global};
 use crate::attach::{
-    AttachReport, AttachRequest, Attacher, AttacherOptions, Attachment, engine::Change, engine::Liveness,
-    parse_mac, parse_route,
+    AttachReport, AttachRequest, Attacher, AttacherOptions, Attachment, engine::Change, engine::Liveness, parse_mac,
+    parse_route,
 };
 use crate::container::ContainerRef;
 
@@ -277,7 +277,9 @@ async fn run_batch(file: &PathBuf, chunk: usize, g: &Global) -> anyhow::Result<(
     let mut emit = |n: usize, result: Result<AttachReport, anyhow::Error>| {
         let out = match (&result, g.format) {
             (Ok(r), Format::Json) => serde_json::json!({"line": n, "ok": true, "report": r}).to_string(),
-            (Err(e), Format::Json) => serde_json::json!({"line": n, "ok": false, "error": format!("{e:#}")}).to_string(),
+            (Err(e), Format::Json) => {
+                serde_json::json!({"line": n, "ok": false, "error": format!("{e:#}")}).to_string()
+            }
             (Ok(r), Format::Table) => format!("line {n}: {}", describe(r)),
             (Err(e), Format::Table) => format!("line {n}: error: {e:#}"),
         };
@@ -328,9 +330,7 @@ pub async fn run_detach(args: DetachArgs, g: &Global) -> anyhow::Result<()> {
     crate::netlink::validate_ifname(&args.ifname)?;
     ContainerRef::parse(&args.container)?;
     let attacher = attacher(g).await?;
-    let removed = attacher
-        .detach(&args.bridge, &args.container, &args.ifname, args.if_exists)
-        .await?;
+    let removed = attacher.detach(&args.bridge, &args.container, &args.ifname, args.if_exists).await?;
     match g.format {
         Format::Json => println!("{}", serde_json::to_string(&removed)?),
         Format::Table => {

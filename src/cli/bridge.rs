@@ -4,9 +4,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
 
 use crate::net::IpNet;
-use crate::vswitch::{
-    Bridge, BridgeSpec, DatapathType, FailMode, Outcome, TunnelSpec, TunnelType, spec,
-};
+use crate::vswitch::{Bridge, BridgeSpec, DatapathType, FailMode, Outcome, TunnelSpec, TunnelType, spec};
 
 use super::{Format, Global};
 
@@ -229,7 +227,10 @@ pub async fn run_tunnel(cmd: TunnelCommand, g: &Global) -> anyhow::Result<()> {
             match g.format {
                 Format::Json => println!("{}", serde_json::to_string_pretty(&tunnels)?),
                 Format::Table => {
-                    println!("{:<15} {:<7} {:<18} {:<18} {:<10} {:<8} {:>6}", "NAME", "TYPE", "REMOTE", "LOCAL", "KEY", "DSTPORT", "OFPORT");
+                    println!(
+                        "{:<15} {:<7} {:<18} {:<18} {:<10} {:<8} {:>6}",
+                        "NAME", "TYPE", "REMOTE", "LOCAL", "KEY", "DSTPORT", "OFPORT"
+                    );
                     for t in &tunnels {
                         println!(
                             "{:<15} {:<7} {:<18} {:<18} {:<10} {:<8} {:>6}{}",

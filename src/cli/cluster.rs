@@ -122,7 +122,10 @@ pub async fn run(cmd: ClusterCommand, g: &Global) -> anyhow::Result<()> {
             match g.format {
                 Format::Json => println!("{}", serde_json::to_string(&st)?),
                 Format::Table => {
-                    println!("{:<28} {:<5} {:<11} {:<9} {:<6} {:<8} SERVER ID", "MEMBER", "UP", "MODEL", "CONNECTED", "LEADER", "INDEX");
+                    println!(
+                        "{:<28} {:<5} {:<11} {:<9} {:<6} {:<8} SERVER ID",
+                        "MEMBER", "UP", "MODEL", "CONNECTED", "LEADER", "INDEX"
+                    );
                     for m in &st {
                         let b = |v: Option<bool>| v.map(|v| if v { "yes" } else { "no" }).unwrap_or("-");
                         println!(

@@ -36,15 +36,8 @@ pub async fn run(args: DemoArgs, g: &Global) -> anyhow::Result<()> {
         ("gre0", TunnelType::Gre, FlowOr::Value("192.0.2.2".parse()?), None),
         ("vxlan0", TunnelType::Vxlan, FlowOr::Flow, Some(FlowOr::Flow)),
     ] {
-        let spec = TunnelSpec {
-            bridge: "obr0".into(),
-            name: name.into(),
-            kind,
-            remote,
-            local: None,
-            key,
-            dst_port: None,
-        };
+        let spec =
+            TunnelSpec { bridge: "obr0".into(), name: name.into(), kind, remote, local: None, key, dst_port: None };
         println!(
             "$ ovsnet tunnel add obr0 {name} --type {kind} --remote {remote}{}",
             key.map(|k| format!(" --key {k}")).unwrap_or_default()

@@ -161,15 +161,16 @@ pub async fn run(cmd: LabCommand, g: &Global) -> anyhow::Result<()> {
             } else {
                 let rec2 = rec.clone();
                 Some(
-                    tokio::task::spawn_blocking(move || lab::reachability(&rec2, Duration::from_millis(ping_timeout_ms)))
-                        .await??,
+                    tokio::task::spawn_blocking(move || {
+                        lab::reachability(&rec2, Duration::from_millis(ping_timeout_ms))
+                    })
+                    .await??,
                 )
             };
             match g.format {
-                Format::Json => println!(
-                    "{}",
-                    serde_json::json!({"lab": rec, "endpoints": endpoints, "reachability": matrix})
-                ),
+                Format::Json => {
+                    println!("{}", serde_json::json!({"lab": rec, "endpoints": endpoints, "reachability": matrix}))
+                }
                 Format::Table => {
                     print_record(&rec);
                     if let Some(eps) = &endpoints {
@@ -180,7 +181,11 @@ pub async fn run(cmd: LabCommand, g: &Global) -> anyhow::Result<()> {
                     }
                     if let Some(m) = &matrix {
                         println!("reachability (ICMP echo, ms; from row to column):");
-                        let short: Vec<String> = m.containers.iter().map(|c| c.trim_start_matches(&format!("{}-", rec.name)).to_owned()).collect();
+                        let short: Vec<String> = m
+                            .containers
+                            .iter()
+                            .map(|c| c.trim_start_matches(&format!("{}-", rec.name)).to_owned())
+                            .collect();
                         print!("{:<8}", "");
                         for s in &short {
                             print!("{s:>8}");
@@ -199,7 +204,10 @@ pub async fn run(cmd: LabCommand, g: &Global) -> anyhow::Result<()> {
                             println!();
                         }
                         if m.all_reachable() {
-                            println!("all {} pairs reachable", m.containers.len() * m.containers.len().saturating_sub(1));
+                            println!(
+                                "all {} pairs reachable",
+                                m.containers.len() * m.containers.len().saturating_sub(1)
+                            );
                         } else {
                             anyhow::bail!("unreachable: {:?}", m.unreachable_pairs());
                         }

@@ -17,9 +17,9 @@ pub mod attach;
 pub mod bridge;
 pub mod cluster;
 pub mod demo;
+pub mod flows;
 pub mod lab;
 pub mod network;
-pub mod flows;
 pub mod ofp;
 
 /// Open vSwitch control for container networking.
@@ -45,7 +45,14 @@ pub struct Cli {
     pub ca_cert: Option<PathBuf>,
 
     /// Give up on the database after this many seconds.
-    #[arg(short = 't', long, global = true, help_heading = "Global options", default_value_t = 10, value_name = "SECS")]
+    #[arg(
+        short = 't',
+        long,
+        global = true,
+        help_heading = "Global options",
+        default_value_t = 10,
+        value_name = "SECS"
+    )]
     pub timeout: u64,
 
     /// Do not wait for ovs-vswitchd to apply a change (like ovs-vsctl --no-wait).
@@ -150,10 +157,7 @@ fn init_logging(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
 /// Options every command that talks to the switch shares.
@@ -229,9 +233,5 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn block_on<F: std::future::Future<Output = anyhow::Result<()>>>(f: F) -> anyhow::Result<()> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("start the async runtime")?
-        .block_on(f)
+    tokio::runtime::Builder::new_current_thread().enable_all().build().context("start the async runtime")?.block_on(f)
 }

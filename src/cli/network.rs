@@ -129,7 +129,10 @@ pub async fn run(cmd: NetworkCommand, g: &Global) -> anyhow::Result<()> {
                 .collect();
             if n.ipam == Ipam::Fan {
                 blocks.extend(
-                    state.hosts.values().filter_map(|h| state.host_block(n, h).map(|b| (h.name.clone(), b.to_string()))),
+                    state
+                        .hosts
+                        .values()
+                        .filter_map(|h| state.host_block(n, h).map(|b| (h.name.clone(), b.to_string()))),
                 );
             }
             let eps: Vec<_> = state.endpoints_of(n).collect();
@@ -148,7 +151,14 @@ pub async fn run(cmd: NetworkCommand, g: &Global) -> anyhow::Result<()> {
                     }
                     println!("{} endpoint(s)", eps.len());
                     for e in eps {
-                        println!("  {:<16} {} on {} ({} {})", e.ip.to_string(), e.mac, e.host, e.container, e.interface);
+                        println!(
+                            "  {:<16} {} on {} ({} {})",
+                            e.ip.to_string(),
+                            e.mac,
+                            e.host,
+                            e.container,
+                            e.interface
+                        );
                     }
                 }
             }
@@ -223,7 +233,10 @@ pub async fn attach_in_cluster(
                 // Attaching again what is already attached here is fine.
                 Err(ClusterError::IpInUse { host: h, container: c, .. }) if h == host && c == *container => {
                     let state = cdb.state().await?;
-                    let e = state.endpoints.into_iter().find(|e| e.ip == std::net::IpAddr::V4(addr) && e.network == net.uuid);
+                    let e = state
+                        .endpoints
+                        .into_iter()
+                        .find(|e| e.ip == std::net::IpAddr::V4(addr) && e.network == net.uuid);
                     (e.context("endpoint vanished")?, false)
                 }
                 Err(e) => return Err(e.into()),

@@ -30,10 +30,7 @@ pub fn run(cmd: OfpCommand, format: Format) -> anyhow::Result<()> {
             let bytes = Message::FlowMod(fm).encode(0);
             match format {
                 Format::Table => println!("{}", to_hex(&bytes)),
-                Format::Json => println!(
-                    "{}",
-                    serde_json::json!({ "flow": line, "hex": to_hex(&bytes) })
-                ),
+                Format::Json => println!("{}", serde_json::json!({ "flow": line, "hex": to_hex(&bytes) })),
             }
             Ok(())
         }),
@@ -53,10 +50,7 @@ pub fn run(cmd: OfpCommand, format: Format) -> anyhow::Result<()> {
 
 /// Runs `f` on the argument, or on each non-empty stdin line when the
 /// argument is absent or `-`.
-fn for_each_input(
-    arg: Option<String>,
-    mut f: impl FnMut(&str) -> anyhow::Result<()>,
-) -> anyhow::Result<()> {
+fn for_each_input(arg: Option<String>, mut f: impl FnMut(&str) -> anyhow::Result<()>) -> anyhow::Result<()> {
     match arg.as_deref() {
         Some(a) if a != "-" => f(a.trim()),
         _ => {
@@ -87,10 +81,7 @@ fn to_hex(b: &[u8]) -> String {
 /// Hex with optional spaces, dashes, colons or a `0x` prefix.
 fn from_hex(s: &str) -> anyhow::Result<Vec<u8>> {
     let s = s.trim().trim_start_matches("0x");
-    let digits: Vec<u8> = s
-        .bytes()
-        .filter(|c| !matches!(c, b' ' | b'-' | b':' | b'\t'))
-        .collect();
+    let digits: Vec<u8> = s.bytes().filter(|c| !matches!(c, b' ' | b'-' | b':' | b'\t')).collect();
     if digits.len() % 2 != 0 {
         bail!("odd number of hex digits");
     }

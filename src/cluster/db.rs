@@ -84,7 +84,10 @@ impl NetworkSpec {
     /// Checks what can be checked without the database.
     pub fn check(&self) -> Result<(), ClusterError> {
         let bad = |m: String| Err(ClusterError::BadInput(m));
-        if self.name.is_empty() || self.name.len() > 64 || !self.name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
+        if self.name.is_empty()
+            || self.name.len() > 64
+            || !self.name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        {
             return bad(format!("bad network name {:?}: 1-64 characters of [A-Za-z0-9_.-]", self.name));
         }
         if let Some(v) = self.vni
@@ -164,10 +167,7 @@ fn opt<T: Into<Atom>>(v: Option<T>) -> Datum {
 }
 
 fn rows(results: &[OpResult], i: usize) -> Result<&[Row], ClusterError> {
-    results
-        .get(i)
-        .and_then(|r| r.rows.as_deref())
-        .ok_or_else(|| ClusterError::Reply(format!("no rows in result {i}")))
+    results.get(i).and_then(|r| r.rows.as_deref()).ok_or_else(|| ClusterError::Reply(format!("no rows in result {i}")))
 }
 
 fn row_uuid(row: &Row) -> Result<Uuid, ClusterError> {
@@ -228,7 +228,10 @@ impl ClusterDb {
         let mut row = Row::new();
         row.insert("underlay_ip".into(), Datum::from(spec.underlay_ip.to_string()));
         row.insert("tunnel_types".into(), Datum::set(spec.tunnel_types.iter().map(String::as_str)));
-        row.insert("heartbeat_interval".into(), Datum::from(i64::try_from(spec.heartbeat_interval_ms).unwrap_or(i64::MAX)));
+        row.insert(
+            "heartbeat_interval".into(),
+            Datum::from(i64::try_from(spec.heartbeat_interval_ms).unwrap_or(i64::MAX)),
+        );
         row.insert("external_ids".into(), string_map(&spec.external_ids));
         let by_name = || vec![Condition::eq("name", spec.name.as_str())];
         for _ in 0..MAX_RETRIES {
@@ -243,9 +246,9 @@ impl ClusterDb {
                     let mut new = row.clone();
                     new.insert("name".into(), Datum::from(spec.name.as_str()));
                     new.insert("heartbeat".into(), Datum::from(0i64));
-                    self.transact(vec![Operation::insert(table::HOST, new)])
-                        .await
-                        .and_then(|r| r.first().and_then(|r| r.uuid).ok_or(ovsdb::Error::Protocol("insert without uuid".into())))
+                    self.transact(vec![Operation::insert(table::HOST, new)]).await.and_then(|r| {
+                        r.first().and_then(|r| r.uuid).ok_or(ovsdb::Error::Protocol("insert without uuid".into()))
+                    })
                 }
             };
             match result {
@@ -253,7 +256,8 @@ impl ClusterDb {
                 // Another registration of the same name (or underlay
                 // address) won the race: read again.
                 Err(e) if is_constraint(&e) && existing.is_none() => {
-                    let again = self.transact(vec![Operation::select(table::HOST, by_name()).columns(["_uuid"])]).await?;
+                    let again =
+                        self.transact(vec![Operation::select(table::HOST, by_name()).columns(["_uuid"])]).await?;
                     if rows(&again, 0)?.is_empty() {
                         return Err(ClusterError::BadInput(format!(
                             "underlay address {} is already registered by another host",
@@ -299,7 +303,9 @@ impl ClusterDb {
     pub async fn create_network(&self, spec: &NetworkSpec) -> Result<Network, ClusterError> {
         spec.check()?;
         for _ in 0..MAX_RETRIES {
-            let found = self.transact(vec![Operation::select(table::NETWORK, vec![]).columns(["_uuid", "name", "vni"])]).await?;
+            let found = self
+                .transact(vec![Operation::select(table::NETWORK, vec![]).columns(["_uuid", "name", "vni"])])
+                .await?;
             let mut used = BTreeMap::new();
             for r in rows(&found, 0)? {
                 let name = r.get("name").and_then(Datum::as_str).unwrap_or_default().to_owned();
@@ -333,7 +339,10 @@ impl ClusterDb {
             row.insert("gateway".into(), opt(spec.gateway.map(|g| g.to_string())));
             match self.transact(vec![Operation::insert(table::NETWORK, row.clone())]).await {
                 Ok(r) => {
-                    let uuid = r.first().and_then(|r| r.uuid).ok_or_else(|| ClusterError::Reply("insert without uuid".into()))?;
+                    let uuid = r
+                        .first()
+                        .and_then(|r| r.uuid)
+                        .ok_or_else(|| ClusterError::Reply("insert without uuid".into()))?;
                     return Ok(Network::from_row(uuid, &row)?);
                 }
                 Err(e) if is_constraint(&e) => continue,
@@ -372,7 +381,9 @@ impl ClusterDb {
             Ok(_) => Ok(()),
             Err(e) if is_referential(&e) => {
                 let r = self
-                    .transact(vec![Operation::select(table::ENDPOINT, vec![Condition::eq("network", net.uuid)]).columns(["_uuid"])])
+                    .transact(vec![
+                        Operation::select(table::ENDPOINT, vec![Condition::eq("network", net.uuid)]).columns(["_uuid"]),
+                    ])
                     .await?;
                 Err(ClusterError::NetworkInUse { name: name.to_owned(), endpoints: rows(&r, 0)?.len() })
             }
@@ -407,7 +418,8 @@ impl ClusterDb {
         row.insert("external_ids".into(), string_map(&spec.external_ids));
         match self.transact(vec![Operation::insert(table::ENDPOINT, row.clone())]).await {
             Ok(r) => {
-                let uuid = r.first().and_then(|r| r.uuid).ok_or_else(|| ClusterError::Reply("insert without uuid".into()))?;
+                let uuid =
+                    r.first().and_then(|r| r.uuid).ok_or_else(|| ClusterError::Reply("insert without uuid".into()))?;
                 Ok(Endpoint::from_row(uuid, &row)?)
             }
             Err(e) if is_constraint(&e) => {
@@ -458,7 +470,11 @@ impl ClusterDb {
         let r = self
             .transact(vec![Operation::delete(
                 table::ENDPOINT,
-                vec![Condition::eq("network", net.uuid), Condition::eq("ip", ip.to_string()), Condition::eq("host", host)],
+                vec![
+                    Condition::eq("network", net.uuid),
+                    Condition::eq("ip", ip.to_string()),
+                    Condition::eq("host", host),
+                ],
             )])
             .await?;
         Ok(r.first().and_then(|r| r.count).unwrap_or(0) > 0)
@@ -503,7 +519,9 @@ impl ClusterDb {
             Ipam::Pool => {
                 let prefix = net.block_prefix.unwrap_or(net.cidr.prefix.max(24));
                 for _ in 0..MAX_RETRIES {
-                    let r = self.transact(vec![Operation::select(table::BLOCK, vec![Condition::eq("network", net.uuid)])]).await?;
+                    let r = self
+                        .transact(vec![Operation::select(table::BLOCK, vec![Condition::eq("network", net.uuid)])])
+                        .await?;
                     let blocks = rows(&r, 0)?
                         .iter()
                         .map(|row| Ok(Block::from_row(row_uuid(row)?, row)?))
@@ -552,7 +570,9 @@ impl ClusterDb {
         let block = self.host_block(&net, host).await?.unwrap_or(net.cidr);
         for _ in 0..MAX_RETRIES {
             let r = self
-                .transact(vec![Operation::select(table::ENDPOINT, vec![Condition::eq("network", net.uuid)]).columns(["ip"])])
+                .transact(vec![
+                    Operation::select(table::ENDPOINT, vec![Condition::eq("network", net.uuid)]).columns(["ip"]),
+                ])
                 .await?;
             let used: BTreeSet<Ipv4Addr> = rows(&r, 0)?
                 .iter()
@@ -640,7 +660,10 @@ impl ClusterWatch {
     }
 
     /// Waits until `cond` holds for the state (checked at once first).
-    pub async fn wait_for(&mut self, mut cond: impl FnMut(&ClusterState) -> bool) -> Result<Arc<ClusterState>, ClusterError> {
+    pub async fn wait_for(
+        &mut self,
+        mut cond: impl FnMut(&ClusterState) -> bool,
+    ) -> Result<Arc<ClusterState>, ClusterError> {
         let s = self.rx.wait_for(|s| cond(s)).await.map_err(|_| ClusterError::Ovsdb(ovsdb::Error::Disconnected))?;
         Ok(s.clone())
     }

@@ -19,7 +19,9 @@ pub const MAX_VNI: u32 = 0x00ff_ffff;
 pub enum IpamError {
     #[error("{0} is not an IPv4 network: address management here is IPv4 only")]
     NotIpv4(IpNet),
-    #[error("Fan: the overlay {overlay} and underlay {underlay} leave no room: overlay prefix + (32 - underlay prefix) = {block_prefix} must be at most 30")]
+    #[error(
+        "Fan: the overlay {overlay} and underlay {underlay} leave no room: overlay prefix + (32 - underlay prefix) = {block_prefix} must be at most 30"
+    )]
     FanTooSmall { overlay: IpNet, underlay: IpNet, block_prefix: u8 },
     #[error("Fan: host address {host} is not in the underlay {underlay}")]
     FanOutside { host: Ipv4Addr, underlay: IpNet },

@@ -477,7 +477,12 @@ mod tests {
         let fan = network("fan", 1, "10.0.0.0/8", Ipam::Fan);
         let pool = network("pool", 2, "10.50.0.0/16", Ipam::Pool);
         let st = network("st", 3, "192.168.9.0/24", Ipam::Static);
-        s.blocks.push(Block { uuid: Uuid::new_v4(), network: pool.uuid, host: "h2".into(), cidr: IpNet::parse_network("10.50.1.0/24").unwrap() });
+        s.blocks.push(Block {
+            uuid: Uuid::new_v4(),
+            network: pool.uuid,
+            host: "h2".into(),
+            cidr: IpNet::parse_network("10.50.1.0/24").unwrap(),
+        });
         s.endpoints.push(endpoint(&fan, "h2", "10.0.2.2"));
         s.endpoints.push(endpoint(&fan, "h2", "10.0.2.3"));
         // Outside its host's Fan block: listed on its own.
@@ -496,7 +501,8 @@ mod tests {
     #[test]
     fn remote_view_lists_blocks_and_only_uncovered_endpoints() {
         let v = remote_view(&state(), "h1");
-        let blocks: Vec<String> = v.blocks.iter().map(|b| format!("{} {} {} {}", b.host, b.network, b.vni, b.cidr)).collect();
+        let blocks: Vec<String> =
+            v.blocks.iter().map(|b| format!("{} {} {} {}", b.host, b.network, b.vni, b.cidr)).collect();
         assert_eq!(blocks, ["h2 fan 1 10.0.2.0/24", "h2 pool 2 10.50.1.0/24", "h3 fan 1 10.0.3.0/24"]);
         let eps: Vec<String> = v.endpoints.iter().map(|e| format!("{} {} {}", e.host, e.network, e.ip)).collect();
         assert_eq!(eps, ["h2 st 192.168.9.5", "h3 fan 10.0.9.9"]);

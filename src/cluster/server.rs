@@ -389,7 +389,14 @@ mod tests {
     fn member_ports_follow_the_base() {
         let m = members_on("127.0.0.1".parse().unwrap(), 3, 7000).unwrap();
         let r: Vec<String> = m.iter().map(|m| format!("{} {}", m.client_remote(), m.raft_remote())).collect();
-        assert_eq!(r, ["tcp:127.0.0.1:7000 tcp:127.0.0.1:7100", "tcp:127.0.0.1:7001 tcp:127.0.0.1:7101", "tcp:127.0.0.1:7002 tcp:127.0.0.1:7102"]);
+        assert_eq!(
+            r,
+            [
+                "tcp:127.0.0.1:7000 tcp:127.0.0.1:7100",
+                "tcp:127.0.0.1:7001 tcp:127.0.0.1:7101",
+                "tcp:127.0.0.1:7002 tcp:127.0.0.1:7102"
+            ]
+        );
         assert!(members_on("127.0.0.1".parse().unwrap(), 2, 7000).is_err());
         assert!(members_on("127.0.0.1".parse().unwrap(), 5, 65500).is_err());
         let v6 = members_on("::1".parse().unwrap(), 1, 7000).unwrap();

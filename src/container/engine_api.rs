@@ -72,10 +72,7 @@ pub fn parse_response(raw: &[u8]) -> Result<Response, ApiError> {
     if !parts.next().is_some_and(|p| p.starts_with("HTTP/1.")) {
         return Err(ApiError::Malformed("no HTTP/1 status line"));
     }
-    let status: u16 = parts
-        .next()
-        .and_then(|s| s.parse().ok())
-        .ok_or(ApiError::Malformed("bad status code"))?;
+    let status: u16 = parts.next().and_then(|s| s.parse().ok()).ok_or(ApiError::Malformed("bad status code"))?;
     let mut chunked = false;
     let mut length = None;
     for line in lines {
@@ -214,7 +211,10 @@ mod tests {
                 state: State { running: true, pid: 4242 }
             }
         );
-        assert_eq!(api_version(br#"{"Version":"26.1.5","ApiVersion":"1.45","MinAPIVersion":"1.24"}"#).as_deref(), Some("1.45"));
+        assert_eq!(
+            api_version(br#"{"Version":"26.1.5","ApiVersion":"1.45","MinAPIVersion":"1.24"}"#).as_deref(),
+            Some("1.45")
+        );
         assert_eq!(api_version(b"{}"), None);
         assert_eq!(message(b"plain text\n"), "plain text");
     }

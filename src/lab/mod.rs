@@ -37,9 +37,9 @@ use crate::netlink::{Netlink, VethEnd};
 use crate::netns;
 use crate::ovsdb::{Client, ConnectOptions, Datum, Operation, Row};
 use crate::sandbox::{OvsSandbox, SandboxOptions};
+use crate::vswitch::Vswitch;
 use crate::vswitch::spec::{BridgeSpec, DatapathType, FlowOr, TunnelSpec, TunnelType};
 use crate::vswitch::txn::PortSpec;
-use crate::vswitch::Vswitch;
 
 pub mod probe;
 
@@ -174,7 +174,8 @@ impl LabRecord {
         let text = serde_json::to_string_pretty(self).map_err(step("encode lab.json"))?;
         let tmp = self.dir.join("lab.json.tmp");
         std::fs::write(&tmp, text).map_err(|source| LabError::Io { what: "write lab.json".into(), source })?;
-        std::fs::rename(&tmp, Self::path(&self.dir)).map_err(|source| LabError::Io { what: "write lab.json".into(), source })
+        std::fs::rename(&tmp, Self::path(&self.dir))
+            .map_err(|source| LabError::Io { what: "write lab.json".into(), source })
     }
 
     /// Records an item, then returns (the caller makes it next).
@@ -242,7 +243,8 @@ pub async fn up(opts: &LabOptions) -> Result<LabRecord, LabError> {
     if LabRecord::path(&dir).exists() {
         return Err(LabError::Exists(opts.name.clone()));
     }
-    std::fs::create_dir_all(&dir).map_err(|source| LabError::Io { what: format!("create {}", dir.display()), source })?;
+    std::fs::create_dir_all(&dir)
+        .map_err(|source| LabError::Io { what: format!("create {}", dir.display()), source })?;
     let mut rec = LabRecord {
         name: opts.name.clone(),
         dir: dir.clone(),
@@ -389,7 +391,13 @@ pub async fn up(opts: &LabOptions) -> Result<LabRecord, LabError> {
             };
             used.insert(ip);
             let prefix = net(OVERLAY).prefix;
-            rec.containers.push(LabContainer { name: name.clone(), netns: name.clone(), host: h.name.clone(), ip, prefix });
+            rec.containers.push(LabContainer {
+                name: name.clone(),
+                netns: name.clone(),
+                host: h.name.clone(),
+                ip,
+                prefix,
+            });
             rec.save()?;
             let reference = ContainerRef::parse(&format!("netns:{name}")).map_err(step("container"))?;
             let mut req = AttachRequest::new(BRIDGE, reference, &format!("{ip}/{prefix}")).map_err(step("attach"))?;
@@ -402,7 +410,8 @@ pub async fn up(opts: &LabOptions) -> Result<LabRecord, LabError> {
     if opts.agents {
         let exe = match &opts.agent_exe {
             Some(p) => p.clone(),
-            None => std::env::current_exe().map_err(|source| LabError::Io { what: "find the ovsnet executable".into(), source })?,
+            None => std::env::current_exe()
+                .map_err(|source| LabError::Io { what: "find the ovsnet executable".into(), source })?,
         };
         let remotes = rec.cluster_db.clone().unwrap_or_default();
         for h in rec.hosts.clone() {
@@ -437,7 +446,13 @@ pub fn agent_pid(host_dir: &Path) -> Option<i32> {
 }
 
 /// Starts `ovsnet agent` for a host (recorded first, pid file after).
-pub fn start_agent(rec: &mut LabRecord, h: &LabHost, exe: &Path, remotes: &str, tunnel: TunnelType) -> Result<i32, LabError> {
+pub fn start_agent(
+    rec: &mut LabRecord,
+    h: &LabHost,
+    exe: &Path,
+    remotes: &str,
+    tunnel: TunnelType,
+) -> Result<i32, LabError> {
     if !rec.created.contains(&Item::Agent(h.dir.clone())) {
         rec.will_make(Item::Agent(h.dir.clone()))?;
     }
@@ -565,7 +580,8 @@ pub fn down(state_root: &Path, name: &str) -> Result<DownReport, LabError> {
             }
             Item::Sandbox(dir) => {
                 for pidfile in ["ovs-vswitchd.pid", "ovsdb-server.pid"] {
-                    let pid = std::fs::read_to_string(dir.join(pidfile)).ok().and_then(|t| t.trim().parse::<i32>().ok());
+                    let pid =
+                        std::fs::read_to_string(dir.join(pidfile)).ok().and_then(|t| t.trim().parse::<i32>().ok());
                     if let Some(pid) = pid
                         && server::owned_process(pid, dir)
                     {
@@ -581,7 +597,8 @@ pub fn down(state_root: &Path, name: &str) -> Result<DownReport, LabError> {
             }
         }
     }
-    std::fs::remove_dir_all(&rec.dir).map_err(|source| LabError::Io { what: format!("remove {}", rec.dir.display()), source })?;
+    std::fs::remove_dir_all(&rec.dir)
+        .map_err(|source| LabError::Io { what: format!("remove {}", rec.dir.display()), source })?;
     Ok(report)
 }
 
@@ -639,7 +656,10 @@ pub fn reachability(rec: &LabRecord, timeout: Duration) -> Result<Reachability, 
             .map(|h| h.join().unwrap_or_else(|_| Err(LabError::BadInput("probe thread panicked".into()))))
             .collect()
     });
-    Ok(Reachability { containers: cs.iter().map(|c| c.name.clone()).collect(), rtt_ms: rows.into_iter().collect::<Result<_, _>>()? })
+    Ok(Reachability {
+        containers: cs.iter().map(|c| c.name.clone()).collect(),
+        rtt_ms: rows.into_iter().collect::<Result<_, _>>()?,
+    })
 }
 
 #[cfg(test)]

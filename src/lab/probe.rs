@@ -74,7 +74,12 @@ pub fn ping(ns: &OwnedFd, dst: Ipv4Addr, timeout: Duration) -> Result<Option<Dur
 
 /// Like [`ping`], with a request every `interval` (for measuring how soon
 /// an address becomes reachable: a few milliseconds).
-pub fn ping_every(ns: &OwnedFd, dst: Ipv4Addr, interval: Duration, timeout: Duration) -> Result<Option<Duration>, ProbeError> {
+pub fn ping_every(
+    ns: &OwnedFd,
+    dst: Ipv4Addr,
+    interval: Duration,
+    timeout: Duration,
+) -> Result<Option<Duration>, ProbeError> {
     netns::run_in(ns, move || ping_here(dst, interval, timeout))?
 }
 

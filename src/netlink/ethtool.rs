@@ -42,11 +42,7 @@ fn ethtool(sock: &OwnedFd, ifname: &str, cmd: u32, data: u32) -> std::io::Result
         return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "bad interface name"));
     }
     let mut value = EthtoolValue { cmd, data };
-    let mut req = IfreqData {
-        name: [0; libc::IFNAMSIZ],
-        data: &mut value,
-        _pad: [0; 16],
-    };
+    let mut req = IfreqData { name: [0; libc::IFNAMSIZ], data: &mut value, _pad: [0; 16] };
     req.name[..bytes.len()].copy_from_slice(bytes);
     // SAFETY: req and value live across the call; the kernel reads the
     // name and reads/writes `value` through the pointer.

@@ -15,8 +15,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
 
 use futures_util::TryStreamExt;
-use netlink_packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use netlink_packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
 use rtnetlink::{LinkMessageBuilder, LinkUnspec, RouteMessageBuilder};
 
 use crate::netns::{self, NetnsError};
@@ -37,19 +37,11 @@ pub enum NetlinkError {
     Netns(#[from] NetnsError),
     /// The kernel refused a request.
     #[error("{op} {name}: {}", errno_text(*errno))]
-    Kernel {
-        op: &'static str,
-        name: String,
-        errno: i32,
-    },
+    Kernel { op: &'static str, name: String, errno: i32 },
     /// Something other than a kernel refusal (a malformed reply, a closed
     /// connection).
     #[error("{op} {name}: {message}")]
-    Protocol {
-        op: &'static str,
-        name: String,
-        message: String,
-    },
+    Protocol { op: &'static str, name: String, message: String },
     #[error("link {0}: no such interface")]
     NoSuchLink(String),
     #[error("interface name {0:?}: must be 1-15 bytes, no '/', ':', whitespace or NUL")]
@@ -84,16 +76,10 @@ fn errno_text(errno: i32) -> String {
 fn map_err(op: &'static str, name: &str) -> impl FnOnce(rtnetlink::Error) -> NetlinkError + use<> {
     let name = name.to_owned();
     move |e| match e {
-        rtnetlink::Error::NetlinkError(msg) if msg.raw_code() != 0 => NetlinkError::Kernel {
-            op,
-            name,
-            errno: msg.raw_code().abs(),
-        },
-        other => NetlinkError::Protocol {
-            op,
-            name,
-            message: other.to_string(),
-        },
+        rtnetlink::Error::NetlinkError(msg) if msg.raw_code() != 0 => {
+            NetlinkError::Kernel { op, name, errno: msg.raw_code().abs() }
+        }
+        other => NetlinkError::Protocol { op, name, message: other.to_string() },
     }
 }
 
@@ -101,11 +87,7 @@ fn io_err(op: &'static str, name: &str) -> impl FnOnce(std::io::Error) -> Netlin
     let name = name.to_owned();
     move |e| match e.raw_os_error() {
         Some(errno) => NetlinkError::Kernel { op, name, errno },
-        None => NetlinkError::Protocol {
-            op,
-            name,
-            message: e.to_string(),
-        },
+        None => NetlinkError::Protocol { op, name, message: e.to_string() },
     }
 }
 
@@ -184,10 +166,7 @@ pub struct VethEnd<'a> {
 
 impl VethEnd<'_> {
     pub fn named(name: impl Into<String>) -> Self {
-        VethEnd {
-            name: name.into(),
-            ..Default::default()
-        }
+        VethEnd { name: name.into(), ..Default::default() }
     }
 }
 
@@ -240,12 +219,7 @@ fn open_sockets(with_packet: bool) -> Result<Sockets, NetlinkError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(NetlinkError::Socket(e)),
     };
-    Ok(Sockets {
-        nl,
-        ctl,
-        packet,
-        ipv6_conf,
-    })
+    Ok(Sockets { nl, ctl, packet, ipv6_conf })
 }
 
 /// What [`open_sockets`] opens in one namespace.
@@ -292,12 +266,7 @@ impl Netlink {
     }
 
     fn from_sockets(sockets: Sockets) -> Result<Self, NetlinkError> {
-        let Sockets {
-            nl,
-            ctl,
-            packet,
-            ipv6_conf,
-        } = sockets;
+        let Sockets { nl, ctl, packet, ipv6_conf } = sockets;
         let rt = tokio::runtime::Handle::try_current().map_err(|_| NetlinkError::NoRuntime)?;
         nl.set_non_blocking(true).map_err(NetlinkError::Socket)?;
         // TokioSocket::from_raw_fd registers the fd with the reactor of the
@@ -307,13 +276,7 @@ impl Netlink {
         let socket = unsafe { netlink_sys::TokioSocket::from_raw_fd(nl.into_raw_fd()) };
         let (connection, handle, _) = rtnetlink::from_socket(socket);
         let connection = rt.spawn(connection);
-        Ok(Netlink {
-            handle,
-            connection,
-            ctl,
-            packet,
-            ipv6_conf,
-        })
+        Ok(Netlink { handle, connection, ctl, packet, ipv6_conf })
     }
 
     /// All links of the namespace.
@@ -347,9 +310,7 @@ impl Netlink {
 
     /// A link by name, which must exist.
     pub async fn link(&self, name: &str) -> Result<Link, NetlinkError> {
-        self.link_by_name(name)
-            .await?
-            .ok_or_else(|| NetlinkError::NoSuchLink(name.to_owned()))
+        self.link_by_name(name).await?.ok_or_else(|| NetlinkError::NoSuchLink(name.to_owned()))
     }
 
     /// Creates a veth pair. Each end may get its MAC and MTU at creation,
@@ -392,12 +353,7 @@ impl Netlink {
         if local.promisc {
             msg = msg.promiscuous(true);
         }
-        self.handle
-            .link()
-            .add(msg.build())
-            .execute()
-            .await
-            .map_err(map_err("veth", &local.name))?;
+        self.handle.link().add(msg.build()).execute().await.map_err(map_err("veth", &local.name))?;
         if local.netns.is_some() {
             // Created elsewhere: it cannot be looked up from here.
             return Ok(Link {
@@ -461,12 +417,7 @@ impl Netlink {
             msg = msg.setns_by_fd(ns.as_raw_fd());
             op = "move";
         }
-        self.handle
-            .link()
-            .change(msg.build())
-            .execute()
-            .await
-            .map_err(map_err(op, &link.name))
+        self.handle.link().change(msg.build()).execute().await.map_err(map_err(op, &link.name))
     }
 
     /// Moves a link into the namespace `ns` (it arrives down there).
@@ -498,26 +449,13 @@ impl Netlink {
     /// Brings the loopback interface up.
     pub async fn lo_up(&self) -> Result<(), NetlinkError> {
         // lo is always index 1 in every namespace; naming it avoids a lookup.
-        let lo = Link {
-            index: 1,
-            name: "lo".into(),
-            mtu: 0,
-            mac: None,
-            up: false,
-            kind: None,
-            peer_index: None,
-        };
+        let lo = Link { index: 1, name: "lo".into(), mtu: 0, mac: None, up: false, kind: None, peer_index: None };
         self.set_up(&lo).await
     }
 
     /// Deletes a link (a veth's peer goes with it).
     pub async fn delete_link(&self, link: &Link) -> Result<(), NetlinkError> {
-        self.handle
-            .link()
-            .del(link.index)
-            .execute()
-            .await
-            .map_err(map_err("delete link", &link.name))
+        self.handle.link().del(link.index).execute().await.map_err(map_err("delete link", &link.name))
     }
 
     /// Deletes a link by name; `Ok(false)` when there was none.
@@ -563,9 +501,8 @@ impl Netlink {
         prefix: u8,
         gateway: Option<Ipv4Addr>,
     ) -> Result<(), NetlinkError> {
-        let mut route = RouteMessageBuilder::<Ipv4Addr>::new()
-            .destination_prefix(dest, prefix)
-            .output_interface(link.index);
+        let mut route =
+            RouteMessageBuilder::<Ipv4Addr>::new().destination_prefix(dest, prefix).output_interface(link.index);
         if let Some(gw) = gateway {
             route = route.gateway(gw);
         }
@@ -573,12 +510,7 @@ impl Netlink {
             Some(gw) => format!("{dest}/{prefix} via {gw} dev {}", link.name),
             None => format!("{dest}/{prefix} dev {}", link.name),
         };
-        self.handle
-            .route()
-            .add(route.build())
-            .execute()
-            .await
-            .map_err(map_err("add route", &shown))
+        self.handle.route().add(route.build()).execute().await.map_err(map_err("add route", &shown))
     }
 
     /// Adds the default route through `gateway` out of `link`.
@@ -662,11 +594,7 @@ mod tests {
 
     #[test]
     fn errors_name_the_operation_and_interface() {
-        let e = NetlinkError::Kernel {
-            op: "veth",
-            name: "ovs1a2b3c4d".into(),
-            errno: libc::EEXIST,
-        };
+        let e = NetlinkError::Kernel { op: "veth", name: "ovs1a2b3c4d".into(), errno: libc::EEXIST };
         assert_eq!(e.to_string(), "veth ovs1a2b3c4d: already exists (EEXIST)");
     }
 }

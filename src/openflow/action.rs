@@ -73,18 +73,12 @@ impl NxmHeader {
     /// The header Open vSwitch writes for `field` in Nicira actions.
     pub fn of(field: Field) -> NxmHeader {
         let id = field.nxm_id();
-        NxmHeader {
-            header: id.header(false, field.def().len as usize),
-            experimenter: id.experimenter,
-        }
+        NxmHeader { header: id.header(false, field.def().len as usize), experimenter: id.experimenter }
     }
     /// The header used for a field in an OpenFlow 1.3 `set_field`/match.
     pub fn of_oxm(field: Field) -> NxmHeader {
         let id = field.def().oxm;
-        NxmHeader {
-            header: id.header(false, field.def().len as usize),
-            experimenter: id.experimenter,
-        }
+        NxmHeader { header: id.header(false, field.def().len as usize), experimenter: id.experimenter }
     }
     pub fn field(&self) -> Option<Field> {
         let class = (self.header >> 16) as u16;
@@ -104,15 +98,8 @@ impl NxmHeader {
     }
     pub(crate) fn parse(r: &mut Reader<'_>) -> Result<NxmHeader> {
         let header = r.u32()?;
-        let experimenter = if (header >> 16) as u16 == OFPXMC_EXPERIMENTER {
-            Some(r.u32()?)
-        } else {
-            None
-        };
-        Ok(NxmHeader {
-            header,
-            experimenter,
-        })
+        let experimenter = if (header >> 16) as u16 == OFPXMC_EXPERIMENTER { Some(r.u32()?) } else { None };
+        Ok(NxmHeader { header, experimenter })
     }
 }
 
@@ -127,22 +114,14 @@ pub struct Subfield {
 impl Subfield {
     /// The whole of `field`.
     pub fn whole(field: Field) -> Subfield {
-        Subfield {
-            field: NxmHeader::of(field),
-            ofs: 0,
-            n_bits: field.width_bits(),
-        }
+        Subfield { field: NxmHeader::of(field), ofs: 0, n_bits: field.width_bits() }
     }
     /// `(ofs << 6) | (n_bits - 1)`, the Nicira packing.
     pub fn ofs_nbits(&self) -> u16 {
         (self.ofs << 6) | (self.n_bits.saturating_sub(1) & 0x3f)
     }
     pub fn from_ofs_nbits(field: NxmHeader, v: u16) -> Subfield {
-        Subfield {
-            field,
-            ofs: v >> 6,
-            n_bits: (v & 0x3f) + 1,
-        }
+        Subfield { field, ofs: v >> 6, n_bits: (v & 0x3f) + 1 }
     }
 }
 
@@ -345,11 +324,7 @@ impl Action {
             Action::DecNwTtl => simple(buf, OFPAT_DEC_NW_TTL),
             Action::PopPbb => simple(buf, OFPAT_POP_PBB),
             Action::SetMplsTtl(t) | Action::SetNwTtl(t) => {
-                let ty = if matches!(self, Action::SetMplsTtl(_)) {
-                    OFPAT_SET_MPLS_TTL
-                } else {
-                    OFPAT_SET_NW_TTL
-                };
+                let ty = if matches!(self, Action::SetMplsTtl(_)) { OFPAT_SET_MPLS_TTL } else { OFPAT_SET_NW_TTL };
                 hdr(buf, ty, 8);
                 buf.put_u8(*t);
                 buf.put_zeros(3);
@@ -366,11 +341,7 @@ impl Action {
                 buf.put_zeros(2);
             }
             Action::SetQueue(q) | Action::Group(q) => {
-                let ty = if matches!(self, Action::SetQueue(_)) {
-                    OFPAT_SET_QUEUE
-                } else {
-                    OFPAT_GROUP
-                };
+                let ty = if matches!(self, Action::SetQueue(_)) { OFPAT_SET_QUEUE } else { OFPAT_GROUP };
                 hdr(buf, ty, 8);
                 buf.put_u32(*q);
             }
@@ -460,20 +431,13 @@ impl Action {
                 nx(buf, NXAST_EXIT, 16);
                 buf.put_zeros(6);
             }
-            Action::FinTimeout {
-                idle_timeout,
-                hard_timeout,
-            } => {
+            Action::FinTimeout { idle_timeout, hard_timeout } => {
                 nx(buf, NXAST_FIN_TIMEOUT, 16);
                 buf.put_u16(*idle_timeout);
                 buf.put_u16(*hard_timeout);
                 buf.put_zeros(2);
             }
-            Action::Controller {
-                max_len,
-                controller_id,
-                reason,
-            } => {
+            Action::Controller { max_len, controller_id, reason } => {
                 nx(buf, NXAST_CONTROLLER, 16);
                 buf.put_u16(*max_len);
                 buf.put_u16(*controller_id);
@@ -489,11 +453,7 @@ impl Action {
                 }
                 finish(buf, start);
             }
-            Action::Conjunction {
-                id,
-                clause,
-                n_clauses,
-            } => {
+            Action::Conjunction { id, clause, n_clauses } => {
                 nx(buf, NXAST_CONJUNCTION, 16);
                 buf.put_u8(*clause);
                 buf.put_u8(*n_clauses);
@@ -584,30 +544,17 @@ impl Action {
         // Actions are padded to 8 bytes (OpenFlow 1.3 section 7.2.5); OVS
         // rejects other lengths, and keeping them would not round-trip.
         if len < 8 || len % 8 != 0 || len > r.remaining() {
-            return Err(Error::BadLength {
-                what: "action",
-                len,
-            });
+            return Err(Error::BadLength { what: "action", len });
         }
         let all = r.bytes(len)?;
         let mut b = Reader::new(&all[4..], "action");
         let fixed = |want: usize| -> Result<()> {
-            if len == want {
-                Ok(())
-            } else {
-                Err(Error::BadLength {
-                    what: "action",
-                    len,
-                })
-            }
+            if len == want { Ok(()) } else { Err(Error::BadLength { what: "action", len }) }
         };
         let a = match ty {
             OFPAT_OUTPUT => {
                 fixed(16)?;
-                Action::Output {
-                    port: b.u32()?,
-                    max_len: b.u16()?,
-                }
+                Action::Output { port: b.u32()?, max_len: b.u16()? }
             }
             OFPAT_COPY_TTL_OUT => fixed(8).map(|_| Action::CopyTtlOut)?,
             OFPAT_COPY_TTL_IN => fixed(8).map(|_| Action::CopyTtlIn)?,
@@ -650,10 +597,7 @@ impl Action {
             OFPAT_SET_FIELD => {
                 let f = OxmField::parse(&mut b)?;
                 if f.has_mask {
-                    return Err(Error::value(
-                        "set_field",
-                        "masked set_field in OpenFlow 1.3",
-                    ));
+                    return Err(Error::value("set_field", "masked set_field in OpenFlow 1.3"));
                 }
                 check_pad(len, 4 + f.wire_len())?;
                 Action::SetField(f)
@@ -663,16 +607,10 @@ impl Action {
                 if exp == NX_VENDOR_ID {
                     parse_nx(len, &mut b)?
                 } else {
-                    Action::Experimenter {
-                        experimenter: exp,
-                        data: b.rest().to_vec(),
-                    }
+                    Action::Experimenter { experimenter: exp, data: b.rest().to_vec() }
                 }
             }
-            _ => Action::Unknown {
-                action_type: ty,
-                data: b.rest().to_vec(),
-            },
+            _ => Action::Unknown { action_type: ty, data: b.rest().to_vec() },
         };
         Ok(a)
     }
@@ -723,10 +661,7 @@ impl LearnSpec {
         // Reserved bits or a zero width would not survive re-encoding
         // (a zero header ends the spec list); OVS rejects both too.
         if header & 0xc000 != 0 || n_bits == 0 {
-            return Err(Error::value(
-                "learn spec",
-                format!("bad header {header:#06x}"),
-            ));
+            return Err(Error::value("learn spec", format!("bad header {header:#06x}")));
         }
         let src = if header & (1 << 13) != 0 {
             let n = usize::from(n_bits).div_ceil(16) * 2;
@@ -741,11 +676,7 @@ impl LearnSpec {
                 let field = NxmHeader::parse(r)?;
                 let ofs = r.u16()?;
                 let sf = Subfield { field, ofs, n_bits };
-                if (header >> 11) & 3 == 0 {
-                    LearnDst::Match(sf)
-                } else {
-                    LearnDst::Load(sf)
-                }
+                if (header >> 11) & 3 == 0 { LearnDst::Match(sf) } else { LearnDst::Load(sf) }
             }
             2 => LearnDst::Output,
             _ => return Err(Error::value("learn spec", "reserved destination type 3")),
@@ -784,27 +715,13 @@ fn finish_exact(buf: &mut Vec<u8>, start: usize) {
 }
 
 fn check_pad(len: usize, used: usize) -> Result<()> {
-    if super::buf::pad8(used) == len {
-        Ok(())
-    } else {
-        Err(Error::BadLength {
-            what: "action",
-            len,
-        })
-    }
+    if super::buf::pad8(used) == len { Ok(()) } else { Err(Error::BadLength { what: "action", len }) }
 }
 
 fn parse_nx(len: usize, b: &mut Reader<'_>) -> Result<Action> {
     let subtype = b.u16()?;
     let fixed = |want: usize| -> Result<()> {
-        if len == want {
-            Ok(())
-        } else {
-            Err(Error::BadLength {
-                what: "Nicira action",
-                len,
-            })
-        }
+        if len == want { Ok(()) } else { Err(Error::BadLength { what: "Nicira action", len }) }
     };
     let a = match subtype {
         NXAST_RESUBMIT => {
@@ -813,10 +730,7 @@ fn parse_nx(len: usize, b: &mut Reader<'_>) -> Result<Action> {
         }
         NXAST_RESUBMIT_TABLE => {
             fixed(16)?;
-            Action::ResubmitTable {
-                in_port: b.u16()?,
-                table: b.u8()?,
-            }
+            Action::ResubmitTable { in_port: b.u16()?, table: b.u8()? }
         }
         NXAST_SET_TUNNEL => {
             fixed(16)?;
@@ -839,16 +753,8 @@ fn parse_nx(len: usize, b: &mut Reader<'_>) -> Result<Action> {
             let dst = NxmHeader::parse(b)?;
             check_pad(len, 16 + src.wire_len() + dst.wire_len())?;
             Action::RegMove {
-                src: Subfield {
-                    field: src,
-                    ofs: src_ofs,
-                    n_bits,
-                },
-                dst: Subfield {
-                    field: dst,
-                    ofs: dst_ofs,
-                    n_bits,
-                },
+                src: Subfield { field: src, ofs: src_ofs, n_bits },
+                dst: Subfield { field: dst, ofs: dst_ofs, n_bits },
             }
         }
         NXAST_REG_LOAD => {
@@ -857,13 +763,7 @@ fn parse_nx(len: usize, b: &mut Reader<'_>) -> Result<Action> {
             let header = b.u32()?;
             let value = b.u64()?;
             Action::RegLoad {
-                dst: Subfield::from_ofs_nbits(
-                    NxmHeader {
-                        header,
-                        experimenter: None,
-                    },
-                    ofs_nbits,
-                ),
+                dst: Subfield::from_ofs_nbits(NxmHeader { header, experimenter: None }, ofs_nbits),
                 value,
             }
         }
@@ -879,13 +779,7 @@ fn parse_nx(len: usize, b: &mut Reader<'_>) -> Result<Action> {
             let header = b.u32()?;
             let max_len = b.u16()?;
             Action::OutputReg {
-                src: Subfield::from_ofs_nbits(
-                    NxmHeader {
-                        header,
-                        experimenter: None,
-                    },
-                    ofs_nbits,
-                ),
+                src: Subfield::from_ofs_nbits(NxmHeader { header, experimenter: None }, ofs_nbits),
                 max_len,
             }
         }
@@ -921,18 +815,11 @@ fn parse_nx(len: usize, b: &mut Reader<'_>) -> Result<Action> {
         }
         NXAST_FIN_TIMEOUT => {
             fixed(16)?;
-            Action::FinTimeout {
-                idle_timeout: b.u16()?,
-                hard_timeout: b.u16()?,
-            }
+            Action::FinTimeout { idle_timeout: b.u16()?, hard_timeout: b.u16()? }
         }
         NXAST_CONTROLLER => {
             fixed(16)?;
-            Action::Controller {
-                max_len: b.u16()?,
-                controller_id: b.u16()?,
-                reason: b.u8()?,
-            }
+            Action::Controller { max_len: b.u16()?, controller_id: b.u16()?, reason: b.u8()? }
         }
         NXAST_DEC_TTL_CNT_IDS => {
             let n = b.u16()? as usize;
@@ -948,11 +835,7 @@ fn parse_nx(len: usize, b: &mut Reader<'_>) -> Result<Action> {
             fixed(16)?;
             let clause = b.u8()?;
             let n_clauses = b.u8()?;
-            Action::Conjunction {
-                clause,
-                n_clauses,
-                id: b.u32()?,
-            }
+            Action::Conjunction { clause, n_clauses, id: b.u32()? }
         }
         NXAST_CT => {
             let flags = b.u16()?;
@@ -964,10 +847,7 @@ fn parse_nx(len: usize, b: &mut Reader<'_>) -> Result<Action> {
             let actions = Action::parse_list(b.rest())?;
             Action::Ct(Ct {
                 flags,
-                zone_src: (zone_src != 0).then_some(NxmHeader {
-                    header: zone_src,
-                    experimenter: None,
-                }),
+                zone_src: (zone_src != 0).then_some(NxmHeader { header: zone_src, experimenter: None }),
                 zone,
                 recirc_table,
                 alg,
@@ -978,10 +858,7 @@ fn parse_nx(len: usize, b: &mut Reader<'_>) -> Result<Action> {
             b.skip(2)?;
             let flags = b.u16()?;
             let rp = b.u16()?;
-            let mut n = Nat {
-                flags,
-                ..Nat::default()
-            };
+            let mut n = Nat { flags, ..Nat::default() };
             if rp & 1 != 0 {
                 n.ipv4_min = Some(Ipv4Addr::from(b.array::<4>()?));
             }
@@ -1007,10 +884,7 @@ fn parse_nx(len: usize, b: &mut Reader<'_>) -> Result<Action> {
             check_pad(len, used)?;
             Action::Nat(n)
         }
-        _ => Action::Nicira {
-            subtype,
-            data: b.rest().to_vec(),
-        },
+        _ => Action::Nicira { subtype, data: b.rest().to_vec() },
     };
     Ok(a)
 }

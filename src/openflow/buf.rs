@@ -25,22 +25,14 @@ impl<'a> Reader<'a> {
     }
     pub(crate) fn bytes(&mut self, n: usize) -> Result<&'a [u8]> {
         if self.buf.len() < n {
-            return Err(Error::Truncated {
-                what: self.what,
-                need: n,
-                have: self.buf.len(),
-            });
+            return Err(Error::Truncated { what: self.what, need: n, have: self.buf.len() });
         }
         let (head, tail) = self.buf.split_at(n);
         self.buf = tail;
         Ok(head)
     }
     pub(crate) fn peek(&self, n: usize) -> Result<&'a [u8]> {
-        self.buf.get(..n).ok_or(Error::Truncated {
-            what: self.what,
-            need: n,
-            have: self.buf.len(),
-        })
+        self.buf.get(..n).ok_or(Error::Truncated { what: self.what, need: n, have: self.buf.len() })
     }
     pub(crate) fn skip(&mut self, n: usize) -> Result<()> {
         self.bytes(n).map(|_| ())

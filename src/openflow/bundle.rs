@@ -36,12 +36,7 @@ pub struct BundleControl {
 
 impl BundleControl {
     pub fn new(bundle_id: u32, ctrl_type: u16, flags: u16) -> Self {
-        BundleControl {
-            bundle_id,
-            ctrl_type,
-            flags,
-            properties: Vec::new(),
-        }
+        BundleControl { bundle_id, ctrl_type, flags, properties: Vec::new() }
     }
     pub(crate) fn emit(&self, buf: &mut Vec<u8>) {
         buf.put_u32(self.bundle_id);
@@ -50,12 +45,7 @@ impl BundleControl {
         buf.extend_from_slice(&self.properties);
     }
     pub(crate) fn parse(r: &mut Reader<'_>) -> Result<BundleControl> {
-        Ok(BundleControl {
-            bundle_id: r.u32()?,
-            ctrl_type: r.u16()?,
-            flags: r.u16()?,
-            properties: r.rest().to_vec(),
-        })
+        Ok(BundleControl { bundle_id: r.u32()?, ctrl_type: r.u16()?, flags: r.u16()?, properties: r.rest().to_vec() })
     }
 }
 
@@ -77,13 +67,7 @@ pub struct BundleAdd {
 impl BundleAdd {
     /// Wraps `msg` for bundle `bundle_id`.
     pub fn new(bundle_id: u32, flags: u16, msg: &Message) -> Self {
-        BundleAdd {
-            bundle_id,
-            flags,
-            message: msg.encode(0),
-            inner_xid: None,
-            properties: Vec::new(),
-        }
+        BundleAdd { bundle_id, flags, message: msg.encode(0), inner_xid: None, properties: Vec::new() }
     }
     /// Decodes the inner message.
     pub fn inner(&self) -> Result<(Header, Message)> {
@@ -112,10 +96,7 @@ impl BundleAdd {
         let inner = Header::parse(r.peek(HEADER_LEN)?)?;
         let len = inner.length as usize;
         if len > r.remaining() {
-            return Err(Error::BadLength {
-                what: "bundled message",
-                len,
-            });
+            return Err(Error::BadLength { what: "bundled message", len });
         }
         let mut message = r.bytes(len)?.to_vec();
         let inner_xid = (inner.xid != outer_xid).then_some(inner.xid);
@@ -127,12 +108,6 @@ impl BundleAdd {
             r.skip(pad.min(r.remaining()))?;
             properties = r.rest().to_vec();
         }
-        Ok(BundleAdd {
-            bundle_id,
-            flags,
-            message,
-            inner_xid,
-            properties,
-        })
+        Ok(BundleAdd { bundle_id, flags, message, inner_xid, properties })
     }
 }

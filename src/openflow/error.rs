@@ -7,11 +7,7 @@ use thiserror::Error;
 pub enum Error {
     /// Fewer bytes than the structure needs.
     #[error("truncated {what}: need {need} bytes, have {have}")]
-    Truncated {
-        what: &'static str,
-        need: usize,
-        have: usize,
-    },
+    Truncated { what: &'static str, need: usize, have: usize },
     /// A length field that disagrees with the structure or the buffer.
     #[error("bad length {len} in {what}")]
     BadLength { what: &'static str, len: usize },
@@ -42,9 +38,6 @@ impl Error {
         Error::Syntax(msg.into())
     }
     pub(crate) fn value(what: &'static str, detail: impl Into<String>) -> Error {
-        Error::BadValue {
-            what,
-            detail: detail.into(),
-        }
+        Error::BadValue { what, detail: detail.into() }
     }
 }

@@ -83,10 +83,7 @@ impl Instruction {
                 let len = buf.len() - start;
                 buf.set_u16(start + 2, super::buf::len16("instruction", len));
             }
-            Instruction::Unknown {
-                instruction_type,
-                data,
-            } => {
+            Instruction::Unknown { instruction_type, data } => {
                 buf.put_u16(*instruction_type);
                 buf.put_u16(0);
                 buf.extend_from_slice(data);
@@ -116,22 +113,12 @@ impl Instruction {
         let ty = u16::from_be_bytes([head[0], head[1]]);
         let len = u16::from_be_bytes([head[2], head[3]]) as usize;
         if len < 4 || len > r.remaining() {
-            return Err(Error::BadLength {
-                what: "instruction",
-                len,
-            });
+            return Err(Error::BadLength { what: "instruction", len });
         }
         let all = r.bytes(len)?;
         let mut b = Reader::new(&all[4..], "instruction");
         let fixed = |want: usize| -> Result<()> {
-            if len == want {
-                Ok(())
-            } else {
-                Err(Error::BadLength {
-                    what: "instruction",
-                    len,
-                })
-            }
+            if len == want { Ok(()) } else { Err(Error::BadLength { what: "instruction", len }) }
         };
         Ok(match ty {
             OFPIT_GOTO_TABLE => {
@@ -141,25 +128,15 @@ impl Instruction {
             OFPIT_WRITE_METADATA => {
                 fixed(24)?;
                 b.skip(4)?;
-                Instruction::WriteMetadata {
-                    metadata: b.u64()?,
-                    mask: b.u64()?,
-                }
+                Instruction::WriteMetadata { metadata: b.u64()?, mask: b.u64()? }
             }
             OFPIT_WRITE_ACTIONS | OFPIT_APPLY_ACTIONS => {
                 if len < 8 {
-                    return Err(Error::BadLength {
-                        what: "instruction",
-                        len,
-                    });
+                    return Err(Error::BadLength { what: "instruction", len });
                 }
                 b.skip(4)?;
                 let a = Action::parse_list(b.rest())?;
-                if ty == OFPIT_WRITE_ACTIONS {
-                    Instruction::WriteActions(a)
-                } else {
-                    Instruction::ApplyActions(a)
-                }
+                if ty == OFPIT_WRITE_ACTIONS { Instruction::WriteActions(a) } else { Instruction::ApplyActions(a) }
             }
             OFPIT_CLEAR_ACTIONS => {
                 fixed(8)?;
@@ -169,14 +146,8 @@ impl Instruction {
                 fixed(8)?;
                 Instruction::Meter(b.u32()?)
             }
-            OFPIT_EXPERIMENTER => Instruction::Experimenter {
-                experimenter: b.u32()?,
-                data: b.rest().to_vec(),
-            },
-            _ => Instruction::Unknown {
-                instruction_type: ty,
-                data: b.rest().to_vec(),
-            },
+            OFPIT_EXPERIMENTER => Instruction::Experimenter { experimenter: b.u32()?, data: b.rest().to_vec() },
+            _ => Instruction::Unknown { instruction_type: ty, data: b.rest().to_vec() },
         })
     }
 }

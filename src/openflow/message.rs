@@ -68,17 +68,9 @@ impl Header {
     /// Reads the 8-byte header (any version).
     pub fn parse(bytes: &[u8]) -> Result<Header> {
         let mut r = Reader::new(bytes, "ofp_header");
-        let h = Header {
-            version: r.u8()?,
-            msg_type: r.u8()?,
-            length: r.u16()?,
-            xid: r.u32()?,
-        };
+        let h = Header { version: r.u8()?, msg_type: r.u8()?, length: r.u16()?, xid: r.u32()? };
         if (h.length as usize) < HEADER_LEN {
-            return Err(Error::BadLength {
-                what: "ofp_header",
-                len: h.length as usize,
-            });
+            return Err(Error::BadLength { what: "ofp_header", len: h.length as usize });
         }
         Ok(h)
     }
@@ -116,9 +108,7 @@ pub struct Hello {
 impl Hello {
     /// A HELLO that offers OpenFlow 1.3 only (what ovsnet speaks).
     pub fn of13() -> Hello {
-        Hello {
-            elements: vec![HelloElement::VersionBitmap(vec![1 << OFP13_VERSION])],
-        }
+        Hello { elements: vec![HelloElement::VersionBitmap(vec![1 << OFP13_VERSION])] }
     }
     /// Versions the peer offers: from its bitmap, else every version up to
     /// the one in its header (OpenFlow 1.3 section 6.3.1).
@@ -151,11 +141,7 @@ pub fn negotiate(header: &Header, hello: &Hello) -> std::result::Result<u8, Erro
         Err(ErrorMsg::Standard {
             err_type: OFPET_HELLO_FAILED,
             code: OFPHFC_INCOMPATIBLE,
-            data: format!(
-                "We support version 0x04, peer supports {:?}",
-                hello.versions(header.version)
-            )
-            .into_bytes(),
+            data: format!("We support version 0x04, peer supports {:?}", hello.versions(header.version)).into_bytes(),
         })
     }
 }
@@ -170,24 +156,11 @@ pub const NXET_VENDOR: u16 = 0xb0c2;
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ErrorMsg {
     /// A standard error: type, code, and (usually) the start of the offending message.
-    Standard {
-        err_type: u16,
-        code: u16,
-        data: Vec<u8>,
-    },
+    Standard { err_type: u16, code: u16, data: Vec<u8> },
     /// `OFPET_EXPERIMENTER` (how OVS reports its own errors in OpenFlow 1.2+).
-    Experimenter {
-        exp_type: u16,
-        experimenter: u32,
-        data: Vec<u8>,
-    },
+    Experimenter { exp_type: u16, experimenter: u32, data: Vec<u8> },
     /// `NXET_VENDOR` / `NXVC_VENDOR_ERROR`: the Nicira extension.
-    Nicira {
-        vendor: u32,
-        nx_type: u16,
-        nx_code: u16,
-        data: Vec<u8>,
-    },
+    Nicira { vendor: u32, nx_type: u16, nx_code: u16, data: Vec<u8> },
 }
 
 /// OFPT_FEATURES_REPLY.
@@ -453,14 +426,9 @@ impl Bucket {
         let mut r = Reader::new(bytes, "bucket");
         let mut out = Vec::new();
         while !r.is_empty() {
-            let len = r
-                .peek(2)
-                .map(|b| u16::from_be_bytes([b[0], b[1]]) as usize)?;
+            let len = r.peek(2).map(|b| u16::from_be_bytes([b[0], b[1]]) as usize)?;
             if len < 16 {
-                return Err(Error::BadLength {
-                    what: "bucket",
-                    len,
-                });
+                return Err(Error::BadLength { what: "bucket", len });
             }
             let mut b = Reader::new(r.bytes(len)?, "bucket");
             b.skip(2)?;
@@ -468,12 +436,7 @@ impl Bucket {
             let watch_port = b.u32()?;
             let watch_group = b.u32()?;
             b.skip(4)?;
-            out.push(Bucket {
-                weight,
-                watch_port,
-                watch_group,
-                actions: Action::parse_list(b.rest())?,
-            });
+            out.push(Bucket { weight, watch_port, watch_group, actions: Action::parse_list(b.rest())? });
         }
         Ok(out)
     }
@@ -533,17 +496,9 @@ impl MeterBand {
             let band_type = r.u16()?;
             let len = r.u16()? as usize;
             if len < 12 {
-                return Err(Error::BadLength {
-                    what: "meter band",
-                    len,
-                });
+                return Err(Error::BadLength { what: "meter band", len });
             }
-            out.push(MeterBand {
-                band_type,
-                rate: r.u32()?,
-                burst_size: r.u32()?,
-                data: r.bytes(len - 12)?.to_vec(),
-            });
+            out.push(MeterBand { band_type, rate: r.u32()?, burst_size: r.u32()?, data: r.bytes(len - 12)?.to_vec() });
         }
         Ok(out)
     }
@@ -632,9 +587,7 @@ impl Message {
             Message::Error(_) => OFPT_ERROR,
             Message::EchoRequest(_) => OFPT_ECHO_REQUEST,
             Message::EchoReply(_) => OFPT_ECHO_REPLY,
-            Message::Experimenter(_) | Message::BundleControl(_) | Message::BundleAdd(_) => {
-                OFPT_EXPERIMENTER
-            }
+            Message::Experimenter(_) | Message::BundleControl(_) | Message::BundleAdd(_) => OFPT_EXPERIMENTER,
             Message::FeaturesRequest => OFPT_FEATURES_REQUEST,
             Message::FeaturesReply(_) => OFPT_FEATURES_REPLY,
             Message::GetConfigRequest => OFPT_GET_CONFIG_REQUEST,
@@ -674,10 +627,7 @@ impl Message {
     pub fn try_encode(&self, xid: u32) -> Result<Vec<u8>> {
         let buf = self.encode(xid);
         if buf.len() > usize::from(u16::MAX) {
-            return Err(Error::BadLength {
-                what: "message (over 65535 bytes)",
-                len: buf.len(),
-            });
+            return Err(Error::BadLength { what: "message (over 65535 bytes)", len: buf.len() });
         }
         Ok(buf)
     }
@@ -688,13 +638,7 @@ impl Message {
     /// multipart replies with [`crate::openflow::multipart::MultipartReply::split_flows`].
     pub fn encode_into(&self, xid: u32, buf: &mut Vec<u8>) {
         let start = buf.len();
-        Header {
-            version: OFP13_VERSION,
-            msg_type: self.msg_type(),
-            length: 0,
-            xid,
-        }
-        .emit(buf);
+        Header { version: OFP13_VERSION, msg_type: self.msg_type(), length: 0, xid }.emit(buf);
         self.emit_body(buf, xid);
         let len = buf.len() - start;
         buf.set_u16(start + 2, len16("message", len));
@@ -725,31 +669,18 @@ impl Message {
                 }
             }
             Message::Error(e) => match e {
-                ErrorMsg::Standard {
-                    err_type,
-                    code,
-                    data,
-                } => {
+                ErrorMsg::Standard { err_type, code, data } => {
                     buf.put_u16(*err_type);
                     buf.put_u16(*code);
                     buf.extend_from_slice(data);
                 }
-                ErrorMsg::Experimenter {
-                    exp_type,
-                    experimenter,
-                    data,
-                } => {
+                ErrorMsg::Experimenter { exp_type, experimenter, data } => {
                     buf.put_u16(OFPET_EXPERIMENTER);
                     buf.put_u16(*exp_type);
                     buf.put_u32(*experimenter);
                     buf.extend_from_slice(data);
                 }
-                ErrorMsg::Nicira {
-                    vendor,
-                    nx_type,
-                    nx_code,
-                    data,
-                } => {
+                ErrorMsg::Nicira { vendor, nx_type, nx_code, data } => {
                     buf.put_u16(NXET_VENDOR);
                     buf.put_u16(0);
                     buf.put_u32(*vendor);
@@ -888,10 +819,7 @@ impl Message {
     pub fn decode(bytes: &[u8]) -> Result<(Header, Message)> {
         let h = Header::parse(bytes)?;
         if h.length as usize != bytes.len() {
-            return Err(Error::BadLength {
-                what: "message",
-                len: h.length as usize,
-            });
+            return Err(Error::BadLength { what: "message", len: h.length as usize });
         }
         if h.version != OFP13_VERSION && h.msg_type != OFPT_HELLO {
             return Err(Error::BadVersion(h.version));
@@ -903,14 +831,7 @@ impl Message {
 
     fn parse_body(h: &Header, r: &mut Reader<'_>) -> Result<Message> {
         let exact = |r: &Reader<'_>, n: usize| -> Result<()> {
-            if r.remaining() == n {
-                Ok(())
-            } else {
-                Err(Error::BadLength {
-                    what: "message",
-                    len: h.length as usize,
-                })
-            }
+            if r.remaining() == n { Ok(()) } else { Err(Error::BadLength { what: "message", len: h.length as usize }) }
         };
         let m = match h.msg_type {
             OFPT_HELLO => {
@@ -919,24 +840,16 @@ impl Message {
                     let ty = r.u16()?;
                     let len = r.u16()? as usize;
                     if len < 4 {
-                        return Err(Error::BadLength {
-                            what: "hello element",
-                            len,
-                        });
+                        return Err(Error::BadLength { what: "hello element", len });
                     }
                     let body = r.bytes(len - 4)?;
                     r.skip((super::buf::pad8(len) - len).min(r.remaining()))?;
                     if ty == 1 && body.len() % 4 == 0 {
-                        let words = body
-                            .chunks_exact(4)
-                            .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
-                            .collect();
+                        let words =
+                            body.chunks_exact(4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]])).collect();
                         elements.push(HelloElement::VersionBitmap(words));
                     } else {
-                        elements.push(HelloElement::Unknown {
-                            element_type: ty,
-                            data: body.to_vec(),
-                        });
+                        elements.push(HelloElement::Unknown { element_type: ty, data: body.to_vec() });
                     }
                 }
                 Message::Hello(Hello { elements })
@@ -945,24 +858,11 @@ impl Message {
                 let err_type = r.u16()?;
                 let code = r.u16()?;
                 let e = if err_type == OFPET_EXPERIMENTER {
-                    ErrorMsg::Experimenter {
-                        exp_type: code,
-                        experimenter: r.u32()?,
-                        data: r.rest().to_vec(),
-                    }
+                    ErrorMsg::Experimenter { exp_type: code, experimenter: r.u32()?, data: r.rest().to_vec() }
                 } else if err_type == NXET_VENDOR && code == 0 && r.remaining() >= 8 {
-                    ErrorMsg::Nicira {
-                        vendor: r.u32()?,
-                        nx_type: r.u16()?,
-                        nx_code: r.u16()?,
-                        data: r.rest().to_vec(),
-                    }
+                    ErrorMsg::Nicira { vendor: r.u32()?, nx_type: r.u16()?, nx_code: r.u16()?, data: r.rest().to_vec() }
                 } else {
-                    ErrorMsg::Standard {
-                        err_type,
-                        code,
-                        data: r.rest().to_vec(),
-                    }
+                    ErrorMsg::Standard { err_type, code, data: r.rest().to_vec() }
                 };
                 Message::Error(e)
             }
@@ -972,17 +872,9 @@ impl Message {
                 let experimenter = r.u32()?;
                 let exp_type = r.u32()?;
                 match (experimenter, exp_type) {
-                    (ONF_EXPERIMENTER, ONF_ET_BUNDLE_CONTROL) => {
-                        Message::BundleControl(BundleControl::parse(r)?)
-                    }
-                    (ONF_EXPERIMENTER, ONF_ET_BUNDLE_ADD_MESSAGE) => {
-                        Message::BundleAdd(BundleAdd::parse(r, h.xid)?)
-                    }
-                    _ => Message::Experimenter(Experimenter {
-                        experimenter,
-                        exp_type,
-                        data: r.rest().to_vec(),
-                    }),
+                    (ONF_EXPERIMENTER, ONF_ET_BUNDLE_CONTROL) => Message::BundleControl(BundleControl::parse(r)?),
+                    (ONF_EXPERIMENTER, ONF_ET_BUNDLE_ADD_MESSAGE) => Message::BundleAdd(BundleAdd::parse(r, h.xid)?),
+                    _ => Message::Experimenter(Experimenter { experimenter, exp_type, data: r.rest().to_vec() }),
                 }
             }
             OFPT_FEATURES_REQUEST => exact(r, 0).map(|_| Message::FeaturesRequest)?,
@@ -1005,15 +897,8 @@ impl Message {
             OFPT_GET_CONFIG_REQUEST => exact(r, 0).map(|_| Message::GetConfigRequest)?,
             OFPT_GET_CONFIG_REPLY | OFPT_SET_CONFIG => {
                 exact(r, 4)?;
-                let c = SwitchConfig {
-                    flags: r.u16()?,
-                    miss_send_len: r.u16()?,
-                };
-                if h.msg_type == OFPT_SET_CONFIG {
-                    Message::SetConfig(c)
-                } else {
-                    Message::GetConfigReply(c)
-                }
+                let c = SwitchConfig { flags: r.u16()?, miss_send_len: r.u16()? };
+                if h.msg_type == OFPT_SET_CONFIG { Message::SetConfig(c) } else { Message::GetConfigReply(c) }
             }
             OFPT_PACKET_IN => {
                 let buffer_id = r.u32()?;
@@ -1054,10 +939,7 @@ impl Message {
                 exact(r, 8 + Port::LEN)?;
                 let reason = r.u8()?;
                 r.skip(7)?;
-                Message::PortStatus(PortStatus {
-                    reason,
-                    desc: Port::parse(r)?,
-                })
+                Message::PortStatus(PortStatus { reason, desc: Port::parse(r)? })
             }
             OFPT_PACKET_OUT => {
                 let buffer_id = r.u32()?;
@@ -1065,12 +947,7 @@ impl Message {
                 let alen = r.u16()? as usize;
                 r.skip(6)?;
                 let actions = Action::parse_list(r.bytes(alen)?)?;
-                Message::PacketOut(PacketOut {
-                    buffer_id,
-                    in_port,
-                    actions,
-                    data: r.rest().to_vec(),
-                })
+                Message::PacketOut(PacketOut { buffer_id, in_port, actions, data: r.rest().to_vec() })
             }
             OFPT_FLOW_MOD => Message::FlowMod(FlowMod::parse_body(r)?),
             OFPT_GROUP_MOD => {
@@ -1078,12 +955,7 @@ impl Message {
                 let group_type = r.u8()?;
                 r.skip(1)?;
                 let group_id = r.u32()?;
-                Message::GroupMod(GroupMod {
-                    command,
-                    group_type,
-                    group_id,
-                    buckets: Bucket::parse_list(r.rest())?,
-                })
+                Message::GroupMod(GroupMod { command, group_type, group_id, buckets: Bucket::parse_list(r.rest())? })
             }
             OFPT_PORT_MOD => {
                 exact(r, 32)?;
@@ -1091,22 +963,13 @@ impl Message {
                 r.skip(4)?;
                 let hw_addr = r.array()?;
                 r.skip(2)?;
-                Message::PortMod(PortMod {
-                    port_no,
-                    hw_addr,
-                    config: r.u32()?,
-                    mask: r.u32()?,
-                    advertise: r.u32()?,
-                })
+                Message::PortMod(PortMod { port_no, hw_addr, config: r.u32()?, mask: r.u32()?, advertise: r.u32()? })
             }
             OFPT_TABLE_MOD => {
                 exact(r, 8)?;
                 let table_id = r.u8()?;
                 r.skip(3)?;
-                Message::TableMod(TableMod {
-                    table_id,
-                    config: r.u32()?,
-                })
+                Message::TableMod(TableMod { table_id, config: r.u32()? })
             }
             OFPT_MULTIPART_REQUEST => Message::MultipartRequest(MultipartRequest::parse(r)?),
             OFPT_MULTIPART_REPLY => Message::MultipartReply(MultipartReply::parse(r)?),
@@ -1116,15 +979,8 @@ impl Message {
                 exact(r, 16)?;
                 let role = r.u32()?;
                 r.skip(4)?;
-                let role = Role {
-                    role,
-                    generation_id: r.u64()?,
-                };
-                if h.msg_type == OFPT_ROLE_REQUEST {
-                    Message::RoleRequest(role)
-                } else {
-                    Message::RoleReply(role)
-                }
+                let role = Role { role, generation_id: r.u64()? };
+                if h.msg_type == OFPT_ROLE_REQUEST { Message::RoleRequest(role) } else { Message::RoleReply(role) }
             }
             OFPT_GET_ASYNC_REQUEST => exact(r, 0).map(|_| Message::GetAsyncRequest)?,
             OFPT_GET_ASYNC_REPLY | OFPT_SET_ASYNC => {
@@ -1138,27 +994,15 @@ impl Message {
                     port_status_mask: [v[2], v[3]],
                     flow_removed_mask: [v[4], v[5]],
                 };
-                if h.msg_type == OFPT_SET_ASYNC {
-                    Message::SetAsync(a)
-                } else {
-                    Message::GetAsyncReply(a)
-                }
+                if h.msg_type == OFPT_SET_ASYNC { Message::SetAsync(a) } else { Message::GetAsyncReply(a) }
             }
             OFPT_METER_MOD => {
                 let command = r.u16()?;
                 let flags = r.u16()?;
                 let meter_id = r.u32()?;
-                Message::MeterMod(MeterMod {
-                    command,
-                    flags,
-                    meter_id,
-                    bands: MeterBand::parse_list(r.rest())?,
-                })
+                Message::MeterMod(MeterMod { command, flags, meter_id, bands: MeterBand::parse_list(r.rest())? })
             }
-            t => Message::Unknown {
-                msg_type: t,
-                body: r.rest().to_vec(),
-            },
+            t => Message::Unknown { msg_type: t, body: r.rest().to_vec() },
         };
         Ok(m)
     }

@@ -26,7 +26,5 @@ pub use bundle::{BundleAdd, BundleControl};
 pub use error::{Error, Result};
 pub use instruction::Instruction;
 pub use message::{ErrorMsg, FlowMod, Header, Hello, Message};
-pub use multipart::{
-    FlowStats, MultipartReply, MultipartReplyBody, MultipartRequest, MultipartRequestBody,
-};
+pub use multipart::{FlowStats, MultipartReply, MultipartReplyBody, MultipartRequest, MultipartRequestBody};
 pub use oxm::{Field, Match, OxmField, OxmId};

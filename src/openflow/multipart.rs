@@ -273,12 +273,7 @@ impl MultipartRequest {
         buf.put_u16(self.flags);
         buf.put_zeros(4);
         match &self.body {
-            B::Desc
-            | B::Table
-            | B::GroupDesc
-            | B::GroupFeatures
-            | B::MeterFeatures
-            | B::PortDesc => {}
+            B::Desc | B::Table | B::GroupDesc | B::GroupFeatures | B::MeterFeatures | B::PortDesc => {}
             B::Flow(f) | B::Aggregate(f) => emit_fsr(f, buf),
             B::PortStats { port_no } => {
                 buf.put_u32(*port_no);
@@ -288,9 +283,7 @@ impl MultipartRequest {
                 buf.put_u32(*port_no);
                 buf.put_u32(*queue_id);
             }
-            B::Group { group_id: id }
-            | B::Meter { meter_id: id }
-            | B::MeterConfig { meter_id: id } => {
+            B::Group { group_id: id } | B::Meter { meter_id: id } | B::MeterConfig { meter_id: id } => {
                 buf.put_u32(*id);
                 buf.put_zeros(4);
             }
@@ -304,11 +297,7 @@ impl MultipartRequest {
         r.skip(4)?;
         let n = r.remaining();
         let want = |k: usize| {
-            if n == k {
-                Ok(())
-            } else {
-                Err(bad("multipart request", n))
-            }
+            if n == k { Ok(()) } else { Err(bad("multipart request", n)) }
         };
         let body = match mp_type {
             OFPMP_DESC => want(0).map(|_| B::Desc)?,
@@ -322,11 +311,7 @@ impl MultipartRequest {
                 if !r.is_empty() {
                     return Err(bad("flow stats request", n));
                 }
-                if mp_type == OFPMP_FLOW {
-                    B::Flow(f)
-                } else {
-                    B::Aggregate(f)
-                }
+                if mp_type == OFPMP_FLOW { B::Flow(f) } else { B::Aggregate(f) }
             }
             OFPMP_PORT_STATS => {
                 want(8)?;
@@ -334,10 +319,7 @@ impl MultipartRequest {
             }
             OFPMP_QUEUE => {
                 want(8)?;
-                B::Queue {
-                    port_no: r.u32()?,
-                    queue_id: r.u32()?,
-                }
+                B::Queue { port_no: r.u32()?, queue_id: r.u32()? }
             }
             OFPMP_GROUP => {
                 want(8)?;
@@ -351,10 +333,7 @@ impl MultipartRequest {
                 want(8)?;
                 B::MeterConfig { meter_id: r.u32()? }
             }
-            _ => B::Other {
-                mp_type,
-                body: r.rest().to_vec(),
-            },
+            _ => B::Other { mp_type, body: r.rest().to_vec() },
         };
         Ok(MultipartRequest { flags, body })
     }
@@ -465,12 +444,7 @@ impl PortStats {
 }
 
 /// Splits `r` into records whose first u16 is their length.
-fn records<'a>(
-    r: &mut Reader<'a>,
-    what: &'static str,
-    at: usize,
-    min: usize,
-) -> Result<Vec<&'a [u8]>> {
+fn records<'a>(r: &mut Reader<'a>, what: &'static str, at: usize, min: usize) -> Result<Vec<&'a [u8]>> {
     let mut out = Vec::new();
     while !r.is_empty() {
         let head = r.peek(at + 2)?;
@@ -651,11 +625,7 @@ impl MultipartReply {
                 if n != 24 {
                     return Err(bad("aggregate reply", n));
                 }
-                B::Aggregate(AggregateStats {
-                    packet_count: r.u64()?,
-                    byte_count: r.u64()?,
-                    flow_count: r.u32()?,
-                })
+                B::Aggregate(AggregateStats { packet_count: r.u64()?, byte_count: r.u64()?, flow_count: r.u32()? })
             }
             OFPMP_TABLE => {
                 if n % 24 != 0 {
@@ -729,11 +699,7 @@ impl MultipartReply {
                     let group_type = b.u8()?;
                     b.skip(1)?;
                     let group_id = b.u32()?;
-                    v.push(GroupDesc {
-                        group_type,
-                        group_id,
-                        buckets: Bucket::parse_list(b.rest())?,
-                    });
+                    v.push(GroupDesc { group_type, group_id, buckets: Bucket::parse_list(b.rest())? });
                 }
                 B::GroupDesc(v)
             }
@@ -769,18 +735,11 @@ impl MultipartReply {
                     b.skip(2)?;
                     let flags = b.u16()?;
                     let meter_id = b.u32()?;
-                    v.push(MeterConfig {
-                        flags,
-                        meter_id,
-                        bands: MeterBand::parse_list(b.rest())?,
-                    });
+                    v.push(MeterConfig { flags, meter_id, bands: MeterBand::parse_list(b.rest())? });
                 }
                 B::MeterConfig(v)
             }
-            _ => B::Other {
-                mp_type,
-                body: r.rest().to_vec(),
-            },
+            _ => B::Other { mp_type, body: r.rest().to_vec() },
         };
         Ok(MultipartReply { flags, body })
     }

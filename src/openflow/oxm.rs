@@ -35,18 +35,10 @@ pub struct OxmId {
 
 impl OxmId {
     pub const fn new(class: u16, field: u8) -> Self {
-        OxmId {
-            class,
-            field,
-            experimenter: None,
-        }
+        OxmId { class, field, experimenter: None }
     }
     pub const fn exp(exp: u32, field: u8) -> Self {
-        OxmId {
-            class: OFPXMC_EXPERIMENTER,
-            field,
-            experimenter: Some(exp),
-        }
+        OxmId { class: OFPXMC_EXPERIMENTER, field, experimenter: Some(exp) }
     }
     /// The 32-bit header for a payload of `len` bytes (without the experimenter id).
     pub fn header(&self, has_mask: bool, len: usize) -> u32 {
@@ -77,10 +69,7 @@ impl OxmId {
         let mut id = OxmId::new(class, field);
         if class == OFPXMC_EXPERIMENTER {
             if len < 4 {
-                return Err(Error::BadLength {
-                    what: "experimenter OXM",
-                    len,
-                });
+                return Err(Error::BadLength { what: "experimenter OXM", len });
             }
             id.experimenter = Some(r.u32()?);
             len -= 4;
@@ -105,11 +94,7 @@ pub struct OxmField {
 impl OxmField {
     /// An exact-match field.
     pub fn exact(field: Field, value: &[u8]) -> Self {
-        OxmField {
-            id: field.def().oxm,
-            has_mask: false,
-            payload: value.to_vec(),
-        }
+        OxmField { id: field.def().oxm, has_mask: false, payload: value.to_vec() }
     }
     /// A masked field; an all-ones mask becomes an exact match, as OVS does.
     pub fn masked(field: Field, value: &[u8], mask: &[u8]) -> Self {
@@ -119,24 +104,15 @@ impl OxmField {
         let mut payload = Vec::with_capacity(value.len() * 2);
         payload.extend(value.iter().zip(mask).map(|(v, m)| v & m));
         payload.extend_from_slice(mask);
-        OxmField {
-            id: field.def().oxm,
-            has_mask: true,
-            payload,
-        }
+        OxmField { id: field.def().oxm, has_mask: true, payload }
     }
     /// The value part.
     pub fn value(&self) -> &[u8] {
-        if self.has_mask {
-            &self.payload[..self.payload.len() / 2]
-        } else {
-            &self.payload
-        }
+        if self.has_mask { &self.payload[..self.payload.len() / 2] } else { &self.payload }
     }
     /// The mask part, if the field is masked.
     pub fn mask(&self) -> Option<&[u8]> {
-        self.has_mask
-            .then(|| &self.payload[self.payload.len() / 2..])
+        self.has_mask.then(|| &self.payload[self.payload.len() / 2..])
     }
     /// The known field, if any.
     pub fn field(&self) -> Option<Field> {
@@ -154,25 +130,15 @@ impl OxmField {
         let (id, has_mask, len) = OxmId::parse_header(r)?;
         let payload = r.bytes(len)?.to_vec();
         if has_mask && len % 2 != 0 {
-            return Err(Error::BadLength {
-                what: "masked OXM field",
-                len,
-            });
+            return Err(Error::BadLength { what: "masked OXM field", len });
         }
         if let Some(f) = id.field() {
             let want = f.def().len as usize * if has_mask { 2 } else { 1 };
             if want != len {
-                return Err(Error::BadLength {
-                    what: f.def().name,
-                    len,
-                });
+                return Err(Error::BadLength { what: f.def().name, len });
             }
         }
-        Ok(OxmField {
-            id,
-            has_mask,
-            payload,
-        })
+        Ok(OxmField { id, has_mask, payload })
     }
     /// The value as an unsigned integer (for fields up to 16 bytes).
     pub fn value_u128(&self) -> u128 {
@@ -184,11 +150,7 @@ impl OxmField {
 }
 
 pub(crate) fn be_to_u128(b: &[u8]) -> u128 {
-    b.iter()
-        .rev()
-        .take(16)
-        .rev()
-        .fold(0u128, |a, &x| (a << 8) | u128::from(x))
+    b.iter().rev().take(16).rev().fold(0u128, |a, &x| (a << 8) | u128::from(x))
 }
 
 pub(crate) fn u128_to_be(v: u128, len: usize) -> Vec<u8> {
@@ -393,10 +355,7 @@ impl Field {
     }
     /// Looks a field up by either of its wire ids.
     pub fn by_id(id: OxmId) -> Option<Field> {
-        Field::ALL
-            .iter()
-            .copied()
-            .find(|f| f.def().oxm == id || f.def().nxm == Some(id))
+        Field::ALL.iter().copied().find(|f| f.def().oxm == id || f.def().nxm == Some(id))
     }
     /// The header Nicira actions use for this field.
     pub fn nxm_id(self) -> OxmId {
@@ -435,9 +394,7 @@ impl Field {
         alias.or_else(|| {
             Field::ALL.iter().copied().find(|f| {
                 let d = f.def();
-                d.name == name
-                    || d.nxm_name == name
-                    || (!d.oxm_name.is_empty() && d.oxm_name == name)
+                d.name == name || d.nxm_name == name || (!d.oxm_name.is_empty() && d.oxm_name == name)
             })
         })
     }
@@ -477,10 +434,7 @@ impl Match {
         let ty = r.u16()?;
         let len = r.u16()? as usize;
         if ty != OFPMT_OXM {
-            return Err(Error::value(
-                "match type",
-                format!("{ty} (only OXM is supported)"),
-            ));
+            return Err(Error::value("match type", format!("{ty} (only OXM is supported)")));
         }
         if len < 4 {
             return Err(Error::BadLength { what: "match", len });
@@ -506,9 +460,7 @@ impl Match {
     /// The field with this identity, if present.
     pub fn get(&self, field: Field) -> Option<&OxmField> {
         let d = field.def();
-        self.fields
-            .iter()
-            .find(|f| f.id == d.oxm || Some(f.id) == d.nxm)
+        self.fields.iter().find(|f| f.id == d.oxm || Some(f.id) == d.nxm)
     }
     /// The same match with its fields in Open vSwitch's emission order
     /// (unknown fields last, by header). Use this before comparing matches.
@@ -532,9 +484,7 @@ impl Match {
         Ok(())
     }
     fn exact_u(&self, field: Field) -> Option<u128> {
-        self.get(field)
-            .filter(|f| !f.has_mask)
-            .map(OxmField::value_u128)
+        self.get(field).filter(|f| !f.has_mask).map(OxmField::value_u128)
     }
     fn satisfies(&self, p: Prereq) -> bool {
         let et = self.exact_u(Field::EthType);
@@ -562,9 +512,7 @@ impl Match {
                         _ => matches!(ty, Some(135) | Some(136)),
                     }
             }
-            Prereq::VlanVid => self
-                .get(Field::VlanVid)
-                .is_some_and(|f| f.value_u128() & 0x1000 != 0),
+            Prereq::VlanVid => self.get(Field::VlanVid).is_some_and(|f| f.value_u128() & 0x1000 != 0),
         }
     }
 }

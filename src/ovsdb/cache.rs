@@ -210,9 +210,7 @@ impl Cache {
                 let tschema = self.schema.tables.get(tname).ok_or_else(|| err("table not in schema".into()))?;
                 let row = table.get_mut(&uuid).ok_or_else(|| err("modify for a row not in the cache".into()))?;
                 for (col, d) in diff {
-                    let ty = tschema
-                        .column_type(&col)
-                        .ok_or_else(|| err(format!("column {col} not in schema")))?;
+                    let ty = tschema.column_type(&col).ok_or_else(|| err(format!("column {col} not in schema")))?;
                     let merged = match row.get(&col) {
                         _ if ty.is_single_valued() => d,
                         // Absent: at its default, which for a set or map

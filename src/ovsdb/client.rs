@@ -244,19 +244,45 @@ struct Counters {
 type Reply = oneshot::Sender<Result<Value, Error>>;
 
 enum Command {
-    Request { method: String, params: Value, reply: Reply },
-    Monitor { id: String, db: String, cond: bool, requests: Value, events: mpsc::UnboundedSender<MonitorEvent>, reply: Reply },
-    MonitorCancel { id: String, reply: Reply },
-    Lock { steal: bool, name: String, events: mpsc::UnboundedSender<LockEvent>, reply: Reply },
-    Unlock { name: String, reply: Reply },
+    Request {
+        method: String,
+        params: Value,
+        reply: Reply,
+    },
+    Monitor {
+        id: String,
+        db: String,
+        cond: bool,
+        requests: Value,
+        events: mpsc::UnboundedSender<MonitorEvent>,
+        reply: Reply,
+    },
+    MonitorCancel {
+        id: String,
+        reply: Reply,
+    },
+    Lock {
+        steal: bool,
+        name: String,
+        events: mpsc::UnboundedSender<LockEvent>,
+        reply: Reply,
+    },
+    Unlock {
+        name: String,
+        reply: Reply,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Status {
-    Connecting { last_error: Option<String> },
+    Connecting {
+        last_error: Option<String>,
+    },
     Connected(Remote),
     /// `fail_fast`: every remote refused the first try.
-    GaveUp { last_error: String },
+    GaveUp {
+        last_error: String,
+    },
 }
 
 struct Inner {
@@ -805,7 +831,8 @@ impl Task {
         // has judged our certificate, and a refusal only shows up as a close.
         let id = self.take_id();
         s.pending.insert(id, Pending::ServerMonitor);
-        let params = json!(["_Server", SERVER_MONITOR, {"Database": {"columns": ["name", "model", "connected", "leader"]}}]);
+        let params =
+            json!(["_Server", SERVER_MONITOR, {"Database": {"columns": ["name", "model", "connected", "leader"]}}]);
         if let Err(e) = conn.send(Message::request(id, "monitor_cond", params)).await {
             return fail(e.to_string(), s);
         }

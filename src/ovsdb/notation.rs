@@ -26,9 +26,7 @@ impl Uuid {
 
     /// Parses the 36-character text form.
     pub fn parse(s: &str) -> Result<Self, NotationError> {
-        uuid::Uuid::parse_str(s)
-            .map(Uuid)
-            .map_err(|_| NotationError(format!("{s:?} is not a UUID")))
+        uuid::Uuid::parse_str(s).map(Uuid).map_err(|_| NotationError(format!("{s:?} is not a UUID")))
     }
 }
 
@@ -351,10 +349,7 @@ impl Datum {
     /// A string-to-string map (like `external_ids` or `options`); `None` if
     /// this is not a map or holds a non-string key or value.
     pub fn as_string_map(&self) -> Option<BTreeMap<String, String>> {
-        self.as_pairs()?
-            .iter()
-            .map(|(k, v)| Some((k.as_str()?.to_owned(), v.as_str()?.to_owned())))
-            .collect()
+        self.as_pairs()?.iter().map(|(k, v)| Some((k.as_str()?.to_owned(), v.as_str()?.to_owned()))).collect()
     }
 
     /// A string-to-string map; the same as [`Datum::as_string_map`].

@@ -117,11 +117,31 @@ pub enum WaitUntil {
 /// One operation of a transaction.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Operation {
-    Insert { table: String, row: Row, uuid_name: Option<String>, uuid: Option<Uuid> },
-    Select { table: String, where_: Vec<Condition>, columns: Option<Vec<String>> },
-    Update { table: String, where_: Vec<Condition>, row: Row },
-    Mutate { table: String, where_: Vec<Condition>, mutations: Vec<Mutation> },
-    Delete { table: String, where_: Vec<Condition> },
+    Insert {
+        table: String,
+        row: Row,
+        uuid_name: Option<String>,
+        uuid: Option<Uuid>,
+    },
+    Select {
+        table: String,
+        where_: Vec<Condition>,
+        columns: Option<Vec<String>>,
+    },
+    Update {
+        table: String,
+        where_: Vec<Condition>,
+        row: Row,
+    },
+    Mutate {
+        table: String,
+        where_: Vec<Condition>,
+        mutations: Vec<Mutation>,
+    },
+    Delete {
+        table: String,
+        where_: Vec<Condition>,
+    },
     Wait {
         table: String,
         where_: Vec<Condition>,
@@ -131,10 +151,16 @@ pub enum Operation {
         /// Milliseconds; `None` waits forever.
         timeout: Option<u64>,
     },
-    Commit { durable: bool },
+    Commit {
+        durable: bool,
+    },
     Abort,
-    Comment { comment: String },
-    Assert { lock: String },
+    Comment {
+        comment: String,
+    },
+    Assert {
+        lock: String,
+    },
 }
 
 impl Operation {
@@ -325,7 +351,10 @@ pub struct OpResult {
 pub enum OpOutcome {
     Ok(OpResult),
     /// `{"error": ..., "details": ...}`.
-    Error { error: String, details: Option<String> },
+    Error {
+        error: String,
+        details: Option<String>,
+    },
     /// `null`: not executed because an earlier operation failed.
     NotExecuted,
 }

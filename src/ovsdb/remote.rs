@@ -90,11 +90,7 @@ impl FromStr for Remote {
 impl fmt::Display for Remote {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let hp = |f: &mut fmt::Formatter<'_>, kind: &str, host: &str, port: u16| {
-            if host.contains(':') {
-                write!(f, "{kind}:[{host}]:{port}")
-            } else {
-                write!(f, "{kind}:{host}:{port}")
-            }
+            if host.contains(':') { write!(f, "{kind}:[{host}]:{port}") } else { write!(f, "{kind}:{host}:{port}") }
         };
         match self {
             Remote::Unix(p) => write!(f, "unix:{}", p.display()),

@@ -152,10 +152,7 @@ mod tests {
         let m = Message::from_slice(br#"{"id":3,"error":"unknown method"}"#).unwrap();
         assert_eq!(m, Message::Error { id: json!(3), error: json!("unknown method") });
         assert_eq!(describe_error(&json!("unknown method")), "unknown method");
-        assert_eq!(
-            describe_error(&json!({"error": "unknown database", "details": "x"})),
-            "unknown database: x"
-        );
+        assert_eq!(describe_error(&json!({"error": "unknown database", "details": "x"})), "unknown database: x");
     }
 
     #[test]

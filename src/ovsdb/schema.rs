@@ -210,7 +210,9 @@ pub struct ColumnType {
 impl ColumnType {
     fn from_json(v: &Value) -> Result<Self, SchemaError> {
         let o = match v {
-            Value::String(_) => return Ok(ColumnType { key: BaseType::from_json(v)?, value: None, min: 1, max: Some(1) }),
+            Value::String(_) => {
+                return Ok(ColumnType { key: BaseType::from_json(v)?, value: None, min: 1, max: Some(1) });
+            }
             Value::Object(o) => o,
             other => return Err(SchemaError::new(format!("bad column type {other}"))),
         };
@@ -360,7 +362,9 @@ impl DatabaseSchema {
                 let ty = c
                     .get("type")
                     .ok_or_else(|| SchemaError::at(tname, Some(cname), "column without a type"))
-                    .and_then(|ty| ColumnType::from_json(ty).map_err(|e| SchemaError { column: Some(cname.clone()), ..wrap(e) }))?;
+                    .and_then(|ty| {
+                        ColumnType::from_json(ty).map_err(|e| SchemaError { column: Some(cname.clone()), ..wrap(e) })
+                    })?;
                 columns.insert(
                     cname.clone(),
                     ColumnSchema {

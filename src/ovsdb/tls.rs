@@ -51,7 +51,9 @@ pub fn client_config(private_key: &Path, certificate: &Path, ca_cert: &Path) -> 
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(IgnoreName(inner)))
         .with_client_auth_cert(chain, key)
-        .map_err(|e| Error::Tls(format!("certificate {} with key {}: {e}", certificate.display(), private_key.display())))?;
+        .map_err(|e| {
+            Error::Tls(format!("certificate {} with key {}: {e}", certificate.display(), private_key.display()))
+        })?;
     Ok(Arc::new(config))
 }
 

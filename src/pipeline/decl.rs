@@ -132,9 +132,7 @@ impl Pipeline {
                 continue;
             }
             if let Some(head) = l.strip_prefix('[') {
-                let head = head
-                    .strip_suffix(']')
-                    .ok_or_else(|| err("a table header ends with ']'".into()))?;
+                let head = head.strip_suffix(']').ok_or_else(|| err("a table header ends with ']'".into()))?;
                 let mut words = head.split_whitespace();
                 if words.next() != Some("table") {
                     return Err(err("a header reads [table N name]".into()));
@@ -144,10 +142,7 @@ impl Pipeline {
                     .and_then(|n| n.parse().ok())
                     .filter(|&n| n < 255)
                     .ok_or_else(|| err("table number 0..254 expected".into()))?;
-                let name = words
-                    .next()
-                    .ok_or_else(|| err("a table needs a name".into()))?
-                    .to_owned();
+                let name = words.next().ok_or_else(|| err("a table needs a name".into()))?.to_owned();
                 if let Some(prev) = tables.last()
                     && prev.id >= id
                 {
@@ -164,21 +159,13 @@ impl Pipeline {
                 });
                 continue;
             }
-            let table = tables
-                .last_mut()
-                .ok_or_else(|| err("a [table N name] header must come first".into()))?;
-            let (key, value) = l
-                .split_once('=')
-                .ok_or_else(|| err(format!("expected KEY = VALUE, got {l:?}")))?;
+            let table = tables.last_mut().ok_or_else(|| err("a [table N name] header must come first".into()))?;
+            let (key, value) = l.split_once('=').ok_or_else(|| err(format!("expected KEY = VALUE, got {l:?}")))?;
             let (key, value) = (key.trim(), value.trim());
             if let Some(kind) = key.strip_prefix("flow ") {
                 let kind = Kind::parse(kind.trim()).ok_or_else(|| err(format!("unknown flow kind {kind:?}")))?;
                 check_placeholders(kind, value).map_err(err)?;
-                table.templates.push(Template {
-                    kind,
-                    text: value.to_owned(),
-                    line,
-                });
+                table.templates.push(Template { kind, text: value.to_owned(), line });
                 continue;
             }
             match key {

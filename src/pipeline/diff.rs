@@ -195,7 +195,8 @@ pub fn apply(installed: &mut FlowSet, d: &Diff) {
 pub fn add_stats<'a>(set: &mut FlowSet, stats: impl IntoIterator<Item = &'a FlowStats>, tables: &[u8]) {
     for f in stats {
         if tables.contains(&f.table_id) {
-            set.flows.insert(FlowKey::new(f.table_id, f.priority, &f.r#match), FlowValue::new(f.cookie, &f.instructions));
+            set.flows
+                .insert(FlowKey::new(f.table_id, f.priority, &f.r#match), FlowValue::new(f.cookie, &f.instructions));
         }
     }
 }
@@ -250,7 +251,8 @@ mod tests {
     #[test]
     fn read_back_equals_diff_against_the_read_set() {
         let desired = set(&[A, B, C]);
-        let cases: [&[&str]; 5] = [&[], &[A, B, C], &[A, B2], &[B, C, "table=0,priority=1,actions=drop"], &[A, B, C, OTHER]];
+        let cases: [&[&str]; 5] =
+            [&[], &[A, B, C], &[A, B2], &[B, C, "table=0,priority=1,actions=drop"], &[A, B, C, OTHER]];
         let tables = [0u8, 10];
         for installed in cases {
             let installed = set(installed);

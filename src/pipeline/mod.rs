@@ -19,7 +19,9 @@ pub mod state;
 
 pub use decl::{Kind, Pipeline, TableDecl, Template};
 pub use diff::{Diff, diff, installed_from_stats};
-pub use render::{COOKIE_MASK, COOKIE_TAG, DesiredFlows, FlowKey, FlowSet, FlowValue, cookie_for, desired_flows, normalize};
+pub use render::{
+    COOKIE_MASK, COOKIE_TAG, DesiredFlows, FlowKey, FlowSet, FlowValue, cookie_for, desired_flows, normalize,
+};
 pub use sim::{FlowTable, Packet, Trace};
 pub use state::{
     BridgeLocal, DEFAULT_NETWORK, LocalEndpoint, Network, RemoteBlock, RemoteEndpoint, State, TunnelType, vni_for,

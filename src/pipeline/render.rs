@@ -4,9 +4,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
+use super::PipelineError;
 use super::decl::{Kind, Pipeline, TableDecl, Template};
 use super::state::{State, TunnelType, fnv1a, mac_is_derived};
-use super::PipelineError;
 use crate::attach::format_mac;
 use crate::openflow::action::{Action, OFPP_LOCAL};
 use crate::openflow::instruction::Instruction;
@@ -210,18 +210,13 @@ fn substitute(t: &Template, vars: &[(&'static str, String)]) -> Result<String, P
     while let Some(start) = rest.find('{') {
         out.push_str(&rest[..start]);
         let after = &rest[start + 1..];
-        let end = after.find('}').ok_or_else(|| PipelineError::Template {
-            line: t.line,
-            why: "unclosed '{'".into(),
-        })?;
+        let end =
+            after.find('}').ok_or_else(|| PipelineError::Template { line: t.line, why: "unclosed '{'".into() })?;
         let name = &after[..end];
         let v = vars
             .iter()
             .find(|(k, _)| *k == name)
-            .ok_or_else(|| PipelineError::Template {
-                line: t.line,
-                why: format!("no value for {{{name}}}"),
-            })?;
+            .ok_or_else(|| PipelineError::Template { line: t.line, why: format!("no value for {{{name}}}") })?;
         out.push_str(&v.1);
         rest = &after[end + 1..];
     }
@@ -447,7 +442,10 @@ pub fn desired_flows(pipeline: &Pipeline, state: &State) -> Result<DesiredFlows,
         for r in part? {
             if let Some(prev) = out.flows.flows.get(&r.key) {
                 if *prev != r.value {
-                    out.warnings.push(format!("{}: a flow of table {} conflicts with another object's; skipped", r.owner, r.key.table));
+                    out.warnings.push(format!(
+                        "{}: a flow of table {} conflicts with another object's; skipped",
+                        r.owner, r.key.table
+                    ));
                 }
                 continue;
             }
@@ -480,10 +478,8 @@ fn render_objects(
             let body = substitute(tpl, &obj.vars)?;
             text.clear();
             let _ = write!(text, "table={},cookie={cookie:#x},{body}", decl.id);
-            let fm = parse_flow(&text).map_err(|e| PipelineError::Template {
-                line: tpl.line,
-                why: format!("{text}: {e}"),
-            })?;
+            let fm = parse_flow(&text)
+                .map_err(|e| PipelineError::Template { line: tpl.line, why: format!("{text}: {e}") })?;
             validate(decl, &fm, pipeline).map_err(|why| PipelineError::Violation {
                 line: tpl.line,
                 flow: text.clone(),

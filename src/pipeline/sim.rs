@@ -170,11 +170,7 @@ impl FlowTable {
             t.unsupported.push("too many table hops".into());
             return;
         }
-        let Some(entry) = self
-            .tables
-            .get(&table)
-            .and_then(|v| v.iter().find(|e| Self::matches(&e.r#match, p)))
-        else {
+        let Some(entry) = self.tables.get(&table).and_then(|v| v.iter().find(|e| Self::matches(&e.r#match, p))) else {
             return; // table miss: drop
         };
         t.hits.push((table, entry.priority, entry.cookie));

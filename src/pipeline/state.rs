@@ -109,11 +109,7 @@ impl State {
                     n.cidrs.push(cidr);
                 }
             }
-            None => self.networks.push(Network {
-                name: name.to_owned(),
-                vni: vni_for(name),
-                cidrs: vec![cidr],
-            }),
+            None => self.networks.push(Network { name: name.to_owned(), vni: vni_for(name), cidrs: vec![cidr] }),
         }
     }
 }

@@ -154,12 +154,7 @@ impl DockerEngine {
 
     /// Runs the CLI with `args` and returns its trimmed stdout.
     pub fn run_cli(&self, args: &[&str]) -> Result<String, SandboxError> {
-        let out = self
-            .cli()
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .map_err(io("run docker"))?;
+        let out = self.cli().args(args).stdin(Stdio::null()).output().map_err(io("run docker"))?;
         if !out.status.success() {
             return Err(SandboxError::Failed {
                 program: format!("docker {}", args.join(" ")),
@@ -193,16 +188,11 @@ impl DockerEngine {
             .stdout(Stdio::piped())
             .spawn()
             .map_err(io("run tar"))?;
-        let tar_out = tar.stdout.ok_or_else(|| SandboxError::Io {
-            what: "tar stdout".into(),
-            source: std::io::Error::other("no pipe"),
-        })?;
-        let out = self
-            .cli()
-            .args(["import", "-", MINI_IMAGE])
-            .stdin(tar_out)
-            .output()
-            .map_err(io("run docker import"))?;
+        let tar_out = tar
+            .stdout
+            .ok_or_else(|| SandboxError::Io { what: "tar stdout".into(), source: std::io::Error::other("no pipe") })?;
+        let out =
+            self.cli().args(["import", "-", MINI_IMAGE]).stdin(tar_out).output().map_err(io("run docker import"))?;
         if !out.status.success() {
             return Err(SandboxError::Failed {
                 program: "docker import".into(),
@@ -303,12 +293,8 @@ fn mounts_under(dir: &Path) -> Vec<PathBuf> {
     let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
         return Vec::new();
     };
-    let mut out: Vec<PathBuf> = text
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .map(PathBuf::from)
-        .filter(|p| p.starts_with(dir))
-        .collect();
+    let mut out: Vec<PathBuf> =
+        text.lines().filter_map(|l| l.split(' ').nth(4)).map(PathBuf::from).filter(|p| p.starts_with(dir)).collect();
     out.sort_by_key(|p| std::cmp::Reverse(p.as_os_str().len()));
     out
 }

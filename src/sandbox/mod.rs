@@ -30,11 +30,7 @@ pub enum SandboxError {
         source: std::io::Error,
     },
     #[error("{program} failed ({status}): {stderr}")]
-    Failed {
-        program: String,
-        status: std::process::ExitStatus,
-        stderr: String,
-    },
+    Failed { program: String, status: std::process::ExitStatus, stderr: String },
     #[error("{0} did not start within {1:?} (see its log in the sandbox directory)")]
     Timeout(&'static str, Duration),
     #[error(transparent)]
@@ -123,13 +119,7 @@ impl OvsSandbox {
         };
         let netns = opts.netns.clone().unwrap_or_else(|| unique_name("ovsnet-sbx-"));
         netns::create(&netns)?;
-        let mut sandbox = OvsSandbox {
-            dir,
-            remove_dir,
-            netns,
-            ovsdb_pid: None,
-            vswitchd_pid: None,
-        };
+        let mut sandbox = OvsSandbox { dir, remove_dir, netns, ovsdb_pid: None, vswitchd_pid: None };
         // From here on, Drop cleans up whatever a failure leaves.
         sandbox.create_database(&opts.other_config)?;
         sandbox.start_ovsdb()?;
@@ -179,29 +169,16 @@ impl OvsSandbox {
 
     fn create_database(&self, other_config: &[(String, String)]) -> Result<(), SandboxError> {
         let db = self.db_file();
-        run_tool(
-            Command::new("ovsdb-tool")
-                .arg("create")
-                .arg(&db)
-                .arg(SYSTEM_VSWITCH_SCHEMA),
-        )?;
+        run_tool(Command::new("ovsdb-tool").arg("create").arg(&db).arg(SYSTEM_VSWITCH_SCHEMA))?;
         // The root row `ovs-vsctl init` would make, written before the
         // server starts, so nothing but OVS's own tools touch the file.
-        let other: Vec<serde_json::Value> = other_config
-            .iter()
-            .map(|(k, v)| serde_json::json!([k, v]))
-            .collect();
+        let other: Vec<serde_json::Value> = other_config.iter().map(|(k, v)| serde_json::json!([k, v])).collect();
         let txn = serde_json::json!([
             "Open_vSwitch",
             {"op": "insert", "table": "Open_vSwitch",
              "row": {"other_config": ["map", other]}}
         ]);
-        run_tool(
-            Command::new("ovsdb-tool")
-                .arg("transact")
-                .arg(&db)
-                .arg(txn.to_string()),
-        )?;
+        run_tool(Command::new("ovsdb-tool").arg("transact").arg(&db).arg(txn.to_string()))?;
         Ok(())
     }
 
@@ -284,8 +261,12 @@ impl Drop for OvsSandbox {
 
 fn run_tool(cmd: &mut Command) -> Result<(), SandboxError> {
     crate::process::run_tool(cmd).map_err(|e| match e {
-        crate::process::ToolError::Spawn { program, source } => SandboxError::Io { what: format!("run {program}"), source },
-        crate::process::ToolError::Failed { program, status, stderr } => SandboxError::Failed { program, status, stderr },
+        crate::process::ToolError::Spawn { program, source } => {
+            SandboxError::Io { what: format!("run {program}"), source }
+        }
+        crate::process::ToolError::Failed { program, status, stderr } => {
+            SandboxError::Failed { program, status, stderr }
+        }
     })
 }
 

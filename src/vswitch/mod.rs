@@ -127,7 +127,9 @@ impl Vswitch {
         }
         let ops = interfaces
             .iter()
-            .map(|n| Operation::select("Interface", vec![crate::ovsdb::Condition::eq("name", *n)]).columns(["name", "error"]))
+            .map(|n| {
+                Operation::select("Interface", vec![crate::ovsdb::Condition::eq("name", *n)]).columns(["name", "error"])
+            })
             .collect();
         for r in self.client.transact(DB, ops).await? {
             for row in r.rows.iter().flatten() {
@@ -196,9 +198,13 @@ impl Vswitch {
         // A port that exists but on no bridge we read is on some other
         // bridge: read everything once to say which.
         let elsewhere = ports.iter().any(|p| {
-            results.iter().any(|r| r.rows.iter().flatten().any(|row| {
-                row.get("name").and_then(crate::ovsdb::Datum::as_str) == Some(p.name.as_str())
-            })) && snap.find_port(&p.name).is_none() && snap.find_interface(&p.name).is_none()
+            results.iter().any(|r| {
+                r.rows
+                    .iter()
+                    .flatten()
+                    .any(|row| row.get("name").and_then(crate::ovsdb::Datum::as_str) == Some(p.name.as_str()))
+            }) && snap.find_port(&p.name).is_none()
+                && snap.find_interface(&p.name).is_none()
                 && snap.bridge(&p.name).is_none()
         });
         if elsewhere {
@@ -210,7 +216,10 @@ impl Vswitch {
                 Some((b, existing)) if b.name == bridge => {
                     let differences = port_differences(existing, p);
                     if !differences.is_empty() {
-                        return Err(VswitchError::Conflict { what: format!("port {} on {bridge}", p.name), differences });
+                        return Err(VswitchError::Conflict {
+                            what: format!("port {} on {bridge}", p.name),
+                            differences,
+                        });
                     }
                 }
                 Some((b, _)) => {
@@ -298,11 +307,7 @@ pub fn bridge_differences(existing: &Bridge, spec: &BridgeSpec) -> Vec<String> {
     }
     if let Some(want) = spec.fail_mode {
         if existing.fail_mode.as_deref() != Some(want.as_str()) {
-            d.push(format!(
-                "fail_mode is {}, not {}",
-                existing.fail_mode.as_deref().unwrap_or("unset"),
-                want.as_str()
-            ));
+            d.push(format!("fail_mode is {}, not {}", existing.fail_mode.as_deref().unwrap_or("unset"), want.as_str()));
         }
     }
     if let Some(want) = spec.mtu {

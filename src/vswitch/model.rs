@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
-use crate::ovsdb::{Condition, Datum, Operation, OpResult, Row, Uuid};
+use crate::ovsdb::{Condition, Datum, OpResult, Operation, Row, Uuid};
 
 use super::VswitchError;
 
@@ -17,18 +17,8 @@ pub const ROOT_COLUMNS: &[&str] = &["_uuid", "bridges", "next_cfg", "cur_cfg"];
 pub const BRIDGE_COLUMNS: &[&str] =
     &["_uuid", "name", "ports", "datapath_type", "fail_mode", "controller", "external_ids"];
 pub const PORT_COLUMNS: &[&str] = &["_uuid", "name", "interfaces", "external_ids"];
-pub const INTERFACE_COLUMNS: &[&str] = &[
-    "_uuid",
-    "name",
-    "type",
-    "options",
-    "ofport",
-    "error",
-    "mtu",
-    "mtu_request",
-    "mac_in_use",
-    "external_ids",
-];
+pub const INTERFACE_COLUMNS: &[&str] =
+    &["_uuid", "name", "type", "options", "ofport", "error", "mtu", "mtu_request", "mac_in_use", "external_ids"];
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Interface {
@@ -139,12 +129,15 @@ impl Snapshot {
         Self::from_rows(&root, &b, &p, &i)
     }
 
-    fn from_rows(root: &[Row], bridge_rows: &[Row], port_rows: &[Row], iface_rows: &[Row]) -> Result<Self, VswitchError> {
+    fn from_rows(
+        root: &[Row],
+        bridge_rows: &[Row],
+        port_rows: &[Row],
+        iface_rows: &[Row],
+    ) -> Result<Self, VswitchError> {
         let root_row = root.first().ok_or(VswitchError::NotInitialized)?;
-        let interfaces: HashMap<Uuid, Interface> = iface_rows
-            .iter()
-            .filter_map(|r| interface_from_row(r).map(|i| (i.uuid, i)))
-            .collect();
+        let interfaces: HashMap<Uuid, Interface> =
+            iface_rows.iter().filter_map(|r| interface_from_row(r).map(|i| (i.uuid, i))).collect();
         let ports: HashMap<Uuid, Port> = port_rows
             .iter()
             .filter_map(|r| {
@@ -152,7 +145,10 @@ impl Snapshot {
                 let mut ifaces: Vec<Interface> =
                     set_uuids(r, "interfaces").iter().filter_map(|u| interfaces.get(u).cloned()).collect();
                 ifaces.sort_by(|a, b| a.name.cmp(&b.name));
-                Some((uuid, Port { uuid, name: string(r, "name"), interfaces: ifaces, external_ids: map(r, "external_ids") }))
+                Some((
+                    uuid,
+                    Port { uuid, name: string(r, "name"), interfaces: ifaces, external_ids: map(r, "external_ids") },
+                ))
             })
             .collect();
         let root_bridges = set_uuids(root_row, "bridges");
@@ -165,8 +161,7 @@ impl Snapshot {
                 if !root_bridges.contains(&uuid) {
                     return None;
                 }
-                let mut ports: Vec<Port> =
-                    set_uuids(r, "ports").iter().filter_map(|u| ports.get(u).cloned()).collect();
+                let mut ports: Vec<Port> = set_uuids(r, "ports").iter().filter_map(|u| ports.get(u).cloned()).collect();
                 ports.sort_by(|a, b| a.name.cmp(&b.name));
                 Some(Bridge {
                     uuid,
@@ -199,11 +194,9 @@ impl Snapshot {
 
     /// The bridge, port and interface holding an interface of this name.
     pub fn find_interface(&self, name: &str) -> Option<(&Bridge, &Port, &Interface)> {
-        self.bridges.iter().find_map(|b| {
-            b.ports
-                .iter()
-                .find_map(|p| p.interfaces.iter().find(|i| i.name == name).map(|i| (b, p, i)))
-        })
+        self.bridges
+            .iter()
+            .find_map(|b| b.ports.iter().find_map(|p| p.interfaces.iter().find(|i| i.name == name).map(|i| (b, p, i))))
     }
 }
 

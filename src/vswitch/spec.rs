@@ -194,9 +194,8 @@ impl fmt::Display for TunnelType {
 impl FromStr for TunnelType {
     type Err = VswitchError;
     fn from_str(s: &str) -> Result<Self, VswitchError> {
-        Self::from_column(s).ok_or_else(|| {
-            VswitchError::BadValue(format!("unknown tunnel type {s:?}: use gre, vxlan or geneve"))
-        })
+        Self::from_column(s)
+            .ok_or_else(|| VswitchError::BadValue(format!("unknown tunnel type {s:?}: use gre, vxlan or geneve")))
     }
 }
 

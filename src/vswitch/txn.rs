@@ -98,12 +98,8 @@ pub fn insert_port(port: &PortSpec, port_ref: &str) -> Vec<Operation> {
 /// `bridge add`: a Bridge with its internal Port and Interface, referred
 /// to from the root row.
 pub fn add_bridge(snap: &Snapshot, spec: &BridgeSpec, datapath: DatapathType, comment: &str) -> Vec<Operation> {
-    let local = PortSpec {
-        name: spec.name.clone(),
-        kind: "internal".into(),
-        mtu_request: spec.mtu,
-        ..Default::default()
-    };
+    let local =
+        PortSpec { name: spec.name.clone(), kind: "internal".into(), mtu_request: spec.mtu, ..Default::default() };
     let mut ops = vec![Operation::comment(comment), wait_absent("Bridge", &spec.name)];
     ops.extend(insert_port(&local, "local_port"));
     let mut row = Row::new();
@@ -139,7 +135,13 @@ pub fn del_bridge(snap: &Snapshot, bridge: Uuid, comment: &str) -> Vec<Operation
 
 /// Adds ports to a bridge, in one transaction. Fails (instead of adding
 /// ports nothing refers to) if the bridge went away meanwhile.
-pub fn add_ports(snap: &Snapshot, bridge: Uuid, bridge_name: &str, ports: &[PortSpec], comment: &str) -> Vec<Operation> {
+pub fn add_ports(
+    snap: &Snapshot,
+    bridge: Uuid,
+    bridge_name: &str,
+    ports: &[PortSpec],
+    comment: &str,
+) -> Vec<Operation> {
     let mut ops = vec![Operation::comment(comment), wait_unchanged("Bridge", bridge, "name", Datum::from(bridge_name))];
     let mut refs = Vec::with_capacity(ports.len());
     for (i, p) in ports.iter().enumerate() {
@@ -150,7 +152,11 @@ pub fn add_ports(snap: &Snapshot, bridge: Uuid, bridge_name: &str, ports: &[Port
     ops.push(Operation::mutate(
         "Bridge",
         vec![Condition::uuid(bridge)],
-        vec![Mutation::new("ports", Mutator::Insert, Datum::set(refs.iter().map(|r| crate::ovsdb::Atom::NamedUuid(r.clone()))))],
+        vec![Mutation::new(
+            "ports",
+            Mutator::Insert,
+            Datum::set(refs.iter().map(|r| crate::ovsdb::Atom::NamedUuid(r.clone()))),
+        )],
     ));
     ops.push(bump_next_cfg(snap.root));
     ops
@@ -161,7 +167,10 @@ pub fn del_ports(snap: &Snapshot, bridge: Uuid, ports: &[Uuid], comment: &str) -
     let mut ops = vec![Operation::comment(comment)];
     ops.push(Operation::mutate(
         "Bridge",
-        vec![Condition::uuid(bridge), Condition::new("ports", crate::ovsdb::Function::Includes, Datum::set(ports.iter().copied()))],
+        vec![
+            Condition::uuid(bridge),
+            Condition::new("ports", crate::ovsdb::Function::Includes, Datum::set(ports.iter().copied())),
+        ],
         vec![Mutation::new("ports", Mutator::Delete, Datum::set(ports.iter().copied()))],
     ));
     ops.push(bump_next_cfg(snap.root));

@@ -39,11 +39,7 @@ pub fn vsctl(sbx: &OvsSandbox, args: &[&str]) -> String {
         .args(args)
         .output()
         .expect("run ovs-vsctl");
-    assert!(
-        out.status.success(),
-        "ovs-vsctl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "ovs-vsctl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -55,11 +51,7 @@ pub fn ofctl(sbx: &OvsSandbox, cmd: &str, bridge: &str, args: &[&str]) -> String
         .args(args)
         .output()
         .expect("run ovs-ofctl");
-    assert!(
-        out.status.success(),
-        "ovs-ofctl {cmd} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "ovs-ofctl {cmd} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -67,10 +59,7 @@ pub fn ofctl(sbx: &OvsSandbox, cmd: &str, bridge: &str, args: &[&str]) -> String
 pub fn wait_for(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
     let start = std::time::Instant::now();
     while !cond() {
-        assert!(
-            start.elapsed() < std::time::Duration::from_secs(secs),
-            "timed out after {secs}s waiting for {what}"
-        );
+        assert!(start.elapsed() < std::time::Duration::from_secs(secs), "timed out after {secs}s waiting for {what}");
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }

@@ -222,11 +222,7 @@ pub fn ping(from: &str, to: &str) -> bool {
 
 /// Runs a command in a namespace and returns whether it succeeded.
 pub fn ns_run(ns: &str, args: &[&str]) -> bool {
-    Command::new("ip")
-        .args(["netns", "exec", ns])
-        .args(args)
-        .output()
-        .is_ok_and(|o| o.status.success())
+    Command::new("ip").args(["netns", "exec", ns]).args(args).output().is_ok_and(|o| o.status.success())
 }
 
 /// Sends raw Ethernet frames out of `ifname` inside namespace `ns`

@@ -7,9 +7,7 @@ use std::net::Ipv4Addr;
 
 use crate::openflow::action::OFPP_ANY;
 use crate::openflow::message::*;
-use crate::openflow::multipart::{
-    GroupDesc, GroupStats, MeterConfig, MeterStats, PortStats, TableStats,
-};
+use crate::openflow::multipart::{GroupDesc, GroupStats, MeterConfig, MeterStats, PortStats, TableStats};
 
 use super::print::{duration, format_actions, port_name};
 
@@ -88,30 +86,10 @@ fn feature_name(bit: u32) -> Option<&'static str> {
 /// `ofputil_phy_port_format`: one port and its indented detail lines.
 pub(super) fn phy_port(s: &mut String, p: &Port) {
     // The name ends at the first unprintable byte, as OVS cuts it.
-    let name: String = p
-        .name
-        .0
-        .iter()
-        .take(15)
-        .take_while(|b| (0x20..0x7f).contains(*b))
-        .map(|&b| b as char)
-        .collect();
-    let _ = writeln!(
-        s,
-        " {}({name}): addr:{}",
-        port_name(p.port_no),
-        mac(&p.hw_addr)
-    );
-    let _ = writeln!(
-        s,
-        "     config:     {}",
-        bit_names(p.config & OFPPC11_ALL, port_config_name)
-    );
-    let _ = writeln!(
-        s,
-        "     state:      {}",
-        bit_names(p.state & OFPPS11_ALL, port_state_name)
-    );
+    let name: String = p.name.0.iter().take(15).take_while(|b| (0x20..0x7f).contains(*b)).map(|&b| b as char).collect();
+    let _ = writeln!(s, " {}({name}): addr:{}", port_name(p.port_no), mac(&p.hw_addr));
+    let _ = writeln!(s, "     config:     {}", bit_names(p.config & OFPPC11_ALL, port_config_name));
+    let _ = writeln!(s, "     state:      {}", bit_names(p.state & OFPPS11_ALL, port_state_name));
     for (label, f) in [
         ("current:    ", p.curr),
         ("advertised: ", p.advertised),
@@ -123,22 +101,13 @@ pub(super) fn phy_port(s: &mut String, p: &Port) {
             let _ = writeln!(s, "     {label}{}", bit_names(f, feature_name));
         }
     }
-    let _ = writeln!(
-        s,
-        "     speed: {} Mbps now, {} Mbps max",
-        p.curr_speed / 1000,
-        p.max_speed / 1000
-    );
+    let _ = writeln!(s, "     speed: {} Mbps now, {} Mbps max", p.curr_speed / 1000, p.max_speed / 1000);
 }
 
 /// Port descriptions sorted as OVS sorts them (by 16-bit port number).
 pub(super) fn phy_ports(s: &mut String, ports: &[Port]) {
     let key = |p: &Port| -> u16 {
-        if p.port_no >= 0xffff_ff00 {
-            (p.port_no - 0xffff_0000) as u16
-        } else {
-            p.port_no as u16
-        }
+        if p.port_no >= 0xffff_ff00 { (p.port_no - 0xffff_0000) as u16 } else { p.port_no as u16 }
     };
     let mut v: Vec<&Port> = ports.iter().collect();
     v.sort_by_key(|p| key(p));
@@ -148,10 +117,7 @@ pub(super) fn phy_ports(s: &mut String, ports: &[Port]) {
 }
 
 pub(super) fn mac(a: &[u8; 6]) -> String {
-    a.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
+    a.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
 }
 
 pub(super) fn port_status(s: &mut String, ps: &PortStatus) {
@@ -165,22 +131,9 @@ pub(super) fn port_status(s: &mut String, ps: &PortStatus) {
 }
 
 pub(super) fn port_mod(s: &mut String, pm: &PortMod) {
-    let _ = writeln!(
-        s,
-        " port: {}: addr:{}",
-        port_name(pm.port_no),
-        mac(&pm.hw_addr)
-    );
-    let _ = writeln!(
-        s,
-        "     config: {}",
-        bit_names(pm.config & OFPPC11_ALL, port_config_name)
-    );
-    let _ = writeln!(
-        s,
-        "     mask:   {}",
-        bit_names(pm.mask & OFPPC11_ALL, port_config_name)
-    );
+    let _ = writeln!(s, " port: {}: addr:{}", port_name(pm.port_no), mac(&pm.hw_addr));
+    let _ = writeln!(s, "     config: {}", bit_names(pm.config & OFPPC11_ALL, port_config_name));
+    let _ = writeln!(s, "     mask:   {}", bit_names(pm.mask & OFPPC11_ALL, port_config_name));
     let adv = pm.advertise & 0xffff;
     if adv != 0 {
         let _ = writeln!(s, "     advertise: {}", bit_names(adv, feature_name));
@@ -207,11 +160,7 @@ fn capability_name(bit: u32) -> Option<&'static str> {
 }
 
 pub(super) fn features_reply(s: &mut String, f: &FeaturesReply) {
-    let _ = write!(
-        s,
-        " dpid:{:016x}\nn_tables:{}, n_buffers:{}",
-        f.datapath_id, f.n_tables, f.n_buffers
-    );
+    let _ = write!(s, " dpid:{:016x}\nn_tables:{}, n_buffers:{}", f.datapath_id, f.n_tables, f.n_buffers);
     if f.auxiliary_id != 0 {
         let _ = write!(s, ", auxiliary_id:{}", f.auxiliary_id);
     }
@@ -235,11 +184,7 @@ pub(super) fn group_name(g: u32) -> String {
 
 fn group(s: &mut String, group_id: u32, group_type: u8, buckets: &[Bucket]) {
     const TYPES: [&str; 5] = ["all", "select", "indirect", "ff", "unknown"];
-    let _ = write!(
-        s,
-        "group_id={group_id},type={}",
-        TYPES[usize::from(group_type.min(4))]
-    );
+    let _ = write!(s, "group_id={group_id},type={}", TYPES[usize::from(group_type.min(4))]);
     s.push(',');
     for b in buckets {
         s.push_str("bucket=");
@@ -285,17 +230,9 @@ pub(super) fn group_stats(s: &mut String, v: &[GroupStats]) {
     for g in v {
         let _ = write!(s, "\n group_id={},", g.group_id);
         if g.duration_sec != u32::MAX {
-            let _ = write!(
-                s,
-                "duration={}s,",
-                duration(g.duration_sec, g.duration_nsec)
-            );
+            let _ = write!(s, "duration={}s,", duration(g.duration_sec, g.duration_nsec));
         }
-        let _ = write!(
-            s,
-            "ref_count={},packet_count={},byte_count={}",
-            g.ref_count, g.packet_count, g.byte_count
-        );
+        let _ = write!(s, "ref_count={},packet_count={},byte_count={}", g.ref_count, g.packet_count, g.byte_count);
         for (i, (p, b)) in g.bucket_stats.iter().enumerate() {
             if *p != u64::MAX {
                 let _ = write!(s, ",bucket{i}:packet_count={p},byte_count={b}");
@@ -385,9 +322,7 @@ pub(super) fn meter_stats(s: &mut String, v: &[MeterStats]) {
 /// OpenFlow 1.3 table stats: equal runs collapse into `ditto` lines.
 pub(super) fn table_stats(s: &mut String, v: &[TableStats]) {
     let same = |a: &TableStats, b: &TableStats| {
-        a.active_count == b.active_count
-            && a.lookup_count == b.lookup_count
-            && a.matched_count == b.matched_count
+        a.active_count == b.active_count && a.lookup_count == b.lookup_count && a.matched_count == b.matched_count
     };
     let mut ditto: Option<(u8, u8)> = None;
     let finish = |s: &mut String, d: Option<(u8, u8)>| {
@@ -416,11 +351,7 @@ pub(super) fn table_stats(s: &mut String, v: &[TableStats]) {
 
 pub(super) fn port_stats(s: &mut String, v: &[PortStats]) {
     let stat = |x: u64| {
-        if x == u64::MAX {
-            "?".to_string()
-        } else {
-            x.to_string()
-        }
+        if x == u64::MAX { "?".to_string() } else { x.to_string() }
     };
     for p in v {
         let pad = if p.port_no < 10 { " " } else { "" };
@@ -446,33 +377,15 @@ pub(super) fn port_stats(s: &mut String, v: &[PortStats]) {
             stat(p.collisions)
         );
         if p.duration_sec != u32::MAX {
-            let _ = writeln!(
-                s,
-                "           duration={}s",
-                duration(p.duration_sec, p.duration_nsec)
-            );
+            let _ = writeln!(s, "           duration={}s", duration(p.duration_sec, p.duration_nsec));
         }
     }
 }
 
 pub(super) fn async_config(s: &mut String, a: &AsyncConfig) {
-    const PIN: &[&str] = &[
-        "no_match",
-        "action",
-        "invalid_ttl",
-        "action_set",
-        "group",
-        "packet_out",
-    ];
+    const PIN: &[&str] = &["no_match", "action", "invalid_ttl", "action_set", "group", "packet_out"];
     const PS: &[&str] = &["add", "delete", "modify"];
-    const FR: &[&str] = &[
-        "idle",
-        "hard",
-        "delete",
-        "group_delete",
-        "meter_delete",
-        "eviction",
-    ];
+    const FR: &[&str] = &["idle", "hard", "delete", "group_delete", "meter_delete", "eviction"];
     for i in 0..2 {
         let _ = writeln!(s, "\n {}:", if i == 0 { "primary" } else { "secondary" });
         let rows: [(&str, u32, &[&str]); 6] = [
@@ -535,10 +448,7 @@ pub(super) fn hex_dump(s: &mut String, data: &[u8]) {
 pub(super) fn packet_summary(p: &[u8]) -> Option<String> {
     if p.len() < 14 {
         // Too short for Ethernet: OVS extracts an all-zero flow.
-        return Some(
-            "vlan_tci=0x0000,dl_src=00:00:00:00:00:00,dl_dst=00:00:00:00:00:00,dl_type=0x0000\n"
-                .into(),
-        );
+        return Some("vlan_tci=0x0000,dl_src=00:00:00:00:00:00,dl_dst=00:00:00:00:00:00,dl_type=0x0000\n".into());
     }
     let dst = mac(p[0..6].try_into().ok()?);
     let src = mac(p[6..12].try_into().ok()?);
@@ -560,8 +470,7 @@ pub(super) fn packet_summary(p: &[u8]) -> Option<String> {
     let l3 = &p[off..];
     match ty {
         0x0806 => {
-            if l3.len() < 28 || l3[0..2] != [0, 1] || l3[2..4] != [8, 0] || l3[4] != 6 || l3[5] != 4
-            {
+            if l3.len() < 28 || l3[0..2] != [0, 1] || l3[2..4] != [8, 0] || l3[4] != 6 || l3[5] != 4 {
                 return Some(format!(
                     "arp,{l2},arp_spa=0.0.0.0,arp_tpa=0.0.0.0,arp_op=0,arp_sha=00:00:00:00:00:00,arp_tha=00:00:00:00:00:00\n"
                 ));
@@ -602,12 +511,9 @@ pub(super) fn packet_summary(p: &[u8]) -> Option<String> {
             );
             let be16 = |o: usize| u16::from_be_bytes([l4[o], l4[o + 1]]);
             match proto {
-                1 if l4.len() >= 4 => Some(format!(
-                    "icmp,{ipf},icmp_type={},icmp_code={} icmp_csum:{:x}\n",
-                    l4[0],
-                    l4[1],
-                    be16(2)
-                )),
+                1 if l4.len() >= 4 => {
+                    Some(format!("icmp,{ipf},icmp_type={},icmp_code={} icmp_csum:{:x}\n", l4[0], l4[1], be16(2)))
+                }
                 6 if l4.len() >= 20 => Some(format!(
                     "tcp,{ipf},tp_src={},tp_dst={},tcp_flags={} tcp_csum:{:x}\n",
                     be16(0),
@@ -615,12 +521,9 @@ pub(super) fn packet_summary(p: &[u8]) -> Option<String> {
                     tcp_flags(be16(12) & 0x0fff),
                     be16(16)
                 )),
-                17 if l4.len() >= 8 => Some(format!(
-                    "udp,{ipf},tp_src={},tp_dst={} udp_csum:{:x}\n",
-                    be16(0),
-                    be16(2),
-                    be16(6)
-                )),
+                17 if l4.len() >= 8 => {
+                    Some(format!("udp,{ipf},tp_src={},tp_dst={} udp_csum:{:x}\n", be16(0), be16(2), be16(6)))
+                }
                 _ => None,
             }
         }
@@ -630,15 +533,9 @@ pub(super) fn packet_summary(p: &[u8]) -> Option<String> {
 }
 
 fn tcp_flags(f: u16) -> String {
-    const NAMES: [&str; 12] = [
-        "fin", "syn", "rst", "psh", "ack", "urg", "ece", "cwr", "ns", "[200]", "[400]", "[800]",
-    ];
+    const NAMES: [&str; 12] = ["fin", "syn", "rst", "psh", "ack", "urg", "ece", "cwr", "ns", "[200]", "[400]", "[800]"];
     if f == 0 {
         return "0".into();
     }
-    (0..12)
-        .filter(|i| f & (1 << i) != 0)
-        .map(|i| NAMES[i])
-        .collect::<Vec<_>>()
-        .join("|")
+    (0..12).filter(|i| f & (1 << i) != 0).map(|i| NAMES[i]).collect::<Vec<_>>().join("|")
 }

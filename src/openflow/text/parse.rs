@@ -7,8 +7,7 @@ use crate::openflow::action::*;
 use crate::openflow::error::{Error, Result};
 use crate::openflow::instruction::Instruction;
 use crate::openflow::message::{
-    FlowMod, OFPFF_CHECK_OVERLAP, OFPFF_NO_BYT_COUNTS, OFPFF_NO_PKT_COUNTS, OFPFF_RESET_COUNTS,
-    OFPFF_SEND_FLOW_REM,
+    FlowMod, OFPFF_CHECK_OVERLAP, OFPFF_NO_BYT_COUNTS, OFPFF_NO_PKT_COUNTS, OFPFF_RESET_COUNTS, OFPFF_SEND_FLOW_REM,
 };
 use crate::openflow::oxm::{Field, Fmt, Match, OxmField, be_to_u128, u128_to_be};
 
@@ -53,10 +52,7 @@ pub fn parse_flow(s: &str) -> Result<FlowMod> {
     }
     fm.r#match = mb.build()?;
     if let Some(a) = acts {
-        let has_vlan = fm
-            .r#match
-            .get(Field::VlanVid)
-            .is_some_and(|f| f.value_u128() & 0x1000 != 0);
+        let has_vlan = fm.r#match.get(Field::VlanVid).is_some_and(|f| f.value_u128() & 0x1000 != 0);
         fm.instructions = parse_instructions(a, Ctx { has_vlan })?;
     }
     Ok(fm)
@@ -147,11 +143,7 @@ pub(crate) fn parse_port(s: &str) -> Result<u32> {
         _ => {
             let p: u32 = num(s, "port")?;
             // OpenFlow 1.0 style 16-bit reserved ports map to 1.1+ ones, as in OVS.
-            if (0xff00..=0xffff).contains(&p) {
-                p + 0xffff_0000
-            } else {
-                p
-            }
+            if (0xff00..=0xffff).contains(&p) { p + 0xffff_0000 } else { p }
         }
     })
 }
@@ -163,8 +155,7 @@ fn parse_eth(s: &str) -> Result<[u8; 6]> {
     }
     let mut out = [0u8; 6];
     for (o, p) in out.iter_mut().zip(parts) {
-        *o = u8::from_str_radix(p, 16)
-            .map_err(|_| Error::value("Ethernet address", s.to_string()))?;
+        *o = u8::from_str_radix(p, 16).map_err(|_| Error::value("Ethernet address", s.to_string()))?;
     }
     Ok(out)
 }
@@ -180,9 +171,7 @@ fn parse_value(field: Field, s: &str) -> Result<(Vec<u8>, Option<Vec<u8>>)> {
             let a: Ipv4Addr = v.parse().map_err(|_| bad())?;
             let mask = match m {
                 None => None,
-                Some(m) if m.contains('.') => {
-                    Some(m.parse::<Ipv4Addr>().map_err(|_| bad())?.octets().to_vec())
-                }
+                Some(m) if m.contains('.') => Some(m.parse::<Ipv4Addr>().map_err(|_| bad())?.octets().to_vec()),
                 Some(m) => {
                     let n: u32 = m.parse().map_err(|_| bad())?;
                     if n > 32 {
@@ -197,9 +186,7 @@ fn parse_value(field: Field, s: &str) -> Result<(Vec<u8>, Option<Vec<u8>>)> {
             let a: Ipv6Addr = v.parse().map_err(|_| bad())?;
             let mask = match m {
                 None => None,
-                Some(m) if m.contains(':') => {
-                    Some(m.parse::<Ipv6Addr>().map_err(|_| bad())?.octets().to_vec())
-                }
+                Some(m) if m.contains(':') => Some(m.parse::<Ipv6Addr>().map_err(|_| bad())?.octets().to_vec()),
                 Some(m) => {
                     let n: usize = m.parse().map_err(|_| bad())?;
                     if n > 128 {
@@ -210,18 +197,13 @@ fn parse_value(field: Field, s: &str) -> Result<(Vec<u8>, Option<Vec<u8>>)> {
             };
             Ok((a.octets().to_vec(), mask))
         }
-        Fmt::Eth => Ok((
-            parse_eth(v)?.to_vec(),
-            m.map(parse_eth).transpose()?.map(|m| m.to_vec()),
-        )),
+        Fmt::Eth => Ok((parse_eth(v)?.to_vec(), m.map(parse_eth).transpose()?.map(|m| m.to_vec()))),
         Fmt::Port => Ok((parse_port(v)?.to_be_bytes().to_vec(), None)),
         Fmt::Port16 => {
             let p = parse_port(v)?;
             Ok(((p as u16).to_be_bytes().to_vec(), None))
         }
-        Fmt::CtState | Fmt::TcpFlags | Fmt::TunFlags
-            if v.starts_with(['+', '-']) && m.is_none() =>
-        {
+        Fmt::CtState | Fmt::TcpFlags | Fmt::TunFlags if v.starts_with(['+', '-']) && m.is_none() => {
             let (val, mask) = parse_flags(d.fmt, v).ok_or_else(bad)?;
             Ok((u128_to_be(val, len), Some(u128_to_be(mask, len))))
         }
@@ -241,9 +223,7 @@ fn parse_value(field: Field, s: &str) -> Result<(Vec<u8>, Option<Vec<u8>>)> {
             if len < 16 && val >> (len * 8) != 0 {
                 return Err(bad());
             }
-            let mask = m
-                .map(|m| parse_u128(m).ok_or_else(bad).map(|m| u128_to_be(m, len)))
-                .transpose()?;
+            let mask = m.map(|m| parse_u128(m).ok_or_else(bad).map(|m| u128_to_be(m, len))).transpose()?;
             Ok((u128_to_be(val, len), mask))
         }
     }
@@ -356,8 +336,7 @@ impl MatchBuilder {
 
     fn field(&mut self, k: &str, v: &str) -> Result<()> {
         match k {
-            "tp_src" | "tp_dst" | "icmp_type" | "icmp_code" | "nw_src" | "nw_dst" | "nw_proto"
-            | "ip_proto" => {
+            "tp_src" | "tp_dst" | "icmp_type" | "icmp_code" | "nw_src" | "nw_dst" | "nw_proto" | "ip_proto" => {
                 self.deferred.push((k.to_string(), v.to_string()));
                 return Ok(());
             }
@@ -375,9 +354,7 @@ impl MatchBuilder {
                     return Err(Error::value("dl_vlan_pcp", v.to_string()));
                 }
                 self.set_u(Field::VlanPcp, u128::from(pcp));
-                self.fields
-                    .entry(Field::VlanVid)
-                    .or_insert((vec![0x10, 0], Some(vec![0x10, 0])));
+                self.fields.entry(Field::VlanVid).or_insert((vec![0x10, 0], Some(vec![0x10, 0])));
                 return Ok(());
             }
             "nw_tos" => {
@@ -396,10 +373,7 @@ impl MatchBuilder {
             }
             let (val, mask) = split_mask(v);
             let val: u64 = num(val, "xreg")?;
-            let mask: u64 = mask
-                .map(|m| num(m, "xreg mask"))
-                .transpose()?
-                .unwrap_or(u64::MAX);
+            let mask: u64 = mask.map(|m| num(m, "xreg mask")).transpose()?.unwrap_or(u64::MAX);
             let regs = [
                 Field::Reg0,
                 Field::Reg1,
@@ -429,11 +403,7 @@ impl MatchBuilder {
             return Ok(());
         }
         let f = Field::by_name(k).ok_or_else(|| Error::UnknownField(k.to_string()))?;
-        let f = if f == Field::InPort16 {
-            Field::InPort
-        } else {
-            f
-        };
+        let f = if f == Field::InPort16 { Field::InPort } else { f };
         let (val, mask) = parse_value(f, v)?;
         if mask.is_some() && !f.def().maskable {
             return Err(Error::value(f.def().name, "field is not maskable"));
@@ -446,24 +416,14 @@ impl MatchBuilder {
         let et = self.fields.get(&Field::EthType).map(|(v, _)| be_to_u128(v));
         let deferred = std::mem::take(&mut self.deferred);
         // nw_proto first: tp_* depend on it.
-        for (k, v) in deferred
-            .iter()
-            .filter(|(k, _)| k == "nw_proto" || k == "ip_proto")
-        {
-            let f = if matches!(et, Some(0x0806) | Some(0x8035)) {
-                Field::ArpOp
-            } else {
-                Field::IpProto
-            };
+        for (k, v) in deferred.iter().filter(|(k, _)| k == "nw_proto" || k == "ip_proto") {
+            let f = if matches!(et, Some(0x0806) | Some(0x8035)) { Field::ArpOp } else { Field::IpProto };
             let _ = k;
             let (val, m) = parse_value(f, v)?;
             self.set(f, val, m);
         }
         let proto = self.fields.get(&Field::IpProto).map(|(v, _)| be_to_u128(v));
-        for (k, v) in deferred
-            .iter()
-            .filter(|(k, _)| k != "nw_proto" && k != "ip_proto")
-        {
+        for (k, v) in deferred.iter().filter(|(k, _)| k != "nw_proto" && k != "ip_proto") {
             let is6 = et == Some(0x86dd);
             let f = match (k.as_str(), proto) {
                 ("nw_src", _) if matches!(et, Some(0x0806) | Some(0x8035)) => Field::ArpSpa,
@@ -515,10 +475,7 @@ fn parse_instructions(s: &str, ctx: Ctx) -> Result<Vec<Instruction>> {
             "write_actions" => write = Some(parse_actions(arg.unwrap_or(""))?),
             "write_metadata" => {
                 let (v, m) = split_mask(arg.unwrap_or(""));
-                let m = m
-                    .map(|m| num(m, "metadata mask"))
-                    .transpose()?
-                    .unwrap_or(u64::MAX);
+                let m = m.map(|m| num(m, "metadata mask")).transpose()?.unwrap_or(u64::MAX);
                 metadata = Some((num(v, "metadata")?, m));
             }
             "goto_table" => goto = Some(num(arg.unwrap_or(""), "goto_table")?),
@@ -596,16 +553,9 @@ pub(crate) fn parse_subfield(s: &str) -> Result<Subfield> {
         },
     };
     if u32::from(ofs) + u32::from(n_bits) > u32::from(width) {
-        return Err(Error::value(
-            "subfield",
-            format!("{s} exceeds the {width}-bit field"),
-        ));
+        return Err(Error::value("subfield", format!("{s} exceeds the {width}-bit field")));
     }
-    Ok(Subfield {
-        field: NxmHeader::of(field),
-        ofs,
-        n_bits,
-    })
+    Ok(Subfield { field: NxmHeader::of(field), ofs, n_bits })
 }
 
 fn set_field_action(field: Field, v: &str) -> Result<Action> {
@@ -618,18 +568,13 @@ fn set_field_action(field: Field, v: &str) -> Result<Action> {
             let mu = be_to_u128(&m);
             let vu = be_to_u128(&val) & mu;
             if mu != 0
-                && (mu >> mu.trailing_zeros()).count_ones()
-                    == (mu >> mu.trailing_zeros()).trailing_ones()
+                && (mu >> mu.trailing_zeros()).count_ones() == (mu >> mu.trailing_zeros()).trailing_ones()
                 && mu.count_ones() <= 64
             {
                 let ofs = mu.trailing_zeros() as u16;
                 let n_bits = mu.count_ones() as u16;
                 Action::RegLoad {
-                    dst: Subfield {
-                        field: NxmHeader::of(field),
-                        ofs,
-                        n_bits,
-                    },
+                    dst: Subfield { field: NxmHeader::of(field), ofs, n_bits },
                     value: (vu >> ofs) as u64,
                 }
             } else {
@@ -670,10 +615,7 @@ fn parse_action_ctx(tok: &str, ctx: Ctx) -> Result<Vec<Action>> {
         "drop" => Ok(vec![]),
         "output" => {
             if arg_s.contains('[') {
-                return one(Action::OutputReg {
-                    src: parse_subfield(arg_s)?,
-                    max_len: 0xffff,
-                });
+                return one(Action::OutputReg { src: parse_subfield(arg_s)?, max_len: 0xffff });
             }
             one(Action::output(parse_port(arg_s)?))
         }
@@ -697,16 +639,9 @@ fn parse_action_ctx(tok: &str, ctx: Ctx) -> Result<Vec<Action>> {
                 max_len = num(a, "max_len")?;
             }
             if reason == 1 && id == 0 {
-                one(Action::Output {
-                    port: OFPP_CONTROLLER,
-                    max_len,
-                })
+                one(Action::Output { port: OFPP_CONTROLLER, max_len })
             } else {
-                one(Action::Controller {
-                    max_len,
-                    controller_id: id,
-                    reason,
-                })
+                one(Action::Controller { max_len, controller_id: id, reason })
             }
         }
         "group" => one(Action::Group(num(arg_s, "group")?)),
@@ -745,43 +680,28 @@ fn parse_action_ctx(tok: &str, ctx: Ctx) -> Result<Vec<Action>> {
             if vid > 0xfff {
                 return Err(Error::value("mod_vlan_vid", arg_s.to_string()));
             }
-            let set = Action::SetField(OxmField::exact(
-                Field::VlanVid,
-                &(vid | 0x1000).to_be_bytes(),
-            ));
-            if ctx.has_vlan {
-                one(set)
-            } else {
-                Ok(vec![Action::PushVlan(0x8100), set])
-            }
+            let set = Action::SetField(OxmField::exact(Field::VlanVid, &(vid | 0x1000).to_be_bytes()));
+            if ctx.has_vlan { one(set) } else { Ok(vec![Action::PushVlan(0x8100), set]) }
         }
         "mod_vlan_pcp" => one(set_field_action(Field::VlanPcp, arg_s)?),
         "set_field" => {
-            let (v, f) = arg_s
-                .split_once("->")
-                .ok_or_else(|| Error::syntax(format!("set_field needs VALUE->FIELD: {tok}")))?;
-            let field =
-                Field::by_name(f.trim()).ok_or_else(|| Error::UnknownField(f.to_string()))?;
+            let (v, f) =
+                arg_s.split_once("->").ok_or_else(|| Error::syntax(format!("set_field needs VALUE->FIELD: {tok}")))?;
+            let field = Field::by_name(f.trim()).ok_or_else(|| Error::UnknownField(f.to_string()))?;
             one(set_field_action(field, v.trim())?)
         }
         "load" => {
-            let (v, d) = arg_s
-                .split_once("->")
-                .ok_or_else(|| Error::syntax(format!("load needs VALUE->DST: {tok}")))?;
+            let (v, d) =
+                arg_s.split_once("->").ok_or_else(|| Error::syntax(format!("load needs VALUE->DST: {tok}")))?;
             let dst = parse_subfield(d)?;
             let value: u64 = num(v, "load value")?;
             if dst.n_bits < 64 && value >> dst.n_bits != 0 {
-                return Err(Error::value(
-                    "load",
-                    format!("{v} does not fit in {} bits", dst.n_bits),
-                ));
+                return Err(Error::value("load", format!("{v} does not fit in {} bits", dst.n_bits)));
             }
             one(Action::RegLoad { dst, value })
         }
         "move" => {
-            let (a, b) = arg_s
-                .split_once("->")
-                .ok_or_else(|| Error::syntax(format!("move needs SRC->DST: {tok}")))?;
+            let (a, b) = arg_s.split_once("->").ok_or_else(|| Error::syntax(format!("move needs SRC->DST: {tok}")))?;
             let src = parse_subfield(a)?;
             let dst = parse_subfield(b)?;
             if src.n_bits != dst.n_bits {
@@ -800,32 +720,21 @@ fn parse_action_ctx(tok: &str, ctx: Ctx) -> Result<Vec<Action>> {
                     Some(t) if !t.is_empty() => num(t, "table")?,
                     _ => 0xff,
                 };
-                one(Action::ResubmitTable {
-                    in_port: port,
-                    table,
-                })
+                one(Action::ResubmitTable { in_port: port, table })
             } else {
-                one(Action::ResubmitTable {
-                    in_port: parse_port(arg_s)? as u16,
-                    table: 0xff,
-                })
+                one(Action::ResubmitTable { in_port: parse_port(arg_s)? as u16, table: 0xff })
             }
         }
         // In OpenFlow 1.3 OVS writes both as a set_field of tun_id.
         "set_tunnel" | "set_tunnel64" => {
             let v: u64 = num(arg_s, "tunnel id")?;
-            one(Action::SetField(OxmField::exact(
-                Field::TunId,
-                &v.to_be_bytes(),
-            )))
+            one(Action::SetField(OxmField::exact(Field::TunId, &v.to_be_bytes())))
         }
         "note" => {
             let bytes = arg_s
                 .split(['.', ' '])
                 .filter(|x| !x.is_empty())
-                .map(|x| {
-                    u8::from_str_radix(x, 16).map_err(|_| Error::value("note", arg_s.to_string()))
-                })
+                .map(|x| u8::from_str_radix(x, 16).map_err(|_| Error::value("note", arg_s.to_string())))
                 .collect::<Result<Vec<u8>>>()?;
             // Pad as OVS does: the action is at least 16 bytes, a multiple of 8.
             let mut data = bytes;
@@ -845,28 +754,18 @@ fn parse_action_ctx(tok: &str, ctx: Ctx) -> Result<Vec<Action>> {
                     _ => return Err(Error::syntax(format!("fin_timeout option {kv:?}"))),
                 }
             }
-            one(Action::FinTimeout {
-                idle_timeout: idle,
-                hard_timeout: hard,
-            })
+            one(Action::FinTimeout { idle_timeout: idle, hard_timeout: hard })
         }
         "conjunction" => {
-            let (id, rest) = arg_s
-                .split_once(',')
-                .ok_or_else(|| Error::syntax(format!("conjunction(ID,K/N): {tok}")))?;
-            let (k, n) = rest
-                .split_once('/')
-                .ok_or_else(|| Error::syntax(format!("conjunction(ID,K/N): {tok}")))?;
+            let (id, rest) =
+                arg_s.split_once(',').ok_or_else(|| Error::syntax(format!("conjunction(ID,K/N): {tok}")))?;
+            let (k, n) = rest.split_once('/').ok_or_else(|| Error::syntax(format!("conjunction(ID,K/N): {tok}")))?;
             let k: u8 = num(k, "clause")?;
             let n: u8 = num(n, "n_clauses")?;
             if k == 0 || k > n || !(2..=64).contains(&n) {
                 return Err(Error::value("conjunction", arg_s.to_string()));
             }
-            one(Action::Conjunction {
-                id: num(id, "conjunction id")?,
-                clause: k - 1,
-                n_clauses: n,
-            })
+            one(Action::Conjunction { id: num(id, "conjunction id")?, clause: k - 1, n_clauses: n })
         }
         "ct" => one(Action::Ct(parse_ct(arg_s)?)),
         "learn" => one(Action::Learn(parse_learn(arg_s)?)),
@@ -882,14 +781,7 @@ fn parse_action_ctx(tok: &str, ctx: Ctx) -> Result<Vec<Action>> {
 }
 
 fn parse_ct(s: &str) -> Result<Ct> {
-    let mut ct = Ct {
-        flags: 0,
-        zone_src: None,
-        zone: 0,
-        recirc_table: NX_CT_RECIRC_NONE,
-        alg: 0,
-        actions: Vec::new(),
-    };
+    let mut ct = Ct { flags: 0, zone_src: None, zone: 0, recirc_table: NX_CT_RECIRC_NONE, alg: 0, actions: Vec::new() };
     for kv in split_top(s, &[',']) {
         let (k, v) = split_action(kv);
         let (k, v) = match kv.split_once('=') {
@@ -929,11 +821,7 @@ fn parse_nat(s: &str) -> Result<Nat> {
     for kv in split_top(s, &[',']) {
         match kv.split_once('=') {
             Some((dir @ ("src" | "dst"), range)) => {
-                n.flags |= if dir == "src" {
-                    NX_NAT_F_SRC
-                } else {
-                    NX_NAT_F_DST
-                };
+                n.flags |= if dir == "src" { NX_NAT_F_SRC } else { NX_NAT_F_DST };
                 parse_nat_range(&mut n, range)?;
             }
             None if kv == "persistent" => n.flags |= NX_NAT_F_PERSISTENT,
@@ -968,10 +856,7 @@ fn parse_nat_range(n: &mut Nat, s: &str) -> Result<()> {
     let strip = |x: &str| x.trim_matches(['[', ']']).to_string();
     if addrs.starts_with('[') {
         n.ipv6_min = Some(strip(lo).parse().map_err(|_| bad())?);
-        n.ipv6_max = hi
-            .map(|h| strip(h).parse())
-            .transpose()
-            .map_err(|_| bad())?;
+        n.ipv6_max = hi.map(|h| strip(h).parse()).transpose().map_err(|_| bad())?;
     } else {
         n.ipv4_min = Some(lo.parse().map_err(|_| bad())?);
         n.ipv4_max = hi.map(str::parse).transpose().map_err(|_| bad())?;
@@ -1001,29 +886,19 @@ fn parse_learn(s: &str) -> Result<Learn> {
     };
     for kv in split_top(s, &[',']) {
         if let Some(rest) = kv.strip_prefix("load:") {
-            let (src, dst) = rest
-                .split_once("->")
-                .ok_or_else(|| Error::syntax(format!("learn load: {kv}")))?;
+            let (src, dst) = rest.split_once("->").ok_or_else(|| Error::syntax(format!("learn load: {kv}")))?;
             let dst = parse_subfield(dst)?;
             let src = if src.contains('[') || Field::by_name(src).is_some() {
                 LearnSrc::Field(parse_subfield(src)?)
             } else {
                 LearnSrc::Immediate(imm_bytes(num(src, "learn value")?, dst.n_bits))
             };
-            l.specs.push(LearnSpec {
-                n_bits: dst.n_bits,
-                src,
-                dst: LearnDst::Load(dst),
-            });
+            l.specs.push(LearnSpec { n_bits: dst.n_bits, src, dst: LearnDst::Load(dst) });
             continue;
         }
         if let Some(rest) = kv.strip_prefix("output:") {
             let src = parse_subfield(rest)?;
-            l.specs.push(LearnSpec {
-                n_bits: src.n_bits,
-                src: LearnSrc::Field(src),
-                dst: LearnDst::Output,
-            });
+            l.specs.push(LearnSpec { n_bits: src.n_bits, src: LearnSrc::Field(src), dst: LearnDst::Output });
             continue;
         }
         match kv.split_once('=') {
@@ -1041,22 +916,14 @@ fn parse_learn(s: &str) -> Result<Learn> {
                 } else {
                     LearnSrc::Immediate(imm_bytes(num(src, "learn value")?, dst.n_bits))
                 };
-                l.specs.push(LearnSpec {
-                    n_bits: dst.n_bits,
-                    src,
-                    dst: LearnDst::Match(dst),
-                });
+                l.specs.push(LearnSpec { n_bits: dst.n_bits, src, dst: LearnDst::Match(dst) });
             }
             None if kv == "send_flow_rem" => l.flags |= 1,
             None if kv == "delete_learned" => l.flags |= 2,
             None => {
                 // `FIELD[...]`: match the packet's own value.
                 let sf = parse_subfield(kv)?;
-                l.specs.push(LearnSpec {
-                    n_bits: sf.n_bits,
-                    src: LearnSrc::Field(sf),
-                    dst: LearnDst::Match(sf),
-                });
+                l.specs.push(LearnSpec { n_bits: sf.n_bits, src: LearnSrc::Field(sf), dst: LearnDst::Match(sf) });
             }
         }
     }

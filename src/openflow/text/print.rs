@@ -15,21 +15,13 @@ use crate::openflow::oxm::{Field, Fmt, Match, OxmField, be_to_u128};
 /// Value and mask of a field in the match (mask all ones when exact).
 fn get(m: &Match, f: Field) -> Option<(u128, u128)> {
     m.get(f).map(|x| {
-        let full = if x.value().len() >= 16 {
-            u128::MAX
-        } else {
-            (1u128 << (x.value().len() * 8)) - 1
-        };
+        let full = if x.value().len() >= 16 { u128::MAX } else { (1u128 << (x.value().len() * 8)) - 1 };
         (x.value_u128(), x.mask_u128().unwrap_or(full))
     })
 }
 
 fn hex0(v: u128) -> String {
-    if v == 0 {
-        "0".into()
-    } else {
-        format!("{v:#x}")
-    }
+    if v == 0 { "0".into() } else { format!("{v:#x}") }
 }
 
 fn put_u32m(s: &mut String, name: &str, m: &Match, f: Field) {
@@ -77,19 +69,12 @@ fn fmt_ipv6_masked(v: u128, k: u128) -> String {
 
 fn fmt_eth(v: u128) -> String {
     let b = (v as u64).to_be_bytes();
-    format!(
-        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-        b[2], b[3], b[4], b[5], b[6], b[7]
-    )
+    format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[2], b[3], b[4], b[5], b[6], b[7])
 }
 
 fn put_ip(s: &mut String, name: &str, m: &Match, f: Field) {
     if let Some((v, k)) = get(m, f) {
-        let t = if f.def().fmt == Fmt::Ipv6 {
-            fmt_ipv6_masked(v, k)
-        } else {
-            fmt_ipv4_masked(v, k)
-        };
+        let t = if f.def().fmt == Fmt::Ipv6 { fmt_ipv6_masked(v, k) } else { fmt_ipv4_masked(v, k) };
         let _ = write!(s, "{name}={t},");
     }
 }
@@ -106,16 +91,8 @@ fn put_eth(s: &mut String, name: &str, m: &Match, f: Field) {
 
 fn flags_masked(table: &[(&str, u128)], v: u128, k: u128, max: u128) -> String {
     if k & max == max {
-        let names: Vec<&str> = table
-            .iter()
-            .filter(|(_, b)| v & b != 0)
-            .map(|(n, _)| *n)
-            .collect();
-        return if names.is_empty() {
-            "0".into()
-        } else {
-            names.join("|")
-        };
+        let names: Vec<&str> = table.iter().filter(|(_, b)| v & b != 0).map(|(n, _)| *n).collect();
+        return if names.is_empty() { "0".into() } else { names.join("|") };
     }
     let mut out = String::new();
     for (n, b) in table {
@@ -392,11 +369,7 @@ fn format_match_into(s: &mut String, m: &Match, priority: Option<u16>) {
     put_ip(s, "nd_target", m, Field::NdTarget);
     put_eth(s, "nd_sll", m, Field::NdSll);
     put_eth(s, "nd_tll", m, Field::NdTll);
-    for (f, g) in [
-        (Field::TcpSrc, Field::TcpDst),
-        (Field::UdpSrc, Field::UdpDst),
-        (Field::SctpSrc, Field::SctpDst),
-    ] {
+    for (f, g) in [(Field::TcpSrc, Field::TcpDst), (Field::UdpSrc, Field::UdpDst), (Field::SctpSrc, Field::SctpDst)] {
         put_be16m(s, "tp_src", m, f);
         put_be16m(s, "tp_dst", m, g);
     }
@@ -429,10 +402,7 @@ fn format_match_into(s: &mut String, m: &Match, priority: Option<u16>) {
 
 fn format_unknown_oxm(f: &OxmField) -> String {
     let mut t = match f.id.experimenter {
-        Some(e) => format!(
-            "experimenter_oxm(class={:#06x},exp={e:#x},field={}",
-            f.id.class, f.id.field
-        ),
+        Some(e) => format!("experimenter_oxm(class={:#06x},exp={e:#x},field={}", f.id.class, f.id.field),
         None => format!("oxm(class={:#06x},field={}", f.id.class, f.id.field),
     };
     let _ = write!(t, ",value=0x{}", hex(f.value()));
@@ -536,15 +506,8 @@ fn format_action(s: &mut String, a: &Action) {
             }
         },
         Action::RegLoad2(f) => {
-            let name = f
-                .field()
-                .map_or_else(|| format_unknown_oxm(f), |x| x.def().name.to_string());
-            let _ = write!(
-                s,
-                "set_field:{}/{}->{name}",
-                hex0(be_to_u128(f.value())),
-                hex0(f.mask_u128().unwrap_or(0))
-            );
+            let name = f.field().map_or_else(|| format_unknown_oxm(f), |x| x.def().name.to_string());
+            let _ = write!(s, "set_field:{}/{}->{name}", hex0(be_to_u128(f.value())), hex0(f.mask_u128().unwrap_or(0)));
         }
         Action::PushPbb(e) => {
             let _ = write!(s, "push_pbb:{e:#06x}");
@@ -589,10 +552,7 @@ fn format_action(s: &mut String, a: &Action) {
         }
         Action::Learn(l) => format_learn(s, l),
         Action::Exit => s.push_str("exit"),
-        Action::FinTimeout {
-            idle_timeout,
-            hard_timeout,
-        } => {
+        Action::FinTimeout { idle_timeout, hard_timeout } => {
             s.push_str("fin_timeout(");
             if *idle_timeout != 0 {
                 let _ = write!(s, "idle_timeout={idle_timeout},");
@@ -605,11 +565,7 @@ fn format_action(s: &mut String, a: &Action) {
             }
             s.push(')');
         }
-        Action::Controller {
-            max_len,
-            controller_id,
-            reason,
-        } => {
+        Action::Controller { max_len, controller_id, reason } => {
             if *reason == 1 && *controller_id == 0 {
                 let _ = write!(s, "CONTROLLER:{max_len}");
             } else {
@@ -633,16 +589,8 @@ fn format_action(s: &mut String, a: &Action) {
             let v: Vec<String> = ids.iter().map(u16::to_string).collect();
             let _ = write!(s, "dec_ttl({})", v.join(","));
         }
-        Action::Conjunction {
-            id,
-            clause,
-            n_clauses,
-        } => {
-            let _ = write!(
-                s,
-                "conjunction({id},{}/{n_clauses})",
-                u16::from(*clause) + 1
-            );
+        Action::Conjunction { id, clause, n_clauses } => {
+            let _ = write!(s, "conjunction({id},{}/{n_clauses})", u16::from(*clause) + 1);
         }
         Action::Ct(ct) => {
             s.push_str("ct(");
@@ -657,11 +605,7 @@ fn format_action(s: &mut String, a: &Action) {
             }
             match ct.zone_src {
                 Some(h) => {
-                    let _ = write!(
-                        s,
-                        "zone={},",
-                        subfield(&Subfield::from_ofs_nbits(h, ct.zone))
-                    );
+                    let _ = write!(s, "zone={},", subfield(&Subfield::from_ofs_nbits(h, ct.zone)));
                 }
                 None if ct.zone != 0 => {
                     let _ = write!(s, "zone={},", ct.zone);
@@ -708,11 +652,7 @@ fn format_action(s: &mut String, a: &Action) {
 
 /// 16-bit (OpenFlow 1.0) port to the 32-bit numbering used for names.
 fn port16(p: u16) -> u32 {
-    if p >= 0xff00 {
-        u32::from(p) + 0xffff_0000
-    } else {
-        u32::from(p)
-    }
+    if p >= 0xff00 { u32::from(p) + 0xffff_0000 } else { u32::from(p) }
 }
 
 fn format_nat(s: &mut String, n: &Nat) {
@@ -721,11 +661,7 @@ fn format_nat(s: &mut String, n: &Nat) {
         return;
     }
     s.push('(');
-    s.push_str(if n.flags & NX_NAT_F_SRC != 0 {
-        "src"
-    } else {
-        "dst"
-    });
+    s.push_str(if n.flags & NX_NAT_F_SRC != 0 { "src" } else { "dst" });
     let has_range = n.ipv4_min.is_some() || n.ipv6_min.is_some();
     if has_range {
         s.push('=');
@@ -737,11 +673,7 @@ fn format_nat(s: &mut String, n: &Nat) {
         } else if let Some(a) = n.ipv6_min {
             let bracket = n.proto_min.is_some();
             let fmt6 = |x: Ipv6Addr| {
-                if bracket {
-                    format!("[{x}]")
-                } else {
-                    x.to_string()
-                }
+                if bracket { format!("[{x}]") } else { x.to_string() }
             };
             s.push_str(&fmt6(a));
             if let Some(b) = n.ipv6_max.filter(|b| *b != a && !b.is_unspecified()) {
@@ -879,21 +811,10 @@ fn format_instructions(s: &mut String, ins: &[Instruction]) {
                 let _ = write!(s, "goto_table:{t}");
             }
             Instruction::Experimenter { experimenter, data } => {
-                let _ = write!(
-                    s,
-                    "experimenter_instruction(id={experimenter:#x},data=0x{})",
-                    hex(data)
-                );
+                let _ = write!(s, "experimenter_instruction(id={experimenter:#x},data=0x{})", hex(data));
             }
-            Instruction::Unknown {
-                instruction_type,
-                data,
-            } => {
-                let _ = write!(
-                    s,
-                    "unknown_instruction(type={instruction_type},data=0x{})",
-                    hex(data)
-                );
+            Instruction::Unknown { instruction_type, data } => {
+                let _ = write!(s, "unknown_instruction(type={instruction_type},data=0x{})", hex(data));
             }
         }
     }
@@ -947,11 +868,7 @@ fn flow_line(
         let _ = write!(s, "cookie={cookie:#x}, ");
     }
     if let Some((f, _, _)) = stats {
-        let _ = write!(
-            s,
-            "duration={}s, ",
-            duration(f.duration_sec, f.duration_nsec)
-        );
+        let _ = write!(s, "duration={}s, ", duration(f.duration_sec, f.duration_nsec));
     }
     if stats.is_some() || table_id != 0 {
         let _ = write!(s, "table={table_id}, ");
@@ -1139,11 +1056,7 @@ fn format_verbose(m: &Message, xid: u32, verbosity: u8) -> String {
     let mut s = String::new();
     match m {
         Message::MultipartRequest(r) => {
-            let _ = write!(
-                s,
-                "{} request (OF1.3) (xid={xid:#x}):",
-                mp_name(r.mp_type())
-            );
+            let _ = write!(s, "{} request (OF1.3) (xid={xid:#x}):", mp_name(r.mp_type()));
             if r.flags != 0 {
                 mp_flags(&mut s, r.flags);
             }
@@ -1168,8 +1081,7 @@ fn format_verbose(m: &Message, xid: u32, verbosity: u8) -> String {
                     let _ = write!(s, " group_id={}", detail::group_name(*group_id));
                 }
                 MultipartRequestBody::GroupDesc => s.push_str(" group_id=ALL"),
-                MultipartRequestBody::Meter { meter_id }
-                | MultipartRequestBody::MeterConfig { meter_id } => {
+                MultipartRequestBody::Meter { meter_id } | MultipartRequestBody::MeterConfig { meter_id } => {
                     let _ = write!(s, " {}", detail::meter_id(*meter_id, '='));
                 }
                 _ => {}
@@ -1228,10 +1140,8 @@ fn format_verbose(m: &Message, xid: u32, verbosity: u8) -> String {
                             bits |= w.first().copied().unwrap_or(0);
                         }
                     }
-                    let versions: Vec<String> = (0..32)
-                        .filter(|i| bits & (1 << i) != 0)
-                        .map(|i| format!("{i:#04x}"))
-                        .collect();
+                    let versions: Vec<String> =
+                        (0..32).filter(|i| bits & (1 << i) != 0).map(|i| format!("{i:#04x}")).collect();
                     let _ = write!(s, "\n version bitmap: {}", versions.join(", "));
                 }
                 Message::FlowMod(fm) => {
@@ -1279,12 +1189,7 @@ fn format_verbose(m: &Message, xid: u32, verbosity: u8) -> String {
                     }
                 }
                 Message::PacketOut(p) => {
-                    let _ = write!(
-                        s,
-                        " in_port={} actions={}",
-                        port_name(p.in_port),
-                        format_actions(&p.actions)
-                    );
+                    let _ = write!(s, " in_port={} actions={}", port_name(p.in_port), format_actions(&p.actions));
                     if p.buffer_id != OFP_NO_BUFFER {
                         let _ = write!(s, " buffer={:#010x}", p.buffer_id);
                     } else {
@@ -1316,12 +1221,7 @@ fn format_verbose(m: &Message, xid: u32, verbosity: u8) -> String {
                     if f.cookie != 0 {
                         let _ = write!(s, " cookie:{:#x}", f.cookie);
                     }
-                    let _ = write!(
-                        s,
-                        " duration{}s idle{}",
-                        duration(f.duration_sec, f.duration_nsec),
-                        f.idle_timeout
-                    );
+                    let _ = write!(s, " duration{}s idle{}", duration(f.duration_sec, f.duration_nsec), f.idle_timeout);
                     if f.hard_timeout != 0 {
                         let _ = write!(s, " hard{}", f.hard_timeout);
                     }
@@ -1374,20 +1274,10 @@ fn format_verbose(m: &Message, xid: u32, verbosity: u8) -> String {
                         7 => "DISCARD_REPLY",
                         _ => "UNKNOWN",
                     };
-                    let _ = write!(
-                        s,
-                        "\n bundle_id={:#x} type={ty} flags={}",
-                        b.bundle_id,
-                        bundle_flags(b.flags)
-                    );
+                    let _ = write!(s, "\n bundle_id={:#x} type={ty} flags={}", b.bundle_id, bundle_flags(b.flags));
                 }
                 Message::BundleAdd(b) => {
-                    let _ = write!(
-                        s,
-                        "\n bundle_id={:#x} flags={}",
-                        b.bundle_id,
-                        bundle_flags(b.flags)
-                    );
+                    let _ = write!(s, "\n bundle_id={:#x} flags={}", b.bundle_id, bundle_flags(b.flags));
                     if let Ok((h, inner)) = b.inner() {
                         let _ = write!(s, "\n{}", format_verbose(&inner, h.xid, verbosity));
                     }
@@ -1416,32 +1306,14 @@ fn mp_flags(s: &mut String, flags: u16) {
 /// ovs-ofctl decodes it (or its text, for HELLO_FAILED).
 fn format_error(s: &mut String, e: &ErrorMsg) {
     let (name, data) = match e {
-        ErrorMsg::Standard {
-            err_type,
-            code,
-            data,
-        } => (error_name(*err_type, *code), data),
-        ErrorMsg::Experimenter {
-            exp_type,
-            experimenter,
-            data,
-        } => (experimenter_error_name(*experimenter, *exp_type), data),
-        ErrorMsg::Nicira {
-            nx_type,
-            nx_code,
-            data,
-            ..
-        } => (format!("NXET({nx_type},{nx_code})"), data),
+        ErrorMsg::Standard { err_type, code, data } => (error_name(*err_type, *code), data),
+        ErrorMsg::Experimenter { exp_type, experimenter, data } => {
+            (experimenter_error_name(*experimenter, *exp_type), data)
+        }
+        ErrorMsg::Nicira { nx_type, nx_code, data, .. } => (format!("NXET({nx_type},{nx_code})"), data),
     };
     let _ = writeln!(s, " {name}");
-    if matches!(
-        e,
-        ErrorMsg::Standard {
-            err_type: 0,
-            code: 0 | 1,
-            ..
-        }
-    ) {
+    if matches!(e, ErrorMsg::Standard { err_type: 0, code: 0 | 1, .. }) {
         // HELLO_FAILED carries text: printable bytes as they are.
         for &b in data {
             if (32..127).contains(&b) || b == b'\n' {
@@ -1539,10 +1411,7 @@ fn experimenter_error_name(experimenter: u32, exp_type: u16) -> String {
     EXPERIMENTER_ERRORS
         .iter()
         .find(|(e, t, _)| *e == experimenter && *t == exp_type)
-        .map_or_else(
-            || format!("OFPET_EXPERIMENTER({experimenter:#x},{exp_type})"),
-            |(_, _, n)| (*n).to_string(),
-        )
+        .map_or_else(|| format!("OFPET_EXPERIMENTER({experimenter:#x},{exp_type})"), |(_, _, n)| (*n).to_string())
 }
 
 /// OpenFlow 1.3 error type prefixes and code names (section 7.4.4).
@@ -1621,16 +1490,7 @@ const ERROR_NAMES: &[(&str, &[&str])] = &[
     ),
     (
         "OFPFMFC",
-        &[
-            "UNKNOWN",
-            "TABLE_FULL",
-            "BAD_TABLE_ID",
-            "OVERLAP",
-            "EPERM",
-            "BAD_TIMEOUT",
-            "BAD_COMMAND",
-            "BAD_FLAGS",
-        ],
+        &["UNKNOWN", "TABLE_FULL", "BAD_TABLE_ID", "OVERLAP", "EPERM", "BAD_TIMEOUT", "BAD_COMMAND", "BAD_FLAGS"],
     ),
     (
         "OFPGMFC",
@@ -1652,16 +1512,7 @@ const ERROR_NAMES: &[(&str, &[&str])] = &[
             "EPERM",
         ],
     ),
-    (
-        "OFPPMFC",
-        &[
-            "BAD_PORT",
-            "BAD_HW_ADDR",
-            "BAD_CONFIG",
-            "BAD_ADVERTISE",
-            "EPERM",
-        ],
-    ),
+    ("OFPPMFC", &["BAD_PORT", "BAD_HW_ADDR", "BAD_CONFIG", "BAD_ADVERTISE", "EPERM"]),
     ("OFPTMFC", &["BAD_TABLE", "BAD_CONFIG", "EPERM"]),
     ("OFPQOFC", &["BAD_PORT", "BAD_QUEUE", "EPERM"]),
     ("OFPSCFC", &["BAD_FLAGS", "BAD_LEN", "EPERM"]),
@@ -1683,28 +1534,14 @@ const ERROR_NAMES: &[(&str, &[&str])] = &[
             "OUT_OF_BANDS",
         ],
     ),
-    (
-        "OFPTFFC",
-        &[
-            "BAD_TABLE",
-            "BAD_METADATA",
-            "BAD_TYPE",
-            "BAD_LEN",
-            "BAD_ARGUMENT",
-            "EPERM",
-        ],
-    ),
+    ("OFPTFFC", &["BAD_TABLE", "BAD_METADATA", "BAD_TYPE", "BAD_LEN", "BAD_ARGUMENT", "EPERM"]),
 ];
 
 /// The name of a standard OpenFlow 1.3 error (`OFPBRC_BAD_TYPE`), or the numbers.
 pub fn error_name(err_type: u16, code: u16) -> String {
     ERROR_NAMES
         .get(usize::from(err_type))
-        .and_then(|(prefix, codes)| {
-            codes
-                .get(usize::from(code))
-                .map(|c| format!("{prefix}_{c}"))
-        })
+        .and_then(|(prefix, codes)| codes.get(usize::from(code)).map(|c| format!("{prefix}_{c}")))
         .unwrap_or_else(|| format!("OFPET({err_type},{code})"))
 }
 
