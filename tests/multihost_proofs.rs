@@ -239,6 +239,103 @@ fn ping(from_ns: &str, to: Ipv4Addr, timeout: Duration) -> bool {
 }
 
 // ---------------------------------------------------------------------------
+// A host gone for good is forgotten with `ovsnet host del`.
+
+fn stderr_of(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The host's tunnel destination as the other hosts' flows name it.
+fn tunnel_to(h: &LabHost) -> String {
+    format!("{}->tun_dst", h.underlay_ip)
+}
+
+#[test]
+fn a_host_gone_for_good_is_forgotten_and_a_live_one_is_refused() {
+    let Some(lab) = Lab::up(3, 1, TunnelType::Vxlan) else { return };
+    let rec = lab.rec();
+    let remotes = lab.remotes();
+    let all = || {
+        rec.hosts.iter().map(|h| format!("--- {} flows\n{}", h.name, dump_flows(h))).collect::<String>()
+            + &agent_log(rec)
+    };
+    let host_cmd = |args: &[&str]| -> Output {
+        let mut a = vec!["host"];
+        a.extend_from_slice(args);
+        a.extend_from_slice(&["--cluster-db", &remotes]);
+        lab.ovsnet("h1", &a)
+    };
+    let (h2, h3) = (lab.host("h2"), lab.host("h3"));
+    let c3 = rec.containers.iter().find(|c| c.host == "h3").unwrap();
+    let h1 = &rec.hosts[0];
+    wait_for(15, "h1's flows towards h3", || dump_flows(h1).contains(&tunnel_to(h3)), all);
+
+    // list: every host, its heartbeat promise, its Fan block and endpoint.
+    let out = lab.ovsnet_ok("h1", &["--format", "json", "host", "list", "--cluster-db", &remotes]);
+    let list: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let names: Vec<&str> = list.as_array().unwrap().iter().map(|h| h["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["h1", "h2", "h3"], "{out}");
+    for h in list.as_array().unwrap() {
+        assert_eq!(h["host"]["heartbeat_interval"], 2000, "{h}");
+        assert_eq!(h["endpoints"], 1, "{h}");
+        assert_eq!(h["blocks"].as_array().unwrap().len(), 1, "{h}");
+    }
+
+    // A live host is refused, in one line, and nothing is removed.
+    let out = host_cmd(&["del", "h3"]);
+    let err = stderr_of(&out);
+    assert!(!out.status.success(), "a live host was removed");
+    assert!(err.contains("h3 is alive") && err.contains("--force"), "{err}");
+    assert_eq!(err.lines().filter(|l| l.starts_with("ovsnet: ") && !l.contains("watching")).count(), 1, "{err}");
+    let st = lab.cluster_state();
+    assert!(st.hosts.contains_key("h3") && st.endpoints.iter().any(|e| e.host == "h3"));
+
+    // Its agent stops for good: del watches the heartbeat stand still, then
+    // removes the host, its endpoint, and the other hosts' flows towards it.
+    ovsnet::process::kill_pid(lab::agent_pid(&h3.dir).unwrap());
+    let out = host_cmd(&["del", "h3"]);
+    assert!(out.status.success(), "{}\n{}", stderr_of(&out), all());
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(said.trim(), "removed host h3: 0 block(s), 1 endpoint(s)", "{said}");
+    let st = lab.cluster_state();
+    assert!(!st.hosts.contains_key("h3") && !st.endpoints.iter().any(|e| e.host == "h3"), "{st:?}");
+    for h in [h1, h2] {
+        wait_for(
+            15,
+            &format!("{} to drop its flows towards h3", h.name),
+            || {
+                let f = dump_flows(h);
+                !f.contains(&tunnel_to(h3)) && mentions(&f, c3.ip).is_empty()
+            },
+            all,
+        );
+    }
+    // Again: nothing left to remove is an error, unless --if-exists.
+    let out = host_cmd(&["del", "h3"]);
+    assert!(!out.status.success() && stderr_of(&out).contains("no host h3"), "{}", stderr_of(&out));
+    let out = host_cmd(&["del", "h3", "--if-exists"]);
+    assert!(out.status.success() && out.stdout.is_empty(), "{}", stderr_of(&out));
+
+    // --force on a live host: its agent registers it again and republishes
+    // its endpoint, and h1 reaches h2's container again.
+    let c1 = rec.containers.iter().find(|c| c.host == "h1").unwrap();
+    let c2 = rec.containers.iter().find(|c| c.host == "h2").unwrap();
+    let out = host_cmd(&["del", "h2", "--force"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    wait_for(
+        20,
+        "h2 registered again with its endpoint",
+        || {
+            let st = lab.cluster_state();
+            st.hosts.contains_key("h2") && st.endpoints.iter().any(|e| e.host == "h2" && e.ip == IpAddr::V4(c2.ip))
+        },
+        all,
+    );
+    wait_for(15, "h1's flows towards h2 again", || dump_flows(h1).contains(&tunnel_to(h2)), all);
+    assert!(ping(&c1.netns, c2.ip, Duration::from_secs(5)), "h1's container no longer reaches h2's\n{}", all());
+}
+
+// ---------------------------------------------------------------------------
 // A removed endpoint disappears from every host's flows.
 
 #[test]

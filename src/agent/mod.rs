@@ -98,6 +98,20 @@ pub struct ClusterOptions {
     pub heartbeat: Duration,
 }
 
+impl ClusterOptions {
+    /// The Host row this agent registers (again, if it is removed while the
+    /// agent runs).
+    pub fn host_spec(&self) -> crate::cluster::HostSpec {
+        crate::cluster::HostSpec {
+            name: self.host_name.clone(),
+            underlay_ip: self.underlay_ip,
+            tunnel_types: self.tunnels.iter().map(|t| t.as_str().to_owned()).collect(),
+            heartbeat_interval_ms: self.heartbeat.as_millis() as u64,
+            external_ids: Default::default(),
+        }
+    }
+}
+
 impl AgentOptions {
     pub fn new(bridge: &str, db: &str) -> Self {
         AgentOptions {
@@ -288,14 +302,7 @@ async fn join_cluster(
     let mut connect = connect.clone();
     connect.request_timeout.get_or_insert(Duration::from_secs(10));
     let db = crate::cluster::ClusterDb::connect(&c.remotes, &connect).await?;
-    db.register_host(&crate::cluster::HostSpec {
-        name: c.host_name.clone(),
-        underlay_ip: c.underlay_ip,
-        tunnel_types: c.tunnels.iter().map(|t| t.as_str().to_owned()).collect(),
-        heartbeat_interval_ms: c.heartbeat.as_millis() as u64,
-        external_ids: Default::default(),
-    })
-    .await?;
+    db.register_host(&c.host_spec()).await?;
     let watch = db.watch().await?;
     let link = ClusterLink {
         db,
@@ -400,8 +407,9 @@ struct ClusterLink {
     db: crate::cluster::ClusterDb,
     opts: ClusterOptions,
     state: Arc<crate::cluster::ClusterState>,
-    /// Endpoints published by this agent (each once: a row that vanishes
-    /// while its port still exists is being detached).
+    /// Endpoints this agent published whose row the cluster does not list
+    /// yet (in flight, or refused): each is sent once. A row listed and
+    /// later gone while its port is still here is published again.
     published: std::collections::BTreeSet<(String, std::net::IpAddr)>,
     /// Endpoints whose port this agent saw on the bridge (last look): one
     /// that leaves this set had its port removed, so its row goes too.
@@ -453,6 +461,12 @@ impl Agent {
             c.published.remove(k);
         }
         c.seen = present;
+        let state = &c.state;
+        c.published.retain(|(network, ip)| {
+            !state.endpoints.iter().any(|e| {
+                e.host == host && e.ip == *ip && state.network_by_uuid(e.network).is_some_and(|n| n.name == *network)
+            })
+        });
         let publish: Vec<_> =
             sync.publish.into_iter().filter(|e| c.published.insert((e.network.clone(), e.ip))).collect();
         if publish.is_empty() && remove.is_empty() {
@@ -851,10 +865,22 @@ pub async fn run(
                 {
                     last_heartbeat = Instant::now();
                     let db = c.db.clone();
-                    let name = c.opts.host_name.clone();
+                    let spec = c.opts.host_spec();
                     tokio::spawn(async move {
-                        if let Err(e) = db.heartbeat(&name).await {
-                            tracing::warn!("heartbeat: {e}");
+                        match db.heartbeat(&spec.name).await {
+                            Ok(()) => {}
+                            // Removed (`ovsnet host del --force`) while this
+                            // agent runs: register again; the endpoints
+                            // removed with it are published again by the
+                            // reconcile their removal caused.
+                            Err(crate::cluster::ClusterError::NoHost(_)) => match db.register_host(&spec).await {
+                                Ok(_) => tracing::info!(
+                                    "host {} was removed from the cluster; registered it again",
+                                    spec.name
+                                ),
+                                Err(e) => tracing::warn!("register host again: {e}"),
+                            },
+                            Err(e) => tracing::warn!("heartbeat: {e}"),
                         }
                     });
                 }

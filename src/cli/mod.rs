@@ -18,6 +18,7 @@ pub mod bridge;
 pub mod cluster;
 pub mod demo;
 pub mod flows;
+pub mod host;
 pub mod lab;
 pub mod network;
 pub mod ofp;
@@ -110,6 +111,9 @@ pub enum Command {
     /// Networks in the cluster database: create, list, show, del.
     #[command(subcommand)]
     Network(network::NetworkCommand),
+    /// Hosts in the cluster database: list, show, del (forget a host gone for good).
+    #[command(subcommand)]
+    Host(host::HostCommand),
     /// A multi-host lab on this machine: hosts and containers in namespaces.
     #[command(subcommand)]
     Lab(lab::LabCommand),
@@ -226,6 +230,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(args) => block_on(demo::run(args, &g)),
         Command::Cluster(cmd) => block_on(cluster::run(cmd, &g)),
         Command::Network(cmd) => block_on(network::run(cmd, &g)),
+        Command::Host(cmd) => block_on(host::run(cmd, &g)),
         Command::Lab(cmd) => block_on(lab::run(cmd, &g)),
         Command::Agent(args) => agent::run(args, &g),
         Command::Flows(args) => block_on(flows::run(args, &g)),

@@ -50,6 +50,23 @@ pub enum ClusterError {
     TooManyRetries(usize),
     #[error("unexpected reply from the cluster database: {0}")]
     Reply(String),
+    #[error("host {host} is alive: its heartbeat moved {observed}; stop its agent first, or use --force")]
+    HostAlive { host: String, observed: String },
+}
+
+/// What [`ClusterDb::remove_host`] removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct HostRemoval {
+    /// Whether a Host row was removed (rows of a host may outlive its row).
+    pub host_row: bool,
+    pub blocks: u64,
+    pub endpoints: u64,
+}
+
+impl HostRemoval {
+    pub fn is_empty(&self) -> bool {
+        !self.host_row && self.blocks == 0 && self.endpoints == 0
+    }
 }
 
 /// What a host registers.
@@ -295,6 +312,109 @@ impl ClusterDb {
         ])
         .await?;
         Ok(())
+    }
+
+    /// Forgets a host: its Endpoint rows, its Block rows and its Host row,
+    /// in one transaction. With `unless_heartbeat_moved_from`, the
+    /// transaction first checks that the host's heartbeat still has that
+    /// value (a `wait` with no timeout), so a host whose agent came back
+    /// after it was judged gone is left alone ([`ClusterError::HostAlive`]).
+    /// Rows of a host without a Host row are removed too; nothing at all to
+    /// remove is [`ClusterError::NoHost`], with nothing written.
+    pub async fn remove_host(
+        &self,
+        host: &str,
+        unless_heartbeat_moved_from: Option<i64>,
+    ) -> Result<HostRemoval, ClusterError> {
+        let by_host = || vec![Condition::eq("host", host)];
+        let mut ops = Vec::with_capacity(4);
+        if let Some(beat) = unless_heartbeat_moved_from {
+            let row: Row = [("heartbeat".to_owned(), Datum::from(beat))].into_iter().collect();
+            ops.push(Operation::wait(
+                table::HOST,
+                vec![Condition::eq("name", host)],
+                vec!["heartbeat".to_owned()],
+                ovsdb::WaitUntil::Equal,
+                vec![row],
+                Some(0),
+            ));
+        }
+        let first = ops.len();
+        ops.push(Operation::delete(table::ENDPOINT, by_host()));
+        ops.push(Operation::delete(table::BLOCK, by_host()));
+        ops.push(Operation::delete(table::HOST, vec![Condition::eq("name", host)]));
+        // Nothing to remove: abort, so the answer is "no such host" and the
+        // log holds no empty commit.
+        let r = match self.transact(ops).await {
+            Ok(r) => r,
+            Err(ovsdb::Error::Transaction { index: 0, ref error, .. })
+                if unless_heartbeat_moved_from.is_some() && error == "timed out" =>
+            {
+                // The check failed: the heartbeat moved, or the Host row
+                // went away meanwhile (then the rest is removed unchecked).
+                return match self.host(host).await {
+                    Err(ClusterError::NoHost(_)) => Box::pin(self.remove_host(host, None)).await,
+                    Err(e) => Err(e),
+                    Ok(h) => Err(ClusterError::HostAlive {
+                        host: host.to_owned(),
+                        observed: format!("to {} while it was being removed", h.heartbeat),
+                    }),
+                };
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let count = |i: usize| r.get(first + i).and_then(|r| r.count).unwrap_or(0);
+        let removed = HostRemoval { host_row: count(2) > 0, blocks: count(1), endpoints: count(0) };
+        if removed.is_empty() {
+            return Err(ClusterError::NoHost(host.to_owned()));
+        }
+        Ok(removed)
+    }
+
+    /// Watches `host`'s heartbeat for up to `window`: `Ok(Some(n))` with the
+    /// new value as soon as it differs from `from`, `Ok(None)` if it did not
+    /// move in the window. A host whose row goes away meanwhile is
+    /// [`ClusterError::NoHost`].
+    pub async fn heartbeat_moves(
+        &self,
+        host: &str,
+        from: i64,
+        window: std::time::Duration,
+    ) -> Result<Option<i64>, ClusterError> {
+        let schema = self.client.get_schema(DB).await?;
+        let request = MonitorRequest::columns(["name", "heartbeat"]).where_(vec![Condition::eq("name", host)]);
+        let mut monitor = self.client.monitor_cond(DB, &[(table::HOST, request)]).await?;
+        let mut cache = Cache::new(schema);
+        let beat = |cache: &Cache| -> Result<i64, ClusterError> {
+            let (uuid, _) = cache.table(table::HOST).next().ok_or_else(|| ClusterError::NoHost(host.to_owned()))?;
+            // The server leaves a column at its default out of an update2.
+            cache
+                .get(table::HOST, uuid, "heartbeat")
+                .as_ref()
+                .and_then(Datum::as_integer)
+                .ok_or_else(|| ClusterError::Reply(format!("host {host} without a heartbeat")))
+        };
+        cache.apply(&monitor.initial).map_err(ovsdb::Error::from)?;
+        let deadline = tokio::time::Instant::now() + window;
+        loop {
+            let now = beat(&cache)?;
+            if now != from {
+                return Ok(Some(now));
+            }
+            let ev = match tokio::time::timeout_at(deadline, monitor.next()).await {
+                Err(_) => return Ok(None),
+                Ok(None) => return Err(ovsdb::Error::Disconnected.into()),
+                Ok(Some(ev)) => ev,
+            };
+            match ev {
+                MonitorEvent::Update(u) => cache.apply(&u),
+                MonitorEvent::Resync(u) => {
+                    cache.clear();
+                    cache.apply(&u)
+                }
+            }
+            .map_err(ovsdb::Error::from)?;
+        }
     }
 
     /// `network create`: one insert; the name and VNI indexes refuse

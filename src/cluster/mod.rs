@@ -15,7 +15,7 @@ pub mod ipam;
 pub mod model;
 pub mod server;
 
-pub use db::{ClusterDb, ClusterError, ClusterWatch, EndpointSpec, HostSpec, NetworkSpec};
+pub use db::{ClusterDb, ClusterError, ClusterWatch, EndpointSpec, HostRemoval, HostSpec, NetworkSpec};
 pub use ipam::{IpamError, fan_block, first_free_block, lowest_free_address, lowest_free_vni};
 pub use model::{
     Block, ClusterState, DB, Endpoint, Host, Ipam, Network, RemoteBlock, RemoteEndpoint, RemoteView, SCHEMA,

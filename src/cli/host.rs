@@ -1,0 +1,239 @@
+//! `ovsnet host list|show|del`: the hosts the cluster database knows, and
+//! forgetting one that is gone for good.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Subcommand;
+use serde::Serialize;
+
+use super::cluster::ClusterDbArg;
+use super::{Format, Global};
+use crate::cluster::{ClusterDb, ClusterError, ClusterState, Endpoint, Host, Ipam};
+
+#[derive(Debug, Subcommand)]
+pub enum HostCommand {
+    /// List hosts: underlay address, tunnels, heartbeat, blocks and
+    /// endpoints (also hosts that only have rows left, without a Host row).
+    List {
+        #[command(flatten)]
+        db: ClusterDbArg,
+    },
+    /// Show a host, its address blocks and its endpoints.
+    Show {
+        name: String,
+        #[command(flatten)]
+        db: ClusterDbArg,
+    },
+    /// Forget a host that is gone for good: its endpoints, its blocks and
+    /// its Host row, in one transaction; every other host's agent then drops
+    /// its flows towards it. Refused while the host's agent still beats:
+    /// the heartbeat is watched for up to two of its intervals plus a
+    /// second first.
+    Del {
+        name: String,
+        /// Remove without watching the heartbeat (a live agent registers
+        /// its host again at its next heartbeat, and republishes its
+        /// endpoints).
+        #[arg(long)]
+        force: bool,
+        /// A host the cluster does not know is not an error.
+        #[arg(long)]
+        if_exists: bool,
+        #[command(flatten)]
+        db: ClusterDbArg,
+    },
+}
+
+/// One line of `host list`: what the cluster holds of a host.
+#[derive(Debug, Serialize)]
+struct HostSummary<'a> {
+    name: &'a str,
+    /// `None`: rows name the host but it has no Host row.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    host: Option<&'a Host>,
+    blocks: Vec<BlockOf<'a>>,
+    endpoints: usize,
+}
+
+#[derive(Debug, Serialize)]
+struct BlockOf<'a> {
+    network: &'a str,
+    cidr: String,
+}
+
+/// Every host the state names, by name: Host rows, and the hosts of Block
+/// and Endpoint rows.
+fn summaries(state: &ClusterState) -> BTreeMap<&str, HostSummary<'_>> {
+    fn slot<'a, 'm>(out: &'m mut BTreeMap<&'a str, HostSummary<'a>>, name: &'a str) -> &'m mut HostSummary<'a> {
+        out.entry(name).or_insert_with(|| HostSummary { name, host: None, blocks: Vec::new(), endpoints: 0 })
+    }
+    let mut out = BTreeMap::new();
+    for h in state.hosts.values() {
+        slot(&mut out, &h.name).host = Some(h);
+    }
+    for b in &state.blocks {
+        let network = state.network_by_uuid(b.network).map_or("?", |n| n.name.as_str());
+        slot(&mut out, &b.host).blocks.push(BlockOf { network, cidr: b.cidr.to_string() });
+    }
+    // Fan blocks are not rows: they follow from each host's underlay address.
+    for n in state.networks.values().filter(|n| n.ipam == Ipam::Fan) {
+        for h in state.hosts.values() {
+            if let Some(b) = state.host_block(n, h) {
+                slot(&mut out, &h.name).blocks.push(BlockOf { network: &n.name, cidr: b.to_string() });
+            }
+        }
+    }
+    for e in &state.endpoints {
+        slot(&mut out, &e.host).endpoints += 1;
+    }
+    out
+}
+
+fn heartbeat(h: Option<&Host>) -> String {
+    match h {
+        None => "no Host row".to_owned(),
+        Some(h) if h.heartbeat_interval <= 0 => "none".to_owned(),
+        Some(h) => format!("#{} every {}", h.heartbeat, secs(h.heartbeat_interval)),
+    }
+}
+
+fn secs(ms: i64) -> String {
+    format!("{}s", Duration::from_millis(ms.max(0) as u64).as_secs_f64())
+}
+
+const HEADER: &str = "NAME             UNDERLAY         TUNNELS          HEARTBEAT            BLOCKS ENDPOINTS";
+
+fn line(s: &HostSummary<'_>) -> String {
+    let (underlay, tunnels) = match s.host {
+        Some(h) => (h.underlay_ip.to_string(), h.tunnel_types.iter().cloned().collect::<Vec<_>>().join(",")),
+        None => ("-".to_owned(), "-".to_owned()),
+    };
+    format!(
+        "{:<16} {:<16} {:<16} {:<20} {:<6} {}",
+        s.name,
+        underlay,
+        tunnels,
+        heartbeat(s.host),
+        s.blocks.len(),
+        s.endpoints
+    )
+}
+
+/// How long a host's heartbeat is watched before it is judged gone: two of
+/// its intervals (the agent beats on a one-second tick) and a second.
+pub fn liveness_window(heartbeat_interval_ms: i64) -> Duration {
+    Duration::from_millis(heartbeat_interval_ms.max(0) as u64) * 2 + Duration::from_secs(1)
+}
+
+pub async fn run(cmd: HostCommand, g: &Global) -> anyhow::Result<()> {
+    match cmd {
+        HostCommand::List { db } => {
+            let cdb = ClusterDb::connect(&db.cluster_db, &g.connect).await?;
+            let state = cdb.state().await?;
+            let hosts = summaries(&state);
+            match g.format {
+                Format::Json => println!("{}", serde_json::to_string(&hosts.values().collect::<Vec<_>>())?),
+                Format::Table => {
+                    println!("{HEADER}");
+                    for s in hosts.values() {
+                        println!("{}", line(s));
+                    }
+                }
+            }
+            Ok(())
+        }
+        HostCommand::Show { name, db } => {
+            let cdb = ClusterDb::connect(&db.cluster_db, &g.connect).await?;
+            let state = cdb.state().await?;
+            let hosts = summaries(&state);
+            let s = hosts.get(name.as_str()).ok_or_else(|| ClusterError::NoHost(name.clone()))?;
+            let eps: Vec<&Endpoint> = state.endpoints.iter().filter(|e| e.host == name).collect();
+            let net_name = |e: &Endpoint| state.network_by_uuid(e.network).map_or("?", |n| n.name.as_str());
+            match g.format {
+                Format::Json => {
+                    let eps: Vec<_> =
+                        eps.iter().map(|e| serde_json::json!({"network": net_name(e), "endpoint": e})).collect();
+                    println!("{}", serde_json::json!({"host": s, "endpoints": eps}));
+                }
+                Format::Table => {
+                    println!("{HEADER}\n{}", line(s));
+                    for b in &s.blocks {
+                        println!("block {} in network {}", b.cidr, b.network);
+                    }
+                    println!("{} endpoint(s)", eps.len());
+                    for e in eps {
+                        println!(
+                            "  {:<16} {} in {} ({} {})",
+                            e.ip.to_string(),
+                            e.mac,
+                            net_name(e),
+                            e.container,
+                            e.interface
+                        );
+                    }
+                }
+            }
+            Ok(())
+        }
+        HostCommand::Del { name, force, if_exists, db } => {
+            let cdb = ClusterDb::connect(&db.cluster_db, &g.connect).await?;
+            let checked = match cdb.host(&name).await {
+                Ok(h) if !force && h.heartbeat_interval > 0 => {
+                    let window = liveness_window(h.heartbeat_interval);
+                    eprintln!(
+                        "ovsnet: watching {name}'s heartbeat for up to {:.1}s (its agent beats every {}; --force skips this)",
+                        window.as_secs_f64(),
+                        secs(h.heartbeat_interval)
+                    );
+                    if let Some(now) = cdb.heartbeat_moves(&name, h.heartbeat, window).await? {
+                        return Err(ClusterError::HostAlive {
+                            host: name.clone(),
+                            observed: format!("from {} to {now}", h.heartbeat),
+                        })
+                        .context(format!("host del {name}"));
+                    }
+                    Some(h.heartbeat)
+                }
+                Ok(_) | Err(ClusterError::NoHost(_)) => None,
+                Err(e) => return Err(e).context(format!("host del {name}")),
+            };
+            let removed = match cdb.remove_host(&name, checked).await {
+                Ok(r) => r,
+                Err(ClusterError::NoHost(_)) if if_exists => return Ok(()),
+                Err(e) => return Err(e).context(format!("host del {name}")),
+            };
+            match g.format {
+                Format::Json => {
+                    println!("{}", serde_json::json!({"host": name, "removed": removed}))
+                }
+                Format::Table => println!(
+                    "removed host {name}{}: {} block(s), {} endpoint(s)",
+                    if removed.host_row { "" } else { " (it had no Host row)" },
+                    removed.blocks,
+                    removed.endpoints
+                ),
+            }
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_host_is_judged_gone_after_two_intervals_and_a_second() {
+        assert_eq!(liveness_window(2_000), Duration::from_secs(5));
+        assert_eq!(liveness_window(0), Duration::from_secs(1));
+        assert_eq!(liveness_window(-5), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn heartbeat_column_says_what_the_host_promised() {
+        assert_eq!(heartbeat(None), "no Host row");
+        assert_eq!(secs(2_500), "2.5s");
+    }
+}
