@@ -9,12 +9,16 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
+use bytes::BytesMut;
 use ovsnet::agent::{StateOptions, state_from_cache};
 use ovsnet::openflow::FlowStats;
+use ovsnet::ovsdb::framing::JsonCodec;
+use ovsnet::ovsdb::rpc::Message;
 use ovsnet::ovsdb::schema::DatabaseSchema;
 use ovsnet::ovsdb::{Cache, TableUpdates};
 use ovsnet::pipeline::diff::ReadBack;
 use ovsnet::pipeline::{FlowSet, Pipeline, desired_flows, diff, installed_from_stats};
+use tokio_util::codec::Decoder;
 
 struct Counting;
 
@@ -154,17 +158,55 @@ fn agent_state_for_10000_endpoints() {
     let pipeline = Pipeline::builtin().expect("pipeline");
     let opts = StateOptions { bridge: "obr0".into(), ..StateOptions::default() };
     let text = snapshot_json();
+    // The reply as it comes off the socket: one JSON-RPC frame.
+    let wire = format!("{{\"id\":3,\"result\":{text},\"error\":null}}");
     let base = LIVE.load(Relaxed);
     PEAK.store(base, Relaxed);
     eprintln!("snapshot JSON text: {:.2} MB", mb(text.len()));
 
-    // What the client does with the monitor_cond reply.
+    // For comparison, the reader before: the reply as a `serde_json::Value`
+    // tree, then the rows built from it.
     let value: serde_json::Value = serde_json::from_str(&text).expect("json");
-    step("reply parsed as serde_json::Value", base);
-    let updates = TableUpdates::from_update2(&value).expect("updates");
-    step("  + TableUpdates", base);
+    let value_bytes = step("(before) reply parsed as serde_json::Value", base);
+    let reference = TableUpdates::from_update2(&value).expect("updates");
+    let value_peak = PEAK.load(Relaxed) - base;
+    step("(before)   + TableUpdates", base);
     drop(value);
-    step("TableUpdates (Value dropped)", base);
+    step("(before) TableUpdates (Value dropped)", base);
+
+    // What the client does: the framing decoder hands over the reply with
+    // its `result` still text (a slice of the frame, which it reads into
+    // its buffer), and the monitor's reader parses that text straight into
+    // rows.
+    let base = LIVE.load(Relaxed);
+    PEAK.store(base, Relaxed);
+    let mut codec = JsonCodec::default();
+    let mut buf = BytesMut::from(wire.as_bytes());
+    let msg = codec.decode(&mut buf).expect("frame").expect("a whole message");
+    let Message::Response { result, .. } = msg else { panic!("a response") };
+    step("reply framed, result left as text", base);
+    let updates = TableUpdates::from_update2_slice(result.as_bytes()).expect("updates");
+    let direct_peak = PEAK.load(Relaxed) - base;
+    step("  + TableUpdates straight from the text", base);
+    drop(result);
+    drop(buf);
+    let updates_bytes = step("TableUpdates (frame dropped)", base);
+    assert_eq!(updates, reference, "the direct parse gives what the Value path gives");
+    drop(reference);
+    drop(text);
+    drop(wire);
+    eprintln!(
+        "snapshot peak: via Value {:.2} MB, direct {:.2} MB (TableUpdates {:.2} MB, the Value alone {:.2} MB)",
+        mb(value_peak),
+        mb(direct_peak),
+        mb(updates_bytes),
+        mb(value_bytes)
+    );
+    // The snapshot's peak is the rows plus about the frame, not the rows
+    // plus a JSON tree ten times the text.
+    assert!(direct_peak < updates_bytes + (12 << 20), "direct parse peak {direct_peak}");
+    let base = LIVE.load(Relaxed) - updates_bytes;
+    PEAK.store(LIVE.load(Relaxed), Relaxed);
     // What the agent does with it: the rows move into the cache.
     let mut cache = Cache::new(schema);
     cache.apply_owned(updates).expect("apply");

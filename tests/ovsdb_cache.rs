@@ -15,8 +15,8 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 use ovsnet::ovsdb::framing::JsonCodec;
-use ovsnet::ovsdb::rpc::Message;
-use ovsnet::ovsdb::{Cache, DatabaseSchema, Row, Uuid};
+use ovsnet::ovsdb::rpc::{Json, Message};
+use ovsnet::ovsdb::{Cache, DatabaseSchema, Row, TableUpdates, Uuid};
 use serde_json::{Value, json};
 use tokio_util::codec::Decoder;
 
@@ -74,24 +74,54 @@ fn recorded_update_and_update2_rebuild_the_database() {
     assert!(codec.decode_eof(&mut buf).expect("clean end").is_none());
     let (mut n_update, mut n_update2, mut modifies) = (0, 0, 0);
     let mut select = None;
+    // Each cache twice: through a `Value` tree (the reference) and parsed
+    // straight from the text (what the client does); they must agree.
+    let mut v2_direct = Cache::new(schema.clone());
+    let mut v1_direct = Cache::new(schema.clone());
+    let direct = |j: &Json, update2: bool| {
+        let (a, b) = match update2 {
+            true => (
+                TableUpdates::from_update2_slice(j.as_bytes()),
+                TableUpdates::from_update2(&j.to_value().expect("json")),
+            ),
+            false => {
+                (TableUpdates::from_update_slice(j.as_bytes()), TableUpdates::from_update(&j.to_value().expect("json")))
+            }
+        };
+        let a = a.expect("direct parse");
+        assert_eq!(a, b.expect("Value parse"), "direct and Value parses differ on {j}");
+        a
+    };
     for m in msgs {
         match m {
-            Message::Response { id, result } if id == json!(1) => v2.apply_update2(&result).expect("initial2"),
-            Message::Response { id, result } if id == json!(2) => v1.apply_update(&result).expect("initial"),
-            Message::Response { id, result } if id == json!(3) => select = Some(result),
+            Message::Response { id, result } if id == json!(1) => {
+                v2.apply_update2(&result.to_value().expect("json")).expect("initial2");
+                v2_direct.apply_owned(direct(&result, true)).expect("initial2");
+            }
+            Message::Response { id, result } if id == json!(2) => {
+                v1.apply_update(&result.to_value().expect("json")).expect("initial");
+                v1_direct.apply_owned(direct(&result, false)).expect("initial");
+            }
+            Message::Response { id, result } if id == json!(3) => select = Some(result.to_value().expect("json")),
             Message::Notification { method, params } if method == "update2" => {
-                assert_eq!(params[0], json!("c"));
-                modifies += params[1].to_string().matches("\"modify\"").count();
-                v2.apply_update2(&params[1]).expect("update2");
+                let parts = params.elements().expect("params");
+                assert_eq!(parts[0], json!("c"));
+                modifies += parts[1].to_string().matches("\"modify\"").count();
+                v2.apply_update2(&parts[1].to_value().expect("json")).expect("update2");
+                v2_direct.apply_owned(direct(&parts[1], true)).expect("update2");
                 n_update2 += 1;
             }
             Message::Notification { method, params } if method == "update" => {
-                assert_eq!(params[0], json!("m"));
-                v1.apply_update(&params[1]).expect("update");
+                let parts = params.elements().expect("params");
+                assert_eq!(parts[0], json!("m"));
+                v1.apply_update(&parts[1].to_value().expect("json")).expect("update");
+                v1_direct.apply_owned(direct(&parts[1], false)).expect("update");
                 n_update += 1;
             }
             other => panic!("unexpected message {other:?}"),
         }
+        assert_eq!(v2.tables(), v2_direct.tables());
+        assert_eq!(v1.tables(), v1_direct.tables());
     }
     assert!(n_update >= 5 && n_update == n_update2, "{n_update} updates, {n_update2} update2s");
     assert!(modifies >= 5, "the recording exercises modify: {modifies}");

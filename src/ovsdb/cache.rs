@@ -10,11 +10,14 @@
 //! same value is removed, a key present with another value is replaced).
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::sync::Arc;
 
+use serde::Deserializer;
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde_json::Value;
 
-use super::notation::{Atom, Datum, NotationError, Row, Uuid, row_from_json};
+use super::notation::{Atom, Datum, NotationError, Row, RowSeed, Uuid, row_from_json};
 use super::schema::DatabaseSchema;
 
 /// What happened to one row.
@@ -57,6 +60,9 @@ impl TableUpdates {
     pub fn from_update2(v: &Value) -> Result<Self, NotationError> {
         Self::parse(v, |u| {
             let u = obj(u, "row update2")?;
+            if u.len() > 1 {
+                return Err(NotationError("row update2 with more than one member".into()));
+            }
             let (kind, row) = u.iter().next().ok_or_else(|| NotationError("empty row update2".into()))?;
             Ok(match kind.as_str() {
                 "initial" => RowUpdate::Initial(row_from_json(row)?),
@@ -76,11 +82,36 @@ impl TableUpdates {
         for (table, rows) in obj(v, "table updates")? {
             let mut t = BTreeMap::new();
             for (uuid, u) in obj(rows, "table update")? {
-                t.insert(Uuid::parse(uuid)?, row_update(u)?);
+                // Two spellings of one UUID (upper and lower case).
+                if t.insert(Uuid::parse(uuid)?, row_update(u)?).is_some() {
+                    return Err(NotationError(format!("row {uuid} appears twice in table {table}")));
+                }
             }
             out.insert(table.clone(), t);
         }
         Ok(TableUpdates(out))
+    }
+
+    /// Parses `update2`'s `<table-updates2>` (also `monitor_cond`'s reply,
+    /// and the last member of `update3`) straight from its JSON text, into
+    /// rows, without a [`Value`] tree: what [`TableUpdates::from_update2`]
+    /// gives for the same JSON, except that a member named twice in one
+    /// object is refused (the `Value` path keeps the last).
+    pub fn from_update2_slice(json: &[u8]) -> Result<Self, NotationError> {
+        Self::from_slice(json, true)
+    }
+
+    /// Parses `update`'s `<table-updates>` (also `monitor`'s reply) straight
+    /// from its JSON text; see [`TableUpdates::from_update2_slice`].
+    pub fn from_update_slice(json: &[u8]) -> Result<Self, NotationError> {
+        Self::from_slice(json, false)
+    }
+
+    fn from_slice(json: &[u8], update2: bool) -> Result<Self, NotationError> {
+        let mut de = serde_json::Deserializer::from_slice(json);
+        let out = TableUpdatesSeed { update2 }.deserialize(&mut de).map_err(|e| NotationError(e.to_string()))?;
+        de.end().map_err(|e| NotationError(e.to_string()))?;
+        Ok(out)
     }
 
     /// Number of row changes.
@@ -90,6 +121,224 @@ impl TableUpdates {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// Deserializes `<table-updates>` (`update2` false) or `<table-updates2>`
+/// from any serde deserializer, rows straight into [`Datum`]s. Usable
+/// inside a bigger document (e.g. as one element of a notification's
+/// parameters) with `SeqAccess::next_element_seed`.
+#[derive(Debug, Clone, Copy)]
+pub struct TableUpdatesSeed {
+    pub update2: bool,
+}
+
+impl<'de> DeserializeSeed<'de> for TableUpdatesSeed {
+    type Value = TableUpdates;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<TableUpdates, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TableUpdatesSeed {
+    type Value = TableUpdates;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("table updates (an object of tables)")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TableUpdates, A::Error> {
+        let mut out = BTreeMap::new();
+        while let Some(table) = map.next_key::<String>()? {
+            let rows = map.next_value_seed(TableUpdateSeed { update2: self.update2 })?;
+            if out.contains_key(&table) {
+                return Err(de::Error::custom(format!("table {table} appears twice")));
+            }
+            out.insert(table, rows);
+        }
+        Ok(TableUpdates(out))
+    }
+}
+
+/// One table's `<table-update>`: row UUID to row update.
+#[derive(Clone, Copy)]
+struct TableUpdateSeed {
+    update2: bool,
+}
+
+impl<'de> DeserializeSeed<'de> for TableUpdateSeed {
+    type Value = BTreeMap<Uuid, RowUpdate>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TableUpdateSeed {
+    type Value = BTreeMap<Uuid, RowUpdate>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a table update (an object of rows by UUID)")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut rows = BTreeMap::new();
+        while let Some(RowKey(uuid)) = map.next_key::<RowKey>()? {
+            let u = match self.update2 {
+                true => map.next_value_seed(RowUpdate2Seed)?,
+                false => map.next_value_seed(RowUpdate1Seed)?,
+            };
+            if rows.insert(uuid, u).is_some() {
+                return Err(de::Error::custom(format!("row {uuid} appears twice")));
+            }
+        }
+        Ok(rows)
+    }
+}
+
+/// A row's UUID as an object key, parsed without an allocation.
+struct RowKey(Uuid);
+
+impl<'de> de::Deserialize<'de> for RowKey {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = RowKey;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a row UUID")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<RowKey, E> {
+                Uuid::parse(s).map(RowKey).map_err(E::custom)
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// `update`'s `<row-update>`: `{"old": row, "new": row}`, both optional.
+struct RowUpdate1Seed;
+
+impl<'de> DeserializeSeed<'de> for RowUpdate1Seed {
+    type Value = RowUpdate;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<RowUpdate, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RowUpdate1Seed {
+    type Value = RowUpdate;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a row update (an object with \"old\" and/or \"new\")")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RowUpdate, A::Error> {
+        let (mut old, mut new) = (None, None);
+        while let Some(key) = map.next_key::<Member>()? {
+            let slot = match key {
+                Member::Old => &mut old,
+                Member::New => &mut new,
+                // Other members are ignored, as the `Value` path does.
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                    continue;
+                }
+            };
+            if slot.is_some() {
+                return Err(de::Error::custom("a member appears twice in a row update"));
+            }
+            *slot = Some(map.next_value_seed(RowSeed)?);
+        }
+        Ok(RowUpdate::Update { old, new })
+    }
+}
+
+/// `update2`'s `<row-update2>`: exactly one of `initial`, `insert`,
+/// `modify` (each a row) or `delete`.
+struct RowUpdate2Seed;
+
+impl<'de> DeserializeSeed<'de> for RowUpdate2Seed {
+    type Value = RowUpdate;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<RowUpdate, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RowUpdate2Seed {
+    type Value = RowUpdate;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a row update2 (an object of one member)")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RowUpdate, A::Error> {
+        let Some(kind) = map.next_key::<Member>()? else {
+            return Err(de::Error::custom("empty row update2"));
+        };
+        let u = match kind {
+            Member::Initial => RowUpdate::Initial(map.next_value_seed(RowSeed)?),
+            Member::Insert => RowUpdate::Insert(map.next_value_seed(RowSeed)?),
+            Member::Modify => RowUpdate::Modify(map.next_value_seed(RowSeed)?),
+            Member::Delete => {
+                map.next_value::<IgnoredAny>()?;
+                RowUpdate::Delete
+            }
+            Member::Old | Member::New | Member::Other(_) => {
+                return Err(de::Error::custom(format!("unknown row update2 {:?}", kind.name())));
+            }
+        };
+        if map.next_key::<IgnoredAny>()?.is_some() {
+            return Err(de::Error::custom("row update2 with more than one member"));
+        }
+        Ok(u)
+    }
+}
+
+/// A member name of a row update.
+enum Member {
+    Old,
+    New,
+    Initial,
+    Insert,
+    Modify,
+    Delete,
+    Other(String),
+}
+
+impl Member {
+    fn name(&self) -> &str {
+        match self {
+            Member::Old => "old",
+            Member::New => "new",
+            Member::Initial => "initial",
+            Member::Insert => "insert",
+            Member::Modify => "modify",
+            Member::Delete => "delete",
+            Member::Other(s) => s,
+        }
+    }
+}
+
+impl<'de> de::Deserialize<'de> for Member {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Member;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a member name")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Member, E> {
+                Ok(match s {
+                    "old" => Member::Old,
+                    "new" => Member::New,
+                    "initial" => Member::Initial,
+                    "insert" => Member::Insert,
+                    "modify" => Member::Modify,
+                    "delete" => Member::Delete,
+                    other => Member::Other(other.to_owned()),
+                })
+            }
+        }
+        d.deserialize_str(V)
     }
 }
 

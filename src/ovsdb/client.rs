@@ -42,7 +42,7 @@ use super::framing::{DEFAULT_MAX_MESSAGE, FramingError, JsonCodec};
 use super::notation::Datum;
 use super::ops::{Condition, OpOutcome, OpResult, Operation};
 use super::remote::Remote;
-use super::rpc::{Message, describe_error};
+use super::rpc::{Json, Message, describe_error};
 use super::schema::DatabaseSchema;
 
 /// Reconnection backoff: waited once every remote has failed in turn; it
@@ -241,7 +241,9 @@ struct Counters {
     probes_sent: AtomicU64,
 }
 
-type Reply = oneshot::Sender<Result<Value, Error>>;
+/// A reply's `result`, still as text: the caller parses it into what it
+/// needs (a monitor's snapshot straight into rows).
+type Reply = oneshot::Sender<Result<Json, Error>>;
 
 enum Command {
     Request {
@@ -406,7 +408,7 @@ impl Client {
         }
     }
 
-    async fn call(&self, make: impl FnOnce(Reply) -> Command) -> Result<Value, Error> {
+    async fn call(&self, make: impl FnOnce(Reply) -> Command) -> Result<Json, Error> {
         let (tx, rx) = oneshot::channel();
         self.inner.cmd.send((Instant::now(), make(tx))).map_err(|_| Error::Disconnected)?;
         let reply = async { rx.await.map_err(|_| Error::Disconnected)? };
@@ -418,7 +420,8 @@ impl Client {
 
     /// Sends any request and returns its `result`.
     pub async fn request(&self, method: &str, params: Value) -> Result<Value, Error> {
-        self.call(|reply| Command::Request { method: method.to_owned(), params, reply }).await
+        let r = self.call(|reply| Command::Request { method: method.to_owned(), params, reply }).await?;
+        r.to_value().map_err(|e| Error::Protocol(format!("{method} reply: {e}")))
     }
 
     /// `list_dbs`.
@@ -486,6 +489,7 @@ impl Client {
                 reply,
             })
             .await?;
+        // The snapshot (megabytes for a big bridge) goes straight into rows.
         let initial = parse_updates(&v, cond)?;
         Ok(Monitor { id, db: db.to_owned(), initial, cond, events: ev_rx, client: self.clone() })
     }
@@ -508,7 +512,8 @@ impl Client {
 
     async fn lock_or_steal(&self, name: &str, steal: bool) -> Result<Lock, Error> {
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
-        let v = self.call(|reply| Command::Lock { steal, name: name.to_owned(), events: ev_tx, reply }).await?;
+        let r = self.call(|reply| Command::Lock { steal, name: name.to_owned(), events: ev_tx, reply }).await?;
+        let v = r.to_value().map_err(|e| Error::Protocol(format!("lock reply: {e}")))?;
         let locked = v
             .get("locked")
             .and_then(Value::as_bool)
@@ -527,9 +532,29 @@ impl Client {
     }
 }
 
-fn parse_updates(v: &Value, cond: bool) -> Result<TableUpdates, Error> {
-    let r = if cond { TableUpdates::from_update2(v) } else { TableUpdates::from_update(v) };
+/// A monitor reply's or notification's table updates, parsed from their
+/// text straight into rows (never a `Value` tree).
+fn parse_updates(j: &Json, cond: bool) -> Result<TableUpdates, Error> {
+    let r = match cond {
+        true => TableUpdates::from_update2_slice(j.as_bytes()),
+        false => TableUpdates::from_update_slice(j.as_bytes()),
+    };
     r.map_err(|e| Error::Protocol(format!("monitor update: {}", e.0)))
+}
+
+/// The monitor id and the table updates of an `update`/`update2`
+/// notification (`[id, updates]`) or an `update3` (`[id, last-txn-id,
+/// updates]`), the updates still as text.
+fn monitor_notification(method: &str, params: &Json) -> Result<(Value, Json), String> {
+    let bad = || format!("{method} notification without monitor id and updates");
+    let mut parts = params.elements().ok_or_else(bad)?;
+    let want = if method == "update3" { 3 } else { 2 };
+    if parts.len() != want {
+        return Err(bad());
+    }
+    let updates = parts.pop().ok_or_else(bad)?;
+    let id = parts[0].to_value().map_err(|e| e.to_string())?;
+    Ok((id, updates))
 }
 
 /// Turns a `transact` result array into per-operation results, or the first
@@ -697,7 +722,7 @@ impl Task {
                     let _ = reply.send(Err(Error::Timeout));
                 }
                 Command::MonitorCancel { reply, .. } | Command::Unlock { reply, .. } => {
-                    let _ = reply.send(Ok(json!({})));
+                    let _ = reply.send(Ok(Json::from(json!({}))));
                 }
             }
         }
@@ -719,11 +744,11 @@ impl Task {
             // Nothing on the server to cancel or release.
             Command::MonitorCancel { id, reply } => {
                 self.monitors.remove(&id);
-                let _ = reply.send(Ok(json!({})));
+                let _ = reply.send(Ok(Json::from(json!({}))));
             }
             Command::Unlock { name, reply } => {
                 self.locks.remove(&name);
-                let _ = reply.send(Ok(json!({})));
+                let _ = reply.send(Ok(Json::from(json!({}))));
             }
             // Monitor starts too: registered when sent, so a start that
             // times out here leaves nothing behind.
@@ -980,26 +1005,25 @@ impl Task {
         conn: &mut Conn,
         s: &mut Session,
         method: &str,
-        params: &Value,
+        params: &Json,
     ) -> Result<(), String> {
         match method {
-            "update" | "update2" => {
-                let (Some(mid), Some(updates)) = (params.get(0), params.get(1)) else {
-                    return Err(format!("{method} notification without monitor id and updates"));
-                };
+            "update" | "update2" | "update3" => {
+                let (mid, updates) = monitor_notification(method, params)?;
                 if mid.as_str() == Some(SERVER_MONITOR) {
-                    s.apply_server_updates(updates);
+                    s.apply_server_updates(&updates.to_value().map_err(|e| e.to_string())?);
                     return self.check_server(remote, conn, s).await;
                 }
                 let Some(m) = mid.as_str().and_then(|m| self.monitors.get(m)) else {
                     // A cancelled monitor's last update may still be in flight.
                     return Ok(());
                 };
-                let parsed = parse_updates(updates, method == "update2").map_err(|e| e.to_string())?;
+                let parsed = parse_updates(&updates, method != "update").map_err(|e| e.to_string())?;
                 let _ = m.events.send(MonitorEvent::Update(parsed));
                 Ok(())
             }
             "locked" | "stolen" => {
+                let params = params.to_value().unwrap_or_default();
                 let name = params.get(0).and_then(Value::as_str).unwrap_or_default();
                 if let Some(tx) = self.locks.get(name) {
                     let _ = tx.send(if method == "locked" { LockEvent::Locked } else { LockEvent::Stolen });
@@ -1019,7 +1043,7 @@ impl Task {
         conn: &mut Conn,
         s: &mut Session,
         id: &Value,
-        result: Result<Value, Value>,
+        result: Result<Json, Value>,
     ) -> Result<(), String> {
         let Some(p) = id.as_u64().and_then(|n| s.pending.remove(&n)) else {
             // Our probe's reply, or a reply to a request whose caller gave up.
@@ -1051,8 +1075,8 @@ impl Task {
                 }
             }
             Pending::ServerMonitor => match result {
-                Ok(v) => {
-                    s.apply_server_updates(&v);
+                Ok(j) => {
+                    s.apply_server_updates(&j.to_value().map_err(|e| e.to_string())?);
                     return self.check_server(remote, conn, s).await;
                 }
                 // An old server without _Server: nothing to check.
@@ -1060,8 +1084,8 @@ impl Task {
                 Err(_) => {}
             },
             Pending::Relock(name) => {
-                if let (Ok(v), Some(tx)) = (result, self.locks.get(&name))
-                    && v.get("locked").and_then(Value::as_bool) == Some(true)
+                if let (Ok(j), Some(tx)) = (result, self.locks.get(&name))
+                    && j.to_value().ok().and_then(|v| v.get("locked").and_then(Value::as_bool)) == Some(true)
                 {
                     let _ = tx.send(LockEvent::Locked);
                 }

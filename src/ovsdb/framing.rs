@@ -4,11 +4,13 @@
 //! end of each top-level JSON value itself. The decoder keeps its scan state
 //! (nesting depth, inside-a-string, after-a-backslash, bytes already scanned)
 //! between reads, so a message that arrives in many pieces is scanned once,
-//! not from its start on every read. Only then is it handed to serde_json.
+//! not from its start on every read. Only then is it handed to serde_json,
+//! which classifies the message and leaves its `params` or `result` as text
+//! ([`super::rpc::Json`]) for the reader to parse into what it needs.
 //!
 //! Pure: a `tokio_util::codec` pair, no socket.
 
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
 use super::rpc::{Message, MessageError};
@@ -140,14 +142,21 @@ impl Decoder for JsonCodec {
         match self.find_end(buf)? {
             Some(end) => {
                 let frame = buf.split_to(end);
-                if frame.len() > BIG_FRAME {
+                let frame = if frame.len() > BIG_FRAME {
                     // The read buffer would otherwise keep this frame's
                     // allocation (megabytes, for a monitor's initial
                     // snapshot) for the life of the connection: move what
-                    // follows into a fresh buffer, so it is freed with the frame.
+                    // follows into a fresh buffer, so the frame owns its
+                    // allocation alone and it is freed with the message.
                     *buf = BytesMut::from(&buf[..]);
-                }
-                Ok(Some(Message::from_slice(&frame)?))
+                    frame.freeze()
+                } else {
+                    // The message's payloads are slices of its frame: a
+                    // small one gets a copy of its own, so a message kept
+                    // around never pins the read buffer.
+                    Bytes::copy_from_slice(&frame)
+                };
+                Ok(Some(Message::from_bytes(frame)?))
             }
             None => Ok(None),
         }
@@ -166,7 +175,7 @@ impl Encoder<Message> for JsonCodec {
     type Error = FramingError;
 
     fn encode(&mut self, msg: Message, dst: &mut BytesMut) -> Result<(), FramingError> {
-        serde_json::to_writer(dst.writer(), &msg.to_raw()).map_err(|e| FramingError::Io(e.into()))
+        msg.write_to(&mut dst.writer()).map_err(FramingError::Io)
     }
 }
 
@@ -201,7 +210,7 @@ mod tests {
             expected[0],
             Message::Notification {
                 method: "update2".into(),
-                params: json!(["m", {"Bridge": {"x": {"insert": {"name": "a}\"{[\\"}}}}]),
+                params: json!(["m", {"Bridge": {"x": {"insert": {"name": "a}\"{[\\"}}}}]).into(),
             }
         );
         for cut in 0..=wire.len() {

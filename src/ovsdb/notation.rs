@@ -239,9 +239,203 @@ impl Serialize for Atom {
     }
 }
 impl<'de> Deserialize<'de> for Atom {
+    /// Straight from the wire text, no [`Value`] in between; the same
+    /// atoms (and the same refusals) as [`Atom::from_json`].
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = Value::deserialize(d)?;
-        Atom::from_json(&v).map_err(de::Error::custom)
+        match d.deserialize_any(NotationVisitor { datum: false })? {
+            Parsed::Atom(a) => Ok(a),
+            // Not made by an atom visitor; refused all the same.
+            Parsed::Datum(_) => Err(de::Error::custom("expected an atom, got a set or map")),
+        }
+    }
+}
+
+/// What [`NotationVisitor`] made.
+enum Parsed {
+    Atom(Atom),
+    Datum(Datum),
+}
+
+/// Deserializes an atom, or (with `datum`) a datum: the serde visitor form
+/// of [`Atom::from_json`] and [`Datum::from_json`], giving exactly what they
+/// give for the same JSON (`tests/ovsdb_direct.rs` checks it), without
+/// building a [`Value`] first.
+struct NotationVisitor {
+    datum: bool,
+}
+
+impl NotationVisitor {
+    fn atom<E>(self, a: Atom) -> Result<Parsed, E> {
+        Ok(if self.datum { Parsed::Datum(Datum::Set(vec![a])) } else { Parsed::Atom(a) })
+    }
+}
+
+/// The first element of a notation array: `"set"`, `"map"`, `"uuid"` or
+/// `"named-uuid"`.
+#[derive(Clone, Copy, PartialEq)]
+enum Tag {
+    Set,
+    Map,
+    Uuid,
+    NamedUuid,
+}
+
+impl<'de> Deserialize<'de> for Tag {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl de::Visitor<'_> for V {
+            type Value = Tag;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("\"set\", \"map\", \"uuid\" or \"named-uuid\"")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Tag, E> {
+                match s {
+                    "set" => Ok(Tag::Set),
+                    "map" => Ok(Tag::Map),
+                    "uuid" => Ok(Tag::Uuid),
+                    "named-uuid" => Ok(Tag::NamedUuid),
+                    other => Err(E::custom(format!("expected an atom, got an array tagged {other:?}"))),
+                }
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// A JSON array of atoms (the second element of `["set", ...]`).
+struct Atoms;
+
+impl<'de> de::DeserializeSeed<'de> for Atoms {
+    type Value = Vec<Atom>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Vec<Atom>, D::Error> {
+        struct V;
+        impl<'de> de::Visitor<'de> for V {
+            type Value = Vec<Atom>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an array of atoms")
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Atom>, A::Error> {
+                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+                while let Some(a) = seq.next_element::<Atom>()? {
+                    out.push(a);
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_seq(V)
+    }
+}
+
+/// A JSON array of `[key, value]` pairs (the second element of `["map", ...]`).
+struct Pairs;
+
+impl<'de> de::DeserializeSeed<'de> for Pairs {
+    type Value = BTreeMap<Atom, Atom>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        struct V;
+        impl<'de> de::Visitor<'de> for V {
+            type Value = BTreeMap<Atom, Atom>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an array of [key, value] pairs")
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut m = BTreeMap::new();
+                while let Some(Pair(k, v)) = seq.next_element::<Pair>()? {
+                    // A later duplicate key wins, as in `Datum::from_json`.
+                    m.insert(k, v);
+                }
+                Ok(m)
+            }
+        }
+        d.deserialize_seq(V)
+    }
+}
+
+/// One `[key, value]` pair of a map.
+struct Pair(Atom, Atom);
+
+impl<'de> Deserialize<'de> for Pair {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> de::Visitor<'de> for V {
+            type Value = Pair;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a [key, value] pair")
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Pair, A::Error> {
+                let not_pair = || de::Error::custom("map element is not a pair");
+                let k = seq.next_element::<Atom>()?.ok_or_else(not_pair)?;
+                let v = seq.next_element::<Atom>()?.ok_or_else(not_pair)?;
+                if seq.next_element::<de::IgnoredAny>()?.is_some() {
+                    return Err(not_pair());
+                }
+                Ok(Pair(k, v))
+            }
+        }
+        d.deserialize_seq(V)
+    }
+}
+
+impl<'de> de::Visitor<'de> for NotationVisitor {
+    type Value = Parsed;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.datum { "an OVSDB datum" } else { "an OVSDB atom" })
+    }
+
+    fn visit_bool<E: de::Error>(self, b: bool) -> Result<Parsed, E> {
+        self.atom(Atom::Boolean(b))
+    }
+
+    fn visit_i64<E: de::Error>(self, i: i64) -> Result<Parsed, E> {
+        self.atom(Atom::Integer(i))
+    }
+
+    fn visit_u64<E: de::Error>(self, u: u64) -> Result<Parsed, E> {
+        // Beyond i64: a real, as `serde_json::Number::as_f64` gives it.
+        self.atom(i64::try_from(u).map_or(Atom::Real(u as f64), Atom::Integer))
+    }
+
+    fn visit_f64<E: de::Error>(self, r: f64) -> Result<Parsed, E> {
+        self.atom(Atom::Real(r))
+    }
+
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<Parsed, E> {
+        self.atom(Atom::String(s.to_owned()))
+    }
+
+    fn visit_string<E: de::Error>(self, s: String) -> Result<Parsed, E> {
+        self.atom(Atom::String(s))
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Parsed, A::Error> {
+        let short = || de::Error::custom("expected an atom or datum, got an array that is not a pair");
+        let tag = seq.next_element::<Tag>()?.ok_or_else(short)?;
+        let out = match tag {
+            Tag::Set | Tag::Map if !self.datum => {
+                return Err(de::Error::custom("expected an atom, got a set or map"));
+            }
+            Tag::Set => {
+                let atoms = seq.next_element_seed(Atoms)?.ok_or_else(short)?;
+                Parsed::Datum(Datum::set(atoms))
+            }
+            Tag::Map => {
+                let m = seq.next_element_seed(Pairs)?.ok_or_else(short)?;
+                Parsed::Datum(Datum::Map(m.into_iter().collect()))
+            }
+            Tag::Uuid => {
+                let s = seq.next_element::<String>()?.ok_or_else(short)?;
+                self.atom(Atom::Uuid(Uuid::parse(&s).map_err(de::Error::custom)?))?
+            }
+            Tag::NamedUuid => {
+                let s = seq.next_element::<String>()?.ok_or_else(short)?;
+                self.atom(Atom::NamedUuid(s))?
+            }
+        };
+        if seq.next_element::<de::IgnoredAny>()?.is_some() {
+            return Err(short());
+        }
+        Ok(out)
     }
 }
 
@@ -455,9 +649,13 @@ impl Serialize for Datum {
 }
 
 impl<'de> Deserialize<'de> for Datum {
+    /// Straight from the wire text, no [`Value`] in between; the same
+    /// datums (and the same refusals) as [`Datum::from_json`].
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = Value::deserialize(d)?;
-        Datum::from_json(&v).map_err(de::Error::custom)
+        d.deserialize_any(NotationVisitor { datum: true }).map(|n| match n {
+            Parsed::Datum(d) => d,
+            Parsed::Atom(a) => Datum::Set(vec![a]),
+        })
     }
 }
 
@@ -473,6 +671,37 @@ pub fn row_from_json(v: &Value) -> Result<Row, NotationError> {
     o.iter()
         .map(|(k, v)| Ok((k.clone(), Datum::from_json(v).map_err(|e| NotationError(format!("column {k}: {}", e.0)))?)))
         .collect()
+}
+
+/// A row straight from the wire text (`{"column": datum, ...}`), no
+/// [`Value`] in between: what [`row_from_json`] gives for the same JSON. A
+/// column named twice is refused (the `Value` path would keep the last).
+pub struct RowSeed;
+
+impl<'de> de::DeserializeSeed<'de> for RowSeed {
+    type Value = Row;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Row, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> de::Visitor<'de> for RowSeed {
+    type Value = Row;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a row (an object of columns)")
+    }
+
+    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Row, A::Error> {
+        let mut row = Row::new();
+        while let Some(col) = map.next_key::<String>()? {
+            let d = map.next_value::<Datum>().map_err(|e| de::Error::custom(format_args!("column {col}: {e}")))?;
+            if let Some(_dup) = row.insert(col, d) {
+                return Err(de::Error::custom("a column appears twice in a row"));
+            }
+        }
+        Ok(row)
+    }
 }
 
 /// A row as JSON.
