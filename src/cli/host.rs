@@ -22,16 +22,17 @@ pub enum HostCommand {
     },
     /// Show a host, its address blocks and its endpoints.
     Show {
+        /// The host's name, as its agent registered it (`--host-name`).
         name: String,
         #[command(flatten)]
         db: ClusterDbArg,
     },
     /// Forget a host that is gone for good: its endpoints, its blocks and
     /// its Host row, in one transaction; every other host's agent then drops
-    /// its flows towards it. Refused while the host's agent still beats:
-    /// the heartbeat is watched for up to two of its intervals plus a
-    /// second first.
+    /// its flows towards it. Refused while the host's agent still beats
+    /// (its heartbeat is watched for two of its intervals and a second).
     Del {
+        /// The host's name, as its agent registered it (`--host-name`).
         name: String,
         /// Remove without watching the heartbeat (a live agent registers
         /// its host again at its next heartbeat, and republishes its

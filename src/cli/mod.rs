@@ -17,6 +17,7 @@ pub mod attach;
 pub mod bridge;
 pub mod cluster;
 pub mod demo;
+pub mod docs;
 pub mod flows;
 pub mod host;
 pub mod lab;
@@ -121,6 +122,10 @@ pub enum Command {
     Agent(agent::AgentArgs),
     /// Print a bridge's flows (desired, installed, or the difference) in ovs-ofctl syntax.
     Flows(flows::FlowsArgs),
+    /// Print a shell completion script (bash, zsh, fish, ...).
+    Completion(docs::CompletionArgs),
+    /// Print the manual page, or write one per command into a directory.
+    Man(docs::ManArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -234,6 +239,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Lab(cmd) => block_on(lab::run(cmd, &g)),
         Command::Agent(args) => agent::run(args, &g),
         Command::Flows(args) => block_on(flows::run(args, &g)),
+        Command::Completion(args) => docs::completion(&args),
+        Command::Man(args) => docs::man(&args),
     }
 }
 
