@@ -1,6 +1,8 @@
 //! `ovsnet completion` and `ovsnet man`: generated from the same command
 //! definitions as `--help`, for every command.
 
+#![allow(clippy::unwrap_used)]
+
 use std::process::{Command, Output};
 
 fn ovsnet(args: &[&str]) -> Output {
