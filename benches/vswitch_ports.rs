@@ -9,6 +9,8 @@
 //! on both sides, so the figure is the database path alone; `=1` keeps
 //! ovs-vswitchd running and both sides wait for it to apply each change.
 
+#![allow(clippy::unwrap_used)]
+
 use std::process::Command;
 use std::time::{Duration, Instant};
 

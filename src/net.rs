@@ -152,6 +152,7 @@ impl fmt::Display for Mac {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

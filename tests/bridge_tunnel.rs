@@ -2,6 +2,8 @@
 //! with ovs-vsctl, idempotence, conflicts, deletion, and bad input that
 //! leaves the database untouched.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::collections::BTreeMap;

@@ -1,6 +1,8 @@
 //! The private Open vSwitch used by every other test: it starts, runs a
 //! netdev bridge whose ports get ofports, and leaves nothing behind.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::*;

@@ -181,13 +181,15 @@ pub struct Global {
 
 impl Global {
     fn from_cli(cli: &Cli) -> Self {
-        let mut connect = ConnectOptions::default();
-        connect.private_key = cli.private_key.clone();
-        connect.certificate = cli.certificate.clone();
-        connect.ca_cert = cli.ca_cert.clone();
-        connect.timeout = Duration::from_secs(cli.timeout);
-        // A one-shot command reports an unreachable database at once.
-        connect.fail_fast = true;
+        let connect = ConnectOptions {
+            private_key: cli.private_key.clone(),
+            certificate: cli.certificate.clone(),
+            ca_cert: cli.ca_cert.clone(),
+            timeout: Duration::from_secs(cli.timeout),
+            // A one-shot command reports an unreachable database at once.
+            fail_fast: true,
+            ..ConnectOptions::default()
+        };
         Global {
             db: cli.db.clone().unwrap_or_else(default_db),
             connect,

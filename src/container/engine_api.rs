@@ -155,6 +155,7 @@ pub async fn get(socket: &Path, path: &str) -> Result<Response, ApiError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
