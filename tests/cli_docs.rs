@@ -78,3 +78,28 @@ fn man_into_a_missing_directory_is_one_line() {
     assert!(err.contains("not a directory"), "{err}");
     assert!(!missing.exists());
 }
+
+/// Every command and every option says what it is in `--help` (and so in
+/// the manual pages): none is listed bare.
+#[test]
+fn every_command_and_option_has_help() {
+    use clap::CommandFactory;
+    fn walk(cmd: &clap::Command, path: &str, bare: &mut Vec<String>) {
+        for arg in cmd.get_arguments() {
+            let id = arg.get_id().as_str();
+            if arg.get_help().is_none() && arg.get_long_help().is_none() && !["help", "version"].contains(&id) {
+                bare.push(format!("{path} {id}"));
+            }
+        }
+        for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+            let sub_path = format!("{path} {}", sub.get_name());
+            if sub.get_about().is_none() && sub.get_long_about().is_none() {
+                bare.push(sub_path.clone());
+            }
+            walk(sub, &sub_path, bare);
+        }
+    }
+    let mut bare = Vec::new();
+    walk(&ovsnet::cli::Cli::command(), "ovsnet", &mut bare);
+    assert!(bare.is_empty(), "without help:\n{}", bare.join("\n"));
+}

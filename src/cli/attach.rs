@@ -80,6 +80,7 @@ struct BatchLine {
 
 #[derive(Debug, Args)]
 pub struct DetachArgs {
+    /// The bridge the container is attached to.
     pub bridge: String,
     /// Docker container name or ID, pid:N, netns:NAME, or a namespace file path.
     pub container: String,

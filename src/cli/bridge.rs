@@ -19,6 +19,7 @@ pub enum BridgeCommand {
     Add(BridgeAdd),
     /// Delete a bridge with all its ports (like `ovs-vsctl del-br`).
     Del {
+        /// The bridge to delete.
         name: String,
         /// Succeed if the bridge does not exist.
         #[arg(long)]
@@ -27,7 +28,10 @@ pub enum BridgeCommand {
     /// List bridge names.
     List,
     /// Show bridges with their ports and interfaces (like `ovs-vsctl show`).
-    Show { name: Option<String> },
+    Show {
+        /// Only this bridge (default: every bridge).
+        name: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -72,21 +76,28 @@ pub enum TunnelCommand {
     Add(TunnelAdd),
     /// Remove a tunnel port from a bridge.
     Del {
+        /// The bridge the port is on.
         bridge: String,
+        /// The tunnel port to remove.
         name: String,
         /// Succeed if the port does not exist.
         #[arg(long)]
         if_exists: bool,
     },
     /// List a bridge's tunnel ports.
-    List { bridge: String },
+    List {
+        /// The bridge whose tunnel ports to list.
+        bridge: String,
+    },
 }
 
 #[derive(Debug, Args)]
 pub struct TunnelAdd {
+    /// The bridge to add the port to (it must exist).
     pub bridge: String,
     /// Port (and interface) name: at most 15 bytes.
     pub name: String,
+    /// Encapsulation: gre, vxlan or geneve (the Interface's type).
     #[arg(long = "type", value_name = "gre|vxlan|geneve")]
     pub kind: String,
     /// Remote tunnel endpoint, or `flow` to let flows set it per packet (tun_dst).

@@ -37,6 +37,7 @@ pub enum ClusterCommand {
     },
     /// Add a member on this machine to a running cluster.
     Join {
+        /// Directory for the new member's database, socket, pidfile and log.
         #[arg(long, value_name = "DIR")]
         dir: PathBuf,
         /// Address this member listens on (reachable by the other members).
@@ -57,16 +58,19 @@ pub enum ClusterCommand {
         /// Remotes to ask (default: those recorded in --dir).
         #[arg(long, env = "OVSNET_CLUSTER_DB", value_name = "REMOTES")]
         cluster_db: Option<String>,
+        /// The directory `cluster init` or `join` recorded its members in.
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },
     /// Stop the members recorded in DIR (by pid; the data stays).
     Stop {
+        /// The directory `cluster init` or `join` recorded its members in.
         #[arg(long, value_name = "DIR")]
         dir: PathBuf,
     },
     /// Start again the members recorded in DIR (after `stop` or a reboot).
     Start {
+        /// The directory `cluster init` or `join` recorded its members in.
         #[arg(long, value_name = "DIR")]
         dir: PathBuf,
     },

@@ -14,11 +14,16 @@ pub enum LabCommand {
     /// Build N hosts (namespaces with their own Open vSwitch), an underlay,
     /// tunnels, and M containers per host with addresses.
     Up {
-        #[arg(long, default_value_t = 2)]
+        /// Simulated hosts: each a network namespace with its own
+        /// ovsdb-server and ovs-vswitchd, on one underlay switch.
+        #[arg(long, default_value_t = 2, value_name = "N")]
         hosts: usize,
+        /// Encapsulation between the hosts.
         #[arg(long, default_value = "vxlan", value_parser = ["vxlan", "gre", "geneve"])]
         tunnel: String,
-        #[arg(long, default_value_t = 1)]
+        /// Containers (network namespaces) per host, each attached with an
+        /// address.
+        #[arg(long, default_value_t = 1, value_name = "M")]
         containers: usize,
         /// Run the cluster database on the first hosts (1, 3, 5; 0 only
         /// with --classic); container addresses are allocated through it.

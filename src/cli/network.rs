@@ -14,6 +14,7 @@ use crate::net::IpNet;
 pub enum NetworkCommand {
     /// Create a network (its VNI is unique in the cluster).
     Create {
+        /// The network's name, unique in the cluster (e.g. blue).
         name: String,
         /// The network's addresses, e.g. 10.100.0.0/16.
         #[arg(long, value_name = "CIDR")]
@@ -26,6 +27,8 @@ pub enum NetworkCommand {
         /// from its underlay address.
         #[arg(long, default_value = "static", value_parser = ["static", "pool", "fan"])]
         ipam: String,
+        /// MTU of the network's container interfaces (default: the bridge's,
+        /// less the tunnel overhead).
         #[arg(long, value_name = "N")]
         mtu: Option<u32>,
         /// Pool: prefix length of each host's block (default /24).
@@ -47,12 +50,14 @@ pub enum NetworkCommand {
     },
     /// Show a network, its hosts' blocks and its endpoints.
     Show {
+        /// The network to show.
         name: String,
         #[command(flatten)]
         db: ClusterDbArg,
     },
     /// Delete a network (refused while it has endpoints).
     Del {
+        /// The network to delete.
         name: String,
         /// A missing network is not an error.
         #[arg(long)]
