@@ -67,6 +67,9 @@ pub struct Header {
 impl Header {
     /// Reads the 8-byte header (any version).
     pub fn parse(bytes: &[u8]) -> Result<Header> {
+        if bytes.len() < HEADER_LEN {
+            return Err(Error::Truncated { what: "ofp_header", need: HEADER_LEN, have: bytes.len() });
+        }
         let mut r = Reader::new(bytes, "ofp_header");
         let h = Header { version: r.u8()?, msg_type: r.u8()?, length: r.u16()?, xid: r.u32()? };
         if (h.length as usize) < HEADER_LEN {
