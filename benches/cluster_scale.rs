@@ -16,6 +16,12 @@
 //! also rendered as a flat design would (every remote endpoint listed one
 //! by one, no blocks) to compare flow counts.
 //!
+//! Everything is done twice: from the whole snapshot (what `watch()`
+//! follows), and from the host-scoped one (what `watch_for_host()`
+//! follows: this host's Endpoint rows and the rows without the
+//! `ovsnet-covered` marker, which the writer sets on rows their host's
+//! block covers). Both must give the same desired flows.
+//!
 //! Run: `cargo bench --bench cluster_scale`.
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -27,7 +33,8 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, criterion_group, criterion_main};
 use ovsnet::agent::cluster::{apply_remote, cluster_networks};
 use ovsnet::attach::mac_from_ip;
-use ovsnet::cluster::{ClusterState, DB, SCHEMA, remote_view};
+use ovsnet::cluster::{COVERED_KEY, COVERED_VALUE, ClusterState, DB, SCHEMA, covered_by_block, fan_block, remote_view};
+use ovsnet::net::IpNet;
 use ovsnet::ovsdb::{Cache, DatabaseSchema};
 use ovsnet::pipeline::{self, DesiredFlows, LocalEndpoint, Pipeline, State, TunnelType, desired_flows};
 use serde_json::{Value, json};
@@ -110,8 +117,14 @@ fn endpoint_addr(h: u32, c: u32) -> (&'static str, Ipv4Addr) {
 
 /// An `update2` initial snapshot as the monitor would deliver it: a Fan
 /// network (8 endpoints a host, covered by blocks) and a static one (2 a
-/// host, listed one by one).
-fn snapshot() -> Value {
+/// host, listed one by one). Endpoint rows carry the `ovsnet-covered`
+/// marker exactly where the writer sets it (the same rule as
+/// `remote_view`). `scoped`: only the Endpoint rows the host-scoped
+/// monitor condition selects for [`THIS_HOST`] (its own rows, and every
+/// row without the marker).
+fn snapshot(scoped: bool) -> Value {
+    let fan_cidr = IpNet::parse_network("10.0.0.0/8").expect("cidr");
+    let underlay = IpNet::parse_network("172.30.0.0/16").expect("underlay");
     let fan = uuid(2, 1);
     let st = uuid(2, 2);
     let mut hosts = serde_json::Map::new();
@@ -121,15 +134,23 @@ fn snapshot() -> Value {
             uuid(1, h),
             json!({"initial": {"name": format!("h{h}"), "underlay_ip": host_ip(h).to_string(), "tunnel_types": "vxlan", "heartbeat": 1}}),
         );
+        let block = fan_block(fan_cidr, underlay, host_ip(h)).expect("fan block");
         for c in 0..PER_HOST {
             let (net, addr) = endpoint_addr(h, c);
+            let block = (net == "fan").then_some(block);
             let net = if net == "fan" { &fan } else { &st };
             let o = addr.octets();
+            let mac = format!("0a:58:{:02x}:{:02x}:{:02x}:{:02x}", o[0], o[1], o[2], o[3]);
+            let covered = covered_by_block(block, addr.into(), &mac);
+            let name = format!("h{h}");
+            if scoped && covered && name != THIS_HOST {
+                continue;
+            }
+            let ids = if covered { json!(["map", [[COVERED_KEY, COVERED_VALUE]]]) } else { json!(["map", []]) };
             eps.insert(
                 uuid(3, h * 100 + c),
-                json!({"initial": {"network": ["uuid", net], "host": format!("h{h}"), "ip": addr.to_string(),
-                    "mac": format!("0a:58:{:02x}:{:02x}:{:02x}:{:02x}", o[0], o[1], o[2], o[3]),
-                    "container": format!("c{c}"), "interface": "eth1"}}),
+                json!({"initial": {"network": ["uuid", net], "host": name, "ip": addr.to_string(),
+                    "mac": mac, "container": format!("c{c}"), "interface": "eth1", "external_ids": ids}}),
             );
         }
     }
@@ -250,8 +271,15 @@ fn vm_hwm_kib() -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// One pass, timed per step, with heap bytes counted.
-fn report(bytes: &[u8], schema: &Arc<DatabaseSchema>, pipe: &Pipeline, locals: &[LocalEndpoint]) {
+/// One pass, timed per step, with heap bytes counted; returns the desired
+/// flows.
+fn report(
+    label: &str,
+    bytes: &[u8],
+    schema: &Arc<DatabaseSchema>,
+    pipe: &Pipeline,
+    locals: &[LocalEndpoint],
+) -> DesiredFlows {
     let before = LIVE.load(Relaxed);
     PEAK.store(before, Relaxed);
     let start = Instant::now();
@@ -263,7 +291,11 @@ fn report(bytes: &[u8], schema: &Arc<DatabaseSchema>, pipe: &Pipeline, locals: &
     // state were dropped inside `whole`).
     let retained = LIVE.load(Relaxed) - before;
     let Outcome { cache, cluster, desired, steps, remote_blocks, remote_endpoints } = out;
-    println!("one host's agent, {HOSTS} hosts x {PER_HOST} endpoints ({} bytes of update2 JSON):", bytes.len());
+    println!(
+        "{label}: one host's agent, {HOSTS} hosts x {PER_HOST} endpoints; the snapshot holds {} Endpoint rows, {} bytes of update2 JSON:",
+        cluster.endpoints.len(),
+        bytes.len()
+    );
     for (name, d) in &steps {
         println!("  {name:<50} {:>9.1} ms", d.as_secs_f64() * 1e3);
     }
@@ -284,13 +316,14 @@ fn report(bytes: &[u8], schema: &Arc<DatabaseSchema>, pipe: &Pipeline, locals: &
         flat as f64 / desired.flows.len().max(1) as f64,
         desired.flows.len()
     );
-    drop((cache, cluster, desired));
+    drop((cache, cluster));
     if let Some(kib) = vm_hwm_kib() {
         println!(
             "  process VmHWM (whole bench process so far, incl. building the input): {:.1} MiB",
             kib as f64 / 1024.0
         );
     }
+    desired
 }
 
 fn bench(c: &mut Criterion) {
@@ -298,45 +331,57 @@ fn bench(c: &mut Criterion) {
     assert_eq!(schema.name, DB);
     let pipe = Pipeline::builtin().expect("pipeline");
     let locals = local_endpoints();
-    let bytes = snapshot().to_string().into_bytes();
-    report(&bytes, &schema, &pipe, &locals);
+    let bytes = snapshot(false).to_string().into_bytes();
+    let scoped_bytes = snapshot(true).to_string().into_bytes();
+    let full = report("whole snapshot (watch)", &bytes, &schema, &pipe, &locals);
+    let scoped = report("host-scoped snapshot (watch_for_host)", &scoped_bytes, &schema, &pipe, &locals);
+    assert_eq!(full.flows, scoped.flows, "the host-scoped state must give the same flows");
+    println!(
+        "host-scoped / whole: {:.3} of the bytes; same {} desired flows",
+        scoped_bytes.len() as f64 / bytes.len() as f64,
+        full.flows.len()
+    );
 
-    // Inputs for the per-step benches.
-    let value: Value = serde_json::from_slice(&bytes).expect("snapshot JSON");
-    let mut cache = Cache::new(schema.clone());
-    cache.apply_update2(&value).expect("apply");
-    let state = ClusterState::from_cache(&cache);
-    assert_eq!(state.endpoints.len(), (HOSTS * PER_HOST) as usize);
-    let mut pstate = base_state(&state, &locals);
-    apply_remote(&mut pstate, &state, THIS_HOST, &[TunnelType::Vxlan]);
+    for (label, bytes, rows) in [("whole", &bytes, HOSTS * PER_HOST), ("scoped", &scoped_bytes, 0)] {
+        // Inputs for the per-step benches.
+        let value: Value = serde_json::from_slice(bytes).expect("snapshot JSON");
+        let mut cache = Cache::new(schema.clone());
+        cache.apply_update2(&value).expect("apply");
+        let state = ClusterState::from_cache(&cache);
+        if rows > 0 {
+            assert_eq!(state.endpoints.len(), rows as usize);
+        }
+        let mut pstate = base_state(&state, &locals);
+        apply_remote(&mut pstate, &state, THIS_HOST, &[TunnelType::Vxlan]);
 
-    c.bench_function("cluster/1 parse snapshot JSON (10k endpoints)", |b| {
-        b.iter(|| serde_json::from_slice::<Value>(&bytes).expect("snapshot JSON"))
-    });
-    c.bench_function("cluster/2 apply snapshot to cache (10k endpoints)", |b| {
-        b.iter(|| {
-            let mut cache = Cache::new(schema.clone());
-            cache.apply_update2(&value).expect("apply");
-            cache
-        })
-    });
-    c.bench_function("cluster/3 ClusterState::from_cache (1000 hosts x 10)", |b| {
-        b.iter(|| ClusterState::from_cache(&cache))
-    });
-    c.bench_function("cluster/4 remote_view (1000 hosts x 10)", |b| b.iter(|| remote_view(&state, THIS_HOST)));
-    c.bench_function("cluster/5 pipeline State with apply_remote", |b| {
-        b.iter(|| {
-            let mut st = base_state(&state, &locals);
-            apply_remote(&mut st, &state, THIS_HOST, &[TunnelType::Vxlan]);
-            st
-        })
-    });
-    c.bench_function("cluster/6 desired_flows (1000 hosts x 10)", |b| {
-        b.iter(|| desired_flows(&pipe, &pstate).expect("flows"))
-    });
-    c.bench_function("cluster/whole: snapshot bytes to desired flows", |b| {
-        b.iter(|| whole(&bytes, &schema, &pipe, &locals).desired)
-    });
+        c.bench_function(&format!("cluster/{label}/1 parse snapshot JSON"), |b| {
+            b.iter(|| serde_json::from_slice::<Value>(bytes).expect("snapshot JSON"))
+        });
+        c.bench_function(&format!("cluster/{label}/2 apply snapshot to cache"), |b| {
+            b.iter(|| {
+                let mut cache = Cache::new(schema.clone());
+                cache.apply_update2(&value).expect("apply");
+                cache
+            })
+        });
+        c.bench_function(&format!("cluster/{label}/3 ClusterState::from_cache"), |b| {
+            b.iter(|| ClusterState::from_cache(&cache))
+        });
+        c.bench_function(&format!("cluster/{label}/4 remote_view"), |b| b.iter(|| remote_view(&state, THIS_HOST)));
+        c.bench_function(&format!("cluster/{label}/5 pipeline State with apply_remote"), |b| {
+            b.iter(|| {
+                let mut st = base_state(&state, &locals);
+                apply_remote(&mut st, &state, THIS_HOST, &[TunnelType::Vxlan]);
+                st
+            })
+        });
+        c.bench_function(&format!("cluster/{label}/6 desired_flows"), |b| {
+            b.iter(|| desired_flows(&pipe, &pstate).expect("flows"))
+        });
+        c.bench_function(&format!("cluster/{label}/whole: snapshot bytes to desired flows"), |b| {
+            b.iter(|| whole(bytes, &schema, &pipe, &locals).desired)
+        });
+    }
 }
 
 criterion_group! {

@@ -380,3 +380,116 @@ fn a_three_member_cluster_survives_a_killed_member() {
         }
     });
 }
+
+/// The host-scoped watch: an agent follows its own Endpoint rows and the
+/// rows not marked covered by their host's block, and computes from them
+/// the same remote view as from the whole database.
+#[test]
+fn the_host_scoped_watch_holds_what_remote_view_needs() {
+    use ovsnet::cluster::{ClusterState, Endpoint, is_marked_covered, remote_view};
+    let Some(f) = Fixture::start(1) else { return };
+    rt().block_on(async {
+        let db = connect(&f).await;
+        for (h, ip) in [("h1", "172.30.0.1"), ("h2", "172.30.0.2"), ("h3", "172.30.0.3")] {
+            db.register_host(&host(h, ip)).await.unwrap();
+        }
+        db.create_network(&spec("fan", "10.0.0.0/8", Ipam::Fan)).await.unwrap();
+        db.create_network(&spec("pool", "10.60.0.0/16", Ipam::Pool)).await.unwrap();
+        db.create_network(&spec("st", "192.168.60.0/24", Ipam::Static)).await.unwrap();
+
+        let marked = |e: &Endpoint| is_marked_covered(&e.external_ids);
+        let mut covered = Vec::new();
+        let mut uncovered = Vec::new();
+        // h2: covered by its Fan block (10.0.2.0/24) and its pool block.
+        covered.push(db.allocate_ip("fan", "h2", "c1", "eth1").await.unwrap());
+        covered.push(db.allocate_ip("pool", "h2", "c2", "eth1").await.unwrap());
+        // h2: a MAC of its own, an address outside its block, a static
+        // network, and a caller trying to set the marker itself.
+        uncovered.push(
+            db.publish_endpoint(&EndpointSpec {
+                mac: Some("02:00:00:00:00:01".into()),
+                ..ep("fan", "h2", "10.0.2.50", "c3")
+            })
+            .await
+            .unwrap(),
+        );
+        uncovered.push(db.publish_endpoint(&ep("fan", "h2", "10.0.9.9", "c4")).await.unwrap());
+        uncovered.push(db.allocate_ip("st", "h2", "c5", "eth1").await.unwrap());
+        let mut forged = ep("st", "h2", "192.168.60.77", "c6");
+        forged.external_ids.insert("ovsnet-covered".into(), "true".into());
+        uncovered.push(db.publish_endpoint(&forged).await.unwrap());
+        // h3 has no pool block: its pool endpoint is not covered.
+        uncovered.push(db.publish_endpoint(&ep("pool", "h3", "10.60.200.9", "c7")).await.unwrap());
+        // h1's own rows, covered or not.
+        let own_covered = db.allocate_ip("fan", "h1", "c8", "eth1").await.unwrap();
+        let own_static = db.allocate_ip("st", "h1", "c9", "eth1").await.unwrap();
+        assert!(covered.iter().all(marked), "{covered:#?}");
+        assert!(marked(&own_covered));
+        assert!(!uncovered.iter().any(marked), "{uncovered:#?}");
+        assert!(!marked(&own_static));
+
+        let full = db.state().await.unwrap();
+        let stored: Vec<&Endpoint> = full.endpoints.iter().filter(|e| marked(e)).collect();
+        assert_eq!(stored.len(), 3, "the marker is in the database: {stored:#?}");
+
+        let ips = |s: &ClusterState| -> BTreeSet<String> { s.endpoints.iter().map(|e| e.ip.to_string()).collect() };
+        let expect = |s: &ClusterState| -> BTreeSet<String> {
+            s.endpoints.iter().filter(|e| e.host == "h1" || !marked(e)).map(|e| e.ip.to_string()).collect()
+        };
+        let mut w = db.watch_for_host("h1").await.unwrap();
+        let scoped = w.state();
+        // Own covered row (first clause only) and others' unmarked rows
+        // (second clause only) both arrive: the clauses are alternatives.
+        assert_eq!(ips(&scoped), expect(&full));
+        assert!(ips(&scoped).contains(&own_covered.ip.to_string()));
+        for e in &covered {
+            assert!(!ips(&scoped).contains(&e.ip.to_string()), "{} is covered", e.ip);
+        }
+        assert_eq!(scoped.endpoints.len(), full.endpoints.len() - covered.len());
+        let view = remote_view(&scoped, "h1");
+        assert_eq!(view, remote_view(&full, "h1"));
+        assert_eq!(view.endpoints.len(), uncovered.len(), "{view:#?}");
+
+        // Updates: a new covered row of h2 is not sent, a new uncovered
+        // one is (in order, so once the second is here the first would be).
+        let late_covered = db.allocate_ip("fan", "h2", "c10", "eth1").await.unwrap();
+        assert!(marked(&late_covered));
+        let late = db.allocate_ip("st", "h2", "c11", "eth1").await.unwrap();
+        let s =
+            tokio::time::timeout(Duration::from_secs(5), w.wait_for(|s| s.endpoints.iter().any(|e| e.ip == late.ip)))
+                .await
+                .unwrap()
+                .unwrap();
+        assert!(!s.endpoints.iter().any(|e| e.ip == late_covered.ip));
+        let full = db.state().await.unwrap();
+        assert_eq!(ips(&s), expect(&full));
+        assert_eq!(remote_view(&s, "h1"), remote_view(&full, "h1"));
+
+        // h2's underlay moves: its Fan block moves with it, its rows lose
+        // the marker and every host follows them again.
+        db.register_host(&host("h2", "172.30.0.22")).await.unwrap();
+        let s = tokio::time::timeout(
+            Duration::from_secs(5),
+            w.wait_for(|s| s.endpoints.iter().any(|e| e.ip == late_covered.ip)),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        let full = db.state().await.unwrap();
+        assert!(!full.endpoints.iter().any(|e| e.host == "h2" && marked(e)));
+        assert_eq!(ips(&s), expect(&full));
+        let s = tokio::time::timeout(
+            Duration::from_secs(5),
+            w.wait_for(|s| s.hosts["h2"].underlay_ip.to_string() == "172.30.0.22"),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        let view = remote_view(&s, "h1");
+        assert_eq!(view, remote_view(&full, "h1"));
+        assert!(view.endpoints.iter().any(|e| e.ip == late_covered.ip), "outside h2's new block now");
+        // The full watch still holds everything.
+        let all = db.watch().await.unwrap();
+        assert_eq!(ips(&all.state()), ips(&full));
+    });
+}

@@ -303,7 +303,7 @@ async fn join_cluster(
     connect.request_timeout.get_or_insert(Duration::from_secs(10));
     let db = crate::cluster::ClusterDb::connect(&c.remotes, &connect).await?;
     db.register_host(&c.host_spec()).await?;
-    let watch = db.watch().await?;
+    let watch = db.watch_for_host(&c.host_name).await?;
     let link = ClusterLink {
         db,
         opts: c.clone(),

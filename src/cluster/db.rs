@@ -12,11 +12,14 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use super::ipam::{self, IpamError};
-use super::model::{Block, ClusterState, DB, Endpoint, Host, Ipam, Network, RowError, table};
+use super::model::{
+    Block, COVERED_KEY, COVERED_VALUE, ClusterState, DB, Endpoint, Host, Ipam, Network, RowError, covered_by_block,
+    table,
+};
 use crate::net::IpNet;
 use crate::ovsdb::{
-    self, Atom, Cache, Client, Condition, ConnectOptions, Datum, MonitorEvent, MonitorRequest, Mutation, Mutator,
-    OpResult, Operation, Row, Uuid,
+    self, Atom, Cache, Client, Condition, ConnectOptions, Datum, Function, MonitorEvent, MonitorRequest, Mutation,
+    Mutator, OpResult, Operation, Row, Uuid,
 };
 
 /// How many times an allocation retries after losing a race.
@@ -187,6 +190,26 @@ fn rows(results: &[OpResult], i: usize) -> Result<&[Row], ClusterError> {
     results.get(i).and_then(|r| r.rows.as_deref()).ok_or_else(|| ClusterError::Reply(format!("no rows in result {i}")))
 }
 
+/// Removes the [`COVERED_KEY`] marker from every Endpoint row of `host`.
+fn unmark_host_endpoints(host: &str) -> Operation {
+    Operation::mutate(
+        table::ENDPOINT,
+        vec![Condition::eq("host", host)],
+        vec![Mutation::new("external_ids", Mutator::Delete, Datum::map([(COVERED_KEY, COVERED_VALUE)]))],
+    )
+}
+
+/// The monitor condition on Endpoint for `host`: its own rows, and every
+/// row without the [`COVERED_KEY`] marker. In `monitor_cond` the clauses
+/// of a `where` are alternatives (a row matching any of them is sent),
+/// unlike the conditions of a transaction's operations, which must all hold.
+pub fn host_endpoint_condition(host: &str) -> Vec<Condition> {
+    vec![
+        Condition::eq("host", host),
+        Condition::new("external_ids", Function::Excludes, Datum::map([(COVERED_KEY, COVERED_VALUE)])),
+    ]
+}
+
 fn row_uuid(row: &Row) -> Result<Uuid, ClusterError> {
     row.get("_uuid").and_then(Datum::as_uuid).ok_or_else(|| ClusterError::Reply("row without _uuid".into()))
 }
@@ -251,14 +274,25 @@ impl ClusterDb {
         );
         row.insert("external_ids".into(), string_map(&spec.external_ids));
         let by_name = || vec![Condition::eq("name", spec.name.as_str())];
+        let underlay = spec.underlay_ip.to_string();
         for _ in 0..MAX_RETRIES {
-            let found = self.transact(vec![Operation::select(table::HOST, by_name()).columns(["_uuid"])]).await?;
-            let existing = rows(&found, 0)?.first().map(row_uuid).transpose()?;
+            let found = self
+                .transact(vec![Operation::select(table::HOST, by_name()).columns(["_uuid", "underlay_ip"])])
+                .await?;
+            let first = rows(&found, 0)?.first();
+            let existing = first.map(row_uuid).transpose()?;
+            let moved = first.is_some_and(|r| r.get("underlay_ip").and_then(Datum::as_str) != Some(underlay.as_str()));
             let result = match existing {
-                Some(uuid) => self
-                    .transact(vec![Operation::update(table::HOST, vec![Condition::uuid(uuid)], row.clone())])
-                    .await
-                    .map(|_| uuid),
+                Some(uuid) => {
+                    let mut ops = vec![Operation::update(table::HOST, vec![Condition::uuid(uuid)], row.clone())];
+                    if moved {
+                        // The host's Fan blocks move with its underlay
+                        // address: its rows marked covered may no longer
+                        // be, so every host follows them again.
+                        ops.push(unmark_host_endpoints(&spec.name));
+                    }
+                    self.transact(ops).await.map(|_| uuid)
+                }
                 None => {
                     let mut new = row.clone();
                     new.insert("name".into(), Datum::from(spec.name.as_str()));
@@ -528,6 +562,13 @@ impl ClusterDb {
             (None, IpAddr::V4(v4)) => crate::attach::format_mac(ipam::mac_for(v4)),
             (None, IpAddr::V6(_)) => return Err(ClusterError::BadInput("an IPv6 endpoint needs a MAC".into())),
         };
+        // The marker is ovsnet's to set, never the caller's.
+        let mut ids = spec.external_ids.clone();
+        ids.remove(COVERED_KEY);
+        let check = match self.covering_block(net, &spec.host).await? {
+            Some((block, check)) if covered_by_block(Some(block), spec.ip, &mac) => Some(check),
+            _ => None,
+        };
         let mut row = Row::new();
         row.insert("network".into(), Datum::from(net.uuid));
         row.insert("host".into(), Datum::from(spec.host.as_str()));
@@ -535,8 +576,29 @@ impl ClusterDb {
         row.insert("mac".into(), Datum::from(mac));
         row.insert("container".into(), Datum::from(spec.container.as_str()));
         row.insert("interface".into(), Datum::from(spec.interface.as_str()));
-        row.insert("external_ids".into(), string_map(&spec.external_ids));
-        match self.transact(vec![Operation::insert(table::ENDPOINT, row.clone())]).await {
+        let marked = match check {
+            Some(check) => {
+                // Marked only if the block is still what it was checked
+                // to be when the row is committed.
+                let mut marked = ids.clone();
+                marked.insert(COVERED_KEY.to_owned(), COVERED_VALUE.to_owned());
+                row.insert("external_ids".into(), string_map(&marked));
+                match self.transact(vec![check, Operation::insert(table::ENDPOINT, row.clone())]).await {
+                    // The block changed meanwhile: written unmarked.
+                    Err(ovsdb::Error::Transaction { index: 0, ref error, .. }) if error == "timed out" => None,
+                    r => Some(r.map(|r| r.into_iter().skip(1).collect::<Vec<_>>())),
+                }
+            }
+            None => None,
+        };
+        let result = match marked {
+            Some(r) => r,
+            None => {
+                row.insert("external_ids".into(), string_map(&ids));
+                self.transact(vec![Operation::insert(table::ENDPOINT, row.clone())]).await
+            }
+        };
+        match result {
             Ok(r) => {
                 let uuid =
                     r.first().and_then(|r| r.uuid).ok_or_else(|| ClusterError::Reply("insert without uuid".into()))?;
@@ -553,6 +615,46 @@ impl ClusterDb {
             }
             Err(e) if is_referential(&e) => Err(ClusterError::NoNetwork(net.name.clone())),
             Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The block `host` has in `net` now, without claiming one, with a
+    /// `wait` operation that fails its transaction unless the block is
+    /// still the same then: the pool Block row, or for Fan the host's
+    /// underlay address. `None`: a static network, a pool host without a
+    /// block, a host with no Host row or an underlay the Fan does not map.
+    async fn covering_block(&self, net: &Network, host: &str) -> Result<Option<(IpNet, Operation)>, ClusterError> {
+        let same = |t: &str, conds: Vec<Condition>, col: &str, value: String| {
+            let row: Row = [(col.to_owned(), Datum::from(value))].into_iter().collect();
+            Operation::wait(t, conds, vec![col.to_owned()], ovsdb::WaitUntil::Equal, vec![row], Some(0))
+        };
+        match net.ipam {
+            Ipam::Static => Ok(None),
+            Ipam::Fan => {
+                let r = self
+                    .transact(vec![
+                        Operation::select(table::HOST, vec![Condition::eq("name", host)]).columns(["underlay_ip"]),
+                    ])
+                    .await?;
+                let Some(underlay) = rows(&r, 0)?.first().and_then(|r| r.get("underlay_ip")).and_then(Datum::as_str)
+                else {
+                    return Ok(None);
+                };
+                let Some(block) = underlay.parse().ok().and_then(|u| net.fan_block(u).ok().flatten()) else {
+                    return Ok(None);
+                };
+                let check = same(table::HOST, vec![Condition::eq("name", host)], "underlay_ip", underlay.to_owned());
+                Ok(Some((block, check)))
+            }
+            Ipam::Pool => {
+                let by = || vec![Condition::eq("network", net.uuid), Condition::eq("host", host)];
+                let r = self.transact(vec![Operation::select(table::BLOCK, by()).columns(["cidr"])]).await?;
+                let cidr = rows(&r, 0)?.first().and_then(|r| r.get("cidr")).and_then(Datum::as_str).map(str::to_owned);
+                let Some(block) = cidr.as_deref().and_then(|c| IpNet::parse_network(c).ok()) else {
+                    return Ok(None);
+                };
+                Ok(cidr.map(|c| (block, same(table::BLOCK, by(), "cidr", c))))
+            }
         }
     }
 
@@ -717,10 +819,25 @@ impl ClusterDb {
         Err(ClusterError::TooManyRetries(MAX_RETRIES))
     }
 
-    /// Follows the database: a [`ClusterWatch`] whose state is kept by a
-    /// `monitor_cond` on every table (re-synced after a reconnect or a
-    /// fail-over to another member).
+    /// Follows the whole database: a [`ClusterWatch`] whose state is kept
+    /// by a `monitor_cond` on every table (re-synced after a reconnect or
+    /// a fail-over to another member).
     pub async fn watch(&self) -> Result<ClusterWatch, ClusterError> {
+        self.watch_with(MonitorRequest::all()).await
+    }
+
+    /// Follows what `host`'s agent needs: every Host, Network and Block
+    /// row, but of the Endpoint rows only `host`'s own and those without
+    /// the [`COVERED_KEY`] marker ([`host_endpoint_condition`]). Other
+    /// hosts' covered endpoints are described by their blocks, so
+    /// [`remote_view`](super::remote_view) of this state is the same as of
+    /// the whole database, while the state grows with this host's
+    /// endpoints and the number of hosts, not with every endpoint.
+    pub async fn watch_for_host(&self, host: &str) -> Result<ClusterWatch, ClusterError> {
+        self.watch_with(MonitorRequest::all().where_(host_endpoint_condition(host))).await
+    }
+
+    async fn watch_with(&self, endpoints: MonitorRequest) -> Result<ClusterWatch, ClusterError> {
         let schema = self.client.get_schema(DB).await?;
         let mut monitor = self
             .client
@@ -730,7 +847,7 @@ impl ClusterDb {
                     (table::HOST, MonitorRequest::all()),
                     (table::NETWORK, MonitorRequest::all()),
                     (table::BLOCK, MonitorRequest::all()),
-                    (table::ENDPOINT, MonitorRequest::all()),
+                    (table::ENDPOINT, endpoints),
                 ],
             )
             .await?;

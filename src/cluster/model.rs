@@ -18,6 +18,14 @@ pub const DB: &str = "OVSNET";
 /// The schema, built into the binary so `cluster init` needs no file.
 pub const SCHEMA: &str = include_str!("../../ovsdb-schemas/ovsnet.ovsschema");
 
+/// The `external_ids` key an Endpoint row carries, with value
+/// [`COVERED_VALUE`], when it was written while its host's block covered it
+/// (see [`covered_by_block`]). Other hosts' agents do not follow such rows:
+/// the block's single flow already describes them.
+pub const COVERED_KEY: &str = "ovsnet-covered";
+/// The value of [`COVERED_KEY`] on a covered row.
+pub const COVERED_VALUE: &str = "true";
+
 pub mod table {
     pub const HOST: &str = "Host";
     pub const NETWORK: &str = "Network";
@@ -341,6 +349,24 @@ impl ClusterState {
     }
 }
 
+/// Whether an endpoint at `ip` with `mac` is described by its host's block
+/// `block` (`None`: the host has none in that network, as in a static
+/// network): an IPv4 address inside the block whose MAC is exactly the one
+/// derived from it ([`ipam::mac_for`]). The same rule decides which remote
+/// endpoints [`remote_view`] lists one by one and which Endpoint rows are
+/// written with the [`COVERED_KEY`] marker.
+pub fn covered_by_block(block: Option<IpNet>, ip: IpAddr, mac: &str) -> bool {
+    match (block, ip) {
+        (Some(block), IpAddr::V4(v4)) => block.contains(ip) && mac == crate::attach::format_mac(ipam::mac_for(v4)),
+        _ => false,
+    }
+}
+
+/// Whether an Endpoint row's `external_ids` carry the [`COVERED_KEY`] marker.
+pub fn is_marked_covered(external_ids: &BTreeMap<String, String>) -> bool {
+    external_ids.get(COVERED_KEY).is_some_and(|v| v == COVERED_VALUE)
+}
+
 /// A remote host's whole block in one network: one flow covers every
 /// address in it (MACs follow from addresses, see [`ipam::mac_for`]).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -401,13 +427,8 @@ pub fn remote_view(state: &ClusterState, this_host: &str) -> RemoteView {
         let (Some(host), Some(network)) = (state.hosts.get(&e.host), state.network_by_uuid(e.network)) else {
             continue;
         };
-        let covered = match (host_blocks.get(&(network.uuid, e.host.as_str())), e.ip) {
-            (Some(block), IpAddr::V4(v4)) => {
-                block.contains(e.ip) && e.mac == crate::attach::format_mac(ipam::mac_for(v4))
-            }
-            _ => false,
-        };
-        if !covered {
+        let block = host_blocks.get(&(network.uuid, e.host.as_str())).copied();
+        if !covered_by_block(block, e.ip, &e.mac) {
             view.endpoints.push(RemoteEndpoint {
                 host: e.host.clone(),
                 underlay_ip: host.underlay_ip,
@@ -533,6 +554,58 @@ mod tests {
         let v = remote_view(&s, "h1");
         assert_eq!(v.blocks.len(), 49);
         assert!(v.endpoints.is_empty());
+    }
+
+    #[test]
+    fn the_marker_decision_follows_the_block_rule() {
+        let net = |s: &str| Some(IpNet::parse_network(s).unwrap());
+        let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
+        let derived = |s: &str| crate::attach::format_mac(ipam::mac_for(s.parse().unwrap()));
+        // Fan or pool: inside the host's block, derived MAC.
+        assert!(covered_by_block(net("10.0.2.0/24"), ip("10.0.2.7"), &derived("10.0.2.7")));
+        // Static network (no block), or a pool host without a block yet.
+        assert!(!covered_by_block(None, ip("192.168.9.5"), &derived("192.168.9.5")));
+        // Outside the block.
+        assert!(!covered_by_block(net("10.0.2.0/24"), ip("10.0.9.9"), &derived("10.0.9.9")));
+        // A MAC of its own, or the derived one in another spelling.
+        assert!(!covered_by_block(net("10.0.2.0/24"), ip("10.0.2.7"), "02:00:00:00:00:01"));
+        assert!(!covered_by_block(net("10.0.2.0/24"), ip("10.0.2.7"), &derived("10.0.2.7").to_uppercase()));
+        // IPv6: never (MACs do not follow from IPv6 addresses).
+        assert!(!covered_by_block(net("10.0.2.0/24"), ip("fd00::7"), "02:00:00:00:00:07"));
+        assert!(is_marked_covered(&[(COVERED_KEY.to_owned(), COVERED_VALUE.to_owned())].into()));
+        assert!(!is_marked_covered(&[(COVERED_KEY.to_owned(), "false".to_owned())].into()));
+        assert!(!is_marked_covered(&BTreeMap::new()));
+    }
+
+    /// Marks rows the way the writer does (the block of the host at write
+    /// time), then checks that dropping other hosts' marked rows leaves
+    /// every host's remote view unchanged.
+    #[test]
+    fn remote_view_without_other_hosts_covered_rows_is_the_same() {
+        let mut s = state();
+        let e = s.endpoints.iter_mut().find(|e| e.ip.to_string() == "10.0.2.3").unwrap();
+        e.mac = "02:00:00:00:00:01".into();
+        let marks: Vec<bool> = s
+            .endpoints
+            .iter()
+            .map(|e| {
+                let (Some(h), Some(n)) = (s.hosts.get(&e.host), s.network_by_uuid(e.network)) else {
+                    return false;
+                };
+                covered_by_block(s.host_block(n, h), e.ip, &e.mac)
+            })
+            .collect();
+        for (e, m) in s.endpoints.iter_mut().zip(&marks) {
+            if *m {
+                e.external_ids.insert(COVERED_KEY.into(), COVERED_VALUE.into());
+            }
+        }
+        assert_eq!(marks.iter().filter(|m| **m).count(), 2, "10.0.2.2 (fan) and 10.50.1.2 (pool)");
+        for me in ["h1", "h2", "h3"] {
+            let mut scoped = s.clone();
+            scoped.endpoints.retain(|e| e.host == me || !is_marked_covered(&e.external_ids));
+            assert_eq!(remote_view(&scoped, me), remote_view(&s, me), "{me}");
+        }
     }
 
     #[test]
