@@ -23,8 +23,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use ovsnet::attach::{AttachRequest, Attacher, AttacherOptions, format_mac, mac_from_ip};
+use ovsnet::attach::{AttachRequest, Attacher, AttacherOptions};
 use ovsnet::container::ContainerRef;
+use ovsnet::net::Mac;
 use ovsnet::ovsdb::{Atom, Client, Condition, ConnectOptions, Datum, Mutation, Mutator, Operation, Row};
 use ovsnet::sandbox::{OvsSandbox, SandboxOptions, unique_name};
 
@@ -84,7 +85,7 @@ fn add_endpoints(sbx: &OvsSandbox, n: usize) {
                 let ids = Datum::map([
                     ("ovsnet-bridge".to_owned(), BR.to_owned()),
                     ("ovsnet-ip".to_owned(), format!("{ip}/16")),
-                    ("ovsnet-mac".to_owned(), format_mac(mac_from_ip(ip))),
+                    ("ovsnet-mac".to_owned(), Mac::from_ipv4(ip).to_string()),
                 ]);
                 let mut iface = Row::new();
                 iface.insert("name".into(), Datum::from(name.as_str()));

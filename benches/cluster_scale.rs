@@ -32,9 +32,9 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use ovsnet::agent::cluster::{apply_remote, cluster_networks};
-use ovsnet::attach::mac_from_ip;
 use ovsnet::cluster::{COVERED_KEY, COVERED_VALUE, ClusterState, DB, SCHEMA, covered_by_block, fan_block, remote_view};
 use ovsnet::net::IpNet;
+use ovsnet::net::Mac;
 use ovsnet::ovsdb::{Cache, DatabaseSchema};
 use ovsnet::pipeline::{self, DesiredFlows, LocalEndpoint, Pipeline, State, TunnelType, desired_flows};
 use serde_json::{Value, json};
@@ -176,7 +176,7 @@ fn local_endpoints() -> Vec<LocalEndpoint> {
                 network: network.into(),
                 ofport: c + 1,
                 ip,
-                mac: mac_from_ip(ip),
+                mac: Mac::from_ipv4(ip).0,
             }
         })
         .collect()
@@ -253,7 +253,7 @@ fn flat_flow_count(cluster: &ClusterState, pipe: &Pipeline, locals: &[LocalEndpo
         state.remote_endpoints.push(pipeline::RemoteEndpoint {
             network: net.name.clone(),
             ip,
-            mac: mac_from_ip(ip),
+            mac: Mac::from_ipv4(ip).0,
             tun_dst,
             tunnel: TunnelType::Vxlan,
         });

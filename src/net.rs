@@ -114,6 +114,21 @@ pub fn parse_ip(s: &str) -> Result<IpAddr, AddrError> {
 pub struct Mac(pub [u8; 6]);
 
 impl Mac {
+    /// The MAC for an IPv4 address: `0a:58:` then the address's four bytes
+    /// (locally administered, unicast), as OVN-Kubernetes derives it. Stable
+    /// across re-attach, and computable by anyone who knows the IP (an ARP
+    /// responder, for one).
+    pub fn from_ipv4(ip: Ipv4Addr) -> Self {
+        let o = ip.octets();
+        Mac([0x0a, 0x58, o[0], o[1], o[2], o[3]])
+    }
+
+    /// Neither multicast (group bit set) nor all zeros: an address an
+    /// interface may have.
+    pub fn is_unicast(&self) -> bool {
+        self.0[0] & 1 == 0 && self.0 != [0; 6]
+    }
+
     /// Parses `aa:bb:cc:dd:ee:ff` (or with `-`), refusing multicast
     /// addresses, which no interface may have.
     pub fn parse_unicast(s: &str) -> Result<Self, AddrError> {
@@ -141,6 +156,46 @@ impl FromStr for Mac {
             *o = u8::from_str_radix(p, 16).map_err(|_| bad())?;
         }
         Ok(Mac(out))
+    }
+}
+
+impl From<[u8; 6]> for Mac {
+    fn from(b: [u8; 6]) -> Self {
+        Mac(b)
+    }
+}
+
+impl From<Mac> for [u8; 6] {
+    fn from(m: Mac) -> Self {
+        m.0
+    }
+}
+
+/// Spelled as users and `external_ids` spell it (`0a:58:ac:10:2a:0a`).
+impl serde::Serialize for Mac {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Mac {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Spelled `IP/PREFIX` (`172.16.42.10/24`).
+impl serde::Serialize for IpNet {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for IpNet {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        IpNet::parse_interface(&s).map_err(serde::de::Error::custom)
     }
 }
 
@@ -183,5 +238,25 @@ mod tests {
         assert!("0a:58:ac:10:2a:0g".parse::<Mac>().is_err());
         assert!("0a:58:ac:10:2a:100".parse::<Mac>().is_err());
         assert!(matches!(Mac::parse_unicast("01:00:5e:00:00:01"), Err(AddrError::MulticastMac(_))));
+    }
+
+    #[test]
+    fn mac_is_derived_from_ipv4() {
+        assert_eq!(Mac::from_ipv4(Ipv4Addr::new(172, 16, 42, 10)).0, [0x0a, 0x58, 172, 16, 42, 10]);
+        assert_eq!(Mac::from_ipv4(Ipv4Addr::new(10, 0, 0, 1)).to_string(), "0a:58:0a:00:00:01");
+        assert!(Mac::from_ipv4(Ipv4Addr::new(10, 0, 0, 1)).is_unicast());
+        assert!(!Mac([1, 0, 0, 0, 0, 1]).is_unicast());
+        assert!(!Mac([0; 6]).is_unicast());
+    }
+
+    #[test]
+    fn addresses_serialize_as_users_spell_them() {
+        let net = IpNet::parse_interface("172.16.42.10/24").unwrap();
+        assert_eq!(serde_json::to_string(&net).unwrap(), "\"172.16.42.10/24\"");
+        assert_eq!(serde_json::from_str::<IpNet>("\"172.16.42.10/24\"").unwrap(), net);
+        let mac = Mac::from_ipv4(Ipv4Addr::new(172, 16, 42, 10));
+        assert_eq!(serde_json::to_string(&mac).unwrap(), "\"0a:58:ac:10:2a:0a\"");
+        assert_eq!(serde_json::from_str::<Mac>("\"0a:58:ac:10:2a:0a\"").unwrap(), mac);
+        assert!(serde_json::from_str::<Mac>("\"zz\"").is_err());
     }
 }

@@ -70,7 +70,7 @@ fn ping_tcp_arp_by_flows_and_isolation() {
     // never answered.
     let drops = |lab: &Lab| lab.packets_all(&["table=10,", "priority=0 actions=drop"]);
     let spoof = ovsnet::netlink::arp::gratuitous_arp(
-        ovsnet::attach::mac_from_ip("10.61.0.2".parse().expect("ip")),
+        ovsnet::net::Mac::from_ipv4("10.61.0.2".parse().expect("ip")).0,
         "10.61.0.3".parse().expect("ip"),
     );
     let (drops_before, answered_before) = (drops(&lab), lab.packets("arp_op=1"));

@@ -107,7 +107,7 @@ fn two_containers_ping_and_tcp_on_the_userspace_datapath() {
     });
     assert_eq!(r1.change, Change::Created);
     assert!(r1.attachment.ofport.is_some_and(|p| p > 0));
-    assert_eq!(r1.attachment.mac, "0a:58:0a:5b:00:02");
+    assert_eq!(r1.attachment.mac.map(|m| m.to_string()).as_deref(), Some("0a:58:0a:5b:00:02"));
     assert_eq!(ports(&sbx).len(), 2);
     // external_ids recorded on the Interface row too.
     let ids = vsctl(&sbx, &["get", "Interface", &r2.attachment.port, "external_ids:ovsnet-ip"]);
@@ -380,7 +380,7 @@ fn restarted_container_is_replugged_and_gc_clears_the_dead() {
 
         let removed = a.gc(Some(BR)).await.expect("gc");
         assert_eq!(removed.len(), 1);
-        assert_eq!(removed[0].ip, "10.96.0.3/24");
+        assert_eq!(removed[0].ip.to_string(), "10.96.0.3/24");
         assert_eq!(ports(&sbx), vec![again.attachment.port.clone()]);
         assert!(a.gc(Some(BR)).await.expect("gc again").is_empty());
     });

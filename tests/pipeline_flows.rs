@@ -4,7 +4,11 @@
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
-use ovsnet::attach::mac_from_ip;
+use ovsnet::net::Mac;
+
+fn mac_from_ip(ip: std::net::Ipv4Addr) -> [u8; 6] {
+    Mac::from_ipv4(ip).0
+}
 use ovsnet::net::IpNet;
 use ovsnet::openflow::action::OFPP_LOCAL;
 use ovsnet::openflow::text::{format_flow, parse_flow};

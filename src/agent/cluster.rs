@@ -6,11 +6,11 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use crate::attach::{format_mac, keys, parse_mac};
 use crate::cluster::{ClusterState, EndpointSpec, remote_view};
-use crate::net::IpNet;
+use crate::net::{IpNet, Mac};
 use crate::ovsdb::{Cache, Datum, Uuid};
 use crate::pipeline::{DEFAULT_NETWORK, LocalEndpoint, RemoteBlock, RemoteEndpoint, State, TunnelType};
+use crate::vswitch::keys;
 
 use super::dbstate::NetworkOpt;
 
@@ -74,7 +74,7 @@ pub fn apply_remote(state: &mut State, cluster: &ClusterState, this_host: &str, 
         if state.network(&e.network).is_none() {
             continue;
         }
-        let Ok(mac) = parse_mac(&e.mac) else {
+        let Ok(Mac(mac)) = Mac::parse_unicast(&e.mac) else {
             warnings.push(format!("endpoint {} on {}: bad MAC {:?}", e.ip, e.host, e.mac));
             continue;
         };
@@ -108,7 +108,7 @@ pub fn endpoint_sync(local: &[LocalEndpoint], cluster: &ClusterState, this_host:
         if !cluster.networks.contains_key(&l.network) {
             continue;
         }
-        let mac = format_mac(l.mac);
+        let mac = Mac(l.mac).to_string();
         let listed =
             ours.iter().any(|(n, ip, m)| *n == l.network && *ip == IpAddr::V4(l.ip) && m.eq_ignore_ascii_case(&mac));
         if !listed {
@@ -198,11 +198,14 @@ mod tests {
     use std::net::Ipv4Addr;
 
     use super::*;
-    use crate::attach::mac_from_ip;
     use crate::cluster::{Block, Endpoint, Host, Ipam, Network};
     use crate::net::IpNet;
     use crate::ovsdb::Uuid;
     use crate::pipeline::{Pipeline, desired_flows};
+
+    fn mac_from_ip(ip: Ipv4Addr) -> [u8; 6] {
+        Mac::from_ipv4(ip).0
+    }
 
     fn host(name: &str, ip: &str, tunnels: &[&str]) -> Host {
         Host {
@@ -238,7 +241,7 @@ mod tests {
             network: net.uuid,
             host: host.into(),
             ip: ip.parse().unwrap(),
-            mac: format_mac(mac_from_ip(v4)),
+            mac: Mac::from_ipv4(v4).to_string(),
             container: format!("c-{ip}"),
             interface: "eth1".into(),
             external_ids: BTreeMap::new(),
@@ -464,8 +467,7 @@ mod tests {
 
     #[test]
     fn recorded_endpoints_are_the_ports_that_exist_with_or_without_an_ofport() {
-        let text = include_str!("../../ovsdb-schemas/vswitch.ovsschema");
-        let schema = crate::ovsdb::schema::DatabaseSchema::parse(text).unwrap();
+        let schema = crate::vswitch::bundled_schema().unwrap().clone();
         let mut cache = Cache::new(std::sync::Arc::new(schema));
         let ids = |pairs: &[(&str, &str)]| {
             serde_json::json!(["map", pairs.iter().map(|(k, v)| serde_json::json!([k, v])).collect::<Vec<_>>()])

@@ -1,13 +1,12 @@
 //! From the `Open_vSwitch` database (a monitor cache) to the pipeline's
 //! [`State`]: pure, so it is tested with rows made by hand.
 
-use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 
-use crate::attach::{keys, mac_from_ip, parse_mac};
-use crate::net::IpNet;
+use crate::net::{IpNet, Mac};
 use crate::ovsdb::{Cache, Datum, Row, Uuid};
 use crate::pipeline::{BridgeLocal, DEFAULT_NETWORK, LocalEndpoint, Network, State, TunnelType, vni_for};
+use crate::vswitch::{Interface, Port, keys};
 
 /// A network given on the command line: `NAME=CIDR[,vni=N]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,10 +66,6 @@ fn s<'a>(row: &'a Row, col: &str) -> Option<&'a str> {
     row.get(col).and_then(Datum::as_str)
 }
 
-fn map(row: &Row, col: &str) -> BTreeMap<String, String> {
-    row.get(col).and_then(Datum::as_string_map).unwrap_or_default()
-}
-
 /// The pipeline state of `opts.bridge`, with what was skipped and why.
 pub fn state_from_cache(cache: &Cache, opts: &StateOptions) -> (State, Vec<String>) {
     let mut warnings = Vec::new();
@@ -86,35 +81,33 @@ pub fn state_from_cache(cache: &Cache, opts: &StateOptions) -> (State, Vec<Strin
         warnings.push(format!("bridge {} not found", opts.bridge));
         return (st, warnings);
     };
-    let ifaces: Vec<&Row> = bridge
+    let ifaces: Vec<Interface> = bridge
         .get("ports")
         .map(Datum::uuids)
         .unwrap_or_default()
         .iter()
         .filter_map(|p: &Uuid| cache.row("Port", p))
-        .flat_map(|port| port.get("interfaces").map(Datum::uuids).unwrap_or_default())
-        .filter_map(|i| cache.row("Interface", &i))
+        .flat_map(Port::interface_uuids)
+        .filter_map(|i| cache.row("Interface", &i).and_then(Interface::from_row))
         .collect();
     let mut local_mac = None;
     let mut endpoints = Vec::new();
     for iface in ifaces {
-        let name = s(iface, "name").unwrap_or_default();
-        let kind = s(iface, "type").unwrap_or_default();
-        let ofport = iface.get("ofport").and_then(Datum::as_integer).filter(|&p| p > 0 && p < 0xff00);
-        if kind == "internal" && name == opts.bridge {
-            local_mac = s(iface, "mac_in_use").and_then(|m| parse_mac(m).ok());
+        let name = iface.name.as_str();
+        let ofport = iface.usable_ofport();
+        if iface.kind == "internal" && name == opts.bridge {
+            local_mac = iface.mac_in_use.as_deref().and_then(|m| Mac::parse_unicast(m).ok()).map(|m| m.0);
             continue;
         }
-        if let Some(tt) = TunnelType::from_column(kind) {
-            let o = map(iface, "options");
-            if o.get("remote_ip").map(String::as_str) == Some("flow")
+        if let Some(tt) = TunnelType::from_column(&iface.kind) {
+            if iface.options.get("remote_ip").map(String::as_str) == Some("flow")
                 && let Some(p) = ofport
             {
-                st.tunnel_ofports.insert(tt, p as u32);
+                st.tunnel_ofports.insert(tt, p);
             }
             continue;
         }
-        let ids = map(iface, "external_ids");
+        let ids = &iface.external_ids;
         let Some(addr) = ids.get(keys::IP) else { continue };
         if ids.get(keys::BRIDGE).is_some_and(|b| *b != opts.bridge) {
             continue;
@@ -131,9 +124,9 @@ pub fn state_from_cache(cache: &Cache, opts: &StateOptions) -> (State, Vec<Strin
             warnings.push(format!("{name}: no ofport yet"));
             continue;
         };
-        let mac = ids.get(keys::MAC).and_then(|m| parse_mac(m).ok()).unwrap_or_else(|| mac_from_ip(ip));
+        let mac = ids.get(keys::MAC).and_then(|m| Mac::parse_unicast(m).ok()).unwrap_or_else(|| Mac::from_ipv4(ip));
         let network = ids.get(keys::NETWORK).cloned().unwrap_or_else(|| DEFAULT_NETWORK.to_owned());
-        endpoints.push((net, LocalEndpoint { id: name.to_owned(), network, ofport: ofport as u32, ip, mac }));
+        endpoints.push((net, LocalEndpoint { id: name.to_owned(), network, ofport, ip, mac: mac.0 }));
     }
     endpoints.sort_by(|a, b| a.1.id.cmp(&b.1.id));
     for (net, e) in endpoints {

@@ -34,6 +34,7 @@ use super::*;
 use crate::container::{ContainerRef, Identity, Resolver};
 use crate::netlink::{Netlink, VethEnd};
 use crate::ovsdb::{Client, OpResult};
+use crate::vswitch::DB;
 
 /// The steps of an attach, for failure injection in tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,7 +141,7 @@ struct Prepared {
     req: AttachRequest,
     resolved: crate::container::Resolved,
     host_name: String,
-    mac: [u8; 6],
+    mac: Mac,
     ids: BTreeMap<String, String>,
     /// The guards: this container's stale ports and the IP's holders as read.
     seen_mine: Vec<String>,
@@ -475,38 +476,9 @@ impl Attacher {
         let identity = &resolved.identity;
         let host_name = host_ifname(&req.bridge, &identity.id, &req.ifname, identity.netns);
 
-        let mut read = read_ops(req, &identity.id);
-        read.push(Operation::select("Interface", vec![Condition::eq("name", host_name.as_str())]).columns(["ofport"]));
-        let r = self.transact(read).await?;
-        let rows = |i: usize| r.get(i).and_then(|x| x.rows.as_deref()).unwrap_or(&[]);
-        let Some(bridge_row) = rows(0).first() else {
-            return Err(AttachError::NoBridge(req.bridge.clone()));
-        };
-        let netdev = bridge_row.get("datapath_type").and_then(Datum::as_str) == Some("netdev");
-        // The base is what the bridge was asked for, not the bridge
-        // interface's current MTU: OVS lowers that to the smallest MTU of
-        // the bridge's ports, so it would shrink with every container given
-        // less (a tunnel's overhead, an explicit --mtu).
-        let bridge_mtu = rows(1)
-            .first()
-            .and_then(|row| row.get("mtu_request"))
-            .and_then(Datum::as_integer)
-            .and_then(|m| u32::try_from(m).ok())
-            .unwrap_or(1500);
-        let mine: Vec<Attachment> = rows(2).iter().filter_map(Attachment::from_port_row).collect();
-        let holders: Vec<Attachment> = rows(3).iter().filter_map(Attachment::from_port_row).collect();
-        let tso = rows(4)
-            .first()
-            .and_then(|row| row.get("other_config"))
-            .and_then(Datum::as_string_map)
-            .and_then(|m| m.get("userspace-tso-enable").cloned())
-            .is_some_and(|v| v == "true");
-        let tunnels: Vec<(Uuid, String)> = (5..5 + TUNNEL_TYPES.len())
-            .flat_map(|i| rows(i).iter())
-            .filter_map(|row| Some((row.get("_uuid")?.as_uuid()?, row.get("type")?.as_str()?.to_owned())))
-            .collect();
-        let existing_ofport =
-            rows(5 + TUNNEL_TYPES.len()).first().and_then(|row| row.get("ofport")).and_then(Datum::as_integer);
+        let r = self.transact(read_ops(req, &identity.id, &host_name)).await?;
+        let AttachRead { netdev, bridge_mtu, mine, holders, userspace_tso: tso, tunnels, existing_ofport } =
+            AttachRead::from_results(&r).ok_or_else(|| AttachError::NoBridge(req.bridge.clone()))?;
         self.step(Step::Read)?;
 
         // Someone else holds the IP: refuse before anything changes.
@@ -527,17 +499,17 @@ impl Attacher {
                 stale.push(a);
                 continue;
             }
-            let same = a.ip == req.cidr()
-                && a.mac == format_mac(mac)
+            let same = a.ip == req.address()
+                && a.mac == Some(mac)
                 && req.mtu.is_none_or(|m| a.mtu == Some(m))
-                && a.gateway == req.gateway.map(|g| g.to_string())
+                && a.gateway == req.gateway
                 && a.network == req.network;
             if !same {
                 return Err(AttachError::Conflict {
                     container: req.container.to_string(),
                     ifname: req.ifname.clone(),
                     bridge: req.bridge.clone(),
-                    existing: format!("{} {}", a.ip, a.mac),
+                    existing: format!("{} {}", a.ip, a.mac.map(|m| m.to_string()).unwrap_or_default()),
                 });
             }
             if self.host.link_by_name(&host_name).await?.is_some() && existing_ofport.is_some_and(|p| p > 0) {
@@ -596,7 +568,7 @@ impl Attacher {
                 &VethEnd { mtu: Some(item.mtu), up: true, promisc: true, ..VethEnd::named(&item.host_name) },
                 &VethEnd {
                     name: req.ifname.clone(),
-                    mac: Some(item.mac),
+                    mac: Some(item.mac.0),
                     mtu: Some(item.mtu),
                     netns: Some(item.resolved.netns.as_fd()),
                     ..Default::default()
@@ -662,9 +634,10 @@ impl Attacher {
     async fn commit(&self, items: &[Prepared]) -> Result<Vec<Option<Uuid>>, AttachError> {
         let mut ops = Vec::new();
         let mut port_op = Vec::with_capacity(items.len());
+        let mut addr_guards = Vec::with_capacity(items.len());
         for (n, p) in items.iter().enumerate() {
             let stale: Vec<Uuid> = p.stale.iter().filter_map(|a| a.port_uuid).collect();
-            let mine = attach_ops_tagged(
+            let txn = attach_ops_tagged(
                 &p.req,
                 &p.resolved.identity.id,
                 &p.host_name,
@@ -674,16 +647,17 @@ impl Attacher {
                 &stale,
                 &n.to_string(),
             );
-            // wait, wait, insert Interface, insert Port, ...
-            port_op.push(ops.len() + 3);
-            ops.extend(mine);
+            let (addr_guard, port_insert) = txn.offset(ops.len());
+            addr_guards.push(addr_guard);
+            port_op.push(port_insert);
+            ops.extend(txn.ops);
         }
         let results = match self.transact(ops).await {
             Ok(r) => r,
-            // The address guard (operation 1) failed: someone took the
-            // address since it was read (another line of the same batch,
-            // or another client). Say who.
-            Err(crate::ovsdb::Error::Transaction { index: 1, .. }) if items.len() == 1 => {
+            // An address guard failed: someone took the address since it
+            // was read (another line of the same batch, or another
+            // client). Say who.
+            Err(crate::ovsdb::Error::Transaction { index, .. }) if items.len() == 1 && addr_guards == [index] => {
                 return Err(self.ip_holder(&items[0].req).await);
             }
             Err(e) => return Err(e.into()),
@@ -723,7 +697,7 @@ impl Attacher {
                 return Err(e.into());
             }
             if needs_garp(&item.req)
-                && let Err(e) = inside.send_gratuitous_arp(eth, item.mac, item.req.ip)
+                && let Err(e) = inside.send_gratuitous_arp(eth, item.mac.0, item.req.ip)
             {
                 tracing::warn!("{e}");
             }
@@ -1009,7 +983,7 @@ impl Attacher {
 /// Whether an attach announces its address with a gratuitous ARP: only
 /// when its MAC is not the one derived from the IP.
 fn needs_garp(req: &AttachRequest) -> bool {
-    req.mac.is_some_and(|m| m != mac_from_ip(req.ip))
+    req.mac.is_some_and(|m| m != Mac::from_ipv4(req.ip))
 }
 
 /// A Port row as it is written (for reporting without reading it back).
@@ -1020,26 +994,11 @@ fn port_row(name: &str, ids: &BTreeMap<String, String>) -> Row {
     row
 }
 
-/// The Open_vSwitch schema this build was written against, parsed once.
-fn vswitch_schema() -> Result<&'static crate::ovsdb::DatabaseSchema, crate::ovsdb::SchemaError> {
-    static SCHEMA: std::sync::OnceLock<Result<crate::ovsdb::DatabaseSchema, crate::ovsdb::SchemaError>> =
-        std::sync::OnceLock::new();
-    SCHEMA
-        .get_or_init(|| {
-            let text = include_str!("../../ovsdb-schemas/vswitch.ovsschema");
-            let json: serde_json::Value = serde_json::from_str(text)
-                .map_err(|e| crate::ovsdb::SchemaError::new(format!("bundled Open_vSwitch schema: {e}")))?;
-            crate::ovsdb::DatabaseSchema::from_json(&json)
-        })
-        .as_ref()
-        .map_err(Clone::clone)
-}
-
 /// Checks operations against the bundled schema: they must fit it, and be
 /// sent as they are (no empty set where the column is a map, which the
 /// server would refuse and normalizing would fix).
 fn check_against_schema(ops: &[Operation]) -> Result<(), crate::ovsdb::SchemaError> {
-    let schema = vswitch_schema()?;
+    let schema = crate::vswitch::bundled_schema()?;
     schema.check_operations(ops)?;
     let mut normalized = ops.to_vec();
     schema.normalize_operations(&mut normalized);
@@ -1059,7 +1018,7 @@ mod tests {
     #[test]
     fn operations_are_checked_and_must_need_no_normalizing() {
         let req = AttachRequest::new("obr0", ContainerRef::Netns("c1".into()), "10.0.0.2/24").expect("request");
-        assert_eq!(check_against_schema(&read_ops(&req, "netns:c1")), Ok(()));
+        assert_eq!(check_against_schema(&read_ops(&req, "netns:c1", "ovs0123456789ab")), Ok(()));
 
         // A map column given an empty set: the server would refuse it.
         let mut row = Row::new();

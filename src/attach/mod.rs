@@ -16,38 +16,13 @@ use std::net::Ipv4Addr;
 use crate::container::NetnsId;
 use crate::net::{AddrError, IpNet, Mac};
 use crate::ovsdb::{Condition, Datum, Function, Mutation, Mutator, Operation, Row, Uuid, WaitUntil};
+use crate::vswitch::txn::PortSpec;
 
 pub mod engine;
 
 pub use engine::{AttachReport, Attacher, AttacherOptions, Change, Liveness, Step};
 
-/// `external_ids` keys, on both the `Port` and the `Interface` row.
-pub mod keys {
-    /// The bridge the port was attached to (lets a bridge's attachments be
-    /// selected without reading its `ports`).
-    pub const BRIDGE: &str = "ovsnet-bridge";
-    /// The container's stable identity: the full Docker ID, `pid:N`,
-    /// `netns:NAME`, or a path.
-    pub const CONTAINER: &str = "ovsnet-container";
-    /// The Docker name (so `detach NAME` works once the container is gone).
-    pub const CONTAINER_NAME: &str = "ovsnet-container-name";
-    /// The container's network namespace, `DEV:INODE`: a restarted
-    /// container has a new one.
-    pub const CONTAINER_NS: &str = "ovsnet-container-ns";
-    /// The interface name inside the container.
-    pub const IFNAME: &str = "ovsnet-ifname";
-    /// The address with its prefix, `172.16.42.10/24`.
-    pub const IP: &str = "ovsnet-ip";
-    /// The bare address, for the uniqueness guard (`172.16.42.10`).
-    pub const ADDR: &str = "ovsnet-addr";
-    pub const MAC: &str = "ovsnet-mac";
-    pub const MTU: &str = "ovsnet-mtu";
-    pub const GATEWAY: &str = "ovsnet-gateway";
-    pub const NETWORK: &str = "ovsnet-network";
-}
-
-/// The database ovsnet attaches in.
-pub const DB: &str = "Open_vSwitch";
+pub use crate::vswitch::keys;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AttachError {
@@ -102,8 +77,8 @@ pub struct AttachRequest {
     pub prefix: u8,
     pub gateway: Option<Ipv4Addr>,
     pub ifname: String,
-    /// Default: [`mac_from_ip`].
-    pub mac: Option<[u8; 6]>,
+    /// Default: [`Mac::from_ipv4`].
+    pub mac: Option<Mac>,
     /// Default: the bridge's, less the encapsulation overhead when the
     /// bridge carries tunnels.
     pub mtu: Option<u32>,
@@ -159,9 +134,9 @@ impl AttachRequest {
             }
         }
         if let Some(mac) = self.mac
-            && (mac[0] & 1 == 1 || mac == [0; 6])
+            && !mac.is_unicast()
         {
-            return Err(AttachError::BadInput(format!("bad MAC address {}: not unicast", format_mac(mac))));
+            return Err(AttachError::BadInput(format!("bad MAC address {mac}: not unicast")));
         }
         if let Some(n) = &self.network
             && (n.is_empty() || n.len() > 64 || n.chars().any(|c| c.is_whitespace() || c.is_control()))
@@ -172,12 +147,17 @@ impl AttachRequest {
     }
 
     /// The MAC the container side gets.
-    pub fn effective_mac(&self) -> [u8; 6] {
-        self.mac.unwrap_or_else(|| mac_from_ip(self.ip))
+    pub fn effective_mac(&self) -> Mac {
+        self.mac.unwrap_or_else(|| Mac::from_ipv4(self.ip))
+    }
+
+    /// The address with its prefix, as given to the container.
+    pub fn address(&self) -> IpNet {
+        IpNet { addr: self.ip.into(), prefix: self.prefix }
     }
 
     pub fn cidr(&self) -> String {
-        format!("{}/{}", self.ip, self.prefix)
+        self.address().to_string()
     }
 }
 
@@ -218,24 +198,6 @@ pub fn parse_route(s: &str) -> Result<Route, AttachError> {
         None => None,
     };
     Ok(Route { dest, prefix: net.prefix, gateway })
-}
-
-/// Parses a MAC address (unicast).
-pub fn parse_mac(s: &str) -> Result<[u8; 6], AttachError> {
-    Ok(Mac::parse_unicast(s)?.0)
-}
-
-/// The MAC for an IPv4 address: `0a:58:` then the address's four bytes
-/// (locally administered, unicast), as OVN-Kubernetes derives it. Stable
-/// across re-attach, and computable by anyone who knows the IP (an ARP
-/// responder, for one).
-pub fn mac_from_ip(ip: Ipv4Addr) -> [u8; 6] {
-    let o = ip.octets();
-    [0x0a, 0x58, o[0], o[1], o[2], o[3]]
-}
-
-pub fn format_mac(mac: [u8; 6]) -> String {
-    mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
 }
 
 /// The host-side veth name: `ovs` + 12 hex digits of a hash of the
@@ -297,32 +259,40 @@ pub struct Attachment {
     pub container_name: Option<String>,
     pub container_ns: Option<String>,
     pub ifname: String,
-    pub ip: String,
-    pub mac: String,
+    /// The address with its prefix, `172.16.42.10/24`.
+    pub ip: IpNet,
+    /// `None`: the row records none (or one that does not parse).
+    pub mac: Option<Mac>,
     pub mtu: Option<u32>,
-    pub gateway: Option<String>,
+    pub gateway: Option<Ipv4Addr>,
     pub network: Option<String>,
     pub ofport: Option<i64>,
 }
 
 impl Attachment {
-    /// Reads an attachment from a `Port` row's `external_ids` (`None` when
-    /// the port is not one of ovsnet's).
+    /// Reads an attachment from a `Port` row (`None` when the port is not
+    /// one of ovsnet's, or its recorded address does not parse).
     pub fn from_port_row(row: &Row) -> Option<Attachment> {
-        let ids = row.get("external_ids")?.as_string_map()?;
+        Self::from_port(&crate::vswitch::Port::from_row(row)?)
+    }
+
+    /// Reads an attachment from a typed `Port` (`None` when the port is
+    /// not one of ovsnet's, or its recorded address does not parse).
+    pub fn from_port(port: &crate::vswitch::Port) -> Option<Attachment> {
+        let ids = &port.external_ids;
         let get = |k: &str| ids.get(k).cloned();
         Some(Attachment {
             bridge: get(keys::BRIDGE)?,
-            port: row.get("name").and_then(Datum::as_str).map(str::to_owned)?,
-            port_uuid: row.get("_uuid").and_then(Datum::as_uuid),
+            port: port.name.clone(),
+            port_uuid: Some(port.uuid),
             container: get(keys::CONTAINER)?,
             container_name: get(keys::CONTAINER_NAME),
             container_ns: get(keys::CONTAINER_NS),
             ifname: get(keys::IFNAME)?,
-            ip: get(keys::IP)?,
-            mac: get(keys::MAC).unwrap_or_default(),
+            ip: IpNet::parse_interface(ids.get(keys::IP)?).ok()?,
+            mac: ids.get(keys::MAC).and_then(|m| m.parse().ok()),
             mtu: get(keys::MTU).and_then(|m| m.parse().ok()),
-            gateway: get(keys::GATEWAY),
+            gateway: ids.get(keys::GATEWAY).and_then(|g| g.parse().ok()),
             network: get(keys::NETWORK),
             ofport: None,
         })
@@ -348,7 +318,7 @@ impl Attachment {
 pub fn external_ids(
     req: &AttachRequest,
     identity: &crate::container::Identity,
-    mac: [u8; 6],
+    mac: Mac,
     mtu: u32,
 ) -> BTreeMap<String, String> {
     let mut ids = BTreeMap::new();
@@ -361,7 +331,7 @@ pub fn external_ids(
     ids.insert(keys::IFNAME.to_owned(), req.ifname.clone());
     ids.insert(keys::IP.to_owned(), req.cidr());
     ids.insert(keys::ADDR.to_owned(), req.ip.to_string());
-    ids.insert(keys::MAC.to_owned(), format_mac(mac));
+    ids.insert(keys::MAC.to_owned(), mac.to_string());
     ids.insert(keys::MTU.to_owned(), mtu.to_string());
     if let Some(gw) = req.gateway {
         ids.insert(keys::GATEWAY.to_owned(), gw.to_string());
@@ -401,10 +371,11 @@ pub const PORT_COLUMNS: [&str; 3] = ["_uuid", "name", "external_ids"];
 pub const TUNNEL_TYPES: [&str; 3] = ["gre", "vxlan", "geneve"];
 
 /// The read-only transaction run before an attach: the bridge, its
-/// requested MTU (`mtu_request`; 1500 when unset),
-/// this container's existing attachment, the holder of the IP, the
-/// tunnel interfaces, and the switch's `other_config`.
-pub fn read_ops(req: &AttachRequest, container_id: &str) -> Vec<Operation> {
+/// requested MTU (`mtu_request`; 1500 when unset), this container's
+/// existing attachment, the holder of the IP, the switch's `other_config`,
+/// the tunnel interfaces, and the host end's interface if it exists.
+/// [`AttachRead::from_results`] takes the replies.
+pub fn read_ops(req: &AttachRequest, container_id: &str, host_end: &str) -> Vec<Operation> {
     let mut ops = vec![
         Operation::select("Bridge", vec![Condition::eq("name", req.bridge.as_str())])
             .columns(["_uuid", "datapath_type"]),
@@ -416,7 +387,64 @@ pub fn read_ops(req: &AttachRequest, container_id: &str) -> Vec<Operation> {
     for t in TUNNEL_TYPES {
         ops.push(Operation::select("Interface", vec![Condition::eq("type", t)]).columns(["_uuid", "type"]));
     }
+    ops.push(Operation::select("Interface", vec![Condition::eq("name", host_end)]).columns(["ofport"]));
     ops
+}
+
+/// What [`read_ops`] found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttachRead {
+    /// The bridge's `datapath_type` is `netdev` (the userspace datapath).
+    pub netdev: bool,
+    /// What the bridge was asked for (`mtu_request`), 1500 when unset.
+    pub bridge_mtu: u32,
+    /// This container's attachments with this interface name.
+    pub mine: Vec<Attachment>,
+    /// The attachments holding the address.
+    pub holders: Vec<Attachment>,
+    /// `other_config:userspace-tso-enable=true`.
+    pub userspace_tso: bool,
+    /// The tunnel interfaces, by row and type.
+    pub tunnels: Vec<(Uuid, String)>,
+    /// The host end's ofport, when its interface exists.
+    pub existing_ofport: Option<i64>,
+}
+
+impl AttachRead {
+    /// Decodes the replies to [`read_ops`] (the same order, kept here
+    /// beside it). `None` when the bridge does not exist.
+    pub fn from_results(results: &[crate::ovsdb::OpResult]) -> Option<AttachRead> {
+        let rows = |i: usize| results.get(i).and_then(|x| x.rows.as_deref()).unwrap_or(&[]);
+        let bridge = rows(0).first()?;
+        let tunnels_at = 5;
+        let host_end_at = tunnels_at + TUNNEL_TYPES.len();
+        Some(AttachRead {
+            netdev: bridge.get("datapath_type").and_then(Datum::as_str) == Some("netdev"),
+            // The base is what the bridge was asked for, not the bridge
+            // interface's current MTU: OVS lowers that to the smallest MTU
+            // of the bridge's ports, so it would shrink with every
+            // container given less (a tunnel's overhead, an explicit --mtu).
+            bridge_mtu: rows(1)
+                .first()
+                .and_then(|row| row.get("mtu_request"))
+                .and_then(Datum::as_integer)
+                .and_then(|m| u32::try_from(m).ok())
+                .unwrap_or(1500),
+            mine: rows(2).iter().filter_map(Attachment::from_port_row).collect(),
+            holders: rows(3).iter().filter_map(Attachment::from_port_row).collect(),
+            userspace_tso: rows(4)
+                .first()
+                .and_then(|row| row.get("other_config"))
+                .and_then(Datum::as_string_map)
+                .and_then(|m| m.get("userspace-tso-enable").cloned())
+                .is_some_and(|v| v == "true"),
+            tunnels: (tunnels_at..host_end_at)
+                .flat_map(|i| rows(i).iter())
+                .filter_map(|row| Some((row.get("_uuid")?.as_uuid()?, row.get("type")?.as_str()?.to_owned())))
+                .collect(),
+            existing_ofport: rows(host_end_at).first().and_then(|row| row.get("ofport")).and_then(Datum::as_integer),
+        })
+    }
 }
 
 fn names_rows(names: &[String]) -> Vec<Row> {
@@ -428,6 +456,25 @@ fn names_rows(names: &[String]) -> Vec<Row> {
             r
         })
         .collect()
+}
+
+/// The operations that plug one host end into the bridge, and where in
+/// them the results a caller needs are.
+#[derive(Debug, Clone)]
+pub struct AttachOps {
+    pub ops: Vec<Operation>,
+    /// Index of the guard that nobody else holds the address: when the
+    /// transaction fails there, the address was taken since it was read.
+    pub addr_guard: usize,
+    /// Index of the `Port` insert, whose result holds the new row's UUID.
+    pub port_insert: usize,
+}
+
+impl AttachOps {
+    /// These operations placed after `offset` others in one transaction.
+    pub fn offset(&self, offset: usize) -> (usize, usize) {
+        (offset + self.addr_guard, offset + self.port_insert)
+    }
 }
 
 /// The one transaction that plugs the host end into the bridge: guards
@@ -442,7 +489,7 @@ pub fn attach_ops(
     seen_for_container: &[String],
     seen_for_addr: &[String],
     stale: &[Uuid],
-) -> Vec<Operation> {
+) -> AttachOps {
     attach_ops_tagged(req, container_id, host, ids, seen_for_container, seen_for_addr, stale, "")
 }
 
@@ -458,43 +505,39 @@ pub fn attach_ops_tagged(
     seen_for_addr: &[String],
     stale: &[Uuid],
     tag: &str,
-) -> Vec<Operation> {
-    let (iface_name, port_name) = (format!("iface{tag}"), format!("port{tag}"));
-    let mut ops = vec![
-        Operation::wait(
-            "Port",
-            by_container(&req.bridge, container_id, &req.ifname),
-            vec!["name".into()],
-            WaitUntil::Equal,
-            names_rows(seen_for_container),
-            Some(0),
-        ),
-        Operation::wait(
-            "Port",
-            by_addr(&req.bridge, req.ip),
-            vec!["name".into()],
-            WaitUntil::Equal,
-            names_rows(seen_for_addr),
-            Some(0),
-        ),
-    ];
-    let ids_datum = Datum::map(ids.iter().map(|(k, v)| (k.clone(), v.clone())));
-    let mut iface = Row::new();
-    iface.insert("name".into(), Datum::from(host));
-    iface.insert("external_ids".into(), ids_datum.clone());
-    let mut port = Row::new();
-    port.insert("name".into(), Datum::from(host));
-    port.insert("interfaces".into(), Datum::named_uuid(&iface_name));
-    port.insert("external_ids".into(), ids_datum);
-    ops.push(Operation::insert("Interface", iface).uuid_name(&iface_name));
-    ops.push(Operation::insert("Port", port).uuid_name(&port_name));
-    let mut mutations = vec![Mutation::new("ports", Mutator::Insert, Datum::named_uuid(&port_name))];
+) -> AttachOps {
+    let port_ref = format!("port{tag}");
+    let mut ops = vec![Operation::wait(
+        "Port",
+        by_container(&req.bridge, container_id, &req.ifname),
+        vec!["name".into()],
+        WaitUntil::Equal,
+        names_rows(seen_for_container),
+        Some(0),
+    )];
+    let addr_guard = ops.len();
+    ops.push(Operation::wait(
+        "Port",
+        by_addr(&req.bridge, req.ip),
+        vec!["name".into()],
+        WaitUntil::Equal,
+        names_rows(seen_for_addr),
+        Some(0),
+    ));
+    // The host end's name is derived from the container's namespace, so
+    // the guards above already cover it: no name guard of its own.
+    let port = PortSpec { name: host.to_owned(), external_ids: ids.clone(), ..Default::default() };
+    let [iface_insert, port_row] = crate::vswitch::txn::port_rows(&port, &port_ref);
+    ops.push(iface_insert);
+    let port_insert = ops.len();
+    ops.push(port_row);
+    let mut mutations = vec![Mutation::new("ports", Mutator::Insert, Datum::named_uuid(&port_ref))];
     if !stale.is_empty() {
         mutations.push(Mutation::new("ports", Mutator::Delete, Datum::set(stale.iter().copied())));
     }
     ops.push(Operation::mutate("Bridge", vec![Condition::eq("name", req.bridge.as_str())], mutations));
     ops.push(Operation::comment(&format!("ovsnet: attach {} {} {}", req.bridge, container_id, req.cidr())));
-    ops
+    AttachOps { ops, addr_guard, port_insert }
 }
 
 /// Removes ports from a bridge (they and their interfaces are garbage
@@ -513,12 +556,6 @@ pub fn detach_ops(bridge: &str, ports: &[Uuid], why: &str) -> Vec<Operation> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn mac_is_derived_from_ip() {
-        assert_eq!(mac_from_ip(Ipv4Addr::new(172, 16, 42, 10)), [0x0a, 0x58, 172, 16, 42, 10]);
-        assert_eq!(format_mac(mac_from_ip(Ipv4Addr::new(10, 0, 0, 1))), "0a:58:0a:00:00:01");
-    }
 
     #[test]
     fn host_names_are_short_deterministic_and_distinct() {
@@ -566,9 +603,6 @@ mod tests {
         );
         assert_eq!(parse_route("default@10.0.0.1").map(|r| r.prefix).ok(), Some(0));
         assert!(parse_route("192.168.0.1/16").is_err(), "host bits set");
-        assert_eq!(parse_mac("0a:58:00:00:00:01").ok(), Some([0x0a, 0x58, 0, 0, 0, 1]));
-        assert!(parse_mac("01:00:5e:00:00:01").is_err(), "multicast");
-        assert!(parse_mac("zz").is_err());
     }
 
     #[test]
@@ -584,7 +618,7 @@ mod tests {
         r.mtu = Some(10);
         assert!(r.check().is_err());
         r.mtu = Some(1400);
-        r.mac = Some([1, 0, 0, 0, 0, 1]);
+        r.mac = Some(Mac([1, 0, 0, 0, 0, 1]));
         assert!(r.check().is_err());
     }
 
@@ -593,8 +627,10 @@ mod tests {
         let c = crate::container::ContainerRef::Netns("c1".into());
         let req = AttachRequest::new("obr0", c, "10.0.0.2/24").expect("ok");
         let ids = BTreeMap::from([(keys::BRIDGE.to_string(), "obr0".to_string())]);
-        let ops = attach_ops(&req, "netns:c1", "ovs0123456789ab", &ids, &[], &[], &[]);
-        let json = serde_json::Value::Array(ops.iter().map(Operation::to_json).collect());
+        let txn = attach_ops(&req, "netns:c1", "ovs0123456789ab", &ids, &[], &[], &[]);
+        assert_eq!((txn.addr_guard, txn.port_insert), (1, 3));
+        assert_eq!(txn.offset(10), (11, 13));
+        let json = serde_json::Value::Array(txn.ops.iter().map(Operation::to_json).collect());
         let text = json.to_string();
         // Guards first, then inserts, then the bridge mutation.
         assert_eq!(json[0]["op"], "wait");
@@ -606,7 +642,12 @@ mod tests {
         );
         assert_eq!(json[2]["op"], "insert");
         assert_eq!(json[2]["table"], "Interface");
-        assert_eq!(json[3]["row"]["interfaces"], serde_json::json!(["named-uuid", "iface"]));
+        assert_eq!(
+            json[2]["row"],
+            serde_json::json!({"name": "ovs0123456789ab", "external_ids": ["map", [["ovsnet-bridge", "obr0"]]]})
+        );
+        assert_eq!(json[3]["table"], "Port");
+        assert_eq!(json[3]["row"]["interfaces"], serde_json::json!(["named-uuid", "port_iface"]));
         assert_eq!(json[4]["mutations"][0], serde_json::json!(["ports", "insert", ["named-uuid", "port"]]));
         assert!(text.contains("ovsnet: attach obr0 netns:c1 10.0.0.2/24"));
     }

@@ -9,8 +9,7 @@ use clap::{Args, Parser};
 
 use super::{Format, Global};
 use crate::attach::{
-    AttachReport, AttachRequest, Attacher, AttacherOptions, Attachment, engine::Change, engine::Liveness, parse_mac,
-    parse_route,
+    AttachReport, AttachRequest, Attacher, AttacherOptions, Attachment, engine::Change, engine::Liveness, parse_route,
 };
 use crate::container::ContainerRef;
 
@@ -130,8 +129,7 @@ async fn remove_cluster_rows(removed: &[Attachment], c: &ClusterRowArgs, g: &Glo
         .iter()
         .filter_map(|a| {
             let net = a.network.as_deref()?;
-            let ip = crate::net::IpNet::parse_interface(&a.ip).ok()?.addr;
-            Some((net, ip))
+            Some((net, a.ip.addr))
         })
         .collect();
     if rows.is_empty() {
@@ -162,7 +160,7 @@ pub(super) fn request(bridge: &str, container: &str, ip: &str, opts: &AttachOpts
     let reference = ContainerRef::parse(container)?;
     let mut req = AttachRequest::new(bridge, reference, ip)?;
     req.ifname = opts.ifname.clone();
-    req.mac = opts.mac.as_deref().map(parse_mac).transpose()?;
+    req.mac = opts.mac.as_deref().map(crate::net::Mac::parse_unicast).transpose()?;
     req.mtu = opts.mtu;
     req.routes = opts.routes.iter().map(|r| parse_route(r)).collect::<Result<_, _>>()?;
     req.network = opts.network.clone();
@@ -197,7 +195,7 @@ pub(super) fn describe(r: &AttachReport) -> String {
         a.shown_container(),
         a.ifname,
         a.ip,
-        a.mac,
+        a.mac.map(|m| m.to_string()).unwrap_or_default(),
         a.mtu.map(|m| m.to_string()).unwrap_or_default(),
         a.bridge,
         a.port,
@@ -382,8 +380,8 @@ pub async fn run_list(args: ListArgs, g: &Global) -> anyhow::Result<()> {
                         a.bridge.clone(),
                         a.shown_container().to_owned(),
                         a.ifname.clone(),
-                        a.ip.clone(),
-                        a.mac.clone(),
+                        a.ip.to_string(),
+                        a.mac.map(|m| m.to_string()).unwrap_or_default(),
                         a.ofport.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
                         a.port.clone(),
                         liveness_word(l),

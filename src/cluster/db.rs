@@ -559,7 +559,7 @@ impl ClusterDb {
         }
         let mac = match (&spec.mac, spec.ip) {
             (Some(m), _) => m.clone(),
-            (None, IpAddr::V4(v4)) => crate::attach::format_mac(ipam::mac_for(v4)),
+            (None, IpAddr::V4(v4)) => crate::net::Mac(ipam::mac_for(v4)).to_string(),
             (None, IpAddr::V6(_)) => return Err(ClusterError::BadInput("an IPv6 endpoint needs a MAC".into())),
         };
         // The marker is ovsnet's to set, never the caller's.

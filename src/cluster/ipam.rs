@@ -149,7 +149,7 @@ pub fn lowest_free_vni(used: &BTreeSet<u32>) -> Result<u32, IpamError> {
 /// The MAC ovsnet gives an address by default (`0a:58` + the IPv4 bytes),
 /// the same rule as `attach`, so a block of addresses implies its MACs.
 pub fn mac_for(ip: Ipv4Addr) -> [u8; 6] {
-    crate::attach::mac_from_ip(ip)
+    crate::net::Mac::from_ipv4(ip).0
 }
 
 #[cfg(test)]

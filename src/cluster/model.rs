@@ -357,7 +357,7 @@ impl ClusterState {
 /// written with the [`COVERED_KEY`] marker.
 pub fn covered_by_block(block: Option<IpNet>, ip: IpAddr, mac: &str) -> bool {
     match (block, ip) {
-        (Some(block), IpAddr::V4(v4)) => block.contains(ip) && mac == crate::attach::format_mac(ipam::mac_for(v4)),
+        (Some(block), IpAddr::V4(v4)) => block.contains(ip) && mac == crate::net::Mac(ipam::mac_for(v4)).to_string(),
         _ => false,
     }
 }
@@ -483,7 +483,7 @@ mod tests {
             network: net.uuid,
             host: host.into(),
             ip: ip.parse().unwrap(),
-            mac: crate::attach::format_mac(ipam::mac_for(v4)),
+            mac: crate::net::Mac(ipam::mac_for(v4)).to_string(),
             container: format!("c-{ip}"),
             interface: "eth1".into(),
             external_ids: BTreeMap::new(),
@@ -560,7 +560,7 @@ mod tests {
     fn the_marker_decision_follows_the_block_rule() {
         let net = |s: &str| Some(IpNet::parse_network(s).unwrap());
         let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
-        let derived = |s: &str| crate::attach::format_mac(ipam::mac_for(s.parse().unwrap()));
+        let derived = |s: &str| crate::net::Mac(ipam::mac_for(s.parse().unwrap())).to_string();
         // Fan or pool: inside the host's block, derived MAC.
         assert!(covered_by_block(net("10.0.2.0/24"), ip("10.0.2.7"), &derived("10.0.2.7")));
         // Static network (no block), or a pool host without a block yet.

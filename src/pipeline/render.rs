@@ -7,7 +7,6 @@ use std::fmt::Write as _;
 use super::PipelineError;
 use super::decl::{Kind, Pipeline, TableDecl, Template};
 use super::state::{State, TunnelType, fnv1a, mac_is_derived};
-use crate::attach::format_mac;
 use crate::openflow::action::{Action, OFPP_LOCAL};
 use crate::openflow::instruction::Instruction;
 use crate::openflow::text::parse_flow;
@@ -289,7 +288,7 @@ fn objects(state: &State, warnings: &mut Vec<String>) -> Vec<Obj> {
         };
         let vars = vec![
             ("ofport", port_text(*ofport)),
-            ("mac", format_mac(*mac)),
+            ("mac", crate::net::Mac(*mac).to_string()),
             ("mac_hex", mac_hex(*mac)),
             ("ip", ip.to_string()),
             ("vni", vni.to_string()),
@@ -383,7 +382,7 @@ fn objects(state: &State, warnings: &mut Vec<String>) -> Vec<Obj> {
         let Some(port) = tunnel(e.tunnel, &owner, warnings) else { continue };
         let vars = vec![
             ("vni", vni.to_string()),
-            ("mac", format_mac(e.mac)),
+            ("mac", crate::net::Mac(e.mac).to_string()),
             ("mac_hex", mac_hex(e.mac)),
             ("ip", e.ip.to_string()),
             ("tun_dst", e.tun_dst.to_string()),

@@ -5,8 +5,7 @@
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
-use crate::attach::mac_from_ip;
-use crate::net::IpNet;
+use crate::net::{IpNet, Mac};
 
 /// A network: an isolated L2/L3 segment identified on the wire by its VNI.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,7 +92,7 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
 
 /// Whether `mac` is the one derived from `ip` (0a:58:a.b.c.d).
 pub fn mac_is_derived(ip: Ipv4Addr, mac: [u8; 6]) -> bool {
-    mac_from_ip(ip) == mac
+    Mac::from_ipv4(ip).0 == mac
 }
 
 impl State {

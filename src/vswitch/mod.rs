@@ -5,6 +5,7 @@
 //! waits for `ovs-vswitchd` to apply it.
 
 pub mod address;
+pub mod keys;
 pub mod model;
 pub mod spec;
 pub mod txn;
@@ -14,7 +15,7 @@ use std::time::{Duration, Instant};
 use crate::net::AddrError;
 use crate::ovsdb::{self, Client, Operation};
 
-pub use model::{Bridge, DB, Interface, Port, Snapshot};
+pub use model::{Bridge, DB, Interface, Port, Snapshot, bundled_schema};
 pub use spec::{BridgeSpec, DatapathType, FailMode, FlowOr, TunnelSpec, TunnelType};
 pub use txn::PortSpec;
 

@@ -10,7 +10,26 @@ use crate::ovsdb::{Condition, Datum, OpResult, Operation, Row, Uuid};
 
 use super::VswitchError;
 
+/// The database ovsnet reads and writes on every switch.
 pub const DB: &str = "Open_vSwitch";
+
+/// The `Open_vSwitch` schema this build was written against (Open vSwitch
+/// 3.1's), bundled so that operations can be checked without a server.
+pub const BUNDLED_SCHEMA: &str = include_str!("../../ovsdb-schemas/vswitch.ovsschema");
+
+/// [`BUNDLED_SCHEMA`], parsed once.
+pub fn bundled_schema() -> Result<&'static crate::ovsdb::DatabaseSchema, crate::ovsdb::SchemaError> {
+    static SCHEMA: std::sync::OnceLock<Result<crate::ovsdb::DatabaseSchema, crate::ovsdb::SchemaError>> =
+        std::sync::OnceLock::new();
+    SCHEMA
+        .get_or_init(|| {
+            let json: serde_json::Value = serde_json::from_str(BUNDLED_SCHEMA)
+                .map_err(|e| crate::ovsdb::SchemaError::new(format!("bundled Open_vSwitch schema: {e}")))?;
+            crate::ovsdb::DatabaseSchema::from_json(&json)
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
 
 /// Columns read from each table (only what ovsnet shows or compares).
 pub const ROOT_COLUMNS: &[&str] = &["_uuid", "bridges", "next_cfg", "cur_cfg"];
@@ -145,10 +164,9 @@ impl Snapshot {
                 let mut ifaces: Vec<Interface> =
                     set_uuids(r, "interfaces").iter().filter_map(|u| interfaces.get(u).cloned()).collect();
                 ifaces.sort_by(|a, b| a.name.cmp(&b.name));
-                Some((
-                    uuid,
-                    Port { uuid, name: string(r, "name"), interfaces: ifaces, external_ids: map(r, "external_ids") },
-                ))
+                let mut port = Port::from_row(r)?;
+                port.interfaces = ifaces;
+                Some((uuid, port))
             })
             .collect();
         let root_bridges = set_uuids(root_row, "bridges");
@@ -223,6 +241,38 @@ fn set_uuids(row: &Row, col: &str) -> Vec<Uuid> {
 
 fn map(row: &Row, col: &str) -> BTreeMap<String, String> {
     row.get(col).and_then(Datum::as_string_map).unwrap_or_default()
+}
+
+impl Interface {
+    /// Reads an `Interface` row (`None` without a `_uuid`). Columns not
+    /// selected read as empty.
+    pub fn from_row(r: &Row) -> Option<Interface> {
+        interface_from_row(r)
+    }
+
+    /// The OpenFlow port number, when ovs-vswitchd has given a usable one
+    /// (not -1 for a failed interface, not a reserved port).
+    pub fn usable_ofport(&self) -> Option<u32> {
+        self.ofport.filter(|&p| p > 0 && p < 0xff00).and_then(|p| u32::try_from(p).ok())
+    }
+}
+
+impl Port {
+    /// Reads a `Port` row without resolving its interfaces (`None` without
+    /// a `_uuid`).
+    pub fn from_row(r: &Row) -> Option<Port> {
+        Some(Port {
+            uuid: uuid_of(r)?,
+            name: string(r, "name"),
+            interfaces: Vec::new(),
+            external_ids: map(r, "external_ids"),
+        })
+    }
+
+    /// The `interfaces` column of a `Port` row.
+    pub fn interface_uuids(r: &Row) -> Vec<Uuid> {
+        set_uuids(r, "interfaces")
+    }
 }
 
 fn interface_from_row(r: &Row) -> Option<Interface> {

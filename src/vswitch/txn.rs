@@ -63,9 +63,19 @@ fn bump_next_cfg(root: Uuid) -> Operation {
     Operation::mutate("Open_vSwitch", vec![Condition::uuid(root)], vec![Mutation::new("next_cfg", Mutator::Add, 1i64)])
 }
 
-/// The insert operations for a port and its interface; the port's
-/// named UUID is `port_ref`.
+/// The insert operations for a port and its interface, guarded so that
+/// the transaction fails if either name is taken; the port's named UUID is
+/// `port_ref`.
 pub fn insert_port(port: &PortSpec, port_ref: &str) -> Vec<Operation> {
+    let mut ops = vec![wait_absent("Interface", &port.name), wait_absent("Port", &port.name)];
+    ops.extend(port_rows(port, port_ref));
+    ops
+}
+
+/// The two inserts of a port: its `Interface` row (named UUID
+/// `{port_ref}_iface`), then its `Port` row (named UUID `port_ref`),
+/// unguarded: for callers whose own guards already cover the names.
+pub fn port_rows(port: &PortSpec, port_ref: &str) -> [Operation; 2] {
     let iface_ref = format!("{port_ref}_iface");
     let mut iface = Row::new();
     iface.insert("name".into(), Datum::from(port.name.as_str()));
@@ -87,12 +97,7 @@ pub fn insert_port(port: &PortSpec, port_ref: &str) -> Vec<Operation> {
     if !port.external_ids.is_empty() {
         prow.insert("external_ids".into(), string_map(&port.external_ids));
     }
-    vec![
-        wait_absent("Interface", &port.name),
-        wait_absent("Port", &port.name),
-        Operation::insert("Interface", iface).uuid_name(&iface_ref),
-        Operation::insert("Port", prow).uuid_name(port_ref),
-    ]
+    [Operation::insert("Interface", iface).uuid_name(&iface_ref), Operation::insert("Port", prow).uuid_name(port_ref)]
 }
 
 /// `bridge add`: a Bridge with its internal Port and Interface, referred
