@@ -18,6 +18,7 @@ pub mod attach;
 pub mod cli;
 pub mod cluster;
 pub mod container;
+pub mod endpoint;
 pub mod lab;
 pub mod net;
 pub mod netlink;

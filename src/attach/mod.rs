@@ -111,18 +111,12 @@ impl AttachRequest {
 
     /// Checks everything that can be checked without touching the system.
     pub fn check(&self) -> Result<(), AttachError> {
-        crate::vswitch::spec::check_name("bridge", &self.bridge).map_err(|e| AttachError::BadInput(e.to_string()))?;
-        crate::netlink::validate_ifname(&self.ifname).map_err(|_| {
-            AttachError::BadInput(format!("bad interface name {:?}: 1-15 bytes, no '/', ':' or spaces", self.ifname))
-        })?;
+        check_options(&self.bridge, &self.ifname, self.mtu, self.mac, self.network.as_deref())?;
         if self.prefix > 32 {
             return Err(AttachError::BadInput(format!("bad prefix length /{}", self.prefix)));
         }
         if self.ip.is_unspecified() || self.ip.is_multicast() || self.ip.is_broadcast() || self.ip.is_loopback() {
             return Err(AttachError::BadInput(format!("{} cannot be given to a container", self.ip)));
-        }
-        if let Some(mtu) = self.mtu {
-            crate::vswitch::spec::check_mtu(mtu).map_err(|e| AttachError::BadInput(e.to_string()))?;
         }
         if let Some(gw) = self.gateway {
             let net = IpNet::new(self.ip.into(), self.prefix)?;
@@ -132,16 +126,6 @@ impl AttachRequest {
                     self.ip, self.prefix
                 )));
             }
-        }
-        if let Some(mac) = self.mac
-            && !mac.is_unicast()
-        {
-            return Err(AttachError::BadInput(format!("bad MAC address {mac}: not unicast")));
-        }
-        if let Some(n) = &self.network
-            && (n.is_empty() || n.len() > 64 || n.chars().any(|c| c.is_whitespace() || c.is_control()))
-        {
-            return Err(AttachError::BadInput(format!("bad network name {n:?}")));
         }
         Ok(())
     }
@@ -159,6 +143,35 @@ impl AttachRequest {
     pub fn cidr(&self) -> String {
         self.address().to_string()
     }
+}
+
+/// Checks the parts of an attachment that do not depend on its address:
+/// for callers that learn the address later (a cluster allocates it).
+pub fn check_options(
+    bridge: &str,
+    ifname: &str,
+    mtu: Option<u32>,
+    mac: Option<Mac>,
+    network: Option<&str>,
+) -> Result<(), AttachError> {
+    crate::vswitch::spec::check_name("bridge", bridge).map_err(|e| AttachError::BadInput(e.to_string()))?;
+    crate::netlink::validate_ifname(ifname).map_err(|_| {
+        AttachError::BadInput(format!("bad interface name {ifname:?}: 1-15 bytes, no '/', ':' or spaces"))
+    })?;
+    if let Some(mtu) = mtu {
+        crate::vswitch::spec::check_mtu(mtu).map_err(|e| AttachError::BadInput(e.to_string()))?;
+    }
+    if let Some(mac) = mac
+        && !mac.is_unicast()
+    {
+        return Err(AttachError::BadInput(format!("bad MAC address {mac}: not unicast")));
+    }
+    if let Some(n) = network
+        && (n.is_empty() || n.len() > 64 || n.chars().any(|c| c.is_whitespace() || c.is_control()))
+    {
+        return Err(AttachError::BadInput(format!("bad network name {n:?}")));
+    }
+    Ok(())
 }
 
 /// Parses `IP/PREFIX[@GATEWAY]` (IPv4).

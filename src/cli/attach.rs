@@ -125,38 +125,52 @@ pub struct ClusterRowArgs {
 /// database is given. A failure says what remains, in one line.
 async fn remove_cluster_rows(removed: &[Attachment], c: &ClusterRowArgs, g: &Global) -> anyhow::Result<()> {
     let Some(remotes) = &c.cluster_db else { return Ok(()) };
-    let rows: Vec<(&str, std::net::IpAddr)> = removed
-        .iter()
-        .filter_map(|a| {
-            let net = a.network.as_deref()?;
-            Some((net, a.ip.addr))
-        })
-        .collect();
-    if rows.is_empty() {
+    if crate::endpoint::rows_of(removed).is_empty() {
         return Ok(());
     }
-    let host = super::network::host_name(c.host_name.as_deref())?;
-    let done = async {
-        let cdb = crate::cluster::ClusterDb::connect(remotes, &g.connect).await?;
-        for (net, ip) in &rows {
-            if cdb.remove_host_endpoint(net, &host, *ip).await? {
-                tracing::info!(%ip, network = net, "removed the endpoint from the cluster database");
-            }
-        }
-        Ok::<_, crate::cluster::ClusterError>(())
-    }
-    .await;
-    done.map_err(|e| {
-        let what: Vec<String> = rows.iter().map(|(n, ip)| format!("{ip} in {n}")).collect();
-        anyhow::anyhow!(
-            "the port is gone, but the Endpoint row of {} remains in the cluster database ({}); the agent on {host} removes it",
-            what.join(", "),
-            e.to_string().replace('\n', " ")
-        )
-    })
+    let host = crate::cluster::host::local_host_name(c.host_name.as_deref())?;
+    crate::endpoint::remove_rows(remotes, &g.connect, &host, removed).await?;
+    Ok(())
 }
 
-pub(super) fn request(bridge: &str, container: &str, ip: &str, opts: &AttachOpts) -> anyhow::Result<AttachRequest> {
+/// `ovsnet attach BRIDGE CONTAINER [IP] --network NAME --cluster-db REMOTES`:
+/// the address is allocated in the cluster (or the given one published),
+/// then the container is attached; a failure leaves nothing behind.
+async fn attach_in_cluster(args: &AttachArgs, remotes: &str, network: &str, g: &Global) -> anyhow::Result<()> {
+    let (Some(bridge), Some(container)) = (&args.bridge, &args.container) else {
+        bail!("attach needs BRIDGE CONTAINER");
+    };
+    let address = match &args.ip {
+        Some(ip) => {
+            let ((ip, prefix), gateway) = crate::attach::parse_ip_gateway(ip)?;
+            Some(crate::endpoint::GivenAddress { ip, prefix, gateway })
+        }
+        None => None,
+    };
+    let req = crate::endpoint::NetworkAttach {
+        network: network.to_owned(),
+        host: crate::cluster::host::local_host_name(args.host_name.as_deref())?,
+        bridge: bridge.clone(),
+        container: ContainerRef::parse(container)?,
+        address,
+        ifname: args.opts.ifname.clone(),
+        mac: args.opts.mac.as_deref().map(crate::net::Mac::parse_unicast).transpose()?,
+        mtu: args.opts.mtu,
+        routes: args.opts.routes.iter().map(|r| parse_route(r)).collect::<Result<_, _>>()?,
+    };
+    // Bad input is refused before any connection is made.
+    req.check()?;
+    let cluster = crate::cluster::ClusterDb::connect(remotes, &g.connect).await?;
+    let attacher = attacher(g).await?;
+    let r = crate::endpoint::attach_in_network(&cluster, &attacher, &req).await?;
+    match g.format {
+        Format::Json => println!("{}", serde_json::to_string(&r.report)?),
+        Format::Table => println!("{} (network {}, host {})", describe(&r.report), r.network, r.host),
+    }
+    Ok(())
+}
+
+fn request(bridge: &str, container: &str, ip: &str, opts: &AttachOpts) -> anyhow::Result<AttachRequest> {
     let reference = ContainerRef::parse(container)?;
     let mut req = AttachRequest::new(bridge, reference, ip)?;
     req.ifname = opts.ifname.clone();
@@ -178,12 +192,12 @@ fn attacher_options(g: &Global) -> AttacherOptions {
     }
 }
 
-pub(super) async fn attacher(g: &Global) -> anyhow::Result<Attacher> {
+async fn attacher(g: &Global) -> anyhow::Result<Attacher> {
     let client = g.client().await?;
     Ok(Attacher::new(client, attacher_options(g))?)
 }
 
-pub(super) fn describe(r: &AttachReport) -> String {
+fn describe(r: &AttachReport) -> String {
     let a = &r.attachment;
     let what = match &r.change {
         Change::Created => "attached".to_owned(),
@@ -208,7 +222,7 @@ pub async fn run_attach(args: AttachArgs, g: &Global) -> anyhow::Result<()> {
         return run_batch(file, usize::try_from(args.chunk).unwrap_or(1), g).await;
     }
     if let (Some(remotes), Some(network)) = (&args.cluster_db, &args.opts.network) {
-        return super::network::attach_in_cluster(&args, remotes, network, g).await;
+        return attach_in_cluster(&args, remotes, network, g).await;
     }
     // Checked by clap (required_unless_present); keep the messages anyway.
     let (Some(bridge), Some(container), Some(ip)) = (&args.bridge, &args.container, &args.ip) else {

@@ -4,18 +4,10 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use clap::{Args, Subcommand};
+use clap::Subcommand;
 
 use super::{Format, Global};
 use crate::cluster::server::{self, ClusterInfo, DEFAULT_PORT_BASE, MemberSpec, RAFT_PORT_OFFSET};
-
-/// Where the cluster database is: its members' remotes, comma-separated.
-#[derive(Debug, Clone, Args)]
-pub struct ClusterDbArg {
-    /// Cluster database remotes, e.g. tcp:10.0.0.1:6650,tcp:10.0.0.2:6650,tcp:10.0.0.3:6650.
-    #[arg(long, env = "OVSNET_CLUSTER_DB", value_name = "REMOTES")]
-    pub cluster_db: String,
-}
 
 #[derive(Debug, Subcommand)]
 pub enum ClusterCommand {

@@ -8,8 +8,8 @@ use anyhow::Context;
 use clap::Subcommand;
 use serde::Serialize;
 
-use super::cluster::ClusterDbArg;
-use super::{Format, Global};
+use super::{ClusterDbArg, Format, Global};
+use crate::cluster::host::{GoneCheck, forget_host};
 use crate::cluster::{ClusterDb, ClusterError, ClusterState, Endpoint, Host, Ipam};
 
 #[derive(Debug, Subcommand)]
@@ -122,12 +122,6 @@ fn line(s: &HostSummary<'_>) -> String {
     )
 }
 
-/// How long a host's heartbeat is watched before it is judged gone: two of
-/// its intervals (the agent beats on a one-second tick) and a second.
-pub fn liveness_window(heartbeat_interval_ms: i64) -> Duration {
-    Duration::from_millis(heartbeat_interval_ms.max(0) as u64) * 2 + Duration::from_secs(1)
-}
-
 pub async fn run(cmd: HostCommand, g: &Global) -> anyhow::Result<()> {
     match cmd {
         HostCommand::List { db } => {
@@ -180,27 +174,15 @@ pub async fn run(cmd: HostCommand, g: &Global) -> anyhow::Result<()> {
         }
         HostCommand::Del { name, force, if_exists, db } => {
             let cdb = ClusterDb::connect(&db.cluster_db, &g.connect).await?;
-            let checked = match cdb.host(&name).await {
-                Ok(h) if !force && h.heartbeat_interval > 0 => {
-                    let window = liveness_window(h.heartbeat_interval);
-                    eprintln!(
-                        "ovsnet: watching {name}'s heartbeat for up to {:.1}s (its agent beats every {}; --force skips this)",
-                        window.as_secs_f64(),
-                        secs(h.heartbeat_interval)
-                    );
-                    if let Some(now) = cdb.heartbeat_moves(&name, h.heartbeat, window).await? {
-                        return Err(ClusterError::HostAlive {
-                            host: name.clone(),
-                            observed: format!("from {} to {now}", h.heartbeat),
-                        })
-                        .context(format!("host del {name}"));
-                    }
-                    Some(h.heartbeat)
-                }
-                Ok(_) | Err(ClusterError::NoHost(_)) => None,
-                Err(e) => return Err(e).context(format!("host del {name}")),
+            let check = if force { GoneCheck::Force } else { GoneCheck::Watch };
+            let watching = |window: Duration, interval: i64| {
+                eprintln!(
+                    "ovsnet: watching {name}'s heartbeat for up to {:.1}s (its agent beats every {}; --force skips this)",
+                    window.as_secs_f64(),
+                    secs(interval)
+                );
             };
-            let removed = match cdb.remove_host(&name, checked).await {
+            let removed = match forget_host(&cdb, &name, check, watching).await {
                 Ok(r) => r,
                 Err(ClusterError::NoHost(_)) if if_exists => return Ok(()),
                 Err(e) => return Err(e).context(format!("host del {name}")),
@@ -224,13 +206,6 @@ pub async fn run(cmd: HostCommand, g: &Global) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_host_is_judged_gone_after_two_intervals_and_a_second() {
-        assert_eq!(liveness_window(2_000), Duration::from_secs(5));
-        assert_eq!(liveness_window(0), Duration::from_secs(1));
-        assert_eq!(liveness_window(-5), Duration::from_secs(1));
-    }
 
     #[test]
     fn heartbeat_column_says_what_the_host_promised() {

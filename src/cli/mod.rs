@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::net::IpNet;
 use crate::ovsdb::{Client, ConnectOptions};
@@ -23,6 +23,14 @@ pub mod host;
 pub mod lab;
 pub mod network;
 pub mod ofp;
+
+/// Where the cluster database is: its members' remotes, comma-separated.
+#[derive(Debug, Clone, Args)]
+pub struct ClusterDbArg {
+    /// Cluster database remotes, e.g. tcp:10.0.0.1:6650,tcp:10.0.0.2:6650,tcp:10.0.0.3:6650.
+    #[arg(long, env = "OVSNET_CLUSTER_DB", value_name = "REMOTES")]
+    pub cluster_db: String,
+}
 
 /// Open vSwitch control for container networking.
 #[derive(Debug, Parser)]

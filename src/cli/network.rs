@@ -5,8 +5,7 @@ use std::net::Ipv4Addr;
 use anyhow::Context;
 use clap::Subcommand;
 
-use super::cluster::ClusterDbArg;
-use super::{Format, Global};
+use super::{ClusterDbArg, Format, Global};
 use crate::cluster::{ClusterDb, Ipam, Network, NetworkSpec};
 use crate::net::IpNet;
 
@@ -177,108 +176,6 @@ pub async fn run(cmd: NetworkCommand, g: &Global) -> anyhow::Result<()> {
                 Err(e) => return Err(e).context(format!("network del {name}")),
             }
             Ok(())
-        }
-    }
-}
-
-/// This host's name in the cluster: `--host-name`, else the system's.
-pub(super) fn host_name(given: Option<&str>) -> anyhow::Result<String> {
-    match given {
-        Some(h) => Ok(h.to_owned()),
-        None => std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .ok()
-            .map(|h| h.trim().to_owned())
-            .filter(|h| !h.is_empty())
-            .context("no --host-name and no system host name"),
-    }
-}
-
-/// `ovsnet attach BRIDGE CONTAINER [IP] --network NAME --cluster-db REMOTES`:
-/// the address is allocated in the cluster (or the given one published),
-/// then the container is attached; if the attach fails, the endpoint is
-/// removed again, so a failure leaves nothing behind.
-pub async fn attach_in_cluster(
-    args: &super::attach::AttachArgs,
-    remotes: &str,
-    network: &str,
-    g: &Global,
-) -> anyhow::Result<()> {
-    use crate::cluster::{ClusterError, EndpointSpec};
-    let (Some(bridge), Some(container)) = (&args.bridge, &args.container) else {
-        anyhow::bail!("attach needs BRIDGE CONTAINER");
-    };
-    let host = host_name(args.host_name.as_deref())?;
-    let cdb = ClusterDb::connect(remotes, &g.connect).await?;
-    let net = cdb.network(network).await?;
-    // Check everything local before writing to the cluster.
-    let probe_ip = match &args.ip {
-        Some(ip) => ip.clone(),
-        None => format!("{}/{}", net.cidr.addr, net.cidr.prefix),
-    };
-    super::attach::request(bridge, container, &probe_ip, &args.opts).or_else(|e| match &args.ip {
-        Some(_) => Err(e),
-        // The network address itself is refused as a container address;
-        // only the names and options matter here.
-        None => Ok(super::attach::request(bridge, container, "192.0.2.1/24", &args.opts)?),
-    })?;
-    let (endpoint, published) = match &args.ip {
-        Some(ip) => {
-            let ((addr, _), _) = crate::attach::parse_ip_gateway(ip)?;
-            let spec = EndpointSpec {
-                network: network.to_owned(),
-                host: host.clone(),
-                ip: addr.into(),
-                mac: args.opts.mac.clone(),
-                container: container.clone(),
-                interface: args.opts.ifname.clone(),
-                external_ids: Default::default(),
-            };
-            match cdb.publish_endpoint(&spec).await {
-                Ok(e) => (e, true),
-                // Attaching again what is already attached here is fine.
-                Err(ClusterError::IpInUse { host: h, container: c, .. }) if h == host && c == *container => {
-                    let state = cdb.state().await?;
-                    let e = state
-                        .endpoints
-                        .into_iter()
-                        .find(|e| e.ip == std::net::IpAddr::V4(addr) && e.network == net.uuid);
-                    (e.context("endpoint vanished")?, false)
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        None => (cdb.allocate_ip(network, &host, container, &args.opts.ifname).await?, true),
-    };
-    let ip_arg = match &args.ip {
-        Some(ip) => ip.clone(),
-        None => match net.gateway {
-            Some(gw) => format!("{}/{}@{gw}", endpoint.ip, net.cidr.prefix),
-            None => format!("{}/{}", endpoint.ip, net.cidr.prefix),
-        },
-    };
-    let mut opts = args.opts.clone();
-    if opts.mtu.is_none() {
-        opts.mtu = net.mtu;
-    }
-    let attached = async {
-        let req = super::attach::request(bridge, container, &ip_arg, &opts)?;
-        let attacher = super::attach::attacher(g).await?;
-        Ok::<_, anyhow::Error>(attacher.attach(&req).await?)
-    }
-    .await;
-    match attached {
-        Ok(report) => {
-            match g.format {
-                Format::Json => println!("{}", serde_json::to_string(&report)?),
-                Format::Table => println!("{} (network {network}, host {host})", super::attach::describe(&report)),
-            }
-            Ok(())
-        }
-        Err(e) => {
-            if published {
-                let _ = cdb.remove_endpoint(network, endpoint.ip).await;
-            }
-            Err(e)
         }
     }
 }

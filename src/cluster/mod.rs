@@ -7,10 +7,13 @@
 //! - [`db`]: [`ClusterDb`], the database over the OVSDB client: hosts,
 //!   networks, endpoints, atomic address allocation, and a monitor-kept
 //!   [`ClusterWatch`] (I/O);
+//! - [`host`]: this host's default name, when a host counts as gone, and
+//!   forgetting one that is;
 //! - [`server`]: starting and stopping the members (`ovsdb-tool`,
 //!   `ovsdb-server`) and asking each about its Raft status (I/O).
 
 pub mod db;
+pub mod host;
 pub mod ipam;
 pub mod model;
 pub mod server;

@@ -1,0 +1,83 @@
+//! Rules about hosts that every front end shares: this host's default
+//! name, when a host counts as gone, and forgetting one that is.
+
+use std::time::Duration;
+
+use super::{ClusterDb, ClusterError, HostRemoval};
+
+/// This host's name in the cluster: the one given, else the system's
+/// (`/proc/sys/kernel/hostname`).
+pub fn local_host_name(given: Option<&str>) -> Result<String, ClusterError> {
+    match given {
+        Some(h) => Ok(h.to_owned()),
+        None => std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| ClusterError::BadInput("no host name given and the system has none".into())),
+    }
+}
+
+/// How long a host's heartbeat is watched before it is judged gone: two of
+/// its intervals (the agent beats on a one-second tick) and a second.
+pub fn liveness_window(heartbeat_interval_ms: i64) -> Duration {
+    Duration::from_millis(heartbeat_interval_ms.max(0) as u64) * 2 + Duration::from_secs(1)
+}
+
+/// How [`forget_host`] makes sure the host is gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GoneCheck {
+    /// Watch its heartbeat for [`liveness_window`]; refuse if it moves, and
+    /// remove only if it still has the value seen.
+    Watch,
+    /// Remove without watching.
+    Force,
+}
+
+/// Forgets a host that is gone for good: its Endpoint rows, Block rows and
+/// Host row, in one transaction. With [`GoneCheck::Watch`] a host whose
+/// heartbeat moves is refused ([`ClusterError::HostAlive`]) with nothing
+/// removed; `watching` is told how long the watch will last and the
+/// host's interval (in ms) before it starts. A host that never beats (no
+/// interval) or has no Host row is removed without a watch.
+pub async fn forget_host(
+    cluster: &ClusterDb,
+    name: &str,
+    check: GoneCheck,
+    watching: impl FnOnce(Duration, i64),
+) -> Result<HostRemoval, ClusterError> {
+    let checked = match cluster.host(name).await {
+        Ok(h) if check == GoneCheck::Watch && h.heartbeat_interval > 0 => {
+            let window = liveness_window(h.heartbeat_interval);
+            watching(window, h.heartbeat_interval);
+            if let Some(now) = cluster.heartbeat_moves(name, h.heartbeat, window).await? {
+                return Err(ClusterError::HostAlive {
+                    host: name.to_owned(),
+                    observed: format!("from {} to {now}", h.heartbeat),
+                });
+            }
+            Some(h.heartbeat)
+        }
+        Ok(_) | Err(ClusterError::NoHost(_)) => None,
+        Err(e) => return Err(e),
+    };
+    cluster.remove_host(name, checked).await
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_host_is_judged_gone_after_two_intervals_and_a_second() {
+        assert_eq!(liveness_window(2_000), Duration::from_secs(5));
+        assert_eq!(liveness_window(0), Duration::from_secs(1));
+        assert_eq!(liveness_window(-5), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_given_host_name_wins() {
+        assert_eq!(local_host_name(Some("h7")).unwrap(), "h7");
+    }
+}
