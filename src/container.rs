@@ -163,14 +163,9 @@ const SO_NETNS_COOKIE: libc::c_int = 71;
 /// inside it (see [`netns::with`]).
 fn netns_cookie(fd: &OwnedFd) -> Option<u64> {
     netns::with(fd, || {
-        use std::os::fd::{AsRawFd, FromRawFd};
-        // SAFETY: plain socket(2); checked before use.
-        let raw = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-        if raw < 0 {
-            return None;
-        }
-        // SAFETY: a fresh descriptor nothing else owns.
-        let sock = unsafe { OwnedFd::from_raw_fd(raw) };
+        use nix::sys::socket::{AddressFamily, SockFlag, SockType, socket};
+        use std::os::fd::AsRawFd;
+        let sock = socket(AddressFamily::Unix, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None).ok()?;
         let mut cookie: u64 = 0;
         let mut len = std::mem::size_of::<u64>() as libc::socklen_t;
         // SAFETY: the buffer is a u64 and len says so.

@@ -168,7 +168,7 @@ async fn transact_every_operation() {
     {
         Err(Error::Transaction { index: 1, op, error, .. }) => {
             assert_eq!(op, "wait");
-            assert_eq!(error, "timed out");
+            assert_eq!(error, ovsnet::ovsdb::ErrorTag::TimedOut);
         }
         other => panic!("{other:?}"),
     }
@@ -192,7 +192,7 @@ async fn transact_every_operation() {
     {
         Err(Error::Transaction { index: 2, op, error, .. }) => {
             assert_eq!(op, "abort");
-            assert_eq!(error, "aborted");
+            assert_eq!(error, ovsnet::ovsdb::ErrorTag::Aborted);
         }
         other => panic!("{other:?}"),
     }
@@ -237,7 +237,7 @@ async fn transact_every_operation() {
     match c.transact(DB, vec![Operation::comment("x"), Operation::insert("Open_vSwitch", Row::new())]).await {
         Err(Error::Transaction { index, error, .. }) => {
             assert_eq!(index, 2, "maxRows violation is reported at commit, after the operations");
-            assert_eq!(error, "constraint violation");
+            assert_eq!(error, ovsnet::ovsdb::ErrorTag::ConstraintViolation);
         }
         other => panic!("{other:?}"),
     }
@@ -278,7 +278,7 @@ async fn schema_errors_name_table_and_column_and_send_nothing() {
         .await
     {
         Err(Error::Transaction { index: 0, error, details, .. }) => {
-            assert_eq!(error, "constraint violation");
+            assert_eq!(error, ovsnet::ovsdb::ErrorTag::ConstraintViolation);
             assert!(details.unwrap_or_default().contains("foo"));
         }
         other => panic!("{other:?}"),
@@ -512,7 +512,7 @@ async fn lock_steal_unlock_between_two_clients() {
     match assert_op(b.clone()).await {
         Err(Error::Transaction { index: 0, op, error, .. }) => {
             assert_eq!(op, "assert");
-            assert_eq!(error, "not owner");
+            assert_eq!(error, ovsnet::ovsdb::ErrorTag::NotOwner);
         }
         other => panic!("{other:?}"),
     }

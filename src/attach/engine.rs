@@ -748,7 +748,7 @@ impl Attacher {
         let shown = || names.join(", ");
         let results = match self.transact(ops).await {
             Ok(r) => r,
-            Err(crate::ovsdb::Error::Transaction { error, .. }) if error == "timed out" => {
+            Err(crate::ovsdb::Error::Transaction { error: crate::ovsdb::ErrorTag::TimedOut, .. }) => {
                 return Err(AttachError::NoOfport { port: shown(), secs: self.opts.ofport_timeout.as_secs() });
             }
             Err(e) => return Err(e.into()),

@@ -171,11 +171,11 @@ pub struct ClusterDb {
 }
 
 fn is_constraint(e: &ovsdb::Error) -> bool {
-    matches!(e, ovsdb::Error::Transaction { error, .. } if error == "constraint violation")
+    matches!(e, ovsdb::Error::Transaction { error: ovsdb::ErrorTag::ConstraintViolation, .. })
 }
 
 fn is_referential(e: &ovsdb::Error) -> bool {
-    matches!(e, ovsdb::Error::Transaction { error, .. } if error == "referential integrity violation")
+    matches!(e, ovsdb::Error::Transaction { error: ovsdb::ErrorTag::ReferentialIntegrityViolation, .. })
 }
 
 fn string_map(m: &BTreeMap<String, String>) -> Datum {
@@ -381,8 +381,8 @@ impl ClusterDb {
         // log holds no empty commit.
         let r = match self.transact(ops).await {
             Ok(r) => r,
-            Err(ovsdb::Error::Transaction { index: 0, ref error, .. })
-                if unless_heartbeat_moved_from.is_some() && error == "timed out" =>
+            Err(ovsdb::Error::Transaction { index: 0, error: ovsdb::ErrorTag::TimedOut, .. })
+                if unless_heartbeat_moved_from.is_some() =>
             {
                 // The check failed: the heartbeat moved, or the Host row
                 // went away meanwhile (then the rest is removed unchecked).
@@ -585,7 +585,7 @@ impl ClusterDb {
                 row.insert("external_ids".into(), string_map(&marked));
                 match self.transact(vec![check, Operation::insert(table::ENDPOINT, row.clone())]).await {
                     // The block changed meanwhile: written unmarked.
-                    Err(ovsdb::Error::Transaction { index: 0, ref error, .. }) if error == "timed out" => None,
+                    Err(ovsdb::Error::Transaction { index: 0, error: ovsdb::ErrorTag::TimedOut, .. }) => None,
                     r => Some(r.map(|r| r.into_iter().skip(1).collect::<Vec<_>>())),
                 }
             }

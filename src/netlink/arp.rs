@@ -2,7 +2,7 @@
 //! socket (the socket decides the namespace, not the thread that sends).
 
 use std::net::Ipv4Addr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 
 /// Ethernet header (14) + ARP for IPv4 over Ethernet (28).
 pub const GARP_LEN: usize = 42;
@@ -35,13 +35,9 @@ pub fn gratuitous_arp(mac: [u8; 6], ip: Ipv4Addr) -> [u8; GARP_LEN] {
 /// sends on whatever interface `sendto` names. It belongs to the network
 /// namespace of the thread that opens it.
 pub(crate) fn open_packet_socket() -> std::io::Result<OwnedFd> {
-    // SAFETY: plain socket(2); the result is checked before use.
-    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: fd is a fresh descriptor that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, socket};
+    // Protocol 0: the socket receives nothing, it only sends.
+    Ok(socket(AddressFamily::Packet, SockType::Raw, SockFlag::SOCK_CLOEXEC, None)?)
 }
 
 /// Sends one Ethernet frame out of interface `ifindex` through `sock`.

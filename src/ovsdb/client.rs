@@ -1162,7 +1162,7 @@ mod tests {
         match parse_transact_reply(&ops, &v) {
             Err(Error::Transaction { index: 1, op, error, details }) => {
                 assert_eq!(op, "insert");
-                assert_eq!(error, "constraint violation");
+                assert_eq!(error, crate::ovsdb::ErrorTag::ConstraintViolation);
                 assert_eq!(details.as_deref(), Some("bad"));
             }
             other => panic!("{other:?}"),

@@ -23,6 +23,7 @@
 
 pub mod cache;
 pub mod client;
+pub mod error_tag;
 pub mod framing;
 pub mod notation;
 pub mod ops;
@@ -33,6 +34,7 @@ pub mod tls;
 
 pub use cache::{Cache, CacheError, RowUpdate, TableUpdates};
 pub use client::{Backoff, Client, ConnectOptions, Lock, LockEvent, Monitor, MonitorEvent, MonitorRequest, Stats};
+pub use error_tag::ErrorTag;
 pub use notation::{Atom, Datum, Row, Uuid};
 pub use ops::{Condition, Function, Mutation, Mutator, OpResult, Operation, WaitUntil};
 pub use remote::Remote;
@@ -56,7 +58,7 @@ pub enum Error {
     Schema(#[from] SchemaError),
     /// The server refused operation `index` of a transaction.
     #[error("transaction failed at operation {index} ({op}): {error}{}", details.as_ref().map(|d| format!(": {d}")).unwrap_or_default())]
-    Transaction { index: usize, op: String, error: String, details: Option<String> },
+    Transaction { index: usize, op: String, error: ErrorTag, details: Option<String> },
     /// The server answered a request with an error.
     #[error("OVSDB error reply: {0}")]
     Rpc(String),

@@ -352,7 +352,7 @@ pub enum OpOutcome {
     Ok(OpResult),
     /// `{"error": ..., "details": ...}`.
     Error {
-        error: String,
+        error: super::ErrorTag,
         details: Option<String>,
     },
     /// `null`: not executed because an earlier operation failed.
@@ -368,7 +368,7 @@ impl OpOutcome {
         };
         if let Some(e) = o.get("error") {
             return Ok(OpOutcome::Error {
-                error: e.as_str().map(str::to_owned).unwrap_or_else(|| e.to_string()),
+                error: super::ErrorTag::parse(&e.as_str().map(str::to_owned).unwrap_or_else(|| e.to_string())),
                 details: o.get("details").and_then(Value::as_str).map(str::to_owned),
             });
         }
@@ -441,7 +441,7 @@ mod tests {
         );
         assert_eq!(
             OpOutcome::from_json(&json!({"error": "timed out", "details": "x"})).unwrap(),
-            OpOutcome::Error { error: "timed out".into(), details: Some("x".into()) }
+            OpOutcome::Error { error: crate::ovsdb::ErrorTag::TimedOut, details: Some("x".into()) }
         );
         assert_eq!(OpOutcome::from_json(&Value::Null).unwrap(), OpOutcome::NotExecuted);
         assert!(OpOutcome::from_json(&json!(3)).is_err());

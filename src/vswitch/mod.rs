@@ -93,7 +93,7 @@ impl Vswitch {
         match self.client.transact(DB, ops).await {
             Ok(_) => Ok(()),
             // A failed `wait` guard: someone changed what we read.
-            Err(ovsdb::Error::Transaction { error, .. }) if error == "timed out" => {
+            Err(ovsdb::Error::Transaction { error: ovsdb::ErrorTag::TimedOut, .. }) => {
                 Err(VswitchError::Raced(what.to_owned()))
             }
             Err(e) => Err(e.into()),
