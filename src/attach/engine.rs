@@ -673,14 +673,13 @@ impl Attacher {
             Err(e) => return e.into(),
         };
         let row = r.first().and_then(|x| x.rows.as_deref()).and_then(|rows| rows.first());
-        match row {
-            Some(row) => {
-                let port = row.get("name").and_then(Datum::as_str).unwrap_or("?").to_owned();
-                let holder = match Attachment::from_port_row(row) {
+        match row.and_then(crate::vswitch::Port::from_row) {
+            Some(port) => {
+                let holder = match Attachment::from_port(&port) {
                     Some(h) => format!("{} {}", h.shown_container(), h.ifname),
                     None => "(a port not made by ovsnet)".to_owned(),
                 };
-                AttachError::IpInUse { ip: req.ip, bridge: req.bridge.clone(), holder, port }
+                AttachError::IpInUse { ip: req.ip, bridge: req.bridge.clone(), holder, port: port.name }
             }
             None => AttachError::Reply(format!("the holder of {} changed while attaching; try again", req.ip)),
         }
@@ -742,7 +741,8 @@ impl Attacher {
         }
         for name in names {
             ops.push(
-                Operation::select("Interface", vec![Condition::eq("name", name.as_str())]).columns(["ofport", "error"]),
+                Operation::select("Interface", vec![Condition::eq("name", name.as_str())])
+                    .columns(["_uuid", "ofport", "error"]),
             );
         }
         let shown = || names.join(", ");
@@ -759,13 +759,14 @@ impl Attacher {
                 .get(names.len() + i)
                 .and_then(|r| r.rows.as_ref())
                 .and_then(|rows| rows.first())
+                .and_then(crate::vswitch::Interface::from_row)
                 .ok_or_else(|| AttachError::Reply(format!("interface {name} vanished")))?;
-            match row.get("ofport").and_then(Datum::as_integer) {
+            match row.ofport {
                 Some(p) if p > 0 => out.push(p),
                 _ => {
                     return Err(AttachError::InterfaceError {
                         port: name.to_owned(),
-                        error: row.get("error").and_then(Datum::as_str).unwrap_or("no OpenFlow port").to_owned(),
+                        error: row.error.unwrap_or_else(|| "no OpenFlow port".to_owned()),
                     });
                 }
             }
@@ -918,7 +919,7 @@ impl Attacher {
         let r = self
             .transact(vec![
                 Operation::select("Port", cond.clone()).columns(PORT_COLUMNS),
-                Operation::select("Interface", cond).columns(["name", "ofport", "external_ids"]),
+                Operation::select("Interface", cond).columns(["_uuid", "name", "ofport"]),
             ])
             .await?;
         let ofports: BTreeMap<String, i64> = r
@@ -926,7 +927,8 @@ impl Attacher {
             .and_then(|x| x.rows.as_deref())
             .unwrap_or(&[])
             .iter()
-            .filter_map(|row| Some((row.get("name")?.as_str()?.to_owned(), row.get("ofport")?.as_integer()?)))
+            .filter_map(crate::vswitch::Interface::from_row)
+            .filter_map(|i| Some((i.name, i.ofport?)))
             .collect();
         let mut out: Vec<Attachment> = r
             .first()

@@ -16,6 +16,7 @@ use std::net::Ipv4Addr;
 use crate::container::NetnsId;
 use crate::net::{AddrError, IpNet, Mac};
 use crate::ovsdb::{Condition, Datum, Function, Mutation, Mutator, Operation, Row, Uuid, WaitUntil};
+use crate::vswitch::Interface;
 use crate::vswitch::txn::PortSpec;
 
 pub mod engine;
@@ -392,7 +393,8 @@ pub fn read_ops(req: &AttachRequest, container_id: &str, host_end: &str) -> Vec<
     let mut ops = vec![
         Operation::select("Bridge", vec![Condition::eq("name", req.bridge.as_str())])
             .columns(["_uuid", "datapath_type"]),
-        Operation::select("Interface", vec![Condition::eq("name", req.bridge.as_str())]).columns(["mtu_request"]),
+        Operation::select("Interface", vec![Condition::eq("name", req.bridge.as_str())])
+            .columns(["_uuid", "mtu_request"]),
         Operation::select("Port", by_container(&req.bridge, container_id, &req.ifname)).columns(PORT_COLUMNS),
         Operation::select("Port", by_addr(&req.bridge, req.ip)).columns(PORT_COLUMNS),
         Operation::select("Open_vSwitch", vec![]).columns(["other_config"]),
@@ -400,7 +402,7 @@ pub fn read_ops(req: &AttachRequest, container_id: &str, host_end: &str) -> Vec<
     for t in TUNNEL_TYPES {
         ops.push(Operation::select("Interface", vec![Condition::eq("type", t)]).columns(["_uuid", "type"]));
     }
-    ops.push(Operation::select("Interface", vec![Condition::eq("name", host_end)]).columns(["ofport"]));
+    ops.push(Operation::select("Interface", vec![Condition::eq("name", host_end)]).columns(["_uuid", "ofport"]));
     ops
 }
 
@@ -428,6 +430,7 @@ impl AttachRead {
     /// beside it). `None` when the bridge does not exist.
     pub fn from_results(results: &[crate::ovsdb::OpResult]) -> Option<AttachRead> {
         let rows = |i: usize| results.get(i).and_then(|x| x.rows.as_deref()).unwrap_or(&[]);
+        let interfaces = |i: usize| -> Vec<Interface> { rows(i).iter().filter_map(Interface::from_row).collect() };
         let bridge = rows(0).first()?;
         let tunnels_at = 5;
         let host_end_at = tunnels_at + TUNNEL_TYPES.len();
@@ -437,10 +440,9 @@ impl AttachRead {
             // interface's current MTU: OVS lowers that to the smallest MTU
             // of the bridge's ports, so it would shrink with every
             // container given less (a tunnel's overhead, an explicit --mtu).
-            bridge_mtu: rows(1)
+            bridge_mtu: interfaces(1)
                 .first()
-                .and_then(|row| row.get("mtu_request"))
-                .and_then(Datum::as_integer)
+                .and_then(|i| i.mtu_request)
                 .and_then(|m| u32::try_from(m).ok())
                 .unwrap_or(1500),
             mine: rows(2).iter().filter_map(Attachment::from_port_row).collect(),
@@ -451,11 +453,8 @@ impl AttachRead {
                 .and_then(Datum::as_string_map)
                 .and_then(|m| m.get("userspace-tso-enable").cloned())
                 .is_some_and(|v| v == "true"),
-            tunnels: (tunnels_at..host_end_at)
-                .flat_map(|i| rows(i).iter())
-                .filter_map(|row| Some((row.get("_uuid")?.as_uuid()?, row.get("type")?.as_str()?.to_owned())))
-                .collect(),
-            existing_ofport: rows(host_end_at).first().and_then(|row| row.get("ofport")).and_then(Datum::as_integer),
+            tunnels: (tunnels_at..host_end_at).flat_map(interfaces).map(|i| (i.uuid, i.kind)).collect(),
+            existing_ofport: interfaces(host_end_at).first().and_then(|i| i.ofport),
         })
     }
 }
