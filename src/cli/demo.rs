@@ -49,7 +49,7 @@ pub async fn run(args: DemoArgs, g: &Global) -> anyhow::Result<()> {
     let bridges: Vec<_> = snap.bridges.iter().collect();
     match g.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&bridges)?),
-        Format::Table => print!("{}", super::bridge::show_bridges(&bridges)),
+        Format::Table => print!("{}", super::show_bridges(&bridges)),
     }
     if args.keep {
         println!(

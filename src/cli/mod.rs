@@ -257,3 +257,45 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 fn block_on<F: std::future::Future<Output = anyhow::Result<()>>>(f: F) -> anyhow::Result<()> {
     tokio::runtime::Builder::new_current_thread().enable_all().build().context("start the async runtime")?.block_on(f)
 }
+
+/// `bridge show` as text, in the spirit of `ovs-vsctl show`.
+pub fn show_bridges(bridges: &[&crate::vswitch::Bridge]) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    for b in bridges {
+        let _ = write!(out, "Bridge {}", b.name);
+        let dp = if b.datapath_type.is_empty() { "system" } else { &b.datapath_type };
+        let _ = write!(out, "  (datapath {dp}");
+        if let Some(m) = &b.fail_mode {
+            let _ = write!(out, ", fail_mode {m}");
+        }
+        if b.controllers > 0 {
+            let _ = write!(out, ", {} controller(s)", b.controllers);
+        }
+        out.push_str(")\n");
+        for p in &b.ports {
+            for i in &p.interfaces {
+                let kind = if i.kind.is_empty() { "system" } else { &i.kind };
+                let _ = write!(out, "    Port {:<15} {:<8}", p.name, kind);
+                match i.ofport {
+                    Some(n) if n >= 0 => {
+                        let _ = write!(out, " ofport {n:<5}");
+                    }
+                    _ => out.push_str(" ofport -    "),
+                }
+                if !i.options.is_empty() {
+                    let opts: Vec<String> = i.options.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    let _ = write!(out, " {}", opts.join(" "));
+                }
+                if let Some(mtu) = i.mtu_request {
+                    let _ = write!(out, " mtu_request={mtu}");
+                }
+                if let Some(e) = &i.error {
+                    let _ = write!(out, "  error: {e}");
+                }
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
