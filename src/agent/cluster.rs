@@ -193,12 +193,10 @@ pub fn vanished_endpoints(
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use std::net::Ipv4Addr;
 
     use super::*;
-    use crate::cluster::{Block, Endpoint, Host, Ipam, Network};
+    use crate::cluster::{Block, Ipam};
     use crate::net::IpNet;
     use crate::ovsdb::Uuid;
     use crate::pipeline::{Pipeline, desired_flows};
@@ -207,46 +205,7 @@ mod tests {
         Mac::from_ipv4(ip).0
     }
 
-    fn host(name: &str, ip: &str, tunnels: &[&str]) -> Host {
-        Host {
-            uuid: Uuid::new_v4(),
-            name: name.into(),
-            underlay_ip: ip.parse().unwrap(),
-            tunnel_types: tunnels.iter().map(|t| (*t).to_owned()).collect(),
-            heartbeat: 0,
-            heartbeat_interval: 0,
-            external_ids: BTreeMap::new(),
-        }
-    }
-
-    fn network(name: &str, vni: u32, cidr: &str, ipam: Ipam) -> Network {
-        Network {
-            uuid: Uuid::new_v4(),
-            name: name.into(),
-            vni,
-            cidr: IpNet::parse_network(cidr).unwrap(),
-            ipam,
-            mtu: None,
-            block_prefix: (ipam == Ipam::Pool).then_some(24),
-            underlay: (ipam == Ipam::Fan).then(|| IpNet::parse_network("172.30.0.0/16").unwrap()),
-            gateway: None,
-            external_ids: BTreeMap::new(),
-        }
-    }
-
-    fn endpoint(net: &Network, host: &str, ip: &str) -> Endpoint {
-        let v4: Ipv4Addr = ip.parse().unwrap();
-        Endpoint {
-            uuid: Uuid::new_v4(),
-            network: net.uuid,
-            host: host.into(),
-            ip: ip.parse().unwrap(),
-            mac: Mac::from_ipv4(v4).to_string(),
-            container: format!("c-{ip}"),
-            interface: "eth1".into(),
-            external_ids: BTreeMap::new(),
-        }
-    }
+    use crate::cluster::model::fixtures::{endpoint, host, network};
 
     fn local(id: &str, network: &str, ofport: u32, ip: &str) -> LocalEndpoint {
         let ip: Ipv4Addr = ip.parse().unwrap();

@@ -518,24 +518,15 @@ pub fn attach_ops_tagged(
     stale: &[Uuid],
     tag: &str,
 ) -> AttachOps {
+    // Fails the transaction unless the ports matching `cond` are still
+    // the ones named `seen`.
+    let unchanged = |cond: Vec<Condition>, seen: &[String]| {
+        Operation::wait("Port", cond, vec!["name".into()], WaitUntil::Equal, names_rows(seen), Some(0))
+    };
     let port_ref = format!("port{tag}");
-    let mut ops = vec![Operation::wait(
-        "Port",
-        by_container(&req.bridge, container_id, &req.ifname),
-        vec!["name".into()],
-        WaitUntil::Equal,
-        names_rows(seen_for_container),
-        Some(0),
-    )];
+    let mut ops = vec![unchanged(by_container(&req.bridge, container_id, &req.ifname), seen_for_container)];
     let addr_guard = ops.len();
-    ops.push(Operation::wait(
-        "Port",
-        by_addr(&req.bridge, req.ip),
-        vec!["name".into()],
-        WaitUntil::Equal,
-        names_rows(seen_for_addr),
-        Some(0),
-    ));
+    ops.push(unchanged(by_addr(&req.bridge, req.ip), seen_for_addr));
     // The host end's name is derived from the container's namespace, so
     // the guards above already cover it: no name guard of its own.
     let port = PortSpec { name: host.to_owned(), external_ids: ids.clone(), ..Default::default() };

@@ -444,24 +444,27 @@ pub fn remote_view(state: &ClusterState, this_host: &str) -> RemoteView {
     view
 }
 
+/// Rows made by hand, for the tests of this module and of those that read
+/// the cluster's state.
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
-mod tests {
+pub(crate) mod fixtures {
     use super::*;
 
-    pub(crate) fn host(name: &str, ip: &str) -> Host {
+    pub(crate) fn host(name: &str, ip: &str, tunnels: &[&str]) -> Host {
         Host {
             uuid: Uuid::new_v4(),
             name: name.into(),
             underlay_ip: ip.parse().unwrap(),
-            tunnel_types: ["vxlan".to_owned()].into(),
+            tunnel_types: tunnels.iter().map(|t| (*t).to_owned()).collect(),
             heartbeat: 0,
             heartbeat_interval: 0,
             external_ids: BTreeMap::new(),
         }
     }
 
-    fn network(name: &str, vni: u32, cidr: &str, ipam: Ipam) -> Network {
+    /// A network; Pool ones take /24 blocks, Fan ones map 172.30.0.0/16.
+    pub(crate) fn network(name: &str, vni: u32, cidr: &str, ipam: Ipam) -> Network {
         Network {
             uuid: Uuid::new_v4(),
             name: name.into(),
@@ -476,18 +479,31 @@ mod tests {
         }
     }
 
-    fn endpoint(net: &Network, host: &str, ip: &str) -> Endpoint {
-        let v4: Ipv4Addr = ip.parse().unwrap();
+    /// An endpoint of `net` on `host` with the MAC derived from its address.
+    pub(crate) fn endpoint(net: &Network, host: &str, ip: &str) -> Endpoint {
+        let v4: std::net::Ipv4Addr = ip.parse().unwrap();
         Endpoint {
             uuid: Uuid::new_v4(),
             network: net.uuid,
             host: host.into(),
             ip: ip.parse().unwrap(),
-            mac: crate::net::Mac(ipam::mac_for(v4)).to_string(),
+            mac: crate::net::Mac::from_ipv4(v4).to_string(),
             container: format!("c-{ip}"),
             interface: "eth1".into(),
             external_ids: BTreeMap::new(),
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    use super::fixtures::{endpoint, network};
+
+    pub(crate) fn host(name: &str, ip: &str) -> Host {
+        super::fixtures::host(name, ip, &["vxlan"])
     }
 
     fn state() -> ClusterState {
