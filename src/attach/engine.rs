@@ -637,16 +637,16 @@ impl Attacher {
         let mut addr_guards = Vec::with_capacity(items.len());
         for (n, p) in items.iter().enumerate() {
             let stale: Vec<Uuid> = p.stale.iter().filter_map(|a| a.port_uuid).collect();
-            let txn = attach_ops_tagged(
-                &p.req,
-                &p.resolved.identity.id,
-                &p.host_name,
-                &p.ids,
-                &p.seen_mine,
-                &p.seen_holders,
-                &stale,
-                &n.to_string(),
-            );
+            let txn = Plug {
+                req: &p.req,
+                container_id: &p.resolved.identity.id,
+                host_end: &p.host_name,
+                ids: &p.ids,
+                seen_for_container: &p.seen_mine,
+                seen_for_addr: &p.seen_holders,
+                stale: &stale,
+            }
+            .tagged_ops(&n.to_string());
             let (addr_guard, port_insert) = txn.offset(ops.len());
             addr_guards.push(addr_guard);
             port_op.push(port_insert);

@@ -493,54 +493,54 @@ impl AttachOps {
 /// that what was read still holds (nobody took the IP, this container's
 /// ports are the ones seen), removal of `stale` ports, and the new
 /// `Port` + `Interface` with their `external_ids`.
-pub fn attach_ops(
-    req: &AttachRequest,
-    container_id: &str,
-    host: &str,
-    ids: &BTreeMap<String, String>,
-    seen_for_container: &[String],
-    seen_for_addr: &[String],
-    stale: &[Uuid],
-) -> AttachOps {
-    attach_ops_tagged(req, container_id, host, ids, seen_for_container, seen_for_addr, stale, "")
+#[derive(Debug, Clone, Copy)]
+pub struct Plug<'a> {
+    pub req: &'a AttachRequest,
+    pub container_id: &'a str,
+    /// The host end's name (the port's and its interface's).
+    pub host_end: &'a str,
+    pub ids: &'a BTreeMap<String, String>,
+    /// The ports of this container and interface seen by the read.
+    pub seen_for_container: &'a [String],
+    /// The ports holding the address seen by the read.
+    pub seen_for_addr: &'a [String],
+    /// Ports to remove in the same transaction (a restarted container's).
+    pub stale: &'a [Uuid],
 }
 
-/// [`attach_ops`] whose named UUIDs end in `tag`, so that the operations of
-/// several attachments can share one transaction.
-#[allow(clippy::too_many_arguments)]
-pub fn attach_ops_tagged(
-    req: &AttachRequest,
-    container_id: &str,
-    host: &str,
-    ids: &BTreeMap<String, String>,
-    seen_for_container: &[String],
-    seen_for_addr: &[String],
-    stale: &[Uuid],
-    tag: &str,
-) -> AttachOps {
-    // Fails the transaction unless the ports matching `cond` are still
-    // the ones named `seen`.
-    let unchanged = |cond: Vec<Condition>, seen: &[String]| {
-        Operation::wait("Port", cond, vec!["name".into()], WaitUntil::Equal, names_rows(seen), Some(0))
-    };
-    let port_ref = format!("port{tag}");
-    let mut ops = vec![unchanged(by_container(&req.bridge, container_id, &req.ifname), seen_for_container)];
-    let addr_guard = ops.len();
-    ops.push(unchanged(by_addr(&req.bridge, req.ip), seen_for_addr));
-    // The host end's name is derived from the container's namespace, so
-    // the guards above already cover it: no name guard of its own.
-    let port = PortSpec { name: host.to_owned(), external_ids: ids.clone(), ..Default::default() };
-    let [iface_insert, port_row] = crate::vswitch::txn::port_rows(&port, &port_ref);
-    ops.push(iface_insert);
-    let port_insert = ops.len();
-    ops.push(port_row);
-    let mut mutations = vec![Mutation::new("ports", Mutator::Insert, Datum::named_uuid(&port_ref))];
-    if !stale.is_empty() {
-        mutations.push(Mutation::new("ports", Mutator::Delete, Datum::set(stale.iter().copied())));
+impl Plug<'_> {
+    pub fn ops(&self) -> AttachOps {
+        self.tagged_ops("")
     }
-    ops.push(Operation::mutate("Bridge", vec![Condition::eq("name", req.bridge.as_str())], mutations));
-    ops.push(Operation::comment(&format!("ovsnet: attach {} {} {}", req.bridge, container_id, req.cidr())));
-    AttachOps { ops, addr_guard, port_insert }
+
+    /// [`Plug::ops`] whose named UUIDs end in `tag`, so that the operations
+    /// of several attachments can share one transaction.
+    pub fn tagged_ops(&self, tag: &str) -> AttachOps {
+        let Plug { req, container_id, host_end, ids, seen_for_container, seen_for_addr, stale } = *self;
+        // Fails the transaction unless the ports matching `cond` are still
+        // the ones named `seen`.
+        let unchanged = |cond: Vec<Condition>, seen: &[String]| {
+            Operation::wait("Port", cond, vec!["name".into()], WaitUntil::Equal, names_rows(seen), Some(0))
+        };
+        let port_ref = format!("port{tag}");
+        let mut ops = vec![unchanged(by_container(&req.bridge, container_id, &req.ifname), seen_for_container)];
+        let addr_guard = ops.len();
+        ops.push(unchanged(by_addr(&req.bridge, req.ip), seen_for_addr));
+        // The host end's name is derived from the container's namespace, so
+        // the guards above already cover it: no name guard of its own.
+        let port = PortSpec { name: host_end.to_owned(), external_ids: ids.clone(), ..Default::default() };
+        let [iface_insert, port_row] = crate::vswitch::txn::port_rows(&port, &port_ref);
+        ops.push(iface_insert);
+        let port_insert = ops.len();
+        ops.push(port_row);
+        let mut mutations = vec![Mutation::new("ports", Mutator::Insert, Datum::named_uuid(&port_ref))];
+        if !stale.is_empty() {
+            mutations.push(Mutation::new("ports", Mutator::Delete, Datum::set(stale.iter().copied())));
+        }
+        ops.push(Operation::mutate("Bridge", vec![Condition::eq("name", req.bridge.as_str())], mutations));
+        ops.push(Operation::comment(&format!("ovsnet: attach {} {} {}", req.bridge, container_id, req.cidr())));
+        AttachOps { ops, addr_guard, port_insert }
+    }
 }
 
 /// Removes ports from a bridge (they and their interfaces are garbage
@@ -630,7 +630,16 @@ mod tests {
         let c = crate::container::ContainerRef::Netns("c1".into());
         let req = AttachRequest::new("obr0", c, "10.0.0.2/24").expect("ok");
         let ids = BTreeMap::from([(keys::BRIDGE.to_string(), "obr0".to_string())]);
-        let txn = attach_ops(&req, "netns:c1", "ovs0123456789ab", &ids, &[], &[], &[]);
+        let txn = Plug {
+            req: &req,
+            container_id: "netns:c1",
+            host_end: "ovs0123456789ab",
+            ids: &ids,
+            seen_for_container: &[],
+            seen_for_addr: &[],
+            stale: &[],
+        }
+        .ops();
         assert_eq!((txn.addr_guard, txn.port_insert), (1, 3));
         assert_eq!(txn.offset(10), (11, 13));
         let json = serde_json::Value::Array(txn.ops.iter().map(Operation::to_json).collect());
