@@ -19,6 +19,7 @@ mod flow;
 mod lex;
 mod message;
 mod names;
+mod nx_raw;
 mod parse;
 mod parse_action;
 mod parse_match;

@@ -5,6 +5,7 @@ use super::lex::{num, split_action, split_mask, split_top};
 use super::names::parse_port;
 use super::parse_action::{Ctx, parse_action_ctx, parse_actions};
 use super::parse_match::MatchBuilder;
+use crate::openflow::action::Action;
 use crate::openflow::error::Result;
 use crate::openflow::instruction::Instruction;
 use crate::openflow::message::{
@@ -54,7 +55,8 @@ pub fn parse_flow(s: &str) -> Result<FlowMod> {
     fm.r#match = mb.build()?;
     if let Some(a) = acts {
         let has_vlan = fm.r#match.get(Field::VlanVid).is_some_and(|f| f.value_u128() & 0x1000 != 0);
-        fm.instructions = parse_instructions(a, Ctx { has_vlan })?;
+        let ip_proto = fm.r#match.get(Field::IpProto).map(|f| f.value_u128() as u8);
+        fm.instructions = parse_instructions(a, Ctx { has_vlan, ip_proto })?;
     }
     Ok(fm)
 }
@@ -87,7 +89,7 @@ fn find_actions(s: &str) -> Option<usize> {
 
 /// Parses the text after `actions=` into instructions, in the order OVS
 /// requires (meter, apply, clear, write, write_metadata, goto_table).
-fn parse_instructions(s: &str, ctx: Ctx) -> Result<Vec<Instruction>> {
+fn parse_instructions(s: &str, mut ctx: Ctx) -> Result<Vec<Instruction>> {
     let mut meter = None;
     let mut apply = Vec::new();
     let mut clear = false;
@@ -106,7 +108,18 @@ fn parse_instructions(s: &str, ctx: Ctx) -> Result<Vec<Instruction>> {
                 metadata = Some((num(v, "metadata")?, m));
             }
             "goto_table" => goto = Some(num(arg.unwrap_or(""), "goto_table")?),
-            _ => apply.extend(parse_action_ctx(tok, ctx)?),
+            _ => {
+                let acts = parse_action_ctx(tok, ctx)?;
+                // A tag pushed or popped here is what later actions see.
+                for a in &acts {
+                    match a {
+                        Action::PushVlan(_) => ctx.has_vlan = true,
+                        Action::PopVlan => ctx.has_vlan = false,
+                        _ => {}
+                    }
+                }
+                apply.extend(acts);
+            }
         }
     }
     let mut out = Vec::new();

@@ -3,6 +3,7 @@
 
 use super::lex::{num, split_action, split_top};
 use super::names::{controller_reason, parse_port};
+use super::nx_raw::{BD_ALGORITHMS, Controller2, DECAP_NEXT, ENCAP_TYPES, HASH_FIELDS, MP_ALGORITHMS, Raw};
 use super::parse_match::{parse_subfield, parse_value};
 use crate::openflow::action::*;
 use crate::openflow::error::{Error, Result};
@@ -48,6 +49,8 @@ fn set_field_action(field: Field, v: &str) -> Result<Action> {
 #[derive(Debug, Clone, Copy, Default)]
 pub(super) struct Ctx {
     pub(super) has_vlan: bool,
+    /// `ip_proto` of the match, for `mod_tp_src`/`mod_tp_dst`.
+    pub(super) ip_proto: Option<u8>,
 }
 
 fn parse_action(tok: &str) -> Result<Vec<Action>> {
@@ -55,11 +58,22 @@ fn parse_action(tok: &str) -> Result<Vec<Action>> {
 }
 
 pub(super) fn parse_action_ctx(tok: &str, ctx: Ctx) -> Result<Vec<Action>> {
+    // `check_pkt_larger(LEN)->DST` is the one spelling with text after its parenthesis.
+    if let Some(rest) = tok.trim().strip_prefix("check_pkt_larger(") {
+        let (len, dst) =
+            rest.split_once(")->").ok_or_else(|| Error::syntax(format!("check_pkt_larger(LEN)->DST: {tok}")))?;
+        let dst = parse_subfield(dst)?;
+        if dst.n_bits != 1 {
+            return Err(Error::value("check_pkt_larger", "the destination must be a single bit"));
+        }
+        return Ok(vec![Raw::CheckPktLarger { pkt_len: num(len, "check_pkt_larger length")?, dst }.into_action()]);
+    }
     let (name, arg) = split_action(tok);
     let arg_s = arg.unwrap_or("");
     let one = |a: Action| Ok(vec![a]);
     match name.to_ascii_lowercase().as_str() {
         "drop" => Ok(vec![]),
+        "output" if tok.contains('(') && arg_s.trim_start().starts_with("port=") => parse_output_trunc(arg_s),
         "output" => {
             if arg_s.contains('[') {
                 return one(Action::OutputReg { src: parse_subfield(arg_s)?, max_len: 0xffff });
@@ -73,17 +87,26 @@ pub(super) fn parse_action_ctx(tok: &str, ctx: Ctx) -> Result<Vec<Action>> {
             let mut max_len = OFPCML_NO_BUFFER;
             let mut reason = 1u8;
             let mut id = 0u16;
+            // userdata, pause and meter_id need NXAST_CONTROLLER2, as ovs-ofctl writes them.
+            let (mut userdata, mut pause, mut meter_id) = (None, false, None);
             if tok.contains('(') {
                 for kv in split_top(arg_s, &[',']) {
                     match kv.split_once('=') {
                         Some(("max_len", v)) => max_len = num(v, "max_len")?,
                         Some(("reason", v)) => reason = controller_reason(v)?,
                         Some(("id", v)) => id = num(v, "controller id")?,
+                        Some(("userdata", v)) => userdata = Some(hex_bytes(v, "userdata")?),
+                        Some(("meter_id", v)) => meter_id = Some(num(v, "meter_id")?),
+                        None if kv == "pause" => pause = true,
                         _ => return Err(Error::syntax(format!("controller option {kv:?}"))),
                     }
                 }
             } else if let Some(a) = arg {
                 max_len = num(a, "max_len")?;
+            }
+            if userdata.is_some() || pause || meter_id.is_some() {
+                let c = Controller2 { max_len, controller_id: id, reason, userdata, pause, meter_id };
+                return one(Raw::Controller2(c).into_action());
             }
             if reason == 1 && id == 0 {
                 one(Action::Output { port: OFPP_CONTROLLER, max_len })
@@ -130,7 +153,11 @@ pub(super) fn parse_action_ctx(tok: &str, ctx: Ctx) -> Result<Vec<Action>> {
             let set = Action::SetField(OxmField::exact(Field::VlanVid, &(vid | 0x1000).to_be_bytes()));
             if ctx.has_vlan { one(set) } else { Ok(vec![Action::PushVlan(0x8100), set]) }
         }
-        "mod_vlan_pcp" => one(set_field_action(Field::VlanPcp, arg_s)?),
+        "mod_vlan_pcp" => {
+            // Like mod_vlan_vid: OVS pushes a tag first when the packet may have none.
+            let set = set_field_action(Field::VlanPcp, arg_s)?;
+            if ctx.has_vlan { one(set) } else { Ok(vec![Action::PushVlan(0x8100), set]) }
+        }
         "set_field" => {
             let (v, f) =
                 arg_s.split_once("->").ok_or_else(|| Error::syntax(format!("set_field needs VALUE->FIELD: {tok}")))?;
@@ -167,7 +194,11 @@ pub(super) fn parse_action_ctx(tok: &str, ctx: Ctx) -> Result<Vec<Action>> {
                     Some(t) if !t.is_empty() => num(t, "table")?,
                     _ => 0xff,
                 };
-                one(Action::ResubmitTable { in_port: port, table })
+                match parts.get(2) {
+                    None => one(Action::ResubmitTable { in_port: port, table }),
+                    Some(&"ct") if parts.len() == 3 => one(Raw::ResubmitCt { in_port: port, table }.into_action()),
+                    Some(x) => Err(Error::syntax(format!("resubmit option {x:?}"))),
+                }
             } else {
                 one(Action::ResubmitTable { in_port: parse_port(arg_s)? as u16, table: 0xff })
             }
@@ -189,6 +220,92 @@ pub(super) fn parse_action_ctx(tok: &str, ctx: Ctx) -> Result<Vec<Action>> {
             data.resize(total - 10, 0);
             one(Action::Note(data))
         }
+        "enqueue" => {
+            // OpenFlow 1.3 has no enqueue: ovs-ofctl writes set_queue, output, pop_queue.
+            let (p, q) = arg_s
+                .split_once([',', ':'])
+                .ok_or_else(|| Error::syntax(format!("enqueue needs PORT,QUEUE: {tok}")))?;
+            Ok(vec![Action::SetQueue(num(q.trim(), "queue")?), Action::output(parse_port(p.trim())?), Action::PopQueue])
+        }
+        "mod_nw_tos" => {
+            let tos: u8 = num(arg_s, "mod_nw_tos")?;
+            if tos & 3 != 0 {
+                return Err(Error::value("mod_nw_tos", format!("{arg_s}: the low 2 bits (ECN) must be zero")));
+            }
+            one(Action::SetField(OxmField::exact(Field::IpDscp, &[tos >> 2])))
+        }
+        "mod_nw_ecn" => {
+            let ecn: u8 = num(arg_s, "mod_nw_ecn")?;
+            if ecn > 3 {
+                return Err(Error::value("mod_nw_ecn", format!("{arg_s} is more than 2 bits")));
+            }
+            one(Action::SetField(OxmField::exact(Field::IpEcn, &[ecn])))
+        }
+        "mod_nw_ttl" => one(Action::SetNwTtl(num(arg_s, "ttl")?)),
+        "mod_tp_src" | "mod_tp_dst" => {
+            let src = name.eq_ignore_ascii_case("mod_tp_src");
+            let field = match (ctx.ip_proto, src) {
+                (Some(6), true) => Field::TcpSrc,
+                (Some(6), false) => Field::TcpDst,
+                (Some(17), true) => Field::UdpSrc,
+                (Some(17), false) => Field::UdpDst,
+                (Some(132), true) => Field::SctpSrc,
+                (Some(132), false) => Field::SctpDst,
+                _ => {
+                    return Err(Error::BadPrerequisite {
+                        field: name.to_string(),
+                        prereq: "a tcp, udp or sctp match".to_string(),
+                    });
+                }
+            };
+            one(set_field_action(field, arg_s)?)
+        }
+        "set_mpls_label" => one(set_field_action(Field::MplsLabel, arg_s)?),
+        "set_mpls_tc" => one(set_field_action(Field::MplsTc, arg_s)?),
+        "push" | "pop" => {
+            let sf = parse_subfield(arg_s)?;
+            one(if name.eq_ignore_ascii_case("push") { Raw::Push(sf) } else { Raw::Pop(sf) }.into_action())
+        }
+        "clone" => one(Raw::Clone(parse_actions(arg_s)?).into_action()),
+        "multipath" => parse_multipath(arg_s),
+        "bundle" => parse_bundle(arg_s, false),
+        "bundle_load" => parse_bundle(arg_s, true),
+        "sample" => parse_sample(arg_s),
+        "encap" => match ENCAP_TYPES.iter().find(|(n, _)| *n == arg_s.trim()) {
+            Some((_, t)) => one(Raw::Encap { packet_type: *t }.into_action()),
+            None if arg_s.trim_start().starts_with("nsh") => Err(Error::Unsupported {
+                what: "encap(nsh(...))".into(),
+                why: "the codec has no NSH fields or properties",
+            }),
+            None => Err(Error::value("encap", arg_s.to_string())),
+        },
+        "decap" => {
+            let t = arg_s.trim();
+            if t.is_empty() {
+                return one(Raw::Decap { packet_type: DECAP_NEXT }.into_action());
+            }
+            let inner = t
+                .strip_prefix("packet_type(")
+                .and_then(|x| x.strip_suffix(')'))
+                .ok_or_else(|| Error::syntax(format!("decap(packet_type(ns=N,type=T)): {tok}")))?;
+            let (mut ns, mut ty) = (0u32, 0u32);
+            for kv in split_top(inner, &[',']) {
+                match kv.split_once('=') {
+                    Some(("ns", v)) => ns = num::<u16>(v, "packet_type ns")?.into(),
+                    Some(("type", v)) => ty = num::<u16>(v, "packet_type type")?.into(),
+                    _ => return Err(Error::syntax(format!("packet_type option {kv:?}"))),
+                }
+            }
+            one(Raw::Decap { packet_type: (ns << 16) | ty }.into_action())
+        }
+        "delete_field" => Err(Error::Unsupported {
+            what: "delete_field".into(),
+            why: "it deletes tun_metadata fields, which the codec does not have",
+        }),
+        "dec_nsh_ttl" => Err(Error::Unsupported {
+            what: "dec_nsh_ttl".into(),
+            why: "it needs an NSH packet_type match, which the codec does not have",
+        }),
         "exit" => one(Action::Exit),
         "ct_clear" => one(Action::CtClear),
         "fin_timeout" => {
@@ -388,4 +505,128 @@ fn imm_bytes(v: u128, n_bits: u16) -> Vec<u8> {
         .into_iter()
         .rev()
         .collect()
+}
+
+/// `01.02.03` or `010203`: bytes in hex, dots optional.
+fn hex_bytes(s: &str, what: &'static str) -> Result<Vec<u8>> {
+    let digits: String = s.chars().filter(|c| *c != '.').collect();
+    if digits.len() % 2 != 0 || !digits.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(Error::value(what, s.to_string()));
+    }
+    (0..digits.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&digits[i..i + 2], 16).map_err(|_| Error::value(what, s.to_string())))
+        .collect()
+}
+
+fn index_of(table: &[&str], s: &str, what: &'static str) -> Result<u16> {
+    table.iter().position(|n| *n == s.trim()).map(|i| i as u16).ok_or_else(|| Error::value(what, s.to_string()))
+}
+
+/// `output(port=P,max_len=N)`: truncating output (NXAST_OUTPUT_TRUNC), or
+/// output to a register with a length.
+fn parse_output_trunc(s: &str) -> Result<Vec<Action>> {
+    let (mut port, mut max_len) = (None, None);
+    for kv in split_top(s, &[',']) {
+        match kv.split_once('=') {
+            Some(("port", v)) => port = Some(v.trim()),
+            Some(("max_len", v)) => max_len = Some(v.trim()),
+            _ => return Err(Error::syntax(format!("output option {kv:?}"))),
+        }
+    }
+    let port = port.ok_or_else(|| Error::syntax("output(...) needs port="))?;
+    if port.contains('[') {
+        let max_len = max_len.map(|m| num(m, "max_len")).transpose()?.unwrap_or(0xffff);
+        return Ok(vec![Action::OutputReg { src: parse_subfield(port)?, max_len }]);
+    }
+    let max_len = max_len.ok_or_else(|| Error::syntax("output(port=...) needs max_len="))?;
+    let p = parse_port(port)?;
+    let p16 = if p >= 0xffff_ff00 {
+        (p & 0xffff) as u16
+    } else {
+        u16::try_from(p).map_err(|_| Error::value("port", port.to_string()))?
+    };
+    Ok(vec![Raw::OutputTrunc { port: p16, max_len: num(max_len, "max_len")? }.into_action()])
+}
+
+/// `multipath(fields,basis,algorithm,n_links,arg,dst)`.
+fn parse_multipath(s: &str) -> Result<Vec<Action>> {
+    let a = split_top(s, &[',']);
+    let [fields, basis, algorithm, n_links, arg, dst] = a.as_slice() else {
+        return Err(Error::syntax(format!("multipath(fields,basis,algorithm,n_links,arg,dst): {s}")));
+    };
+    let n_links: u32 = num(n_links, "multipath n_links")?;
+    if !(1..=65536).contains(&n_links) {
+        return Err(Error::value("multipath n_links", n_links.to_string()));
+    }
+    let dst = parse_subfield(dst)?;
+    Ok(vec![
+        Raw::Multipath {
+            fields: index_of(HASH_FIELDS, fields, "multipath fields")?,
+            basis: num(basis, "multipath basis")?,
+            algorithm: index_of(MP_ALGORITHMS, algorithm, "multipath algorithm")?,
+            max_link: (n_links - 1) as u16,
+            arg: num(arg, "multipath arg")?,
+            dst,
+        }
+        .into_action(),
+    ])
+}
+
+/// `bundle(fields,basis,algorithm,ofport,members:P,...)` and
+/// `bundle_load(fields,basis,algorithm,ofport,dst,members:P,...)`.
+fn parse_bundle(s: &str, load: bool) -> Result<Vec<Action>> {
+    let a = split_top(s, &[',']);
+    let fixed = if load { 5 } else { 4 };
+    if a.len() <= fixed {
+        return Err(Error::syntax(format!("bundle needs fields,basis,algorithm,ofport,[dst,]members:...: {s}")));
+    }
+    if a[3] != "ofport" {
+        return Err(Error::value("bundle member type", a[3].to_string()));
+    }
+    let dst = if load { Some(parse_subfield(a[4])?) } else { None };
+    let first = a[fixed]
+        .strip_prefix("members:")
+        .or_else(|| a[fixed].strip_prefix("slaves:"))
+        .ok_or_else(|| Error::syntax(format!("bundle needs members:...: {s}")))?;
+    let members = std::iter::once(first)
+        .chain(a[fixed + 1..].iter().copied())
+        .map(|p| num(p, "bundle member"))
+        .collect::<Result<Vec<u16>>>()?;
+    Ok(vec![
+        Raw::Bundle {
+            fields: index_of(HASH_FIELDS, a[0], "bundle fields")?,
+            basis: num(a[1], "bundle basis")?,
+            algorithm: index_of(BD_ALGORITHMS, a[2], "bundle algorithm")?,
+            dst,
+            members,
+        }
+        .into_action(),
+    ])
+}
+
+/// `sample(probability=N,collector_set_id=N,obs_domain_id=N,obs_point_id=N[,sampling_port=P][,ingress|egress])`.
+fn parse_sample(s: &str) -> Result<Vec<Action>> {
+    let (mut probability, mut cs, mut dom, mut point, mut port, mut direction) = (None, 0, 0, 0, None, 0u8);
+    for kv in split_top(s, &[',']) {
+        match kv.split_once('=') {
+            Some(("probability", v)) => probability = Some(num::<u16>(v, "probability")?),
+            Some(("collector_set_id", v)) => cs = num(v, "collector_set_id")?,
+            Some(("obs_domain_id", v)) => dom = num(v, "obs_domain_id")?,
+            Some(("obs_point_id", v)) => point = num(v, "obs_point_id")?,
+            Some(("sampling_port", v)) => {
+                let p = parse_port(v)?;
+                port = Some(if p >= 0xffff_ff00 { (p & 0xffff) as u16 } else { num(v, "sampling_port")? });
+            }
+            None if kv == "ingress" => direction = 1,
+            None if kv == "egress" => direction = 2,
+            _ => return Err(Error::syntax(format!("sample option {kv:?}"))),
+        }
+    }
+    let probability =
+        probability.filter(|p| *p != 0).ok_or_else(|| Error::value("sample", "probability must be 1 to 65535"))?;
+    Ok(vec![
+        Raw::Sample { probability, collector_set_id: cs, obs_domain_id: dom, obs_point_id: point, port, direction }
+            .into_action(),
+    ])
 }

@@ -165,7 +165,8 @@ impl MatchBuilder {
                 self.deferred.push((k.to_string(), v.to_string()));
                 return Ok(());
             }
-            "dl_vlan" | "vlan_vid" => {
+            // `vlan_vid` is the OXM value itself (0x1000 is the present bit); `dl_vlan` is the VID of a tag.
+            "dl_vlan" => {
                 let vid: u16 = num(v, "dl_vlan")?;
                 if vid > 0xfff {
                     return Err(Error::value("dl_vlan", v.to_string()));

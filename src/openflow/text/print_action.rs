@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 use std::net::Ipv6Addr;
 
 use super::names::{port_name, port16, reason_name};
+use super::nx_raw::{BD_ALGORITHMS, DECAP_NEXT, ENCAP_TYPES, HASH_FIELDS, MP_ALGORITHMS, Raw};
 use super::print_match::{field_value, format_unknown_oxm, hex, hex0};
 use crate::openflow::action::*;
 use crate::openflow::instruction::Instruction;
@@ -206,6 +207,11 @@ fn format_action(s: &mut String, a: &Action) {
         }
         Action::Nat(n) => format_nat(s, n),
         Action::CtClear => s.push_str("ct_clear"),
+        Action::Nicira { subtype, data } if Raw::from_nicira(*subtype, data).is_some() => {
+            if let Some(raw) = Raw::from_nicira(*subtype, data) {
+                format_raw(s, &raw);
+            }
+        }
         Action::Nicira { subtype, data } => {
             let _ = write!(s, "nicira(subtype={subtype},data=0x{})", hex(data));
         }
@@ -383,5 +389,118 @@ pub(super) fn format_instructions(s: &mut String, ins: &[Instruction]) {
     }
     if s.len() == start {
         s.push_str("drop");
+    }
+}
+
+fn table_name(table: &[&str], i: u16) -> String {
+    table.get(usize::from(i)).map_or_else(|| format!("<unknown {i}>"), |n| (*n).to_string())
+}
+
+/// The Nicira actions the codec carries raw, as ovs-ofctl prints them.
+fn format_raw(s: &mut String, raw: &Raw) {
+    match raw {
+        Raw::OutputTrunc { port, max_len } => {
+            let _ = write!(s, "output(port={},max_len={max_len})", port_name(port16(*port)));
+        }
+        Raw::Controller2(c) => {
+            s.push_str("controller(");
+            if c.reason != 1 {
+                let _ = write!(s, "reason={},", reason_name(c.reason));
+            }
+            if c.max_len != 0xffff {
+                let _ = write!(s, "max_len={},", c.max_len);
+            }
+            if c.controller_id != 0 {
+                let _ = write!(s, "id={},", c.controller_id);
+            }
+            if let Some(u) = &c.userdata {
+                let parts: Vec<String> = u.iter().map(|b| format!("{b:02x}")).collect();
+                let _ = write!(s, "userdata={},", parts.join("."));
+            }
+            if c.pause {
+                s.push_str("pause,");
+            }
+            if let Some(m) = c.meter_id {
+                let _ = write!(s, "meter_id={m},");
+            }
+            if s.ends_with(',') {
+                s.pop();
+            }
+            s.push(')');
+        }
+        Raw::Bundle { fields, basis, algorithm, dst, members } => {
+            let name = if dst.is_some() { "bundle_load" } else { "bundle" };
+            let _ = write!(
+                s,
+                "{name}({},{basis},{},ofport,",
+                table_name(HASH_FIELDS, *fields),
+                table_name(BD_ALGORITHMS, *algorithm)
+            );
+            if let Some(d) = dst {
+                let _ = write!(s, "{},", subfield(d));
+            }
+            let m: Vec<String> = members.iter().map(u16::to_string).collect();
+            let _ = write!(s, "members:{})", m.join(","));
+        }
+        Raw::Multipath { fields, basis, algorithm, max_link, arg, dst } => {
+            let _ = write!(
+                s,
+                "multipath({},{basis},{},{},{arg},{})",
+                table_name(HASH_FIELDS, *fields),
+                table_name(MP_ALGORITHMS, *algorithm),
+                u32::from(*max_link) + 1,
+                subfield(dst)
+            );
+        }
+        Raw::Push(sf) => {
+            let _ = write!(s, "push:{}", subfield(sf));
+        }
+        Raw::Pop(sf) => {
+            let _ = write!(s, "pop:{}", subfield(sf));
+        }
+        Raw::Sample { probability, collector_set_id, obs_domain_id, obs_point_id, port, direction } => {
+            let _ = write!(
+                s,
+                "sample(probability={probability},collector_set_id={collector_set_id},obs_domain_id={obs_domain_id},obs_point_id={obs_point_id}"
+            );
+            if let Some(p) = port {
+                let _ = write!(s, ",sampling_port={}", port_name(port16(*p)));
+            }
+            match direction {
+                1 => s.push_str(",ingress"),
+                2 => s.push_str(",egress"),
+                _ => {}
+            }
+            s.push(')');
+        }
+        Raw::Clone(actions) => {
+            s.push_str("clone(");
+            format_action_list(s, actions);
+            s.push(')');
+        }
+        Raw::ResubmitCt { in_port, table } => {
+            let p = port16(*in_port);
+            let port = if p == OFPP_IN_PORT { String::new() } else { port_name(p) };
+            let table = if *table == 0xff { String::new() } else { table.to_string() };
+            let _ = write!(s, "resubmit({port},{table},ct)");
+        }
+        Raw::Encap { packet_type } => match ENCAP_TYPES.iter().find(|(_, t)| t == packet_type) {
+            Some((n, _)) => {
+                let _ = write!(s, "encap({n})");
+            }
+            None => {
+                let _ = write!(s, "encap(packet_type(ns={},type={:#x}))", packet_type >> 16, packet_type & 0xffff);
+            }
+        },
+        Raw::Decap { packet_type } => {
+            if *packet_type == DECAP_NEXT {
+                s.push_str("decap()");
+            } else {
+                let _ = write!(s, "decap(packet_type(ns={},type={:#x}))", packet_type >> 16, packet_type & 0xffff);
+            }
+        }
+        Raw::CheckPktLarger { pkt_len, dst } => {
+            let _ = write!(s, "check_pkt_larger({pkt_len})->{}", subfield(dst));
+        }
     }
 }

@@ -207,7 +207,21 @@ pub(super) fn format_match_into(s: &mut String, m: &Match, priority: Option<u16>
         }
     }
     if let Some((v, k)) = get(m, Field::VlanTci) {
-        if k == 0xffff {
+        // As OVS's format_vlan_tci: a present tag with whole VID and/or PCP
+        // masks reads as dl_vlan / dl_vlan_pcp.
+        let (vid_mask, pcp_mask) = (k & 0x0fff, k & 0xe000);
+        if v & k & 0x1000 != 0
+            && (vid_mask == 0 || vid_mask == 0x0fff)
+            && (pcp_mask == 0 || pcp_mask == 0xe000)
+            && (vid_mask | pcp_mask) != 0
+        {
+            if vid_mask != 0 {
+                let _ = write!(s, "dl_vlan={},", v & 0xfff);
+            }
+            if pcp_mask != 0 {
+                let _ = write!(s, "dl_vlan_pcp={},", v >> 13);
+            }
+        } else if k == 0xffff {
             let _ = write!(s, "vlan_tci={v:#06x},");
         } else {
             let _ = write!(s, "vlan_tci={v:#06x}/{k:#06x},");
