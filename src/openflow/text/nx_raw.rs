@@ -135,11 +135,14 @@ impl Raw {
                     d.extend_from_slice(val);
                     d.resize(6 + (d.len() - 6).div_ceil(8) * 8, 0);
                 };
+                // The 16-bit properties carry two pad bytes inside their length.
                 if c.max_len != 0xffff {
-                    prop(0, &c.max_len.to_be_bytes());
+                    let [a, b] = c.max_len.to_be_bytes();
+                    prop(0, &[a, b, 0, 0]);
                 }
                 if c.controller_id != 0 {
-                    prop(1, &c.controller_id.to_be_bytes());
+                    let [a, b] = c.controller_id.to_be_bytes();
+                    prop(1, &[a, b, 0, 0]);
                 }
                 if c.reason != 1 {
                     prop(2, &[c.reason]);

@@ -225,7 +225,8 @@ pub(super) fn parse_action_ctx(tok: &str, ctx: Ctx) -> Result<Vec<Action>> {
             let (p, q) = arg_s
                 .split_once([',', ':'])
                 .ok_or_else(|| Error::syntax(format!("enqueue needs PORT,QUEUE: {tok}")))?;
-            Ok(vec![Action::SetQueue(num(q.trim(), "queue")?), Action::output(parse_port(p.trim())?), Action::PopQueue])
+            let output = Action::Output { port: parse_port(p.trim())?, max_len: OFPCML_NO_BUFFER };
+            Ok(vec![Action::SetQueue(num(q.trim(), "queue")?), output, Action::PopQueue])
         }
         "mod_nw_tos" => {
             let tos: u8 = num(arg_s, "mod_nw_tos")?;
@@ -629,4 +630,202 @@ fn parse_sample(s: &str) -> Result<Vec<Action>> {
         Raw::Sample { probability, collector_set_id: cs, obs_domain_id: dom, obs_point_id: point, port, direction }
             .into_action(),
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    //! Each spelling against the action bytes `ovs-ofctl -O OpenFlow13
+    //! parse-flow` (Open vSwitch 3.1) writes for it, and back to text.
+
+    use super::super::parse::parse_flow;
+    use super::super::print_action::format_actions;
+    use crate::openflow::action::Action;
+    use crate::openflow::error::Error;
+    use crate::openflow::instruction::Instruction;
+
+    /// The apply-actions of `flow`, encoded.
+    fn action_bytes(flow: &str) -> Vec<u8> {
+        let fm = parse_flow(flow).unwrap_or_else(|e| panic!("{flow}: {e}"));
+        let Some(Instruction::ApplyActions(a)) = fm.instructions.first() else { panic!("{flow}: no apply-actions") };
+        let mut buf = Vec::new();
+        Action::emit_list(a, &mut buf);
+        buf
+    }
+
+    fn unhex(s: &str) -> Vec<u8> {
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex")).collect()
+    }
+
+    /// `flow` encodes to `hex` and its actions print as `printed`.
+    fn check(flow: &str, hex: &str, printed: &str) {
+        assert_eq!(action_bytes(flow), unhex(hex), "{flow}");
+        let fm = parse_flow(flow).expect("parse");
+        let Some(Instruction::ApplyActions(a)) = fm.instructions.first() else { panic!("no apply-actions") };
+        assert_eq!(format_actions(a), printed, "{flow}");
+        // And the bytes decode back to the same actions.
+        assert_eq!(&Action::parse_list(&unhex(hex)).expect("decode"), a, "{flow}");
+    }
+
+    #[test]
+    fn legacy_set_field_spellings() {
+        check("ip,actions=mod_nw_tos:0x20", "00190010800010010800000000000000", "set_field:8->ip_dscp");
+        check("ip,actions=mod_nw_ecn:2", "00190010800012010200000000000000", "set_field:2->nw_ecn");
+        check("tcp,actions=mod_tp_src:1000", "0019001080001a0203e8000000000000", "set_field:1000->tcp_src");
+        check("udp,actions=mod_tp_dst:53", "00190010800020020035000000000000", "set_field:53->udp_dst");
+        check("sctp,actions=mod_tp_dst:2000", "001900108000240207d0000000000000", "set_field:2000->sctp_dst");
+        check("mpls,actions=set_mpls_label:5", "00190010800044040000000500000000", "set_field:5->mpls_label");
+        check("mpls,actions=set_mpls_tc:3", "00190010800046010300000000000000", "set_field:3->mpls_tc");
+        check("ip,actions=mod_nw_ttl:5", "0017000805000000", "mod_nw_ttl:5");
+        check(
+            "actions=mod_vlan_pcp:3",
+            "00110008810000000019001080000e010300000000000000",
+            "push_vlan:0x8100,set_field:3->vlan_pcp",
+        );
+    }
+
+    #[test]
+    fn legacy_spellings_refuse_bad_values() {
+        assert!(matches!(parse_flow("ip,actions=mod_nw_tos:0x21"), Err(Error::BadValue { .. })));
+        assert!(matches!(parse_flow("ip,actions=mod_nw_ecn:4"), Err(Error::BadValue { .. })));
+        assert!(matches!(parse_flow("ip,actions=mod_tp_src:1"), Err(Error::BadPrerequisite { .. })));
+    }
+
+    #[test]
+    fn enqueue_is_set_queue_output_pop_queue() {
+        let want = "00150008000000020000001000000001ffff000000000000ffff0010000023200005000000000000";
+        check("actions=enqueue(1,2)", want, "set_queue:2,output:1,pop_queue");
+        check("actions=enqueue:1:2", want, "set_queue:2,output:1,pop_queue");
+    }
+
+    #[test]
+    fn output_with_truncation() {
+        check("actions=output(port=1,max_len=100)", "ffff0010000023200027000100000064", "output(port=1,max_len=100)");
+    }
+
+    #[test]
+    fn controller_options_of_controller2() {
+        check(
+            "actions=controller(userdata=01.02.03)",
+            "ffff00180000232000250000000000000003000701020300",
+            "controller(userdata=01.02.03)",
+        );
+        check("actions=controller(pause)", "ffff00180000232000250000000000000004000400000000", "controller(pause)");
+        check(
+            "actions=controller(meter_id=5)",
+            "ffff00180000232000250000000000000005000800000005",
+            "controller(meter_id=5)",
+        );
+        check(
+            "actions=controller(reason=invalid_ttl,max_len=200,id=3,userdata=01,pause,meter_id=7)",
+            "ffff00400000232000250000000000000000000800c80000000100080003000000020005020000000003000501000000\
+             00040004000000000005000800000007",
+            "controller(reason=invalid_ttl,max_len=200,id=3,userdata=01,pause,meter_id=7)",
+        );
+    }
+
+    #[test]
+    fn bundle_and_bundle_load() {
+        check(
+            "actions=bundle(eth_src,0,hrw,ofport,members:4,8)",
+            "ffff002800002320000c000100000000000000020002000000000000000000000004000800000000",
+            "bundle(eth_src,0,hrw,ofport,members:4,8)",
+        );
+        check(
+            "actions=bundle_load(eth_src,0,hrw,ofport,NXM_NX_REG0[],members:4,8)",
+            "ffff002800002320000d000100000000000000020002001f00010004000000000004000800000000",
+            "bundle_load(eth_src,0,hrw,ofport,NXM_NX_REG0[],members:4,8)",
+        );
+    }
+
+    #[test]
+    fn multipath() {
+        check(
+            "actions=multipath(eth_src,50,hrw,12,0,NXM_NX_REG0[0..3])",
+            "ffff002000002320000a0000003200000002000b000000000000000300010004",
+            "multipath(eth_src,50,hrw,12,0,NXM_NX_REG0[0..3])",
+        );
+    }
+
+    #[test]
+    fn encap_and_decap() {
+        check("actions=encap(ethernet)", "ffff001000002320002e000000000000", "encap(ethernet)");
+        check("actions=encap(mpls)", "ffff001000002320002e000000018847", "encap(mpls)");
+        check("actions=encap(mpls_mc)", "ffff001000002320002e000000018848", "encap(mpls_mc)");
+        check("actions=decap", "ffff001000002320002f00000000fffe", "decap()");
+        check(
+            "actions=decap(packet_type(ns=0,type=0x800))",
+            "ffff001000002320002f000000000800",
+            "decap(packet_type(ns=0,type=0x800))",
+        );
+    }
+
+    #[test]
+    fn check_pkt_larger() {
+        check(
+            "actions=check_pkt_larger(1500)->NXM_NX_REG0[0]",
+            "ffff001800002320003105dc000000010004000000000000",
+            "check_pkt_larger(1500)->NXM_NX_REG0[0]",
+        );
+        check(
+            "actions=check_pkt_larger(1500)->NXM_NX_REG0[3]",
+            "ffff001800002320003105dc000300010004000000000000",
+            "check_pkt_larger(1500)->NXM_NX_REG0[3]",
+        );
+        assert!(parse_flow("actions=check_pkt_larger(1500)->NXM_NX_REG0[0..1]").is_err());
+    }
+
+    #[test]
+    fn clone_push_pop() {
+        check(
+            "actions=clone(output:1,output:2)",
+            "ffff003000002320002a0000000000000000001000000001000000000000000000000010000000020000000000000000",
+            "clone(output:1,output:2)",
+        );
+        check("actions=push:NXM_NX_REG0[]", "ffff001800002320001b0000000100040020000000000000", "push:NXM_NX_REG0[]");
+        check(
+            "actions=pop:NXM_NX_REG1[0..7]",
+            "ffff001800002320001c0000000102040008000000000000",
+            "pop:NXM_NX_REG1[0..7]",
+        );
+    }
+
+    #[test]
+    fn sample_variants() {
+        let base = "probability=100,collector_set_id=1,obs_domain_id=2,obs_point_id=3";
+        check(
+            &format!("actions=sample({base})"),
+            "ffff001800002320001d0064000000010000000200000003",
+            &format!("sample({base})"),
+        );
+        check(
+            &format!("actions=sample({base},sampling_port=5)"),
+            "ffff002000002320002600640000000100000002000000030005000000000000",
+            &format!("sample({base},sampling_port=5)"),
+        );
+        check(
+            &format!("actions=sample({base},sampling_port=5,ingress)"),
+            "ffff002000002320002900640000000100000002000000030005010000000000",
+            &format!("sample({base},sampling_port=5,ingress)"),
+        );
+        check(
+            &format!("actions=sample({base},egress)"),
+            "ffff00200000232000290064000000010000000200000003ffff020000000000",
+            &format!("sample({base},egress)"),
+        );
+    }
+
+    #[test]
+    fn resubmit_with_ct() {
+        check("ct_state=+new+trk,ip,actions=resubmit(,5,ct)", "ffff001000002320002cfff805000000", "resubmit(,5,ct)");
+        assert!(parse_flow("actions=resubmit(,5,bogus)").is_err());
+    }
+
+    #[test]
+    fn refused_spellings_say_why_in_one_line() {
+        for flow in ["actions=dec_nsh_ttl", "actions=delete_field:tun_metadata0", "actions=encap(nsh(md_type=1))"] {
+            let e = parse_flow(flow).expect_err(flow);
+            assert!(matches!(e, Error::Unsupported { .. }), "{flow}: {e:?}");
+            assert!(!e.to_string().contains('\n'));
+        }
+    }
 }
