@@ -6,6 +6,7 @@
 //! - `lex`: numbers, masks, separators (parser only);
 //! - `names`: ports, protocol shorthands, flag bits, register arrays, shared
 //!   by parser and printer;
+//! - `nx_raw`: layouts of the Nicira actions the codec carries raw;
 //! - `parse_match`, `parse_action`, `parse`: match, actions, whole flows;
 //! - `print_match`, `print_action`, `flow`: match, actions and instructions,
 //!   `dump-flows` lines;
