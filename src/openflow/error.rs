@@ -29,6 +29,9 @@ pub enum Error {
     /// An action name the text syntax does not know.
     #[error("unknown action {0:?}")]
     UnknownAction(String),
+    /// A documented spelling that OpenFlow 1.3, or this codec, cannot carry.
+    #[error("{what} is not supported: {why}")]
+    Unsupported { what: String, why: &'static str },
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

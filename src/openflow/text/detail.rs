@@ -9,7 +9,9 @@ use crate::openflow::action::OFPP_ANY;
 use crate::openflow::message::*;
 use crate::openflow::multipart::{GroupDesc, GroupStats, MeterConfig, MeterStats, PortStats, TableStats};
 
-use super::print::{duration, format_actions, port_name};
+use super::flow::duration;
+use super::names::port_name;
+use super::print_action::format_actions;
 
 /// Names bits as `ofp_print_bit_names` does: named bits in order, then the
 /// rest in hex; `0` when no bit is set.
