@@ -4,7 +4,7 @@
 //! attach. As a PIE, the dynamic loader must apply about 28,000 relative
 //! relocations at each start, copying some 130 pages of `.data.rel.ro`
 //! (about 1.2 ms of a 2.9 ms `ovsnet --version`); linked at a fixed
-//! address there are none (docs/BENCHMARKS.md, "Container attach"). Shared
+//! address there are none (docs/BENCHMARKS.md, "Container attach: where a single attach's time goes"). Shared
 //! libraries, heap and stack are still placed at random; only the
 //! executable's own code and data are not. The library, tests and
 //! benchmarks are unaffected.

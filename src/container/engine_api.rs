@@ -2,8 +2,9 @@
 //! engine's unix socket: HTTP/1.1, one request per connection.
 //!
 //! A general client (bollard on hyper) took about 1.4 ms for the first
-//! inspect of a process, where the request itself takes 0.4 ms
-//! (docs/BENCHMARKS.md); an attach is one short process, so it paid that
+//! inspect of a process, where the request itself takes 0.4 ms (docs/
+//! BENCHMARKS.md, "Container attach: where a single attach's time goes",
+//! has today's figure); an attach is one short process, so it paid that
 //! every time. What is left is small: the request, and the parsing of the
 //! response (status line, headers, a body either sized or chunked), which
 //! is pure and tested byte for byte below.
