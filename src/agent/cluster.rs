@@ -8,7 +8,7 @@ use std::net::IpAddr;
 
 use crate::cluster::{ClusterState, EndpointSpec, remote_view};
 use crate::net::{IpNet, Mac};
-use crate::ovsdb::{Cache, Datum, Uuid};
+use crate::ovsdb::{Cache, Uuid};
 use crate::pipeline::{DEFAULT_NETWORK, LocalEndpoint, RemoteBlock, RemoteEndpoint, State, TunnelType};
 use crate::vswitch::keys;
 
@@ -139,19 +139,13 @@ pub type EndpointKey = (String, IpAddr);
 /// recorded them in the `Interface` rows' `external_ids` (with or without
 /// an ofport yet: a port that exists has not been detached).
 pub fn recorded_endpoints(cache: &Cache, bridge: &str) -> BTreeSet<EndpointKey> {
-    let str_of = |row: &crate::ovsdb::Row, col: &str| row.get(col).and_then(Datum::as_str).map(str::to_owned);
-    let Some((_, br)) = cache.table("Bridge").find(|(_, r)| str_of(r, "name").as_deref() == Some(bridge)) else {
+    let Some(ifaces) = crate::vswitch::model::bridge_interfaces(cache, bridge) else {
         return BTreeSet::new();
     };
-    br.get("ports")
-        .map(Datum::uuids)
-        .unwrap_or_default()
+    ifaces
         .iter()
-        .filter_map(|p| cache.row("Port", p))
-        .flat_map(|port| port.get("interfaces").map(Datum::uuids).unwrap_or_default())
-        .filter_map(|i| cache.row("Interface", &i))
         .filter_map(|iface| {
-            let ids = iface.get("external_ids").and_then(Datum::as_string_map)?;
+            let ids = &iface.external_ids;
             if ids.get(keys::BRIDGE).is_some_and(|b| b != bridge) {
                 return None;
             }

@@ -4,9 +4,9 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use crate::net::{IpNet, Mac};
-use crate::ovsdb::{Cache, Datum, Row, Uuid};
+use crate::ovsdb::Cache;
 use crate::pipeline::{BridgeLocal, DEFAULT_NETWORK, LocalEndpoint, Network, State, TunnelType, vni_for};
-use crate::vswitch::{Interface, Port, keys};
+use crate::vswitch::keys;
 
 /// A network given on the command line: `NAME=CIDR[,vni=N]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,10 +62,6 @@ pub struct StateOptions {
     pub host: Option<HostAccess>,
 }
 
-fn s<'a>(row: &'a Row, col: &str) -> Option<&'a str> {
-    row.get(col).and_then(Datum::as_str)
-}
-
 /// The pipeline state of `opts.bridge`, with what was skipped and why.
 pub fn state_from_cache(cache: &Cache, opts: &StateOptions) -> (State, Vec<String>) {
     let mut warnings = Vec::new();
@@ -77,19 +73,10 @@ pub fn state_from_cache(cache: &Cache, opts: &StateOptions) -> (State, Vec<Strin
             cidrs: vec![n.cidr],
         });
     }
-    let Some((_, bridge)) = cache.table("Bridge").find(|(_, r)| s(r, "name") == Some(opts.bridge.as_str())) else {
+    let Some(ifaces) = crate::vswitch::model::bridge_interfaces(cache, &opts.bridge) else {
         warnings.push(format!("bridge {} not found", opts.bridge));
         return (st, warnings);
     };
-    let ifaces: Vec<Interface> = bridge
-        .get("ports")
-        .map(Datum::uuids)
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|p: &Uuid| cache.row("Port", p))
-        .flat_map(Port::interface_uuids)
-        .filter_map(|i| cache.row("Interface", &i).and_then(Interface::from_row))
-        .collect();
     let mut local_mac = None;
     let mut endpoints = Vec::new();
     for iface in ifaces {

@@ -706,8 +706,16 @@ impl Attacher {
         for a in &item.stale {
             let _ = self.host.delete_link_by_name(&a.port).await;
         }
-        let mut attachment = Attachment::from_port_row(&port_row(&item.host_name, &item.ids))
-            .ok_or_else(|| AttachError::Reply("attachment record".into()))?;
+        // The Port row as it was written, read back through the same reader
+        // as any other (without a round trip).
+        let written = crate::vswitch::Port {
+            uuid: item.undo.port.unwrap_or(Uuid(uuid::Uuid::nil())),
+            name: item.host_name.clone(),
+            interfaces: Vec::new(),
+            external_ids: item.ids.clone(),
+        };
+        let mut attachment =
+            Attachment::from_port(&written).ok_or_else(|| AttachError::Reply("attachment record".into()))?;
         attachment.port_uuid = item.undo.port;
         attachment.ofport = Some(ofport);
         let change = if item.stale.is_empty() {
@@ -986,14 +994,6 @@ impl Attacher {
 /// when its MAC is not the one derived from the IP.
 fn needs_garp(req: &AttachRequest) -> bool {
     req.mac.is_some_and(|m| m != Mac::from_ipv4(req.ip))
-}
-
-/// A Port row as it is written (for reporting without reading it back).
-fn port_row(name: &str, ids: &BTreeMap<String, String>) -> Row {
-    let mut row = Row::new();
-    row.insert("name".into(), Datum::from(name));
-    row.insert("external_ids".into(), Datum::map(ids.iter().map(|(k, v)| (k.clone(), v.clone()))));
-    row
 }
 
 /// Checks operations against the bundled schema: they must fit it, and be

@@ -218,6 +218,20 @@ impl Snapshot {
     }
 }
 
+/// The interfaces of bridge `bridge`'s ports, read from a monitor cache of
+/// the `Bridge`, `Port` and `Interface` tables (`None`: no such bridge).
+pub fn bridge_interfaces(cache: &crate::ovsdb::Cache, bridge: &str) -> Option<Vec<Interface>> {
+    let (_, row) = cache.table("Bridge").find(|(_, r)| r.get("name").and_then(Datum::as_str) == Some(bridge))?;
+    Some(
+        set_uuids(row, "ports")
+            .iter()
+            .filter_map(|p| cache.row("Port", p))
+            .flat_map(Port::interface_uuids)
+            .filter_map(|i| cache.row("Interface", &i).map(|r| Interface::from_cached(i, r)))
+            .collect(),
+    )
+}
+
 fn uuid_of(row: &Row) -> Option<Uuid> {
     row.get("_uuid").and_then(Datum::as_uuid)
 }
@@ -250,6 +264,12 @@ impl Interface {
         interface_from_row(r)
     }
 
+    /// Reads a row whose UUID is known apart (a monitor cache keeps rows
+    /// by UUID, without a `_uuid` column).
+    pub fn from_cached(uuid: Uuid, r: &Row) -> Interface {
+        interface_with_uuid(uuid, r)
+    }
+
     /// The OpenFlow port number, when ovs-vswitchd has given a usable one
     /// (not -1 for a failed interface, not a reserved port).
     pub fn usable_ofport(&self) -> Option<u32> {
@@ -276,8 +296,12 @@ impl Port {
 }
 
 fn interface_from_row(r: &Row) -> Option<Interface> {
-    Some(Interface {
-        uuid: uuid_of(r)?,
+    Some(interface_with_uuid(uuid_of(r)?, r))
+}
+
+fn interface_with_uuid(uuid: Uuid, r: &Row) -> Interface {
+    Interface {
+        uuid,
         name: string(r, "name"),
         kind: string(r, "type"),
         options: map(r, "options"),
@@ -287,5 +311,5 @@ fn interface_from_row(r: &Row) -> Option<Interface> {
         mtu_request: integer(r, "mtu_request"),
         mac_in_use: optional_string(r, "mac_in_use"),
         external_ids: map(r, "external_ids"),
-    })
+    }
 }
