@@ -186,7 +186,10 @@ pub struct Config {
 pub enum Source {
     Flag,
     Env(&'static str),
-    File { path: PathBuf, line: usize },
+    File {
+        path: PathBuf,
+        line: usize,
+    },
     Default,
     /// Nowhere: the key has no value.
     Unset,
@@ -285,7 +288,7 @@ pub enum ConfigError {
     #[error("{var}={value:?}: {message}")]
     Env { var: &'static str, value: String, message: String },
     /// The file could not be read (a missing default file is not an error).
-    #[error("{}: {message}", path.display())]
+    #[error("configuration file {}: {message}", path.display())]
     Read { path: PathBuf, message: String },
 }
 
@@ -366,7 +369,11 @@ pub fn parse_file(file: FileText<'_>) -> Result<ParsedFile, ConfigError> {
             None => {
                 let known: Vec<&str> = Key::ALL.iter().map(|k| k.name()).collect();
                 let what = if v.get_ref().is_table() { "unknown section" } else { "unknown key" };
-                return Err(bad(line, Some(k.get_ref().to_string()), format!("{what} (the keys: {})", known.join(", "))));
+                return Err(bad(
+                    line,
+                    Some(k.get_ref().to_string()),
+                    format!("{what} (the keys: {})", known.join(", ")),
+                ));
             }
         }
     }
@@ -400,9 +407,11 @@ pub fn parse_env(env: &BTreeMap<String, String>) -> Result<Config, ConfigError> 
     };
     let tunnel = match get(Key::Tunnel) {
         None => None,
-        Some(v) => Some(
-            Tunnel::parse_list(&v).map_err(|message| ConfigError::Env { var: Key::Tunnel.env(), value: v, message })?,
-        ),
+        Some(v) => Some(Tunnel::parse_list(&v).map_err(|message| ConfigError::Env {
+            var: Key::Tunnel.env(),
+            value: v,
+            message,
+        })?),
     };
     Ok(Config {
         db: get(Key::Db),
@@ -430,8 +439,10 @@ pub fn resolve(
     // a bad file is an error whatever else is given.
     let parsed = file.map(parse_file).transpose()?.unwrap_or_default();
     let env_values = parse_env(env)?;
-    let file_source =
-        |k: Key| Source::File { path: file.map(|f| f.path.to_owned()).unwrap_or_default(), line: parsed.lines.get(&k).copied().unwrap_or(0) };
+    let file_source = |k: Key| Source::File {
+        path: file.map(|f| f.path.to_owned()).unwrap_or_default(),
+        line: parsed.lines.get(&k).copied().unwrap_or(0),
+    };
     fn pick<T: Clone>(
         key: Key,
         flag: &Option<T>,
@@ -470,7 +481,8 @@ pub fn resolve(
 
 /// The environment variables, one a line, for `--help`.
 pub fn env_help() -> String {
-    let mut out = String::from("Environment (a flag wins over its variable, a variable over the configuration file):\n");
+    let mut out =
+        String::from("Environment (a flag wins over its variable, a variable over the configuration file):\n");
     out.push_str(&format!("  {CONFIG_ENV:<20} the configuration file (default {DEFAULT_PATH}), like --config\n"));
     for k in Key::ALL {
         out.push_str(&format!("  {:<20} {} in the file, like {}\n", k.env(), k.name(), k.flag()));
