@@ -707,6 +707,24 @@ mod tests {
     }
 
     #[test]
+    fn the_packaged_example_sets_nothing_and_every_key_uncommented() {
+        let example = include_str!("../packaging/ovsnet.conf");
+        assert_eq!(parse_file(file(example)).expect("parses").config, Config::default());
+        let uncommented: String = example
+            .lines()
+            .map(|l| match l.strip_prefix('#') {
+                Some(rest) if rest.contains(" = ") && !rest.starts_with(' ') => rest,
+                _ => l,
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let p = parse_file(file(&uncommented)).expect("parses uncommented");
+        assert_eq!(p.lines.len(), Key::ALL.len(), "every key: {:?}", p.lines);
+        assert_eq!(p.config.bridge.as_deref(), Some("obr0"));
+        assert_eq!(p.config.tunnel, Some(vec![Tunnel::Vxlan]));
+    }
+
+    #[test]
     fn the_help_names_every_variable() {
         let h = env_help();
         for k in Key::ALL {
