@@ -11,12 +11,15 @@
 //!   interfaces, tunnels), as transactions built purely and sent once.
 //! - [`sandbox`]: private `ovsdb-server` + `ovs-vswitchd` instances, for
 //!   tests, the demo and the lab.
+//! - [`config`]: the configuration file and `OVSNET_*` variables, resolved
+//!   with the flags into values with their sources.
 //! - [`cli`]: the `ovsnet` command line.
 
 pub mod agent;
 pub mod attach;
 pub mod cli;
 pub mod cluster;
+pub mod config;
 pub mod container;
 pub mod endpoint;
 pub mod lab;

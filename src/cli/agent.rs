@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 
-use super::Global;
+use super::{Global, cluster_hint};
 use crate::agent::{self, AgentOptions, HostAccess, Listen, NetworkOpt, StateOptions};
 
 /// What the flows depend on besides the database (shared with `flows`).
@@ -50,9 +50,10 @@ impl PipelineArgs {
 
 #[derive(Debug, Args)]
 pub struct AgentArgs {
-    /// The bridge to program.
-    #[arg(long, default_value = "obr0")]
-    pub bridge: String,
+    /// The bridge to program (default: OVSNET_BRIDGE, bridge in the
+    /// configuration file, else obr0).
+    #[arg(long, value_name = "BRIDGE")]
+    pub bridge: Option<String>,
 
     /// Where to listen for the switch: unix:PATH or tcp:IP:PORT.
     /// Default: unix:$OVS_RUNDIR/ovsnet-BRIDGE.sock (nothing on the network).
@@ -77,20 +78,26 @@ pub struct AgentArgs {
 
     /// Cluster mode: the cluster database members (comma-separated
     /// tcp:IP:PORT or unix:PATH). Registers this host, publishes its
-    /// endpoints and follows every other host's.
-    #[arg(long, value_name = "REMOTES", requires_all = ["host_name", "underlay_ip"])]
+    /// endpoints and follows every other host's. Default:
+    /// OVSNET_CLUSTER_DB, else cluster_db in the configuration file.
+    #[arg(long, value_name = "REMOTES")]
     pub cluster_db: Option<String>,
 
-    /// Cluster mode: this host's name in the cluster database.
+    /// Cluster mode: this host's name in the cluster database (default:
+    /// OVSNET_HOST_NAME, host_name in the configuration file, else the
+    /// system's host name).
     #[arg(long, value_name = "NAME")]
     pub host_name: Option<String>,
 
-    /// Cluster mode: the address other hosts send tunnel packets to.
+    /// Cluster mode: the address other hosts send tunnel packets to
+    /// (needed; default: OVSNET_UNDERLAY_IP, else underlay_ip in the
+    /// configuration file).
     #[arg(long, value_name = "IP")]
     pub underlay_ip: Option<std::net::IpAddr>,
 
     /// Cluster mode: tunnel types in order of preference (vxlan, gre,
-    /// geneve); one flow-based port each. Repeatable. Default: vxlan.
+    /// geneve); one flow-based port each. Repeatable. Default:
+    /// OVSNET_TUNNEL (comma-separated), tunnel in the configuration file, else vxlan.
     #[arg(long = "tunnel", value_name = "TYPE")]
     pub tunnels: Vec<String>,
 
@@ -100,35 +107,38 @@ pub struct AgentArgs {
 }
 
 pub fn run(args: AgentArgs, g: &Global) -> anyhow::Result<()> {
-    let mut opts = AgentOptions::new(&args.bridge, &g.db);
+    // Flag, environment, configuration file or default (resolved in `g`).
+    let bridge = g.bridge();
+    let mut opts = AgentOptions::new(&bridge, &g.db);
     opts.connect = g.connect.clone();
     // The agent runs for ever: never give up on the database.
     opts.connect.request_timeout = None;
-    opts.state = args.pipeline.state_options(&args.bridge)?;
+    opts.state = args.pipeline.state_options(&bridge)?;
     if let Some(l) = &args.listen {
         opts.listen = Listen::parse(l)?;
     }
     opts.echo_interval = Duration::from_secs(args.echo_interval.max(1));
     opts.print_reconciles = !args.quiet;
-    if let (Some(remotes), Some(host_name), Some(underlay_ip)) = (&args.cluster_db, &args.host_name, args.underlay_ip) {
-        let names = if args.tunnels.is_empty() { vec!["vxlan".to_owned()] } else { args.tunnels.clone() };
+    if let Some(remotes) = g.cluster_db() {
         let mut tunnels = Vec::new();
-        for n in &names {
-            let t = crate::pipeline::TunnelType::from_column(n)
-                .ok_or_else(|| anyhow::anyhow!("--tunnel {n}: use vxlan, gre or geneve"))?;
+        for n in g.tunnels() {
+            let t = crate::pipeline::TunnelType::from_column(n.as_str())
+                .ok_or_else(|| anyhow::anyhow!("tunnel {n}: use vxlan, gre or geneve"))?;
             if !tunnels.contains(&t) {
                 tunnels.push(t);
             }
         }
         opts.cluster = Some(agent::ClusterOptions {
-            remotes: remotes.clone(),
-            host_name: host_name.clone(),
-            underlay_ip,
+            remotes: remotes.to_owned(),
+            host_name: g.host_name()?,
+            underlay_ip: g.require_underlay_ip()?,
             tunnels,
             heartbeat: Duration::from_secs(args.heartbeat.max(1)),
         });
     } else if args.host_name.is_some() || args.underlay_ip.is_some() || !args.tunnels.is_empty() {
-        anyhow::bail!("--host-name, --underlay-ip and --tunnel need --cluster-db");
+        // Given on the command line without a cluster: a mistake. From the
+        // environment or the file they wait for a cluster database.
+        anyhow::bail!("--host-name, --underlay-ip and --tunnel need a cluster database: {}", cluster_hint(g));
     }
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("start the async runtime")?;
     rt.block_on(async {
@@ -144,6 +154,6 @@ pub fn run(args: AgentArgs, g: &Global) -> anyhow::Result<()> {
                 _ = tokio::signal::ctrl_c() => {}
             }
         };
-        agent::run(opts, stats, shutdown).await.with_context(|| format!("agent for {}", args.bridge))
+        agent::run(opts, stats, shutdown).await.with_context(|| format!("agent for {bridge}"))
     })
 }

@@ -28,7 +28,9 @@ pub struct AttachOpts {
     /// Extra route inside the container, CIDR[@GATEWAY] (repeatable).
     #[arg(long = "route", value_name = "CIDR[@GATEWAY]")]
     pub routes: Vec<String>,
-    /// Network name recorded with the attachment.
+    /// The cluster network to attach into (needs a cluster database:
+    /// --cluster-db, OVSNET_CLUSTER_DB or cluster_db in the configuration
+    /// file). In a --batch line: the network name recorded with the attachment.
     #[arg(long, value_name = "NAME")]
     pub network: Option<String>,
 }
@@ -42,18 +44,21 @@ pub struct AttachArgs {
     #[arg(required_unless_present = "batch")]
     pub container: Option<String>,
     /// IP/PREFIX[@GATEWAY], e.g. 172.16.42.10/24@172.16.42.1. With
-    /// --network and --cluster-db it may be omitted: the cluster allocates one.
-    #[arg(value_name = "IP/PREFIX[@GATEWAY]", required_unless_present_any = ["batch", "cluster_db"])]
+    /// --network it may be omitted: the cluster allocates one.
+    #[arg(value_name = "IP/PREFIX[@GATEWAY]", required_unless_present_any = ["batch", "network"])]
     pub ip: Option<String>,
     #[command(flatten)]
     pub opts: AttachOpts,
     /// Cluster database (with --network): the address is allocated there
     /// when none is given, and published as an endpoint either way; the
-    /// database refuses an address another host already holds.
-    #[arg(long, env = "OVSNET_CLUSTER_DB", value_name = "REMOTES", requires = "network")]
+    /// database refuses an address another host already holds. Default:
+    /// OVSNET_CLUSTER_DB, else cluster_db in the configuration file; only
+    /// --network attaches into the cluster.
+    #[arg(long, value_name = "REMOTES", requires = "network")]
     pub cluster_db: Option<String>,
-    /// This host's name in the cluster database (default: the system's host name).
-    #[arg(long, env = "OVSNET_HOST_NAME", value_name = "NAME")]
+    /// This host's name in the cluster database (default: OVSNET_HOST_NAME,
+    /// host_name in the configuration file, else the system's host name).
+    #[arg(long, value_name = "NAME")]
     pub host_name: Option<String>,
     /// Attach many: one "BRIDGE CONTAINER IP/PREFIX[@GATEWAY] [options]" a
     /// line from FILE (`-` for stdin), over one database connection.
@@ -113,22 +118,25 @@ pub struct GcArgs {
 pub struct ClusterRowArgs {
     /// Cluster database: also remove the removed attachments' Endpoint
     /// rows (else this host's agent removes them once it sees the port gone).
-    #[arg(long, env = "OVSNET_CLUSTER_DB", value_name = "REMOTES")]
+    /// Default: OVSNET_CLUSTER_DB, else cluster_db in the configuration file.
+    #[arg(long, value_name = "REMOTES")]
     pub cluster_db: Option<String>,
-    /// This host's name in the cluster database (default: the system's host name).
-    #[arg(long, env = "OVSNET_HOST_NAME", value_name = "NAME")]
+    /// This host's name in the cluster database (default: OVSNET_HOST_NAME,
+    /// host_name in the configuration file, else the system's host name).
+    #[arg(long, value_name = "NAME")]
     pub host_name: Option<String>,
 }
 
 /// After `detach` or `gc` removed `removed` (their ports are gone): removes
 /// this host's Endpoint rows of those in a network, when a cluster
-/// database is given. A failure says what remains, in one line.
-async fn remove_cluster_rows(removed: &[Attachment], c: &ClusterRowArgs, g: &Global) -> anyhow::Result<()> {
-    let Some(remotes) = &c.cluster_db else { return Ok(()) };
+/// database is configured (flag, environment or file: the command line's
+/// are in `g`). A failure says what remains, in one line.
+async fn remove_cluster_rows(removed: &[Attachment], g: &Global) -> anyhow::Result<()> {
+    let Some(remotes) = g.cluster_db() else { return Ok(()) };
     if crate::endpoint::rows_of(removed).is_empty() {
         return Ok(());
     }
-    let host = crate::cluster::host::local_host_name(c.host_name.as_deref())?;
+    let host = g.host_name()?;
     crate::endpoint::remove_rows(remotes, &g.connect, &host, removed).await?;
     Ok(())
 }
@@ -149,7 +157,7 @@ async fn attach_in_cluster(args: &AttachArgs, remotes: &str, network: &str, g: &
     };
     let req = crate::endpoint::NetworkAttach {
         network: network.to_owned(),
-        host: crate::cluster::host::local_host_name(args.host_name.as_deref())?,
+        host: g.host_name()?,
         bridge: bridge.clone(),
         container: ContainerRef::parse(container)?,
         address,
@@ -221,8 +229,10 @@ pub async fn run_attach(args: AttachArgs, g: &Global) -> anyhow::Result<()> {
     if let Some(file) = &args.batch {
         return run_batch(file, usize::try_from(args.chunk).unwrap_or(1), g).await;
     }
-    if let (Some(remotes), Some(network)) = (&args.cluster_db, &args.opts.network) {
-        return attach_in_cluster(&args, remotes, network, g).await;
+    // Only --network attaches into the cluster: a cluster database from
+    // the environment or the file leaves a plain attach plain.
+    if let Some(network) = &args.opts.network {
+        return attach_in_cluster(&args, g.require_cluster_db()?, network, g).await;
     }
     // Checked by clap (required_unless_present); keep the messages anyway.
     let (Some(bridge), Some(container), Some(ip)) = (&args.bridge, &args.container, &args.ip) else {
@@ -352,7 +362,7 @@ pub async fn run_detach(args: DetachArgs, g: &Global) -> anyhow::Result<()> {
             }
         }
     }
-    remove_cluster_rows(&removed, &args.cluster, g).await
+    remove_cluster_rows(&removed, g).await
 }
 
 fn liveness_word(l: &Liveness) -> String {
@@ -435,5 +445,5 @@ pub async fn run_gc(args: GcArgs, g: &Global) -> anyhow::Result<()> {
             }
         }
     }
-    remove_cluster_rows(&removed, &args.cluster, g).await
+    remove_cluster_rows(&removed, g).await
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Subcommand;
 
-use super::{Format, Global};
+use super::{Format, Global, one_line};
 use crate::cluster::server::{self, ClusterInfo, DEFAULT_PORT_BASE, MemberSpec, RAFT_PORT_OFFSET};
 
 #[derive(Debug, Subcommand)]
@@ -47,8 +47,9 @@ pub enum ClusterCommand {
     },
     /// Each member's view: up, connected to the cluster, leader, log index.
     Status {
-        /// Remotes to ask (default: those recorded in --dir).
-        #[arg(long, env = "OVSNET_CLUSTER_DB", value_name = "REMOTES")]
+        /// Remotes to ask (default: those recorded in --dir, else
+        /// OVSNET_CLUSTER_DB, else cluster_db in the configuration file).
+        #[arg(long, value_name = "REMOTES")]
         cluster_db: Option<String>,
         /// The directory `cluster init` or `join` recorded its members in.
         #[arg(long, value_name = "DIR")]
@@ -109,10 +110,14 @@ pub async fn run(cmd: ClusterCommand, g: &Global) -> anyhow::Result<()> {
             print_info(&info, g)
         }
         ClusterCommand::Status { cluster_db, dir } => {
+            // A flag wins; --dir wins over the environment and the file.
             let remotes = match (cluster_db, dir) {
                 (Some(r), _) => r,
                 (None, Some(d)) => ClusterInfo::load(&d)?.tcp_remotes(),
-                (None, None) => anyhow::bail!("give --cluster-db REMOTES (or OVSNET_CLUSTER_DB) or --dir DIR"),
+                (None, None) => match g.require_cluster_db() {
+                    Ok(r) => r.to_owned(),
+                    Err(e) => anyhow::bail!("{} (or give --dir DIR)", one_line(&e)),
+                },
             };
             let st = server::status(&remotes, &g.connect).await?;
             match g.format {

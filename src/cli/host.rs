@@ -47,6 +47,17 @@ pub enum HostCommand {
     },
 }
 
+impl HostCommand {
+    /// The `--cluster-db` of the command (the configuration resolves it).
+    pub fn cluster_db_arg(&self) -> &ClusterDbArg {
+        match self {
+            HostCommand::List { db, .. } => db,
+            HostCommand::Show { db, .. } => db,
+            HostCommand::Del { db, .. } => db,
+        }
+    }
+}
+
 /// One line of `host list`: what the cluster holds of a host.
 #[derive(Debug, Serialize)]
 struct HostSummary<'a> {
@@ -124,8 +135,8 @@ fn line(s: &HostSummary<'_>) -> String {
 
 pub async fn run(cmd: HostCommand, g: &Global) -> anyhow::Result<()> {
     match cmd {
-        HostCommand::List { db } => {
-            let cdb = ClusterDb::connect(&db.cluster_db, &g.connect).await?;
+        HostCommand::List { db: _ } => {
+            let cdb = ClusterDb::connect(g.require_cluster_db()?, &g.connect).await?;
             let state = cdb.state().await?;
             let hosts = summaries(&state);
             match g.format {
@@ -139,8 +150,8 @@ pub async fn run(cmd: HostCommand, g: &Global) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        HostCommand::Show { name, db } => {
-            let cdb = ClusterDb::connect(&db.cluster_db, &g.connect).await?;
+        HostCommand::Show { name, db: _ } => {
+            let cdb = ClusterDb::connect(g.require_cluster_db()?, &g.connect).await?;
             let state = cdb.state().await?;
             let hosts = summaries(&state);
             let s = hosts.get(name.as_str()).ok_or_else(|| ClusterError::NoHost(name.clone()))?;
@@ -172,8 +183,8 @@ pub async fn run(cmd: HostCommand, g: &Global) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        HostCommand::Del { name, force, if_exists, db } => {
-            let cdb = ClusterDb::connect(&db.cluster_db, &g.connect).await?;
+        HostCommand::Del { name, force, if_exists, db: _ } => {
+            let cdb = ClusterDb::connect(g.require_cluster_db()?, &g.connect).await?;
             let check = if force { GoneCheck::Force } else { GoneCheck::Watch };
             let watching = |window: Duration, interval: i64| {
                 eprintln!(

@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::config::{ConfigPath, Resolved, Tunnel};
 use crate::net::IpNet;
 use crate::ovsdb::{Client, ConnectOptions};
 use crate::vswitch::Vswitch;
@@ -16,6 +17,7 @@ pub mod agent;
 pub mod attach;
 pub mod bridge;
 pub mod cluster;
+pub mod config;
 pub mod demo;
 pub mod docs;
 pub mod flows;
@@ -27,19 +29,26 @@ pub mod ofp;
 /// Where the cluster database is: its members' remotes, comma-separated.
 #[derive(Debug, Clone, Args)]
 pub struct ClusterDbArg {
-    /// Cluster database remotes, e.g. tcp:10.0.0.1:6650,tcp:10.0.0.2:6650,tcp:10.0.0.3:6650.
-    #[arg(long, env = "OVSNET_CLUSTER_DB", value_name = "REMOTES")]
-    pub cluster_db: String,
+    /// Cluster database remotes, e.g. tcp:10.0.0.1:6650,tcp:10.0.0.2:6650,tcp:10.0.0.3:6650
+    /// (default: OVSNET_CLUSTER_DB, else cluster_db in the configuration file).
+    #[arg(long, value_name = "REMOTES")]
+    pub cluster_db: Option<String>,
 }
 
 /// Open vSwitch control for container networking.
 #[derive(Debug, Parser)]
-#[command(name = "ovsnet", version, about, long_about = None)]
+#[command(name = "ovsnet", version, about, long_about = None, after_long_help = config_help())]
 pub struct Cli {
+    /// The configuration file (TOML; see `ovsnet config show`).
+    /// Default: $OVSNET_CONFIG, else /etc/ovsnet/ovsnet.conf when it exists.
+    #[arg(long, global = true, help_heading = "Global options", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
     /// OVSDB remote, as OVS spells it: unix:PATH, tcp:IP:PORT, ssl:IP:PORT,
     /// or a comma-separated list of them for a clustered database.
-    /// Default: unix:$OVS_RUNDIR/db.sock, else unix:/var/run/openvswitch/db.sock.
-    #[arg(long, global = true, help_heading = "Global options", env = "OVSNET_DB")]
+    /// Default: OVSNET_DB, db in the configuration file, else
+    /// unix:$OVS_RUNDIR/db.sock, else unix:/var/run/openvswitch/db.sock.
+    #[arg(long, global = true, help_heading = "Global options", value_name = "REMOTE")]
     pub db: Option<String>,
 
     /// Private key for ssl: remotes (PEM), as OVS's tools take it.
@@ -100,6 +109,9 @@ pub enum Command {
     /// Add, delete and list GRE, VXLAN and Geneve tunnel ports.
     #[command(subcommand)]
     Tunnel(bridge::TunnelCommand),
+    /// The configuration: every key's value and where it came from.
+    #[command(subcommand)]
+    Config(config::ConfigCommand),
     /// Start a private Open vSwitch, build obr0 with an address, a GRE and a
     /// VXLAN port with ovsnet's own commands, show it, and clean up.
     Demo(demo::DemoArgs),
@@ -134,6 +146,17 @@ pub enum Command {
     Completion(docs::CompletionArgs),
     /// Print the manual page, or write one per command into a directory.
     Man(docs::ManArgs),
+}
+
+/// The configuration file, the variables and the precedence, for `--help`.
+pub fn config_help() -> String {
+    format!(
+        "Configuration: a value comes from its flag, else its environment variable, else the \
+         configuration file ({}, TOML, one key per variable below), else its default. \
+         `ovsnet config show` prints each value and where it came from.\n\n{}",
+        crate::config::DEFAULT_PATH,
+        crate::config::env_help()
+    )
 }
 
 pub fn main() -> ExitCode {
@@ -185,26 +208,158 @@ pub struct Global {
     pub wait: Option<Duration>,
     pub netns: Option<String>,
     pub format: Format,
+    /// Every configuration key resolved: flag, environment, file, default.
+    pub settings: Resolved,
+    /// The configuration file, and whether it was read.
+    pub config_file: ConfigPath,
+    pub config_read: bool,
+}
+
+/// Where a cluster database can be configured, for messages.
+pub fn cluster_hint(g: &Global) -> String {
+    format!("give --cluster-db REMOTES, set OVSNET_CLUSTER_DB, or set cluster_db in {}", g.file_name())
+}
+
+/// The bridge the agent programs when nothing says otherwise.
+pub const DEFAULT_BRIDGE: &str = "obr0";
+
+/// The `OVSNET_*` variables of this process.
+fn ovsnet_env() -> std::collections::BTreeMap<String, String> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| {
+            let k = k.into_string().ok()?;
+            k.starts_with("OVSNET_").then(|| (k, v.to_string_lossy().into_owned()))
+        })
+        .collect()
+}
+
+/// `--tunnel` values, in order, each once.
+fn tunnel_flags(names: &[String]) -> anyhow::Result<Option<Vec<Tunnel>>> {
+    if names.is_empty() {
+        return Ok(None);
+    }
+    let mut out = Vec::new();
+    for n in names {
+        for t in Tunnel::parse_list(n).map_err(|e| anyhow::anyhow!("--tunnel {n}: {e}"))? {
+            if !out.contains(&t) {
+                out.push(t);
+            }
+        }
+    }
+    Ok(Some(out))
+}
+
+/// The configuration keys the command line sets: the global flags and
+/// those of the command.
+fn flags_of(cli: &Cli) -> anyhow::Result<crate::config::Config> {
+    let mut f = crate::config::Config {
+        db: cli.db.clone(),
+        private_key: cli.private_key.clone(),
+        certificate: cli.certificate.clone(),
+        ca_cert: cli.ca_cert.clone(),
+        ..crate::config::Config::default()
+    };
+    match &cli.command {
+        Command::Attach(a) => {
+            f.cluster_db = a.cluster_db.clone();
+            f.host_name = a.host_name.clone();
+        }
+        Command::Detach(attach::DetachArgs { cluster, .. }) | Command::Gc(attach::GcArgs { cluster, .. }) => {
+            f.cluster_db = cluster.cluster_db.clone();
+            f.host_name = cluster.host_name.clone();
+        }
+        Command::Network(cmd) => f.cluster_db = cmd.cluster_db_arg().cluster_db.clone(),
+        Command::Host(cmd) => f.cluster_db = cmd.cluster_db_arg().cluster_db.clone(),
+        Command::Cluster(cluster::ClusterCommand::Status { cluster_db, .. }) => f.cluster_db = cluster_db.clone(),
+        Command::Agent(a) => {
+            f.cluster_db = a.cluster_db.clone();
+            f.host_name = a.host_name.clone();
+            f.underlay_ip = a.underlay_ip;
+            f.tunnel = tunnel_flags(&a.tunnels)?;
+            f.bridge = a.bridge.clone();
+        }
+        _ => {}
+    }
+    Ok(f)
+}
+
+/// What a key is when nothing sets it.
+fn defaults() -> crate::config::Config {
+    crate::config::Config {
+        db: Some(default_db()),
+        tunnel: Some(vec![Tunnel::Vxlan]),
+        bridge: Some(DEFAULT_BRIDGE.to_owned()),
+        ..crate::config::Config::default()
+    }
 }
 
 impl Global {
-    fn from_cli(cli: &Cli) -> Self {
+    fn from_cli(cli: &Cli) -> anyhow::Result<Self> {
+        let env = ovsnet_env();
+        let config_file = crate::config::config_path(cli.config.as_deref(), &env);
+        let text = crate::config::read_file(&config_file)?;
+        let file = text.as_deref().map(|text| crate::config::FileText { path: &config_file.path, text });
+        let settings = crate::config::resolve(&flags_of(cli)?, &env, file, &defaults())?;
         let connect = ConnectOptions {
-            private_key: cli.private_key.clone(),
-            certificate: cli.certificate.clone(),
-            ca_cert: cli.ca_cert.clone(),
+            private_key: settings.private_key.value.clone(),
+            certificate: settings.certificate.value.clone(),
+            ca_cert: settings.ca_cert.value.clone(),
             timeout: Duration::from_secs(cli.timeout),
             // A one-shot command reports an unreachable database at once.
             fail_fast: true,
             ..ConnectOptions::default()
         };
-        Global {
-            db: cli.db.clone().unwrap_or_else(default_db),
+        Ok(Global {
+            db: settings.db.value.clone().unwrap_or_else(default_db),
             connect,
             wait: (!cli.no_wait).then_some(Duration::from_secs(cli.timeout.max(1))),
             netns: cli.netns.clone(),
             format: cli.format,
-        }
+            settings,
+            config_read: text.is_some(),
+            config_file,
+        })
+    }
+
+    /// Where the configuration file says a key is set, for messages.
+    fn file_name(&self) -> String {
+        self.config_file.path.display().to_string()
+    }
+
+    /// The cluster database, when one is configured.
+    pub fn cluster_db(&self) -> Option<&str> {
+        self.settings.cluster_db.get().map(String::as_str)
+    }
+
+    /// The cluster database, or the one-line error that none is configured.
+    pub fn require_cluster_db(&self) -> anyhow::Result<&str> {
+        self.cluster_db().ok_or_else(|| anyhow::anyhow!("no cluster database is configured: {}", cluster_hint(self)))
+    }
+
+    /// This host's name in the cluster: configured, else the system's.
+    pub fn host_name(&self) -> anyhow::Result<String> {
+        Ok(crate::cluster::host::local_host_name(self.settings.host_name.get().map(String::as_str))?)
+    }
+
+    /// This host's underlay address, or the one-line error that none is configured.
+    pub fn require_underlay_ip(&self) -> anyhow::Result<std::net::IpAddr> {
+        self.settings.underlay_ip.value.ok_or_else(|| {
+            anyhow::anyhow!(
+                "no underlay address is configured: give --underlay-ip IP, set OVSNET_UNDERLAY_IP, or set \
+                 underlay_ip in {}",
+                self.file_name()
+            )
+        })
+    }
+
+    /// The tunnel types, in order of preference.
+    pub fn tunnels(&self) -> Vec<Tunnel> {
+        self.settings.tunnel.value.clone().unwrap_or_else(|| vec![Tunnel::Vxlan])
+    }
+
+    /// The bridge the agent programs.
+    pub fn bridge(&self) -> String {
+        self.settings.bridge.value.clone().unwrap_or_else(|| DEFAULT_BRIDGE.to_owned())
     }
 
     pub async fn client(&self) -> anyhow::Result<Client> {
@@ -233,9 +388,18 @@ pub async fn set_bridge_address(g: &Global, bridge: &str, cidr: IpNet) -> anyhow
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let g = Global::from_cli(&cli);
+    // These read no configuration: a bad file does not stop them.
     match cli.command {
-        Command::Ofp(cmd) => ofp::run(cmd, cli.format),
+        Command::Ofp(cmd) => return ofp::run(cmd, cli.format),
+        Command::Completion(args) => return docs::completion(&args),
+        Command::Man(args) => return docs::man(&args),
+        _ => {}
+    }
+    // A bad configuration stops every other command before it starts anything.
+    let g = Global::from_cli(&cli)?;
+    match cli.command {
+        Command::Ofp(_) | Command::Completion(_) | Command::Man(_) => Ok(()),
+        Command::Config(cmd) => config::run(cmd, &g),
         Command::Attach(args) => block_on(attach::run_attach(args, &g)),
         Command::Detach(args) => block_on(attach::run_detach(args, &g)),
         Command::Attachments(args) => block_on(attach::run_list(args, &g)),
@@ -249,8 +413,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Lab(cmd) => block_on(lab::run(cmd, &g)),
         Command::Agent(args) => agent::run(args, &g),
         Command::Flows(args) => block_on(flows::run(args, &g)),
-        Command::Completion(args) => docs::completion(&args),
-        Command::Man(args) => docs::man(&args),
     }
 }
 

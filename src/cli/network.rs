@@ -66,6 +66,18 @@ pub enum NetworkCommand {
     },
 }
 
+impl NetworkCommand {
+    /// The `--cluster-db` of the command (the configuration resolves it).
+    pub fn cluster_db_arg(&self) -> &ClusterDbArg {
+        match self {
+            NetworkCommand::Create { db, .. } => db,
+            NetworkCommand::List { db, .. } => db,
+            NetworkCommand::Show { db, .. } => db,
+            NetworkCommand::Del { db, .. } => db,
+        }
+    }
+}
+
 fn line(n: &Network) -> String {
     format!(
         "{:<16} {:<9} {:<18} {:<7} {:<6} {}",
@@ -86,7 +98,7 @@ const HEADER: &str = "NAME             VNI       CIDR               IPAM    MTU 
 
 pub async fn run(cmd: NetworkCommand, g: &Global) -> anyhow::Result<()> {
     match cmd {
-        NetworkCommand::Create { name, cidr, vni, ipam, mtu, block_prefix, underlay, gateway, db } => {
+        NetworkCommand::Create { name, cidr, vni, ipam, mtu, block_prefix, underlay, gateway, db: _ } => {
             let spec = NetworkSpec {
                 name,
                 cidr: IpNet::parse_network(&cidr)?,
@@ -98,7 +110,7 @@ pub async fn run(cmd: NetworkCommand, g: &Global) -> anyhow::Result<()> {
                 gateway,
             };
             spec.check()?;
-            let cdb = ClusterDb::connect(&db.cluster_db, &g.connect).await?;
+            let cdb = ClusterDb::connect(g.require_cluster_db()?, &g.connect).await?;
             let n = cdb.create_network(&spec).await?;
             match g.format {
                 Format::Json => println!("{}", serde_json::to_string(&n)?),
@@ -106,8 +118,8 @@ pub async fn run(cmd: NetworkCommand, g: &Global) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        NetworkCommand::List { db } => {
-            let cdb = ClusterDb::connect(&db.cluster_db, &g.connect).await?;
+        NetworkCommand::List { db: _ } => {
+            let cdb = ClusterDb::connect(g.require_cluster_db()?, &g.connect).await?;
             let nets = cdb.networks().await?;
             match g.format {
                 Format::Json => println!("{}", serde_json::to_string(&nets)?),
@@ -120,8 +132,8 @@ pub async fn run(cmd: NetworkCommand, g: &Global) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        NetworkCommand::Show { name, db } => {
-            let cdb = ClusterDb::connect(&db.cluster_db, &g.connect).await?;
+        NetworkCommand::Show { name, db: _ } => {
+            let cdb = ClusterDb::connect(g.require_cluster_db()?, &g.connect).await?;
             let state = cdb.state().await?;
             let n = state.networks.get(&name).ok_or_else(|| crate::cluster::ClusterError::NoNetwork(name.clone()))?;
             // Pool blocks are rows of their own; Fan blocks follow from hosts.
@@ -168,8 +180,8 @@ pub async fn run(cmd: NetworkCommand, g: &Global) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        NetworkCommand::Del { name, if_exists, db } => {
-            let cdb = ClusterDb::connect(&db.cluster_db, &g.connect).await?;
+        NetworkCommand::Del { name, if_exists, db: _ } => {
+            let cdb = ClusterDb::connect(g.require_cluster_db()?, &g.connect).await?;
             match cdb.delete_network(&name).await {
                 Ok(()) => println!("deleted network {name}"),
                 Err(crate::cluster::ClusterError::NoNetwork(_)) if if_exists => {}
