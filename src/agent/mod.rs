@@ -27,9 +27,10 @@ use std::time::{Duration, Instant};
 
 use tokio::net::{TcpListener, UnixListener};
 
-use crate::ovsdb::{self, Cache, Client, ConnectOptions, Datum, MonitorEvent, MonitorRequest, Operation};
+use crate::ovsdb::{self, Cache, Client, ConnectOptions, MonitorEvent, MonitorRequest};
 use crate::pipeline::diff::{Changes, ReadBack, add_stats, changes};
 use crate::pipeline::{FlowSet, Pipeline, PipelineError, desired_flows};
+use crate::vswitch::controller::{ovs_rundir, set_controller};
 pub use dbstate::{HostAccess, NetworkOpt, StateOptions, state_from_cache};
 use ofconn::{Io, OfConn, OfError};
 
@@ -58,11 +59,6 @@ impl Listen {
             Listen::Tcp(a) => format!("tcp:{a}"),
         }
     }
-}
-
-/// The OVS run directory: `$OVS_RUNDIR`, else the packaged one.
-pub fn ovs_rundir() -> PathBuf {
-    std::env::var_os("OVS_RUNDIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/var/run/openvswitch"))
 }
 
 /// The default listen socket: `<rundir>/ovsnet-<bridge>.sock`.
@@ -135,8 +131,6 @@ pub enum AgentError {
     Listen { what: String, source: std::io::Error },
     #[error(transparent)]
     Ovsdb(#[from] ovsdb::Error),
-    #[error("bridge {0} does not exist")]
-    NoBridge(String),
     #[error(transparent)]
     Pipeline(#[from] PipelineError),
     #[error(transparent)]
@@ -223,55 +217,6 @@ impl Listener {
             }
         })
     }
-}
-
-/// Points the bridge's controller at `target` with `fail_mode=secure`
-/// (one transaction; nothing is written when it already is so).
-pub async fn set_controller(client: &Client, bridge: &str, target: &str) -> Result<(), AgentError> {
-    use crate::ovsdb::Condition;
-    let db = crate::vswitch::DB;
-    let res = client
-        .transact(
-            db,
-            vec![Operation::select("Bridge", vec![Condition::eq("name", bridge)]).columns([
-                "_uuid",
-                "controller",
-                "fail_mode",
-            ])],
-        )
-        .await?;
-    let rows = res.first().and_then(|r| r.rows.clone()).unwrap_or_default();
-    let Some(row) = rows.first() else { return Err(AgentError::NoBridge(bridge.to_owned())) };
-    let current = row.get("controller").map(Datum::uuids).unwrap_or_default();
-    let secure = row.get("fail_mode").and_then(Datum::as_str) == Some("secure");
-    if secure && current.len() == 1 {
-        let c = client
-            .transact(db, vec![Operation::select("Controller", vec![Condition::uuid(current[0])]).columns(["target"])])
-            .await?;
-        let t = c.first().and_then(|r| r.rows.clone()).unwrap_or_default();
-        if t.first().and_then(|r| r.get("target")).and_then(Datum::as_str) == Some(target) {
-            return Ok(());
-        }
-    }
-    let mut ctl = crate::ovsdb::Row::new();
-    ctl.insert("target".into(), Datum::from(target));
-    // A local socket: retry every second at most (the default backs off
-    // to 8 s), so a restarted agent is back in control quickly.
-    ctl.insert("max_backoff".into(), Datum::from(1000i64));
-    let mut br = crate::ovsdb::Row::new();
-    br.insert("controller".into(), Datum::named_uuid("ovsnet_ctl"));
-    br.insert("fail_mode".into(), Datum::from("secure"));
-    client
-        .transact(
-            db,
-            vec![
-                Operation::insert("Controller", ctl).uuid_name("ovsnet_ctl"),
-                Operation::update("Bridge", vec![Condition::eq("name", bridge)], br),
-                Operation::comment(&format!("ovsnet agent: controller of {bridge} is {target}")),
-            ],
-        )
-        .await?;
-    Ok(())
 }
 
 /// Cluster mode at start: the tunnel ports (one per type, flow-based),
