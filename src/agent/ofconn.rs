@@ -12,9 +12,9 @@ use tokio_util::codec::FramedRead;
 use super::Stats;
 use crate::openflow::bundle::{OFPBCT_COMMIT_REPLY, OFPBCT_COMMIT_REQUEST, OFPBCT_OPEN_REPLY, OFPBCT_OPEN_REQUEST};
 use crate::openflow::message::{FeaturesReply, Hello, OFP13_VERSION, SwitchConfig, negotiate};
-use crate::openflow::multipart::{FlowStatsRequest, MultipartRequestBody, OFPMPF_MORE};
+use crate::openflow::multipart::OFPMPF_MORE;
 use crate::openflow::stream::{OfCodec, StreamError};
-use crate::openflow::{BundleAdd, BundleControl, FlowStats, Header, Message, MultipartReplyBody, MultipartRequest};
+use crate::openflow::{BundleAdd, BundleControl, FlowStats, Header, Message, MultipartReplyBody};
 
 /// What can go wrong on the switch connection.
 #[derive(Debug, thiserror::Error)]
@@ -209,10 +209,14 @@ impl OfConn {
 
     /// Every flow of every table, handed over one reply part at a time (so
     /// tens of thousands of decoded flows are never held at once).
-    pub async fn dump_flows_each(&mut self, mut each: impl FnMut(Vec<FlowStats>)) -> Result<(), OfError> {
+    pub async fn dump_flows_each(&mut self, each: impl FnMut(Vec<FlowStats>)) -> Result<(), OfError> {
+        self.read_flows(&super::reconcile::flow_stats_request(), each).await
+    }
+
+    /// Sends a flow-stats `request` and hands over each reply part.
+    pub async fn read_flows(&mut self, request: &Message, mut each: impl FnMut(Vec<FlowStats>)) -> Result<(), OfError> {
         let xid = self.xid();
-        let req = MultipartRequest::new(MultipartRequestBody::Flow(FlowStatsRequest::default()));
-        self.send(&Message::MultipartRequest(req), xid).await?;
+        self.send(request, xid).await?;
         loop {
             let (h, m) = self.recv_timeout().await?;
             if h.xid != xid {
