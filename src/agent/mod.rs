@@ -4,10 +4,15 @@
 //! the [`crate::pipeline`] computes from them.
 //!
 //! - [`dbstate`]: database rows to pipeline state (pure);
-//! - [`ofconn`]: one OpenFlow connection (framing, handshake, echo,
-//!   flow read-back, bundles);
-//! - this module: the loop that ties them, and [`Stats`] (also exported as
-//!   Prometheus metrics).
+//! - [`reconcile`]: desired and installed flows, and what to send on each
+//!   event (pure);
+//! - [`ofconn`]: one OpenFlow connection (handshake, echo, flow
+//!   read-back, bundles) over the codec's framing
+//!   ([`crate::openflow::stream`]);
+//! - [`cluster`] (pure) and [`publish`]: cluster mode, and this host's
+//!   endpoints and heartbeat in the cluster database;
+//! - this module: the loop that dispatches events to them, and [`Stats`]
+//!   (also exported as Prometheus metrics).
 //!
 //! Reconcile: on every switch connection the agent reads the flows back,
 //! and on every change it computes desired flows, diffs them against its

@@ -156,3 +156,110 @@ async fn write(db: ClusterDb, host: String, writes: Writes) {
         delay = (delay * 2).min(Duration::from_secs(30));
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::net::Ipv4Addr;
+
+    use super::*;
+    use crate::attach::{format_mac, mac_from_ip};
+    use crate::cluster::{Endpoint, Ipam, Network};
+    use crate::net::IpNet;
+
+    fn network(name: &str) -> Network {
+        Network {
+            uuid: Uuid::new_v4(),
+            name: name.into(),
+            vni: 100,
+            cidr: IpNet::parse_network("10.0.0.0/8").unwrap(),
+            ipam: Ipam::Static,
+            mtu: None,
+            block_prefix: None,
+            underlay: None,
+            gateway: None,
+            external_ids: BTreeMap::new(),
+        }
+    }
+
+    fn row(state: &ClusterState, host: &str, ip: &str) -> Endpoint {
+        let v4: Ipv4Addr = ip.parse().unwrap();
+        Endpoint {
+            uuid: Uuid::new_v4(),
+            network: state.networks["net"].uuid,
+            host: host.into(),
+            ip: ip.parse().unwrap(),
+            mac: format_mac(mac_from_ip(v4)),
+            container: format!("c-{ip}"),
+            interface: "eth1".into(),
+            external_ids: BTreeMap::new(),
+        }
+    }
+
+    fn local(ip: &str) -> LocalEndpoint {
+        let ip: Ipv4Addr = ip.parse().unwrap();
+        LocalEndpoint { id: format!("p-{ip}"), network: "net".into(), ofport: 3, ip, mac: mac_from_ip(ip) }
+    }
+
+    fn key(ip: &str) -> EndpointKey {
+        ("net".to_owned(), ip.parse().unwrap())
+    }
+
+    fn state() -> ClusterState {
+        let mut s = ClusterState::default();
+        s.networks.insert("net".into(), network("net"));
+        s
+    }
+
+    fn published(w: &Writes) -> Vec<String> {
+        w.publish.iter().map(|e| e.ip.to_string()).collect()
+    }
+
+    #[test]
+    fn each_missing_endpoint_is_published_once_until_the_cluster_lists_it() {
+        let mut s = state();
+        let mut book = EndpointBook::default();
+        let w = book.sync(&[local("10.0.0.2")], [key("10.0.0.2")].into(), &s, "h1");
+        assert_eq!(published(&w), ["10.0.0.2"]);
+        // In flight: not sent again.
+        let w = book.sync(&[local("10.0.0.2")], [key("10.0.0.2")].into(), &s, "h1");
+        assert!(w.is_empty(), "{w:?}");
+        // Listed, then gone while the port is still here: sent again.
+        let r = row(&s, "h1", "10.0.0.2");
+        s.endpoints.push(r);
+        assert!(book.sync(&[local("10.0.0.2")], [key("10.0.0.2")].into(), &s, "h1").is_empty());
+        s.endpoints.clear();
+        let w = book.sync(&[local("10.0.0.2")], [key("10.0.0.2")].into(), &s, "h1");
+        assert_eq!(published(&w), ["10.0.0.2"]);
+    }
+
+    #[test]
+    fn stale_rows_go_once_at_start_and_rows_of_ports_seen_go_when_the_port_does() {
+        let mut s = state();
+        let stale = row(&s, "h1", "10.0.0.7");
+        let waiting = row(&s, "h1", "10.0.0.8");
+        let other = row(&s, "h2", "10.0.0.9");
+        let here = row(&s, "h1", "10.0.0.2");
+        s.endpoints.extend([stale.clone(), waiting.clone(), other, here.clone()]);
+        let mut book = EndpointBook::default();
+        // First look: 10.0.0.7 has no port (stale, removed); 10.0.0.8's
+        // port exists without an ofport yet (kept); h2's row is not ours.
+        let present: BTreeSet<_> = [key("10.0.0.2"), key("10.0.0.8")].into();
+        let w = book.sync(&[local("10.0.0.2")], present.clone(), &s, "h1");
+        assert_eq!(w.remove, [(key("10.0.0.7"), stale.uuid)]);
+        assert!(w.publish.is_empty());
+        // Later looks do not sweep rows with no port again...
+        s.endpoints.retain(|e| e.uuid != stale.uuid);
+        s.endpoints.push(row(&s, "h1", "10.0.0.5"));
+        assert!(book.sync(&[local("10.0.0.2")], present, &s, "h1").is_empty());
+        // ...but a port seen here that goes takes its row with it.
+        let w = book.sync(&[], [key("10.0.0.8")].into(), &s, "h1");
+        assert_eq!(w.remove, [(key("10.0.0.2"), here.uuid)]);
+        // Back again: published again.
+        s.endpoints.retain(|e| e.uuid != here.uuid);
+        let w = book.sync(&[local("10.0.0.2")], [key("10.0.0.2"), key("10.0.0.8")].into(), &s, "h1");
+        assert_eq!(published(&w), ["10.0.0.2"]);
+        assert!(w.remove.is_empty());
+    }
+}
