@@ -503,4 +503,49 @@ mod tests {
         let r = connect(&mut rec, &mut sw).unwrap();
         assert_eq!(r.sent.flow_mods, 0);
     }
+
+    /// With the real pipeline: a packet from a to b goes out b's port;
+    /// b moving to another port changes only flows b (or its network's
+    /// flood list) owns, and the packet follows it.
+    #[test]
+    fn an_endpoint_that_moves_port_is_followed_by_its_flows_only() {
+        use crate::attach::mac_from_ip;
+        use crate::pipeline::{LocalEndpoint, Packet, Pipeline, State, cookie_for, desired_flows};
+        let ip = |s: &str| s.parse::<std::net::Ipv4Addr>().unwrap();
+        let ep = |id: &str, ofport: u32, addr: &str| LocalEndpoint {
+            id: id.into(),
+            network: "red".into(),
+            ofport,
+            ip: ip(addr),
+            mac: mac_from_ip(ip(addr)),
+        };
+        let pipeline = Pipeline::builtin().unwrap();
+        let tables = pipeline.table_ids();
+        let flows = |b_port: u32| {
+            let mut st = State::default();
+            st.ensure_network("red", crate::net::IpNet::parse_network("10.1.0.0/24").unwrap());
+            st.local_endpoints = vec![ep("a", 1, "10.1.0.2"), ep("b", b_port, "10.1.0.3")];
+            desired_flows(&pipeline, &st).unwrap().flows
+        };
+        let a_to_b =
+            Packet::ipv4(1, mac_from_ip(ip("10.1.0.2")), mac_from_ip(ip("10.1.0.3")), ip("10.1.0.2"), ip("10.1.0.3"));
+        let mut rec = Reconciler::new(tables.clone(), flows(2));
+        let mut sw = FakeSwitch::default();
+        connect(&mut rec, &mut sw).unwrap();
+        let table = crate::pipeline::FlowTable::from_set(&sw.ours(&tables));
+        assert_eq!(table.trace(&a_to_b).ports(), vec![2]);
+
+        let plan = rec.desired_changed(flows(5)).unwrap();
+        let d = plan.to_diff();
+        let owners = [cookie_for("endpoint:b"), cookie_for("network:red/flood:0")];
+        assert!(!d.add.is_empty());
+        assert!(d.add.iter().all(|(_, v)| owners.contains(&v.cookie)), "{:?}", plan.to_diff());
+        assert!(!d.add.iter().any(|(_, v)| v.cookie == cookie_for("endpoint:a")));
+        assert!(sw.bundle(&plan));
+        drop(plan);
+        rec.committed();
+        let table = crate::pipeline::FlowTable::from_set(&sw.ours(&tables));
+        assert_eq!(table.trace(&a_to_b).ports(), vec![5]);
+        assert_eq!(sw.ours(&tables), flows(5));
+    }
 }
