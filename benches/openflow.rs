@@ -1,12 +1,16 @@
 //! OpenFlow codec figures: FLOW_MOD (5 match fields, 8 actions) encode and
-//! decode, and a 1,000-flow flow-stats reply. Run with
+//! decode (and encode from a flow kept as bytes, as the agent installs
+//! them), and a 1,000-flow flow-stats reply. Run with
 //! `cargo bench --bench openflow`.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
 
+use ovsnet::openflow::message::OFPFC_ADD;
 use ovsnet::openflow::text::parse_flow;
 use ovsnet::openflow::{FlowStats, Message, MultipartReply};
+use ovsnet::pipeline::normalize;
+use ovsnet::pipeline::render::flow_mod_bytes;
 
 const FLOW: &str = "table=10,priority=100,in_port=3,dl_src=00:11:22:33:44:55,reg0=0x1,ip,nw_dst=10.1.0.0/16,\
 actions=set_field:00:00:5e:00:01:01->eth_src,set_field:02:00:00:00:00:02->eth_dst,dec_ttl,\
@@ -66,6 +70,12 @@ fn bench(c: &mut Criterion) {
     g.bench_function("encode_alloc", |b| b.iter(|| black_box(black_box(&msg).encode(1))));
     g.bench_function("decode", |b| b.iter(|| black_box(Message::decode(black_box(&bytes)).expect("decode"))));
     g.bench_function("parse_text", |b| b.iter(|| black_box(parse_flow(black_box(FLOW)).expect("parse"))));
+    // The agent's path: a flow kept as bytes (key and value), encoded
+    // straight from them.
+    let (key, value) = normalize(&fm);
+    g.bench_function("encode_from_flow_bytes", |b| {
+        b.iter(|| black_box(flow_mod_bytes(black_box(&key), Some(black_box(&value)), OFPFC_ADD)))
+    });
     g.finish();
 
     let flows: Vec<FlowStats> = (0..1000u32)

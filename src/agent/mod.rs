@@ -4,10 +4,15 @@
 //! the [`crate::pipeline`] computes from them.
 //!
 //! - [`dbstate`]: database rows to pipeline state (pure);
-//! - [`ofconn`]: one OpenFlow connection (framing, handshake, echo,
-//!   flow read-back, bundles);
-//! - this module: the loop that ties them, and [`Stats`] (also exported as
-//!   Prometheus metrics).
+//! - [`reconcile`]: desired and installed flows, and what to send on each
+//!   event (pure);
+//! - [`ofconn`]: one OpenFlow connection (handshake, echo, flow
+//!   read-back, bundles) over the codec's framing
+//!   ([`crate::openflow::stream`]);
+//! - [`cluster`] (pure) and [`publish`]: cluster mode, and this host's
+//!   endpoints and heartbeat in the cluster database;
+//! - this module: the loop that dispatches events to them, and [`Stats`]
+//!   (also exported as Prometheus metrics).
 //!
 //! Reconcile: on every switch connection the agent reads the flows back,
 //! and on every change it computes desired flows, diffs them against its
@@ -18,6 +23,8 @@
 pub mod cluster;
 pub mod dbstate;
 pub mod ofconn;
+pub mod publish;
+pub mod reconcile;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -27,11 +34,13 @@ use std::time::{Duration, Instant};
 
 use tokio::net::{TcpListener, UnixListener};
 
-use crate::ovsdb::{self, Cache, Client, ConnectOptions, Datum, MonitorEvent, MonitorRequest, Operation};
-use crate::pipeline::diff::{Changes, ReadBack, add_stats, changes};
+use crate::ovsdb::{self, Cache, Client, ConnectOptions, MonitorEvent, MonitorRequest};
 use crate::pipeline::{FlowSet, Pipeline, PipelineError, desired_flows};
+use crate::vswitch::controller::{ovs_rundir, set_controller};
 pub use dbstate::{HostAccess, NetworkOpt, StateOptions, state_from_cache};
 use ofconn::{Io, OfConn, OfError};
+use publish::Publisher;
+use reconcile::{Plan, Reconciler};
 
 /// Where the agent listens for the switch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,11 +67,6 @@ impl Listen {
             Listen::Tcp(a) => format!("tcp:{a}"),
         }
     }
-}
-
-/// The OVS run directory: `$OVS_RUNDIR`, else the packaged one.
-pub fn ovs_rundir() -> PathBuf {
-    std::env::var_os("OVS_RUNDIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/var/run/openvswitch"))
 }
 
 /// The default listen socket: `<rundir>/ovsnet-<bridge>.sock`.
@@ -135,8 +139,6 @@ pub enum AgentError {
     Listen { what: String, source: std::io::Error },
     #[error(transparent)]
     Ovsdb(#[from] ovsdb::Error),
-    #[error("bridge {0} does not exist")]
-    NoBridge(String),
     #[error(transparent)]
     Pipeline(#[from] PipelineError),
     #[error(transparent)]
@@ -225,55 +227,6 @@ impl Listener {
     }
 }
 
-/// Points the bridge's controller at `target` with `fail_mode=secure`
-/// (one transaction; nothing is written when it already is so).
-pub async fn set_controller(client: &Client, bridge: &str, target: &str) -> Result<(), AgentError> {
-    use crate::ovsdb::Condition;
-    let db = crate::vswitch::DB;
-    let res = client
-        .transact(
-            db,
-            vec![Operation::select("Bridge", vec![Condition::eq("name", bridge)]).columns([
-                "_uuid",
-                "controller",
-                "fail_mode",
-            ])],
-        )
-        .await?;
-    let rows = res.first().and_then(|r| r.rows.clone()).unwrap_or_default();
-    let Some(row) = rows.first() else { return Err(AgentError::NoBridge(bridge.to_owned())) };
-    let current = row.get("controller").map(Datum::uuids).unwrap_or_default();
-    let secure = row.get("fail_mode").and_then(Datum::as_str) == Some("secure");
-    if secure && current.len() == 1 {
-        let c = client
-            .transact(db, vec![Operation::select("Controller", vec![Condition::uuid(current[0])]).columns(["target"])])
-            .await?;
-        let t = c.first().and_then(|r| r.rows.clone()).unwrap_or_default();
-        if t.first().and_then(|r| r.get("target")).and_then(Datum::as_str) == Some(target) {
-            return Ok(());
-        }
-    }
-    let mut ctl = crate::ovsdb::Row::new();
-    ctl.insert("target".into(), Datum::from(target));
-    // A local socket: retry every second at most (the default backs off
-    // to 8 s), so a restarted agent is back in control quickly.
-    ctl.insert("max_backoff".into(), Datum::from(1000i64));
-    let mut br = crate::ovsdb::Row::new();
-    br.insert("controller".into(), Datum::named_uuid("ovsnet_ctl"));
-    br.insert("fail_mode".into(), Datum::from("secure"));
-    client
-        .transact(
-            db,
-            vec![
-                Operation::insert("Controller", ctl).uuid_name("ovsnet_ctl"),
-                Operation::update("Bridge", vec![Condition::eq("name", bridge)], br),
-                Operation::comment(&format!("ovsnet agent: controller of {bridge} is {target}")),
-            ],
-        )
-        .await?;
-    Ok(())
-}
-
 /// Cluster mode at start: the tunnel ports (one per type, flow-based),
 /// the Host row, and a watch of the cluster database.
 async fn join_cluster(
@@ -281,7 +234,7 @@ async fn join_cluster(
     bridge: &str,
     connect: &ConnectOptions,
     c: &ClusterOptions,
-) -> Result<(ClusterLink, crate::cluster::ClusterWatch), AgentError> {
+) -> Result<(ClusterView, Publisher, crate::cluster::ClusterWatch), AgentError> {
     use crate::vswitch::{FlowOr, TunnelSpec, Vswitch};
     if c.tunnels.is_empty() {
         return Err(AgentError::Config("cluster mode needs at least one tunnel type".into()));
@@ -304,15 +257,8 @@ async fn join_cluster(
     let db = crate::cluster::ClusterDb::connect(&c.remotes, &connect).await?;
     db.register_host(&c.host_spec()).await?;
     let watch = db.watch_for_host(&c.host_name).await?;
-    let link = ClusterLink {
-        db,
-        opts: c.clone(),
-        state: watch.state(),
-        published: Default::default(),
-        seen: Default::default(),
-        stale_removed: false,
-    };
-    Ok((link, watch))
+    let view = ClusterView { opts: c.clone(), state: watch.state() };
+    Ok((view, Publisher::new(db, c.host_spec()), watch))
 }
 
 fn monitor_requests() -> Vec<(&'static str, MonitorRequest)> {
@@ -379,45 +325,93 @@ fn memory_step(step: &str) {
     }
 }
 
+/// Cluster mode: who this host is, and the cluster database's last state
+/// seen (kept when the database is unreachable).
+struct ClusterView {
+    opts: ClusterOptions,
+    state: Arc<crate::cluster::ClusterState>,
+}
+
+/// What the agent's loop acts on.
+enum Event {
+    Stop,
+    Accept(std::io::Result<Box<dyn Io>>),
+    Switch(Result<(crate::openflow::Header, crate::openflow::Message), OfError>),
+    Db(Option<MonitorEvent>),
+    Cluster(Result<Arc<crate::cluster::ClusterState>, crate::cluster::ClusterError>),
+    Tick,
+}
+
+/// Why the switch's flows are reconciled.
+enum Change {
+    /// New desired flows.
+    Desired(FlowSet),
+    /// A new connection: read its flows back first.
+    Connected,
+}
+
 /// The agent's loop state.
 struct Agent {
     opts: AgentOptions,
     pipeline: Pipeline,
-    tables: Vec<u8>,
+    client: Client,
     cache: Cache,
     stats: Arc<Stats>,
     conn: Option<OfConn>,
-    installed: FlowSet,
-    /// The desired flows, when they are not simply `installed`.
-    desired: Option<FlowSet>,
-    /// The switch held the desired flows after the last reconcile and the
-    /// database has not changed since: `installed` is the desired set.
-    desired_is_installed: bool,
+    /// Desired and installed flows.
+    rec: Reconciler,
     endpoints: usize,
-    /// Cluster mode: the database, the last state seen (kept when the
-    /// database is unreachable), and what this agent published.
-    cluster: Option<ClusterLink>,
-}
-
-/// Attempts to remove the rows of endpoints whose port went (about 10
-/// minutes with the backoff capped at 30 s).
-const REMOVE_ATTEMPTS: u32 = 25;
-
-struct ClusterLink {
-    db: crate::cluster::ClusterDb,
-    opts: ClusterOptions,
-    state: Arc<crate::cluster::ClusterState>,
-    /// Endpoints this agent published whose row the cluster does not list
-    /// yet (in flight, or refused): each is sent once. A row listed and
-    /// later gone while its port is still here is published again.
-    published: std::collections::BTreeSet<(String, std::net::IpAddr)>,
-    /// Endpoints whose port this agent saw on the bridge (last look): one
-    /// that leaves this set had its port removed, so its row goes too.
-    seen: std::collections::BTreeSet<cluster::EndpointKey>,
-    stale_removed: bool,
+    cluster: Option<ClusterView>,
+    /// Cluster mode: this host's endpoints and heartbeat in the cluster.
+    publisher: Option<Publisher>,
+    last_heartbeat: Instant,
 }
 
 impl Agent {
+    /// Connects to the database, points the bridge at us, reads the
+    /// database, joins the cluster, and computes the desired flows.
+    async fn start(
+        opts: AgentOptions,
+        stats: Arc<Stats>,
+    ) -> Result<(Agent, Listener, ovsdb::Monitor, Option<crate::cluster::ClusterWatch>), AgentError> {
+        let pipeline = Pipeline::builtin()?;
+        let listener = Listener::bind(&opts.listen).await?;
+        let client = Client::connect(&opts.db, &opts.connect).await?;
+        stats.db_connected.store(1, Relaxed);
+        set_controller(&client, &opts.state.bridge, &opts.listen.target()).await?;
+        let schema = client.get_schema(crate::vswitch::DB).await?;
+        let reqs = monitor_requests();
+        let mut monitor = client.monitor_cond(crate::vswitch::DB, &reqs).await?;
+        let mut cache = Cache::new(schema);
+        // The snapshot's rows become the cache's (no second copy).
+        cache.apply_owned(std::mem::take(&mut monitor.initial)).map_err(ovsdb::Error::from)?;
+        memory_step("initial database snapshot in the cache");
+        let (cluster, publisher, watch) = match &opts.cluster {
+            None => (None, None, None),
+            Some(c) => {
+                let (view, publisher, watch) = join_cluster(&client, &opts.state.bridge, &opts.connect, c).await?;
+                (Some(view), Some(publisher), Some(watch))
+            }
+        };
+        let mut agent = Agent {
+            rec: Reconciler::new(pipeline.table_ids(), FlowSet::default()),
+            pipeline,
+            opts,
+            client,
+            cache,
+            stats,
+            conn: None,
+            endpoints: 0,
+            cluster,
+            publisher,
+            last_heartbeat: Instant::now(),
+        };
+        agent.changed("start").await?;
+        release_memory();
+        memory_step("desired flows computed");
+        Ok((agent, listener, monitor, watch))
+    }
+
     /// The pipeline state: the bridge's endpoints from OVSDB, and in
     /// cluster mode the cluster's networks and remote hosts.
     fn state(&self) -> (crate::pipeline::State, Vec<String>) {
@@ -435,163 +429,75 @@ impl Agent {
         }
     }
 
-    /// Cluster mode: publishes local endpoints the cluster lacks; removes
-    /// this host's rows of endpoints it saw here whose port is gone now
-    /// (detach, gc, deleted by hand), and once (at start) this host's rows
-    /// with no port. In the background: the data plane never waits for
-    /// the cluster.
-    fn sync_endpoints(&mut self, local: &[crate::pipeline::LocalEndpoint]) {
-        if self.cluster.is_none() {
-            return;
+    /// The database or the cluster changed: the desired flows are
+    /// computed again (once per change, so a switch that reconnects only
+    /// costs a read-back and a diff), the local endpoints go to the
+    /// publisher, and the switch is made equal.
+    async fn changed(&mut self, why: &str) -> Result<(), AgentError> {
+        let (state, warnings) = self.state();
+        let d = desired_flows(&self.pipeline, &state)?;
+        for w in warnings.iter().chain(&d.warnings) {
+            tracing::debug!("{w}");
         }
-        let present = cluster::recorded_endpoints(&self.cache, &self.opts.state.bridge);
-        let Some(c) = self.cluster.as_mut() else { return };
-        let host = c.opts.host_name.clone();
-        let sync = cluster::endpoint_sync(local, &c.state, &host);
-        let mut remove = cluster::vanished_endpoints(&c.seen, &present, &c.state, &host);
-        if !c.stale_removed {
-            // A row whose port exists (with no ofport yet) is not stale.
-            for k in sync.remove.into_iter().filter(|k| !present.contains(k)) {
-                remove.extend(cluster::host_rows(&c.state, &host, &k).into_iter().map(|u| (k.clone(), u)));
-            }
-            c.stale_removed = true;
+        self.endpoints = state.local_endpoints.len();
+        if let (Some(p), Some(c)) = (self.publisher.as_mut(), self.cluster.as_ref()) {
+            let present = cluster::recorded_endpoints(&self.cache, &self.opts.state.bridge);
+            p.sync(&state.local_endpoints, present, &c.state);
         }
-        // Gone from here: published again if it comes back.
-        for (k, _) in &remove {
-            c.published.remove(k);
-        }
-        c.seen = present;
-        let state = &c.state;
-        c.published.retain(|(network, ip)| {
-            !state.endpoints.iter().any(|e| {
-                e.host == host && e.ip == *ip && state.network_by_uuid(e.network).is_some_and(|n| n.name == *network)
-            })
-        });
-        let publish: Vec<_> =
-            sync.publish.into_iter().filter(|e| c.published.insert((e.network.clone(), e.ip))).collect();
-        if publish.is_empty() && remove.is_empty() {
-            return;
-        }
-        let db = c.db.clone();
-        tokio::spawn(async move {
-            for e in publish {
-                match db.publish_endpoint(&e).await {
-                    Ok(_) => tracing::info!(ip = %e.ip, network = e.network, "published endpoint"),
-                    Err(err) => tracing::warn!("publish {} in {}: {err}", e.ip, e.network),
-                }
-            }
-            if remove.is_empty() {
-                return;
-            }
-            let rows: Vec<_> = remove.iter().map(|(_, u)| *u).collect();
-            let what: Vec<String> = remove.iter().map(|((n, ip), _)| format!("{ip} in {n}")).collect();
-            // Removing by UUID is idempotent (a row published again is a
-            // new row), so a failed attempt is retried while the database
-            // is away; past that, the next start's cleanup removes them.
-            let mut delay = Duration::from_secs(1);
-            for attempt in 1..=REMOVE_ATTEMPTS {
-                match db.remove_endpoint_rows(&host, &rows).await {
-                    Ok(n) => {
-                        tracing::info!(removed = n, "removed endpoints with no port here: {}", what.join(", "));
-                        return;
-                    }
-                    Err(err) => tracing::warn!("remove endpoints {} (attempt {attempt}): {err}", what.join(", ")),
-                }
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(30));
-            }
-        });
+        drop(state);
+        self.reconcile(why, Change::Desired(packed(d.flows))).await.map(|_| ())
     }
 
-    /// The desired flows, computed when the database (or the cluster)
-    /// changed since they last were.
-    fn ensure_desired(&mut self) -> Result<(), AgentError> {
-        // The desired flows change only with the database: computed once
-        // per change, so a switch that (re)connects only costs a read-back
-        // and a diff. Once the switch holds them, the installed set is the
-        // desired set (one copy, not two).
-        if self.desired.is_none() && !self.desired_is_installed {
-            let (state, warnings) = self.state();
-            let d = desired_flows(&self.pipeline, &state)?;
-            for w in warnings.iter().chain(&d.warnings) {
-                tracing::debug!("{w}");
-            }
-            self.endpoints = state.local_endpoints.len();
-            self.desired = Some(packed(d.flows));
-            self.sync_endpoints(&state.local_endpoints);
-        }
-        Ok(())
-    }
-
-    /// Desired against installed; sends the difference in one bundle.
-    async fn reconcile(&mut self, why: &str) -> Result<(), AgentError> {
-        self.reconcile_with(why, false).await.map(|_| ())
-    }
-
-    /// [`Agent::reconcile`]; with `read_back`, the switch's flows are read
-    /// first (a new connection) and compared with the desired flows part by
-    /// part, so no second copy of the flows is built. Returns how many
-    /// flows were read back.
-    async fn reconcile_with(&mut self, why: &str, read_back: bool) -> Result<Option<usize>, AgentError> {
+    /// Has the reconciler compare the desired flows with the switch's and
+    /// sends the difference in one bundle. Returns how many flows were
+    /// read back (a new connection).
+    async fn reconcile(&mut self, why: &str, change: Change) -> Result<Option<usize>, AgentError> {
         let start = Instant::now();
-        if read_back {
-            // What a new switch connection holds is known only once read;
-            // what the last one held is still what is desired.
-            if self.desired_is_installed {
-                self.desired = Some(std::mem::take(&mut self.installed));
-                self.desired_is_installed = false;
-            } else {
-                self.installed = FlowSet::default();
-            }
-        }
-        self.ensure_desired()?;
+        let read_back = matches!(change, Change::Connected);
+        let n_desired = match &change {
+            Change::Desired(flows) => flows.len(),
+            Change::Connected => self.rec.desired().len(),
+        };
         let endpoints = self.endpoints;
-        let n_desired = self.desired.as_ref().map_or(self.installed.len(), FlowSet::len);
         self.stats.endpoints.store(endpoints as u64, Relaxed);
         self.stats.flows_desired.store(n_desired as u64, Relaxed);
         self.stats.reconciles.fetch_add(1, Relaxed);
-        let Some(conn) = self.conn.as_mut() else {
-            self.stats.export();
-            return Ok(None);
-        };
-        let mut read = None;
-        let changes = match self.desired.as_ref() {
-            Some(desired) if read_back => {
-                let mut rb = ReadBack::new(desired, &self.tables);
-                conn.dump_flows_each(|part| rb.add_stats(&part)).await?;
-                read = Some(rb.read());
-                rb.finish()
+        let sent = match change {
+            Change::Desired(flows) => match (self.rec.desired_changed(flows), self.conn.as_mut()) {
+                (Some(plan), Some(conn)) => send_plan(conn, plan).await,
+                _ => {
+                    self.stats.export();
+                    return Ok(None);
+                }
+            },
+            Change::Connected => {
+                let Some(conn) = self.conn.as_mut() else { return Ok(None) };
+                let (request, mut rb) = self.rec.switch_connected();
+                conn.read_flows(&request, |part| rb.part(&part)).await?;
+                send_plan(conn, rb.finish()).await
             }
-            Some(desired) => changes(desired, &self.installed),
-            None => Changes::default(),
         };
-        let n = changes.len() as u64;
-        let (n_add, n_delete) = (changes.add.len(), changes.delete.len());
-        if !changes.is_empty() {
-            let sent = conn.bundle(changes.messages()).await;
-            drop(changes);
-            if let Err(e) = sent {
-                // Whatever happened, trust only what the switch says.
-                tracing::warn!("bundle failed: {e}; reading the switch's flows again");
-                self.stats.flow_mods.fetch_add(n, Relaxed);
-                let mut installed = FlowSet::default();
-                let tables = &self.tables;
-                conn.dump_flows_each(|part| add_stats(&mut installed, &part, tables)).await?;
-                self.installed = installed;
-                return Err(e.into());
+        if let Err(e) = sent {
+            // Whatever happened, trust only what the switch says.
+            tracing::warn!("bundle failed: {e}; reading the switch's flows again");
+            let refused = self.rec.bundle_failed();
+            self.stats.flow_mods.fetch_add(refused.flow_mods as u64, Relaxed);
+            if let Some(conn) = self.conn.as_mut() {
+                let rec = &mut self.rec;
+                conn.read_flows(&refused.request, |part| rec.reread(&part)).await?;
             }
+            return Err(e.into());
+        }
+        let report = self.rec.committed();
+        let n = report.sent.flow_mods as u64;
+        if n > 0 {
             self.stats.bundles.fetch_add(1, Relaxed);
         } else {
             self.stats.noop_reconciles.fetch_add(1, Relaxed);
         }
-        // The switch now holds exactly the desired flows.
-        if let Some(desired) = self.desired.take() {
-            self.installed = desired;
-        }
-        self.desired_is_installed = true;
         self.stats.flow_mods.fetch_add(n, Relaxed);
         self.stats.last_flow_mods.store(n, Relaxed);
-        self.stats.flows_installed.store(self.installed.len() as u64, Relaxed);
+        self.stats.flows_installed.store(report.installed as u64, Relaxed);
         let took = start.elapsed();
         self.stats.last_reconcile_us.store(took.as_micros() as u64, Relaxed);
         metrics::histogram!("ovsnet_agent_reconcile_seconds").record(took.as_secs_f64());
@@ -601,10 +507,10 @@ impl Agent {
                 "reconcile ({why}): endpoints={} desired={} installed={} sent={} (add {}, delete {}) in {:.3}s",
                 endpoints,
                 n_desired,
-                self.installed.len(),
+                report.installed,
                 n,
-                n_add,
-                n_delete,
+                report.sent.adds,
+                report.sent.deletes,
                 took.as_secs_f64()
             );
         }
@@ -612,7 +518,7 @@ impl Agent {
         if n > 1000 && !read_back {
             release_memory();
         }
-        Ok(read)
+        Ok(report.sent.read_back)
     }
 
     /// A new switch connection: handshake, read the flows back, reconcile.
@@ -631,7 +537,7 @@ impl Agent {
         tracing::info!(dpid = format!("{:016x}", conn.features.datapath_id), "switch connected");
         self.conn = Some(conn);
         self.stats.switch_connected.store(1, Relaxed);
-        let r = self.reconcile_with("switch connected", true).await;
+        let r = self.reconcile("switch connected", Change::Connected).await;
         let took = start.elapsed();
         // A read-back and perhaps a first install were big transient work
         // (given back before saying ready, so the memory then is steady).
@@ -670,9 +576,120 @@ impl Agent {
         if self.conn.take().is_some() {
             tracing::warn!("switch disconnected: {why}");
         }
+        self.rec.disconnected();
         self.stats.switch_connected.store(0, Relaxed);
         self.stats.export();
     }
+
+    /// The next message from the switch (never, without one).
+    async fn recv(&mut self) -> Result<(crate::openflow::Header, crate::openflow::Message), OfError> {
+        match self.conn.as_mut() {
+            Some(c) => c.recv().await,
+            None => std::future::pending().await,
+        }
+    }
+
+    async fn on_accept(&mut self, io: Box<dyn Io>) {
+        self.disconnected("a new connection replaces it");
+        if let Err(e) = self.connected(io).await {
+            tracing::warn!("switch connection: {e}");
+            self.disconnected(&e.to_string());
+        }
+    }
+
+    async fn on_switch(&mut self, h: crate::openflow::Header, m: crate::openflow::Message) {
+        if let Some(c) = self.conn.as_mut()
+            && let Err(e) = c.unsolicited(&h, m).await
+        {
+            self.disconnected(&e.to_string());
+        }
+    }
+
+    /// Database changes: every one already queued, then one reconcile.
+    async fn on_db(&mut self, first: MonitorEvent, monitor: &mut ovsdb::Monitor) -> Result<(), AgentError> {
+        let mut next = Some(first);
+        let mut resynced = false;
+        while let Some(ev) = next {
+            match ev {
+                MonitorEvent::Update(u) => self.cache.apply_owned(u).map_err(ovsdb::Error::from)?,
+                MonitorEvent::Resync(u) => {
+                    self.cache.clear();
+                    self.cache.apply_owned(u).map_err(ovsdb::Error::from)?;
+                    resynced = true;
+                }
+            }
+            next = monitor.try_next();
+        }
+        self.stats.db_connected.store(1, Relaxed);
+        if resynced {
+            tracing::info!("database reconnected; resynced");
+            // The database may have been replaced: check the controller.
+            if let Err(e) = set_controller(&self.client, &self.opts.state.bridge, &self.opts.listen.target()).await {
+                tracing::warn!("set controller after resync: {e}");
+            }
+        }
+        self.after_change(if resynced { "database resync" } else { "database change" }).await;
+        Ok(())
+    }
+
+    async fn on_cluster(&mut self, state: Arc<crate::cluster::ClusterState>) {
+        if let Some(c) = self.cluster.as_mut() {
+            c.state = state;
+        }
+        self.after_change("cluster change").await;
+    }
+
+    async fn after_change(&mut self, why: &str) {
+        if let Err(e) = self.changed(why).await {
+            tracing::warn!("reconcile: {e}");
+            if matches!(e, AgentError::Switch(_)) {
+                self.disconnected(&e.to_string());
+            }
+        }
+    }
+
+    /// Heartbeat, metrics, and our echo to the switch.
+    async fn on_tick(&mut self) {
+        if let (Some(p), Some(c)) = (self.publisher.as_ref(), self.cluster.as_ref())
+            && self.last_heartbeat.elapsed() >= c.opts.heartbeat
+        {
+            self.last_heartbeat = Instant::now();
+            p.heartbeat();
+        }
+        self.stats.db_connected.store(u64::from(self.client.connected_remote().is_some()), Relaxed);
+        self.stats.export();
+        let echo = self.opts.echo_interval;
+        if let Some(c) = self.conn.as_mut() {
+            if let Some((_, sent)) = c.echo_pending
+                && sent.elapsed() > echo * 2
+            {
+                self.disconnected("no echo reply");
+            } else if c.echo_pending.is_none()
+                && c.last_rx.elapsed() >= echo
+                && let Err(e) = c.probe().await
+            {
+                self.disconnected(&e.to_string());
+            }
+        }
+    }
+
+    fn stop(mut self) {
+        if self.conn.take().is_some() {
+            tracing::info!("agent stopping; the switch keeps its flows (fail_mode=secure)");
+        }
+        self.stats.switch_connected.store(0, Relaxed);
+        if let Listen::Unix(p) = &self.opts.listen {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// A plan in one bundle (nothing, when it is empty).
+async fn send_plan(conn: &mut OfConn, plan: Plan<'_>) -> Result<usize, OfError> {
+    if plan.is_empty() {
+        return Ok(0);
+    }
+    conn.bundle(plan.flow_mods()).await
 }
 
 /// Wakes `ovs-vswitchd`'s main loop by connecting to the bridge's
@@ -724,188 +741,40 @@ pub async fn run(
     stats: Arc<Stats>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), AgentError> {
-    let pipeline = Pipeline::builtin()?;
-    let listener = Listener::bind(&opts.listen).await?;
-    let client = Client::connect(&opts.db, &opts.connect).await?;
-    stats.db_connected.store(1, Relaxed);
-    set_controller(&client, &opts.state.bridge, &opts.listen.target()).await?;
-    let schema = client.get_schema(crate::vswitch::DB).await?;
-    let reqs = monitor_requests();
-    let mut monitor = client.monitor_cond(crate::vswitch::DB, &reqs).await?;
-    let mut cache = Cache::new(schema);
-    // The snapshot's rows become the cache's (no second copy).
-    cache.apply_owned(std::mem::take(&mut monitor.initial)).map_err(ovsdb::Error::from)?;
-    memory_step("initial database snapshot in the cache");
-
-    let (link, mut watch) = match &opts.cluster {
-        None => (None, None),
-        Some(c) => {
-            let (link, watch) = join_cluster(&client, &opts.state.bridge, &opts.connect, c).await?;
-            (Some(link), Some(watch))
-        }
-    };
-    let mut agent = Agent {
-        cluster: link,
-        tables: pipeline.table_ids(),
-        pipeline,
-        opts,
-        cache,
-        stats,
-        conn: None,
-        installed: FlowSet::default(),
-        desired: None,
-        desired_is_installed: false,
-        endpoints: 0,
-    };
-    agent.reconcile("start").await?;
-    release_memory();
-    memory_step("desired flows computed");
+    let (mut agent, listener, mut monitor, mut watch) = Agent::start(opts, stats).await?;
     let echo = agent.opts.echo_interval;
     let mut tick = tokio::time::interval(echo.min(Duration::from_secs(1)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_heartbeat = Instant::now();
     tokio::pin!(shutdown);
     loop {
-        enum Ev {
-            Stop,
-            Accept(std::io::Result<Box<dyn Io>>),
-            Switch(Result<(crate::openflow::Header, crate::openflow::Message), OfError>),
-            Db(Option<MonitorEvent>),
-            Cluster(Result<Arc<crate::cluster::ClusterState>, crate::cluster::ClusterError>),
-            Tick,
-        }
         let ev = tokio::select! {
-            _ = &mut shutdown => Ev::Stop,
-            a = listener.accept() => Ev::Accept(a),
-            m = async { match agent.conn.as_mut() { Some(c) => c.recv().await, None => std::future::pending().await } } => Ev::Switch(m),
-            e = monitor.next() => Ev::Db(e),
-            c = async { match watch.as_mut() { Some(w) => w.changed().await, None => std::future::pending().await } } => Ev::Cluster(c),
-            _ = tick.tick() => Ev::Tick,
+            _ = &mut shutdown => Event::Stop,
+            a = listener.accept() => Event::Accept(a),
+            m = agent.recv() => Event::Switch(m),
+            e = monitor.next() => Event::Db(e),
+            c = async { match watch.as_mut() { Some(w) => w.changed().await, None => std::future::pending().await } } => Event::Cluster(c),
+            _ = tick.tick() => Event::Tick,
         };
         match ev {
-            Ev::Stop => break,
-            Ev::Accept(Ok(io)) => {
-                agent.disconnected("a new connection replaces it");
-                if let Err(e) = agent.connected(io).await {
-                    tracing::warn!("switch connection: {e}");
-                    agent.disconnected(&e.to_string());
-                }
-            }
-            Ev::Accept(Err(e)) => tracing::warn!("accept: {e}"),
-            Ev::Switch(Ok((h, m))) => {
-                if let Some(c) = agent.conn.as_mut()
-                    && let Err(e) = c.unsolicited(&h, m).await
-                {
-                    agent.disconnected(&e.to_string());
-                }
-            }
-            Ev::Switch(Err(e)) => agent.disconnected(&e.to_string()),
-            Ev::Db(None) => {
+            Event::Stop => break,
+            Event::Accept(Ok(io)) => agent.on_accept(io).await,
+            Event::Accept(Err(e)) => tracing::warn!("accept: {e}"),
+            Event::Switch(Ok((h, m))) => agent.on_switch(h, m).await,
+            Event::Switch(Err(e)) => agent.disconnected(&e.to_string()),
+            Event::Db(None) => {
                 agent.stats.db_connected.store(0, Relaxed);
                 return Err(AgentError::Ovsdb(ovsdb::Error::Disconnected));
             }
-            Ev::Db(Some(ev)) => {
-                // Take every change already queued, then reconcile once.
-                let mut next = Some(ev);
-                let mut resynced = false;
-                while let Some(ev) = next {
-                    match ev {
-                        MonitorEvent::Update(u) => agent.cache.apply_owned(u).map_err(ovsdb::Error::from)?,
-                        MonitorEvent::Resync(u) => {
-                            agent.cache.clear();
-                            agent.cache.apply_owned(u).map_err(ovsdb::Error::from)?;
-                            resynced = true;
-                        }
-                    }
-                    next = monitor.try_next();
-                }
-                agent.stats.db_connected.store(1, Relaxed);
-                if agent.desired_is_installed {
-                    // The mirror of the switch stays; the desired set is recomputed.
-                    agent.desired_is_installed = false;
-                }
-                agent.desired = None;
-                if resynced {
-                    tracing::info!("database reconnected; resynced");
-                    // The database may have been replaced: check the controller.
-                    if let Err(e) = set_controller(&client, &agent.opts.state.bridge, &agent.opts.listen.target()).await
-                    {
-                        tracing::warn!("set controller after resync: {e}");
-                    }
-                }
-                let why = if resynced { "database resync" } else { "database change" };
-                if let Err(e) = agent.reconcile(why).await {
-                    tracing::warn!("reconcile: {e}");
-                    if matches!(e, AgentError::Switch(_)) {
-                        agent.disconnected(&e.to_string());
-                    }
-                }
-            }
-            Ev::Cluster(Ok(state)) => {
-                if let Some(c) = agent.cluster.as_mut() {
-                    c.state = state;
-                }
-                agent.desired_is_installed = false;
-                agent.desired = None;
-                if let Err(e) = agent.reconcile("cluster change").await {
-                    tracing::warn!("reconcile: {e}");
-                    if matches!(e, AgentError::Switch(_)) {
-                        agent.disconnected(&e.to_string());
-                    }
-                }
-            }
-            Ev::Cluster(Err(e)) => {
+            Event::Db(Some(ev)) => agent.on_db(ev, &mut monitor).await?,
+            Event::Cluster(Ok(state)) => agent.on_cluster(state).await,
+            Event::Cluster(Err(e)) => {
                 // The flows stay as computed from the last state seen.
                 tracing::warn!("cluster database: {e}; keeping the last known remote state");
                 watch = None;
             }
-            Ev::Tick => {
-                if let Some(c) = agent.cluster.as_ref()
-                    && last_heartbeat.elapsed() >= c.opts.heartbeat
-                {
-                    last_heartbeat = Instant::now();
-                    let db = c.db.clone();
-                    let spec = c.opts.host_spec();
-                    tokio::spawn(async move {
-                        match db.heartbeat(&spec.name).await {
-                            Ok(()) => {}
-                            // Removed (`ovsnet host del --force`) while this
-                            // agent runs: register again; the endpoints
-                            // removed with it are published again by the
-                            // reconcile their removal caused.
-                            Err(crate::cluster::ClusterError::NoHost(_)) => match db.register_host(&spec).await {
-                                Ok(_) => tracing::info!(
-                                    "host {} was removed from the cluster; registered it again",
-                                    spec.name
-                                ),
-                                Err(e) => tracing::warn!("register host again: {e}"),
-                            },
-                            Err(e) => tracing::warn!("heartbeat: {e}"),
-                        }
-                    });
-                }
-                agent.stats.db_connected.store(u64::from(client.connected_remote().is_some()), Relaxed);
-                agent.stats.export();
-                if let Some(c) = agent.conn.as_mut() {
-                    if let Some((_, sent)) = c.echo_pending
-                        && sent.elapsed() > echo * 2
-                    {
-                        agent.disconnected("no echo reply");
-                    } else if c.echo_pending.is_none() && c.last_rx.elapsed() >= echo {
-                        if let Err(e) = c.probe().await {
-                            agent.disconnected(&e.to_string());
-                        }
-                    }
-                }
-            }
+            Event::Tick => agent.on_tick().await,
         }
     }
-    if agent.conn.take().is_some() {
-        tracing::info!("agent stopping; the switch keeps its flows (fail_mode=secure)");
-    }
-    agent.stats.switch_connected.store(0, Relaxed);
-    if let Listen::Unix(p) = &agent.opts.listen {
-        let _ = std::fs::remove_file(p);
-    }
+    agent.stop();
     Ok(())
 }

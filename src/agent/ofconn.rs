@@ -1,20 +1,20 @@
-//! One OpenFlow 1.3 connection with the switch: framing, the handshake,
+//! One OpenFlow 1.3 connection with the switch: the handshake,
 //! echo, flow-stats read-back and bundles. The agent's loop owns it; while
 //! waiting for a reply it still answers echo requests and counts what the
 //! switch sends on its own.
 
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
 use futures_util::StreamExt;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
-use tokio_util::codec::{Decoder, FramedRead};
+use tokio_util::codec::FramedRead;
 
 use super::Stats;
 use crate::openflow::bundle::{OFPBCT_COMMIT_REPLY, OFPBCT_COMMIT_REQUEST, OFPBCT_OPEN_REPLY, OFPBCT_OPEN_REQUEST};
-use crate::openflow::message::{FeaturesReply, HEADER_LEN, Hello, OFP13_VERSION, SwitchConfig, negotiate};
-use crate::openflow::multipart::{FlowStatsRequest, MultipartRequestBody, OFPMPF_MORE};
-use crate::openflow::{BundleAdd, BundleControl, FlowStats, Header, Message, MultipartReplyBody, MultipartRequest};
+use crate::openflow::message::{FeaturesReply, Hello, OFP13_VERSION, SwitchConfig, negotiate};
+use crate::openflow::multipart::OFPMPF_MORE;
+use crate::openflow::stream::{OfCodec, StreamError};
+use crate::openflow::{BundleAdd, BundleControl, FlowStats, Header, Message, MultipartReplyBody};
 
 /// What can go wrong on the switch connection.
 #[derive(Debug, thiserror::Error)]
@@ -33,25 +33,18 @@ pub enum OfError {
     Refused { what: &'static str, error: String },
 }
 
-/// Splits the byte stream into whole OpenFlow messages (header length).
-struct OfCodec;
-
-impl Decoder for OfCodec {
-    type Item = BytesMut;
-    type Error = std::io::Error;
-    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<BytesMut>, std::io::Error> {
-        if src.len() < HEADER_LEN {
-            return Ok(None);
+impl From<StreamError> for OfError {
+    fn from(e: StreamError) -> OfError {
+        match e {
+            StreamError::Io(e) => OfError::Io(e),
+            StreamError::Decode(e) => OfError::Decode(e),
+            e @ StreamError::BadLength(_) => {
+                OfError::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))
+            }
+            e @ StreamError::Truncated { .. } => {
+                OfError::Io(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, e.to_string()))
+            }
         }
-        let len = usize::from(u16::from_be_bytes([src[2], src[3]]));
-        if len < HEADER_LEN {
-            return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("OpenFlow length {len}")));
-        }
-        if src.len() < len {
-            src.reserve(len - src.len());
-            return Ok(None);
-        }
-        Ok(Some(src.split_to(len)))
     }
 }
 
@@ -163,9 +156,9 @@ impl OfConn {
         match self.reader.next().await {
             None => Err(OfError::Closed),
             Some(Err(e)) => Err(e.into()),
-            Some(Ok(frame)) => {
+            Some(Ok(m)) => {
                 self.last_rx = Instant::now();
-                Ok(Message::decode(&frame)?)
+                Ok(m)
             }
         }
     }
@@ -216,10 +209,14 @@ impl OfConn {
 
     /// Every flow of every table, handed over one reply part at a time (so
     /// tens of thousands of decoded flows are never held at once).
-    pub async fn dump_flows_each(&mut self, mut each: impl FnMut(Vec<FlowStats>)) -> Result<(), OfError> {
+    pub async fn dump_flows_each(&mut self, each: impl FnMut(Vec<FlowStats>)) -> Result<(), OfError> {
+        self.read_flows(&super::reconcile::flow_stats_request(), each).await
+    }
+
+    /// Sends a flow-stats `request` and hands over each reply part.
+    pub async fn read_flows(&mut self, request: &Message, mut each: impl FnMut(Vec<FlowStats>)) -> Result<(), OfError> {
         let xid = self.xid();
-        let req = MultipartRequest::new(MultipartRequestBody::Flow(FlowStatsRequest::default()));
-        self.send(&Message::MultipartRequest(req), xid).await?;
+        self.send(request, xid).await?;
         loop {
             let (h, m) = self.recv_timeout().await?;
             if h.xid != xid {

@@ -39,7 +39,10 @@ pub struct FlowsArgs {
 }
 
 async fn installed(args: &FlowsArgs) -> anyhow::Result<FlowSet> {
-    let path = args.switch.clone().unwrap_or_else(|| crate::agent::ovs_rundir().join(format!("{}.mgmt", args.bridge)));
+    let path = args
+        .switch
+        .clone()
+        .unwrap_or_else(|| crate::vswitch::controller::ovs_rundir().join(format!("{}.mgmt", args.bridge)));
     let s = tokio::net::UnixStream::connect(&path).await.with_context(|| format!("connect to {}", path.display()))?;
     let io: Box<dyn Io> = Box::new(s);
     let mut conn = OfConn::handshake(io, Default::default(), Duration::from_secs(30)).await?;

@@ -77,6 +77,7 @@ impl Header {
         }
         Ok(h)
     }
+    #[inline]
     pub fn emit(&self, buf: &mut Vec<u8>) {
         buf.put_u8(self.version);
         buf.put_u8(self.msg_type);
@@ -365,20 +366,66 @@ impl Default for FlowMod {
     }
 }
 
+/// Bytes of `ofp_flow_mod` before its match (header included).
+const FLOW_MOD_FIXED_LEN: usize = HEADER_LEN + 40;
+
+/// The fields of `ofp_flow_mod` between the header and the match: one
+/// layout for [`FlowMod`] and [`EncodedFlowMod`].
+#[derive(Clone, Copy)]
+struct FlowModFixed {
+    cookie: u64,
+    cookie_mask: u64,
+    table_id: u8,
+    command: u8,
+    idle_timeout: u16,
+    hard_timeout: u16,
+    priority: u16,
+    buffer_id: u32,
+    out_port: u32,
+    out_group: u32,
+    flags: u16,
+}
+
+impl FlowModFixed {
+    /// Laid out on the stack and appended at once: this runs for every
+    /// flow an agent installs.
+    #[inline]
+    fn emit(&self, buf: &mut Vec<u8>) {
+        let mut b = [0u8; FLOW_MOD_FIXED_LEN - HEADER_LEN];
+        b[0..8].copy_from_slice(&self.cookie.to_be_bytes());
+        b[8..16].copy_from_slice(&self.cookie_mask.to_be_bytes());
+        b[16] = self.table_id;
+        b[17] = self.command;
+        b[18..20].copy_from_slice(&self.idle_timeout.to_be_bytes());
+        b[20..22].copy_from_slice(&self.hard_timeout.to_be_bytes());
+        b[22..24].copy_from_slice(&self.priority.to_be_bytes());
+        b[24..28].copy_from_slice(&self.buffer_id.to_be_bytes());
+        b[28..32].copy_from_slice(&self.out_port.to_be_bytes());
+        b[32..36].copy_from_slice(&self.out_group.to_be_bytes());
+        b[36..38].copy_from_slice(&self.flags.to_be_bytes());
+        // 38..40: padding.
+        buf.extend_from_slice(&b);
+    }
+}
+
 impl FlowMod {
+    fn fixed(&self) -> FlowModFixed {
+        FlowModFixed {
+            cookie: self.cookie,
+            cookie_mask: self.cookie_mask,
+            table_id: self.table_id,
+            command: self.command,
+            idle_timeout: self.idle_timeout,
+            hard_timeout: self.hard_timeout,
+            priority: self.priority,
+            buffer_id: self.buffer_id,
+            out_port: self.out_port,
+            out_group: self.out_group,
+            flags: self.flags,
+        }
+    }
     pub(crate) fn emit_body(&self, buf: &mut Vec<u8>) {
-        buf.put_u64(self.cookie);
-        buf.put_u64(self.cookie_mask);
-        buf.put_u8(self.table_id);
-        buf.put_u8(self.command);
-        buf.put_u16(self.idle_timeout);
-        buf.put_u16(self.hard_timeout);
-        buf.put_u16(self.priority);
-        buf.put_u32(self.buffer_id);
-        buf.put_u32(self.out_port);
-        buf.put_u32(self.out_group);
-        buf.put_u16(self.flags);
-        buf.put_zeros(2);
+        self.fixed().emit(buf);
         self.r#match.emit(buf);
         Instruction::emit_list(&self.instructions, buf);
     }
@@ -401,6 +448,62 @@ impl FlowMod {
         fm.r#match = Match::parse(r)?;
         fm.instructions = Instruction::parse_list(r.rest())?;
         Ok(fm)
+    }
+}
+
+/// A FLOW_MOD whose match fields and instructions are already encoded,
+/// as a flow table keeps them: written straight from those bytes, with
+/// every other field as [`FlowMod::default`] has it (no timeouts, no
+/// buffer, any out port and group, no flags). This is the path that
+/// installs tens of thousands of flows: nothing is decoded or allocated
+/// but the message itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EncodedFlowMod<'a> {
+    pub cookie: u64,
+    pub table_id: u8,
+    pub command: u8,
+    pub priority: u16,
+    /// The match's OXM fields as on the wire (no `ofp_match` header, no
+    /// padding).
+    pub match_fields: &'a [u8],
+    /// The instruction list as on the wire.
+    pub instructions: &'a [u8],
+}
+
+impl EncodedFlowMod<'_> {
+    /// Bytes of the whole message.
+    pub fn encoded_len(&self) -> usize {
+        FLOW_MOD_FIXED_LEN + Match::raw_wire_len(self.match_fields) + self.instructions.len()
+    }
+
+    /// The message with this transaction id.
+    pub fn encode(&self, xid: u32) -> Vec<u8> {
+        let mut buf = Vec::with_capacity(self.encoded_len());
+        self.encode_into(xid, &mut buf);
+        buf
+    }
+
+    /// Appends the message to `buf` (the length saturates past 65,535
+    /// bytes, as [`Message::encode_into`] does).
+    pub fn encode_into(&self, xid: u32, buf: &mut Vec<u8>) {
+        let length = len16("message", self.encoded_len());
+        Header { version: OFP13_VERSION, msg_type: OFPT_FLOW_MOD, length, xid }.emit(buf);
+        FlowModFixed {
+            cookie: self.cookie,
+            cookie_mask: 0,
+            table_id: self.table_id,
+            command: self.command,
+            idle_timeout: 0,
+            hard_timeout: 0,
+            priority: self.priority,
+            buffer_id: OFP_NO_BUFFER,
+            out_port: super::action::OFPP_ANY,
+            out_group: OFPG_ANY,
+            flags: 0,
+        }
+        .emit(buf);
+        Match::emit_raw(self.match_fields, buf);
+        buf.extend_from_slice(self.instructions);
     }
 }
 
@@ -1008,5 +1111,48 @@ impl Message {
             t => Message::Unknown { msg_type: t, body: r.rest().to_vec() },
         };
         Ok(m)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::openflow::text::parse_flow;
+
+    /// A FLOW_MOD written from encoded parts is the one [`FlowMod`]
+    /// encodes, for adds and strict deletes, with and without padding.
+    #[test]
+    fn encoded_flow_mod_is_the_flow_mod_encoding() {
+        for text in [
+            "table=10,priority=50,cookie=0x2,ip,nw_dst=10.0.0.2,actions=output:1",
+            "table=0,priority=100,in_port=1,dl_src=00:11:22:33:44:55,cookie=0x1,actions=goto_table:10",
+            "table=3,priority=1,actions=drop",
+        ] {
+            let mut fm = parse_flow(text).expect("flow");
+            for command in [OFPFC_ADD, OFPFC_DELETE_STRICT] {
+                fm.command = command;
+                if command == OFPFC_DELETE_STRICT {
+                    fm.cookie = 0;
+                    fm.instructions.clear();
+                }
+                let mut fields = Vec::new();
+                for f in &fm.r#match.fields {
+                    f.emit(&mut fields);
+                }
+                let mut instructions = Vec::new();
+                Instruction::emit_list(&fm.instructions, &mut instructions);
+                let e = EncodedFlowMod {
+                    cookie: fm.cookie,
+                    table_id: fm.table_id,
+                    command,
+                    priority: fm.priority,
+                    match_fields: &fields,
+                    instructions: &instructions,
+                };
+                let want = Message::FlowMod(fm.clone()).encode(7);
+                assert_eq!(e.encode(7), want, "{text} command {command}");
+                assert_eq!(e.encoded_len(), want.len());
+            }
+        }
     }
 }

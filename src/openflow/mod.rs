@@ -1,8 +1,10 @@
 //! OpenFlow 1.3 codec with the Open vSwitch (Nicira) extensions and the ONF
 //! bundle extension. Pure: no sockets, no runtime, no clock.
 //!
-//! - [`Message::decode`] / [`Message::encode`]: whole messages; for framing
-//!   over a stream, [`message::message_len`] reads the header's length.
+//! - [`Message::decode`] / [`Message::encode`]: whole messages;
+//!   [`EncodedFlowMod`]: a FLOW_MOD from already encoded match fields and
+//!   instructions (the same layout, without decoding them);
+//! - [`stream`]: framing over a byte stream ([`stream::OfCodec`]).
 //! - [`Match`], [`OxmField`], [`Field`]: match fields (OXM and NXM).
 //! - [`Action`], [`Instruction`]: all OpenFlow 1.3 actions plus `move`,
 //!   `load`, `resubmit`, `learn`, `ct`, `nat`, `note`, `conjunction`, ...
@@ -19,12 +21,13 @@ pub mod instruction;
 pub mod message;
 pub mod multipart;
 pub mod oxm;
+pub mod stream;
 pub mod text;
 
 pub use action::{Action, Subfield};
 pub use bundle::{BundleAdd, BundleControl};
 pub use error::{Error, Result};
 pub use instruction::Instruction;
-pub use message::{ErrorMsg, FlowMod, Header, Hello, Message};
+pub use message::{EncodedFlowMod, ErrorMsg, FlowMod, Header, Hello, Message};
 pub use multipart::{FlowStats, MultipartReply, MultipartReplyBody, MultipartRequest, MultipartRequestBody};
 pub use oxm::{Field, Match, OxmField, OxmId};

@@ -429,6 +429,20 @@ impl Match {
         buf.set_u16(start + 2, super::buf::len16("match", len));
         buf.pad8_from(start);
     }
+    /// Bytes on the wire, padding included, of an `ofp_match` holding
+    /// these already encoded OXM fields.
+    pub fn raw_wire_len(fields: &[u8]) -> usize {
+        super::buf::pad8(4 + fields.len())
+    }
+    /// Writes `ofp_match` around already encoded OXM fields (as
+    /// [`Match::emit`] lays it out).
+    pub fn emit_raw(fields: &[u8], buf: &mut Vec<u8>) {
+        let start = buf.len();
+        buf.put_u16(OFPMT_OXM);
+        buf.put_u16(super::buf::len16("match", 4 + fields.len()));
+        buf.extend_from_slice(fields);
+        buf.pad8_from(start);
+    }
     /// Reads `ofp_match` and its padding.
     pub(crate) fn parse(r: &mut Reader<'_>) -> Result<Match> {
         let ty = r.u16()?;

@@ -10,7 +10,7 @@ use super::state::{State, TunnelType, fnv1a, mac_is_derived};
 use crate::openflow::action::{Action, OFPP_LOCAL};
 use crate::openflow::instruction::Instruction;
 use crate::openflow::text::parse_flow;
-use crate::openflow::{FlowMod, Match};
+use crate::openflow::{EncodedFlowMod, FlowMod, Match};
 
 /// Local ports per broadcast flow of table [`FLOOD_TABLE`].
 pub const FLOOD_CHUNK: usize = 1000;
@@ -51,10 +51,6 @@ impl FlowKey {
     /// The match, decoded.
     pub fn r#match(&self) -> Match {
         Match::parse_fields(&self.match_fields).unwrap_or_default()
-    }
-    /// Bytes of the `ofp_match` on the wire, padding included.
-    fn match_wire_len(&self) -> usize {
-        (4 + self.match_fields.len()).div_ceil(8) * 8
     }
 }
 
@@ -136,39 +132,29 @@ pub fn normalize(fm: &FlowMod) -> (FlowKey, FlowValue) {
     (FlowKey::of(fm), FlowValue::new(fm.cookie, &fm.instructions))
 }
 
-/// The OpenFlow 1.3 FLOW_MOD (xid 0) for a key and value, written
-/// straight from their bytes: `command` ADD carries the cookie and
-/// instructions, DELETE_STRICT neither.
+/// The FLOW_MOD for a key and value, as the OpenFlow encoder writes it
+/// from their bytes: `command` ADD carries the cookie and instructions,
+/// DELETE_STRICT neither.
+pub fn encoded_flow_mod<'a>(key: &'a FlowKey, value: Option<&'a FlowValue>, command: u8) -> EncodedFlowMod<'a> {
+    EncodedFlowMod {
+        cookie: value.map_or(0, |v| v.cookie),
+        table_id: key.table,
+        command,
+        priority: key.priority,
+        match_fields: &key.match_fields,
+        instructions: value.map_or(&[][..], |v| &v.instructions[..]),
+    }
+}
+
+/// The OpenFlow 1.3 FLOW_MOD (xid 0) for a key and value
+/// ([`encoded_flow_mod`], encoded).
 pub fn flow_mod_bytes(key: &FlowKey, value: Option<&FlowValue>, command: u8) -> Vec<u8> {
-    let instructions: &[u8] = value.map(|v| &v.instructions[..]).unwrap_or(&[]);
-    let len = 8 + 40 + key.match_wire_len() + instructions.len();
-    let mut b = Vec::with_capacity(len);
-    b.push(crate::openflow::message::OFP13_VERSION);
-    b.push(crate::openflow::message::OFPT_FLOW_MOD);
-    b.extend_from_slice(&(len.min(0xffff) as u16).to_be_bytes());
-    b.extend_from_slice(&0u32.to_be_bytes()); // xid: the sender's
-    b.extend_from_slice(&value.map_or(0, |v| v.cookie).to_be_bytes());
-    b.extend_from_slice(&0u64.to_be_bytes()); // cookie_mask
-    b.push(key.table);
-    b.push(command);
-    b.extend_from_slice(&[0, 0, 0, 0]); // idle, hard timeouts
-    b.extend_from_slice(&key.priority.to_be_bytes());
-    b.extend_from_slice(&crate::openflow::message::OFP_NO_BUFFER.to_be_bytes());
-    b.extend_from_slice(&crate::openflow::action::OFPP_ANY.to_be_bytes());
-    b.extend_from_slice(&crate::openflow::message::OFPG_ANY.to_be_bytes());
-    b.extend_from_slice(&[0, 0, 0, 0]); // flags, pad
-    let m = b.len();
-    b.extend_from_slice(&crate::openflow::oxm::OFPMT_OXM.to_be_bytes());
-    b.extend_from_slice(&((4 + key.match_fields.len()) as u16).to_be_bytes());
-    b.extend_from_slice(&key.match_fields);
-    b.resize(m + key.match_wire_len(), 0);
-    b.extend_from_slice(instructions);
-    b
+    encoded_flow_mod(key, value, command).encode(0)
 }
 
 /// Bytes of the FLOW_MOD message for this flow.
 pub fn flow_mod_len(key: &FlowKey, value: &FlowValue) -> usize {
-    8 + 40 + key.match_wire_len() + value.instructions.len()
+    encoded_flow_mod(key, Some(value), crate::openflow::message::OFPFC_ADD).encoded_len()
 }
 
 /// The flows a state requires, with how many each object costs.

@@ -5,6 +5,7 @@
 //! waits for `ovs-vswitchd` to apply it.
 
 pub mod address;
+pub mod controller;
 pub mod keys;
 pub mod model;
 pub mod spec;
