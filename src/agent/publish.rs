@@ -164,9 +164,9 @@ mod tests {
     use std::net::Ipv4Addr;
 
     use super::*;
-    use crate::attach::{format_mac, mac_from_ip};
     use crate::cluster::{Endpoint, Ipam, Network};
     use crate::net::IpNet;
+    use crate::net::Mac;
 
     fn network(name: &str) -> Network {
         Network {
@@ -190,7 +190,7 @@ mod tests {
             network: state.networks["net"].uuid,
             host: host.into(),
             ip: ip.parse().unwrap(),
-            mac: format_mac(mac_from_ip(v4)),
+            mac: Mac::from_ipv4(v4).to_string(),
             container: format!("c-{ip}"),
             interface: "eth1".into(),
             external_ids: BTreeMap::new(),
@@ -199,7 +199,7 @@ mod tests {
 
     fn local(ip: &str) -> LocalEndpoint {
         let ip: Ipv4Addr = ip.parse().unwrap();
-        LocalEndpoint { id: format!("p-{ip}"), network: "net".into(), ofport: 3, ip, mac: mac_from_ip(ip) }
+        LocalEndpoint { id: format!("p-{ip}"), network: "net".into(), ofport: 3, ip, mac: Mac::from_ipv4(ip).0 }
     }
 
     fn key(ip: &str) -> EndpointKey {

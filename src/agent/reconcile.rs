@@ -509,8 +509,8 @@ mod tests {
     /// flood list) owns, and the packet follows it.
     #[test]
     fn an_endpoint_that_moves_port_is_followed_by_its_flows_only() {
-        use crate::attach::mac_from_ip;
         use crate::pipeline::{LocalEndpoint, Packet, Pipeline, State, cookie_for, desired_flows};
+        let mac_from_ip = |ip| crate::net::Mac::from_ipv4(ip).0;
         let ip = |s: &str| s.parse::<std::net::Ipv4Addr>().unwrap();
         let ep = |id: &str, ofport: u32, addr: &str| LocalEndpoint {
             id: id.into(),

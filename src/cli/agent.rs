@@ -7,46 +7,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 
-use super::{Global, cluster_hint};
-use crate::agent::{self, AgentOptions, HostAccess, Listen, NetworkOpt, StateOptions};
-
-/// What the flows depend on besides the database (shared with `flows`).
-#[derive(Debug, Clone, Args)]
-pub struct PipelineArgs {
-    /// A network with a fixed block and optionally VNI: NAME=CIDR[,vni=N].
-    /// Networks not named here take their block from their endpoints'
-    /// prefixes and a VNI from a hash of their name. Repeatable.
-    #[arg(long = "network", value_name = "NAME=CIDR[,vni=N]")]
-    pub networks: Vec<String>,
-
-    /// Let the host reach its containers through the bridge's internal
-    /// port, which has this address: IP/PREFIX[@NETWORK]. Off when absent.
-    #[arg(long, value_name = "IP/PREFIX[@NETWORK]")]
-    pub host_ip: Option<String>,
-}
-
-impl PipelineArgs {
-    pub fn state_options(&self, bridge: &str) -> anyhow::Result<StateOptions> {
-        let networks = self
-            .networks
-            .iter()
-            .map(|n| NetworkOpt::parse(n).map_err(anyhow::Error::msg))
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        let host = match &self.host_ip {
-            None => None,
-            Some(h) => {
-                let (cidr, network) = match h.split_once('@') {
-                    Some((c, n)) => (c, Some(n.to_owned())),
-                    None => (h.as_str(), None),
-                };
-                let net = crate::net::IpNet::parse_interface(cidr).with_context(|| format!("--host-ip {h}"))?;
-                let std::net::IpAddr::V4(ip) = net.addr else { anyhow::bail!("--host-ip {h}: only IPv4") };
-                Some(HostAccess { ip, prefix: net.prefix, network })
-            }
-        };
-        Ok(StateOptions { bridge: bridge.to_owned(), networks, host })
-    }
-}
+use super::{Global, PipelineArgs, cluster_hint};
+use crate::agent::{self, AgentOptions, Listen};
 
 #[derive(Debug, Args)]
 pub struct AgentArgs {

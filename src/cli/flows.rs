@@ -8,8 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 
-use super::Global;
-use super::agent::PipelineArgs;
+use super::{Global, PipelineArgs};
 use crate::agent::ofconn::{Io, OfConn};
 use crate::openflow::text::format_flow;
 use crate::pipeline::{FlowSet, Pipeline, diff, installed_from_stats};

@@ -26,6 +26,44 @@ pub mod lab;
 pub mod network;
 pub mod ofp;
 
+/// What the flows depend on besides the database (`agent` and `flows`).
+#[derive(Debug, Clone, Args)]
+pub struct PipelineArgs {
+    /// A network with a fixed block and optionally VNI: NAME=CIDR[,vni=N].
+    /// Networks not named here take their block from their endpoints'
+    /// prefixes and a VNI from a hash of their name. Repeatable.
+    #[arg(long = "network", value_name = "NAME=CIDR[,vni=N]")]
+    pub networks: Vec<String>,
+
+    /// Let the host reach its containers through the bridge's internal
+    /// port, which has this address: IP/PREFIX[@NETWORK]. Off when absent.
+    #[arg(long, value_name = "IP/PREFIX[@NETWORK]")]
+    pub host_ip: Option<String>,
+}
+
+impl PipelineArgs {
+    pub fn state_options(&self, bridge: &str) -> anyhow::Result<crate::agent::StateOptions> {
+        let networks = self
+            .networks
+            .iter()
+            .map(|n| crate::agent::NetworkOpt::parse(n).map_err(anyhow::Error::msg))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let host = match &self.host_ip {
+            None => None,
+            Some(h) => {
+                let (cidr, network) = match h.split_once('@') {
+                    Some((c, n)) => (c, Some(n.to_owned())),
+                    None => (h.as_str(), None),
+                };
+                let net = crate::net::IpNet::parse_interface(cidr).with_context(|| format!("--host-ip {h}"))?;
+                let std::net::IpAddr::V4(ip) = net.addr else { anyhow::bail!("--host-ip {h}: only IPv4") };
+                Some(crate::agent::HostAccess { ip, prefix: net.prefix, network })
+            }
+        };
+        Ok(crate::agent::StateOptions { bridge: bridge.to_owned(), networks, host })
+    }
+}
+
 /// Where the cluster database is: its members' remotes, comma-separated.
 #[derive(Debug, Clone, Args)]
 pub struct ClusterDbArg {
