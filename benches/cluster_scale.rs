@@ -176,7 +176,7 @@ fn local_endpoints() -> Vec<LocalEndpoint> {
                 network: network.into(),
                 ofport: c + 1,
                 ip,
-                mac: Mac::from_ipv4(ip).0,
+                mac: Mac::from_ipv4(ip),
             }
         })
         .collect()
@@ -253,7 +253,7 @@ fn flat_flow_count(cluster: &ClusterState, pipe: &Pipeline, locals: &[LocalEndpo
         state.remote_endpoints.push(pipeline::RemoteEndpoint {
             network: net.name.clone(),
             ip,
-            mac: Mac::from_ipv4(ip).0,
+            mac: Mac::from_ipv4(ip),
             tun_dst,
             tunnel: TunnelType::Vxlan,
         });

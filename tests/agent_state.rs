@@ -72,7 +72,7 @@ fn endpoints_networks_tunnels_and_host_from_rows() {
     let a = &st.local_endpoints[0];
     assert_eq!((a.id.as_str(), a.network.as_str(), a.ofport), ("veth-a", "default", 1));
     let b = &st.local_endpoints[1];
-    assert_eq!((b.network.as_str(), b.mac), ("blue", [2, 0, 0, 0, 0, 0x0b]));
+    assert_eq!((b.network.as_str(), b.mac), ("blue", ovsnet::net::Mac([2, 0, 0, 0, 0, 0x0b])));
     assert_eq!(st.network("blue").expect("blue").cidrs[0].to_string(), "10.6.0.0/16");
     assert_eq!(st.network("default").expect("default").vni, vni_for("default"));
     assert_eq!(st.tunnel_ofports.get(&TunnelType::Gre), Some(&7));
@@ -89,7 +89,7 @@ fn endpoints_networks_tunnels_and_host_from_rows() {
     let d = st.network("default").expect("default");
     assert_eq!((d.vni, d.cidrs.len(), d.cidrs[0].to_string()), (42, 1, "10.5.0.0/16".to_owned()));
     let host = st.bridge_local.expect("host access");
-    assert_eq!((host.network.as_str(), host.mac), ("default", [2, 0xaa, 0xbb, 0xcc, 0xdd, 0xee]));
+    assert_eq!((host.network.as_str(), host.mac), ("default", ovsnet::net::Mac([2, 0xaa, 0xbb, 0xcc, 0xdd, 0xee])));
 
     // Another bridge sees none of it.
     let (st, _) = state_from_cache(&c, &StateOptions { bridge: "other".into(), ..Default::default() });

@@ -4,12 +4,7 @@
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
-use ovsnet::net::Mac;
-
-fn mac_from_ip(ip: std::net::Ipv4Addr) -> [u8; 6] {
-    Mac::from_ipv4(ip).0
-}
-use ovsnet::net::IpNet;
+use ovsnet::net::{IpNet, Mac};
 use ovsnet::openflow::action::OFPP_LOCAL;
 use ovsnet::openflow::text::{format_flow, parse_flow};
 use ovsnet::openflow::{Field, FlowStats};
@@ -17,6 +12,10 @@ use ovsnet::pipeline::{
     BridgeLocal, FlowTable, LocalEndpoint, Packet, Pipeline, PipelineError, RemoteBlock, RemoteEndpoint, State,
     TunnelType, desired_flows, diff, installed_from_stats, vni_for,
 };
+
+fn mac_from_ip(ip: Ipv4Addr) -> Mac {
+    Mac::from_ipv4(ip)
+}
 
 fn ip(s: &str) -> Ipv4Addr {
     s.parse().expect("ip")
@@ -31,8 +30,8 @@ fn ep(id: &str, network: &str, ofport: u32, addr: &str) -> LocalEndpoint {
 }
 
 const GRE: u32 = 100;
-const STATIC_MAC: [u8; 6] = [0x02, 0x11, 0x22, 0x33, 0x44, 0x55];
-const HOST_MAC: [u8; 6] = [0x02, 0xaa, 0xbb, 0xcc, 0xdd, 0xee];
+const STATIC_MAC: Mac = Mac([0x02, 0x11, 0x22, 0x33, 0x44, 0x55]);
+const HOST_MAC: Mac = Mac([0x02, 0xaa, 0xbb, 0xcc, 0xdd, 0xee]);
 
 /// Two networks (red 10.1.0.0/24, blue 10.2.0.0/24), three local
 /// endpoints (one with a MAC set by hand), host access on red, a remote
@@ -55,7 +54,7 @@ fn state() -> State {
     s.remote_endpoints = vec![RemoteEndpoint {
         network: "red".into(),
         ip: ip("10.1.0.77"),
-        mac: [0x02, 0, 0, 0, 0, 0x77],
+        mac: Mac([0x02, 0, 0, 0, 0, 0x77]),
         tun_dst: ip("192.168.50.3"),
         tunnel: TunnelType::Gre,
     }];
@@ -69,7 +68,7 @@ fn table() -> FlowTable {
     FlowTable::from_set(&d.flows)
 }
 
-fn m(s: &str) -> [u8; 6] {
+fn m(s: &str) -> Mac {
     mac_from_ip(ip(s))
 }
 
@@ -186,7 +185,7 @@ fn networks_are_isolated() {
     // c asking ARP for a red address gets no answer (blue's block only).
     assert!(t.trace(&Packet::arp_request(3, m("10.2.0.2"), ip("10.2.0.2"), ip("10.1.0.2"))).dropped());
     // Broadcast from blue reaches no red port.
-    let bc = t.trace(&Packet::ipv4(3, m("10.2.0.2"), [0xff; 6], ip("10.2.0.2"), ip("10.2.0.255")));
+    let bc = t.trace(&Packet::ipv4(3, m("10.2.0.2"), Mac([0xff; 6]), ip("10.2.0.2"), ip("10.2.0.255")));
     assert!(bc.dropped(), "c is blue's only port: {bc:?}");
 }
 
@@ -221,7 +220,9 @@ fn arp_is_answered_by_flows_with_the_derived_mac() {
 fn spoofing_gets_nothing_through() {
     let t = table();
     // Own IP, another MAC.
-    assert!(t.trace(&Packet::ipv4(1, [2, 9, 9, 9, 9, 9], m("10.1.0.3"), ip("10.1.0.2"), ip("10.1.0.3"))).dropped());
+    assert!(
+        t.trace(&Packet::ipv4(1, Mac([2, 9, 9, 9, 9, 9]), m("10.1.0.3"), ip("10.1.0.2"), ip("10.1.0.3"))).dropped()
+    );
     // Own MAC, another IP (b's).
     assert!(t.trace(&Packet::ipv4(1, m("10.1.0.2"), m("10.1.0.3"), ip("10.1.0.9"), ip("10.1.0.3"))).dropped());
     // ARP claiming b's address.
@@ -248,7 +249,7 @@ fn remote_blocks_and_endpoints_go_over_the_tunnel() {
     assert_eq!(out.ip(Field::TunDst), ip("192.168.50.2"));
     assert_eq!(out.get(Field::TunId), red);
     // A remote endpoint with its own MAC.
-    let tr = t.trace(&Packet::ipv4(1, m("10.1.0.2"), [2, 0, 0, 0, 0, 0x77], ip("10.1.0.2"), ip("10.1.0.77")));
+    let tr = t.trace(&Packet::ipv4(1, m("10.1.0.2"), Mac([2, 0, 0, 0, 0, 0x77]), ip("10.1.0.2"), ip("10.1.0.77")));
     assert_eq!(tr.ports(), vec![GRE]);
     assert_eq!(tr.outputs[0].1.ip(Field::TunDst), ip("192.168.50.3"));
     // From the tunnel, for a local endpoint of the tun_id's network.
@@ -277,12 +278,14 @@ fn remote_blocks_and_endpoints_go_over_the_tunnel() {
 #[test]
 fn broadcast_stays_within_the_network() {
     let t = table();
-    let tr = t.trace(&Packet::ipv4(1, m("10.1.0.2"), [0xff; 6], ip("10.1.0.2"), ip("10.1.0.255")));
+    let tr = t.trace(&Packet::ipv4(1, m("10.1.0.2"), Mac([0xff; 6]), ip("10.1.0.2"), ip("10.1.0.255")));
     let mut ports = tr.ports();
     ports.sort_unstable();
     assert_eq!(ports, vec![2, 4, OFPP_LOCAL], "not back to 1, not to blue's 3, not to the tunnel");
     // Unknown unicast is dropped.
-    assert!(t.trace(&Packet::ipv4(1, m("10.1.0.2"), [2, 1, 2, 3, 4, 5], ip("10.1.0.2"), ip("10.1.0.3"))).dropped());
+    assert!(
+        t.trace(&Packet::ipv4(1, m("10.1.0.2"), Mac([2, 1, 2, 3, 4, 5]), ip("10.1.0.2"), ip("10.1.0.3"))).dropped()
+    );
 }
 
 #[test]
@@ -426,7 +429,7 @@ fn a_big_network_floods_in_chunks_that_fit_a_message() {
     let d = desired_flows(&p, &s).expect("render");
     assert_eq!(d.per_kind.get("flood_chunk"), Some(&3));
     let t = FlowTable::from_set(&d.flows);
-    let tr = t.trace(&Packet::ipv4(7, m("10.9.0.8"), [0xff; 6], ip("10.9.0.8"), ip("10.9.255.255")));
+    let tr = t.trace(&Packet::ipv4(7, m("10.9.0.8"), Mac([0xff; 6]), ip("10.9.0.8"), ip("10.9.255.255")));
     let mut ports = tr.ports();
     ports.sort_unstable();
     let want: Vec<u32> = (1..=2500).filter(|&p| p != 7).collect();

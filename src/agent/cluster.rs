@@ -74,7 +74,7 @@ pub fn apply_remote(state: &mut State, cluster: &ClusterState, this_host: &str, 
         if state.network(&e.network).is_none() {
             continue;
         }
-        let Ok(Mac(mac)) = Mac::parse_unicast(&e.mac) else {
+        let Ok(mac) = Mac::parse_unicast(&e.mac) else {
             warnings.push(format!("endpoint {} on {}: bad MAC {:?}", e.ip, e.host, e.mac));
             continue;
         };
@@ -108,7 +108,7 @@ pub fn endpoint_sync(local: &[LocalEndpoint], cluster: &ClusterState, this_host:
         if !cluster.networks.contains_key(&l.network) {
             continue;
         }
-        let mac = Mac(l.mac).to_string();
+        let mac = l.mac.to_string();
         let listed =
             ours.iter().any(|(n, ip, m)| *n == l.network && *ip == IpAddr::V4(l.ip) && m.eq_ignore_ascii_case(&mac));
         if !listed {
@@ -195,8 +195,8 @@ mod tests {
     use crate::ovsdb::Uuid;
     use crate::pipeline::{Pipeline, desired_flows};
 
-    fn mac_from_ip(ip: Ipv4Addr) -> [u8; 6] {
-        Mac::from_ipv4(ip).0
+    fn mac_from_ip(ip: Ipv4Addr) -> Mac {
+        Mac::from_ipv4(ip)
     }
 
     use crate::cluster::model::fixtures::{endpoint, host, network};
@@ -358,7 +358,7 @@ mod tests {
     fn a_local_endpoint_with_another_mac_is_published_again() {
         let c = cluster();
         let mut l = local("p1", "fan", 3, "10.0.1.2");
-        l.mac = [2, 0, 0, 0, 0, 1];
+        l.mac = Mac([2, 0, 0, 0, 0, 1]);
         let s = endpoint_sync(&[l, local("p9", "fan", 6, "10.0.1.9")], &c, "h1");
         assert_eq!(s.publish.len(), 1);
         assert!(s.remove.is_empty());

@@ -83,7 +83,7 @@ pub fn state_from_cache(cache: &Cache, opts: &StateOptions) -> (State, Vec<Strin
         let name = iface.name.as_str();
         let ofport = iface.usable_ofport();
         if iface.kind == "internal" && name == opts.bridge {
-            local_mac = iface.mac_in_use.as_deref().and_then(|m| Mac::parse_unicast(m).ok()).map(|m| m.0);
+            local_mac = iface.mac_in_use.as_deref().and_then(|m| Mac::parse_unicast(m).ok());
             continue;
         }
         if let Some(tt) = TunnelType::from_column(&iface.kind) {
@@ -113,7 +113,7 @@ pub fn state_from_cache(cache: &Cache, opts: &StateOptions) -> (State, Vec<Strin
         };
         let mac = ids.get(keys::MAC).and_then(|m| Mac::parse_unicast(m).ok()).unwrap_or_else(|| Mac::from_ipv4(ip));
         let network = ids.get(keys::NETWORK).cloned().unwrap_or_else(|| DEFAULT_NETWORK.to_owned());
-        endpoints.push((net, LocalEndpoint { id: name.to_owned(), network, ofport, ip, mac: mac.0 }));
+        endpoints.push((net, LocalEndpoint { id: name.to_owned(), network, ofport, ip, mac }));
     }
     endpoints.sort_by(|a, b| a.1.id.cmp(&b.1.id));
     for (net, e) in endpoints {

@@ -199,7 +199,7 @@ mod tests {
 
     fn local(ip: &str) -> LocalEndpoint {
         let ip: Ipv4Addr = ip.parse().unwrap();
-        LocalEndpoint { id: format!("p-{ip}"), network: "net".into(), ofport: 3, ip, mac: Mac::from_ipv4(ip).0 }
+        LocalEndpoint { id: format!("p-{ip}"), network: "net".into(), ofport: 3, ip, mac: Mac::from_ipv4(ip) }
     }
 
     fn key(ip: &str) -> EndpointKey {

@@ -510,7 +510,7 @@ mod tests {
     #[test]
     fn an_endpoint_that_moves_port_is_followed_by_its_flows_only() {
         use crate::pipeline::{LocalEndpoint, Packet, Pipeline, State, cookie_for, desired_flows};
-        let mac_from_ip = |ip| crate::net::Mac::from_ipv4(ip).0;
+        let mac_from_ip = crate::net::Mac::from_ipv4;
         let ip = |s: &str| s.parse::<std::net::Ipv4Addr>().unwrap();
         let ep = |id: &str, ofport: u32, addr: &str| LocalEndpoint {
             id: id.into(),

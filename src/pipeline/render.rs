@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use super::PipelineError;
 use super::decl::{Kind, Pipeline, TableDecl, Template};
 use super::state::{State, TunnelType, fnv1a, mac_is_derived};
+use crate::net::Mac;
 use crate::openflow::action::{Action, OFPP_LOCAL};
 use crate::openflow::instruction::Instruction;
 use crate::openflow::text::parse_flow;
@@ -176,8 +177,8 @@ fn port_text(p: u32) -> String {
     if p == OFPP_LOCAL { "LOCAL".to_owned() } else { p.to_string() }
 }
 
-fn mac_hex(mac: [u8; 6]) -> String {
-    let v = mac.iter().fold(0u64, |a, &b| (a << 8) | u64::from(b));
+fn mac_hex(mac: Mac) -> String {
+    let v = mac.0.iter().fold(0u64, |a, &b| (a << 8) | u64::from(b));
     format!("{v:#x}")
 }
 
@@ -259,7 +260,7 @@ fn objects(state: &State, warnings: &mut Vec<String>) -> Vec<Obj> {
     let vni_of = |net: &str| state.network(net).map(|n| n.vni);
 
     // Local endpoints, the bridge's own port first.
-    let mut locals: Vec<(String, String, u32, std::net::Ipv4Addr, [u8; 6])> = Vec::new();
+    let mut locals: Vec<(String, String, u32, std::net::Ipv4Addr, Mac)> = Vec::new();
     if let Some(b) = &state.bridge_local {
         locals.push(("bridge-local".into(), b.network.clone(), OFPP_LOCAL, b.ip, b.mac));
     }
@@ -274,7 +275,7 @@ fn objects(state: &State, warnings: &mut Vec<String>) -> Vec<Obj> {
         };
         let vars = vec![
             ("ofport", port_text(*ofport)),
-            ("mac", crate::net::Mac(*mac).to_string()),
+            ("mac", mac.to_string()),
             ("mac_hex", mac_hex(*mac)),
             ("ip", ip.to_string()),
             ("vni", vni.to_string()),
@@ -368,7 +369,7 @@ fn objects(state: &State, warnings: &mut Vec<String>) -> Vec<Obj> {
         let Some(port) = tunnel(e.tunnel, &owner, warnings) else { continue };
         let vars = vec![
             ("vni", vni.to_string()),
-            ("mac", crate::net::Mac(e.mac).to_string()),
+            ("mac", e.mac.to_string()),
             ("mac_hex", mac_hex(e.mac)),
             ("ip", e.ip.to_string()),
             ("tun_dst", e.tun_dst.to_string()),

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 use super::render::FlowSet;
+use crate::net::Mac;
 use crate::openflow::action::{Action, OFPP_IN_PORT, Subfield};
 use crate::openflow::instruction::Instruction;
 use crate::openflow::{Field, FlowMod, Match};
@@ -16,8 +17,8 @@ pub struct Packet {
     pub fields: BTreeMap<Field, u128>,
 }
 
-fn mac_u(m: [u8; 6]) -> u128 {
-    m.iter().fold(0u128, |a, &b| (a << 8) | u128::from(b))
+fn mac_u(m: Mac) -> u128 {
+    m.0.iter().fold(0u128, |a, &b| (a << 8) | u128::from(b))
 }
 
 impl Packet {
@@ -30,16 +31,16 @@ impl Packet {
         self.fields.insert(f, v & mask);
         self
     }
-    pub fn mac(&self, f: Field) -> [u8; 6] {
+    pub fn mac(&self, f: Field) -> Mac {
         let v = self.get(f);
         let b = v.to_be_bytes();
-        [b[10], b[11], b[12], b[13], b[14], b[15]]
+        Mac([b[10], b[11], b[12], b[13], b[14], b[15]])
     }
     pub fn ip(&self, f: Field) -> Ipv4Addr {
         Ipv4Addr::from(self.get(f) as u32)
     }
     /// An IPv4 packet (ICMP) from a port.
-    pub fn ipv4(in_port: u32, src_mac: [u8; 6], dst_mac: [u8; 6], src: Ipv4Addr, dst: Ipv4Addr) -> Packet {
+    pub fn ipv4(in_port: u32, src_mac: Mac, dst_mac: Mac, src: Ipv4Addr, dst: Ipv4Addr) -> Packet {
         let mut p = Packet::default();
         p.set(Field::InPort, in_port.into())
             .set(Field::EthSrc, mac_u(src_mac))
@@ -51,11 +52,11 @@ impl Packet {
         p
     }
     /// An ARP request (broadcast) from a port.
-    pub fn arp_request(in_port: u32, sha: [u8; 6], spa: Ipv4Addr, tpa: Ipv4Addr) -> Packet {
+    pub fn arp_request(in_port: u32, sha: Mac, spa: Ipv4Addr, tpa: Ipv4Addr) -> Packet {
         let mut p = Packet::default();
         p.set(Field::InPort, in_port.into())
             .set(Field::EthSrc, mac_u(sha))
-            .set(Field::EthDst, mac_u([0xff; 6]))
+            .set(Field::EthDst, mac_u(Mac([0xff; 6])))
             .set(Field::EthType, 0x0806)
             .set(Field::ArpOp, 1)
             .set(Field::ArpSha, mac_u(sha))

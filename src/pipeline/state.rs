@@ -25,7 +25,7 @@ pub struct LocalEndpoint {
     pub network: String,
     pub ofport: u32,
     pub ip: Ipv4Addr,
-    pub mac: [u8; 6],
+    pub mac: Mac,
 }
 
 /// The bridge's internal port as a member of one network (host access).
@@ -33,7 +33,7 @@ pub struct LocalEndpoint {
 pub struct BridgeLocal {
     pub network: String,
     pub ip: Ipv4Addr,
-    pub mac: [u8; 6],
+    pub mac: Mac,
 }
 
 /// Flow-based tunnel types: the ones ovsnet manages on bridges.
@@ -53,7 +53,7 @@ pub struct RemoteBlock {
 pub struct RemoteEndpoint {
     pub network: String,
     pub ip: Ipv4Addr,
-    pub mac: [u8; 6],
+    pub mac: Mac,
     pub tun_dst: Ipv4Addr,
     pub tunnel: TunnelType,
 }
@@ -91,8 +91,8 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
 }
 
 /// Whether `mac` is the one derived from `ip` (0a:58:a.b.c.d).
-pub fn mac_is_derived(ip: Ipv4Addr, mac: [u8; 6]) -> bool {
-    Mac::from_ipv4(ip).0 == mac
+pub fn mac_is_derived(ip: Ipv4Addr, mac: Mac) -> bool {
+    Mac::from_ipv4(ip) == mac
 }
 
 impl State {
