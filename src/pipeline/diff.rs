@@ -31,10 +31,7 @@ impl Diff {
     /// The FLOW_MOD messages (xid 0), deletes first, then adds: the order
     /// they go in a bundle.
     pub fn messages(&self) -> impl Iterator<Item = Vec<u8>> + '_ {
-        self.delete
-            .iter()
-            .map(|k| flow_mod_bytes(k, None, OFPFC_DELETE_STRICT))
-            .chain(self.add.iter().map(|(k, v)| flow_mod_bytes(k, Some(v), OFPFC_ADD)))
+        bundle_messages(self.delete.iter(), self.add.iter().map(|(k, v)| (k, v)))
     }
     /// The same, decoded (for printing and tests).
     pub fn flow_mods(&self) -> Vec<FlowMod> {
@@ -62,10 +59,7 @@ impl Changes<'_> {
     }
     /// The FLOW_MOD messages (xid 0), deletes first, then adds.
     pub fn messages(&self) -> impl Iterator<Item = Vec<u8>> + '_ {
-        self.delete
-            .iter()
-            .map(|k| flow_mod_bytes(k, None, OFPFC_DELETE_STRICT))
-            .chain(self.add.iter().map(|(k, v)| flow_mod_bytes(k, Some(v), OFPFC_ADD)))
+        bundle_messages(self.delete.iter().map(|k| k.as_ref()), self.add.iter().copied())
     }
     /// An owned copy.
     pub fn to_diff(&self) -> Diff {
@@ -74,6 +68,17 @@ impl Changes<'_> {
             delete: self.delete.iter().map(|k| k.as_ref().clone()).collect(),
         }
     }
+}
+
+/// Strict deletes, then adds, as FLOW_MOD messages (xid 0): the order
+/// they go in a bundle.
+fn bundle_messages<'a>(
+    delete: impl Iterator<Item = &'a FlowKey> + 'a,
+    add: impl Iterator<Item = (&'a FlowKey, &'a FlowValue)> + 'a,
+) -> impl Iterator<Item = Vec<u8>> + 'a {
+    delete
+        .map(|k| flow_mod_bytes(k, None, OFPFC_DELETE_STRICT))
+        .chain(add.map(|(k, v)| flow_mod_bytes(k, Some(v), OFPFC_ADD)))
 }
 
 /// A strict delete of exactly this flow, whoever's cookie it carries.
