@@ -412,10 +412,7 @@ impl Global {
 /// The database ovs-vsctl would use: `$OVS_RUNDIR/db.sock`, else the
 /// packaged location.
 pub fn default_db() -> String {
-    match std::env::var_os("OVS_RUNDIR") {
-        Some(dir) => format!("unix:{}/db.sock", PathBuf::from(dir).display()),
-        None => "unix:/var/run/openvswitch/db.sock".to_owned(),
-    }
+    format!("unix:{}/db.sock", crate::vswitch::controller::ovs_rundir().display())
 }
 
 /// Puts an address on a bridge's internal interface and brings it up.
