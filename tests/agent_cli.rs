@@ -35,6 +35,22 @@ fn flows_desired_installed_and_diff_agree_with_ovs_ofctl() {
     let diff = flows(&lab, &["--diff"]);
     assert!(diff.lines().any(|l| l.starts_with("-") && l.contains("actions=NORMAL")), "{diff}");
     assert_eq!(diff.lines().filter(|l| l.starts_with('+')).count(), 16, "{diff}");
+    // The same as JSON: each flow with its table, priority, cookie and text.
+    let json: serde_json::Value =
+        serde_json::from_str(&flows(&lab, &["--desired", "--format=json"])).expect("flows --format json");
+    let listed: Vec<&str> = json.as_array().expect("array").iter().map(|f| f["flow"].as_str().expect("flow")).collect();
+    assert_eq!(listed, desired.lines().collect::<Vec<_>>());
+    assert!(json.as_array().expect("array").iter().all(|f| f["table"].is_u64() && f["priority"].is_u64()));
+    let d: serde_json::Value =
+        serde_json::from_str(&flows(&lab, &["--diff", "--format=json"])).expect("flows --diff --format json");
+    assert_eq!(d["add"].as_array().map(Vec::len), Some(16), "{d}");
+    assert!(
+        d["remove"]
+            .as_array()
+            .expect("remove")
+            .iter()
+            .any(|f| f["flow"].as_str().is_some_and(|t| t.contains("actions=NORMAL")))
+    );
 
     // Make the bridge the agent's first: OVS flushes a bridge's flows when
     // its fail mode changes with no controller connected.

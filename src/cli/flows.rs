@@ -74,31 +74,59 @@ fn text(fm: &crate::openflow::FlowMod, no_cookies: bool) -> String {
     t
 }
 
+/// One flow as `--format json` prints it: where it sits and its text.
+fn json_flow(fm: &crate::openflow::FlowMod, no_cookies: bool) -> serde_json::Value {
+    serde_json::json!({
+        "table": fm.table_id,
+        "priority": fm.priority,
+        "cookie": if no_cookies { 0 } else { fm.cookie },
+        "flow": text(fm, no_cookies),
+    })
+}
+
 pub async fn run(args: FlowsArgs, g: &Global) -> anyhow::Result<()> {
-    if args.installed {
-        for fm in installed(&args).await?.to_flow_mods() {
-            println!("{}", text(&fm, args.no_cookies));
+    let json = matches!(g.format, super::Format::Json);
+    let list = |fms: Vec<crate::openflow::FlowMod>| {
+        if json {
+            let v: Vec<_> = fms.iter().map(|fm| json_flow(fm, args.no_cookies)).collect();
+            println!("{}", serde_json::Value::Array(v));
+        } else {
+            for fm in &fms {
+                println!("{}", text(fm, args.no_cookies));
+            }
         }
+    };
+    if args.installed {
+        list(installed(&args).await?.to_flow_mods());
     } else if args.diff {
         let want = desired(&args, g).await?;
         let have = installed(&args).await?;
         let d = diff(&want, &have);
+        // In diff order: removals, then each addition (a replaced flow
+        // shows what it was just before it).
+        let mut lines: Vec<(bool, crate::openflow::FlowMod)> = Vec::new();
         for key in &d.delete {
             let shown = have.flows.get(key).map(|v| crate::pipeline::render::flow_mod(key, v));
-            let shown = shown.unwrap_or_else(|| crate::pipeline::diff::delete_strict(key));
-            println!("-{}", text(&shown, args.no_cookies));
+            lines.push((false, shown.unwrap_or_else(|| crate::pipeline::diff::delete_strict(key))));
         }
         for (key, v) in &d.add {
-            // A replaced flow shows what it was, too.
             if let Some(old) = have.flows.get(key) {
-                println!("-{}", text(&crate::pipeline::render::flow_mod(key, old), args.no_cookies));
+                lines.push((false, crate::pipeline::render::flow_mod(key, old)));
             }
-            println!("+{}", text(&crate::pipeline::render::flow_mod(key, v), args.no_cookies));
+            lines.push((true, crate::pipeline::render::flow_mod(key, v)));
+        }
+        if json {
+            let side = |added: bool| -> Vec<serde_json::Value> {
+                lines.iter().filter(|(a, _)| *a == added).map(|(_, fm)| json_flow(fm, args.no_cookies)).collect()
+            };
+            println!("{}", serde_json::json!({"remove": side(false), "add": side(true)}));
+        } else {
+            for (added, fm) in &lines {
+                println!("{}{}", if *added { '+' } else { '-' }, text(fm, args.no_cookies));
+            }
         }
     } else {
-        for fm in desired(&args, g).await?.to_flow_mods() {
-            println!("{}", text(&fm, args.no_cookies));
-        }
+        list(desired(&args, g).await?.to_flow_mods());
     }
     Ok(())
 }
