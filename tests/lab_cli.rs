@@ -58,6 +58,34 @@ fn lab_up_status_down() {
     assert!(text.contains("2 endpoint(s) in the cluster database"), "{text}");
     assert!(text.contains("all 2 pairs reachable"), "{text}");
 
+    // A container that cannot be reached fails the status, in text and in
+    // JSON alike (the matrix is printed either way).
+    let c2 = format!("{name}-h2-c1");
+    let down = Command::new("ip").args(["netns", "exec", &c2, "ip", "link", "set", "eth1", "down"]).status().unwrap();
+    assert!(down.success());
+    let out = ovsnet(&["lab", "status", "--name", &name, "--state-dir", state, "--ping-timeout-ms", "300"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("FAIL"), "{text}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unreachable"));
+    let out = ovsnet(&[
+        "lab",
+        "status",
+        "--name",
+        &name,
+        "--state-dir",
+        state,
+        "--ping-timeout-ms",
+        "300",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stdout));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status --format json");
+    assert!(v["reachability"].is_object(), "{v}");
+    let up = Command::new("ip").args(["netns", "exec", &c2, "ip", "link", "set", "eth1", "up"]).status().unwrap();
+    assert!(up.success());
+
     let out = ovsnet(&["lab", "down", "--name", &name, "--state-dir", state]);
     assert!(out.status.success());
     assert!(

@@ -213,11 +213,15 @@ pub async fn run(cmd: LabCommand, g: &Global) -> anyhow::Result<()> {
                                 "all {} pairs reachable",
                                 m.containers.len() * m.containers.len().saturating_sub(1)
                             );
-                        } else {
-                            anyhow::bail!("unreachable: {:?}", m.unreachable_pairs());
                         }
                     }
                 }
+            }
+            // Text or JSON, a pair that cannot reach the other is a failure.
+            if let Some(m) = &matrix
+                && !m.all_reachable()
+            {
+                anyhow::bail!("unreachable: {:?}", m.unreachable_pairs());
             }
             Ok(())
         }
