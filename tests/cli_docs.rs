@@ -47,6 +47,16 @@ fn man_prints_the_main_page() {
     assert!(page.starts_with(".ie") || page.starts_with(".TH"), "{}", &page[..page.len().min(200)]);
     assert!(page.contains(".TH ovsnet 1"), "no title");
     assert!(page.contains("attach") && page.contains("network"), "commands missing");
+    assert!(page.contains("Exit status: 0") && page.contains("2 on a usage error"), "exit codes missing");
+}
+
+#[test]
+fn exit_codes_are_as_documented() {
+    assert_eq!(ovsnet(&["--version"]).status.code(), Some(0));
+    assert_eq!(ovsnet(&["attach", "--no-such-option"]).status.code(), Some(2), "usage error");
+    let out = ovsnet(&["--db", "unix:/nonexistent/db.sock", "-t", "1", "bridge", "show"]);
+    assert_eq!(out.status.code(), Some(1), "an error");
+    assert_eq!(String::from_utf8_lossy(&out.stderr).trim().lines().count(), 1, "one line");
 }
 
 #[test]

@@ -191,7 +191,10 @@ pub fn config_help() -> String {
     format!(
         "Configuration: a value comes from its flag, else its environment variable, else the \
          configuration file ({}, TOML, one key per variable below), else its default. \
-         `ovsnet config show` prints each value and where it came from.\n\n{}",
+         `ovsnet config show` prints each value and where it came from.\n\n{}\n\n\
+         Exit status: 0 when the command did what it was asked; 1 on an error, \
+         with one line on standard error naming the problem; 2 on a usage error \
+         (an unknown option, a missing or malformed argument).",
         crate::config::DEFAULT_PATH,
         crate::config::env_help()
     )
