@@ -247,3 +247,49 @@ fn gratuitous_arp_reaches_the_host_end() {
         h.delete_link(&host_end).await.expect("delete");
     });
 }
+
+/// The source address the kernel would use towards a destination, as
+/// `ip route get` reports it; no route is an error naming the address.
+#[test]
+fn source_address_is_the_kernels_choice() {
+    let a = Ns::new("nlsa");
+    let b = Ns::new("nlsb");
+    rt().block_on(async {
+        let na = Netlink::open_netns(&a.0).expect("netlink in a");
+        let bfd = b.fd();
+        let end = na
+            .create_veth(
+                &VethEnd { up: true, ..VethEnd::named("ul0") },
+                &VethEnd { name: "ul0".into(), netns: Some(bfd.as_fd()), ..Default::default() },
+            )
+            .await
+            .expect("veth");
+        na.add_address(&end, IpAddr::V4(Ipv4Addr::new(10, 98, 0, 1)), 24).await.expect("address");
+        na.add_address(&end, IpAddr::V4(Ipv4Addr::new(10, 97, 0, 1)), 24).await.expect("second address");
+        let peer: IpAddr = "10.98.0.2".parse().expect("ip");
+        let got = na.source_address_for(peer).await.expect("route get");
+        assert_eq!(got, Some("10.98.0.1".parse().expect("ip")));
+        let oracle = ip_in(&a, &["route", "get", "10.97.0.9"]);
+        assert!(oracle.contains("src 10.97.0.1"), "{oracle}");
+        assert_eq!(
+            na.source_address_for("10.97.0.9".parse().expect("ip")).await.expect("route get"),
+            Some("10.97.0.1".parse().expect("ip"))
+        );
+        let err = na.source_address_for("10.200.0.1".parse().expect("ip")).await.expect_err("no route");
+        assert!(err.to_string().contains("10.200.0.1"), "{err}");
+    });
+}
+
+/// Without a configured underlay address, the agent takes the one the
+/// kernel would use towards the first cluster member.
+#[test]
+fn the_underlay_address_follows_the_route_to_the_first_member() {
+    rt().block_on(async {
+        let got = ovsnet::cluster::host::underlay_toward("unix:/run/x.sock,tcp:127.0.0.1:6641").await.expect("lookup");
+        assert_eq!(got, IpAddr::V4(Ipv4Addr::LOCALHOST));
+        let err = ovsnet::cluster::host::underlay_toward("unix:/run/x.sock").await.expect_err("no member to route to");
+        assert!(err.to_string().contains("no tcp: or ssl: member"), "{err}");
+        let err = ovsnet::cluster::host::underlay_toward("tcp:db.example:6641").await.expect_err("a name");
+        assert!(err.to_string().contains("not an IP address"), "{err}");
+    });
+}

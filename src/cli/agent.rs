@@ -52,8 +52,9 @@ pub struct AgentArgs {
     pub host_name: Option<String>,
 
     /// Cluster mode: the address other hosts send tunnel packets to
-    /// (needed; default: OVSNET_UNDERLAY_IP, else underlay_ip in the
-    /// configuration file).
+    /// (default: OVSNET_UNDERLAY_IP, else underlay_ip in the configuration
+    /// file, else the address the kernel uses to reach the first tcp: or
+    /// ssl: cluster member).
     #[arg(long, value_name = "IP")]
     pub underlay_ip: Option<std::net::IpAddr>,
 
@@ -69,6 +70,7 @@ pub struct AgentArgs {
 }
 
 pub fn run(args: AgentArgs, g: &Global) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("start the async runtime")?;
     // Flag, environment, configuration file or default (resolved in `g`).
     let bridge = g.bridge();
     let mut opts = AgentOptions::new(&bridge, &g.db);
@@ -93,7 +95,14 @@ pub fn run(args: AgentArgs, g: &Global) -> anyhow::Result<()> {
         opts.cluster = Some(agent::ClusterOptions {
             remotes: remotes.to_owned(),
             host_name: g.host_name()?,
-            underlay_ip: g.require_underlay_ip()?,
+            // Configured, else the address the kernel would use to reach
+            // the first cluster member.
+            underlay_ip: match g.settings.underlay_ip.value {
+                Some(ip) => ip,
+                None => rt.block_on(crate::cluster::host::underlay_toward(remotes)).map_err(|e| {
+                    anyhow::anyhow!("{e} (or configure one: --underlay-ip, OVSNET_UNDERLAY_IP, underlay_ip)")
+                })?,
+            },
             tunnels,
             heartbeat: Duration::from_secs(args.heartbeat.max(1)),
         });
@@ -102,7 +111,6 @@ pub fn run(args: AgentArgs, g: &Global) -> anyhow::Result<()> {
         // environment or the file they wait for a cluster database.
         anyhow::bail!("--host-name, --underlay-ip and --tunnel need a cluster database: {}", cluster_hint(g));
     }
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("start the async runtime")?;
     rt.block_on(async {
         if let Some(addr) = args.metrics {
             agent::install_metrics(addr)?;

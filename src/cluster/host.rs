@@ -18,6 +18,33 @@ pub fn local_host_name(given: Option<&str>) -> Result<String, ClusterError> {
     }
 }
 
+/// The address this host reaches the cluster from: the source address the
+/// kernel would use towards the first `tcp:` or `ssl:` member of
+/// `remotes` (a route lookup, as `ip route get` makes).
+pub async fn underlay_toward(remotes: &str) -> Result<std::net::IpAddr, ClusterError> {
+    let members = crate::ovsdb::Remote::parse(remotes)?;
+    let first = members.iter().find_map(|r| match r {
+        crate::ovsdb::Remote::Tcp { host, .. } | crate::ovsdb::Remote::Ssl { host, .. } => Some(host.clone()),
+        crate::ovsdb::Remote::Unix(_) => None,
+    });
+    let Some(host) = first else {
+        return Err(ClusterError::BadInput(format!(
+            "no underlay address: the cluster database {remotes} has no tcp: or ssl: member to route to; give one"
+        )));
+    };
+    let ip: std::net::IpAddr = host
+        .trim_matches(['[', ']'])
+        .parse()
+        .map_err(|_| ClusterError::BadInput(format!("cluster member {host} is not an IP address")))?;
+    let no_source = || ClusterError::BadInput(format!("no underlay address: the route to {ip} names no source"));
+    let nl = crate::netlink::Netlink::open_without_packet()
+        .map_err(|e| ClusterError::BadInput(format!("no underlay address: {e}")))?;
+    nl.source_address_for(ip)
+        .await
+        .map_err(|e| ClusterError::BadInput(format!("no underlay address: {e}")))?
+        .ok_or_else(no_source)
+}
+
 /// How long a host's heartbeat is watched before it is judged gone: two of
 /// its intervals (the agent beats on a one-second tick) and a second.
 pub fn liveness_window(heartbeat_interval_ms: i64) -> Duration {

@@ -513,6 +513,31 @@ impl Netlink {
         self.handle.route().add(route.build()).execute().await.map_err(map_err("add route", &shown))
     }
 
+    /// The source address the kernel would use to reach `dest` (the
+    /// `RTM_GETROUTE` lookup `ip route get DEST` makes): `None` when the
+    /// route it finds names no preferred source.
+    pub async fn source_address_for(&self, dest: IpAddr) -> Result<Option<IpAddr>, NetlinkError> {
+        use netlink_packet_route::route::{RouteAddress, RouteAttribute};
+        let msg = match dest {
+            IpAddr::V4(d) => RouteMessageBuilder::<Ipv4Addr>::new().destination_prefix(d, 32).build(),
+            IpAddr::V6(d) => RouteMessageBuilder::<std::net::Ipv6Addr>::new().destination_prefix(d, 128).build(),
+        };
+        let shown = dest.to_string();
+        let mut replies = self.handle.route().get(msg).execute();
+        while let Some(route) = replies.try_next().await.map_err(map_err("route get", &shown))? {
+            for attr in &route.attributes {
+                if let RouteAttribute::PrefSource(a) = attr {
+                    match a {
+                        RouteAddress::Inet(v4) => return Ok(Some(IpAddr::V4(*v4))),
+                        RouteAddress::Inet6(v6) => return Ok(Some(IpAddr::V6(*v6))),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+
     /// Adds the default route through `gateway` out of `link`.
     pub async fn add_default_route(&self, link: &Link, gateway: Ipv4Addr) -> Result<(), NetlinkError> {
         self.add_route(link, Ipv4Addr::UNSPECIFIED, 0, Some(gateway)).await
