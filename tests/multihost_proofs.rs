@@ -156,9 +156,9 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        if self.rec.is_some() {
-            let _ = lab::down(&self.root, &self.name);
-        }
+        // Also after a failed `up`: the lab records what it made as it
+        // goes, and `down` removes that.
+        let _ = lab::down(&self.root, &self.name);
     }
 }
 
