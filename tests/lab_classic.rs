@@ -41,7 +41,13 @@ impl Lab {
         };
         let mut lab = Lab { rec: None, root: tmp.path().to_owned(), name, _tmp: tmp };
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        lab.rec = Some(rt.block_on(lab::up(&opts)).expect("lab up"));
+        let mut steps = Vec::new();
+        lab.rec = Some(rt.block_on(lab::up_with_progress(&opts, |s| steps.push(s.to_owned()))).expect("lab up"));
+        // Each step was told before it was made, in order.
+        let at =
+            |what: &str| steps.iter().position(|s| s.contains(what)).unwrap_or_else(|| panic!("{what}: {steps:?}"));
+        assert!(at("h1: namespace") < at("tunnels") && at("tunnels") < at("container(s)"), "{steps:?}");
+        assert!(steps.iter().filter(|s| s.contains("container(s)")).count() == hosts, "{steps:?}");
         Some(lab)
     }
 

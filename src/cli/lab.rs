@@ -1,5 +1,6 @@
 //! `ovsnet lab up|down|status`.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -112,7 +113,22 @@ pub async fn run(cmd: LabCommand, g: &Global) -> anyhow::Result<()> {
                 agents: !classic,
                 agent_exe: None,
             };
-            match lab::up(&opts).await {
+            // On a terminal, one line says what `up` is doing.
+            let bar = std::io::stderr().is_terminal().then(|| {
+                let bar = indicatif::ProgressBar::new_spinner();
+                bar.enable_steady_tick(Duration::from_millis(120));
+                bar
+            });
+            let up = lab::up_with_progress(&opts, |step| {
+                if let Some(b) = &bar {
+                    b.set_message(format!("lab up {}: {step}", opts.name));
+                }
+            })
+            .await;
+            if let Some(b) = bar {
+                b.finish_and_clear();
+            }
+            match up {
                 Ok(rec) => {
                     match g.format {
                         Format::Json => println!("{}", serde_json::to_string(&rec)?),

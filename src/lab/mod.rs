@@ -237,6 +237,13 @@ fn create_netns(rec: &mut LabRecord, name: &str) -> Result<(), LabError> {
 
 /// Builds a lab. On failure, what was made stays recorded: call [`down`].
 pub async fn up(opts: &LabOptions) -> Result<LabRecord, LabError> {
+    up_with_progress(opts, |_| {}).await
+}
+
+/// [`up`], telling `progress` what it is about to do at each step (a host's
+/// switch, the tunnels, the cluster, each container, the agents, the wait
+/// for reachability): for a progress line on a terminal.
+pub async fn up_with_progress(opts: &LabOptions, mut progress: impl FnMut(&str)) -> Result<LabRecord, LabError> {
     check_options(opts)?;
     crate::sandbox::ovs_installed().map_err(|e| LabError::BadInput(e.to_string()))?;
     let dir = opts.state_root.join(&opts.name);
@@ -273,12 +280,14 @@ pub async fn up(opts: &LabOptions) -> Result<LabRecord, LabError> {
 
     let mut switches = Vec::new();
     for h in rec.hosts.clone() {
+        progress(&format!("{}: namespace, Open vSwitch, underlay {}", h.name, h.underlay_ip));
         create_host(&mut rec, &h, &ul_nl, &ul0, opts.agents).await?;
         let client = Client::connect(&format!("unix:{}", h.dir.join("db.sock").display()), &ConnectOptions::default())
             .await
             .map_err(step(format!("{}: database", h.name)))?;
         switches.push(client);
     }
+    progress(&format!("{} tunnels", opts.tunnel.as_str()));
     // Agent mode: the flow-based tunnel port the agent uses (it adds the
     // same port, idempotently), made before the containers are attached
     // so that their MTU leaves room for the encapsulation.
@@ -323,6 +332,7 @@ pub async fn up(opts: &LabOptions) -> Result<LabRecord, LabError> {
 
     // The cluster database, on the first hosts' underlay addresses.
     let cdb = if opts.cluster_members > 0 {
+        progress(&format!("cluster database: {} member(s)", opts.cluster_members));
         let cdir = dir.join("cluster");
         rec.will_make(Item::Cluster(cdir.clone()))?;
         let members: Vec<MemberSpec> = rec.hosts[..opts.cluster_members]
@@ -369,6 +379,7 @@ pub async fn up(opts: &LabOptions) -> Result<LabRecord, LabError> {
 
     // Containers.
     for (i, h) in rec.hosts.clone().iter().enumerate() {
+        progress(&format!("{}: {} container(s)", h.name, opts.containers));
         let attacher = Attacher::new(
             switches[i].clone(),
             AttacherOptions { switch_netns: Some(h.netns.clone()), ..Default::default() },
@@ -414,6 +425,7 @@ pub async fn up(opts: &LabOptions) -> Result<LabRecord, LabError> {
                 .map_err(|source| LabError::Io { what: "find the ovsnet executable".into(), source })?,
         };
         let remotes = rec.cluster_db.clone().unwrap_or_default();
+        progress("agents");
         for h in rec.hosts.clone() {
             start_agent(&mut rec, &h, &exe, &remotes, opts.tunnel)?;
         }
@@ -424,6 +436,7 @@ pub async fn up(opts: &LabOptions) -> Result<LabRecord, LabError> {
     if opts.agents {
         // The agents program the switches; wait (bounded) until every
         // container reaches every other.
+        progress("waiting until every container reaches every other");
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         while std::time::Instant::now() < deadline {
             if reachability(&rec, Duration::from_millis(300))?.all_reachable() {
