@@ -113,3 +113,20 @@ fn every_command_and_option_has_help() {
     walk(&ovsnet::cli::Cli::command(), "ovsnet", &mut bare);
     assert!(bare.is_empty(), "without help:\n{}", bare.join("\n"));
 }
+
+/// Output into a pipe nobody reads (`ovsnet ... | head -0`) stops the
+/// command quietly with the status of a tool ended by SIGPIPE, never a
+/// panic.
+#[test]
+fn a_closed_standard_output_stops_the_command_quietly() {
+    let (read, write) = nix::unistd::pipe().expect("pipe");
+    drop(read);
+    let out = Command::new(env!("CARGO_BIN_EXE_ovsnet"))
+        .args(["completion", "bash"])
+        .stdout(std::process::Stdio::from(write))
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .expect("run ovsnet");
+    assert_eq!(out.status.code(), Some(141), "{out:?}");
+    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+}

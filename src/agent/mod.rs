@@ -26,6 +26,7 @@ pub mod ofconn;
 pub mod publish;
 pub mod reconcile;
 
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -503,7 +504,9 @@ impl Agent {
         metrics::histogram!("ovsnet_agent_reconcile_seconds").record(took.as_secs_f64());
         self.stats.export();
         if self.opts.print_reconciles {
-            println!(
+            // A closed standard output must not stop the agent.
+            let _ = writeln!(
+                std::io::stdout().lock(),
                 "reconcile ({why}): endpoints={} desired={} installed={} sent={} (add {}, delete {}) in {:.3}s",
                 endpoints,
                 n_desired,
@@ -546,7 +549,8 @@ impl Agent {
         if self.opts.print_reconciles
             && let Ok(read_back) = &r
         {
-            println!(
+            let _ = writeln!(
+                std::io::stdout().lock(),
                 "switch ready: read back {} flows, equal to the desired flows {:.3}s after it connected",
                 read_back.unwrap_or(0),
                 took.as_secs_f64()

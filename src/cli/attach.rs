@@ -172,8 +172,8 @@ async fn attach_in_cluster(args: &AttachArgs, remotes: &str, network: &str, g: &
     let attacher = attacher(g).await?;
     let r = crate::endpoint::attach_in_network(&cluster, &attacher, &req).await?;
     match g.format {
-        Format::Json => println!("{}", serde_json::to_string(&r.report)?),
-        Format::Table => println!("{} (network {}, host {})", describe(&r.report), r.network, r.host),
+        Format::Json => outln!("{}", serde_json::to_string(&r.report)?),
+        Format::Table => outln!("{} (network {}, host {})", describe(&r.report), r.network, r.host),
     }
     Ok(())
 }
@@ -257,8 +257,8 @@ pub async fn run_attach(args: AttachArgs, g: &Global) -> anyhow::Result<()> {
     let report = attacher.attach_resolved(&req, resolved).await?;
     tracing::debug!("attach: done");
     match g.format {
-        Format::Json => println!("{}", serde_json::to_string(&report)?),
-        Format::Table => println!("{}", describe(&report)),
+        Format::Json => outln!("{}", serde_json::to_string(&report)?),
+        Format::Table => outln!("{}", describe(&report)),
     }
     Ok(())
 }
@@ -355,10 +355,10 @@ pub async fn run_detach(args: DetachArgs, g: &Global) -> anyhow::Result<()> {
     let attacher = attacher(g).await?;
     let removed = attacher.detach(&args.bridge, &args.container, &args.ifname, args.if_exists).await?;
     match g.format {
-        Format::Json => println!("{}", serde_json::to_string(&removed)?),
+        Format::Json => outln!("{}", serde_json::to_string(&removed)?),
         Format::Table => {
             for a in &removed {
-                println!("detached: {} {} {} from {} (port {})", a.shown_container(), a.ifname, a.ip, a.bridge, a.port);
+                outln!("detached: {} {} {} from {} (port {})", a.shown_container(), a.ifname, a.ip, a.bridge, a.port);
             }
         }
     }
@@ -393,7 +393,7 @@ pub async fn run_list(args: ListArgs, g: &Global) -> anyhow::Result<()> {
                     v
                 })
                 .collect();
-            println!("{}", serde_json::Value::Array(v));
+            outln!("{}", serde_json::Value::Array(v));
         }
         Format::Table => {
             let header = ["BRIDGE", "CONTAINER", "IFNAME", "IP", "MAC", "OFPORT", "HOST VETH", "CONTAINER STATE"];
@@ -420,7 +420,7 @@ pub async fn run_list(args: ListArgs, g: &Global) -> anyhow::Result<()> {
             }
             let print = |cells: &[String]| {
                 let line: Vec<String> = cells.iter().zip(widths).map(|(c, w)| format!("{c:w$}")).collect();
-                println!("{}", line.join("  ").trim_end());
+                outln!("{}", line.join("  ").trim_end());
             };
             print(&header.map(str::to_owned));
             for row in &table {
@@ -435,13 +435,13 @@ pub async fn run_gc(args: GcArgs, g: &Global) -> anyhow::Result<()> {
     let attacher = attacher(g).await?;
     let removed = attacher.gc(args.bridge.as_deref()).await?;
     match g.format {
-        Format::Json => println!("{}", serde_json::to_string(&removed)?),
+        Format::Json => outln!("{}", serde_json::to_string(&removed)?),
         Format::Table => {
             for a in &removed {
-                println!("removed: {} {} {} on {} (port {})", a.shown_container(), a.ifname, a.ip, a.bridge, a.port);
+                outln!("removed: {} {} {} on {} (port {})", a.shown_container(), a.ifname, a.ip, a.bridge, a.port);
             }
             if removed.is_empty() {
-                println!("nothing to remove");
+                outln!("nothing to remove");
             }
         }
     }

@@ -156,7 +156,7 @@ fn say(outcome: Outcome, what: &str) {
         Outcome::Deleted => "deleted",
         Outcome::Absent => "absent",
     };
-    println!("{what}: {verb}");
+    outln!("{what}: {verb}");
 }
 
 pub async fn run_bridge(cmd: BridgeCommand, g: &Global) -> anyhow::Result<()> {
@@ -180,8 +180,8 @@ pub async fn run_bridge(cmd: BridgeCommand, g: &Global) -> anyhow::Result<()> {
             let snap = g.vswitch().await?.snapshot().await?;
             let names: Vec<&str> = snap.bridges.iter().map(|b| b.name.as_str()).collect();
             match g.format {
-                Format::Json => println!("{}", serde_json::to_string_pretty(&names)?),
-                Format::Table => names.iter().for_each(|n| println!("{n}")),
+                Format::Json => outln!("{}", serde_json::to_string_pretty(&names)?),
+                Format::Table => names.iter().for_each(|n| outln!("{n}")),
             }
         }
         BridgeCommand::Show { name } => {
@@ -194,8 +194,8 @@ pub async fn run_bridge(cmd: BridgeCommand, g: &Global) -> anyhow::Result<()> {
                 None => snap.bridges.iter().collect(),
             };
             match g.format {
-                Format::Json => println!("{}", serde_json::to_string_pretty(&bridges)?),
-                Format::Table => print!("{}", super::show_bridges(&bridges)),
+                Format::Json => outln!("{}", serde_json::to_string_pretty(&bridges)?),
+                Format::Table => out!("{}", super::show_bridges(&bridges)),
             }
         }
     }
@@ -236,14 +236,20 @@ pub async fn run_tunnel(cmd: TunnelCommand, g: &Global) -> anyhow::Result<()> {
                 })
                 .collect();
             match g.format {
-                Format::Json => println!("{}", serde_json::to_string_pretty(&tunnels)?),
+                Format::Json => outln!("{}", serde_json::to_string_pretty(&tunnels)?),
                 Format::Table => {
-                    println!(
+                    outln!(
                         "{:<15} {:<7} {:<18} {:<18} {:<10} {:<8} {:>6}",
-                        "NAME", "TYPE", "REMOTE", "LOCAL", "KEY", "DSTPORT", "OFPORT"
+                        "NAME",
+                        "TYPE",
+                        "REMOTE",
+                        "LOCAL",
+                        "KEY",
+                        "DSTPORT",
+                        "OFPORT"
                     );
                     for t in &tunnels {
-                        println!(
+                        outln!(
                             "{:<15} {:<7} {:<18} {:<18} {:<10} {:<8} {:>6}{}",
                             t.name,
                             t.kind,

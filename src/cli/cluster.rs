@@ -71,18 +71,18 @@ pub enum ClusterCommand {
 
 fn print_info(info: &ClusterInfo, g: &Global) -> anyhow::Result<()> {
     match g.format {
-        Format::Json => println!(
+        Format::Json => outln!(
             "{}",
             serde_json::json!({"dir": info.dir, "model": info.model, "remotes": info.tcp_remotes(),
                 "local_remotes": info.unix_remotes(), "members": info.members})
         ),
         Format::Table => {
-            println!("{} cluster database in {} ({} member(s))", info.model, info.dir.display(), info.members.len());
+            outln!("{} cluster database in {} ({} member(s))", info.model, info.dir.display(), info.members.len());
             for (i, m) in info.members.iter().enumerate() {
-                println!("  member {}: clients {}  raft {}", i + 1, m.client_remote(), m.raft_remote());
+                outln!("  member {}: clients {}  raft {}", i + 1, m.client_remote(), m.raft_remote());
             }
-            println!("remotes: {}", info.tcp_remotes());
-            println!("export OVSNET_CLUSTER_DB={}", info.tcp_remotes());
+            outln!("remotes: {}", info.tcp_remotes());
+            outln!("export OVSNET_CLUSTER_DB={}", info.tcp_remotes());
         }
     }
     Ok(())
@@ -121,15 +121,20 @@ pub async fn run(cmd: ClusterCommand, g: &Global) -> anyhow::Result<()> {
             };
             let st = server::status(&remotes, &g.connect).await?;
             match g.format {
-                Format::Json => println!("{}", serde_json::to_string(&st)?),
+                Format::Json => outln!("{}", serde_json::to_string(&st)?),
                 Format::Table => {
-                    println!(
+                    outln!(
                         "{:<28} {:<5} {:<11} {:<9} {:<6} {:<8} SERVER ID",
-                        "MEMBER", "UP", "MODEL", "CONNECTED", "LEADER", "INDEX"
+                        "MEMBER",
+                        "UP",
+                        "MODEL",
+                        "CONNECTED",
+                        "LEADER",
+                        "INDEX"
                     );
                     for m in &st {
                         let b = |v: Option<bool>| v.map(|v| if v { "yes" } else { "no" }).unwrap_or("-");
-                        println!(
+                        outln!(
                             "{:<28} {:<5} {:<11} {:<9} {:<6} {:<8} {}",
                             m.remote,
                             if m.up { "yes" } else { "no" },
@@ -142,7 +147,7 @@ pub async fn run(cmd: ClusterCommand, g: &Global) -> anyhow::Result<()> {
                     }
                     let up = st.iter().filter(|m| m.up && m.connected != Some(false)).count();
                     let quorum = st.len() / 2 + 1;
-                    println!(
+                    outln!(
                         "{up} of {} member(s) up and connected: {}",
                         st.len(),
                         if up >= quorum { "the cluster has a quorum" } else { "NO QUORUM: writes will block" }
@@ -153,7 +158,7 @@ pub async fn run(cmd: ClusterCommand, g: &Global) -> anyhow::Result<()> {
         }
         ClusterCommand::Stop { dir } => {
             let n = server::stop(&dir)?;
-            println!("stopped {n} member(s)");
+            outln!("stopped {n} member(s)");
             Ok(())
         }
         ClusterCommand::Start { dir } => {

@@ -54,14 +54,14 @@ pub fn run(cmd: ConfigCommand, g: &Global) -> anyhow::Result<()> {
             };
             let keys = rows(g);
             match g.format {
-                Format::Json => println!("{}", serde_json::to_string(&ConfigShown { file, keys })?),
+                Format::Json => outln!("{}", serde_json::to_string(&ConfigShown { file, keys })?),
                 Format::Table => {
                     let state = if file.read { "read" } else { "absent" };
-                    println!("{:<12} {}  ({}, {state})", "config", file.path, file.source);
+                    outln!("{:<12} {}  ({}, {state})", "config", file.path, file.source);
                     for r in keys {
                         match r.value {
-                            Some(v) => println!("{:<12} {v}  ({})", r.key, r.source),
-                            None => println!("{:<12} unset", r.key),
+                            Some(v) => outln!("{:<12} {v}  ({})", r.key, r.source),
+                            None => outln!("{:<12} unset", r.key),
                         }
                     }
                 }

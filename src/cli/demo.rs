@@ -20,7 +20,7 @@ pub struct DemoArgs {
 pub async fn run(args: DemoArgs, g: &Global) -> anyhow::Result<()> {
     let opts = SandboxOptions { keep_dir: args.keep, ..Default::default() };
     let sandbox = tokio::task::spawn_blocking(move || OvsSandbox::start(opts)).await??;
-    println!("private Open vSwitch: database {} , ovs-vswitchd in namespace {}", sandbox.db_remote(), sandbox.netns());
+    outln!("private Open vSwitch: database {} , ovs-vswitchd in namespace {}", sandbox.db_remote(), sandbox.netns());
 
     let local = Global { db: sandbox.db_remote(), netns: Some(sandbox.netns().to_owned()), ..g.clone() };
     let vs: Vswitch = local.vswitch().await?;
@@ -28,7 +28,7 @@ pub async fn run(args: DemoArgs, g: &Global) -> anyhow::Result<()> {
     let mut bridge = BridgeSpec::new("obr0")?;
     bridge.datapath = Some(DatapathType::Netdev);
     bridge.cidr = Some(IpNet::parse_interface("172.16.42.1/24")?);
-    println!("$ ovsnet bridge add obr0 --datapath netdev --cidr 172.16.42.1/24");
+    outln!("$ ovsnet bridge add obr0 --datapath netdev --cidr 172.16.42.1/24");
     vs.add_bridge(&bridge).await?;
     super::set_bridge_address(&local, "obr0", IpNet::parse_interface("172.16.42.1/24")?).await?;
 
@@ -38,21 +38,21 @@ pub async fn run(args: DemoArgs, g: &Global) -> anyhow::Result<()> {
     ] {
         let spec =
             TunnelSpec { bridge: "obr0".into(), name: name.into(), kind, remote, local: None, key, dst_port: None };
-        println!(
+        outln!(
             "$ ovsnet tunnel add obr0 {name} --type {kind} --remote {remote}{}",
             key.map(|k| format!(" --key {k}")).unwrap_or_default()
         );
         vs.add_tunnel(&spec).await?;
     }
-    println!("$ ovsnet bridge show");
+    outln!("$ ovsnet bridge show");
     let snap = vs.snapshot().await?;
     let bridges: Vec<_> = snap.bridges.iter().collect();
     match g.format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&bridges)?),
-        Format::Table => print!("{}", super::show_bridges(&bridges)),
+        Format::Json => outln!("{}", serde_json::to_string_pretty(&bridges)?),
+        Format::Table => out!("{}", super::show_bridges(&bridges)),
     }
     if args.keep {
-        println!(
+        outln!(
             "kept: try `ovsnet --db {} bridge show`; stop it with the pids in {}/*.pid",
             sandbox.db_remote(),
             sandbox.dir().display()
@@ -60,7 +60,7 @@ pub async fn run(args: DemoArgs, g: &Global) -> anyhow::Result<()> {
         std::mem::forget(sandbox);
     } else {
         tokio::task::spawn_blocking(move || drop(sandbox)).await?;
-        println!("private Open vSwitch stopped and removed");
+        outln!("private Open vSwitch stopped and removed");
     }
     Ok(())
 }

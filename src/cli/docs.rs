@@ -1,7 +1,6 @@
 //! `ovsnet completion SHELL` and `ovsnet man`: shell completion scripts and
 //! manual pages, generated from the same definitions as `--help`.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -28,9 +27,11 @@ pub struct ManArgs {
 
 pub fn completion(args: &CompletionArgs) -> anyhow::Result<()> {
     let mut cmd = Cli::command();
-    let mut out = std::io::stdout().lock();
-    clap_complete::generate(args.shell, &mut cmd, "ovsnet", &mut out);
-    out.flush().context("write the completion script")
+    // Into memory first: the generator panics on a write error.
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut cmd, "ovsnet", &mut script);
+    super::write_stdout(&script);
+    Ok(())
 }
 
 pub fn man(args: &ManArgs) -> anyhow::Result<()> {
@@ -38,16 +39,17 @@ pub fn man(args: &ManArgs) -> anyhow::Result<()> {
     cmd.build();
     match &args.dir {
         None => {
-            let mut out = std::io::stdout().lock();
-            clap_mangen::Man::new(cmd).render(&mut out).context("write the manual page")?;
-            out.flush().context("write the manual page")
+            let mut page = Vec::new();
+            clap_mangen::Man::new(cmd).render(&mut page).context("render the manual page")?;
+            super::write_stdout(&page);
+            Ok(())
         }
         Some(dir) => {
             if !dir.is_dir() {
                 anyhow::bail!("{}: not a directory", dir.display());
             }
             let written = write_pages(&cmd, "ovsnet", dir)?;
-            println!("wrote {written} manual pages to {}", dir.display());
+            outln!("wrote {written} manual pages to {}", dir.display());
             Ok(())
         }
     }

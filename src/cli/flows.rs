@@ -89,10 +89,10 @@ pub async fn run(args: FlowsArgs, g: &Global) -> anyhow::Result<()> {
     let list = |fms: Vec<crate::openflow::FlowMod>| {
         if json {
             let v: Vec<_> = fms.iter().map(|fm| json_flow(fm, args.no_cookies)).collect();
-            println!("{}", serde_json::Value::Array(v));
+            outln!("{}", serde_json::Value::Array(v));
         } else {
             for fm in &fms {
-                println!("{}", text(fm, args.no_cookies));
+                outln!("{}", text(fm, args.no_cookies));
             }
         }
     };
@@ -119,10 +119,10 @@ pub async fn run(args: FlowsArgs, g: &Global) -> anyhow::Result<()> {
             let side = |added: bool| -> Vec<serde_json::Value> {
                 lines.iter().filter(|(a, _)| *a == added).map(|(_, fm)| json_flow(fm, args.no_cookies)).collect()
             };
-            println!("{}", serde_json::json!({"remove": side(false), "add": side(true)}));
+            outln!("{}", serde_json::json!({"remove": side(false), "add": side(true)}));
         } else {
             for (added, fm) in &lines {
-                println!("{}{}", if *added { '+' } else { '-' }, text(fm, args.no_cookies));
+                outln!("{}{}", if *added { '+' } else { '-' }, text(fm, args.no_cookies));
             }
         }
     } else {

@@ -140,11 +140,11 @@ pub async fn run(cmd: HostCommand, g: &Global) -> anyhow::Result<()> {
             let state = cdb.state().await?;
             let hosts = summaries(&state);
             match g.format {
-                Format::Json => println!("{}", serde_json::to_string(&hosts.values().collect::<Vec<_>>())?),
+                Format::Json => outln!("{}", serde_json::to_string(&hosts.values().collect::<Vec<_>>())?),
                 Format::Table => {
-                    println!("{HEADER}");
+                    outln!("{HEADER}");
                     for s in hosts.values() {
-                        println!("{}", line(s));
+                        outln!("{}", line(s));
                     }
                 }
             }
@@ -161,16 +161,16 @@ pub async fn run(cmd: HostCommand, g: &Global) -> anyhow::Result<()> {
                 Format::Json => {
                     let eps: Vec<_> =
                         eps.iter().map(|e| serde_json::json!({"network": net_name(e), "endpoint": e})).collect();
-                    println!("{}", serde_json::json!({"host": s, "endpoints": eps}));
+                    outln!("{}", serde_json::json!({"host": s, "endpoints": eps}));
                 }
                 Format::Table => {
-                    println!("{HEADER}\n{}", line(s));
+                    outln!("{HEADER}\n{}", line(s));
                     for b in &s.blocks {
-                        println!("block {} in network {}", b.cidr, b.network);
+                        outln!("block {} in network {}", b.cidr, b.network);
                     }
-                    println!("{} endpoint(s)", eps.len());
+                    outln!("{} endpoint(s)", eps.len());
                     for e in eps {
-                        println!(
+                        outln!(
                             "  {:<16} {} in {} ({} {})",
                             e.ip.to_string(),
                             e.mac,
@@ -200,9 +200,9 @@ pub async fn run(cmd: HostCommand, g: &Global) -> anyhow::Result<()> {
             };
             match g.format {
                 Format::Json => {
-                    println!("{}", serde_json::json!({"host": name, "removed": removed}))
+                    outln!("{}", serde_json::json!({"host": name, "removed": removed}))
                 }
-                Format::Table => println!(
+                Format::Table => outln!(
                     "removed host {name}{}: {} block(s), {} endpoint(s)",
                     if removed.host_row { "" } else { " (it had no Host row)" },
                     removed.blocks,

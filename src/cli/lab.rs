@@ -69,28 +69,28 @@ pub struct Which {
 
 fn print_record(rec: &LabRecord) {
     if rec.agents {
-        println!("lab {} ({} tunnels, one ovsnet agent per host following the cluster database)", rec.name, rec.tunnel);
+        outln!("lab {} ({} tunnels, one ovsnet agent per host following the cluster database)", rec.name, rec.tunnel);
     } else {
-        println!("lab {} ({} tunnels, classic NORMAL bridges with split-horizon full mesh)", rec.name, rec.tunnel);
+        outln!("lab {} ({} tunnels, classic NORMAL bridges with split-horizon full mesh)", rec.name, rec.tunnel);
     }
-    println!("{:<6} {:<20} {:<14} {:<16} OVS (OVS_RUNDIR)", "HOST", "NAMESPACE", "UNDERLAY", "AGENT");
+    outln!("{:<6} {:<20} {:<14} {:<16} OVS (OVS_RUNDIR)", "HOST", "NAMESPACE", "UNDERLAY", "AGENT");
     for h in &rec.hosts {
         let agent = match (rec.agents, lab::agent_pid(&h.dir)) {
             (false, _) => "-".to_owned(),
             (true, Some(pid)) => format!("running ({pid})"),
             (true, None) => "NOT RUNNING".to_owned(),
         };
-        println!("{:<6} {:<20} {:<14} {:<16} {}", h.name, h.netns, h.underlay_ip.to_string(), agent, h.dir.display());
+        outln!("{:<6} {:<20} {:<14} {:<16} {}", h.name, h.netns, h.underlay_ip.to_string(), agent, h.dir.display());
     }
-    println!("{:<24} {:<6} ADDRESS", "CONTAINER (namespace)", "HOST");
+    outln!("{:<24} {:<6} ADDRESS", "CONTAINER (namespace)", "HOST");
     for c in &rec.containers {
-        println!("{:<24} {:<6} {}/{}", c.netns, c.host, c.ip, c.prefix);
+        outln!("{:<24} {:<6} {}/{}", c.netns, c.host, c.ip, c.prefix);
     }
     if let Some(db) = &rec.cluster_db {
-        println!("cluster database: {db}");
+        outln!("cluster database: {db}");
     }
     if !rec.complete {
-        println!("INCOMPLETE: `lab up` did not finish; `ovsnet lab down --name {}` removes what it made", rec.name);
+        outln!("INCOMPLETE: `lab up` did not finish; `ovsnet lab down --name {}` removes what it made", rec.name);
     }
 }
 
@@ -131,11 +131,11 @@ pub async fn run(cmd: LabCommand, g: &Global) -> anyhow::Result<()> {
             match up {
                 Ok(rec) => {
                     match g.format {
-                        Format::Json => println!("{}", serde_json::to_string(&rec)?),
+                        Format::Json => outln!("{}", serde_json::to_string(&rec)?),
                         Format::Table => {
                             print_record(&rec);
                             if let Some(c) = rec.containers.get(1).or(rec.containers.first()) {
-                                println!("try: ip netns exec {} ping {}", rec.containers[0].netns, c.ip);
+                                outln!("try: ip netns exec {} ping {}", rec.containers[0].netns, c.ip);
                             }
                         }
                     }
@@ -158,8 +158,8 @@ pub async fn run(cmd: LabCommand, g: &Global) -> anyhow::Result<()> {
         LabCommand::Down { which } => {
             let r = lab::down(&which.state_dir, &which.name)?;
             match g.format {
-                Format::Json => println!("{}", serde_json::to_string(&r)?),
-                Format::Table => println!(
+                Format::Json => outln!("{}", serde_json::to_string(&r)?),
+                Format::Table => outln!(
                     "lab {} removed: {} namespace(s), {} process(es)",
                     which.name,
                     r.namespaces.len(),
@@ -190,45 +190,42 @@ pub async fn run(cmd: LabCommand, g: &Global) -> anyhow::Result<()> {
             };
             match g.format {
                 Format::Json => {
-                    println!("{}", serde_json::json!({"lab": rec, "endpoints": endpoints, "reachability": matrix}))
+                    outln!("{}", serde_json::json!({"lab": rec, "endpoints": endpoints, "reachability": matrix}))
                 }
                 Format::Table => {
                     print_record(&rec);
                     if let Some(eps) = &endpoints {
-                        println!("{} endpoint(s) in the cluster database", eps.len());
+                        outln!("{} endpoint(s) in the cluster database", eps.len());
                         for e in eps {
-                            println!("  {:<12} {} on {} ({})", e.ip.to_string(), e.mac, e.host, e.container);
+                            outln!("  {:<12} {} on {} ({})", e.ip.to_string(), e.mac, e.host, e.container);
                         }
                     }
                     if let Some(m) = &matrix {
-                        println!("reachability (ICMP echo, ms; from row to column):");
+                        outln!("reachability (ICMP echo, ms; from row to column):");
                         let short: Vec<String> = m
                             .containers
                             .iter()
                             .map(|c| c.trim_start_matches(&format!("{}-", rec.name)).to_owned())
                             .collect();
-                        print!("{:<8}", "");
+                        out!("{:<8}", "");
                         for s in &short {
-                            print!("{s:>8}");
+                            out!("{s:>8}");
                         }
-                        println!();
+                        outln!();
                         for (i, row) in m.rtt_ms.iter().enumerate() {
-                            print!("{:<8}", short[i]);
+                            out!("{:<8}", short[i]);
                             for (j, r) in row.iter().enumerate() {
                                 let cell = match (i == j, r) {
                                     (true, _) => "-".to_owned(),
                                     (false, Some(ms)) => format!("{ms:.2}"),
                                     (false, None) => "FAIL".to_owned(),
                                 };
-                                print!("{cell:>8}");
+                                out!("{cell:>8}");
                             }
-                            println!();
+                            outln!();
                         }
                         if m.all_reachable() {
-                            println!(
-                                "all {} pairs reachable",
-                                m.containers.len() * m.containers.len().saturating_sub(1)
-                            );
+                            outln!("all {} pairs reachable", m.containers.len() * m.containers.len().saturating_sub(1));
                         }
                     }
                 }

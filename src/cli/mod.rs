@@ -13,6 +13,39 @@ use crate::net::IpNet;
 use crate::ovsdb::{Client, ConnectOptions};
 use crate::vswitch::Vswitch;
 
+/// `println!` for a command's output. When standard output is closed
+/// under it (`ovsnet ... | head -1`), the command stops there, quietly and
+/// with the status a shell gives a tool ended by SIGPIPE (141), instead of
+/// panicking as `println!` does.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if writeln!(std::io::stdout().lock(), $($arg)*).is_err() {
+            std::process::exit(141);
+        }
+    }};
+}
+
+/// `print!` for a command's output; see [`outln!`].
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if write!(std::io::stdout().lock(), $($arg)*).is_err() {
+            std::process::exit(141);
+        }
+    }};
+}
+
+/// Writes bytes of a command's output; a closed standard output ends the
+/// command as in [`outln!`].
+pub fn write_stdout(bytes: &[u8]) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    if out.write_all(bytes).and_then(|()| out.flush()).is_err() {
+        std::process::exit(141);
+    }
+}
+
 pub mod agent;
 pub mod attach;
 pub mod bridge;

@@ -113,8 +113,8 @@ pub async fn run(cmd: NetworkCommand, g: &Global) -> anyhow::Result<()> {
             let cdb = ClusterDb::connect(g.require_cluster_db()?, &g.connect).await?;
             let n = cdb.create_network(&spec).await?;
             match g.format {
-                Format::Json => println!("{}", serde_json::to_string(&n)?),
-                Format::Table => println!("created network {} vni {} {} ipam {}", n.name, n.vni, n.cidr, n.ipam),
+                Format::Json => outln!("{}", serde_json::to_string(&n)?),
+                Format::Table => outln!("created network {} vni {} {} ipam {}", n.name, n.vni, n.cidr, n.ipam),
             }
             Ok(())
         }
@@ -122,11 +122,11 @@ pub async fn run(cmd: NetworkCommand, g: &Global) -> anyhow::Result<()> {
             let cdb = ClusterDb::connect(g.require_cluster_db()?, &g.connect).await?;
             let nets = cdb.networks().await?;
             match g.format {
-                Format::Json => println!("{}", serde_json::to_string(&nets)?),
+                Format::Json => outln!("{}", serde_json::to_string(&nets)?),
                 Format::Table => {
-                    println!("{HEADER}");
+                    outln!("{HEADER}");
                     for n in &nets {
-                        println!("{}", line(n));
+                        outln!("{}", line(n));
                     }
                 }
             }
@@ -153,28 +153,21 @@ pub async fn run(cmd: NetworkCommand, g: &Global) -> anyhow::Result<()> {
             }
             let eps: Vec<_> = state.endpoints_of(n).collect();
             match g.format {
-                Format::Json => println!(
+                Format::Json => outln!(
                     "{}",
                     serde_json::json!({"network": n, "blocks": blocks.iter().map(|(h, b)| serde_json::json!({"host": h, "cidr": b})).collect::<Vec<_>>(), "endpoints": eps})
                 ),
                 Format::Table => {
-                    println!("{HEADER}\n{}", line(n));
+                    outln!("{HEADER}\n{}", line(n));
                     if let Some(gw) = n.gateway {
-                        println!("gateway {gw}");
+                        outln!("gateway {gw}");
                     }
                     for (h, b) in &blocks {
-                        println!("block {b} on {h}");
+                        outln!("block {b} on {h}");
                     }
-                    println!("{} endpoint(s)", eps.len());
+                    outln!("{} endpoint(s)", eps.len());
                     for e in eps {
-                        println!(
-                            "  {:<16} {} on {} ({} {})",
-                            e.ip.to_string(),
-                            e.mac,
-                            e.host,
-                            e.container,
-                            e.interface
-                        );
+                        outln!("  {:<16} {} on {} ({} {})", e.ip.to_string(), e.mac, e.host, e.container, e.interface);
                     }
                 }
             }
@@ -183,7 +176,7 @@ pub async fn run(cmd: NetworkCommand, g: &Global) -> anyhow::Result<()> {
         NetworkCommand::Del { name, if_exists, db: _ } => {
             let cdb = ClusterDb::connect(g.require_cluster_db()?, &g.connect).await?;
             match cdb.delete_network(&name).await {
-                Ok(()) => println!("deleted network {name}"),
+                Ok(()) => outln!("deleted network {name}"),
                 Err(crate::cluster::ClusterError::NoNetwork(_)) if if_exists => {}
                 Err(e) => return Err(e).context(format!("network del {name}")),
             }

@@ -29,8 +29,8 @@ pub fn run(cmd: OfpCommand, format: Format) -> anyhow::Result<()> {
             let fm = parse_flow(line).with_context(|| format!("cannot parse flow {line:?}"))?;
             let bytes = Message::FlowMod(fm).encode(0);
             match format {
-                Format::Table => println!("{}", to_hex(&bytes)),
-                Format::Json => println!("{}", serde_json::json!({ "flow": line, "hex": to_hex(&bytes) })),
+                Format::Table => outln!("{}", to_hex(&bytes)),
+                Format::Json => outln!("{}", serde_json::json!({ "flow": line, "hex": to_hex(&bytes) })),
             }
             Ok(())
         }),
@@ -39,8 +39,8 @@ pub fn run(cmd: OfpCommand, format: Format) -> anyhow::Result<()> {
             let (h, msg) = Message::decode(&bytes).context("cannot decode message")?;
             let text = crate::openflow::text::format_message_xid(&msg, h.xid);
             match format {
-                Format::Table => println!("{text}"),
-                Format::Json => println!("{}", serde_json::json!({ "xid": h.xid, "text": text })),
+                Format::Table => outln!("{text}"),
+                Format::Json => outln!("{}", serde_json::json!({ "xid": h.xid, "text": text })),
             }
             let _ = format_message;
             Ok(())
