@@ -16,7 +16,7 @@ case "$profile" in
     *) profile_dir="$profile" ;;
 esac
 target_dir="${CARGO_TARGET_DIR:-$(cargo metadata --format-version 1 --no-deps |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')}"
+    sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')}"
 out="$target_dir/$profile_dir"
 bin="$out/ovsnet"
 if [ ! -x "$bin" ]; then

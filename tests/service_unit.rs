@@ -4,8 +4,9 @@
 //! on SIGTERM; and `systemd-analyze verify` accepts every unit.
 //!
 //! `OVSNET_UNIT_BINARY` names the binary that stands for `/usr/bin/ovsnet`
-//! (default: the one cargo built), so the same test checks an installed
-//! package.
+//! (default: the one cargo built) and `OVSNET_UNIT_DIR` the directory of
+//! the units (default: `packaging/systemd`), so the same tests check an
+//! installed package (`scripts/test-deb.sh`).
 
 mod common;
 mod common_agent;
@@ -21,7 +22,10 @@ use common_agent::Lab;
 const UNIT_BINARY: &str = "/usr/bin/ovsnet";
 
 fn units_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/systemd")
+    match std::env::var_os("OVSNET_UNIT_DIR").filter(|d| !d.is_empty()) {
+        Some(d) => PathBuf::from(d),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/systemd"),
+    }
 }
 
 fn binary() -> String {
@@ -155,7 +159,8 @@ fn units_pass_systemd_analyze_verify() {
     let mut units = Vec::new();
     for e in std::fs::read_dir(units_dir()).expect("read packaging/systemd") {
         let path = e.expect("entry").path();
-        if path.extension().is_some_and(|x| x == "service") {
+        let ours = path.file_name().is_some_and(|n| n.to_string_lossy().starts_with("ovsnet"));
+        if ours && path.extension().is_some_and(|x| x == "service") {
             let text = std::fs::read_to_string(&path).expect("read unit");
             let copy = tmp.path().join(path.file_name().expect("name"));
             std::fs::write(&copy, text.replace(UNIT_BINARY, &binary())).expect("write unit");
