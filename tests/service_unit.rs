@@ -71,6 +71,18 @@ fn exec_start() -> Vec<String> {
     words
 }
 
+/// A child process, killed (by its pid) if the test ends before it does.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 #[test]
 fn agent_unit_orders_and_restarts() {
     let text = agent_unit();
@@ -105,13 +117,15 @@ fn agent_unit_exec_start_says_ready_when_flows_are_installed() {
     // What the unit's environment gives it, pointed at the private switch:
     // with OVS_RUNDIR set, the default database is `$OVS_RUNDIR/db.sock`
     // and the default controller socket `$OVS_RUNDIR/ovsnet-obr0.sock`.
-    let mut agent = cmd
-        .env("OVS_RUNDIR", lab.sbx.dir())
-        .env("OVSNET_CONFIG", &config)
-        .env("NOTIFY_SOCKET", &sock_path)
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("spawn the ExecStart line");
+    let mut agent = KillOnDrop(
+        cmd.env("OVS_RUNDIR", lab.sbx.dir())
+            .env("OVSNET_CONFIG", &config)
+            .env("NOTIFY_SOCKET", &sock_path)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("spawn the ExecStart line"),
+    );
+    let agent = &mut agent.0;
 
     let mut messages = Vec::new();
     let start = Instant::now();
@@ -172,4 +186,66 @@ fn units_pass_systemd_analyze_verify() {
     let out = Command::new("systemd-analyze").args(["verify", "--man=no"]).args(&units).output().expect("run");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success() && stderr.trim().is_empty(), "systemd-analyze verify {units:?}:\n{stderr}");
+}
+
+/// A free loopback TCP port (bound, then released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// The cluster member unit's `key=` line in `[Service]` for instance
+/// directory `dir` (`/var/lib/ovsnet/%i` replaced by it), split into words.
+fn cluster_unit_line(key: &str, dir: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(units_dir().join("ovsnet-cluster@.service")).expect("read ovsnet-cluster@");
+    let lines = unit_values(&text, "Service", key);
+    assert_eq!(lines.len(), 1, "one {key} line: {lines:?}");
+    let line = lines[0].replace("/var/lib/ovsnet/%i", &dir.display().to_string());
+    assert!(!line.contains(['"', '\'', '%', '$', '\\']), "{key} needs a real parser: {line}");
+    let mut words: Vec<String> = line.split_whitespace().map(str::to_owned).collect();
+    if words[0] == UNIT_BINARY {
+        words[0] = binary();
+    }
+    words
+}
+
+fn run_words<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(words: &[S]) {
+    let out = Command::new(&words[0]).args(&words[1..]).output().expect("run");
+    assert!(out.status.success(), "{words:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Stops whatever member still runs in the directory, on every exit.
+struct StopMembers(PathBuf);
+
+impl Drop for StopMembers {
+    fn drop(&mut self) {
+        let _ = ovsnet::cluster::server::stop(&self.0);
+    }
+}
+
+#[test]
+fn cluster_unit_starts_the_member_its_pidfile_names_and_stops_it() {
+    if let Err(e) = ovsnet::sandbox::ovs_installed() {
+        assert!(!common::strict(), "CI=true and Open vSwitch is missing: {e}");
+        eprintln!("skipping: {e}");
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("cluster");
+    let port = free_port().to_string();
+    // A one-member database, made and stopped by the commands a user runs
+    // before handing the member to the unit.
+    let bin = binary();
+    let d = dir.display().to_string();
+    let _stop = StopMembers(dir.clone());
+    run_words(&[&bin, "cluster", "init", "--members", "1", "--port-base", &port, "--dir", &d]);
+    run_words(&[&bin, "cluster", "stop", "--dir", &d]);
+
+    // Type=forking: ExecStart returns once the member runs, and PIDFile
+    // then names it.
+    run_words(&cluster_unit_line("ExecStart", &dir));
+    let pidfile = cluster_unit_line("PIDFile", &dir).join(" ");
+    let pid: i32 = std::fs::read_to_string(&pidfile).expect("PIDFile").trim().parse().expect("pid");
+    assert!(ovsnet::cluster::server::owned_process(pid, &dir), "PIDFile {pidfile} names member 1 ({pid})");
+    run_words(&cluster_unit_line("ExecStop", &dir));
+    common::wait_for(10, "the member to stop", || !ovsnet::cluster::server::owned_process(pid, &dir));
 }
