@@ -41,6 +41,8 @@ gzip -9n "$assets"/man/*.1
 
 echo "== cargo deb" >&2
 mkdir -p "$target_dir/debian"
-cargo deb --no-build --locked --profile "$profile" --output "$target_dir/debian/" >&2
+# Stripped: the release profile keeps line tables for the benchmarks and
+# profiling, the package does not need them.
+cargo deb --no-build --locked --strip --profile "$profile" --output "$target_dir/debian/" >&2
 deb=$(ls -t "$target_dir"/debian/ovsnet_*.deb | head -n 1)
 echo "$deb"
