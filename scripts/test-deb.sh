@@ -61,8 +61,9 @@ files="${TMPDIR:-/tmp}/ovsnet-deb-files.$$"
 man -w ovsnet
 man -w ovsnet-agent
 grep -qx /etc/ovsnet/ovsnet.conf /var/lib/dpkg/info/ovsnet.conffiles || fail "no conffile"
-OVSNET_CONFIG= /usr/bin/ovsnet config show | grep -q "/etc/ovsnet/ovsnet.conf  (default, read)" ||
-    fail "ovsnet config show does not read /etc/ovsnet/ovsnet.conf"
+shown=$(OVSNET_CONFIG= /usr/bin/ovsnet config show)
+grep -q "/etc/ovsnet/ovsnet.conf  (default, read)" <<<"$shown" ||
+    fail "ovsnet config show does not read /etc/ovsnet/ovsnet.conf: $shown"
 unit_dir=$(dirname "$(grep '/ovsnet-agent.service$' "$files")")
 if command -v systemd-analyze >/dev/null 2>&1; then
     systemd-analyze verify "$unit_dir/ovsnet-agent.service" "$unit_dir/ovsnet-cluster@.service"
