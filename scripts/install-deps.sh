@@ -16,10 +16,13 @@ need_root
 # Debian packages: Open vSwitch and its tools; iproute2 and ping (tests use
 # them as oracles); Docker's engine and a static busybox (container tests);
 # iperf3 and tcpdump (measurements); a C toolchain for crates that build C;
-# ruby to syntax-check the Vagrantfile.
+# ruby to syntax-check the Vagrantfile; systemd (systemd-analyze verify
+# on the units) and man-db (man -w on the packaged pages) for the package
+# test.
 packages=(
     openvswitch-switch iproute2 iputils-ping docker.io busybox-static
     iperf3 tcpdump build-essential pkg-config curl ca-certificates ruby
+    systemd man-db
 )
 missing=()
 for p in "${packages[@]}"; do

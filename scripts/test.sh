@@ -21,3 +21,6 @@ fi
 
 echo "== checks" >&2
 bash scripts/check-static.sh
+
+echo "== the Debian package" >&2
+bash scripts/test-deb.sh

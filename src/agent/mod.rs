@@ -19,6 +19,12 @@
 //! mirror of the switch, and sends the difference in one atomic bundle.
 //! Nothing changed, nothing sent. On SIGTERM it just closes: with
 //! `fail_mode=secure` the switch keeps every flow, as it does on SIGKILL.
+//!
+//! Under systemd (`Type=notify`, `NOTIFY_SOCKET` set) it says `READY=1`
+//! once, the first time the switch holds the desired flows, so that units
+//! ordered after it (Docker's) start with the network in place; `STATUS=`
+//! lines follow the switch connection, and `STOPPING=1` the stop. Without
+//! `NOTIFY_SOCKET` nothing is sent.
 
 pub mod cluster;
 pub mod dbstate;
@@ -366,6 +372,8 @@ struct Agent {
     /// Cluster mode: this host's endpoints and heartbeat in the cluster.
     publisher: Option<Publisher>,
     last_heartbeat: Instant,
+    /// `READY=1` was sent to the service manager.
+    ready_sent: bool,
 }
 
 impl Agent {
@@ -406,6 +414,7 @@ impl Agent {
             cluster,
             publisher,
             last_heartbeat: Instant::now(),
+            ready_sent: false,
         };
         agent.changed("start").await?;
         release_memory();
@@ -559,6 +568,16 @@ impl Agent {
         // Counted once the first reconcile is done: "connected" means
         // "connected and made equal".
         self.stats.switch_connects.fetch_add(1, Relaxed);
+        if r.is_ok() {
+            let status =
+                format!("switch holds the desired flows ({} installed)", self.stats.flows_installed.load(Relaxed));
+            if self.ready_sent {
+                notify(&[sd_notify::NotifyState::Status(&status)]);
+            } else {
+                notify(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status(&status)]);
+                self.ready_sent = true;
+            }
+        }
         r.map(|_| ())
     }
 
@@ -579,6 +598,7 @@ impl Agent {
     fn disconnected(&mut self, why: &str) {
         if self.conn.take().is_some() {
             tracing::warn!("switch disconnected: {why}");
+            notify(&[sd_notify::NotifyState::Status(&format!("switch disconnected: {why}; waiting for it"))]);
         }
         self.rec.disconnected();
         self.stats.switch_connected.store(0, Relaxed);
@@ -678,6 +698,7 @@ impl Agent {
     }
 
     fn stop(mut self) {
+        notify(&[sd_notify::NotifyState::Stopping]);
         if self.conn.take().is_some() {
             tracing::info!("agent stopping; the switch keeps its flows (fail_mode=secure)");
         }
@@ -685,6 +706,14 @@ impl Agent {
         if let Listen::Unix(p) = &self.opts.listen {
             let _ = std::fs::remove_file(p);
         }
+    }
+}
+
+/// Tells the service manager `states` when it listens (`NOTIFY_SOCKET`);
+/// a failure is logged, never fatal (the switch's flows matter, not this).
+fn notify(states: &[sd_notify::NotifyState<'_>]) {
+    if let Err(e) = sd_notify::notify(states) {
+        tracing::warn!("notify the service manager: {e}");
     }
 }
 
@@ -746,6 +775,7 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), AgentError> {
     let (mut agent, listener, mut monitor, mut watch) = Agent::start(opts, stats).await?;
+    notify(&[sd_notify::NotifyState::Status(&format!("waiting for the switch on {}", agent.opts.listen.target()))]);
     let echo = agent.opts.echo_interval;
     let mut tick = tokio::time::interval(echo.min(Duration::from_secs(1)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
