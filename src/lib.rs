@@ -1,19 +1,18 @@
 //! ovsnet: Open vSwitch control for container networking.
 //!
-//! Layers, from the wire up:
-//! - [`ovsdb`]: an RFC 7047 client (JSON-RPC 1.0 framing, notation, schemas,
-//!   transactions, monitors, a pure monitor cache).
-//! - [`openflow`]: a pure OpenFlow 1.3 codec with the Nicira extensions and
-//!   the ovs-ofctl flow syntax.
-//! - [`netlink`] and [`netns`]: links, addresses and namespaces through
-//!   rtnetlink, never through `ip`.
-//! - [`vswitch`]: the `Open_vSwitch` database in OVS terms (bridges, ports,
-//!   interfaces, tunnels), as transactions built purely and sent once.
-//! - [`sandbox`]: private `ovsdb-server` + `ovs-vswitchd` instances, for
-//!   tests, the demo and the lab.
-//! - [`config`]: the configuration file and `OVSNET_*` variables, resolved
-//!   with the flags into values with their sources.
-//! - [`cli`]: the `ovsnet` command line.
+//! Layers, from the wire up (`docs/ARCHITECTURE.md` has the whole table of
+//! which module may use which; `tests/architecture.rs` holds the code to it):
+//! - 0: [`net`] (addresses, MACs), [`config`], [`ovsdb`] (RFC 7047),
+//!   [`openflow`] (a pure OpenFlow 1.3 codec with the Nicira extensions and
+//!   the ovs-ofctl flow syntax), [`netns`], [`process`];
+//! - 1: [`netlink`] (links, addresses, routes through rtnetlink, never
+//!   through `ip`), [`container`], [`sandbox`] (private OVS instances);
+//! - 2: [`vswitch`] (the `Open_vSwitch` database in OVS terms, transactions
+//!   built purely and sent once), [`cluster`] (the `OVSNET` database);
+//! - 3: [`pipeline`] (desired flows as a function of state, pure);
+//! - 4: [`attach`] (the attach engine), [`agent`] (the OpenFlow agent);
+//! - 5: [`endpoint`] (attach and cluster as one unit), [`lab`];
+//! - 6: [`cli`], the `ovsnet` command line.
 
 pub mod agent;
 pub mod attach;
