@@ -176,16 +176,15 @@ pub struct RowsRemain {
 }
 
 /// After `detach` or `gc` removed attachments (their ports are gone):
-/// removes this host's Endpoint rows of those in a network. Returns how
-/// many rows went; an error names the rows that remain (the host's agent
-/// removes them once it sees the ports gone).
+/// removes this host's Endpoint rows of those in a network ([`rows_of`]).
+/// Returns how many rows went; an error names the rows that remain (the
+/// host's agent removes them once it sees the ports gone).
 pub async fn remove_rows(
     remotes: &str,
     connect: &crate::ovsdb::ConnectOptions,
     host: &str,
-    removed: &[Attachment],
+    rows: Vec<(String, IpAddr)>,
 ) -> Result<usize, RowsRemain> {
-    let rows = rows_of(removed);
     if rows.is_empty() {
         return Ok(0);
     }

@@ -99,9 +99,9 @@ pub fn run(args: AgentArgs, g: &Global) -> anyhow::Result<()> {
             // the first cluster member.
             underlay_ip: match g.settings.underlay_ip.value {
                 Some(ip) => ip,
-                None => rt.block_on(crate::cluster::host::underlay_toward(remotes)).map_err(|e| {
-                    anyhow::anyhow!("{e} (or configure one: --underlay-ip, OVSNET_UNDERLAY_IP, underlay_ip)")
-                })?,
+                None => rt
+                    .block_on(crate::cluster::host::underlay_toward(remotes))
+                    .map_err(|e| anyhow::anyhow!("{e}; or {}", g.underlay_hint()))?,
             },
             tunnels,
             heartbeat: Duration::from_secs(args.heartbeat.max(1)),

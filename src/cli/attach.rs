@@ -133,11 +133,12 @@ pub struct ClusterRowArgs {
 /// are in `g`). A failure says what remains, in one line.
 async fn remove_cluster_rows(removed: &[Attachment], g: &Global) -> anyhow::Result<()> {
     let Some(remotes) = g.cluster_db() else { return Ok(()) };
-    if crate::endpoint::rows_of(removed).is_empty() {
+    let rows = crate::endpoint::rows_of(removed);
+    if rows.is_empty() {
         return Ok(());
     }
     let host = g.host_name()?;
-    crate::endpoint::remove_rows(remotes, &g.connect, &host, removed).await?;
+    crate::endpoint::remove_rows(remotes, &g.connect, &host, rows).await?;
     Ok(())
 }
 

@@ -18,26 +18,25 @@ use crate::vswitch::Vswitch;
 /// with the status a shell gives a tool ended by SIGPIPE (141), instead of
 /// panicking as `println!` does.
 macro_rules! outln {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        if writeln!(std::io::stdout().lock(), $($arg)*).is_err() {
-            std::process::exit(141);
-        }
-    }};
+    () => {
+        $crate::cli::write_stdout(b"\n")
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::write_stdout(format!("{}\n", format_args!($($arg)*)).as_bytes())
+    };
 }
 
 /// `print!` for a command's output; see [`outln!`].
 macro_rules! out {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        if write!(std::io::stdout().lock(), $($arg)*).is_err() {
-            std::process::exit(141);
-        }
-    }};
+    ($($arg:tt)*) => {
+        $crate::cli::write_stdout(format!($($arg)*).as_bytes())
+    };
 }
 
-/// Writes bytes of a command's output; a closed standard output ends the
-/// command as in [`outln!`].
+/// Writes bytes of a command's output. A closed standard output ends the
+/// command there, quietly, with status 141 (what a shell reports for a tool
+/// ended by SIGPIPE): the one place that decides so for [`outln!`] and
+/// [`out!`] too.
 pub fn write_stdout(bytes: &[u8]) {
     use std::io::Write as _;
     let mut out = std::io::stdout().lock();
@@ -415,15 +414,9 @@ impl Global {
         Ok(crate::cluster::host::local_host_name(self.settings.host_name.get().map(String::as_str))?)
     }
 
-    /// This host's underlay address, or the one-line error that none is configured.
-    pub fn require_underlay_ip(&self) -> anyhow::Result<std::net::IpAddr> {
-        self.settings.underlay_ip.value.ok_or_else(|| {
-            anyhow::anyhow!(
-                "no underlay address is configured: give --underlay-ip IP, set OVSNET_UNDERLAY_IP, or set \
-                 underlay_ip in {}",
-                self.file_name()
-            )
-        })
+    /// Where an underlay address can be configured, for messages.
+    pub fn underlay_hint(&self) -> String {
+        format!("give --underlay-ip IP, set OVSNET_UNDERLAY_IP, or set underlay_ip in {}", self.file_name())
     }
 
     /// The tunnel types, in order of preference.
