@@ -26,6 +26,7 @@ if dpkg-query -W -f='${Status}' ovsnet 2>/dev/null | grep -qv "not-installed"; t
     fail "ovsnet is already known to dpkg here; this test installs and purges it"
 fi
 [ ! -e /etc/ovsnet ] || fail "/etc/ovsnet exists; this test would install over it"
+[ ! -e /var/lib/ovsnet ] || fail "/var/lib/ovsnet exists; purging the package would remove it"
 
 now() { date +%s.%N; }
 took() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1fs", b - a }'; }
@@ -66,7 +67,7 @@ grep -q "/etc/ovsnet/ovsnet.conf  (default, read)" <<<"$shown" ||
     fail "ovsnet config show does not read /etc/ovsnet/ovsnet.conf: $shown"
 unit_dir=$(dirname "$(grep '/ovsnet-agent.service$' "$files")")
 if command -v systemd-analyze >/dev/null 2>&1; then
-    systemd-analyze verify "$unit_dir/ovsnet-agent.service" "$unit_dir/ovsnet-cluster@.service"
+    systemd-analyze verify "$unit_dir/ovsnet-agent.service" "$unit_dir/ovsnet-db.service"
     echo "== systemd-analyze verify: ok" >&2
 elif [ "${CI:-}" = true ]; then
     fail "CI=true and no systemd-analyze"
@@ -83,6 +84,14 @@ OVSNET_UNIT_BINARY=/usr/bin/ovsnet OVSNET_UNIT_DIR="$unit_dir" \
 echo "== agent unit checked in $(took "$t")" >&2
 
 t=$(now)
+echo "== the single-host default: the database unit's ExecStart, then a network" >&2
+/usr/bin/ovsnet cluster start
+/usr/bin/ovsnet network create deb-check --cidr 10.99.0.0/16 >/dev/null
+/usr/bin/ovsnet network list | grep -q deb-check || fail "network list does not show deb-check"
+db_pid=$(cat /var/lib/ovsnet/db/m1/ovsdb-server.pid)
+echo "== single-host database checked in $(took "$t")" >&2
+
+t=$(now)
 dpkg --purge ovsnet
 installed=0
 echo "== purged in $(took "$t")" >&2
@@ -96,13 +105,19 @@ while read -r p; do
     left+=("$p")
 done <"$files"
 rm -f "$files"
-for p in /etc/ovsnet /var/lib/ovsnet /etc/systemd/system/ovsnet-agent.service \
-    /etc/systemd/system/multi-user.target.wants/ovsnet-agent.service \
-    /var/lib/systemd/deb-systemd-helper-enabled/ovsnet-agent.service.dsh-also \
-    /var/lib/systemd/deb-systemd-helper-masked/ovsnet-agent.service; do
+for p in /etc/ovsnet /var/lib/ovsnet; do
     if [ -e "$p" ] || [ -L "$p" ]; then left+=("$p"); fi
 done
+for u in ovsnet-agent ovsnet-db; do
+    for p in /etc/systemd/system/$u.service /etc/systemd/system/multi-user.target.wants/$u.service \
+        /var/lib/systemd/deb-systemd-helper-enabled/$u.service.dsh-also \
+        /var/lib/systemd/deb-systemd-helper-masked/$u.service; do
+        if [ -e "$p" ] || [ -L "$p" ]; then left+=("$p"); fi
+    done
+done
 [ ${#left[@]} -eq 0 ] || fail "left after dpkg --purge: ${left[*]}"
+# Gone, or a zombie no one reaped yet (a detached daemon's parent is not ours).
+! grep -qs '^State:[[:space:]]*[^Z]' "/proc/$db_pid/status" || fail "the database server ($db_pid) still runs after dpkg --purge"
 ! dpkg-query -W ovsnet >/dev/null 2>&1 || fail "dpkg still knows ovsnet"
 [ "$(ovs_db_sum)" = "$db_before" ] || fail "$ovs_db changed"
 echo "== the package: ok" >&2

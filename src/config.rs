@@ -1,5 +1,5 @@
 //! The configuration every command and the agent share: `db`,
-//! `cluster_db`, `host_name`, `underlay_ip`, `tunnel`, `bridge` and the TLS
+//! `cluster_db`, `db_dir`, `host_name`, `underlay_ip`, `tunnel`, `bridge` and the TLS
 //! files, from a TOML file (`/etc/ovsnet/ovsnet.conf`), the environment
 //! (`OVSNET_*`, one variable per key) and the command line.
 //!
@@ -28,6 +28,7 @@ pub const CONFIG_ENV: &str = "OVSNET_CONFIG";
 pub enum Key {
     Db,
     ClusterDb,
+    DbDir,
     HostName,
     UnderlayIp,
     Tunnel,
@@ -39,9 +40,10 @@ pub enum Key {
 
 impl Key {
     /// Every key, in the order `config show` prints them.
-    pub const ALL: [Key; 9] = [
+    pub const ALL: [Key; 10] = [
         Key::Db,
         Key::ClusterDb,
+        Key::DbDir,
         Key::HostName,
         Key::UnderlayIp,
         Key::Tunnel,
@@ -56,6 +58,7 @@ impl Key {
         match self {
             Key::Db => "db",
             Key::ClusterDb => "cluster_db",
+            Key::DbDir => "db_dir",
             Key::HostName => "host_name",
             Key::UnderlayIp => "underlay_ip",
             Key::Tunnel => "tunnel",
@@ -71,6 +74,7 @@ impl Key {
         match self {
             Key::Db => "OVSNET_DB",
             Key::ClusterDb => "OVSNET_CLUSTER_DB",
+            Key::DbDir => "OVSNET_DB_DIR",
             Key::HostName => "OVSNET_HOST_NAME",
             Key::UnderlayIp => "OVSNET_UNDERLAY_IP",
             Key::Tunnel => "OVSNET_TUNNEL",
@@ -86,6 +90,7 @@ impl Key {
         match self {
             Key::Db => "--db",
             Key::ClusterDb => "--cluster-db",
+            Key::DbDir => "--db-dir",
             Key::HostName => "--host-name",
             Key::UnderlayIp => "--underlay-ip",
             Key::Tunnel => "--tunnel",
@@ -171,6 +176,9 @@ fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<Tunnel>>, D
 pub struct Config {
     pub db: Option<String>,
     pub cluster_db: Option<String>,
+    /// This host's ovsnet database: a standalone server, or this host's
+    /// member of the cluster database, with its files.
+    pub db_dir: Option<PathBuf>,
     pub host_name: Option<String>,
     pub underlay_ip: Option<IpAddr>,
     #[serde(default, deserialize_with = "one_or_many")]
@@ -225,6 +233,7 @@ impl<T> Setting<T> {
 pub struct Resolved {
     pub db: Setting<String>,
     pub cluster_db: Setting<String>,
+    pub db_dir: Setting<PathBuf>,
     pub host_name: Setting<String>,
     pub underlay_ip: Setting<IpAddr>,
     pub tunnel: Setting<Vec<Tunnel>>,
@@ -254,6 +263,7 @@ impl Resolved {
         match key {
             Key::Db => text(&self.db),
             Key::ClusterDb => text(&self.cluster_db),
+            Key::DbDir => path(&self.db_dir),
             Key::HostName => text(&self.host_name),
             Key::UnderlayIp => text(&self.underlay_ip),
             Key::Tunnel => (
@@ -416,6 +426,7 @@ pub fn parse_env(env: &BTreeMap<String, String>) -> Result<Config, ConfigError> 
     Ok(Config {
         db: get(Key::Db),
         cluster_db: get(Key::ClusterDb),
+        db_dir: get(Key::DbDir).map(PathBuf::from),
         host_name: get(Key::HostName),
         underlay_ip,
         tunnel,
@@ -469,6 +480,7 @@ pub fn resolve(
     Ok(Resolved {
         db: pick(Key::Db, &f.db, &e.db, &c.db, &d.db, fs),
         cluster_db: pick(Key::ClusterDb, &f.cluster_db, &e.cluster_db, &c.cluster_db, &d.cluster_db, fs),
+        db_dir: pick(Key::DbDir, &f.db_dir, &e.db_dir, &c.db_dir, &d.db_dir, fs),
         host_name: pick(Key::HostName, &f.host_name, &e.host_name, &c.host_name, &d.host_name, fs),
         underlay_ip: pick(Key::UnderlayIp, &f.underlay_ip, &e.underlay_ip, &c.underlay_ip, &d.underlay_ip, fs),
         tunnel: pick(Key::Tunnel, &f.tunnel, &e.tunnel, &c.tunnel, &d.tunnel, fs),

@@ -89,8 +89,9 @@ fn agent_unit_orders_and_restarts() {
     let one = |s: &str, k: &str| unit_values(&text, s, k).join(" ");
     assert_eq!(one("Service", "Type"), "notify");
     assert_eq!(one("Service", "Restart"), "always");
-    assert_eq!(one("Unit", "After"), "openvswitch-switch.service");
+    assert_eq!(one("Unit", "After"), "openvswitch-switch.service ovsnet-db.service");
     assert_eq!(one("Unit", "BindsTo"), "openvswitch-switch.service");
+    assert_eq!(one("Unit", "Wants"), "ovsnet-db.service");
     assert_eq!(one("Unit", "Before"), "docker.service");
     assert_eq!(one("Install", "WantedBy"), "multi-user.target");
 }
@@ -99,9 +100,20 @@ fn agent_unit_orders_and_restarts() {
 fn agent_unit_exec_start_says_ready_when_flows_are_installed() {
     let Some(lab) = Lab::new() else { return };
     let tmp = tempfile::tempdir().expect("tempdir");
-    // An empty configuration file: the host's own does not steer the test.
+    // A configuration file of the test's own: the host's does not steer
+    // the test. It puts this host's database in the test's directory and
+    // names the underlay address (the machine's default route is not the
+    // test's to depend on).
+    let db_dir = tmp.path().join("db");
     let config = tmp.path().join("ovsnet.conf");
-    std::fs::write(&config, "").expect("write config");
+    std::fs::write(&config, format!("db_dir = \"{}\"\nunderlay_ip = \"172.30.0.1\"\n", db_dir.display()))
+        .expect("write config");
+    // First the database unit, as systemd orders them: a new host's
+    // standalone database.
+    let _stop = StopMembers(db_dir.clone());
+    let mut db_start = db_unit_line("ExecStart", &db_dir);
+    db_start.splice(1..1, ["--config".to_owned(), config.display().to_string()]);
+    run_words(&db_start);
     let sock_path = tmp.path().join("notify.sock");
     let sock = UnixDatagram::bind(&sock_path).expect("bind NOTIFY_SOCKET");
     sock.set_read_timeout(Some(Duration::from_millis(200))).expect("timeout");
@@ -142,6 +154,19 @@ fn agent_unit_exec_start_says_ready_when_flows_are_installed() {
     // READY means the switch holds the desired flows: they are there now.
     let installed = lab.agent_flow_count();
     assert!(installed > 0, "READY=1 with no agent flows in the switch:\n{}", lab.dump_flows());
+    // With nothing configured but the file, the agent registered this
+    // host in the host's own database.
+    let out = Command::new(binary())
+        .args(["--config", &config.display().to_string(), "host", "list"])
+        .env_remove("OVSNET_CLUSTER_DB")
+        .output()
+        .expect("host list");
+    let hosts = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && hosts.contains("172.30.0.1"),
+        "host list: {hosts}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let ready = messages.iter().filter(|m| m.lines().any(|l| l == "READY=1")).count();
     assert_eq!(ready, 1, "READY=1 once: {messages:?}");
 
@@ -182,24 +207,20 @@ fn units_pass_systemd_analyze_verify() {
         }
     }
     units.sort();
-    assert!(units.len() >= 2, "the agent and cluster units: {units:?}");
+    assert!(units.len() >= 2, "the agent and database units: {units:?}");
     let out = Command::new("systemd-analyze").args(["verify", "--man=no"]).args(&units).output().expect("run");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success() && stderr.trim().is_empty(), "systemd-analyze verify {units:?}:\n{stderr}");
 }
 
-/// A free loopback TCP port (bound, then released).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
-
-/// The cluster member unit's `key=` line in `[Service]` for instance
-/// directory `dir` (`/var/lib/ovsnet/%i` replaced by it), split into words.
-fn cluster_unit_line(key: &str, dir: &Path) -> Vec<String> {
-    let text = std::fs::read_to_string(units_dir().join("ovsnet-cluster@.service")).expect("read ovsnet-cluster@");
+/// The database unit's `key=` line in `[Service]`, its default directory
+/// `/var/lib/ovsnet/db` replaced by `dir`, split into words. The commands
+/// take the directory from `OVSNET_DB_DIR` (as a host would from db_dir).
+fn db_unit_line(key: &str, dir: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(units_dir().join("ovsnet-db.service")).expect("read ovsnet-db.service");
     let lines = unit_values(&text, "Service", key);
     assert_eq!(lines.len(), 1, "one {key} line: {lines:?}");
-    let line = lines[0].replace("/var/lib/ovsnet/%i", &dir.display().to_string());
+    let line = lines[0].replace(ovsnet::cluster::server::DEFAULT_DIR, &dir.display().to_string());
     assert!(!line.contains(['"', '\'', '%', '$', '\\']), "{key} needs a real parser: {line}");
     let mut words: Vec<String> = line.split_whitespace().map(str::to_owned).collect();
     if words[0] == UNIT_BINARY {
@@ -223,29 +244,45 @@ impl Drop for StopMembers {
 }
 
 #[test]
-fn cluster_unit_starts_the_member_its_pidfile_names_and_stops_it() {
+fn db_unit_serves_a_new_standalone_database_and_the_same_one_again() {
     if let Err(e) = ovsnet::sandbox::ovs_installed() {
         assert!(!common::strict(), "CI=true and Open vSwitch is missing: {e}");
         eprintln!("skipping: {e}");
         return;
     }
     let tmp = tempfile::tempdir().expect("tempdir");
-    let dir = tmp.path().join("cluster");
-    let port = free_port().to_string();
-    // A one-member database, made and stopped by the commands a user runs
-    // before handing the member to the unit.
-    let bin = binary();
-    let d = dir.display().to_string();
+    let dir = tmp.path().join("db");
+    let config = tmp.path().join("ovsnet.conf");
+    std::fs::write(&config, format!("db_dir = \"{}\"\n", dir.display())).expect("write config");
     let _stop = StopMembers(dir.clone());
-    run_words(&[&bin, "cluster", "init", "--members", "1", "--port-base", &port, "--dir", &d]);
-    run_words(&[&bin, "cluster", "stop", "--dir", &d]);
+    let with_config = |mut words: Vec<String>| {
+        words.splice(1..1, ["--config".to_owned(), config.display().to_string()]);
+        words
+    };
+    let pid_of = || -> i32 {
+        let pidfile = db_unit_line("PIDFile", &dir).join(" ");
+        let pid = std::fs::read_to_string(&pidfile).expect("PIDFile").trim().parse().expect("pid");
+        assert!(ovsnet::cluster::server::owned_process(pid, &dir), "PIDFile {pidfile} names member 1 ({pid})");
+        pid
+    };
+    // Type=forking: ExecStart returns once the server runs, and PIDFile
+    // then names it. On a new host it makes the database first.
+    assert!(!dir.exists());
+    run_words(&with_config(db_unit_line("ExecStart", &dir)));
+    let pid = pid_of();
+    let bin = binary();
+    let cfg = config.display().to_string();
+    run_words(&[&bin, "--config", &cfg, "network", "create", "blue", "--cidr", "10.40.0.0/16"]);
+    run_words(&with_config(db_unit_line("ExecStop", &dir)));
+    common::wait_for(10, "the server to stop", || !ovsnet::cluster::server::owned_process(pid, &dir));
 
-    // Type=forking: ExecStart returns once the member runs, and PIDFile
-    // then names it.
-    run_words(&cluster_unit_line("ExecStart", &dir));
-    let pidfile = cluster_unit_line("PIDFile", &dir).join(" ");
-    let pid: i32 = std::fs::read_to_string(&pidfile).expect("PIDFile").trim().parse().expect("pid");
-    assert!(ovsnet::cluster::server::owned_process(pid, &dir), "PIDFile {pidfile} names member 1 ({pid})");
-    run_words(&cluster_unit_line("ExecStop", &dir));
-    common::wait_for(10, "the member to stop", || !ovsnet::cluster::server::owned_process(pid, &dir));
+    // Started again (a reboot): the same database, its network kept.
+    run_words(&with_config(db_unit_line("ExecStart", &dir)));
+    let again = pid_of();
+    assert_ne!(again, pid);
+    let out = Command::new(&bin).args(["--config", &cfg, "network", "list"]).output().expect("network list");
+    let list = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && list.contains("blue"), "network list after a restart: {list}");
+    run_words(&with_config(db_unit_line("ExecStop", &dir)));
+    common::wait_for(10, "the server to stop", || !ovsnet::cluster::server::owned_process(again, &dir));
 }

@@ -41,7 +41,9 @@ pub struct AgentArgs {
     /// Cluster mode: the cluster database members (comma-separated
     /// tcp:IP:PORT or unix:PATH). Registers this host, publishes its
     /// endpoints and follows every other host's. Default:
-    /// OVSNET_CLUSTER_DB, else cluster_db in the configuration file.
+    /// OVSNET_CLUSTER_DB, else cluster_db in the configuration file, else
+    /// this host's own database (db_dir) when it holds one. With none, the
+    /// agent programs this host's containers alone.
     #[arg(long, value_name = "REMOTES")]
     pub cluster_db: Option<String>,
 
@@ -96,10 +98,17 @@ pub fn run(args: AgentArgs, g: &Global) -> anyhow::Result<()> {
             remotes: remotes.to_owned(),
             host_name: g.host_name()?,
             // Configured, else the address the kernel would use to reach
-            // the first cluster member.
-            underlay_ip: match g.settings.underlay_ip.value {
-                Some(ip) => ip,
-                None => rt
+            // the first cluster member; with this host's own database, the
+            // address its member listens on, else that of the default route.
+            underlay_ip: match (g.settings.underlay_ip.value, &g.local_db) {
+                (Some(ip), _) => ip,
+                (None, Some(local)) => {
+                    let listening: Vec<std::net::IpAddr> =
+                        local.members.iter().filter(|m| !m.unix_only).map(|m| m.address).collect();
+                    rt.block_on(crate::cluster::host::underlay_of_this_host(&listening))
+                        .map_err(|e| anyhow::anyhow!("{e}; {}", g.underlay_hint()))?
+                }
+                (None, None) => rt
                     .block_on(crate::cluster::host::underlay_toward(remotes))
                     .map_err(|e| anyhow::anyhow!("{e}; or {}", g.underlay_hint()))?,
             },

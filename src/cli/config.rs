@@ -34,6 +34,12 @@ struct ConfigShown {
 fn rows(g: &Global) -> Vec<Shown> {
     let mut rows = g.settings.rows();
     for r in &mut rows {
+        if r.key == Key::ClusterDb.name() && g.settings.cluster_db.source == Source::Unset {
+            if let (Some(info), Some(remotes)) = (&g.local_db, g.cluster_db()) {
+                r.value = Some(remotes.to_owned());
+                r.source = format!("this host's {} database in {}", info.model, info.dir.display());
+            }
+        }
         if r.key == Key::HostName.name() && g.settings.host_name.source == Source::Unset {
             if let Ok(name) = crate::cluster::host::local_host_name(None) {
                 r.value = Some(name);

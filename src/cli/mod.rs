@@ -133,6 +133,14 @@ pub struct Cli {
     #[arg(short = 'C', long, global = true, help_heading = "Global options", value_name = "FILE")]
     pub ca_cert: Option<PathBuf>,
 
+    /// This host's ovsnet database: where `cluster start` serves the
+    /// standalone single-host database and `cluster init`/`join` keep this
+    /// host's cluster member. Commands use it when no cluster database is
+    /// configured. Default: OVSNET_DB_DIR, db_dir in the configuration
+    /// file, else /var/lib/ovsnet/db.
+    #[arg(long, global = true, help_heading = "Global options", value_name = "DIR")]
+    pub db_dir: Option<PathBuf>,
+
     /// Give up on the database after this many seconds.
     #[arg(
         short = 't',
@@ -286,11 +294,21 @@ pub struct Global {
     /// The configuration file, and whether it was read.
     pub config_file: ConfigPath,
     pub config_read: bool,
+    /// This host's own database (in `db_dir`), when it holds one: the
+    /// cluster database when none is configured.
+    pub local_db: Option<crate::cluster::server::ClusterInfo>,
+    /// Its members' unix sockets, the remotes commands then use.
+    local_remotes: Option<String>,
 }
 
 /// Where a cluster database can be configured, for messages.
 pub fn cluster_hint(g: &Global) -> String {
-    format!("give --cluster-db REMOTES, set OVSNET_CLUSTER_DB, or set cluster_db in {}", g.file_name())
+    format!(
+        "start this host's database (`ovsnet cluster start`, or systemctl start ovsnet-db) in {}, \
+         or give --cluster-db REMOTES, set OVSNET_CLUSTER_DB, or set cluster_db in {}",
+        g.db_dir().display(),
+        g.file_name()
+    )
 }
 
 /// The bridge the agent programs when nothing says otherwise.
@@ -327,6 +345,7 @@ fn tunnel_flags(names: &[String]) -> anyhow::Result<Option<Vec<Tunnel>>> {
 fn flags_of(cli: &Cli) -> anyhow::Result<crate::config::Config> {
     let mut f = crate::config::Config {
         db: cli.db.clone(),
+        db_dir: cli.db_dir.clone(),
         private_key: cli.private_key.clone(),
         certificate: cli.certificate.clone(),
         ca_cert: cli.ca_cert.clone(),
@@ -362,6 +381,7 @@ fn defaults() -> crate::config::Config {
         db: Some(default_db()),
         tunnel: Some(vec![Tunnel::Vxlan]),
         bridge: Some(DEFAULT_BRIDGE.to_owned()),
+        db_dir: Some(PathBuf::from(crate::cluster::server::DEFAULT_DIR)),
         ..crate::config::Config::default()
     }
 }
@@ -373,7 +393,24 @@ impl Global {
         let text = crate::config::read_file(&config_file)?;
         let file = text.as_deref().map(|text| crate::config::FileText { path: &config_file.path, text });
         let settings = crate::config::resolve(&flags_of(cli)?, &env, file, &defaults())?;
+        // No cluster database configured: this host's own, when it has one.
+        let local_db = match settings.cluster_db.get() {
+            Some(_) => None,
+            None => settings.db_dir.get().and_then(|d| {
+                d.join("cluster.json")
+                    .exists()
+                    .then(|| crate::cluster::server::ClusterInfo::load(d))
+                    .transpose()
+                    .ok()
+                    .flatten()
+            }),
+        };
+        let local_remotes = local_db.as_ref().map(|i| i.unix_remotes());
         let connect = ConnectOptions {
+            // A member on this host may follow: it forwards writes to the
+            // leader (every transaction is checked there), as ovn-controller
+            // uses its local member.
+            leader_only: local_db.is_none(),
             private_key: settings.private_key.value.clone(),
             certificate: settings.certificate.value.clone(),
             ca_cert: settings.ca_cert.value.clone(),
@@ -391,6 +428,8 @@ impl Global {
             settings,
             config_read: text.is_some(),
             config_file,
+            local_db,
+            local_remotes,
         })
     }
 
@@ -399,14 +438,22 @@ impl Global {
         self.config_file.path.display().to_string()
     }
 
-    /// The cluster database, when one is configured.
+    /// The cluster database: the one configured, else this host's own
+    /// (in `db_dir`) when it holds one.
     pub fn cluster_db(&self) -> Option<&str> {
-        self.settings.cluster_db.get().map(String::as_str)
+        self.settings.cluster_db.get().map(String::as_str).or(self.local_remotes.as_deref())
     }
 
-    /// The cluster database, or the one-line error that none is configured.
+    /// The cluster database, or the one-line error that there is none.
     pub fn require_cluster_db(&self) -> anyhow::Result<&str> {
-        self.cluster_db().ok_or_else(|| anyhow::anyhow!("no cluster database is configured: {}", cluster_hint(self)))
+        self.cluster_db().ok_or_else(|| {
+            anyhow::anyhow!("no cluster database is configured and this host serves none: {}", cluster_hint(self))
+        })
+    }
+
+    /// This host's database directory (the `db_dir` key).
+    pub fn db_dir(&self) -> PathBuf {
+        self.settings.db_dir.value.clone().unwrap_or_else(|| PathBuf::from(crate::cluster::server::DEFAULT_DIR))
     }
 
     /// This host's name in the cluster: configured, else the system's.

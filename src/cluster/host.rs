@@ -45,6 +45,24 @@ pub async fn underlay_toward(remotes: &str) -> Result<std::net::IpAddr, ClusterE
         .ok_or_else(no_source)
 }
 
+/// The underlay address of a host whose cluster database is its own (a
+/// unix socket): the first of `members` (this host's members' listening
+/// addresses) that is not a loopback address, else the source address of
+/// the default route (*I/O*: a route lookup; nothing is sent).
+pub async fn underlay_of_this_host(members: &[std::net::IpAddr]) -> Result<std::net::IpAddr, ClusterError> {
+    if let Some(ip) = members.iter().find(|ip| !ip.is_loopback() && !ip.is_unspecified()) {
+        return Ok(*ip);
+    }
+    let nl = crate::netlink::Netlink::open_without_packet()
+        .map_err(|e| ClusterError::BadInput(format!("no underlay address: {e}")))?;
+    nl.default_route_source()
+        .await
+        .map_err(|e| ClusterError::BadInput(format!("no underlay address: {e}")))?
+        .ok_or_else(|| {
+            ClusterError::BadInput("no underlay address: this host has no default route to take one from".into())
+        })
+}
+
 /// How long a host's heartbeat is watched before it is judged gone: two of
 /// its intervals (the agent beats on a one-second tick) and a second.
 pub fn liveness_window(heartbeat_interval_ms: i64) -> Duration {

@@ -14,6 +14,13 @@
 //!
 //! Processes are stopped by the pids in their pidfiles, after checking
 //! that the process really is an `ovsdb-server` of this directory.
+//!
+//! A host's own database lives in [`DEFAULT_DIR`] (the `db_dir` key):
+//! [`ensure_local`] makes it a standalone database served on a unix socket
+//! only, the single-host default, and [`grow`] turns that standalone
+//! database into the first member of a Raft cluster, contents and all
+//! (`ovsdb-tool create-cluster` takes a standalone database file as the
+//! cluster's initial contents), that members on other hosts then join.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -26,6 +33,9 @@ use serde_json::Value;
 use super::model::{DB, SCHEMA};
 use crate::netns;
 use crate::ovsdb::{self, Client, Condition, ConnectOptions, Operation};
+
+/// Where a host keeps its own ovsnet database (the `db_dir` key's default).
+pub const DEFAULT_DIR: &str = "/var/lib/ovsnet/db";
 
 /// The default first client port (member 1); Raft ports are 100 higher.
 pub const DEFAULT_PORT_BASE: u16 = 6650;
@@ -68,9 +78,24 @@ pub struct MemberSpec {
     pub raft_port: u16,
     /// Network namespace to run it in (default: this one).
     pub netns: Option<String>,
+    /// Serves clients on its unix socket only (the single-host default:
+    /// nothing listens on the network). `address` and the ports are unused.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unix_only: bool,
 }
 
 impl MemberSpec {
+    /// The standalone member of a host's own database: unix socket only.
+    pub fn unix_only() -> Self {
+        MemberSpec {
+            address: IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            client_port: 0,
+            raft_port: 0,
+            netns: None,
+            unix_only: true,
+        }
+    }
+
     pub fn client_remote(&self) -> String {
         format!("tcp:{}", join_host_port(self.address, self.client_port))
     }
@@ -99,7 +124,9 @@ pub fn members_on(address: IpAddr, count: usize, port_base: u16) -> Result<Vec<M
             let client_port = port_base.checked_add(i);
             let raft_port = port_base.checked_add(RAFT_PORT_OFFSET + i);
             match (client_port, raft_port) {
-                (Some(client_port), Some(raft_port)) => Ok(MemberSpec { address, client_port, raft_port, netns: None }),
+                (Some(client_port), Some(raft_port)) => {
+                    Ok(MemberSpec { address, client_port, raft_port, netns: None, unix_only: false })
+                }
                 _ => Err(ServerError::BadInput(format!("--port-base {port_base} is too high"))),
             }
         })
@@ -116,9 +143,15 @@ pub struct ClusterInfo {
 }
 
 impl ClusterInfo {
-    /// Remotes for clients on the network: `tcp:A,tcp:B,tcp:C`.
+    /// Remotes for clients on the network: `tcp:A,tcp:B,tcp:C` (empty
+    /// when every member serves its unix socket only).
     pub fn tcp_remotes(&self) -> String {
-        self.members.iter().map(MemberSpec::client_remote).collect::<Vec<_>>().join(",")
+        self.members.iter().filter(|m| !m.unix_only).map(MemberSpec::client_remote).collect::<Vec<_>>().join(",")
+    }
+
+    /// Whether this is a standalone database (not a Raft cluster).
+    pub fn is_standalone(&self) -> bool {
+        self.model == "standalone"
     }
 
     /// Remotes for clients on this machine (any namespace): the members'
@@ -212,6 +245,12 @@ pub fn join(dir: &Path, member: &MemberSpec, peer: &str) -> Result<ClusterInfo, 
     }
     std::fs::create_dir_all(dir).map_err(io_err(format!("create {}", dir.display())))?;
     let dir = std::fs::canonicalize(dir).map_err(io_err(format!("resolve {}", dir.display())))?;
+    if dir.join("cluster.json").exists() {
+        return Err(ServerError::BadInput(format!(
+            "{} already holds a database; give another --dir, or stop it and remove it first",
+            dir.display()
+        )));
+    }
     let info = ClusterInfo { dir: dir.clone(), model: "clustered".into(), members: vec![member.clone()] };
     info.save()?;
     let mdir = member_dir(&dir, 1);
@@ -228,6 +267,113 @@ pub fn join(dir: &Path, member: &MemberSpec, peer: &str) -> Result<ClusterInfo, 
     Ok(info)
 }
 
+/// Makes sure this host's own database in `dir` is served: when `dir`
+/// holds none, a standalone one is created (unix socket only: nothing
+/// listens on the network); when its members are not running, they are
+/// started. Whatever `dir` holds (standalone, or this host's cluster
+/// member after [`grow`] or [`join`]) is served as it is. Idempotent.
+pub fn ensure_local(dir: &Path) -> Result<ClusterInfo, ServerError> {
+    if !dir.join("cluster.json").exists() {
+        return init(dir, &[MemberSpec::unix_only()]);
+    }
+    let info = ClusterInfo::load(dir)?;
+    for (i, m) in info.members.iter().enumerate() {
+        if member_pid(&info.dir, i + 1).is_none() {
+            start_member(&info.dir, i + 1, m)?;
+        }
+    }
+    Ok(info)
+}
+
+/// The file a standalone database is kept in after [`grow`] or [`join`]
+/// replaced it: the contents as they were, for the record.
+pub const STANDALONE_KEPT: &str = "standalone.db";
+
+/// Grows the standalone database in `dir` into a Raft cluster with the
+/// same contents: the server is stopped, its file becomes the initial
+/// contents of a new cluster whose first member listens on `members[0]`
+/// (`ovsdb-tool create-cluster DB STANDALONE LOCAL`), further members in
+/// `members` join it from this directory, and all are started. Clients
+/// on the unix socket reconnect to the same path. On a failure before
+/// the new members start, the standalone database is put back and served
+/// again.
+pub fn grow(dir: &Path, members: &[MemberSpec]) -> Result<ClusterInfo, ServerError> {
+    let old = ClusterInfo::load(dir)?;
+    if !old.is_standalone() {
+        return Err(ServerError::BadInput(format!(
+            "{} already holds a clustered database ({} member(s) here); add members with `ovsnet cluster join` on other hosts",
+            old.dir.display(),
+            old.members.len()
+        )));
+    }
+    let Some(first) = members.first() else {
+        return Err(ServerError::BadInput("a cluster needs at least one member".into()));
+    };
+    if members.iter().any(|m| m.unix_only) {
+        return Err(ServerError::BadInput("a cluster member must listen on an address".into()));
+    }
+    let dir = old.dir.clone();
+    let m1 = member_dir(&dir, 1);
+    let db = m1.join("ovsnet.db");
+    let kept = dir.join(STANDALONE_KEPT);
+    if kept.exists() {
+        return Err(ServerError::BadInput(format!("{} exists: move it away first", kept.display())));
+    }
+    stop_member(&dir, 1);
+    std::fs::rename(&db, &kept).map_err(io_err(format!("move {} aside", db.display())))?;
+    let made = (|| -> Result<(), ServerError> {
+        run_tool(Command::new("ovsdb-tool").arg("create-cluster").arg(&db).arg(&kept).arg(first.raft_remote()))?;
+        for (i, m) in members.iter().enumerate().skip(1) {
+            let mdir = member_dir(&dir, i + 1);
+            std::fs::create_dir_all(&mdir).map_err(io_err(format!("create {}", mdir.display())))?;
+            run_tool(
+                Command::new("ovsdb-tool")
+                    .arg("join-cluster")
+                    .arg(mdir.join("ovsnet.db"))
+                    .arg(DB)
+                    .arg(m.raft_remote())
+                    .arg(first.raft_remote()),
+            )?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = made {
+        // Back to the standalone database, served as before.
+        let _ = std::fs::remove_file(&db);
+        for i in 2..=members.len() {
+            let _ = std::fs::remove_dir_all(member_dir(&dir, i));
+        }
+        if std::fs::rename(&kept, &db).is_ok() {
+            let _ = start_member(&dir, 1, &old.members[0]);
+        }
+        return Err(e);
+    }
+    let info = ClusterInfo { dir: dir.clone(), model: "clustered".into(), members: members.to_vec() };
+    info.save()?;
+    for (i, m) in members.iter().enumerate() {
+        start_member(&dir, i + 1, m)?;
+    }
+    Ok(info)
+}
+
+/// Sets aside the standalone database in `dir` so that [`join`] can put
+/// a cluster member there: the server is stopped and its file kept as
+/// [`STANDALONE_KEPT`]. The caller has checked that it holds nothing a
+/// user made (a host joins a cluster with an empty database).
+pub fn retire_standalone(dir: &Path) -> Result<(), ServerError> {
+    let old = ClusterInfo::load(dir)?;
+    if !old.is_standalone() {
+        return Err(ServerError::BadInput(format!(
+            "{} already holds a clustered database: this host is a member already",
+            old.dir.display()
+        )));
+    }
+    stop_member(&old.dir, 1);
+    let db = member_dir(&old.dir, 1).join("ovsnet.db");
+    std::fs::rename(&db, old.dir.join(STANDALONE_KEPT)).map_err(io_err(format!("move {} aside", db.display())))?;
+    std::fs::remove_file(old.dir.join("cluster.json")).map_err(io_err("remove cluster.json"))
+}
+
 /// Starts member N (again: after [`stop_member`], its database file keeps
 /// its Raft identity and it rejoins).
 pub fn start_member(dir: &Path, n: usize, m: &MemberSpec) -> Result<i32, ServerError> {
@@ -235,11 +381,11 @@ pub fn start_member(dir: &Path, n: usize, m: &MemberSpec) -> Result<i32, ServerE
     let pidfile = mdir.join("ovsdb-server.pid");
     let _ = std::fs::remove_file(&pidfile);
     let mut cmd = Command::new("ovsdb-server");
-    cmd.env("OVS_RUNDIR", &mdir)
-        .env("OVS_DBDIR", &mdir)
-        .arg(mdir.join("ovsnet.db"))
-        .arg(format!("--remote=ptcp:{}:{}", m.client_port, m.address))
-        .arg(format!("--remote=punix:{}", mdir.join("db.sock").display()))
+    cmd.env("OVS_RUNDIR", &mdir).env("OVS_DBDIR", &mdir).arg(mdir.join("ovsnet.db"));
+    if !m.unix_only {
+        cmd.arg(format!("--remote=ptcp:{}:{}", m.client_port, m.address));
+    }
+    cmd.arg(format!("--remote=punix:{}", mdir.join("db.sock").display()))
         .arg(format!("--pidfile={}", pidfile.display()))
         .arg(format!("--unixctl={}", mdir.join("ovsdb-server.ctl").display()))
         .arg(format!("--log-file={}", mdir.join("ovsdb-server.log").display()))

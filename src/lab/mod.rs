@@ -342,6 +342,7 @@ pub async fn up_with_progress(opts: &LabOptions, mut progress: impl FnMut(&str))
                 client_port: server::DEFAULT_PORT_BASE,
                 raft_port: server::DEFAULT_PORT_BASE + server::RAFT_PORT_OFFSET,
                 netns: Some(h.netns.clone()),
+                unix_only: false,
             })
             .collect();
         let info = server::init(&cdir, &members).map_err(step("cluster database"))?;

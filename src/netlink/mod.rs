@@ -538,6 +538,34 @@ impl Netlink {
         Ok(None)
     }
 
+    /// The address the kernel would give a packet sent along the IPv4
+    /// default route of the main table: its preferred source, else the
+    /// source for its gateway (a lookup: nothing is sent). `None` when
+    /// there is no default route.
+    pub async fn default_route_source(&self) -> Result<Option<IpAddr>, NetlinkError> {
+        use netlink_packet_route::route::{RouteAddress, RouteAttribute};
+        let mut replies = self.handle.route().get(RouteMessageBuilder::<Ipv4Addr>::new().build()).execute();
+        let mut gateway = None;
+        while let Some(route) = replies.try_next().await.map_err(map_err("route dump", "default"))? {
+            let main =
+                route.attributes.iter().any(|a| matches!(a, RouteAttribute::Table(254))) || route.header.table == 254;
+            if route.header.destination_prefix_length != 0 || !main || gateway.is_some() {
+                continue;
+            }
+            for attr in &route.attributes {
+                match attr {
+                    RouteAttribute::PrefSource(RouteAddress::Inet(v4)) => return Ok(Some(IpAddr::V4(*v4))),
+                    RouteAttribute::Gateway(RouteAddress::Inet(v4)) => gateway = Some(*v4),
+                    _ => {}
+                }
+            }
+        }
+        match gateway {
+            Some(gw) => self.source_address_for(IpAddr::V4(gw)).await,
+            None => Ok(None),
+        }
+    }
+
     /// Adds the default route through `gateway` out of `link`.
     pub async fn add_default_route(&self, link: &Link, gateway: Ipv4Addr) -> Result<(), NetlinkError> {
         self.add_route(link, Ipv4Addr::UNSPECIFIED, 0, Some(gateway)).await
