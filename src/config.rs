@@ -655,6 +655,7 @@ mod tests {
         let e = env(&[
             ("OVSNET_DB", "unix:/a"),
             ("OVSNET_CLUSTER_DB", "tcp:1.1.1.1:6650"),
+            ("OVSNET_DB_DIR", "/d"),
             ("OVSNET_HOST_NAME", "h"),
             ("OVSNET_UNDERLAY_IP", " fd00::1 "),
             ("OVSNET_TUNNEL", "gre, geneve"),
