@@ -296,7 +296,7 @@ fn one_host_with_nothing_configured_grows_into_a_three_member_cluster_and_loses_
 }
 
 #[test]
-fn a_joining_host_brings_no_state_of_its_own() {
+fn a_joining_host_brings_no_state_of_its_own_and_networks_come_and_go_locally() {
     let Some(host) = Host::new() else { return };
     host.ok(&["cluster", "start"]);
     host.ok(&["network", "create", "blue", "--cidr", "10.52.0.0/16"]);
@@ -309,5 +309,7 @@ fn a_joining_host_brings_no_state_of_its_own() {
     let info = ovsnet::cluster::server::ClusterInfo::load(&host.db_dir()).unwrap();
     assert!(info.is_standalone());
     assert!(host.ok(&["network", "list"]).contains("blue"));
+    host.ok(&["network", "del", "blue"]);
+    assert!(!host.ok(&["network", "list"]).contains("blue"));
     assert!(!Path::new(&host.db_dir().join(ovsnet::cluster::server::STANDALONE_KEPT)).exists());
 }
