@@ -11,7 +11,8 @@
 //!   built purely and sent once), [`cluster`] (the `OVSNET` database);
 //! - 3: [`pipeline`] (desired flows as a function of state, pure);
 //! - 4: [`attach`] (the attach engine), [`agent`] (the OpenFlow agent);
-//! - 5: [`endpoint`] (attach and cluster as one unit), [`lab`];
+//! - 5: [`endpoint`] (attach and cluster as one unit), [`lab`], [`driver`]
+//!   (the Docker network and IPAM driver);
 //! - 6: [`cli`], the `ovsnet` command line.
 
 pub mod agent;
@@ -20,6 +21,7 @@ pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod container;
+pub mod driver;
 pub mod endpoint;
 pub mod lab;
 pub mod net;

@@ -66,6 +66,12 @@ pub struct AgentArgs {
     #[arg(long = "tunnel", value_name = "TYPE")]
     pub tunnels: Vec<String>,
 
+    /// Cluster mode: serve Docker's network and IPAM driver protocols on
+    /// this socket (`docker network create -d ovsnet --ipam-driver ovsnet`);
+    /// Docker finds it at /run/docker/plugins/ovsnet.sock. Off when absent.
+    #[arg(long, value_name = "PATH")]
+    pub docker_plugin: Option<std::path::PathBuf>,
+
     /// Cluster mode: seconds between heartbeats.
     #[arg(long, default_value_t = 5, value_name = "SECS")]
     pub heartbeat: u64,
@@ -115,6 +121,8 @@ pub fn run(args: AgentArgs, g: &Global) -> anyhow::Result<()> {
             tunnels,
             heartbeat: Duration::from_secs(args.heartbeat.max(1)),
         });
+    } else if args.docker_plugin.is_some() {
+        anyhow::bail!("--docker-plugin needs a cluster database: {}", cluster_hint(g));
     } else if args.host_name.is_some() || args.underlay_ip.is_some() || !args.tunnels.is_empty() {
         // Given on the command line without a cluster: a mistake. From the
         // environment or the file they wait for a cluster database.
@@ -125,6 +133,18 @@ pub fn run(args: AgentArgs, g: &Global) -> anyhow::Result<()> {
             agent::install_metrics(addr)?;
         }
         let stats = Arc::new(agent::Stats::default());
+        if let (Some(path), Some(c)) = (&args.docker_plugin, &opts.cluster) {
+            let driver_opts = crate::driver::DriverOptions {
+                bridge: bridge.clone(),
+                host: c.host_name.clone(),
+                db: g.db.clone(),
+                cluster_db: c.remotes.clone(),
+                connect: g.connect.clone(),
+            };
+            let driver = crate::driver::Driver::connect(driver_opts).await.context("the Docker plugin")?;
+            let listener = crate::driver::server::bind(path)?;
+            tokio::spawn(crate::driver::server::serve(listener, Arc::new(driver), std::future::pending()));
+        }
         let mut term =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).context("SIGTERM handler")?;
         let shutdown = async move {

@@ -668,6 +668,61 @@ impl ClusterDb {
         rows(&r, 0)?.first().map(|row| Ok(Endpoint::from_row(row_uuid(row)?, row)?)).transpose()
     }
 
+    /// Sets the `container` of `host`'s endpoint holding `ip` in `net`
+    /// (false: `host` holds no such row).
+    pub async fn set_endpoint_container(
+        &self,
+        net: &Network,
+        host: &str,
+        ip: IpAddr,
+        container: &str,
+    ) -> Result<bool, ClusterError> {
+        let mut row = Row::new();
+        row.insert("container".into(), Datum::from(container));
+        let r = self
+            .transact(vec![Operation::update(
+                table::ENDPOINT,
+                vec![
+                    Condition::eq("network", net.uuid),
+                    Condition::eq("ip", ip.to_string()),
+                    Condition::eq("host", host),
+                ],
+                row,
+            )])
+            .await?;
+        Ok(r.first().and_then(|r| r.count).unwrap_or(0) > 0)
+    }
+
+    /// `host`'s endpoints whose `container` is `container`.
+    pub async fn host_endpoints_of(&self, host: &str, container: &str) -> Result<Vec<Endpoint>, ClusterError> {
+        let r = self
+            .transact(vec![Operation::select(
+                table::ENDPOINT,
+                vec![Condition::eq("host", host), Condition::eq("container", container)],
+            )])
+            .await?;
+        rows(&r, 0)?.iter().map(|row| Ok(Endpoint::from_row(row_uuid(row)?, row)?)).collect()
+    }
+
+    /// Sets (`Some`) or removes (`None`) one `external_ids` key of a network.
+    pub async fn set_network_external_id(
+        &self,
+        name: &str,
+        key: &str,
+        value: Option<&str>,
+    ) -> Result<(), ClusterError> {
+        let by_name = || vec![Condition::eq("name", name)];
+        let mut mutations = vec![Mutation::new("external_ids", Mutator::Delete, Datum::set([key]))];
+        if let Some(v) = value {
+            mutations.push(Mutation::new("external_ids", Mutator::Insert, Datum::map([(key, v)])));
+        }
+        let r = self.transact(vec![Operation::mutate(table::NETWORK, by_name(), mutations)]).await?;
+        match r.first().and_then(|r| r.count) {
+            Some(0) => Err(ClusterError::NoNetwork(name.to_owned())),
+            _ => Ok(()),
+        }
+    }
+
     /// Removes the endpoint holding `ip` in `network` (false: there was none).
     pub async fn remove_endpoint(&self, network: &str, ip: IpAddr) -> Result<bool, ClusterError> {
         let net = self.network(network).await?;

@@ -39,6 +39,53 @@ pub fn docker_installed() -> Result<(), SandboxError> {
     Ok(())
 }
 
+/// Where a private engine runs.
+#[derive(Debug, Clone, Default)]
+pub struct DockerOptions {
+    /// The network namespace (a simulated host's: the driver's veths and
+    /// the switch's ports live there). Entered like `nsenter --net`, which
+    /// keeps `/sys` and the cgroup mounts as they are.
+    pub netns: Option<String>,
+    /// A directory the engine sees as `/run/docker/plugins` (a private
+    /// mount namespace), so that its plugins are the test's own.
+    pub plugins: Option<PathBuf>,
+}
+
+/// Makes `cmd` run in a mount namespace of its own where `plugins` is
+/// bound over `/run/docker/plugins` (made, empty, when missing).
+fn private_plugin_dir(cmd: &mut Command, plugins: &Path) -> Result<(), SandboxError> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::process::CommandExt;
+    const TARGET: &str = "/run/docker/plugins";
+    std::fs::create_dir_all(TARGET).map_err(io(format!("create {TARGET}")))?;
+    std::fs::create_dir_all(plugins).map_err(io(format!("create {}", plugins.display())))?;
+    let bad = |_| SandboxError::Io { what: "a path with a NUL byte".into(), source: std::io::Error::other("nul") };
+    let source = CString::new(plugins.as_os_str().as_bytes()).map_err(bad)?;
+    let target = CString::new(TARGET).map_err(bad)?;
+    let root = CString::new("/").map_err(bad)?;
+    // SAFETY: between fork and exec only async-signal-safe system calls
+    // run, on strings made before the fork.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::unshare(libc::CLONE_NEWNS) != 0
+                || libc::mount(
+                    std::ptr::null(),
+                    root.as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_REC | libc::MS_PRIVATE,
+                    std::ptr::null(),
+                ) != 0
+                || libc::mount(source.as_ptr(), target.as_ptr(), std::ptr::null(), libc::MS_BIND, std::ptr::null()) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    Ok(())
+}
+
 /// A running private Docker engine, stopped (with its containers,
 /// `containerd` and shims) when dropped.
 #[derive(Debug)]
@@ -51,6 +98,12 @@ impl DockerEngine {
     /// Starts `dockerd` in a new directory under the temporary directory
     /// and waits until its API answers `/_ping`.
     pub fn start() -> Result<Self, SandboxError> {
+        Self::start_with(&DockerOptions::default())
+    }
+
+    /// [`start`](Self::start), in a network namespace and with a plugin
+    /// directory of its own, as [`DockerOptions`] say.
+    pub fn start_with(opts: &DockerOptions) -> Result<Self, SandboxError> {
         docker_installed()?;
         // Short: the socket path must fit in sockaddr_un (108 bytes), and
         // containerd's socket lives further down under exec/.
@@ -59,7 +112,18 @@ impl DockerEngine {
         let mut engine = DockerEngine { dir, pid: None };
         let log = std::fs::File::create(engine.dir.join("dockerd.log")).map_err(io("create dockerd.log"))?;
         let log2 = log.try_clone().map_err(io("dup dockerd.log"))?;
-        let child = Command::new("dockerd")
+        let mut cmd = Command::new("dockerd");
+        let ns = opts.netns.as_deref().map(crate::netns::open).transpose().map_err(|e| SandboxError::Io {
+            what: format!("open the namespace for dockerd: {e}"),
+            source: std::io::Error::other("netns"),
+        })?;
+        if let Some(ns) = &ns {
+            crate::netns::command_in(&mut cmd, ns);
+        }
+        if let Some(plugins) = &opts.plugins {
+            private_plugin_dir(&mut cmd, plugins)?;
+        }
+        let child = cmd
             .arg("--data-root")
             .arg(engine.dir.join("root"))
             .arg("--exec-root")
@@ -77,6 +141,7 @@ impl DockerEngine {
             .stderr(log2)
             .spawn()
             .map_err(io("start dockerd"))?;
+        drop(ns);
         engine.pid = Some(child.id() as i32);
         // The Child handle is dropped without waiting; reap it from a
         // thread so it never lingers as a zombie.

@@ -1,0 +1,429 @@
+//! The Docker network and IPAM driver: `docker network create -d ovsnet
+//! --ipam-driver ovsnet`, `docker run --network NAME`. The engine's calls
+//! ([`protocol`], pure) are answered by [`Driver`] over the plugin socket
+//! ([`server`], *I/O*). The driver keeps no state of its own: networks,
+//! addresses and which Docker endpoint holds which address are rows of the
+//! cluster database (this host's own on a single host), and ports are rows
+//! of `Open_vSwitch` that the agent programs like any other.
+//!
+//! How the engine's objects map onto ovsnet's:
+//! - a Docker network is the ovsnet network of the same name, or, with
+//!   `-o network=NAME`, of that name; each host that made it records its
+//!   own Docker network ID in the network's `external_ids`
+//!   (`docker-network:HOST`), and `docker network rm` on the last such
+//!   host deletes the ovsnet network (when it holds no endpoints);
+//! - an IPAM pool is a network's CIDR (the pool ID is the CIDR), an address
+//!   is an `Endpoint` row of this host, allocated as `attach --network`
+//!   allocates (the host's block for pool and Fan networks), and
+//!   `CreateEndpoint` writes the Docker endpoint ID into its `container`;
+//! - `Join` makes a veth pair in the switch's namespace and plugs one end
+//!   into the bridge with the address, MAC and network in its
+//!   `external_ids`; the engine moves the other end into the container.
+
+pub mod protocol;
+pub mod server;
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::cluster::{ClusterDb, ClusterError, Ipam, Network, NetworkSpec};
+use crate::net::{IpNet, Mac};
+use crate::netlink::{Netlink, VethEnd};
+use crate::ovsdb::{Client, ConnectOptions};
+use crate::vswitch::{PortSpec, Vswitch, keys};
+use protocol::{
+    AddressReply, Call, CreateEndpoint, CreateNetwork, EndpointRef, EndpointReply, InterfaceName, InterfaceReply, Join,
+    JoinReply, PoolReply, RequestAddress, RequestPool,
+};
+
+/// Where Docker looks for the plugin.
+pub const DEFAULT_SOCKET: &str = "/run/docker/plugins/ovsnet.sock";
+
+/// The `container` of an Endpoint row IPAM allocated before the engine
+/// named the endpoint.
+const PENDING: &str = "docker-pending";
+
+/// The `external_ids` key of a network under which a host records its
+/// Docker network ID.
+fn network_key(host: &str) -> String {
+    format!("docker-network:{host}")
+}
+
+/// What the driver needs to know of its host.
+#[derive(Debug, Clone)]
+pub struct DriverOptions {
+    pub bridge: String,
+    pub host: String,
+    /// The `Open_vSwitch` database.
+    pub db: String,
+    /// The cluster database.
+    pub cluster_db: String,
+    pub connect: ConnectOptions,
+}
+
+/// Answers the engine's calls.
+pub struct Driver {
+    opts: DriverOptions,
+    cluster: ClusterDb,
+    vswitch: Vswitch,
+    netlink: Netlink,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    #[error(transparent)]
+    Vswitch(#[from] crate::vswitch::VswitchError),
+    #[error(transparent)]
+    Netlink(#[from] crate::netlink::NetlinkError),
+    #[error(transparent)]
+    Ovsdb(#[from] crate::ovsdb::Error),
+    #[error("{0}")]
+    Refused(String),
+}
+
+fn refused(m: impl Into<String>) -> DriverError {
+    DriverError::Refused(m.into())
+}
+
+/// The two ends of an endpoint's veth: on the bridge, and for the engine
+/// to move into the container (15 characters at most).
+fn veth_names(endpoint_id: &str) -> (String, String) {
+    let short: String = endpoint_id.chars().take(11).collect();
+    (format!("ovd{short}"), format!("ovc{short}"))
+}
+
+/// The first host address of a CIDR: the gateway when none is given.
+fn first_host(cidr: IpNet) -> Option<Ipv4Addr> {
+    match cidr.network().addr {
+        IpAddr::V4(a) if cidr.prefix < 31 => Some(Ipv4Addr::from(u32::from(a) + 1)),
+        _ => None,
+    }
+}
+
+fn overlaps(a: IpNet, b: IpNet) -> bool {
+    a.contains(b.network().addr) || b.contains(a.network().addr)
+}
+
+impl Driver {
+    pub async fn connect(opts: DriverOptions) -> Result<Driver, DriverError> {
+        let cluster = ClusterDb::connect(&opts.cluster_db, &opts.connect).await?;
+        let client = Client::connect(&opts.db, &opts.connect).await?;
+        let vswitch = Vswitch::new(client).with_wait(Some(Duration::from_secs(10)));
+        let netlink = Netlink::open_without_packet()?;
+        Ok(Driver { opts, cluster, vswitch, netlink })
+    }
+
+    async fn network_by_cidr(&self, cidr: IpNet) -> Result<Option<Network>, DriverError> {
+        Ok(self.cluster.networks().await?.into_iter().find(|n| n.cidr == cidr))
+    }
+
+    /// The ovsnet network this host's Docker network ID names.
+    async fn network_of(&self, network_id: &str) -> Result<Network, DriverError> {
+        let key = network_key(&self.opts.host);
+        self.cluster
+            .networks()
+            .await?
+            .into_iter()
+            .find(|n| n.external_ids.get(&key).map(String::as_str) == Some(network_id))
+            .ok_or_else(|| refused(format!("no ovsnet network is known for Docker network {network_id}")))
+    }
+
+    fn pool_cidr(pool_id: &str) -> Result<IpNet, DriverError> {
+        IpNet::parse_network(pool_id).map_err(|e| refused(format!("bad pool {pool_id:?}: {e}")))
+    }
+
+    async fn request_pool(&self, r: RequestPool) -> Result<Value, DriverError> {
+        if r.v6 {
+            return Err(refused("ovsnet IPAM: IPv6 pools are not supported yet"));
+        }
+        let Some(pool) = r.pool else {
+            return Err(refused("ovsnet IPAM needs a subnet: docker network create --subnet CIDR"));
+        };
+        if r.sub_pool.is_some_and(|s| s != pool) {
+            return Err(refused("ovsnet IPAM: --ip-range is not supported (the host's block is the range)"));
+        }
+        // A pool that overlaps another network's is refused here, before
+        // the engine goes on.
+        if let Some(other) =
+            self.cluster.networks().await?.into_iter().find(|n| n.cidr != pool && overlaps(n.cidr, pool))
+        {
+            return Err(refused(format!("subnet {pool} overlaps ovsnet network {} ({})", other.name, other.cidr)));
+        }
+        Ok(serde_json::to_value(PoolReply { pool_id: pool.to_string(), pool: pool.to_string(), data: BTreeMap::new() })
+            .unwrap_or_default())
+    }
+
+    async fn request_address(&self, r: RequestAddress) -> Result<Value, DriverError> {
+        let cidr = Self::pool_cidr(&r.pool_id)?;
+        let reply = |ip: IpAddr| {
+            serde_json::to_value(AddressReply { address: format!("{ip}/{}", cidr.prefix), data: BTreeMap::new() })
+                .unwrap_or_default()
+        };
+        let net = self.network_by_cidr(cidr).await?;
+        if r.gateway {
+            // Asked before the network exists (`network create`): the one
+            // given, the network's, or the first address.
+            let gw = match (r.address, net.as_ref().and_then(|n| n.gateway)) {
+                (Some(a), _) => a,
+                (None, Some(g)) => IpAddr::V4(g),
+                (None, None) => {
+                    IpAddr::V4(first_host(cidr).ok_or_else(|| refused(format!("{cidr} has no host address")))?)
+                }
+            };
+            if !cidr.contains(gw) {
+                return Err(refused(format!("gateway {gw} is outside {cidr}")));
+            }
+            return Ok(reply(gw));
+        }
+        let net = net.ok_or_else(|| refused(format!("no ovsnet network has the subnet {cidr}")))?;
+        let e = match r.address {
+            Some(ip) => {
+                let spec = crate::cluster::EndpointSpec {
+                    network: net.name.clone(),
+                    host: self.opts.host.clone(),
+                    ip,
+                    mac: None,
+                    container: PENDING.to_owned(),
+                    interface: String::new(),
+                    external_ids: BTreeMap::new(),
+                };
+                self.cluster.publish_endpoint(&spec).await?
+            }
+            None => self.cluster.allocate_ip(&net.name, &self.opts.host, PENDING, "").await?,
+        };
+        Ok(reply(e.ip))
+    }
+
+    async fn release_address(&self, pool_id: &str, ip: IpAddr) -> Result<Value, DriverError> {
+        let cidr = Self::pool_cidr(pool_id)?;
+        if let Some(net) = self.network_by_cidr(cidr).await? {
+            self.cluster.remove_host_endpoint(&net.name, &self.opts.host, ip).await?;
+        }
+        Ok(json!({}))
+    }
+
+    async fn create_network(&self, c: CreateNetwork) -> Result<Value, DriverError> {
+        if c.has_ipv6 {
+            return Err(refused("ovsnet: IPv6 subnets are not supported yet"));
+        }
+        let [pool] = c.ipv4.as_slice() else {
+            return Err(refused(format!("ovsnet networks have one IPv4 subnet; {} given", c.ipv4.len())));
+        };
+        let opt = |k: &str| c.generic.get(k).map(String::as_str);
+        let known = ["network", "vni", "ipam", "mtu", "block_prefix", "underlay"];
+        if let Some(k) = c.generic.keys().find(|k| !known.contains(&k.as_str())) {
+            return Err(refused(format!("unknown option -o {k} (ovsnet takes: {})", known.join(", "))));
+        }
+        // The engine does not tell a driver the network's name: `-o
+        // network=NAME` names it; without, a network of the same subnet
+        // is joined, else one is made under a name from the Docker ID.
+        let existing = self.cluster.networks().await?;
+        let name = match opt("network") {
+            Some(n) => n.to_owned(),
+            None => match existing.iter().find(|n| n.cidr == pool.pool) {
+                Some(n) => n.name.clone(),
+                None => format!("docker-{}", c.network_id.chars().take(12).collect::<String>()),
+            },
+        };
+        let num = |k: &str| -> Result<Option<u32>, DriverError> {
+            opt(k).map(|v| v.parse::<u32>().map_err(|_| refused(format!("-o {k}={v}: not a number")))).transpose()
+        };
+        let ipam = match opt("ipam") {
+            None => None,
+            Some(v) => Some(v.parse::<Ipam>().map_err(|e| refused(format!("-o ipam={v}: {e}")))?),
+        };
+        let gateway = match pool.gateway.map(|g| g.addr) {
+            Some(IpAddr::V4(g)) => Some(g),
+            Some(IpAddr::V6(_)) => return Err(refused("an IPv6 gateway on an IPv4 subnet")),
+            None => first_host(pool.pool),
+        };
+        let net = match existing.iter().find(|n| n.name == name) {
+            Some(n) => {
+                // Joining a network another host made: the settings given must be its own.
+                let vni = num("vni")?;
+                let mismatch = [
+                    (n.cidr != pool.pool).then(|| format!("subnet {} (it has {})", pool.pool, n.cidr)),
+                    vni.filter(|v| *v != n.vni).map(|v| format!("vni {v} (it has {})", n.vni)),
+                    ipam.filter(|i| *i != n.ipam).map(|i| format!("ipam {i} (it has {})", n.ipam)),
+                ];
+                if let Some(m) = mismatch.into_iter().flatten().next() {
+                    return Err(refused(format!("ovsnet network {name} exists with other settings: {m}")));
+                }
+                n.clone()
+            }
+            None => {
+                if let Some(o) = existing.iter().find(|n| overlaps(n.cidr, pool.pool)) {
+                    return Err(refused(format!(
+                        "subnet {} overlaps ovsnet network {} ({})",
+                        pool.pool, o.name, o.cidr
+                    )));
+                }
+                let spec = NetworkSpec {
+                    name: name.clone(),
+                    cidr: pool.pool,
+                    vni: num("vni")?,
+                    ipam: ipam.unwrap_or(Ipam::Pool),
+                    mtu: num("mtu")?,
+                    block_prefix: num("block_prefix")?
+                        .map(|p| u8::try_from(p).map_err(|_| refused("-o block_prefix: 0..32")))
+                        .transpose()?,
+                    underlay: opt("underlay")
+                        .map(|u| IpNet::parse_network(u).map_err(|e| refused(format!("-o underlay={u}: {e}"))))
+                        .transpose()?,
+                    gateway,
+                };
+                self.cluster.create_network(&spec).await?
+            }
+        };
+        self.cluster.set_network_external_id(&net.name, &network_key(&self.opts.host), Some(&c.network_id)).await?;
+        Ok(json!({}))
+    }
+
+    async fn delete_network(&self, network_id: &str) -> Result<Value, DriverError> {
+        let net = match self.network_of(network_id).await {
+            Ok(n) => n,
+            // Not known (deleted already, or never made): nothing to do.
+            Err(DriverError::Refused(_)) => return Ok(json!({})),
+            Err(e) => return Err(e),
+        };
+        self.cluster.set_network_external_id(&net.name, &network_key(&self.opts.host), None).await?;
+        let others =
+            net.external_ids.keys().any(|k| k.starts_with("docker-network:") && *k != network_key(&self.opts.host));
+        if !others {
+            // The last host lets go; a network with endpoints stays.
+            match self.cluster.delete_network(&net.name).await {
+                Ok(()) | Err(ClusterError::NoNetwork(_)) => {}
+                Err(e) => tracing::info!("network {} stays: {e}", net.name),
+            }
+        }
+        Ok(json!({}))
+    }
+
+    async fn create_endpoint(&self, c: CreateEndpoint) -> Result<Value, DriverError> {
+        let net = self.network_of(&c.endpoint.network_id).await?;
+        let Some(addr) = c.address else {
+            return Err(refused("no IPv4 address for the endpoint: use --ipam-driver ovsnet"));
+        };
+        if !self.cluster.set_endpoint_container(&net, &self.opts.host, addr.addr, &c.endpoint.endpoint_id).await? {
+            // An address from another IPAM driver: published here.
+            let spec = crate::cluster::EndpointSpec {
+                network: net.name.clone(),
+                host: self.opts.host.clone(),
+                ip: addr.addr,
+                mac: c.mac.map(|m| m.to_string()),
+                container: c.endpoint.endpoint_id.clone(),
+                interface: String::new(),
+                external_ids: BTreeMap::new(),
+            };
+            self.cluster.publish_endpoint(&spec).await?;
+        }
+        // The MAC ovsnet derives from the address, unless the engine chose one.
+        let reply = match (c.mac, addr.addr) {
+            (None, IpAddr::V4(v4)) => EndpointReply {
+                interface: Some(InterfaceReply { address: String::new(), mac_address: Mac::from_ipv4(v4).to_string() }),
+            },
+            _ => EndpointReply::default(),
+        };
+        Ok(serde_json::to_value(reply).unwrap_or_default())
+    }
+
+    /// This host's endpoint row of a Docker endpoint, with its network.
+    async fn endpoint_row(&self, e: &EndpointRef) -> Result<(Network, crate::cluster::Endpoint), DriverError> {
+        let net = self.network_of(&e.network_id).await?;
+        let rows = self.cluster.host_endpoints_of(&self.opts.host, &e.endpoint_id).await?;
+        let row = rows
+            .into_iter()
+            .find(|r| r.network == net.uuid)
+            .ok_or_else(|| refused(format!("endpoint {} has no address in network {}", e.endpoint_id, net.name)))?;
+        Ok((net, row))
+    }
+
+    async fn join(&self, j: Join) -> Result<Value, DriverError> {
+        let (net, row) = self.endpoint_row(&j.endpoint).await?;
+        let (host_end, container_end) = veth_names(&j.endpoint.endpoint_id);
+        // A join retried after a failure finds its own leftovers.
+        self.remove_port(&host_end).await?;
+        let mac: Mac = row.mac.parse().map_err(|e| refused(format!("endpoint MAC {:?}: {e}", row.mac)))?;
+        let mtu = net.mtu;
+        self.netlink
+            .create_veth(
+                &VethEnd { name: host_end.clone(), mtu, up: true, ..VethEnd::named(host_end.clone()) },
+                &VethEnd {
+                    name: container_end.clone(),
+                    mac: Some(mac.0),
+                    mtu,
+                    ..VethEnd::named(container_end.clone())
+                },
+            )
+            .await?;
+        let mut ids = BTreeMap::new();
+        ids.insert(keys::IP.to_owned(), format!("{}/{}", row.ip, net.cidr.prefix));
+        ids.insert(keys::MAC.to_owned(), mac.to_string());
+        ids.insert(keys::NETWORK.to_owned(), net.name.clone());
+        ids.insert(keys::CONTAINER.to_owned(), j.endpoint.endpoint_id.clone());
+        ids.insert(keys::BRIDGE.to_owned(), self.opts.bridge.clone());
+        if let Some(g) = net.gateway {
+            ids.insert(keys::GATEWAY.to_owned(), g.to_string());
+        }
+        let port = PortSpec { name: host_end.clone(), external_ids: ids, ..PortSpec::default() };
+        if let Err(e) = self.vswitch.add_ports(&self.opts.bridge, &[port]).await {
+            let _ = self.netlink.delete_link_by_name(&host_end).await;
+            return Err(e.into());
+        }
+        let reply = JoinReply {
+            interface_name: InterfaceName { src_name: container_end, dst_prefix: "eth".into() },
+            gateway: net.gateway.map(|g| g.to_string()).unwrap_or_default(),
+            static_routes: Vec::new(),
+            disable_gateway_service: true,
+        };
+        Ok(serde_json::to_value(reply).unwrap_or_default())
+    }
+
+    /// Removes an endpoint's port and veth, if they are there.
+    async fn remove_port(&self, host_end: &str) -> Result<(), DriverError> {
+        self.vswitch.del_port(&self.opts.bridge, host_end, true, false).await?;
+        self.netlink.delete_link_by_name(host_end).await?;
+        Ok(())
+    }
+
+    async fn delete_endpoint(&self, e: &EndpointRef) -> Result<Value, DriverError> {
+        let (host_end, _) = veth_names(&e.endpoint_id);
+        self.remove_port(&host_end).await?;
+        Ok(json!({}))
+    }
+
+    async fn dispatch(&self, call: Call) -> Result<Value, DriverError> {
+        match call {
+            Call::Activate => Ok(protocol::activate_reply()),
+            Call::NetworkCapabilities => Ok(protocol::network_capabilities_reply()),
+            Call::IpamCapabilities => Ok(protocol::ipam_capabilities_reply()),
+            Call::DefaultAddressSpaces => Ok(protocol::default_address_spaces_reply()),
+            Call::RequestPool(r) => self.request_pool(r).await,
+            Call::ReleasePool { .. } => Ok(json!({})),
+            Call::RequestAddress(r) => self.request_address(r).await,
+            Call::ReleaseAddress { pool_id, address } => self.release_address(&pool_id, address).await,
+            Call::CreateNetwork(c) => self.create_network(c).await,
+            Call::DeleteNetwork { network_id } => self.delete_network(&network_id).await,
+            Call::CreateEndpoint(c) => self.create_endpoint(c).await,
+            Call::EndpointOperInfo(_) => Ok(json!({ "Value": {} })),
+            Call::DeleteEndpoint(e) => self.delete_endpoint(&e).await,
+            Call::Join(j) => self.join(j).await,
+            // The engine moves the interface back out of the container
+            // after Leave; it goes with DeleteEndpoint.
+            Call::Leave(_) => Ok(json!({})),
+            Call::DiscoverNew | Call::DiscoverDelete => Ok(json!({})),
+            Call::ProgramExternalConnectivity(_) | Call::RevokeExternalConnectivity(_) => Ok(json!({})),
+        }
+    }
+}
+
+impl server::Handler for Driver {
+    async fn handle(&self, call: Call) -> Result<Value, String> {
+        self.dispatch(call).await.map_err(|e| e.to_string().replace('\n', " "))
+    }
+}

@@ -1,0 +1,217 @@
+//! The Docker network and IPAM driver against a real private `dockerd`:
+//! the agent serves the plugin socket, the engine (in the switch's
+//! namespace, with a plugin directory of its own) discovers it, and
+//! `docker network create -d ovsnet`, `docker run --network`, `docker rm`
+//! and `docker network rm` work on this host's own database with flows
+//! the agent programs.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+mod common_agent;
+mod common_attach;
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use common::wait_for;
+use common_agent::Lab;
+use ovsnet::sandbox::docker::{DockerEngine, DockerOptions, MINI_IMAGE};
+
+struct Host {
+    lab: Lab,
+    tmp: tempfile::TempDir,
+}
+
+impl Host {
+    fn new() -> Option<Host> {
+        if let Err(e) = ovsnet::sandbox::docker::docker_installed() {
+            assert!(!common::strict(), "CI=true and Docker is missing: {e}");
+            eprintln!("skipping: {e}");
+            return None;
+        }
+        let lab = Lab::new()?;
+        // Short: the plugin socket's path must fit in sockaddr_un.
+        let tmp = tempfile::Builder::new().prefix("ovsnet-dd").tempdir_in("/tmp").unwrap();
+        std::fs::write(tmp.path().join("ovsnet.conf"), "").unwrap();
+        Some(Host { lab, tmp })
+    }
+
+    fn plugins(&self) -> PathBuf {
+        self.tmp.path().join("plugins")
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ovsnet"));
+        for (k, _) in std::env::vars_os() {
+            if k.to_string_lossy().starts_with("OVSNET_") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.args(args)
+            .env("OVSNET_CONFIG", self.tmp.path().join("ovsnet.conf"))
+            .env("OVSNET_DB_DIR", self.tmp.path().join("db"))
+            .env("OVSNET_DB", self.lab.sbx.db_remote())
+            .env("OVSNET_HOST_NAME", "h1")
+            .env("OVSNET_UNDERLAY_IP", "172.30.0.1")
+            .env("OVS_RUNDIR", self.lab.sbx.dir());
+        cmd
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.command(args).output().unwrap();
+        assert!(out.status.success(), "ovsnet {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The agent with the plugin, in the switch's namespace (where the
+    /// engine runs and the veths are made).
+    fn agent(&self) -> KillOnDrop {
+        let sock = self.plugins().join("ovsnet.sock");
+        let mut cmd = self.command(&["agent", "--quiet", "--docker-plugin", &sock.display().to_string()]);
+        let ns = ovsnet::netns::open(self.lab.sbx.netns()).unwrap();
+        ovsnet::netns::command_in(&mut cmd, &ns);
+        let child = cmd.stdin(Stdio::null()).spawn().unwrap();
+        drop(ns);
+        wait_for(30, "the plugin socket", || UnixStream::connect(&sock).is_ok());
+        KillOnDrop(child)
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = ovsnet::cluster::server::stop(&self.tmp.path().join("db"));
+    }
+}
+
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// One raw HTTP/1.0 POST to the plugin socket: (status line, body).
+fn post(sock: &Path, path: &str, body: &str) -> (String, String) {
+    let mut s = UnixStream::connect(sock).unwrap();
+    write!(s, "POST {path} HTTP/1.0\r\nHost: plugin\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out.lines().next().unwrap_or_default().to_owned();
+    let body = out.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
+    (status, body)
+}
+
+fn docker(engine: &DockerEngine, args: &[&str]) -> std::process::Output {
+    engine.cli().args(args).stdin(Stdio::null()).output().unwrap()
+}
+
+fn docker_ok(engine: &DockerEngine, args: &[&str]) -> String {
+    let out = docker(engine, args);
+    assert!(out.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[test]
+fn docker_network_create_run_rm_on_ovsnet() {
+    let Some(host) = Host::new() else { return };
+    host.ok(&["cluster", "start"]);
+    let _agent = host.agent();
+    let sock = host.plugins().join("ovsnet.sock");
+
+    // The protocol on the wire: the handshake, 404 for what it does not
+    // implement, {"Err": ...} for a malformed body.
+    let (status, body) = post(&sock, "/Plugin.Activate", "");
+    assert!(status.contains("200"), "{status}");
+    assert_eq!(body, r#"{"Implements":["NetworkDriver","IpamDriver"]}"#);
+    let (status, body) = post(&sock, "/NetworkDriver.AllocateNetwork", "{}");
+    assert!(status.contains("404") && body.contains("\"Err\""), "{status} {body}");
+    let (status, body) = post(&sock, "/NetworkDriver.CreateNetwork", "{not json");
+    assert!(
+        status.starts_with("HTTP/1.")
+            && !status.contains("200")
+            && body.starts_with(r#"{"Err":"CreateNetwork: malformed JSON"#)
+    );
+    assert!(!host.ok(&["network", "list"]).contains("docker-"), "a malformed call made nothing");
+
+    let engine = DockerEngine::start_with(&DockerOptions {
+        netns: Some(host.lab.sbx.netns().to_owned()),
+        plugins: Some(host.plugins()),
+    })
+    .unwrap();
+    engine.import_mini_image().unwrap();
+
+    docker_ok(
+        &engine,
+        &[
+            "network",
+            "create",
+            "-d",
+            "ovsnet",
+            "--ipam-driver",
+            "ovsnet",
+            "--subnet",
+            "10.40.0.0/16",
+            "-o",
+            "network=blue",
+            "blue",
+        ],
+    );
+    let list = host.ok(&["--format", "json", "network", "list"]);
+    assert!(list.contains("\"name\":\"blue\"") && list.contains("10.40.0.0/16"), "{list}");
+
+    // A subnet that overlaps it is refused, with the driver's message.
+    let out = docker(
+        &engine,
+        &[
+            "network",
+            "create",
+            "-d",
+            "ovsnet",
+            "--ipam-driver",
+            "ovsnet",
+            "--subnet",
+            "10.40.7.0/24",
+            "-o",
+            "network=red",
+            "red",
+        ],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("overlaps ovsnet network blue"), "{err}");
+
+    for name in ["ca", "cb"] {
+        docker_ok(&engine, &["run", "-d", "--network", "blue", "--name", name, MINI_IMAGE, "sleep", "600"]);
+    }
+    let ip_a = docker_ok(&engine, &["inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", "ca"]);
+    assert!(ip_a.starts_with("10.40."), "{ip_a}");
+    let show = host.ok(&["--format", "json", "network", "show", "blue"]);
+    assert!(show.contains(&format!("\"ip\":\"{ip_a}\"")), "{show}");
+    // The container's MAC is the one ovsnet derives, as port security wants.
+    let mac_a =
+        docker_ok(&engine, &["inspect", "-f", "{{range .NetworkSettings.Networks}}{{.MacAddress}}{{end}}", "ca"]);
+    let v4: std::net::Ipv4Addr = ip_a.parse().unwrap();
+    assert_eq!(mac_a, ovsnet::net::Mac::from_ipv4(v4).to_string());
+
+    wait_for(30, "b to reach a through obr0's flows", || {
+        docker(&engine, &["exec", "cb", "ping", "-c", "1", "-W", "1", &ip_a]).status.success()
+    });
+
+    // docker rm -f: ports, veths and rows go.
+    docker_ok(&engine, &["rm", "-f", "ca", "cb"]);
+    wait_for(30, "the endpoints' rows to go", || {
+        let show: serde_json::Value =
+            serde_json::from_str(&host.ok(&["--format", "json", "network", "show", "blue"])).unwrap();
+        show["endpoints"].as_array().is_some_and(|e| e.is_empty())
+    });
+    let ports = common::vsctl(&host.lab.sbx, &["list-ports", "obr0"]);
+    assert!(!ports.lines().any(|p| p.starts_with("ovd")), "stale ports: {ports}");
+
+    docker_ok(&engine, &["network", "rm", "blue"]);
+    assert!(!host.ok(&["network", "list"]).contains("blue"), "the last host let go: the network is gone");
+}
