@@ -253,6 +253,18 @@ pub struct Resolver {
     api_version: std::sync::OnceLock<String>,
 }
 
+/// The engine's API socket `DOCKER_HOST` names (default
+/// `/var/run/docker.sock`); `None` for a host that is not a unix socket.
+pub fn docker_socket_path() -> Option<std::path::PathBuf> {
+    let host =
+        std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| DEFAULT_DOCKER_HOST.to_owned());
+    match host.strip_prefix("unix://") {
+        Some(p) => Some(std::path::PathBuf::from(p)),
+        None if host.starts_with('/') => Some(std::path::PathBuf::from(host)),
+        None => None,
+    }
+}
+
 impl Default for Resolver {
     fn default() -> Self {
         Self::new()
@@ -324,6 +336,30 @@ impl Resolver {
             }),
             404 => Err(ContainerError::NoSuchContainer(name.to_owned())),
             _ => Err(ContainerError::Docker { name: name.to_owned(), message: engine_api::message(&reply.body) }),
+        }
+    }
+
+    /// The name of the Docker network with this ID (`GET /networks/ID`);
+    /// `None` while the engine does not know it (yet).
+    pub async fn network_name(&self, id: &str) -> Result<Option<String>, ContainerError> {
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(ContainerError::Docker { name: id.to_owned(), message: "bad network ID".into() });
+        }
+        let socket = self.docker_socket()?;
+        let version = self.api_version.get().map_or(engine_api::API_VERSION, String::as_str);
+        let reply = engine_api::get(socket, &format!("/v{version}/networks/{id}"))
+            .await
+            .map_err(|e| ContainerError::Unreachable { host: self.docker_host.clone(), message: e.to_string() })?;
+        match reply.status {
+            200 => {
+                let v: serde_json::Value = serde_json::from_slice(&reply.body).map_err(|e| ContainerError::Docker {
+                    name: id.to_owned(),
+                    message: format!("unreadable network reply: {e}"),
+                })?;
+                Ok(v.get("Name").and_then(serde_json::Value::as_str).map(str::to_owned))
+            }
+            404 => Ok(None),
+            _ => Err(ContainerError::Docker { name: id.to_owned(), message: engine_api::message(&reply.body) }),
         }
     }
 

@@ -95,6 +95,10 @@ pub struct AgentOptions {
     pub print_reconciles: bool,
     /// Cluster mode: follow the cluster database.
     pub cluster: Option<ClusterOptions>,
+    /// Told, after each reconcile with the switch, the ports of the local
+    /// endpoints whose flows the switch now holds (the Docker driver's
+    /// `Join` waits on it before it answers).
+    pub programmed: Option<tokio::sync::watch::Sender<std::collections::BTreeSet<String>>>,
 }
 
 /// Cluster mode: where the cluster database is and who this host is.
@@ -134,6 +138,7 @@ impl AgentOptions {
             switch_timeout: Duration::from_secs(30),
             print_reconciles: false,
             cluster: None,
+            programmed: None,
         }
     }
 }
@@ -374,6 +379,8 @@ struct Agent {
     last_heartbeat: Instant,
     /// `READY=1` was sent to the service manager.
     ready_sent: bool,
+    /// The ports of the local endpoints the desired flows are for.
+    local_ports: std::collections::BTreeSet<String>,
 }
 
 impl Agent {
@@ -415,6 +422,7 @@ impl Agent {
             publisher,
             last_heartbeat: Instant::now(),
             ready_sent: false,
+            local_ports: Default::default(),
         };
         agent.changed("start").await?;
         release_memory();
@@ -450,12 +458,26 @@ impl Agent {
             tracing::debug!("{w}");
         }
         self.endpoints = state.local_endpoints.len();
+        self.local_ports = state.local_endpoints.iter().map(|e| e.id.clone()).collect();
         if let (Some(p), Some(c)) = (self.publisher.as_mut(), self.cluster.as_ref()) {
             let present = cluster::recorded_endpoints(&self.cache, &self.opts.state.bridge);
             p.sync(&state.local_endpoints, present, &c.state);
         }
         drop(state);
         self.reconcile(why, Change::Desired(packed(d.flows))).await.map(|_| ())
+    }
+
+    /// Tells whoever waits which endpoints' flows the switch holds.
+    fn tell_programmed(&self) {
+        if let Some(tx) = &self.opts.programmed {
+            tx.send_if_modified(|v| {
+                let changed = *v != self.local_ports;
+                if changed {
+                    v.clone_from(&self.local_ports);
+                }
+                changed
+            });
+        }
     }
 
     /// Has the reconciler compare the desired flows with the switch's and
@@ -475,6 +497,12 @@ impl Agent {
         let sent = match change {
             Change::Desired(flows) => match (self.rec.desired_changed(flows), self.conn.as_mut()) {
                 (Some(plan), Some(conn)) => send_plan(conn, plan).await,
+                (None, Some(_)) => {
+                    // Nothing to send: the switch holds them already.
+                    self.tell_programmed();
+                    self.stats.export();
+                    return Ok(None);
+                }
                 _ => {
                     self.stats.export();
                     return Ok(None);
@@ -499,6 +527,7 @@ impl Agent {
             return Err(e.into());
         }
         let report = self.rec.committed();
+        self.tell_programmed();
         let n = report.sent.flow_mods as u64;
         if n > 0 {
             self.stats.bundles.fetch_add(1, Relaxed);

@@ -134,12 +134,16 @@ pub fn run(args: AgentArgs, g: &Global) -> anyhow::Result<()> {
         }
         let stats = Arc::new(agent::Stats::default());
         if let (Some(path), Some(c)) = (&args.docker_plugin, &opts.cluster) {
+            let (tx, rx) = tokio::sync::watch::channel(Default::default());
+            opts.programmed = Some(tx);
             let driver_opts = crate::driver::DriverOptions {
                 bridge: bridge.clone(),
                 host: c.host_name.clone(),
                 db: g.db.clone(),
                 cluster_db: c.remotes.clone(),
                 connect: g.connect.clone(),
+                programmed: Some(rx),
+                docker_socket: crate::container::docker_socket_path(),
             };
             let driver = crate::driver::Driver::connect(driver_opts).await.context("the Docker plugin")?;
             let listener = crate::driver::server::bind(path)?;

@@ -704,6 +704,15 @@ impl ClusterDb {
         rows(&r, 0)?.iter().map(|row| Ok(Endpoint::from_row(row_uuid(row)?, row)?)).collect()
     }
 
+    /// Renames a network (false: no network has the old name). A name
+    /// another network has is refused by the database's index.
+    pub async fn rename_network(&self, old: &str, new: &str) -> Result<bool, ClusterError> {
+        let mut row = Row::new();
+        row.insert("name".into(), Datum::from(new));
+        let r = self.transact(vec![Operation::update(table::NETWORK, vec![Condition::eq("name", old)], row)]).await?;
+        Ok(r.first().and_then(|r| r.count).unwrap_or(0) > 0)
+    }
+
     /// Sets (`Some`) or removes (`None`) one `external_ids` key of a network.
     pub async fn set_network_external_id(
         &self,

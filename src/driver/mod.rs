@@ -62,7 +62,17 @@ pub struct DriverOptions {
     /// The cluster database.
     pub cluster_db: String,
     pub connect: ConnectOptions,
+    /// The ports whose flows the switch holds, as the agent tells them:
+    /// `Join` answers once its port is among them (or after
+    /// [`PROGRAMMED_WAIT`], so that a switch that is away never hangs
+    /// `docker run`).
+    pub programmed: Option<tokio::sync::watch::Receiver<std::collections::BTreeSet<String>>>,
+    /// The Docker engine's API socket (to learn a network's name).
+    pub docker_socket: Option<std::path::PathBuf>,
 }
+
+/// How long `Join` waits for the agent to install the endpoint's flows.
+pub const PROGRAMMED_WAIT: Duration = Duration::from_secs(5);
 
 /// Answers the engine's calls.
 pub struct Driver {
@@ -88,6 +98,36 @@ pub enum DriverError {
 
 fn refused(m: impl Into<String>) -> DriverError {
     DriverError::Refused(m.into())
+}
+
+/// The name of a network made by `docker network create` without `-o
+/// network=NAME`, until the engine's own name is known.
+fn provisional_name(network_id: &str) -> String {
+    format!("docker-{}", network_id.chars().take(12).collect::<String>())
+}
+
+/// Renames a provisional network to the name the engine gave it, once the
+/// engine answers for it (10 s at most). A name another ovsnet network has
+/// already leaves the provisional one.
+async fn adopt_docker_name(cluster: ClusterDb, docker: crate::container::Resolver, network_id: String) {
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_secs(10) {
+        match docker.network_name(&network_id).await {
+            Ok(Some(name)) => {
+                let old = provisional_name(&network_id);
+                match cluster.rename_network(&old, &name).await {
+                    Ok(_) => tracing::info!("network {old} is now {name}, as Docker names it"),
+                    Err(e) => tracing::warn!("network {old} keeps its name: {name}: {e}"),
+                }
+                return;
+            }
+            Ok(None) => tokio::time::sleep(Duration::from_millis(20)).await,
+            Err(e) => {
+                tracing::warn!("the name of Docker network {network_id}: {e}");
+                return;
+            }
+        }
+    }
 }
 
 /// The two ends of an endpoint's veth: on the bridge, and for the engine
@@ -227,7 +267,7 @@ impl Driver {
             Some(n) => n.to_owned(),
             None => match existing.iter().find(|n| n.cidr == pool.pool) {
                 Some(n) => n.name.clone(),
-                None => format!("docker-{}", c.network_id.chars().take(12).collect::<String>()),
+                None => provisional_name(&c.network_id),
             },
         };
         let num = |k: &str| -> Result<Option<u32>, DriverError> {
@@ -281,6 +321,17 @@ impl Driver {
             }
         };
         self.cluster.set_network_external_id(&net.name, &network_key(&self.opts.host), Some(&c.network_id)).await?;
+        if net.name == provisional_name(&c.network_id) {
+            // The engine stores the network, with its name, once this
+            // call is answered: the ovsnet network takes that name then.
+            if let Some(socket) = &self.opts.docker_socket {
+                tokio::spawn(adopt_docker_name(
+                    self.cluster.clone(),
+                    crate::container::Resolver::with_docker_host(format!("unix://{}", socket.display())),
+                    c.network_id.clone(),
+                ));
+            }
+        }
         Ok(json!({}))
     }
 
@@ -374,6 +425,14 @@ impl Driver {
         if let Err(e) = self.vswitch.add_ports(&self.opts.bridge, &[port]).await {
             let _ = self.netlink.delete_link_by_name(&host_end).await;
             return Err(e.into());
+        }
+        // The container's first packet must find its flows.
+        if let Some(rx) = &self.opts.programmed {
+            let mut rx = rx.clone();
+            let installed = tokio::time::timeout(PROGRAMMED_WAIT, rx.wait_for(|ports| ports.contains(&host_end))).await;
+            if !matches!(installed, Ok(Ok(_))) {
+                tracing::warn!("join {}: flows not installed within {PROGRAMMED_WAIT:?}; answering anyway", host_end);
+            }
         }
         let reply = JoinReply {
             interface_name: InterfaceName { src_name: container_end, dst_prefix: "eth".into() },
