@@ -1,5 +1,5 @@
 //! The configuration every command and the agent share: `db`,
-//! `cluster_db`, `db_dir`, `host_name`, `underlay_ip`, `tunnel`, `bridge` and the TLS
+//! `cluster_db`, `db_dir`, `host_name`, `underlay_ip`, `tunnel`, `bridge`, `docker_plugin` and the TLS
 //! files, from a TOML file (`/etc/ovsnet/ovsnet.conf`), the environment
 //! (`OVSNET_*`, one variable per key) and the command line.
 //!
@@ -33,6 +33,7 @@ pub enum Key {
     UnderlayIp,
     Tunnel,
     Bridge,
+    DockerPlugin,
     PrivateKey,
     Certificate,
     CaCert,
@@ -40,7 +41,7 @@ pub enum Key {
 
 impl Key {
     /// Every key, in the order `config show` prints them.
-    pub const ALL: [Key; 10] = [
+    pub const ALL: [Key; 11] = [
         Key::Db,
         Key::ClusterDb,
         Key::DbDir,
@@ -48,6 +49,7 @@ impl Key {
         Key::UnderlayIp,
         Key::Tunnel,
         Key::Bridge,
+        Key::DockerPlugin,
         Key::PrivateKey,
         Key::Certificate,
         Key::CaCert,
@@ -63,6 +65,7 @@ impl Key {
             Key::UnderlayIp => "underlay_ip",
             Key::Tunnel => "tunnel",
             Key::Bridge => "bridge",
+            Key::DockerPlugin => "docker_plugin",
             Key::PrivateKey => "private_key",
             Key::Certificate => "certificate",
             Key::CaCert => "ca_cert",
@@ -79,6 +82,7 @@ impl Key {
             Key::UnderlayIp => "OVSNET_UNDERLAY_IP",
             Key::Tunnel => "OVSNET_TUNNEL",
             Key::Bridge => "OVSNET_BRIDGE",
+            Key::DockerPlugin => "OVSNET_DOCKER_PLUGIN",
             Key::PrivateKey => "OVSNET_PRIVATE_KEY",
             Key::Certificate => "OVSNET_CERTIFICATE",
             Key::CaCert => "OVSNET_CA_CERT",
@@ -95,6 +99,7 @@ impl Key {
             Key::UnderlayIp => "--underlay-ip",
             Key::Tunnel => "--tunnel",
             Key::Bridge => "--bridge",
+            Key::DockerPlugin => "--docker-plugin",
             Key::PrivateKey => "--private-key",
             Key::Certificate => "--certificate",
             Key::CaCert => "--ca-cert",
@@ -184,6 +189,8 @@ pub struct Config {
     #[serde(default, deserialize_with = "one_or_many")]
     pub tunnel: Option<Vec<Tunnel>>,
     pub bridge: Option<String>,
+    /// The agent's Docker plugin socket (off when unset).
+    pub docker_plugin: Option<PathBuf>,
     pub private_key: Option<PathBuf>,
     pub certificate: Option<PathBuf>,
     pub ca_cert: Option<PathBuf>,
@@ -238,6 +245,7 @@ pub struct Resolved {
     pub underlay_ip: Setting<IpAddr>,
     pub tunnel: Setting<Vec<Tunnel>>,
     pub bridge: Setting<String>,
+    pub docker_plugin: Setting<PathBuf>,
     pub private_key: Setting<PathBuf>,
     pub certificate: Setting<PathBuf>,
     pub ca_cert: Setting<PathBuf>,
@@ -271,6 +279,7 @@ impl Resolved {
                 &self.tunnel.source,
             ),
             Key::Bridge => text(&self.bridge),
+            Key::DockerPlugin => path(&self.docker_plugin),
             Key::PrivateKey => path(&self.private_key),
             Key::Certificate => path(&self.certificate),
             Key::CaCert => path(&self.ca_cert),
@@ -431,6 +440,7 @@ pub fn parse_env(env: &BTreeMap<String, String>) -> Result<Config, ConfigError> 
         underlay_ip,
         tunnel,
         bridge: get(Key::Bridge),
+        docker_plugin: get(Key::DockerPlugin).map(PathBuf::from),
         private_key: get(Key::PrivateKey).map(PathBuf::from),
         certificate: get(Key::Certificate).map(PathBuf::from),
         ca_cert: get(Key::CaCert).map(PathBuf::from),
@@ -485,6 +495,14 @@ pub fn resolve(
         underlay_ip: pick(Key::UnderlayIp, &f.underlay_ip, &e.underlay_ip, &c.underlay_ip, &d.underlay_ip, fs),
         tunnel: pick(Key::Tunnel, &f.tunnel, &e.tunnel, &c.tunnel, &d.tunnel, fs),
         bridge: pick(Key::Bridge, &f.bridge, &e.bridge, &c.bridge, &d.bridge, fs),
+        docker_plugin: pick(
+            Key::DockerPlugin,
+            &f.docker_plugin,
+            &e.docker_plugin,
+            &c.docker_plugin,
+            &d.docker_plugin,
+            fs,
+        ),
         private_key: pick(Key::PrivateKey, &f.private_key, &e.private_key, &c.private_key, &d.private_key, fs),
         certificate: pick(Key::Certificate, &f.certificate, &e.certificate, &c.certificate, &d.certificate, fs),
         ca_cert: pick(Key::CaCert, &f.ca_cert, &e.ca_cert, &c.ca_cert, &d.ca_cert, fs),
@@ -660,6 +678,7 @@ mod tests {
             ("OVSNET_UNDERLAY_IP", " fd00::1 "),
             ("OVSNET_TUNNEL", "gre, geneve"),
             ("OVSNET_BRIDGE", "br0"),
+            ("OVSNET_DOCKER_PLUGIN", "/p.sock"),
             ("OVSNET_PRIVATE_KEY", "/k"),
             ("OVSNET_CERTIFICATE", "/c"),
             ("OVSNET_CA_CERT", "/ca"),
@@ -720,9 +739,10 @@ mod tests {
     }
 
     #[test]
-    fn the_packaged_example_sets_nothing_and_every_key_uncommented() {
+    fn the_packaged_example_sets_only_the_docker_plugin_and_every_key_uncommented() {
         let example = include_str!("../packaging/ovsnet.conf");
-        assert_eq!(parse_file(file(example)).expect("parses").config, Config::default());
+        let docker_plugin = Some(PathBuf::from("/run/docker/plugins/ovsnet.sock"));
+        assert_eq!(parse_file(file(example)).expect("parses").config, Config { docker_plugin, ..Config::default() });
         let uncommented: String = example
             .lines()
             .map(|l| match l.strip_prefix('#') {

@@ -97,7 +97,11 @@ fn config_show_as_json_and_from_ovsnet_config() {
     assert_eq!(v["file"]["read"], true);
     let keys = v["keys"].as_array().unwrap();
     assert_eq!(keys.len(), ovsnet::config::Key::ALL.len(), "every key");
-    assert_eq!(keys.len(), 10, "db, cluster_db, db_dir, host_name, underlay_ip, tunnel, bridge and the TLS files");
+    assert_eq!(
+        keys.len(),
+        11,
+        "db, cluster_db, db_dir, host_name, underlay_ip, tunnel, bridge, docker_plugin and the TLS files"
+    );
     let bridge = keys.iter().find(|k| k["key"] == "bridge").unwrap();
     assert_eq!(bridge["value"], "br-int");
     assert_eq!(bridge["source"], format!("file {}:1", conf.display()));

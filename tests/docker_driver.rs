@@ -145,7 +145,7 @@ fn docker_network_create_run_rm_on_ovsnet() {
     );
     assert!(!host.ok(&["network", "list"]).contains("docker-"), "a malformed call made nothing");
 
-    let engine = DockerEngine::start_with(&DockerOptions {
+    let mut engine = DockerEngine::start_with(&DockerOptions {
         netns: Some(host.lab.sbx.netns().to_owned()),
         plugins: Some(host.plugins()),
     })
@@ -224,6 +224,45 @@ fn docker_network_create_run_rm_on_ovsnet() {
         "cb after docker restart and an agent restart: {}",
         String::from_utf8_lossy(&out.stdout)
     );
+
+    // An address taken twice: refused with the driver's message, and the
+    // refused container leaves no port, veth or row.
+    docker_ok(
+        &engine,
+        &["run", "-d", "--network", "blue", "--ip", "10.40.9.9", "--name", "cfixed", MINI_IMAGE, "sleep", "600"],
+    );
+    let out = docker(
+        &engine,
+        &["run", "-d", "--network", "blue", "--ip", "10.40.9.9", "--name", "cdup", MINI_IMAGE, "sleep", "600"],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("10.40.9.9 is already in use in network blue"), "{err}");
+    let _ = docker(&engine, &["rm", "-f", "cdup"]);
+    docker_ok(&engine, &["rm", "-f", "cfixed"]);
+
+    // An engine restart: a container with --restart=always comes back
+    // connected, and the ports are exactly those of running containers.
+    docker_ok(
+        &engine,
+        &["run", "-d", "--network", "blue", "--restart=always", "--name", "calways", MINI_IMAGE, "sleep", "600"],
+    );
+    engine.restart_daemon().unwrap();
+    wait_for(30, "calways running again", || {
+        docker(&engine, &["inspect", "-f", "{{.State.Running}}", "calways"]).stdout.starts_with(b"true")
+    });
+    let ip_always =
+        docker_ok(&engine, &["inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", "calways"]);
+    let out = docker(&engine, &["exec", "calways", "ping", "-c", "1", "-W", "2", &ip_a]);
+    assert!(
+        out.status.success(),
+        "calways ({ip_always}) after an engine restart: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let running = docker_ok(&engine, &["ps", "-q"]).lines().count();
+    let ports = common::vsctl(&host.lab.sbx, &["list-ports", "obr0"]);
+    assert_eq!(ports.lines().filter(|p| p.starts_with("ovd")).count(), running, "ports: {ports}");
+    docker_ok(&engine, &["rm", "-f", "calways"]);
 
     // docker rm -f: ports, veths and rows go.
     docker_ok(&engine, &["rm", "-f", "ca", "cb"]);

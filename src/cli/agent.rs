@@ -68,7 +68,9 @@ pub struct AgentArgs {
 
     /// Cluster mode: serve Docker's network and IPAM driver protocols on
     /// this socket (`docker network create -d ovsnet --ipam-driver ovsnet`);
-    /// Docker finds it at /run/docker/plugins/ovsnet.sock. Off when absent.
+    /// Docker finds it at /run/docker/plugins/ovsnet.sock, which the
+    /// packaged configuration file sets. Default: OVSNET_DOCKER_PLUGIN,
+    /// docker_plugin in the configuration file, else off.
     #[arg(long, value_name = "PATH")]
     pub docker_plugin: Option<std::path::PathBuf>,
 
@@ -121,7 +123,7 @@ pub fn run(args: AgentArgs, g: &Global) -> anyhow::Result<()> {
             tunnels,
             heartbeat: Duration::from_secs(args.heartbeat.max(1)),
         });
-    } else if args.docker_plugin.is_some() {
+    } else if g.settings.docker_plugin.get().is_some() && args.docker_plugin.is_some() {
         anyhow::bail!("--docker-plugin needs a cluster database: {}", cluster_hint(g));
     } else if args.host_name.is_some() || args.underlay_ip.is_some() || !args.tunnels.is_empty() {
         // Given on the command line without a cluster: a mistake. From the
@@ -133,7 +135,7 @@ pub fn run(args: AgentArgs, g: &Global) -> anyhow::Result<()> {
             agent::install_metrics(addr)?;
         }
         let stats = Arc::new(agent::Stats::default());
-        if let (Some(path), Some(c)) = (&args.docker_plugin, &opts.cluster) {
+        if let (Some(path), Some(c)) = (g.settings.docker_plugin.get(), &opts.cluster) {
             let (tx, rx) = tokio::sync::watch::channel(Default::default());
             opts.programmed = Some(tx);
             let driver_opts = crate::driver::DriverOptions {

@@ -369,6 +369,7 @@ fn flags_of(cli: &Cli) -> anyhow::Result<crate::config::Config> {
             f.underlay_ip = a.underlay_ip;
             f.tunnel = tunnel_flags(&a.tunnels)?;
             f.bridge = a.bridge.clone();
+            f.docker_plugin = a.docker_plugin.clone();
         }
         _ => {}
     }

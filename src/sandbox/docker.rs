@@ -92,6 +92,7 @@ fn private_plugin_dir(cmd: &mut Command, plugins: &Path) -> Result<(), SandboxEr
 pub struct DockerEngine {
     dir: PathBuf,
     pid: Option<i32>,
+    opts: DockerOptions,
 }
 
 impl DockerEngine {
@@ -109,8 +110,49 @@ impl DockerEngine {
         // containerd's socket lives further down under exec/.
         let dir = std::env::temp_dir().join(unique_name("ovsnet-dkr-"));
         std::fs::create_dir_all(&dir).map_err(io(format!("create {}", dir.display())))?;
-        let mut engine = DockerEngine { dir, pid: None };
-        let log = std::fs::File::create(engine.dir.join("dockerd.log")).map_err(io("create dockerd.log"))?;
+        let mut engine = DockerEngine { dir, pid: None, opts: opts.clone() };
+        engine.spawn_daemon()?;
+        Ok(engine)
+    }
+
+    /// Stops `dockerd` alone (SIGTERM: it stops its containers as a host
+    /// shutting down would) and starts it again on the same data: what an
+    /// engine restart or a reboot does to containers with a restart policy.
+    pub fn restart_daemon(&mut self) -> Result<(), SandboxError> {
+        if let Some(pid) = self.pid.take() {
+            crate::process::stop_pid(pid);
+        }
+        // Its containerd (and the containers' shims) go after it; a new
+        // dockerd would start its own containerd and time out on the old
+        // one's socket.
+        // What is left after 5 s goes as a reboot would take it.
+        let exec = self.dir.join("exec");
+        let start = Instant::now();
+        loop {
+            let left = processes_mentioning(&exec);
+            if left.is_empty() {
+                break;
+            }
+            if start.elapsed() > Duration::from_secs(5) {
+                tracing::info!("dockerd restart: stopping what it left running: {left:?}");
+                for pid in left {
+                    crate::process::stop_pid(pid);
+                }
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.spawn_daemon()
+    }
+
+    fn spawn_daemon(&mut self) -> Result<(), SandboxError> {
+        let opts = self.opts.clone();
+        let engine = self;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(engine.dir.join("dockerd.log"))
+            .map_err(io("open dockerd.log"))?;
         let log2 = log.try_clone().map_err(io("dup dockerd.log"))?;
         let mut cmd = Command::new("dockerd");
         let ns = opts.netns.as_deref().map(crate::netns::open).transpose().map_err(|e| SandboxError::Io {
@@ -149,8 +191,7 @@ impl DockerEngine {
             let mut child = child;
             let _ = child.wait();
         });
-        engine.wait_ready(Duration::from_secs(60))?;
-        Ok(engine)
+        engine.wait_ready(Duration::from_secs(60))
     }
 
     /// The engine's directory (data root, exec root, socket, log).
