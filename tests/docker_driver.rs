@@ -278,3 +278,66 @@ fn docker_network_create_run_rm_on_ovsnet() {
     assert!(!host.ok(&["network", "list"]).contains("blue"), "the last host let go: the network is gone");
     drop(agent);
 }
+
+#[test]
+fn compose_up_and_down_on_an_ovsnet_network_leave_nothing() {
+    let Some(host) = Host::new() else { return };
+    if Command::new("docker-compose").arg("version").output().is_err() {
+        assert!(!common::strict(), "CI=true and docker-compose is missing");
+        eprintln!("skipping: no docker-compose");
+        return;
+    }
+    host.ok(&["cluster", "start"]);
+    let engine = DockerEngine::start_with(&DockerOptions {
+        netns: Some(host.lab.sbx.netns().to_owned()),
+        plugins: Some(host.plugins()),
+    })
+    .unwrap();
+    engine.import_mini_image().unwrap();
+    let _agent = host.agent(&engine);
+    let file = host.tmp.path().join("compose.yml");
+    std::fs::write(
+        &file,
+        "version: \"2.4\"\n\
+         services:\n\
+         \x20 web: {image: \"mini:latest\", command: sleep 600, networks: [blue]}\n\
+         \x20 db: {image: \"mini:latest\", command: sleep 600, networks: [blue]}\n\
+         \x20 cache: {image: \"mini:latest\", command: sleep 600, networks: [blue]}\n\
+         networks:\n\
+         \x20 blue:\n\
+         \x20   driver: ovsnet\n\
+         \x20   ipam: {driver: ovsnet, config: [{subnet: 10.41.0.0/16}]}\n",
+    )
+    .unwrap();
+    let compose = |args: &[&str]| {
+        let out = Command::new("docker-compose")
+            .arg("-f")
+            .arg(&file)
+            .args(["-p", "ovt"])
+            .args(args)
+            .env("DOCKER_HOST", engine.host())
+            .env("DOCKER_CONFIG", engine.dir().join("cli"))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "docker-compose {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    compose(&["up", "-d"]);
+    wait_for(10, "the ovsnet network ovt_blue", || host.ok(&["network", "list"]).contains("ovt_blue"));
+    let ip_db =
+        docker_ok(&engine, &["inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", "ovt_db_1"]);
+    assert!(ip_db.starts_with("10.41."), "{ip_db}");
+    let out = docker(&engine, &["exec", "ovt_web_1", "ping", "-c", "1", "-W", "2", &ip_db]);
+    assert!(out.status.success(), "web to db: {}", String::from_utf8_lossy(&out.stdout));
+    let show: serde_json::Value =
+        serde_json::from_str(&host.ok(&["--format", "json", "network", "show", "ovt_blue"])).unwrap();
+    assert_eq!(show["endpoints"].as_array().map(Vec::len), Some(3), "{show}");
+
+    compose(&["down"]);
+    assert!(!host.ok(&["network", "list"]).contains("ovt_blue"), "down removes the network");
+    let ports = common::vsctl(&host.lab.sbx, &["list-ports", "obr0"]);
+    assert!(!ports.lines().any(|p| p.starts_with("ovd")), "stale ports: {ports}");
+    let links = Command::new("ip").args(["netns", "exec", host.lab.sbx.netns(), "ip", "-o", "link"]).output().unwrap();
+    let links = String::from_utf8_lossy(&links.stdout);
+    assert!(!links.contains("ovd") && !links.contains("ovc"), "stale veths: {links}");
+}

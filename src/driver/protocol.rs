@@ -669,6 +669,45 @@ mod tests {
         assert_eq!(error_body("no such network"), br#"{"Err":"no such network"}"#.to_vec());
     }
 
+    proptest::proptest! {
+        /// Any body on any path: a call, `None`, or a one-line error;
+        /// never a panic.
+        #[test]
+        fn any_body_parses_or_is_one_line(pick in 0usize..20, body in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
+            let paths = ["/Plugin.Activate", "/NetworkDriver.CreateNetwork", "/NetworkDriver.DeleteNetwork",
+                "/NetworkDriver.CreateEndpoint", "/NetworkDriver.Join", "/NetworkDriver.Leave",
+                "/NetworkDriver.DeleteEndpoint", "/NetworkDriver.EndpointOperInfo",
+                "/NetworkDriver.ProgramExternalConnectivity", "/IpamDriver.RequestPool",
+                "/IpamDriver.RequestAddress", "/IpamDriver.ReleaseAddress", "/IpamDriver.ReleasePool",
+                "/IpamDriver.GetCapabilities", "/NetworkDriver.GetCapabilities", "/NetworkDriver.DiscoverNew",
+                "/IpamDriver.GetDefaultAddressSpaces", "/NetworkDriver.RevokeExternalConnectivity",
+                "/NetworkDriver.DiscoverDelete", "/Other"];
+            if let Err(e) = Call::parse(paths[pick], &body) {
+                proptest::prop_assert!(!e.to_string().contains('\n'));
+            }
+        }
+
+        /// Well-formed JSON with fields of the wrong types or values.
+        #[test]
+        fn json_with_wrong_fields_is_refused_in_one_line(
+            id in "[ -~]{0,70}", pool in "[ -~]{0,20}", addr in "[ -~]{0,20}", n in proptest::num::i64::ANY,
+        ) {
+            let bodies = [
+                serde_json::json!({"NetworkID": id, "IPv4Data": [{"Pool": pool, "Gateway": addr}]}),
+                serde_json::json!({"NetworkID": n, "EndpointID": id, "Interface": {"Address": addr}}),
+                serde_json::json!({"PoolID": pool, "Address": addr, "Options": {"RequestAddressType": id}}),
+                serde_json::json!({"NetworkID": id, "EndpointID": id, "SandboxKey": addr}),
+            ];
+            for (path, b) in ["/NetworkDriver.CreateNetwork", "/NetworkDriver.CreateEndpoint",
+                "/IpamDriver.RequestAddress", "/NetworkDriver.Join"].iter().zip(bodies) {
+                let bytes = serde_json::to_vec(&b).unwrap();
+                if let Err(e) = Call::parse(path, &bytes) {
+                    proptest::prop_assert!(!e.to_string().contains('\n'));
+                }
+            }
+        }
+    }
+
     #[test]
     fn join_reply_as_the_engine_reads_it() {
         let r = JoinReply {
