@@ -395,6 +395,15 @@ impl Driver {
     }
 
     async fn join(&self, j: Join) -> Result<Value, DriverError> {
+        let start = std::time::Instant::now();
+        let reply = self.join_inner(j).await;
+        let took = start.elapsed();
+        metrics::histogram!("ovsnet_driver_join_seconds").record(took.as_secs_f64());
+        tracing::info!(took_us = took.as_micros() as u64, ok = reply.is_ok(), "driver join");
+        reply
+    }
+
+    async fn join_inner(&self, j: Join) -> Result<Value, DriverError> {
         let (net, row) = self.endpoint_row(&j.endpoint).await?;
         let (host_end, container_end) = veth_names(&j.endpoint.endpoint_id);
         // A join retried after a failure finds its own leftovers.
