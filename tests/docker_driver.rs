@@ -341,3 +341,45 @@ fn compose_up_and_down_on_an_ovsnet_network_leave_nothing() {
     let links = String::from_utf8_lossy(&links.stdout);
     assert!(!links.contains("ovd") && !links.contains("ovc"), "stale veths: {links}");
 }
+
+#[test]
+fn an_ovs_vswitchd_crash_while_containers_run_heals_and_docker_run_does_not_hang() {
+    let Some(mut host) = Host::new() else { return };
+    host.ok(&["cluster", "start"]);
+    let engine = DockerEngine::start_with(&DockerOptions {
+        netns: Some(host.lab.sbx.netns().to_owned()),
+        plugins: Some(host.plugins()),
+    })
+    .unwrap();
+    engine.import_mini_image().unwrap();
+    let _agent = host.agent(&engine);
+    docker_ok(
+        &engine,
+        &["network", "create", "-d", "ovsnet", "--ipam-driver", "ovsnet", "--subnet", "10.42.0.0/16", "blue"],
+    );
+    for name in ["ca", "cb"] {
+        docker_ok(&engine, &["run", "-d", "--network", "blue", "--name", name, MINI_IMAGE, "sleep", "600"]);
+    }
+    let ip_a = docker_ok(&engine, &["inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", "ca"]);
+    let ping = |from: &str| docker(&engine, &["exec", from, "ping", "-c", "1", "-W", "1", &ip_a]).status.success();
+    assert!(ping("cb"));
+
+    // ovs-vswitchd crashes and comes back: the agent programs it again.
+    host.lab.sbx.kill_vswitchd();
+    host.lab.sbx.start_vswitchd().unwrap();
+    wait_for(30, "cb to reach ca again", || ping("cb"));
+
+    // A docker run while the switch is away answers within the driver's
+    // bounds (it never hangs), and one after it gets its first packet through.
+    host.lab.sbx.kill_vswitchd();
+    let t = std::time::Instant::now();
+    let _ = docker(&engine, &["run", "-d", "--network", "blue", "--name", "cc", MINI_IMAGE, "sleep", "600"]);
+    assert!(t.elapsed() < std::time::Duration::from_secs(30), "docker run took {:?}", t.elapsed());
+    let _ = docker(&engine, &["rm", "-f", "cc"]);
+    host.lab.sbx.start_vswitchd().unwrap();
+    wait_for(30, "cb to reach ca after the second restart", || ping("cb"));
+    let out = docker(&engine, &["run", "--rm", "--network", "blue", MINI_IMAGE, "ping", "-c", "1", "-W", "2", &ip_a]);
+    assert!(out.status.success(), "first packet after the restarts: {}", String::from_utf8_lossy(&out.stdout));
+    docker_ok(&engine, &["rm", "-f", "ca", "cb"]);
+    docker_ok(&engine, &["network", "rm", "blue"]);
+}
