@@ -131,6 +131,11 @@ async fn write(db: ClusterDb, host: String, writes: Writes) {
     for e in writes.publish {
         match db.publish_endpoint(&e).await {
             Ok(_) => tracing::info!(ip = %e.ip, network = e.network, "published endpoint"),
+            // Held by this host already (written by whoever made the port,
+            // the Docker driver or `attach --network`, before this look saw it).
+            Err(ClusterError::IpInUse { host: h, .. }) if h == host => {
+                tracing::debug!("{} in {}: this host's row is there already", e.ip, e.network)
+            }
             Err(err) => tracing::warn!("publish {} in {}: {err}", e.ip, e.network),
         }
     }

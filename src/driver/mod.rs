@@ -153,7 +153,9 @@ impl Driver {
     pub async fn connect(opts: DriverOptions) -> Result<Driver, DriverError> {
         let cluster = ClusterDb::connect(&opts.cluster_db, &opts.connect).await?;
         let client = Client::connect(&opts.db, &opts.connect).await?;
-        let vswitch = Vswitch::new(client).with_wait(Some(Duration::from_secs(10)));
+        // No wait for ovs-vswitchd to apply the port: Join waits for the
+        // agent's flows, which need its ofport anyway.
+        let vswitch = Vswitch::new(client).with_wait(None);
         let netlink = Netlink::open_without_packet()?;
         Ok(Driver { opts, cluster, vswitch, netlink })
     }
