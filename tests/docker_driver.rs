@@ -382,4 +382,28 @@ fn an_ovs_vswitchd_crash_while_containers_run_heals_and_docker_run_does_not_hang
     assert!(out.status.success(), "first packet after the restarts: {}", String::from_utf8_lossy(&out.stdout));
     docker_ok(&engine, &["rm", "-f", "ca", "cb"]);
     docker_ok(&engine, &["network", "rm", "blue"]);
+
+    // A network made with `ovsnet network create` and joined from Docker
+    // stays when Docker lets go of it.
+    host.ok(&["network", "create", "green", "--cidr", "10.43.0.0/16", "--ipam", "pool"]);
+    docker_ok(
+        &engine,
+        &[
+            "network",
+            "create",
+            "-d",
+            "ovsnet",
+            "--ipam-driver",
+            "ovsnet",
+            "--subnet",
+            "10.43.0.0/16",
+            "-o",
+            "network=green",
+            "green",
+        ],
+    );
+    docker_ok(&engine, &["run", "-d", "--network", "green", "--name", "cg", MINI_IMAGE, "sleep", "600"]);
+    docker_ok(&engine, &["rm", "-f", "cg"]);
+    docker_ok(&engine, &["network", "rm", "green"]);
+    assert!(host.ok(&["network", "list"]).contains("green"), "ovsnet's own network stays");
 }

@@ -11,7 +11,8 @@
 //!   `-o network=NAME`, of that name; each host that made it records its
 //!   own Docker network ID in the network's `external_ids`
 //!   (`docker-network:HOST`), and `docker network rm` on the last such
-//!   host deletes the ovsnet network (when it holds no endpoints);
+//!   host deletes the ovsnet network when the driver made it and it holds
+//!   no endpoints;
 //! - an IPAM pool is a network's CIDR (the pool ID is the CIDR), an address
 //!   is an `Endpoint` row of this host, allocated as `attach --network`
 //!   allocates (the host's block for pool and Fan networks), and
@@ -45,6 +46,11 @@ pub const DEFAULT_SOCKET: &str = "/run/docker/plugins/ovsnet.sock";
 /// The `container` of an Endpoint row IPAM allocated before the engine
 /// named the endpoint.
 const PENDING: &str = "docker-pending";
+
+/// The `external_ids` key marking a network the driver made (only such a
+/// network goes with the last `docker network rm`; one made with `ovsnet
+/// network create` stays).
+const MADE_BY_DOCKER: &str = "docker-made";
 
 /// The `external_ids` key of a network under which a host records its
 /// Docker network ID.
@@ -319,7 +325,9 @@ impl Driver {
                         .transpose()?,
                     gateway,
                 };
-                self.cluster.create_network(&spec).await?
+                let net = self.cluster.create_network(&spec).await?;
+                self.cluster.set_network_external_id(&net.name, MADE_BY_DOCKER, Some("true")).await?;
+                net
             }
         };
         self.cluster.set_network_external_id(&net.name, &network_key(&self.opts.host), Some(&c.network_id)).await?;
@@ -347,7 +355,7 @@ impl Driver {
         self.cluster.set_network_external_id(&net.name, &network_key(&self.opts.host), None).await?;
         let others =
             net.external_ids.keys().any(|k| k.starts_with("docker-network:") && *k != network_key(&self.opts.host));
-        if !others {
+        if !others && net.external_ids.contains_key(MADE_BY_DOCKER) {
             // The last host lets go; a network with endpoints stays.
             match self.cluster.delete_network(&net.name).await {
                 Ok(()) | Err(ClusterError::NoNetwork(_)) => {}
