@@ -407,3 +407,74 @@ fn an_ovs_vswitchd_crash_while_containers_run_heals_and_docker_run_does_not_hang
     docker_ok(&engine, &["network", "rm", "green"]);
     assert!(host.ok(&["network", "list"]).contains("green"), "ovsnet's own network stays");
 }
+
+#[test]
+fn agent_killed_during_20_concurrent_runs_leaves_each_connected_or_cleanly_failed() {
+    let Some(host) = Host::new() else { return };
+    host.ok(&["cluster", "start"]);
+    let engine = DockerEngine::start_with(&DockerOptions {
+        netns: Some(host.lab.sbx.netns().to_owned()),
+        plugins: Some(host.plugins()),
+    })
+    .unwrap();
+    engine.import_mini_image().unwrap();
+    let agent = host.agent(&engine);
+    docker_ok(
+        &engine,
+        &["network", "create", "-d", "ovsnet", "--ipam-driver", "ovsnet", "--subnet", "10.44.0.0/16", "blue"],
+    );
+    docker_ok(&engine, &["run", "-d", "--network", "blue", "--name", "anchor", MINI_IMAGE, "sleep", "600"]);
+    let ip_anchor =
+        docker_ok(&engine, &["inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", "anchor"]);
+
+    let runs: Vec<_> = (0..20)
+        .map(|i| {
+            engine
+                .cli()
+                .args(["run", "-d", "--network", "blue", "--name", &format!("c{i}"), MINI_IMAGE, "sleep", "600"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    // Killed in the middle of them, and started again.
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    drop(agent);
+    let _agent = host.agent(&engine);
+    for mut r in runs {
+        let _ = r.wait();
+    }
+
+    // Every container either runs connected or is not running; nothing
+    // stale: the bridge has exactly the ports of running containers and
+    // the database exactly their rows.
+    let mut running = Vec::new();
+    for i in 0..20 {
+        let name = format!("c{i}");
+        let up = docker(&engine, &["inspect", "-f", "{{.State.Running}}", &name]).stdout.starts_with(b"true");
+        if up {
+            let ok = docker(&engine, &["exec", &name, "ping", "-c", "1", "-W", "2", &ip_anchor]).status.success();
+            assert!(ok, "{name} runs but is not connected");
+            running.push(name);
+        }
+    }
+    wait_for(30, "ports and rows of running containers only", || {
+        let ports = common::vsctl(&host.lab.sbx, &["list-ports", "obr0"]);
+        let n_ports = ports.lines().filter(|p| p.starts_with("ovd")).count();
+        let show: serde_json::Value =
+            serde_json::from_str(&host.ok(&["--format", "json", "network", "show", "blue"])).unwrap();
+        let n_rows = show["endpoints"].as_array().map_or(0, Vec::len);
+        n_ports == running.len() + 1 && n_rows == running.len() + 1
+    });
+    eprintln!("{} of 20 ran connected; the rest failed cleanly", running.len());
+    let all = docker_ok(&engine, &["ps", "-aq"]);
+    let mut rm = engine.cli();
+    rm.args(["rm", "-f"]).args(all.lines());
+    assert!(rm.output().unwrap().status.success());
+    docker_ok(&engine, &["network", "rm", "blue"]);
+    let links = Command::new("ip").args(["netns", "exec", host.lab.sbx.netns(), "ip", "-o", "link"]).output().unwrap();
+    let links = String::from_utf8_lossy(&links.stdout);
+    assert!(!links.contains("ovd") && !links.contains("ovc"), "stale veths: {links}");
+}
