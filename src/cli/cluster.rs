@@ -165,7 +165,7 @@ pub async fn run(cmd: ClusterCommand, g: &Global) -> anyhow::Result<()> {
                     server::ensure_local(&old.dir).context("serve the standalone database")?;
                     let had = user_rows(&old, g).await?;
                     let info = server::grow(&dir, &specs).context("cluster init")?;
-                    wait_ready(&info, g).await?;
+                    // Read once it answers: that is also the wait for it.
                     let now = user_rows(&info, g).await?;
                     anyhow::ensure!(
                         now == had,

@@ -220,20 +220,24 @@ pub fn init(dir: &Path, members: &[MemberSpec]) -> Result<ClusterInfo, ServerErr
         let mdir = member_dir(&dir, i + 1);
         std::fs::create_dir_all(&mdir).map_err(io_err(format!("create {}", mdir.display())))?;
         let db = mdir.join("ovsnet.db");
-        let mut cmd = Command::new("ovsdb-tool");
-        if members.len() == 1 {
-            cmd.arg("create").arg(&db).arg(&schema);
-        } else if i == 0 {
-            cmd.arg("create-cluster").arg(&db).arg(&schema).arg(m.raft_remote());
+        if i > 0 {
+            join_cluster_file(&db, m, &members[0].raft_remote())?;
+        } else if members.len() == 1 {
+            run_tool(Command::new("ovsdb-tool").arg("create").arg(&db).arg(&schema))?;
         } else {
-            cmd.arg("join-cluster").arg(&db).arg(DB).arg(m.raft_remote()).arg(members[0].raft_remote());
+            run_tool(Command::new("ovsdb-tool").arg("create-cluster").arg(&db).arg(&schema).arg(m.raft_remote()))?;
         }
-        run_tool(&mut cmd)?;
     }
     for (i, m) in members.iter().enumerate() {
         start_member(&dir, i + 1, m)?;
     }
     Ok(info)
+}
+
+/// Makes `db` the database file of a member joining the cluster that
+/// `peer` (a Raft remote) belongs to (`ovsdb-tool join-cluster`).
+fn join_cluster_file(db: &Path, member: &MemberSpec, peer: &str) -> Result<(), ServerError> {
+    run_tool(Command::new("ovsdb-tool").arg("join-cluster").arg(db).arg(DB).arg(member.raft_remote()).arg(peer))
 }
 
 /// Joins a running cluster from this machine: `peer` is the Raft remote of
@@ -255,14 +259,7 @@ pub fn join(dir: &Path, member: &MemberSpec, peer: &str) -> Result<ClusterInfo, 
     info.save()?;
     let mdir = member_dir(&dir, 1);
     std::fs::create_dir_all(&mdir).map_err(io_err(format!("create {}", mdir.display())))?;
-    run_tool(
-        Command::new("ovsdb-tool")
-            .arg("join-cluster")
-            .arg(mdir.join("ovsnet.db"))
-            .arg(DB)
-            .arg(member.raft_remote())
-            .arg(peer),
-    )?;
+    join_cluster_file(&mdir.join("ovsnet.db"), member, peer)?;
     start_member(&dir, 1, member)?;
     Ok(info)
 }
@@ -326,14 +323,7 @@ pub fn grow(dir: &Path, members: &[MemberSpec]) -> Result<ClusterInfo, ServerErr
         for (i, m) in members.iter().enumerate().skip(1) {
             let mdir = member_dir(&dir, i + 1);
             std::fs::create_dir_all(&mdir).map_err(io_err(format!("create {}", mdir.display())))?;
-            run_tool(
-                Command::new("ovsdb-tool")
-                    .arg("join-cluster")
-                    .arg(mdir.join("ovsnet.db"))
-                    .arg(DB)
-                    .arg(m.raft_remote())
-                    .arg(first.raft_remote()),
-            )?;
+            join_cluster_file(&mdir.join("ovsnet.db"), m, &first.raft_remote())?;
         }
         Ok(())
     })();
