@@ -45,11 +45,7 @@ impl Host {
 
     fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ovsnet"));
-        for (k, _) in std::env::vars_os() {
-            if k.to_string_lossy().starts_with("OVSNET_") {
-                cmd.env_remove(k);
-            }
-        }
+        common::without_ovsnet_env(&mut cmd);
         cmd.args(args)
             .env("OVSNET_CONFIG", self.tmp.path().join("ovsnet.conf"))
             .env("OVSNET_DB_DIR", self.tmp.path().join("db"))
@@ -64,6 +60,19 @@ impl Host {
         let out = self.command(args).output().unwrap();
         assert!(out.status.success(), "ovsnet {args:?}: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// This host's database and a private engine in the switch's
+    /// namespace whose plugin directory is the test's, with the image.
+    fn start_engine(&self) -> DockerEngine {
+        self.ok(&["cluster", "start"]);
+        let engine = DockerEngine::start_with(&DockerOptions {
+            netns: Some(self.lab.sbx.netns().to_owned()),
+            plugins: Some(self.plugins()),
+        })
+        .unwrap();
+        engine.import_mini_image().unwrap();
+        engine
     }
 
     /// The agent with the plugin, in the switch's namespace (where the
@@ -120,13 +129,7 @@ fn docker_ok(engine: &DockerEngine, args: &[&str]) -> String {
 #[test]
 fn docker_network_create_run_rm_on_ovsnet() {
     let Some(host) = Host::new() else { return };
-    host.ok(&["cluster", "start"]);
-    let engine = DockerEngine::start_with(&DockerOptions {
-        netns: Some(host.lab.sbx.netns().to_owned()),
-        plugins: Some(host.plugins()),
-    })
-    .unwrap();
-    engine.import_mini_image().unwrap();
+    let mut engine = host.start_engine();
     let mut agent = host.agent(&engine);
     let sock = host.plugins().join("ovsnet.sock");
 
@@ -144,13 +147,6 @@ fn docker_network_create_run_rm_on_ovsnet() {
             && body.starts_with(r#"{"Err":"CreateNetwork: malformed JSON"#)
     );
     assert!(!host.ok(&["network", "list"]).contains("docker-"), "a malformed call made nothing");
-
-    let mut engine = DockerEngine::start_with(&DockerOptions {
-        netns: Some(host.lab.sbx.netns().to_owned()),
-        plugins: Some(host.plugins()),
-    })
-    .unwrap();
-    engine.import_mini_image().unwrap();
 
     docker_ok(
         &engine,
@@ -287,13 +283,7 @@ fn compose_up_and_down_on_an_ovsnet_network_leave_nothing() {
         eprintln!("skipping: no docker-compose");
         return;
     }
-    host.ok(&["cluster", "start"]);
-    let engine = DockerEngine::start_with(&DockerOptions {
-        netns: Some(host.lab.sbx.netns().to_owned()),
-        plugins: Some(host.plugins()),
-    })
-    .unwrap();
-    engine.import_mini_image().unwrap();
+    let engine = host.start_engine();
     let _agent = host.agent(&engine);
     let file = host.tmp.path().join("compose.yml");
     std::fs::write(
@@ -345,13 +335,7 @@ fn compose_up_and_down_on_an_ovsnet_network_leave_nothing() {
 #[test]
 fn an_ovs_vswitchd_crash_while_containers_run_heals_and_docker_run_does_not_hang() {
     let Some(mut host) = Host::new() else { return };
-    host.ok(&["cluster", "start"]);
-    let engine = DockerEngine::start_with(&DockerOptions {
-        netns: Some(host.lab.sbx.netns().to_owned()),
-        plugins: Some(host.plugins()),
-    })
-    .unwrap();
-    engine.import_mini_image().unwrap();
+    let engine = host.start_engine();
     let _agent = host.agent(&engine);
     docker_ok(
         &engine,
@@ -411,13 +395,7 @@ fn an_ovs_vswitchd_crash_while_containers_run_heals_and_docker_run_does_not_hang
 #[test]
 fn agent_killed_during_20_concurrent_runs_leaves_each_connected_or_cleanly_failed() {
     let Some(host) = Host::new() else { return };
-    host.ok(&["cluster", "start"]);
-    let engine = DockerEngine::start_with(&DockerOptions {
-        netns: Some(host.lab.sbx.netns().to_owned()),
-        plugins: Some(host.plugins()),
-    })
-    .unwrap();
-    engine.import_mini_image().unwrap();
+    let engine = host.start_engine();
     let agent = host.agent(&engine);
     docker_ok(
         &engine,

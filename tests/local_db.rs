@@ -54,11 +54,7 @@ impl Host {
     /// `ovsnet ARGS` as this host runs it, inside the test's namespace.
     fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ovsnet"));
-        for (k, _) in std::env::vars_os() {
-            if k.to_string_lossy().starts_with("OVSNET_") {
-                cmd.env_remove(k);
-            }
-        }
+        common::without_ovsnet_env(&mut cmd);
         cmd.args(args)
             .env("OVSNET_CONFIG", self.tmp.path().join("ovsnet.conf"))
             .env("OVSNET_DB_DIR", self.db_dir())

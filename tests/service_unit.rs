@@ -121,11 +121,7 @@ fn agent_unit_exec_start_says_ready_when_flows_are_installed() {
     let words = exec_start();
     let mut cmd = Command::new(&words[0]);
     cmd.args(&words[1..]);
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("OVSNET_") {
-            cmd.env_remove(k);
-        }
-    }
+    common::without_ovsnet_env(&mut cmd);
     // What the unit's environment gives it, pointed at the private switch:
     // with OVS_RUNDIR set, the default database is `$OVS_RUNDIR/db.sock`
     // and the default controller socket `$OVS_RUNDIR/ovsnet-obr0.sock`.

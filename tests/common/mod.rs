@@ -63,3 +63,14 @@ pub fn wait_for(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }
+
+/// Clears the `OVSNET_*` variables this process has from `cmd`: the test
+/// says what the command is configured with, not the machine.
+pub fn without_ovsnet_env(cmd: &mut std::process::Command) -> &mut std::process::Command {
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("OVSNET_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
