@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use crate::netns::{self, NetnsError};
 
-mod engine_api;
+pub mod engine_api;
 
 /// The default Docker Engine socket.
 pub const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
@@ -361,6 +361,29 @@ impl Resolver {
             404 => Ok(None),
             _ => Err(ContainerError::Docker { name: id.to_owned(), message: engine_api::message(&reply.body) }),
         }
+    }
+
+    /// `GET /containers/ID/json` for the follower: the container's name and
+    /// its networks' endpoints. `None` when the engine does not know it.
+    pub async fn inspect_container(&self, id: &str) -> Result<Option<engine_api::Inspect>, ContainerError> {
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b)) {
+            return Err(ContainerError::Docker { name: id.to_owned(), message: "bad container ID".into() });
+        }
+        match self.inspect(id).await {
+            Ok(i) => Ok(Some(i)),
+            Err(ContainerError::NoSuchContainer(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The engine's events about these kinds of object (`container`,
+    /// `network`), from now on.
+    pub async fn events(&self, types: &[&str]) -> Result<engine_api::EventStream, ContainerError> {
+        let socket = self.docker_socket()?;
+        let version = self.api_version.get().map_or(engine_api::API_VERSION, String::as_str);
+        engine_api::EventStream::open(socket, version, types)
+            .await
+            .map_err(|e| ContainerError::Unreachable { host: self.docker_host.clone(), message: e.to_string() })
     }
 
     /// Resolves a reference to an open namespace and its identity.

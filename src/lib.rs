@@ -12,7 +12,8 @@
 //! - 3: [`pipeline`] (desired flows as a function of state, pure);
 //! - 4: [`attach`] (the attach engine), [`agent`] (the OpenFlow agent);
 //! - 5: [`endpoint`] (attach and cluster as one unit), [`lab`], [`driver`]
-//!   (the Docker network and IPAM driver);
+//!   (the Docker network and IPAM driver), [`follow`] (containers followed
+//!   through the engine's events);
 //! - 6: [`cli`], the `ovsnet` command line.
 
 pub mod agent;
@@ -23,6 +24,7 @@ pub mod config;
 pub mod container;
 pub mod driver;
 pub mod endpoint;
+pub mod follow;
 pub mod lab;
 pub mod net;
 pub mod netlink;

@@ -56,6 +56,17 @@ impl Host {
         cmd
     }
 
+    /// `ovsnet ARGS` in the switch's namespace, with this engine.
+    fn ok_in_switch(&self, engine: &DockerEngine, args: &[&str]) -> String {
+        let mut cmd = self.command(args);
+        cmd.env("DOCKER_HOST", engine.host());
+        let ns = ovsnet::netns::open(self.lab.sbx.netns()).unwrap();
+        ovsnet::netns::command_in(&mut cmd, &ns);
+        let out = cmd.stdin(Stdio::null()).output().unwrap();
+        assert!(out.status.success(), "ovsnet {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     fn ok(&self, args: &[&str]) -> String {
         let out = self.command(args).output().unwrap();
         assert!(out.status.success(), "ovsnet {args:?}: {}", String::from_utf8_lossy(&out.stderr));
@@ -188,9 +199,22 @@ fn docker_network_create_run_rm_on_ovsnet() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("overlaps ovsnet network blue"), "{err}");
 
-    for name in ["ca", "cb"] {
-        docker_ok(&engine, &["run", "-d", "--network", "blue", "--name", name, MINI_IMAGE, "sleep", "600"]);
-    }
+    docker_ok(
+        &engine,
+        &["run", "-d", "--network", "blue", "--network-alias", "api", "--name", "ca", MINI_IMAGE, "sleep", "600"],
+    );
+    docker_ok(&engine, &["run", "-d", "--network", "blue", "--name", "cb", MINI_IMAGE, "sleep", "600"]);
+    // The engine passes neither the container's name nor its aliases to
+    // a driver: the agent reads them from the engine and records them.
+    wait_for(10, "ca's name and alias in its Endpoint row", || {
+        let show: serde_json::Value =
+            serde_json::from_str(&host.ok(&["--format", "json", "network", "show", "blue"])).unwrap();
+        show["endpoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["external_ids"]["container-name"] == "ca" && e["external_ids"]["aliases"] == "api")
+    });
     let ip_a = docker_ok(&engine, &["inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", "ca"]);
     assert!(ip_a.starts_with("10.40."), "{ip_a}");
     let show = host.ok(&["--format", "json", "network", "show", "blue"]);
@@ -341,9 +365,22 @@ fn an_ovs_vswitchd_crash_while_containers_run_heals_and_docker_run_does_not_hang
         &engine,
         &["network", "create", "-d", "ovsnet", "--ipam-driver", "ovsnet", "--subnet", "10.42.0.0/16", "blue"],
     );
-    for name in ["ca", "cb"] {
-        docker_ok(&engine, &["run", "-d", "--network", "blue", "--name", name, MINI_IMAGE, "sleep", "600"]);
-    }
+    docker_ok(
+        &engine,
+        &["run", "-d", "--network", "blue", "--network-alias", "api", "--name", "ca", MINI_IMAGE, "sleep", "600"],
+    );
+    docker_ok(&engine, &["run", "-d", "--network", "blue", "--name", "cb", MINI_IMAGE, "sleep", "600"]);
+    // The engine passes neither the container's name nor its aliases to
+    // a driver: the agent reads them from the engine and records them.
+    wait_for(10, "ca's name and alias in its Endpoint row", || {
+        let show: serde_json::Value =
+            serde_json::from_str(&host.ok(&["--format", "json", "network", "show", "blue"])).unwrap();
+        show["endpoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["external_ids"]["container-name"] == "ca" && e["external_ids"]["aliases"] == "api")
+    });
     let ip_a = docker_ok(&engine, &["inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", "ca"]);
     let ping = |from: &str| docker(&engine, &["exec", from, "ping", "-c", "1", "-W", "1", &ip_a]).status.success();
     assert!(ping("cb"));
@@ -455,4 +492,66 @@ fn agent_killed_during_20_concurrent_runs_leaves_each_connected_or_cleanly_faile
     let links = Command::new("ip").args(["netns", "exec", host.lab.sbx.netns(), "ip", "-o", "link"]).output().unwrap();
     let links = String::from_utf8_lossy(&links.stdout);
     assert!(!links.contains("ovd") && !links.contains("ovc"), "stale veths: {links}");
+}
+
+#[test]
+fn pipework_style_attachments_follow_their_containers_through_docker_events() {
+    let Some(host) = Host::new() else { return };
+    let engine = host.start_engine();
+    let _agent = host.agent(&engine);
+    host.ok(&["network", "create", "--cidr", "10.46.0.0/24", "green"]);
+    for name in ["web", "peer"] {
+        docker_ok(&engine, &["run", "-d", "--net=none", "--name", name, MINI_IMAGE, "sleep", "600"]);
+    }
+    host.ok_in_switch(&engine, &["attach", "--network", "green", "obr0", "web", "10.46.0.10/24"]);
+    host.ok_in_switch(&engine, &["attach", "--network", "green", "obr0", "peer", "10.46.0.11/24"]);
+    let ping = |from: &str| docker(&engine, &["exec", from, "ping", "-c", "1", "-W", "2", "10.46.0.11"]);
+    assert!(ping("web").status.success(), "web to peer: {}", String::from_utf8_lossy(&ping("web").stdout));
+
+    // Docker starts the container again in a new namespace: the agent
+    // plugs it again, with its address, and nobody runs ovsnet.
+    let port_of = |name: &str| {
+        let list: serde_json::Value =
+            serde_json::from_str(&host.ok(&["--format", "json", "attachments", "obr0"])).unwrap();
+        list.as_array().unwrap().iter().find(|a| a["container_name"] == name).map(|a| a["port"].clone())
+    };
+    assert!(port_of("web").is_some(), "web's port");
+    docker_ok(&engine, &["restart", "-t", "0", "web"]);
+    wait_for(15, "web plugged again after docker restart", || ping("web").status.success());
+    docker_ok(&engine, &["stop", "-t", "0", "web"]);
+    docker_ok(&engine, &["start", "web"]);
+    wait_for(15, "web plugged again after docker stop and start", || ping("web").status.success());
+    // The stale port was replaced, not kept beside the new one.
+    let ports = common::vsctl(&host.lab.sbx, &["list-ports", "obr0"]);
+    assert_eq!(ports.lines().filter(|p| !p.starts_with("ovsnet-")).count(), 2, "{ports}");
+
+    // While the agent is away: a restart and a removal are caught up when
+    // it comes back.
+    drop(_agent);
+    docker_ok(&engine, &["run", "-d", "--net=none", "--name", "late", MINI_IMAGE, "sleep", "600"]);
+    host.ok_in_switch(&engine, &["attach", "--network", "green", "obr0", "late", "10.46.0.12/24"]);
+    docker_ok(&engine, &["restart", "-t", "0", "peer"]);
+    docker_ok(&engine, &["rm", "-f", "late"]);
+    let _agent = host.agent(&engine);
+    wait_for(15, "peer plugged again and late removed", || {
+        port_of("late").is_none()
+            && docker(&engine, &["exec", "peer", "ping", "-c", "1", "-W", "1", "10.46.0.10"]).status.success()
+    });
+
+    // Destroyed: its port, veth and Endpoint row go, without gc.
+    docker_ok(&engine, &["rm", "-f", "web"]);
+    wait_for(15, "web's port and row to go", || {
+        let show: serde_json::Value =
+            serde_json::from_str(&host.ok(&["--format", "json", "network", "show", "green"])).unwrap();
+        port_of("web").is_none() && show["endpoints"].as_array().map(Vec::len) == Some(1)
+    });
+    let links = Command::new("ip").args(["netns", "exec", host.lab.sbx.netns(), "ip", "-o", "link"]).output().unwrap();
+    let links = String::from_utf8_lossy(&links.stdout).into_owned();
+    assert_eq!(links.lines().filter(|l| l.contains("@if")).count(), 1, "one veth left (peer's): {links}");
+    docker_ok(&engine, &["rm", "-f", "peer"]);
+    wait_for(15, "peer's row to go", || {
+        let show: serde_json::Value =
+            serde_json::from_str(&host.ok(&["--format", "json", "network", "show", "green"])).unwrap();
+        show["endpoints"].as_array().is_some_and(|e| e.is_empty())
+    });
 }

@@ -74,6 +74,14 @@ pub struct AgentArgs {
     #[arg(long, value_name = "PATH")]
     pub docker_plugin: Option<std::path::PathBuf>,
 
+    /// Do not follow the Docker engine's events. By default the agent
+    /// plugs containers attached with `ovsnet attach` again when Docker
+    /// starts them again, removes them when Docker destroys them, and
+    /// records the names of the driver's endpoints; with no engine it
+    /// waits for one (DOCKER_HOST, default /var/run/docker.sock).
+    #[arg(long)]
+    pub no_docker_events: bool,
+
     /// Cluster mode: seconds between heartbeats.
     #[arg(long, default_value_t = 5, value_name = "SECS")]
     pub heartbeat: u64,
@@ -150,6 +158,21 @@ pub fn run(args: AgentArgs, g: &Global) -> anyhow::Result<()> {
             let driver = crate::driver::Driver::connect(driver_opts).await.context("the Docker plugin")?;
             let listener = crate::driver::server::bind(path)?;
             tokio::spawn(crate::driver::server::serve(listener, Arc::new(driver), std::future::pending()));
+        }
+        if !args.no_docker_events {
+            let follow_opts = crate::follow::FollowOptions {
+                bridge: bridge.clone(),
+                db: g.db.clone(),
+                connect: opts.connect.clone(),
+                attacher: crate::attach::AttacherOptions {
+                    switch_netns: g.netns.clone(),
+                    check_operations: false,
+                    ..Default::default()
+                },
+                cluster: opts.cluster.as_ref().map(|c| (c.host_name.clone(), c.remotes.clone())),
+            };
+            let follower = crate::follow::Follower::connect(follow_opts).await.context("following Docker")?;
+            tokio::spawn(follower.run());
         }
         let mut term =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).context("SIGTERM handler")?;

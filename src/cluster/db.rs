@@ -693,6 +693,34 @@ impl ClusterDb {
         Ok(r.first().and_then(|r| r.count).unwrap_or(0) > 0)
     }
 
+    /// Sets the `external_ids` keys `keys` of `host`'s endpoints whose
+    /// `container` is `container` to `values` (a key missing from `values`
+    /// is removed). Returns how many rows it changed.
+    pub async fn set_endpoint_external_ids(
+        &self,
+        host: &str,
+        container: &str,
+        keys: &[&str],
+        values: &BTreeMap<String, String>,
+    ) -> Result<u64, ClusterError> {
+        let mut mutations = vec![Mutation::new("external_ids", Mutator::Delete, Datum::set(keys.iter().copied()))];
+        if !values.is_empty() {
+            mutations.push(Mutation::new(
+                "external_ids",
+                Mutator::Insert,
+                Datum::map(values.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+            ));
+        }
+        let r = self
+            .transact(vec![Operation::mutate(
+                table::ENDPOINT,
+                vec![Condition::eq("host", host), Condition::eq("container", container)],
+                mutations,
+            )])
+            .await?;
+        Ok(r.first().and_then(|r| r.count).unwrap_or(0))
+    }
+
     /// `host`'s endpoints whose `container` is `container`.
     pub async fn host_endpoints_of(&self, host: &str, container: &str) -> Result<Vec<Endpoint>, ClusterError> {
         let r = self

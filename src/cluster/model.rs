@@ -136,6 +136,16 @@ pub struct Block {
     pub cidr: IpNet,
 }
 
+/// The `external_ids` keys of an `Endpoint` row that name it (written as
+/// the Docker engine names a container's endpoint; read by whatever
+/// answers names).
+pub mod endpoint_keys {
+    /// The container's name, as Docker shows it (no leading `/`).
+    pub const CONTAINER_NAME: &str = "container-name";
+    /// The container's `--network-alias`es in this network, comma-separated.
+    pub const ALIASES: &str = "aliases";
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Endpoint {
     #[serde(skip)]
