@@ -555,3 +555,78 @@ fn pipework_style_attachments_follow_their_containers_through_docker_events() {
         show["endpoints"].as_array().is_some_and(|e| e.is_empty())
     });
 }
+
+#[test]
+fn a_host_that_reboots_comes_back_connected_with_nothing_stale() {
+    let Some(mut host) = Host::new() else { return };
+    let mut engine = host.start_engine();
+    let agent = host.agent(&engine);
+    docker_ok(
+        &engine,
+        &["network", "create", "-d", "ovsnet", "--ipam-driver", "ovsnet", "--subnet", "10.47.0.0/16", "blue"],
+    );
+    for name in ["always1", "always2"] {
+        docker_ok(
+            &engine,
+            &["run", "-d", "--network", "blue", "--restart=always", "--name", name, MINI_IMAGE, "sleep", "600"],
+        );
+    }
+    docker_ok(&engine, &["run", "-d", "--network", "blue", "--name", "once", MINI_IMAGE, "sleep", "600"]);
+    host.ok(&["network", "create", "--cidr", "10.48.0.0/24", "green"]);
+    docker_ok(&engine, &["run", "-d", "--net=none", "--restart=always", "--name", "piped", MINI_IMAGE, "sleep", "600"]);
+    host.ok_in_switch(&engine, &["attach", "--network", "green", "obr0", "piped", "10.48.0.10/24"]);
+
+    // The power goes: the engine, its containers, the agent, the switch
+    // and the database all die at once; nobody tells the driver.
+    engine.crash();
+    drop(agent);
+    host.lab.sbx.kill_vswitchd();
+    host.ok(&["cluster", "stop"]);
+    let veths = || {
+        let links =
+            Command::new("ip").args(["netns", "exec", host.lab.sbx.netns(), "ip", "-o", "link"]).output().unwrap();
+        String::from_utf8_lossy(&links.stdout).lines().filter(|l| l.contains("@if")).count()
+    };
+    wait_for(30, "the containers' veths to go with their namespaces", || veths() == 0);
+
+    // The boot, in the units' order: the switch, the database, the agent
+    // (Before=docker.service), the engine.
+    host.lab.sbx.start_vswitchd().unwrap();
+    host.ok(&["cluster", "start"]);
+    let _agent = host.agent(&engine);
+    engine.start_daemon().unwrap();
+    let running =
+        |name: &str| docker(&engine, &["inspect", "-f", "{{.State.Running}}", name]).stdout.starts_with(b"true");
+    wait_for(60, "the --restart=always containers to run again", || {
+        ["always1", "always2", "piped"].iter().all(|n| running(n))
+    });
+    assert!(!running("once"), "a container without a restart policy stays stopped");
+    let ip_of = |name: &str| {
+        docker_ok(&engine, &["inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", name])
+    };
+    let ip2 = ip_of("always2");
+    let out = docker(&engine, &["exec", "always1", "ping", "-c", "1", "-W", "2", &ip2]);
+    assert!(out.status.success(), "always1 to always2 after the reboot: {}", String::from_utf8_lossy(&out.stdout));
+    wait_for(15, "piped plugged again with its address", || {
+        let out = docker(&engine, &["exec", "piped", "ip", "-o", "addr", "show", "eth1"]);
+        String::from_utf8_lossy(&out.stdout).contains("10.48.0.10/24")
+    });
+
+    // Nothing stale: the bridge holds the ports of the three running
+    // containers, the database their rows, and a new container starts
+    // (no "already exists").
+    wait_for(30, "exactly the running containers' ports and rows", || {
+        let ports = common::vsctl(&host.lab.sbx, &["list-ports", "obr0"]);
+        let ours = ports.lines().filter(|p| !p.starts_with("ovsnet-")).count();
+        let rows = |net: &str| {
+            let show: serde_json::Value =
+                serde_json::from_str(&host.ok(&["--format", "json", "network", "show", net])).unwrap();
+            show["endpoints"].as_array().map_or(0, Vec::len)
+        };
+        ours == 3 && rows("blue") == 2 && rows("green") == 1
+    });
+    let out = docker(&engine, &["run", "--rm", "--network", "blue", MINI_IMAGE, "ping", "-c", "1", "-W", "2", &ip2]);
+    assert!(out.status.success(), "a new container after the reboot: {}", String::from_utf8_lossy(&out.stderr));
+    docker_ok(&engine, &["rm", "-f", "always1", "always2", "once", "piped"]);
+    docker_ok(&engine, &["network", "rm", "blue"]);
+}

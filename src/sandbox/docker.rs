@@ -145,6 +145,40 @@ impl DockerEngine {
         self.spawn_daemon()
     }
 
+    /// What a power cut does to the engine: `dockerd`, its `containerd`,
+    /// the shims and every container's processes killed with SIGKILL, and
+    /// the exec root (which `/run` holds on a real host) emptied. Nothing
+    /// is stopped cleanly and no driver is told. [`Self::start_daemon`]
+    /// boots it again on the same data.
+    pub fn crash(&mut self) {
+        let containers: Vec<i32> = self
+            .run_cli(&["ps", "-q"])
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|id| self.container_pid(id).ok())
+            .filter(|pid| *pid > 0)
+            .collect();
+        if let Some(pid) = self.pid.take() {
+            crate::process::kill_pid(pid);
+        }
+        for pid in processes_mentioning(&self.dir).into_iter().chain(containers) {
+            crate::process::kill_pid(pid);
+        }
+        let exec = self.dir.join("exec");
+        for mount in mounts_under(&exec) {
+            let _ = nix::mount::umount2(mount.as_path(), nix::mount::MntFlags::MNT_DETACH);
+        }
+        let _ = std::fs::remove_dir_all(&exec);
+    }
+
+    /// Starts `dockerd` again after [`Self::crash`] (a boot).
+    pub fn start_daemon(&mut self) -> Result<(), SandboxError> {
+        if self.pid.is_some() {
+            return Ok(());
+        }
+        self.spawn_daemon()
+    }
+
     fn spawn_daemon(&mut self) -> Result<(), SandboxError> {
         let opts = self.opts.clone();
         let engine = self;
