@@ -112,6 +112,7 @@ fn main() {
     let mut engine = DockerEngine::start_with(&DockerOptions {
         netns: Some(sbx.netns().to_owned()),
         plugins: Some(plugins.clone()),
+        dir: None,
     })
     .expect("dockerd");
     engine.import_mini_image().expect("image");

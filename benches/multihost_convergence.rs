@@ -392,6 +392,7 @@ fn main() {
         state_root: lab.root.clone(),
         agents: true,
         agent_exe: Some(exe.clone()),
+        docker: false,
     };
     println!("load average before: {}", loadavg());
     let t = Instant::now();

@@ -80,6 +80,7 @@ impl Host {
         let engine = DockerEngine::start_with(&DockerOptions {
             netns: Some(self.lab.sbx.netns().to_owned()),
             plugins: Some(self.plugins()),
+            dir: None,
         })
         .unwrap();
         engine.import_mini_image().unwrap();

@@ -53,6 +53,7 @@ impl Lab {
             state_root: tmp.path().to_owned(),
             agents: true,
             agent_exe: Some(PathBuf::from(env!("CARGO_BIN_EXE_ovsnet"))),
+            docker: false,
         };
         let mut lab = Lab { rec: None, root: tmp.path().to_owned(), name, _tmp: tmp };
         lab.rec = Some(rt().block_on(lab::up(&opts)).expect("lab up"));

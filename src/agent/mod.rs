@@ -29,6 +29,7 @@
 pub mod cluster;
 pub mod dbstate;
 pub mod ofconn;
+pub mod prime;
 pub mod publish;
 pub mod reconcile;
 
@@ -381,6 +382,10 @@ struct Agent {
     ready_sent: bool,
     /// The ports of the local endpoints the desired flows are for.
     local_ports: std::collections::BTreeSet<String>,
+    /// Where the desired flows may tunnel to, and to which of those this
+    /// connection to the switch has sent a probe ([`prime`]).
+    tunnel_dsts: std::collections::BTreeSet<(std::net::Ipv4Addr, u32)>,
+    primed: std::collections::BTreeSet<(std::net::Ipv4Addr, u32)>,
 }
 
 impl Agent {
@@ -423,6 +428,8 @@ impl Agent {
             last_heartbeat: Instant::now(),
             ready_sent: false,
             local_ports: Default::default(),
+            tunnel_dsts: Default::default(),
+            primed: Default::default(),
         };
         agent.changed("start").await?;
         release_memory();
@@ -459,12 +466,32 @@ impl Agent {
         }
         self.endpoints = state.local_endpoints.len();
         self.local_ports = state.local_endpoints.iter().map(|e| e.id.clone()).collect();
+        self.tunnel_dsts = prime::destinations(&state);
         if let (Some(p), Some(c)) = (self.publisher.as_mut(), self.cluster.as_ref()) {
             let present = cluster::recorded_endpoints(&self.cache, &self.opts.state.bridge);
             p.sync(&state.local_endpoints, present, &c.state);
         }
         drop(state);
-        self.reconcile(why, Change::Desired(packed(d.flows))).await.map(|_| ())
+        self.reconcile(why, Change::Desired(packed(d.flows))).await?;
+        self.prime_tunnels().await;
+        Ok(())
+    }
+
+    /// Sends a probe to each tunnel destination this connection has not
+    /// probed yet ([`prime`]); one that went away is probed again if it
+    /// comes back.
+    async fn prime_tunnels(&mut self) {
+        self.primed.retain(|d| self.tunnel_dsts.contains(d));
+        let Some(conn) = self.conn.as_mut() else { return };
+        for &(dst, port) in self.tunnel_dsts.difference(&self.primed) {
+            let xid = conn.xid();
+            if let Err(e) = conn.send(&crate::openflow::Message::PacketOut(prime::probe(dst, port)), xid).await {
+                tracing::warn!("tunnel probe to {dst}: {e}");
+                return;
+            }
+            tracing::debug!(%dst, port, "tunnel probe sent");
+        }
+        self.primed.clone_from(&self.tunnel_dsts);
     }
 
     /// Tells whoever waits which endpoints' flows the switch holds.
@@ -577,8 +604,12 @@ impl Agent {
         let conn = conn?;
         tracing::info!(dpid = format!("{:016x}", conn.features.datapath_id), "switch connected");
         self.conn = Some(conn);
+        self.primed.clear();
         self.stats.switch_connected.store(1, Relaxed);
         let r = self.reconcile("switch connected", Change::Connected).await;
+        if r.is_ok() {
+            self.prime_tunnels().await;
+        }
         let took = start.elapsed();
         // A read-back and perhaps a first install were big transient work
         // (given back before saying ready, so the memory then is steady).

@@ -36,6 +36,14 @@ pub enum LabCommand {
         /// following the cluster database).
         #[arg(long)]
         classic: bool,
+        /// Also run a private Docker engine on each host (in its
+        /// namespace, with its own data and plugin directory) and create
+        /// the Docker network `blue` (driver and IPAM ovsnet,
+        /// 192.168.0.0/16) on every host: `docker run --network blue` on
+        /// two hosts reach each other over the tunnels. Each host's
+        /// DOCKER_HOST is printed.
+        #[arg(long, conflicts_with = "classic")]
+        docker: bool,
         #[command(flatten)]
         which: Which,
     },
@@ -82,6 +90,12 @@ fn print_record(rec: &LabRecord) {
         };
         outln!("{:<6} {:<20} {:<14} {:<16} {}", h.name, h.netns, h.underlay_ip.to_string(), agent, h.dir.display());
     }
+    if rec.docker {
+        outln!("{:<6} DOCKER_HOST (network {} on every host)", "HOST", lab::DOCKER_NETWORK);
+        for h in &rec.hosts {
+            outln!("{:<6} {}", h.name, h.docker_host());
+        }
+    }
     outln!("{:<24} {:<6} ADDRESS", "CONTAINER (namespace)", "HOST");
     for c in &rec.containers {
         outln!("{:<24} {:<6} {}/{}", c.netns, c.host, c.ip, c.prefix);
@@ -96,7 +110,7 @@ fn print_record(rec: &LabRecord) {
 
 pub async fn run(cmd: LabCommand, g: &Global) -> anyhow::Result<()> {
     match cmd {
-        LabCommand::Up { hosts, tunnel, containers, cluster_members, classic, which } => {
+        LabCommand::Up { hosts, tunnel, containers, cluster_members, classic, docker, which } => {
             let tunnel = TunnelType::from_column(&tunnel).ok_or_else(|| anyhow::anyhow!("bad tunnel type {tunnel}"))?;
             let cluster_members = cluster_members.unwrap_or(match (classic, hosts) {
                 (true, _) => 0,
@@ -112,6 +126,7 @@ pub async fn run(cmd: LabCommand, g: &Global) -> anyhow::Result<()> {
                 state_root: which.state_dir.clone(),
                 agents: !classic,
                 agent_exe: None,
+                docker,
             };
             // On a terminal, one line says what `up` is doing.
             let bar = std::io::stderr().is_terminal().then(|| {
@@ -136,6 +151,16 @@ pub async fn run(cmd: LabCommand, g: &Global) -> anyhow::Result<()> {
                             print_record(&rec);
                             if let Some(c) = rec.containers.get(1).or(rec.containers.first()) {
                                 outln!("try: ip netns exec {} ping {}", rec.containers[0].netns, c.ip);
+                            }
+                            if rec.docker
+                                && let Some(h) = rec.hosts.first()
+                            {
+                                outln!(
+                                    "try: DOCKER_HOST={} docker run --rm --network {} {} ip -o addr show eth0",
+                                    h.docker_host(),
+                                    lab::DOCKER_NETWORK,
+                                    crate::sandbox::docker::MINI_IMAGE
+                                );
                             }
                         }
                     }

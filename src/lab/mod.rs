@@ -17,6 +17,16 @@
 //! full mesh from looping broadcasts. Container addresses follow the Fan
 //! rule: host 172.30.0.N serves 10.0.N.0/24 of the overlay 10.0.0.0/8.
 //!
+//! With Docker (`lab up --docker`, agent mode), each host also runs a
+//! private Docker engine in its namespace (its own data and exec roots
+//! under the host's directory, `--bridge=none --iptables=false`, and a
+//! private mount namespace whose `/run/docker/plugins` holds that host's
+//! agent's plugin socket), with the `mini:latest` image and the Docker
+//! network `blue` ([`DOCKER_NETWORK`], driver and IPAM `ovsnet`, pool
+//! addresses from [`DOCKER_SUBNET`]) created on every host, so
+//! `docker run --network blue` on two hosts reach each other over the
+//! tunnels.
+//!
 //! Everything the lab makes is written to `STATE/NAME/lab.json` *before*
 //! it is made, so `lab down` removes exactly that, also after a crash
 //! midway, and nothing else.
@@ -52,6 +62,9 @@ pub const OVERLAY: &str = "10.0.0.0/8";
 pub const LAB_NETWORK: &str = "lab";
 /// The container bridge on every host.
 pub const BRIDGE: &str = "obr0";
+/// The Docker network `lab up --docker` creates on every host.
+pub const DOCKER_NETWORK: &str = "blue";
+pub const DOCKER_SUBNET: &str = "192.168.0.0/16";
 
 #[derive(Debug, thiserror::Error)]
 pub enum LabError {
@@ -96,6 +109,9 @@ pub struct LabOptions {
     pub agents: bool,
     /// The `ovsnet` executable the agents run (default: this one).
     pub agent_exe: Option<PathBuf>,
+    /// A private Docker engine per host, with the network
+    /// [`DOCKER_NETWORK`] on the agents' driver (needs `agents`).
+    pub docker: bool,
 }
 
 impl Default for LabOptions {
@@ -109,6 +125,7 @@ impl Default for LabOptions {
             state_root: PathBuf::from(DEFAULT_STATE_ROOT),
             agents: false,
             agent_exe: None,
+            docker: false,
         }
     }
 }
@@ -125,6 +142,9 @@ pub enum Item {
     /// An `ovsnet agent` started for a host: its pid in `DIR/agent.pid`
     /// (written once started), its log in `DIR/agent.log`.
     Agent(PathBuf),
+    /// A private Docker engine (its directory: `dockerd.pid`, data, exec
+    /// root, `docker.sock`).
+    Docker(PathBuf),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -134,6 +154,28 @@ pub struct LabHost {
     pub underlay_ip: Ipv4Addr,
     /// Its private OVS's directory (`OVS_RUNDIR`: `db.sock`, `*.mgmt`).
     pub dir: PathBuf,
+}
+
+impl LabHost {
+    /// Where its Docker engine lives (with `--docker`).
+    pub fn docker_dir(&self) -> PathBuf {
+        self.dir.join("docker")
+    }
+
+    /// `DOCKER_HOST` for its engine.
+    pub fn docker_host(&self) -> String {
+        format!("unix://{}", self.docker_dir().join("docker.sock").display())
+    }
+
+    /// The directory its engine sees as `/run/docker/plugins`.
+    pub fn plugins_dir(&self) -> PathBuf {
+        self.dir.join("plugins")
+    }
+
+    /// Its agent's Docker plugin socket.
+    pub fn plugin_socket(&self) -> PathBuf {
+        self.plugins_dir().join("ovsnet.sock")
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -158,6 +200,9 @@ pub struct LabRecord {
     /// Whether the hosts run agents (else: classic NORMAL bridges).
     #[serde(default)]
     pub agents: bool,
+    /// Whether each host runs a Docker engine.
+    #[serde(default)]
+    pub docker: bool,
     /// Made so far, in order.
     pub created: Vec<Item>,
     /// Whether `up` finished.
@@ -210,6 +255,9 @@ fn check_options(o: &LabOptions) -> Result<(), LabError> {
     if ![0, 1, 3, 5].contains(&o.cluster_members) {
         return Err(LabError::BadInput(format!("--cluster-members {}: 0 (none), 1, 3 or 5", o.cluster_members)));
     }
+    if o.docker && !o.agents {
+        return Err(LabError::BadInput("--docker needs agent mode (the driver is the agent's), not --classic".into()));
+    }
     if o.agents && o.cluster_members == 0 {
         return Err(LabError::BadInput("agent mode needs the cluster database (--cluster-members 1, 3 or 5)".into()));
     }
@@ -246,6 +294,9 @@ pub async fn up(opts: &LabOptions) -> Result<LabRecord, LabError> {
 pub async fn up_with_progress(opts: &LabOptions, mut progress: impl FnMut(&str)) -> Result<LabRecord, LabError> {
     check_options(opts)?;
     crate::sandbox::ovs_installed().map_err(|e| LabError::BadInput(e.to_string()))?;
+    if opts.docker {
+        crate::sandbox::docker::docker_installed().map_err(|e| LabError::BadInput(e.to_string()))?;
+    }
     let dir = opts.state_root.join(&opts.name);
     if LabRecord::path(&dir).exists() {
         return Err(LabError::Exists(opts.name.clone()));
@@ -267,6 +318,7 @@ pub async fn up_with_progress(opts: &LabOptions, mut progress: impl FnMut(&str))
         containers: Vec::new(),
         cluster_db: None,
         agents: opts.agents,
+        docker: opts.docker,
         created: Vec::new(),
         complete: false,
     };
@@ -428,7 +480,14 @@ pub async fn up_with_progress(opts: &LabOptions, mut progress: impl FnMut(&str))
         let remotes = rec.cluster_db.clone().unwrap_or_default();
         progress("agents");
         for h in rec.hosts.clone() {
-            start_agent(&mut rec, &h, &exe, &remotes, opts.tunnel)?;
+            start_agent(&mut rec, &h, &exe, &remotes, opts.tunnel, opts.docker)?;
+        }
+    }
+
+    if opts.docker {
+        for h in rec.hosts.clone() {
+            progress(&format!("{}: Docker engine, network {DOCKER_NETWORK}", h.name));
+            start_docker(&mut rec, &h)?;
         }
     }
 
@@ -459,13 +518,58 @@ pub fn agent_pid(host_dir: &Path) -> Option<i32> {
     server::owned_process(pid, host_dir).then_some(pid)
 }
 
+/// Starts a host's Docker engine (recorded first) once its agent serves
+/// the plugin, imports the image and creates (or, on the hosts after the
+/// first, joins) the network [`DOCKER_NETWORK`].
+fn start_docker(rec: &mut LabRecord, h: &LabHost) -> Result<(), LabError> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::os::unix::net::UnixStream::connect(h.plugin_socket()).is_err() {
+        if std::time::Instant::now() > deadline {
+            return Err(LabError::Step {
+                step: format!("{}: Docker plugin", h.name),
+                message: format!("the agent did not serve {} within 30 s", h.plugin_socket().display()),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    rec.will_make(Item::Docker(h.docker_dir()))?;
+    let engine = crate::sandbox::docker::DockerEngine::start_with(&crate::sandbox::docker::DockerOptions {
+        netns: Some(h.netns.clone()),
+        plugins: Some(h.plugins_dir()),
+        dir: Some(h.docker_dir()),
+    })
+    .map_err(step(format!("{}: Docker engine", h.name)))?;
+    engine.import_mini_image().map_err(step(format!("{}: image", h.name)))?;
+    engine
+        .run_cli(&[
+            "network",
+            "create",
+            "-d",
+            "ovsnet",
+            "--ipam-driver",
+            "ovsnet",
+            "--subnet",
+            DOCKER_SUBNET,
+            "-o",
+            &format!("network={DOCKER_NETWORK}"),
+            DOCKER_NETWORK,
+        ])
+        .map_err(step(format!("{}: docker network create {DOCKER_NETWORK}", h.name)))?;
+    // The engine runs on after this command; `lab down` stops it.
+    engine.detach();
+    Ok(())
+}
+
 /// Starts `ovsnet agent` for a host (recorded first, pid file after).
+/// With `docker`, in the host's namespace (the driver makes the veths
+/// there), serving the plugin to the host's engine and following it.
 pub fn start_agent(
     rec: &mut LabRecord,
     h: &LabHost,
     exe: &Path,
     remotes: &str,
     tunnel: TunnelType,
+    docker: bool,
 ) -> Result<i32, LabError> {
     if !rec.created.contains(&Item::Agent(h.dir.clone())) {
         rec.will_make(Item::Agent(h.dir.clone()))?;
@@ -473,7 +577,18 @@ pub fn start_agent(
     let log = std::fs::File::create(h.dir.join("agent.log"))
         .map_err(|source| LabError::Io { what: format!("{}: agent log", h.name), source })?;
     let err = log.try_clone().map_err(|source| LabError::Io { what: "agent log".into(), source })?;
-    let child = std::process::Command::new(exe)
+    let mut cmd = std::process::Command::new(exe);
+    let ns = match docker {
+        true => {
+            cmd.env("DOCKER_HOST", h.docker_host());
+            Some(netns::open(&h.netns).map_err(step(format!("{}: open the namespace", h.name)))?)
+        }
+        false => None,
+    };
+    if let Some(ns) = &ns {
+        netns::command_in(&mut cmd, ns);
+    }
+    let child = cmd
         .arg("--db")
         .arg(format!("unix:{}", h.dir.join("db.sock").display()))
         .args(["-v", "agent", "--bridge", BRIDGE])
@@ -483,6 +598,12 @@ pub fn start_agent(
         .arg("--underlay-ip")
         .arg(h.underlay_ip.to_string())
         .args(["--tunnel", tunnel.as_str(), "--heartbeat", "2"])
+        .args(
+            docker
+                .then(|| [std::ffi::OsString::from("--docker-plugin"), h.plugin_socket().into_os_string()])
+                .into_iter()
+                .flatten(),
+        )
         .env("OVS_RUNDIR", &h.dir)
         .stdin(std::process::Stdio::null())
         .stdout(log)
@@ -586,6 +707,9 @@ pub fn down(state_root: &Path, name: &str) -> Result<DownReport, LabError> {
                     server::stop_pid(pid);
                     report.processes += 1;
                 }
+            }
+            Item::Docker(dir) => {
+                report.processes += crate::sandbox::docker::stop_detached(dir);
             }
             Item::Cluster(dir) => {
                 if let Ok(n) = server::stop(dir) {

@@ -49,6 +49,38 @@ pub struct DockerOptions {
     /// A directory the engine sees as `/run/docker/plugins` (a private
     /// mount namespace), so that its plugins are the test's own.
     pub plugins: Option<PathBuf>,
+    /// Where the engine keeps its data, exec root, socket and log (default:
+    /// a new directory under the temporary directory). Short: containerd's
+    /// socket, under `exec/`, must fit in a unix socket address.
+    pub dir: Option<PathBuf>,
+}
+
+/// The pid file of an engine in `dir`.
+fn pidfile(dir: &Path) -> PathBuf {
+    dir.join("dockerd.pid")
+}
+
+/// Stops an engine left running by [`DockerEngine::detach`] in `dir`:
+/// `dockerd` (which stops its containers), then whatever still names the
+/// directory (containerd, shims), then its mounts. Returns how many
+/// processes it stopped; an engine already gone is not an error.
+pub fn stop_detached(dir: &Path) -> usize {
+    let mut stopped = 0;
+    let pid = std::fs::read_to_string(pidfile(dir)).ok().and_then(|t| t.trim().parse::<i32>().ok());
+    if let Some(pid) = pid
+        && processes_mentioning(dir).contains(&pid)
+    {
+        crate::process::stop_pid(pid);
+        stopped += 1;
+    }
+    for stray in processes_mentioning(dir) {
+        crate::process::stop_pid(stray);
+        stopped += 1;
+    }
+    for mount in mounts_under(dir) {
+        let _ = nix::mount::umount2(mount.as_path(), nix::mount::MntFlags::MNT_DETACH);
+    }
+    stopped
 }
 
 /// Makes `cmd` run in a mount namespace of its own where `plugins` is
@@ -108,7 +140,7 @@ impl DockerEngine {
         docker_installed()?;
         // Short: the socket path must fit in sockaddr_un (108 bytes), and
         // containerd's socket lives further down under exec/.
-        let dir = std::env::temp_dir().join(unique_name("ovsnet-dkr-"));
+        let dir = opts.dir.clone().unwrap_or_else(|| std::env::temp_dir().join(unique_name("ovsnet-dkr-")));
         std::fs::create_dir_all(&dir).map_err(io(format!("create {}", dir.display())))?;
         let mut engine = DockerEngine { dir, pid: None, opts: opts.clone() };
         engine.spawn_daemon()?;
@@ -207,7 +239,7 @@ impl DockerEngine {
             .arg("-H")
             .arg(engine.host())
             .arg("--pidfile")
-            .arg(engine.dir.join("dockerd.pid"))
+            .arg(pidfile(&engine.dir))
             .args(["--bridge=none", "--iptables=false", "--ip6tables=false", "--ip-masq=false"])
             // Containers here run `sleep` as pid 1, which ignores SIGTERM:
             // do not wait the default 15 s for them at shutdown.
@@ -226,6 +258,14 @@ impl DockerEngine {
             let _ = child.wait();
         });
         engine.wait_ready(Duration::from_secs(60))
+    }
+
+    /// Leaves the engine running after this value is gone (a lab's host
+    /// outlives the command that built it); [`stop_detached`] stops it.
+    pub fn detach(self) -> PathBuf {
+        let dir = self.dir.clone();
+        std::mem::forget(self);
+        dir
     }
 
     /// The engine's directory (data root, exec root, socket, log).
