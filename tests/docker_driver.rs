@@ -120,7 +120,12 @@ impl Drop for KillOnDrop {
 /// One raw HTTP/1.0 POST to the plugin socket: (status line, body).
 fn post(sock: &Path, path: &str, body: &str) -> (String, String) {
     let mut s = UnixStream::connect(sock).unwrap();
-    write!(s, "POST {path} HTTP/1.0\r\nHost: plugin\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.0\r\nHost: plugin\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
     let status = out.lines().next().unwrap_or_default().to_owned();
@@ -630,4 +635,90 @@ fn a_host_that_reboots_comes_back_connected_with_nothing_stale() {
     assert!(out.status.success(), "a new container after the reboot: {}", String::from_utf8_lossy(&out.stderr));
     docker_ok(&engine, &["rm", "-f", "always1", "always2", "once", "piped"]);
     docker_ok(&engine, &["network", "rm", "blue"]);
+}
+
+#[test]
+fn mac_address_network_connect_disconnect_and_an_exhausted_pool() {
+    let Some(host) = Host::new() else { return };
+    let engine = host.start_engine();
+    let _agent = host.agent(&engine);
+    let create = |subnet: &str, name: &str, extra: &[&str]| {
+        let network_opt = format!("network={name}");
+        let mut args = vec!["network", "create", "-d", "ovsnet", "--ipam-driver", "ovsnet", "--subnet", subnet];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["-o", &network_opt, name]);
+        docker_ok(&engine, &args);
+    };
+    create("10.49.0.0/16", "blue", &[]);
+    create("10.50.0.0/29", "tiny", &["-o", "block_prefix=29"]);
+    let ip_in = |name: &str, net: &str| {
+        docker_ok(
+            &engine,
+            &["inspect", "-f", &format!("{{{{(index .NetworkSettings.Networks \"{net}\").IPAddress}}}}"), name],
+        )
+    };
+
+    // --mac-address: the container has it, the database records it, and
+    // port security lets it through.
+    docker_ok(&engine, &["run", "-d", "--network", "blue", "--name", "anchor", MINI_IMAGE, "sleep", "600"]);
+    let ip_anchor = ip_in("anchor", "blue");
+    let mac = "02:42:0a:31:00:99";
+    // The engine here speaks API 1.41, where the MAC is the container's
+    // (`MacAddress`); the newer CLI would ask for it per network.
+    let (status, body) = post(
+        &engine.socket(),
+        "/v1.41/containers/create?name=own_mac",
+        &format!(
+            r#"{{"Image":"{MINI_IMAGE}","Cmd":["sleep","600"],"MacAddress":"{mac}","HostConfig":{{"NetworkMode":"blue"}}}}"#
+        ),
+    );
+    assert!(status.contains("201"), "create own_mac: {status} {body}");
+    docker_ok(&engine, &["start", "own_mac"]);
+    let link = docker_ok(&engine, &["exec", "own_mac", "cat", "/sys/class/net/eth0/address"]);
+    assert_eq!(link, mac);
+    let show = host.ok(&["--format", "json", "network", "show", "blue"]);
+    assert!(show.contains(&format!("\"mac\":\"{mac}\"")), "{show}");
+    let out = docker(&engine, &["exec", "own_mac", "ping", "-c", "1", "-W", "2", &ip_anchor]);
+    assert!(out.status.success(), "own MAC to anchor: {}", String::from_utf8_lossy(&out.stdout));
+
+    // docker network connect and disconnect: a second interface on blue,
+    // with its port and row, and then neither.
+    docker_ok(&engine, &["run", "-d", "--network", "tiny", "--name", "multi", MINI_IMAGE, "sleep", "600"]);
+    let ports_before = common::vsctl(&host.lab.sbx, &["list-ports", "obr0"]).lines().count();
+    docker_ok(&engine, &["network", "connect", "blue", "multi"]);
+    let ip_multi = ip_in("multi", "blue");
+    assert!(ip_multi.starts_with("10.49."), "{ip_multi}");
+    let out = docker(&engine, &["exec", "anchor", "ping", "-c", "1", "-W", "2", &ip_multi]);
+    assert!(out.status.success(), "anchor to multi's second interface: {}", String::from_utf8_lossy(&out.stdout));
+    docker_ok(&engine, &["network", "disconnect", "blue", "multi"]);
+    let ports = common::vsctl(&host.lab.sbx, &["list-ports", "obr0"]);
+    assert_eq!(ports.lines().count(), ports_before, "disconnect removes the port: {ports}");
+    let show = host.ok(&["--format", "json", "network", "show", "blue"]);
+    assert!(!show.contains(&format!("\"ip\":\"{ip_multi}\"")), "disconnect releases the address: {show}");
+
+    // A pool that runs out says so, and the refused container leaves
+    // nothing behind.
+    let mut started = 1; // multi
+    let err = loop {
+        let name = format!("t{started}");
+        let out = docker(&engine, &["run", "-d", "--network", "tiny", "--name", &name, MINI_IMAGE, "sleep", "600"]);
+        if !out.status.success() {
+            break String::from_utf8_lossy(&out.stderr).into_owned();
+        }
+        started += 1;
+        assert!(started < 10, "a /29 never ran out");
+    };
+    assert!(err.contains("no free address left"), "{err}");
+    let show: serde_json::Value =
+        serde_json::from_str(&host.ok(&["--format", "json", "network", "show", "tiny"])).unwrap();
+    assert_eq!(show["endpoints"].as_array().map(Vec::len), Some(started), "{show}");
+    let all = docker_ok(&engine, &["ps", "-aq"]);
+    let mut rm = engine.cli();
+    rm.args(["rm", "-f"]).args(all.lines());
+    assert!(rm.output().unwrap().status.success());
+    for net in ["blue", "tiny"] {
+        docker_ok(&engine, &["network", "rm", net]);
+    }
+    let ports = common::vsctl(&host.lab.sbx, &["list-ports", "obr0"]);
+    assert!(!ports.lines().any(|p| p.starts_with("ovd")), "stale ports: {ports}");
 }

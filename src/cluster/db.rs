@@ -668,17 +668,21 @@ impl ClusterDb {
         rows(&r, 0)?.first().map(|row| Ok(Endpoint::from_row(row_uuid(row)?, row)?)).transpose()
     }
 
-    /// Sets the `container` of `host`'s endpoint holding `ip` in `net`
-    /// (false: `host` holds no such row).
+    /// Sets the `container` (and, when given, the `mac`) of `host`'s
+    /// endpoint holding `ip` in `net` (false: `host` holds no such row).
     pub async fn set_endpoint_container(
         &self,
         net: &Network,
         host: &str,
         ip: IpAddr,
         container: &str,
+        mac: Option<&str>,
     ) -> Result<bool, ClusterError> {
         let mut row = Row::new();
         row.insert("container".into(), Datum::from(container));
+        if let Some(mac) = mac {
+            row.insert("mac".into(), Datum::from(mac));
+        }
         let r = self
             .transact(vec![Operation::update(
                 table::ENDPOINT,

@@ -370,7 +370,14 @@ impl Driver {
         let Some(addr) = c.address else {
             return Err(refused("no IPv4 address for the endpoint: use --ipam-driver ovsnet"));
         };
-        if !self.cluster.set_endpoint_container(&net, &self.opts.host, addr.addr, &c.endpoint.endpoint_id).await? {
+        // A MAC the engine chose (`--mac-address`) replaces the derived one,
+        // so that port security expects it.
+        let chosen = c.mac.map(|m| m.to_string());
+        if !self
+            .cluster
+            .set_endpoint_container(&net, &self.opts.host, addr.addr, &c.endpoint.endpoint_id, chosen.as_deref())
+            .await?
+        {
             // An address from another IPAM driver: published here.
             let spec = crate::cluster::EndpointSpec {
                 network: net.name.clone(),
