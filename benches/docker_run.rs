@@ -127,11 +127,24 @@ fn main() {
     let mut agent = cmd.stdin(Stdio::null()).stderr(Stdio::piped()).spawn().expect("agent");
     drop(ns);
     let joins = Arc::new(Mutex::new(Vec::<Duration>::new()));
+    // Each Join's stages, as the driver logs them.
+    const STAGES: [&str; 4] = ["lookup_us", "plug_us", "cleanup_us", "flows_us"];
+    let stages = Arc::new(Mutex::new(vec![Vec::<u64>::new(); STAGES.len()]));
     let stderr = agent.stderr.take().expect("stderr");
     let j = joins.clone();
+    let st = stages.clone();
     std::thread::spawn(move || {
         for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
             let line = strip_ansi(&line);
+            if line.contains("driver join stages") {
+                let mut all = st.lock().unwrap_or_else(|p| p.into_inner());
+                for (i, key) in STAGES.iter().enumerate() {
+                    let v = line.split(&format!("{key}=")).nth(1).and_then(|r| r.split(' ').next());
+                    if let Some(v) = v.and_then(|v| v.parse().ok()) {
+                        all[i].push(v);
+                    }
+                }
+            }
             if let Some(us) =
                 line.split("took_us=").nth(1).and_then(|r| r.split(' ').next()).and_then(|v| v.parse().ok())
             {
@@ -214,6 +227,17 @@ fn main() {
             ms(pct(&mut js, 0.5)),
             ms(pct(&mut js, 0.99))
         );
+        let mut all = stages.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let parts: Vec<String> = STAGES
+            .iter()
+            .zip(all.iter_mut())
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(k, v)| {
+                v.sort_unstable();
+                format!("{} {:.2} ms", k.trim_end_matches("_us"), v[v.len() / 2] as f64 / 1000.0)
+            })
+            .collect();
+        println!("Join's stages, p50 each: {}", parts.join(", "));
     }
 
     // Clear the single runs, then 20 concurrent starts on each.

@@ -136,6 +136,20 @@ async fn adopt_docker_name(cluster: ClusterDb, docker: crate::container::Resolve
     }
 }
 
+/// Where one `Join`'s time went, in microseconds: reading the endpoint's
+/// network and row, making the veth and adding the port (together),
+/// plugging again after a failed attempt's leftovers (0 when there were
+/// none), and waiting until the agent reports the flows
+/// in the switch (which includes `ovs-vswitchd` adding the port and
+/// assigning its ofport).
+#[derive(Debug, Default, Clone, Copy)]
+struct JoinStages {
+    lookup_us: u64,
+    plug_us: u64,
+    cleanup_us: u64,
+    flows_us: u64,
+}
+
 /// The two ends of an endpoint's veth: on the bridge, and for the engine
 /// to move into the container (15 characters at most).
 fn veth_names(endpoint_id: &str) -> (String, String) {
@@ -421,23 +435,17 @@ impl Driver {
     }
 
     async fn join_inner(&self, j: Join) -> Result<Value, DriverError> {
+        // Where a Join's time goes, logged with it.
+        let mut stages = JoinStages::default();
+        let mut lap = std::time::Instant::now();
+        let mut stage = |into: &mut u64| {
+            *into = lap.elapsed().as_micros() as u64;
+            lap = std::time::Instant::now();
+        };
         let (net, row) = self.endpoint_row(&j.endpoint).await?;
+        stage(&mut stages.lookup_us);
         let (host_end, container_end) = veth_names(&j.endpoint.endpoint_id);
-        // A join retried after a failure finds its own leftovers.
-        self.remove_port(&host_end).await?;
         let mac: Mac = row.mac.parse().map_err(|e| refused(format!("endpoint MAC {:?}: {e}", row.mac)))?;
-        let mtu = net.mtu;
-        self.netlink
-            .create_veth(
-                &VethEnd { name: host_end.clone(), mtu, up: true, ..VethEnd::named(host_end.clone()) },
-                &VethEnd {
-                    name: container_end.clone(),
-                    mac: Some(mac.0),
-                    mtu,
-                    ..VethEnd::named(container_end.clone())
-                },
-            )
-            .await?;
         let mut ids = BTreeMap::new();
         ids.insert(keys::IP.to_owned(), format!("{}/{}", row.ip, net.cidr.prefix));
         ids.insert(keys::MAC.to_owned(), mac.to_string());
@@ -448,9 +456,34 @@ impl Driver {
             ids.insert(keys::GATEWAY.to_owned(), g.to_string());
         }
         let port = PortSpec { name: host_end.clone(), external_ids: ids, ..PortSpec::default() };
-        if let Err(e) = self.vswitch.add_ports(&self.opts.bridge, &[port]).await {
-            let _ = self.netlink.delete_link_by_name(&host_end).await;
-            return Err(e.into());
+        let veth = (
+            VethEnd { name: host_end.clone(), mtu: net.mtu, up: true, ..VethEnd::named(host_end.clone()) },
+            VethEnd {
+                name: container_end.clone(),
+                mac: Some(mac.0),
+                mtu: net.mtu,
+                ..VethEnd::named(container_end.clone())
+            },
+        );
+        // The veth and the port go in together: ovs-vswitchd opens the
+        // port's interface whenever the link appears.
+        let (made, added) = tokio::join!(
+            self.netlink.create_veth(&veth.0, &veth.1),
+            self.vswitch.add_ports(&self.opts.bridge, std::slice::from_ref(&port))
+        );
+        stage(&mut stages.plug_us);
+        if made.is_err() || added.is_err() {
+            // A join retried after a failure meets its own leftovers (the
+            // link exists, or a port of that name with other ids): they
+            // go, and the plug is done again, one step after the other.
+            tracing::info!(port = host_end, veth = ?made.err(), port_add = ?added.err(), "join: plugging again");
+            self.remove_port(&host_end).await?;
+            self.netlink.create_veth(&veth.0, &veth.1).await?;
+            if let Err(e) = self.vswitch.add_ports(&self.opts.bridge, &[port]).await {
+                let _ = self.netlink.delete_link_by_name(&host_end).await;
+                return Err(e.into());
+            }
+            stage(&mut stages.cleanup_us);
         }
         // The container's first packet must find its flows.
         if let Some(rx) = &self.opts.programmed {
@@ -460,6 +493,14 @@ impl Driver {
                 tracing::warn!("join {}: flows not installed within {PROGRAMMED_WAIT:?}; answering anyway", host_end);
             }
         }
+        stage(&mut stages.flows_us);
+        tracing::info!(
+            lookup_us = stages.lookup_us,
+            plug_us = stages.plug_us,
+            cleanup_us = stages.cleanup_us,
+            flows_us = stages.flows_us,
+            "driver join stages"
+        );
         let reply = JoinReply {
             interface_name: InterfaceName { src_name: container_end, dst_prefix: "eth".into() },
             gateway: net.gateway.map(|g| g.to_string()).unwrap_or_default(),
