@@ -133,9 +133,18 @@ fn main() {
     let stderr = agent.stderr.take().expect("stderr");
     let j = joins.clone();
     let st = stages.clone();
+    // Ports per OVSDB transaction, as the driver batches them.
+    let batches = Arc::new(Mutex::new(Vec::<usize>::new()));
+    let b = batches.clone();
     std::thread::spawn(move || {
         for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
             let line = strip_ansi(&line);
+            if line.contains("driver ports added together") {
+                let n = line.split("ports=").nth(1).and_then(|r| r.split(' ').next()).and_then(|v| v.parse().ok());
+                if let Some(n) = n {
+                    b.lock().unwrap_or_else(|p| p.into_inner()).push(n);
+                }
+            }
             if line.contains("driver join stages") {
                 let mut all = st.lock().unwrap_or_else(|p| p.into_inner());
                 for (i, key) in STAGES.iter().enumerate() {
@@ -247,6 +256,7 @@ fn main() {
     rm.args(&ids);
     run(&mut rm);
     for (net, prefix) in [("ovs", "co"), ("brg", "cb")] {
+        let batches_before = batches.lock().unwrap_or_else(|p| p.into_inner()).len();
         let t = Instant::now();
         let children: Vec<_> = (0..20)
             .map(|i| {
@@ -260,6 +270,15 @@ fn main() {
         let failed =
             children.into_iter().map(|c| c.wait_with_output().expect("wait")).filter(|o| !o.status.success()).count();
         println!("20 concurrent docker run -d on {net}: {} ({failed} failed), load {}", ms(t.elapsed()), load());
+        if net == "ovs" {
+            let all = batches.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let these = &all[batches_before.min(all.len())..];
+            println!(
+                "  their ports went into OVSDB in {} transaction(s), the largest of {} port(s)",
+                these.len(),
+                these.iter().max().copied().unwrap_or(0)
+            );
+        }
     }
     let all = run(&mut docker(&["ps", "-aq"]));
     let ids: Vec<&str> = all.lines().collect();

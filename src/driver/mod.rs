@@ -86,6 +86,60 @@ pub struct Driver {
     cluster: ClusterDb,
     vswitch: Vswitch,
     netlink: Netlink,
+    ports: PortBatch,
+}
+
+type PortDone = tokio::sync::oneshot::Sender<Result<crate::vswitch::Outcome, crate::vswitch::VswitchError>>;
+
+/// The ports that `Join`s arriving together add, in one OVSDB transaction:
+/// while one transaction is out, the ports queued behind it wait and go
+/// in the next, together (so `ovs-vswitchd` also reconfigures the bridge
+/// once for them). A transaction that fails is done again port by port,
+/// so that a bad port fails only its own `Join`.
+#[derive(Clone)]
+struct PortBatch {
+    tx: tokio::sync::mpsc::UnboundedSender<(PortSpec, PortDone)>,
+}
+
+impl PortBatch {
+    fn spawn(vswitch: Vswitch, bridge: String) -> PortBatch {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(PortSpec, PortDone)>();
+        tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut batch = vec![first];
+                while let Ok(more) = rx.try_recv() {
+                    batch.push(more);
+                }
+                let specs: Vec<PortSpec> = batch.iter().map(|(p, _)| p.clone()).collect();
+                tracing::info!(ports = specs.len(), "driver ports added together");
+                match vswitch.add_ports(&bridge, &specs).await {
+                    Ok(outcome) => {
+                        for (_, done) in batch {
+                            let _ = done.send(Ok(outcome));
+                        }
+                    }
+                    Err(e) if batch.len() == 1 => {
+                        if let Some((_, done)) = batch.pop() {
+                            let _ = done.send(Err(e));
+                        }
+                    }
+                    Err(_) => {
+                        for (port, done) in batch {
+                            let _ = done.send(vswitch.add_ports(&bridge, &[port]).await);
+                        }
+                    }
+                }
+            }
+        });
+        PortBatch { tx }
+    }
+
+    /// Adds one port, with whatever other ports are queued.
+    async fn add(&self, port: PortSpec) -> Result<crate::vswitch::Outcome, DriverError> {
+        let (done, wait) = tokio::sync::oneshot::channel();
+        self.tx.send((port, done)).map_err(|_| refused("the port batch has stopped"))?;
+        Ok(wait.await.map_err(|_| refused("the port batch has stopped"))??)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -177,7 +231,8 @@ impl Driver {
         // agent's flows, which need its ofport anyway.
         let vswitch = Vswitch::new(client).with_wait(None);
         let netlink = Netlink::open_without_packet()?;
-        Ok(Driver { opts, cluster, vswitch, netlink })
+        let ports = PortBatch::spawn(vswitch.clone(), opts.bridge.clone());
+        Ok(Driver { opts, cluster, vswitch, netlink, ports })
     }
 
     async fn network_by_cidr(&self, cidr: IpNet) -> Result<Option<Network>, DriverError> {
@@ -467,10 +522,7 @@ impl Driver {
         );
         // The veth and the port go in together: ovs-vswitchd opens the
         // port's interface whenever the link appears.
-        let (made, added) = tokio::join!(
-            self.netlink.create_veth(&veth.0, &veth.1),
-            self.vswitch.add_ports(&self.opts.bridge, std::slice::from_ref(&port))
-        );
+        let (made, added) = tokio::join!(self.netlink.create_veth(&veth.0, &veth.1), self.ports.add(port.clone()));
         stage(&mut stages.plug_us);
         if made.is_err() || added.is_err() {
             // A join retried after a failure meets its own leftovers (the
