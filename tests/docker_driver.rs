@@ -143,6 +143,38 @@ fn docker_ok(engine: &DockerEngine, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
+/// The bridge's ports that hold an endpoint (the driver's and attach's);
+/// spare ports, plugged ahead of need, hold none.
+fn endpoint_ports(host: &Host) -> Vec<String> {
+    let found = common::vsctl(
+        &host.lab.sbx,
+        &["--bare", "--columns=name", "find", "Interface", "external_ids:ovsnet-bridge=obr0"],
+    );
+    found.split_whitespace().map(str::to_owned).collect()
+}
+
+/// The driver's spare ports.
+fn spare_ports(host: &Host) -> Vec<String> {
+    let found = common::vsctl(
+        &host.lab.sbx,
+        &["--bare", "--columns=name", "find", "Interface", "external_ids:ovsnet-spare=true"],
+    );
+    found.split_whitespace().map(str::to_owned).collect()
+}
+
+/// The veth ends in the switch's namespace that no spare port accounts
+/// for (a spare is a pair: `ovpX` on the bridge and `ovqX`).
+fn veths_beyond_spares(host: &Host) -> Vec<String> {
+    let spares = spare_ports(host);
+    let links = Command::new("ip").args(["netns", "exec", host.lab.sbx.netns(), "ip", "-o", "link"]).output().unwrap();
+    String::from_utf8_lossy(&links.stdout)
+        .lines()
+        .filter(|l| l.contains("@if") || l.contains("@NONE"))
+        .filter_map(|l| l.split(": ").nth(1).map(|n| n.split('@').next().unwrap_or(n).to_owned()))
+        .filter(|n| !spares.iter().any(|s| *s == *n || s.replacen("ovp", "ovq", 1) == *n))
+        .collect()
+}
+
 #[test]
 fn docker_network_create_run_rm_on_ovsnet() {
     let Some(host) = Host::new() else { return };
@@ -286,8 +318,8 @@ fn docker_network_create_run_rm_on_ovsnet() {
         String::from_utf8_lossy(&out.stdout)
     );
     let running = docker_ok(&engine, &["ps", "-q"]).lines().count();
-    let ports = common::vsctl(&host.lab.sbx, &["list-ports", "obr0"]);
-    assert_eq!(ports.lines().filter(|p| p.starts_with("ovd")).count(), running, "ports: {ports}");
+    let ports = endpoint_ports(&host);
+    assert_eq!(ports.len(), running, "ports: {ports:?}");
     docker_ok(&engine, &["rm", "-f", "calways"]);
 
     // docker rm -f: ports, veths and rows go.
@@ -297,8 +329,8 @@ fn docker_network_create_run_rm_on_ovsnet() {
             serde_json::from_str(&host.ok(&["--format", "json", "network", "show", "blue"])).unwrap();
         show["endpoints"].as_array().is_some_and(|e| e.is_empty())
     });
-    let ports = common::vsctl(&host.lab.sbx, &["list-ports", "obr0"]);
-    assert!(!ports.lines().any(|p| p.starts_with("ovd")), "stale ports: {ports}");
+    let ports = endpoint_ports(&host);
+    assert!(ports.is_empty(), "stale ports: {ports:?}");
 
     docker_ok(&engine, &["network", "rm", "blue"]);
     assert!(!host.ok(&["network", "list"]).contains("blue"), "the last host let go: the network is gone");
@@ -355,11 +387,10 @@ fn compose_up_and_down_on_an_ovsnet_network_leave_nothing() {
 
     compose(&["down"]);
     assert!(!host.ok(&["network", "list"]).contains("ovt_blue"), "down removes the network");
-    let ports = common::vsctl(&host.lab.sbx, &["list-ports", "obr0"]);
-    assert!(!ports.lines().any(|p| p.starts_with("ovd")), "stale ports: {ports}");
-    let links = Command::new("ip").args(["netns", "exec", host.lab.sbx.netns(), "ip", "-o", "link"]).output().unwrap();
-    let links = String::from_utf8_lossy(&links.stdout);
-    assert!(!links.contains("ovd") && !links.contains("ovc"), "stale veths: {links}");
+    let ports = endpoint_ports(&host);
+    assert!(ports.is_empty(), "stale ports: {ports:?}");
+    let veths = veths_beyond_spares(&host);
+    assert!(veths.is_empty(), "stale veths: {veths:?}");
 }
 
 #[test]
@@ -482,8 +513,7 @@ fn agent_killed_during_20_concurrent_runs_leaves_each_connected_or_cleanly_faile
         }
     }
     wait_for(30, "ports and rows of running containers only", || {
-        let ports = common::vsctl(&host.lab.sbx, &["list-ports", "obr0"]);
-        let n_ports = ports.lines().filter(|p| p.starts_with("ovd")).count();
+        let n_ports = endpoint_ports(&host).len();
         let show: serde_json::Value =
             serde_json::from_str(&host.ok(&["--format", "json", "network", "show", "blue"])).unwrap();
         let n_rows = show["endpoints"].as_array().map_or(0, Vec::len);
@@ -495,9 +525,8 @@ fn agent_killed_during_20_concurrent_runs_leaves_each_connected_or_cleanly_faile
     rm.args(["rm", "-f"]).args(all.lines());
     assert!(rm.output().unwrap().status.success());
     docker_ok(&engine, &["network", "rm", "blue"]);
-    let links = Command::new("ip").args(["netns", "exec", host.lab.sbx.netns(), "ip", "-o", "link"]).output().unwrap();
-    let links = String::from_utf8_lossy(&links.stdout);
-    assert!(!links.contains("ovd") && !links.contains("ovc"), "stale veths: {links}");
+    let veths = veths_beyond_spares(&host);
+    assert!(veths.is_empty(), "stale veths: {veths:?}");
 }
 
 #[test]
@@ -528,8 +557,8 @@ fn pipework_style_attachments_follow_their_containers_through_docker_events() {
     docker_ok(&engine, &["start", "web"]);
     wait_for(15, "web plugged again after docker stop and start", || ping("web").status.success());
     // The stale port was replaced, not kept beside the new one.
-    let ports = common::vsctl(&host.lab.sbx, &["list-ports", "obr0"]);
-    assert_eq!(ports.lines().filter(|p| !p.starts_with("ovsnet-")).count(), 2, "{ports}");
+    let ports = endpoint_ports(&host);
+    assert_eq!(ports.len(), 2, "{ports:?}");
 
     // While the agent is away: a restart and a removal are caught up when
     // it comes back.
@@ -551,9 +580,8 @@ fn pipework_style_attachments_follow_their_containers_through_docker_events() {
             serde_json::from_str(&host.ok(&["--format", "json", "network", "show", "green"])).unwrap();
         port_of("web").is_none() && show["endpoints"].as_array().map(Vec::len) == Some(1)
     });
-    let links = Command::new("ip").args(["netns", "exec", host.lab.sbx.netns(), "ip", "-o", "link"]).output().unwrap();
-    let links = String::from_utf8_lossy(&links.stdout).into_owned();
-    assert_eq!(links.lines().filter(|l| l.contains("@if")).count(), 1, "one veth left (peer's): {links}");
+    let veths = veths_beyond_spares(&host);
+    assert_eq!(veths.len(), 1, "one veth left (peer's): {veths:?}");
     docker_ok(&engine, &["rm", "-f", "peer"]);
     wait_for(15, "peer's row to go", || {
         let show: serde_json::Value =
@@ -588,12 +616,7 @@ fn a_host_that_reboots_comes_back_connected_with_nothing_stale() {
     drop(agent);
     host.lab.sbx.kill_vswitchd();
     host.ok(&["cluster", "stop"]);
-    let veths = || {
-        let links =
-            Command::new("ip").args(["netns", "exec", host.lab.sbx.netns(), "ip", "-o", "link"]).output().unwrap();
-        String::from_utf8_lossy(&links.stdout).lines().filter(|l| l.contains("@if")).count()
-    };
-    wait_for(30, "the containers' veths to go with their namespaces", || veths() == 0);
+    wait_for(30, "the containers' veths to go with their namespaces", || veths_beyond_spares(&host).is_empty());
 
     // The boot, in the units' order: the switch, the database, the agent
     // (Before=docker.service), the engine.
@@ -622,8 +645,7 @@ fn a_host_that_reboots_comes_back_connected_with_nothing_stale() {
     // containers, the database their rows, and a new container starts
     // (no "already exists").
     wait_for(30, "exactly the running containers' ports and rows", || {
-        let ports = common::vsctl(&host.lab.sbx, &["list-ports", "obr0"]);
-        let ours = ports.lines().filter(|p| !p.starts_with("ovsnet-")).count();
+        let ours = endpoint_ports(&host).len();
         let rows = |net: &str| {
             let show: serde_json::Value =
                 serde_json::from_str(&host.ok(&["--format", "json", "network", "show", net])).unwrap();
@@ -684,15 +706,15 @@ fn mac_address_network_connect_disconnect_and_an_exhausted_pool() {
     // docker network connect and disconnect: a second interface on blue,
     // with its port and row, and then neither.
     docker_ok(&engine, &["run", "-d", "--network", "tiny", "--name", "multi", MINI_IMAGE, "sleep", "600"]);
-    let ports_before = common::vsctl(&host.lab.sbx, &["list-ports", "obr0"]).lines().count();
+    let ports_before = endpoint_ports(&host).len();
     docker_ok(&engine, &["network", "connect", "blue", "multi"]);
     let ip_multi = ip_in("multi", "blue");
     assert!(ip_multi.starts_with("10.49."), "{ip_multi}");
     let out = docker(&engine, &["exec", "anchor", "ping", "-c", "1", "-W", "2", &ip_multi]);
     assert!(out.status.success(), "anchor to multi's second interface: {}", String::from_utf8_lossy(&out.stdout));
     docker_ok(&engine, &["network", "disconnect", "blue", "multi"]);
-    let ports = common::vsctl(&host.lab.sbx, &["list-ports", "obr0"]);
-    assert_eq!(ports.lines().count(), ports_before, "disconnect removes the port: {ports}");
+    let ports = endpoint_ports(&host);
+    assert_eq!(ports.len(), ports_before, "disconnect removes the port: {ports:?}");
     let show = host.ok(&["--format", "json", "network", "show", "blue"]);
     assert!(!show.contains(&format!("\"ip\":\"{ip_multi}\"")), "disconnect releases the address: {show}");
 
@@ -719,6 +741,6 @@ fn mac_address_network_connect_disconnect_and_an_exhausted_pool() {
     for net in ["blue", "tiny"] {
         docker_ok(&engine, &["network", "rm", net]);
     }
-    let ports = common::vsctl(&host.lab.sbx, &["list-ports", "obr0"]);
-    assert!(!ports.lines().any(|p| p.starts_with("ovd")), "stale ports: {ports}");
+    let ports = endpoint_ports(&host);
+    assert!(ports.is_empty(), "stale ports: {ports:?}");
 }

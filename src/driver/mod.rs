@@ -23,6 +23,7 @@
 
 pub mod protocol;
 pub mod server;
+pub mod spare;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -32,8 +33,8 @@ use serde_json::{Value, json};
 
 use crate::cluster::{ClusterDb, ClusterError, Ipam, Network, NetworkSpec};
 use crate::net::{IpNet, Mac};
-use crate::netlink::{Netlink, VethEnd};
-use crate::ovsdb::{Client, ConnectOptions};
+use crate::netlink::{LinkChange, Netlink, VethEnd};
+use crate::ovsdb::{Client, Condition, ConnectOptions, Datum, Function, Operation};
 use crate::vswitch::{PortSpec, Vswitch, keys};
 use protocol::{
     AddressReply, Call, CreateEndpoint, CreateNetwork, EndpointRef, EndpointReply, InterfaceName, InterfaceReply, Join,
@@ -87,6 +88,8 @@ pub struct Driver {
     vswitch: Vswitch,
     netlink: Netlink,
     ports: PortBatch,
+    client: Client,
+    spares: std::sync::Arc<spare::Spares>,
 }
 
 type PortDone = tokio::sync::oneshot::Sender<Result<crate::vswitch::Outcome, crate::vswitch::VswitchError>>;
@@ -229,10 +232,11 @@ impl Driver {
         let client = Client::connect(&opts.db, &opts.connect).await?;
         // No wait for ovs-vswitchd to apply the port: Join waits for the
         // agent's flows, which need its ofport anyway.
-        let vswitch = Vswitch::new(client).with_wait(None);
+        let vswitch = Vswitch::new(client.clone()).with_wait(None);
         let netlink = Netlink::open_without_packet()?;
         let ports = PortBatch::spawn(vswitch.clone(), opts.bridge.clone());
-        Ok(Driver { opts, cluster, vswitch, netlink, ports })
+        let spares = spare::Spares::start(client.clone(), opts.bridge.clone())?;
+        Ok(Driver { opts, cluster, vswitch, netlink, ports, client, spares })
     }
 
     async fn network_by_cidr(&self, cidr: IpNet) -> Result<Option<Network>, DriverError> {
@@ -499,7 +503,6 @@ impl Driver {
         };
         let (net, row) = self.endpoint_row(&j.endpoint).await?;
         stage(&mut stages.lookup_us);
-        let (host_end, container_end) = veth_names(&j.endpoint.endpoint_id);
         let mac: Mac = row.mac.parse().map_err(|e| refused(format!("endpoint MAC {:?}: {e}", row.mac)))?;
         let mut ids = BTreeMap::new();
         ids.insert(keys::IP.to_owned(), format!("{}/{}", row.ip, net.cidr.prefix));
@@ -510,15 +513,97 @@ impl Driver {
         if let Some(g) = net.gateway {
             ids.insert(keys::GATEWAY.to_owned(), g.to_string());
         }
+        let (host_end, container_end) = match self.claim_spare(&ids, mac, net.mtu).await {
+            Some(ends) => {
+                stage(&mut stages.plug_us);
+                ends
+            }
+            None => {
+                let ends = veth_names(&j.endpoint.endpoint_id);
+                self.plug(&ends, ids, mac, net.mtu, &mut stages).await?;
+                ends
+            }
+        };
+        // The container's first packet must find its flows.
+        if let Some(rx) = &self.opts.programmed {
+            let mut rx = rx.clone();
+            let installed = tokio::time::timeout(PROGRAMMED_WAIT, rx.wait_for(|ports| ports.contains(&host_end))).await;
+            if !matches!(installed, Ok(Ok(_))) {
+                tracing::warn!("join {}: flows not installed within {PROGRAMMED_WAIT:?}; answering anyway", host_end);
+            }
+        }
+        stage(&mut stages.flows_us);
+        tracing::info!(
+            lookup_us = stages.lookup_us,
+            plug_us = stages.plug_us,
+            cleanup_us = stages.cleanup_us,
+            flows_us = stages.flows_us,
+            "driver join stages"
+        );
+        let reply = JoinReply {
+            interface_name: InterfaceName { src_name: container_end, dst_prefix: "eth".into() },
+            gateway: net.gateway.map(|g| g.to_string()).unwrap_or_default(),
+            static_routes: Vec::new(),
+            disable_gateway_service: true,
+        };
+        Ok(serde_json::to_value(reply).unwrap_or_default())
+    }
+
+    /// Claims a spare port for an endpoint ([`spare`]): its container end
+    /// gets the MAC and MTU, the port the endpoint's `external_ids`.
+    /// `None`: no spare was ready, or the claim failed (the spare is then
+    /// removed).
+    async fn claim_spare(
+        &self,
+        ids: &BTreeMap<String, String>,
+        mac: Mac,
+        mtu: Option<u32>,
+    ) -> Option<(String, String)> {
+        let host_end = self.spares.take().await?;
+        let peer = spare::container_end(&host_end)?;
+        let claimed: Result<(), DriverError> = async {
+            let link = self.netlink.link(&peer).await?;
+            self.netlink.change_link(&link, &LinkChange { mac: Some(mac.0), mtu, ..Default::default() }).await?;
+            if mtu.is_some() {
+                let link = self.netlink.link(&host_end).await?;
+                self.netlink.change_link(&link, &LinkChange { mtu, ..Default::default() }).await?;
+            }
+            let r = self.client.transact(crate::vswitch::DB, spare::claim_ops(&host_end, ids)).await?;
+            match r.first().and_then(|r| r.count) {
+                Some(1) => Ok(()),
+                _ => Err(refused(format!("spare port {host_end} is no longer a spare"))),
+            }
+        }
+        .await;
+        match claimed {
+            Ok(()) => Some((host_end, peer)),
+            Err(e) => {
+                tracing::warn!("claiming spare port {host_end}: {e}; plugging a new port");
+                let _ = self.remove_port(&host_end).await;
+                None
+            }
+        }
+    }
+
+    /// Plugs a new veth and port for an endpoint (no spare was ready).
+    async fn plug(
+        &self,
+        ends: &(String, String),
+        ids: BTreeMap<String, String>,
+        mac: Mac,
+        mtu: Option<u32>,
+        stages: &mut JoinStages,
+    ) -> Result<(), DriverError> {
+        let mut lap = std::time::Instant::now();
+        let mut stage = |into: &mut u64| {
+            *into = lap.elapsed().as_micros() as u64;
+            lap = std::time::Instant::now();
+        };
+        let (host_end, container_end) = (ends.0.clone(), ends.1.clone());
         let port = PortSpec { name: host_end.clone(), external_ids: ids, ..PortSpec::default() };
         let veth = (
-            VethEnd { name: host_end.clone(), mtu: net.mtu, up: true, ..VethEnd::named(host_end.clone()) },
-            VethEnd {
-                name: container_end.clone(),
-                mac: Some(mac.0),
-                mtu: net.mtu,
-                ..VethEnd::named(container_end.clone())
-            },
+            VethEnd { name: host_end.clone(), mtu, up: true, ..VethEnd::named(host_end.clone()) },
+            VethEnd { name: container_end.clone(), mac: Some(mac.0), mtu, ..VethEnd::named(container_end.clone()) },
         );
         // The link first, then the port: a port added before its link
         // exists costs ovs-vswitchd a failed open and a second pass once
@@ -547,29 +632,7 @@ impl Driver {
             }
             stage(&mut stages.cleanup_us);
         }
-        // The container's first packet must find its flows.
-        if let Some(rx) = &self.opts.programmed {
-            let mut rx = rx.clone();
-            let installed = tokio::time::timeout(PROGRAMMED_WAIT, rx.wait_for(|ports| ports.contains(&host_end))).await;
-            if !matches!(installed, Ok(Ok(_))) {
-                tracing::warn!("join {}: flows not installed within {PROGRAMMED_WAIT:?}; answering anyway", host_end);
-            }
-        }
-        stage(&mut stages.flows_us);
-        tracing::info!(
-            lookup_us = stages.lookup_us,
-            plug_us = stages.plug_us,
-            cleanup_us = stages.cleanup_us,
-            flows_us = stages.flows_us,
-            "driver join stages"
-        );
-        let reply = JoinReply {
-            interface_name: InterfaceName { src_name: container_end, dst_prefix: "eth".into() },
-            gateway: net.gateway.map(|g| g.to_string()).unwrap_or_default(),
-            static_routes: Vec::new(),
-            disable_gateway_service: true,
-        };
-        Ok(serde_json::to_value(reply).unwrap_or_default())
+        Ok(())
     }
 
     /// Removes an endpoint's port and veth, if they are there.
@@ -580,8 +643,29 @@ impl Driver {
     }
 
     async fn delete_endpoint(&self, e: &EndpointRef) -> Result<Value, DriverError> {
-        let (host_end, _) = veth_names(&e.endpoint_id);
-        self.remove_port(&host_end).await?;
+        // The endpoint's port: a spare it claimed, or one named after it.
+        let mine = Condition::new(
+            "external_ids",
+            Function::Includes,
+            Datum::map([(keys::CONTAINER, e.endpoint_id.as_str()), (keys::BRIDGE, self.opts.bridge.as_str())]),
+        );
+        let r = self
+            .client
+            .transact(crate::vswitch::DB, vec![Operation::select("Interface", vec![mine]).columns(["name"])])
+            .await?;
+        let mut names: Vec<String> = r
+            .first()
+            .and_then(|r| r.rows.as_ref())
+            .into_iter()
+            .flatten()
+            .filter_map(|row| row.get("name").and_then(Datum::as_str).map(str::to_owned))
+            .collect();
+        if names.is_empty() {
+            names.push(veth_names(&e.endpoint_id).0);
+        }
+        for name in names {
+            self.remove_port(&name).await?;
+        }
         Ok(json!({}))
     }
 

@@ -1,0 +1,197 @@
+//! Ports plugged ahead of need (*I/O*, with its names pure).
+//!
+//! Most of a `Join`'s time was `ovs-vswitchd` adding the port and
+//! assigning its ofport, a cost that grows with the ports on the bridge
+//! (`docs/BENCHMARKS.md`, the Docker section). So the driver keeps a few
+//! spare veth pairs already on the bridge, their ofports assigned: a port
+//! whose `Interface` and `Port` carry only [`SPARE_KEY`], which the agent
+//! programs nothing for. A `Join` claims one: the container end gets the
+//! endpoint's MAC (and MTU), and one transaction gives the port the
+//! endpoint's `external_ids` in place of the mark, on the condition that
+//! it is still a spare. The agent then programs it as it would a new port,
+//! with its ofport already known. A new spare is made in the background.
+//!
+//! Spares left by an earlier run (the agent restarted, the host rebooted)
+//! are removed when the driver starts, and new ones made.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::netlink::{Netlink, VethEnd};
+use crate::ovsdb::{Client, Condition, Datum, Function, Operation, Row};
+use crate::vswitch::{PortSpec, Vswitch};
+
+/// The `external_ids` mark of a spare port.
+pub const SPARE_KEY: &str = "ovsnet-spare";
+
+/// How many spares the driver keeps.
+pub const SPARES: usize = 2;
+
+/// The two ends of a spare: on the bridge, and for the engine to move
+/// into a container (15 characters each).
+pub fn spare_names(seed: u64) -> (String, String) {
+    let tag = seed & 0xffff_ffff_ffff;
+    (format!("ovp{tag:012x}"), format!("ovq{tag:012x}"))
+}
+
+/// The container end of a spare's bridge end.
+pub fn container_end(host_end: &str) -> Option<String> {
+    host_end.strip_prefix("ovp").map(|tag| format!("ovq{tag}"))
+}
+
+fn seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
+    h.finish()
+}
+
+fn spare_mark() -> Condition {
+    Condition::new("external_ids", Function::Includes, Datum::map([(SPARE_KEY, "true")]))
+}
+
+/// The spares ready to be claimed, kept full by a background task.
+pub struct Spares {
+    ready: tokio::sync::Mutex<Vec<String>>,
+    refill: tokio::sync::Notify,
+}
+
+impl Spares {
+    /// Starts the task that removes old spares and keeps [`SPARES`] ready.
+    pub fn start(client: Client, bridge: String) -> Result<Arc<Spares>, crate::netlink::NetlinkError> {
+        let spares = Arc::new(Spares { ready: Default::default(), refill: Default::default() });
+        let netlink = Netlink::open_without_packet()?;
+        // Spares are handed out only once ovs-vswitchd has given them an ofport.
+        let vswitch = Vswitch::new(client.clone()).with_wait(Some(Duration::from_secs(10)));
+        let task = spares.clone();
+        tokio::spawn(async move {
+            remove_old(&client, &vswitch, &netlink, &bridge).await;
+            loop {
+                while task.ready.lock().await.len() < SPARES {
+                    match make(&vswitch, &netlink, &bridge).await {
+                        Ok(name) => task.ready.lock().await.push(name),
+                        Err(e) => {
+                            tracing::warn!("making a spare port: {e}");
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                        }
+                    }
+                }
+                task.refill.notified().await;
+            }
+        });
+        Ok(spares)
+    }
+
+    /// A spare's bridge end, if one is ready; another is made meanwhile.
+    pub async fn take(&self) -> Option<String> {
+        let taken = self.ready.lock().await.pop();
+        self.refill.notify_one();
+        taken
+    }
+}
+
+/// Removes the spares an earlier run left: their rows and links, and the
+/// links of a spare it was still making (a veth with no port).
+async fn remove_old(client: &Client, vswitch: &Vswitch, netlink: &Netlink, bridge: &str) {
+    let found = client
+        .transact(
+            crate::vswitch::DB,
+            vec![
+                Operation::select("Interface", vec![spare_mark()]).columns(["name"]),
+                Operation::select("Interface", vec![]).columns(["name"]),
+            ],
+        )
+        .await;
+    let names_of = |r: Option<&crate::ovsdb::OpResult>| -> Vec<String> {
+        r.and_then(|r| r.rows.as_ref())
+            .into_iter()
+            .flatten()
+            .filter_map(|row| row.get("name").and_then(Datum::as_str).map(str::to_owned))
+            .collect()
+    };
+    let (names, all) = match found {
+        Ok(r) => (names_of(r.first()), names_of(r.get(1))),
+        Err(e) => {
+            tracing::warn!("looking for old spare ports: {e}");
+            return;
+        }
+    };
+    if let Ok(links) = netlink.links().await {
+        for link in links.iter().filter(|l| l.name.starts_with("ovp") && !all.contains(&l.name)) {
+            let _ = netlink.delete_link(link).await;
+        }
+    }
+    for name in names {
+        if let Err(e) = vswitch.del_port(bridge, &name, true, false).await {
+            tracing::warn!("removing old spare port {name}: {e}");
+        }
+        let _ = netlink.delete_link_by_name(&name).await;
+    }
+}
+
+/// Makes one spare: the veth, then the port, waiting for its ofport.
+async fn make(vswitch: &Vswitch, netlink: &Netlink, bridge: &str) -> Result<String, String> {
+    let (host_end, peer) = spare_names(seed());
+    netlink
+        .create_veth(
+            &VethEnd { name: host_end.clone(), up: true, ..VethEnd::named(host_end.clone()) },
+            &VethEnd::named(peer.clone()),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let port = PortSpec {
+        name: host_end.clone(),
+        external_ids: BTreeMap::from([(SPARE_KEY.to_owned(), "true".to_owned())]),
+        ..PortSpec::default()
+    };
+    if let Err(e) = vswitch.add_ports(bridge, &[port]).await {
+        let _ = vswitch.del_port(bridge, &host_end, true, false).await;
+        let _ = netlink.delete_link_by_name(&host_end).await;
+        return Err(e.to_string());
+    }
+    Ok(host_end)
+}
+
+/// The operations that make a spare an endpoint's port: its `Interface`
+/// and `Port` get `ids` in place of the mark, if it is still a spare.
+pub fn claim_ops(host_end: &str, ids: &BTreeMap<String, String>) -> Vec<Operation> {
+    let map = || Datum::map(ids.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let mut iface = Row::new();
+    iface.insert("external_ids".into(), map());
+    let mut port = Row::new();
+    port.insert("external_ids".into(), map());
+    vec![
+        Operation::update("Interface", vec![Condition::eq("name", host_end), spare_mark()], iface),
+        Operation::update("Port", vec![Condition::eq("name", host_end), spare_mark()], port),
+    ]
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spare_names_fit_an_interface_name_and_pair_up() {
+        let (a, b) = spare_names(u64::MAX);
+        assert_eq!((a.as_str(), b.as_str()), ("ovpffffffffffff", "ovqffffffffffff"));
+        assert!(a.len() <= 15 && b.len() <= 15);
+        assert_eq!(container_end(&a).as_deref(), Some(b.as_str()));
+        assert_eq!(container_end("ovd1234"), None);
+        assert_ne!(spare_names(seed()).0, spare_names(seed()).0);
+    }
+
+    #[test]
+    fn a_claim_replaces_the_mark_only_on_a_port_still_spare() {
+        let ids = BTreeMap::from([("ovsnet-ip".to_owned(), "10.40.0.2/16".to_owned())]);
+        let ops = claim_ops("ovp000000000001", &ids);
+        let text = serde_json::to_string(&ops).unwrap();
+        assert_eq!(
+            text,
+            r#"[{"op":"update","table":"Interface","where":[["name","==","ovp000000000001"],["external_ids","includes",["map",[["ovsnet-spare","true"]]]]],"row":{"external_ids":["map",[["ovsnet-ip","10.40.0.2/16"]]]}},{"op":"update","table":"Port","where":[["name","==","ovp000000000001"],["external_ids","includes",["map",[["ovsnet-spare","true"]]]]],"row":{"external_ids":["map",[["ovsnet-ip","10.40.0.2/16"]]]}}]"#
+        );
+    }
+}
