@@ -191,7 +191,7 @@ mod tests {
         let text = serde_json::to_string(&ops).unwrap();
         assert_eq!(
             text,
-            r#"[{"op":"update","table":"Interface","where":[["name","==","ovp000000000001"],["external_ids","includes",["map",[["ovsnet-spare","true"]]]]],"row":{"external_ids":["map",[["ovsnet-ip","10.40.0.2/16"]]]}},{"op":"update","table":"Port","where":[["name","==","ovp000000000001"],["external_ids","includes",["map",[["ovsnet-spare","true"]]]]],"row":{"external_ids":["map",[["ovsnet-ip","10.40.0.2/16"]]]}}]"#
+            r#"[{"op":"update","row":{"external_ids":["map",[["ovsnet-ip","10.40.0.2/16"]]]},"table":"Interface","where":[["name","==","ovp000000000001"],["external_ids","includes",["map",[["ovsnet-spare","true"]]]]]},{"op":"update","row":{"external_ids":["map",[["ovsnet-ip","10.40.0.2/16"]]]},"table":"Port","where":[["name","==","ovp000000000001"],["external_ids","includes",["map",[["ovsnet-spare","true"]]]]]}]"#
         );
     }
 }
