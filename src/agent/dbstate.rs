@@ -1,6 +1,7 @@
 //! From the `Open_vSwitch` database (a monitor cache) to the pipeline's
 //! [`State`]: pure, so it is tested with rows made by hand.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 
 use crate::net::{IpNet, Mac};
@@ -62,8 +63,18 @@ pub struct StateOptions {
     pub host: Option<HostAccess>,
 }
 
+/// The `external_ids` of interfaces known before the database has them,
+/// by interface name (a spare port the Docker driver has claimed).
+pub type Claims = BTreeMap<String, BTreeMap<String, String>>;
+
 /// The pipeline state of `opts.bridge`, with what was skipped and why.
 pub fn state_from_cache(cache: &Cache, opts: &StateOptions) -> (State, Vec<String>) {
+    state_from_cache_with(cache, opts, &Claims::new())
+}
+
+/// [`state_from_cache`], where an interface named in `claims` has the
+/// `external_ids` given there instead of the database's.
+pub fn state_from_cache_with(cache: &Cache, opts: &StateOptions, claims: &Claims) -> (State, Vec<String>) {
     let mut warnings = Vec::new();
     let mut st = State::default();
     for n in &opts.networks {
@@ -94,7 +105,7 @@ pub fn state_from_cache(cache: &Cache, opts: &StateOptions) -> (State, Vec<Strin
             }
             continue;
         }
-        let ids = &iface.external_ids;
+        let ids = claims.get(name).unwrap_or(&iface.external_ids);
         let Some(addr) = ids.get(keys::IP) else { continue };
         if ids.get(keys::BRIDGE).is_some_and(|b| *b != opts.bridge) {
             continue;

@@ -45,7 +45,7 @@ use tokio::net::{TcpListener, UnixListener};
 use crate::ovsdb::{self, Cache, Client, ConnectOptions, MonitorEvent, MonitorRequest};
 use crate::pipeline::{FlowSet, Pipeline, PipelineError, desired_flows};
 use crate::vswitch::controller::{ovs_rundir, set_controller};
-pub use dbstate::{HostAccess, NetworkOpt, StateOptions, state_from_cache};
+pub use dbstate::{Claims, HostAccess, NetworkOpt, StateOptions, state_from_cache, state_from_cache_with};
 use ofconn::{Io, OfConn, OfError};
 use publish::Publisher;
 use reconcile::{Plan, Reconciler};
@@ -100,6 +100,11 @@ pub struct AgentOptions {
     /// endpoints whose flows the switch now holds (the Docker driver's
     /// `Join` waits on it before it answers).
     pub programmed: Option<tokio::sync::watch::Sender<std::collections::BTreeSet<String>>>,
+    /// Interfaces whose `external_ids` the Docker driver has decided
+    /// before it writes them (a claimed spare port): programmed at once,
+    /// so the flows are in before the switch's database changes, and
+    /// forgotten once the database has them.
+    pub claims: Option<tokio::sync::watch::Receiver<Claims>>,
 }
 
 /// Cluster mode: where the cluster database is and who this host is.
@@ -140,6 +145,7 @@ impl AgentOptions {
             print_reconciles: false,
             cluster: None,
             programmed: None,
+            claims: None,
         }
     }
 }
@@ -352,6 +358,8 @@ enum Event {
     Switch(Result<(crate::openflow::Header, crate::openflow::Message), OfError>),
     Db(Option<MonitorEvent>),
     Cluster(Result<Arc<crate::cluster::ClusterState>, crate::cluster::ClusterError>),
+    /// The driver's claims (`None`: the driver has gone).
+    Claims(Option<Claims>),
     Tick,
 }
 
@@ -386,6 +394,8 @@ struct Agent {
     /// connection to the switch has sent a probe ([`prime`]).
     tunnel_dsts: std::collections::BTreeSet<(std::net::Ipv4Addr, u32)>,
     primed: std::collections::BTreeSet<(std::net::Ipv4Addr, u32)>,
+    /// The driver's claims not yet in the database ([`AgentOptions::claims`]).
+    claimed: Claims,
 }
 
 impl Agent {
@@ -430,6 +440,7 @@ impl Agent {
             local_ports: Default::default(),
             tunnel_dsts: Default::default(),
             primed: Default::default(),
+            claimed: Claims::new(),
         };
         agent.changed("start").await?;
         release_memory();
@@ -441,13 +452,13 @@ impl Agent {
     /// cluster mode the cluster's networks and remote hosts.
     fn state(&self) -> (crate::pipeline::State, Vec<String>) {
         match &self.cluster {
-            None => state_from_cache(&self.cache, &self.opts.state),
+            None => state_from_cache_with(&self.cache, &self.opts.state, &self.claimed),
             Some(c) => {
                 let mut so = self.opts.state.clone();
                 let mut nets = cluster::cluster_networks(&c.state);
                 nets.retain(|n| !so.networks.iter().any(|o| o.name == n.name));
                 so.networks.extend(nets);
-                let (mut st, mut w) = state_from_cache(&self.cache, &so);
+                let (mut st, mut w) = state_from_cache_with(&self.cache, &so, &self.claimed);
                 w.extend(cluster::apply_remote(&mut st, &c.state, &c.opts.host_name, &c.opts.tunnels));
                 (st, w)
             }
@@ -459,6 +470,7 @@ impl Agent {
     /// costs a read-back and a diff), the local endpoints go to the
     /// publisher, and the switch is made equal.
     async fn changed(&mut self, why: &str) -> Result<(), AgentError> {
+        self.forget_landed_claims();
         let (state, warnings) = self.state();
         let d = desired_flows(&self.pipeline, &state)?;
         for w in warnings.iter().chain(&d.warnings) {
@@ -492,6 +504,29 @@ impl Agent {
             tracing::debug!(%dst, port, "tunnel probe sent");
         }
         self.primed.clone_from(&self.tunnel_dsts);
+    }
+
+    /// Claims the database now has (or whose port is gone) are forgotten.
+    fn forget_landed_claims(&mut self) {
+        if self.claimed.is_empty() {
+            return;
+        }
+        let ifaces = crate::vswitch::model::bridge_interfaces(&self.cache, &self.opts.state.bridge).unwrap_or_default();
+        self.claimed.retain(|name, ids| ifaces.iter().any(|i| i.name == *name && i.external_ids != *ids));
+    }
+
+    /// New claims from the driver: programmed now.
+    async fn on_claims(&mut self, claims: Claims) {
+        let mut new = false;
+        for (name, ids) in claims {
+            if self.claimed.get(&name) != Some(&ids) {
+                self.claimed.insert(name, ids);
+                new = true;
+            }
+        }
+        if new {
+            self.after_change("driver claim").await;
+        }
     }
 
     /// Tells whoever waits which endpoints' flows the switch holds.
@@ -834,6 +869,7 @@ pub async fn run(
     stats: Arc<Stats>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), AgentError> {
+    let mut claims = opts.claims.clone();
     let (mut agent, listener, mut monitor, mut watch) = Agent::start(opts, stats).await?;
     notify(&[sd_notify::NotifyState::Status(&format!("waiting for the switch on {}", agent.opts.listen.target()))]);
     let echo = agent.opts.echo_interval;
@@ -847,6 +883,7 @@ pub async fn run(
             m = agent.recv() => Event::Switch(m),
             e = monitor.next() => Event::Db(e),
             c = async { match watch.as_mut() { Some(w) => w.changed().await, None => std::future::pending().await } } => Event::Cluster(c),
+            k = async { match claims.as_mut() { Some(c) => c.changed().await.map(|_| c.borrow_and_update().clone()), None => std::future::pending().await } } => Event::Claims(k.ok()),
             _ = tick.tick() => Event::Tick,
         };
         match ev {
@@ -866,6 +903,8 @@ pub async fn run(
                 tracing::warn!("cluster database: {e}; keeping the last known remote state");
                 watch = None;
             }
+            Event::Claims(Some(c)) => agent.on_claims(c).await,
+            Event::Claims(None) => claims = None,
             Event::Tick => agent.on_tick().await,
         }
     }

@@ -146,6 +146,8 @@ pub fn run(args: AgentArgs, g: &Global) -> anyhow::Result<()> {
         if let (Some(path), Some(c)) = (g.settings.docker_plugin.get(), &opts.cluster) {
             let (tx, rx) = tokio::sync::watch::channel(Default::default());
             opts.programmed = Some(tx);
+            let (claims_tx, claims_rx) = tokio::sync::watch::channel(Default::default());
+            opts.claims = Some(claims_rx);
             let driver_opts = crate::driver::DriverOptions {
                 bridge: bridge.clone(),
                 host: c.host_name.clone(),
@@ -154,6 +156,7 @@ pub fn run(args: AgentArgs, g: &Global) -> anyhow::Result<()> {
                 connect: g.connect.clone(),
                 programmed: Some(rx),
                 docker_socket: crate::container::docker_socket_path(),
+                claims: Some(claims_tx),
             };
             let driver = crate::driver::Driver::connect(driver_opts).await.context("the Docker plugin")?;
             let listener = crate::driver::server::bind(path)?;

@@ -76,6 +76,11 @@ pub struct DriverOptions {
     pub programmed: Option<tokio::sync::watch::Receiver<std::collections::BTreeSet<String>>>,
     /// The Docker engine's API socket (to learn a network's name).
     pub docker_socket: Option<std::path::PathBuf>,
+    /// The agent in this process, told a claimed spare port's
+    /// `external_ids` (by interface name) before the switch's database
+    /// has them: its flows go in before the database change, whose pass
+    /// over every port `ovs-vswitchd` then makes off the `Join` path.
+    pub claims: Option<tokio::sync::watch::Sender<BTreeMap<String, BTreeMap<String, String>>>>,
 }
 
 /// How long `Join` waits for the agent to install the endpoint's flows.
@@ -513,15 +518,15 @@ impl Driver {
         if let Some(g) = net.gateway {
             ids.insert(keys::GATEWAY.to_owned(), g.to_string());
         }
-        let (host_end, container_end) = match self.claim_spare(&ids, mac, net.mtu).await {
-            Some(ends) => {
+        let (host_end, container_end, deferred) = match self.claim_spare(&ids, mac, net.mtu).await {
+            Some((host_end, peer, deferred)) => {
                 stage(&mut stages.plug_us);
-                ends
+                (host_end, peer, deferred)
             }
             None => {
                 let ends = veth_names(&j.endpoint.endpoint_id);
-                self.plug(&ends, ids, mac, net.mtu, &mut stages).await?;
-                ends
+                self.plug(&ends, ids.clone(), mac, net.mtu, &mut stages).await?;
+                (ends.0, ends.1, false)
             }
         };
         // The container's first packet must find its flows.
@@ -533,6 +538,18 @@ impl Driver {
             }
         }
         stage(&mut stages.flows_us);
+        if deferred {
+            // The flows are in: now the claim goes into the database.
+            let written = self.write_claim(&host_end, &ids).await;
+            if let Some(tx) = &self.opts.claims {
+                tx.send_if_modified(|m| m.remove(&host_end).is_some());
+            }
+            if let Err(e) = written {
+                let _ = self.remove_port(&host_end).await;
+                return Err(e);
+            }
+            stage(&mut stages.cleanup_us);
+        }
         tracing::info!(
             lookup_us = stages.lookup_us,
             plug_us = stages.plug_us,
@@ -552,36 +569,52 @@ impl Driver {
     /// Claims a spare port for an endpoint ([`spare`]): its container end
     /// gets the MAC and MTU, the port the endpoint's `external_ids`.
     /// `None`: no spare was ready, or the claim failed (the spare is then
-    /// removed).
+    /// removed). With the agent in this process the `external_ids` go to
+    /// it first, and the database write is left to the caller once the
+    /// flows are in (`true`).
     async fn claim_spare(
         &self,
         ids: &BTreeMap<String, String>,
         mac: Mac,
         mtu: Option<u32>,
-    ) -> Option<(String, String)> {
+    ) -> Option<(String, String, bool)> {
         let host_end = self.spares.take().await?;
         let peer = spare::container_end(&host_end)?;
-        let claimed: Result<(), DriverError> = async {
+        let claimed: Result<bool, DriverError> = async {
             let link = self.netlink.link(&peer).await?;
             self.netlink.change_link(&link, &LinkChange { mac: Some(mac.0), mtu, ..Default::default() }).await?;
             if mtu.is_some() {
                 let link = self.netlink.link(&host_end).await?;
                 self.netlink.change_link(&link, &LinkChange { mtu, ..Default::default() }).await?;
             }
-            let r = self.client.transact(crate::vswitch::DB, spare::claim_ops(&host_end, ids)).await?;
-            match r.first().and_then(|r| r.count) {
-                Some(1) => Ok(()),
-                _ => Err(refused(format!("spare port {host_end} is no longer a spare"))),
+            match &self.opts.claims {
+                Some(tx) => {
+                    tx.send_modify(|m| {
+                        m.insert(host_end.clone(), ids.clone());
+                    });
+                    Ok(true)
+                }
+                None => self.write_claim(&host_end, ids).await.map(|()| false),
             }
         }
         .await;
         match claimed {
-            Ok(()) => Some((host_end, peer)),
+            Ok(deferred) => Some((host_end, peer, deferred)),
             Err(e) => {
                 tracing::warn!("claiming spare port {host_end}: {e}; plugging a new port");
                 let _ = self.remove_port(&host_end).await;
                 None
             }
+        }
+    }
+
+    /// Writes a claim: the spare's port gets the endpoint's `external_ids`,
+    /// if it is still a spare.
+    async fn write_claim(&self, host_end: &str, ids: &BTreeMap<String, String>) -> Result<(), DriverError> {
+        let r = self.client.transact(crate::vswitch::DB, spare::claim_ops(host_end, ids)).await?;
+        match r.first().and_then(|r| r.count) {
+            Some(1) => Ok(()),
+            _ => Err(refused(format!("spare port {host_end} is no longer a spare"))),
         }
     }
 
