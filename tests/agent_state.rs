@@ -115,3 +115,28 @@ fn network_options_parse_or_say_why_not() {
         assert!(NetworkOpt::parse(bad).is_err(), "{bad}");
     }
 }
+
+#[test]
+fn a_claim_gives_an_interface_its_external_ids_before_the_database_does() {
+    let mut c = cache();
+    c.apply_update2(&rows()).expect("apply");
+    let opts = StateOptions { bridge: "obr0".into(), ..Default::default() };
+    // gre0 is a tunnel and veth-c has no ofport: a claim on veth-a only
+    // changes veth-a, and a claim on a port that is not there changes nothing.
+    let claim = |ip: &str| {
+        [("ovsnet-bridge", "obr0"), ("ovsnet-ip", ip), ("ovsnet-network", "green")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let mut claims = ovsnet::agent::Claims::new();
+    claims.insert("veth-a".into(), claim("10.7.0.9/24"));
+    claims.insert("not-there".into(), claim("10.7.0.10/24"));
+    let (st, _) = ovsnet::agent::state_from_cache_with(&c, &opts, &claims);
+    assert_eq!(st.local_endpoints.len(), 2);
+    let a = st.local_endpoints.iter().find(|e| e.id == "veth-a").expect("veth-a");
+    assert_eq!((a.ip.to_string(), a.network.as_str(), a.ofport), ("10.7.0.9".to_owned(), "green", 1));
+    // The MAC follows the claimed address when the claim names none.
+    assert_eq!(a.mac, ovsnet::net::Mac::from_ipv4("10.7.0.9".parse().expect("ip")));
+    assert!(st.local_endpoints.iter().all(|e| e.ip.to_string() != "10.7.0.10"));
+}
