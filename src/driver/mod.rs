@@ -492,6 +492,8 @@ impl Driver {
     async fn join(&self, j: Join) -> Result<Value, DriverError> {
         let start = std::time::Instant::now();
         let reply = self.join_inner(j).await;
+        // The spare it took is made again now that it is done.
+        self.spares.refill();
         let took = start.elapsed();
         metrics::histogram!("ovsnet_driver_join_seconds").record(took.as_secs_f64());
         tracing::info!(took_us = took.as_micros() as u64, ok = reply.is_ok(), "driver join");
