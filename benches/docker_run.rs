@@ -121,7 +121,7 @@ fn main() {
     // each Join's time.
     let sock = plugins.join("ovsnet.sock");
     let mut cmd = ovsnet(&sbx, tmp.path(), &["agent", "--quiet", "--docker-plugin", &sock.display().to_string()]);
-    cmd.env("DOCKER_HOST", engine.host()).env("RUST_LOG", "ovsnet::driver=info");
+    cmd.env("DOCKER_HOST", engine.host()).env("RUST_LOG", "ovsnet::driver=info,ovsnet::agent=debug");
     let ns = ovsnet::netns::open(sbx.netns()).expect("netns");
     ovsnet::netns::command_in(&mut cmd, &ns);
     let mut agent = cmd.stdin(Stdio::null()).stderr(Stdio::piped()).spawn().expect("agent");
@@ -136,9 +136,21 @@ fn main() {
     // Ports per OVSDB transaction, as the driver batches them.
     let batches = Arc::new(Mutex::new(Vec::<usize>::new()));
     let b = batches.clone();
+    // The agent's part of a claim: computing the flows, the switch taking them.
+    let claim_parts = Arc::new(Mutex::new(vec![Vec::<u64>::new(); 2]));
+    let cl = claim_parts.clone();
     std::thread::spawn(move || {
         for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
             let line = strip_ansi(&line);
+            if line.contains("change timing") && line.contains("driver claim") {
+                let mut all = cl.lock().unwrap_or_else(|p| p.into_inner());
+                for (i, key) in ["compute_us", "switch_us"].iter().enumerate() {
+                    let v = line.split(&format!("{key}=")).nth(1).and_then(|r| r.split(' ').next());
+                    if let Some(v) = v.and_then(|v| v.parse().ok()) {
+                        all[i].push(v);
+                    }
+                }
+            }
             if line.contains("driver ports added together") {
                 let n = line.split("ports=").nth(1).and_then(|r| r.split(' ').next()).and_then(|v| v.parse().ok());
                 if let Some(n) = n {
@@ -247,6 +259,18 @@ fn main() {
             })
             .collect();
         println!("Join's stages, p50 each: {}", parts.join(", "));
+        let mut cp = claim_parts.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if cp.iter().all(|v| !v.is_empty()) {
+            for v in cp.iter_mut() {
+                v.sort_unstable();
+            }
+            println!(
+                "the agent on a claim, p50: computing the flows {:.2} ms, the switch taking them {:.2} ms (of {})",
+                cp[0][cp[0].len() / 2] as f64 / 1000.0,
+                cp[1][cp[1].len() / 2] as f64 / 1000.0,
+                cp[0].len()
+            );
+        }
     }
 
     // Clear the single runs, then 20 concurrent starts on each.

@@ -470,6 +470,7 @@ impl Agent {
     /// costs a read-back and a diff), the local endpoints go to the
     /// publisher, and the switch is made equal.
     async fn changed(&mut self, why: &str) -> Result<(), AgentError> {
+        let t0 = Instant::now();
         self.forget_landed_claims();
         let (state, warnings) = self.state();
         let d = desired_flows(&self.pipeline, &state)?;
@@ -484,7 +485,16 @@ impl Agent {
             p.sync(&state.local_endpoints, present, &c.state);
         }
         drop(state);
+        let computed = t0.elapsed();
         self.reconcile(why, Change::Desired(packed(d.flows))).await?;
+        // Where a change's time goes: computing the desired flows, and
+        // the switch taking the difference (the bundle and its reply).
+        tracing::debug!(
+            why,
+            compute_us = computed.as_micros() as u64,
+            switch_us = (t0.elapsed() - computed).as_micros() as u64,
+            "change timing"
+        );
         self.prime_tunnels().await;
         Ok(())
     }
