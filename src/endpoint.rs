@@ -190,17 +190,22 @@ pub async fn remove_rows(
     }
     let done = async {
         let cdb = ClusterDb::connect(remotes, connect).await?;
-        let mut n = 0;
-        for (net, ip) in &rows {
-            if cdb.remove_host_endpoint(net, host, *ip).await? {
-                tracing::info!(%ip, network = net, "removed the endpoint from the cluster database");
-                n += 1;
-            }
-        }
-        Ok::<_, ClusterError>(n)
+        remove_rows_in(&cdb, host, &rows).await
     }
     .await;
     done.map_err(|source| RowsRemain { rows, host: host.to_owned(), source })
+}
+
+/// [`remove_rows`] through a cluster connection the caller holds.
+pub async fn remove_rows_in(cdb: &ClusterDb, host: &str, rows: &[(String, IpAddr)]) -> Result<usize, ClusterError> {
+    let mut n = 0;
+    for (net, ip) in rows {
+        if cdb.remove_host_endpoint(net, host, *ip).await? {
+            tracing::info!(%ip, network = net, "removed the endpoint from the cluster database");
+            n += 1;
+        }
+    }
+    Ok(n)
 }
 
 #[cfg(test)]

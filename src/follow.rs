@@ -256,10 +256,8 @@ impl Follower {
         for a in &removed {
             tracing::info!(port = a.port, container = a.shown_container(), "followed a container's removal");
         }
-        if let Some((host, remotes)) = &self.opts.cluster {
-            crate::endpoint::remove_rows(remotes, &self.opts.connect, host, crate::endpoint::rows_of(&removed))
-                .await
-                .map_err(|e| e.source)?;
+        if let (Some(cluster), Some((host, _))) = (&self.cluster, &self.opts.cluster) {
+            crate::endpoint::remove_rows_in(cluster, host, &crate::endpoint::rows_of(&removed)).await?;
         }
         Ok(())
     }
