@@ -77,9 +77,7 @@ pub fn stop_detached(dir: &Path) -> usize {
         crate::process::stop_pid(stray);
         stopped += 1;
     }
-    for mount in mounts_under(dir) {
-        let _ = nix::mount::umount2(mount.as_path(), nix::mount::MntFlags::MNT_DETACH);
-    }
+    unmount_under(dir);
     stopped
 }
 
@@ -197,9 +195,7 @@ impl DockerEngine {
             crate::process::kill_pid(pid);
         }
         let exec = self.dir.join("exec");
-        for mount in mounts_under(&exec) {
-            let _ = nix::mount::umount2(mount.as_path(), nix::mount::MntFlags::MNT_DETACH);
-        }
+        unmount_under(&exec);
         let _ = std::fs::remove_dir_all(&exec);
     }
 
@@ -432,9 +428,7 @@ impl Drop for DockerEngine {
         self.stop();
         // Overlay mounts are gone once the containers are; detach any
         // left (a crashed shim) so the directory can be removed.
-        for mount in mounts_under(&self.dir) {
-            let _ = nix::mount::umount2(mount.as_path(), nix::mount::MntFlags::MNT_DETACH);
-        }
+        unmount_under(&self.dir);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -469,6 +463,14 @@ pub fn processes_mentioning(dir: &Path) -> Vec<i32> {
 }
 
 /// Mount points at or below `dir`, deepest first.
+/// Detaches every mount under `dir` (what a crashed shim or an engine
+/// left), so that the directory can be removed.
+fn unmount_under(dir: &Path) {
+    for mount in mounts_under(dir) {
+        let _ = nix::mount::umount2(mount.as_path(), nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
 fn mounts_under(dir: &Path) -> Vec<PathBuf> {
     let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
         return Vec::new();
