@@ -242,15 +242,21 @@ impl OfConn {
     /// Applies `mods` in one ONF bundle (atomic, ordered): open, add each,
     /// commit. Fails, with nothing applied, if the switch refuses any.
     /// `mods` are encoded FLOW_MOD messages (any xid: it is rewritten).
+    ///
+    /// The open, the adds and the commit go out together, without waiting
+    /// for the open's reply: the switch handles a connection's messages in
+    /// order, so one round trip (one turn of ovs-vswitchd's main loop)
+    /// replaces two. A refused open makes the commit fail too, so the
+    /// commit's answer still ends the exchange.
     pub async fn bundle(&mut self, mods: impl Iterator<Item = Vec<u8>>) -> Result<usize, OfError> {
         let bundle_id = self.xid();
         let flags = crate::openflow::bundle::OFPBF_ATOMIC | crate::openflow::bundle::OFPBF_ORDERED;
         let open_xid = self.xid();
-        self.send(&Message::BundleControl(BundleControl::new(bundle_id, OFPBCT_OPEN_REQUEST, flags)), open_xid).await?;
-        self.wait_bundle_reply(open_xid, OFPBCT_OPEN_REPLY, "bundle open").await?;
-        // Every add goes out in one write; the inner xid equals the add's.
         let mut buf = Vec::with_capacity(64 * 1024);
-        let first = self.next_xid;
+        Message::BundleControl(BundleControl::new(bundle_id, OFPBCT_OPEN_REQUEST, flags))
+            .encode_into(open_xid, &mut buf);
+        // The inner xid of each add equals the add's.
+        let first = open_xid;
         let mut n = 0;
         for fm in mods {
             let xid = self.xid();
@@ -271,6 +277,10 @@ impl OfConn {
             let (h, m) = self.recv_timeout().await?;
             let ours = h.xid >= first && h.xid <= commit_xid;
             match m {
+                Message::BundleControl(c) if h.xid == open_xid && c.ctrl_type == OFPBCT_OPEN_REPLY => {}
+                Message::Error(_) if h.xid == open_xid => {
+                    failed.get_or_insert(refused("bundle open", &m));
+                }
                 Message::Error(_) if ours => {
                     failed.get_or_insert(refused("a flow in the bundle", &m));
                     if h.xid == commit_xid {
@@ -283,17 +293,6 @@ impl OfConn {
                         None => Ok(n),
                     };
                 }
-                other => self.unsolicited(&h, other).await?,
-            }
-        }
-    }
-
-    async fn wait_bundle_reply(&mut self, xid: u32, want: u16, what: &'static str) -> Result<(), OfError> {
-        loop {
-            let (h, m) = self.recv_timeout().await?;
-            match m {
-                Message::BundleControl(c) if h.xid == xid && c.ctrl_type == want => return Ok(()),
-                Message::Error(_) if h.xid == xid => return Err(refused(what, &m)),
                 other => self.unsolicited(&h, other).await?,
             }
         }
