@@ -256,7 +256,6 @@ impl OfConn {
         Message::BundleControl(BundleControl::new(bundle_id, OFPBCT_OPEN_REQUEST, flags))
             .encode_into(open_xid, &mut buf);
         // The inner xid of each add equals the add's.
-        let first = open_xid;
         let mut n = 0;
         for fm in mods {
             let xid = self.xid();
@@ -275,14 +274,12 @@ impl OfConn {
         let mut failed: Option<OfError> = None;
         loop {
             let (h, m) = self.recv_timeout().await?;
-            let ours = h.xid >= first && h.xid <= commit_xid;
+            let ours = h.xid >= open_xid && h.xid <= commit_xid;
             match m {
                 Message::BundleControl(c) if h.xid == open_xid && c.ctrl_type == OFPBCT_OPEN_REPLY => {}
-                Message::Error(_) if h.xid == open_xid => {
-                    failed.get_or_insert(refused("bundle open", &m));
-                }
                 Message::Error(_) if ours => {
-                    failed.get_or_insert(refused("a flow in the bundle", &m));
+                    let what = if h.xid == open_xid { "bundle open" } else { "a flow in the bundle" };
+                    failed.get_or_insert(refused(what, &m));
                     if h.xid == commit_xid {
                         return Err(failed.unwrap_or_else(|| refused("bundle commit", &m)));
                     }
