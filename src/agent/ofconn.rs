@@ -278,11 +278,17 @@ impl OfConn {
             match m {
                 Message::BundleControl(c) if h.xid == open_xid && c.ctrl_type == OFPBCT_OPEN_REPLY => {}
                 Message::Error(_) if ours => {
-                    let what = if h.xid == open_xid { "bundle open" } else { "a flow in the bundle" };
-                    failed.get_or_insert(refused(what, &m));
+                    let what = match h.xid {
+                        x if x == open_xid => "bundle open",
+                        x if x == commit_xid => "bundle commit",
+                        _ => "a flow in the bundle",
+                    };
+                    // The first refusal is the one reported.
+                    let e = failed.take().unwrap_or_else(|| refused(what, &m));
                     if h.xid == commit_xid {
-                        return Err(failed.unwrap_or_else(|| refused("bundle commit", &m)));
+                        return Err(e);
                     }
+                    failed = Some(e);
                 }
                 Message::BundleControl(c) if h.xid == commit_xid && c.ctrl_type == OFPBCT_COMMIT_REPLY => {
                     return match failed {
