@@ -66,10 +66,44 @@ fn lab_namespaces(prefix: &str) -> Vec<String> {
     ovsnet::netns::list().into_iter().filter(|n| n.starts_with(&format!("{prefix}-"))).collect()
 }
 
+/// What each host's switch knows (MAC table, tunnel neighbours, routes),
+/// for the message of a failed reachability check.
+fn switch_state(rec: &LabRecord) -> String {
+    let mut out = String::new();
+    for h in &rec.hosts {
+        let ctl = h.dir.join("ovs-vswitchd.ctl");
+        for args in [&["fdb/show", "obr0"][..], &["tnl/neigh/show"], &["ovs/route/show"]] {
+            let o = std::process::Command::new("ovs-appctl").arg("-t").arg(&ctl).args(args).output();
+            let text = match o {
+                Ok(o) => String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr),
+                Err(e) => e.to_string(),
+            };
+            out += &format!("--- {} {}\n{text}", h.name, args.join(" "));
+        }
+    }
+    out
+}
+
+/// Every tunnel port of every host is protected (split horizon), as the
+/// switch's own database says.
+fn assert_tunnels_protected(rec: &LabRecord, tunnel: &str) {
+    for h in &rec.hosts {
+        for other in rec.hosts.iter().filter(|o| o.name != h.name) {
+            let port = format!("{tunnel}-{}", other.name);
+            let o = std::process::Command::new("ovs-vsctl")
+                .arg(format!("--db=unix:{}", h.dir.join("db.sock").display()))
+                .args(["get", "Port", &port, "protected"])
+                .output()
+                .unwrap();
+            assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "true", "{}: {port}", h.name);
+        }
+    }
+}
+
 fn check_all_pairs(lab: &Lab) {
     let rec = lab.rec();
     let m = lab::reachability(rec, Duration::from_secs(5)).unwrap();
-    assert!(m.all_reachable(), "unreachable pairs: {:?}", m.unreachable_pairs());
+    assert!(m.all_reachable(), "unreachable pairs: {:?}\n{}", m.unreachable_pairs(), switch_state(rec));
     // TCP between containers on different hosts, each ordered pair of hosts.
     for (i, a) in rec.containers.iter().enumerate() {
         for b in rec.containers.iter().filter(|b| b.host != a.host) {
@@ -92,6 +126,7 @@ fn three_hosts_over_vxlan_ping_and_tcp_all_pairs() {
     assert!(ovsnet::netns::exists(&format!("{}-h2-c1", lab.name)));
     let c = rec.containers.iter().find(|c| c.name.ends_with("-h3-c2")).unwrap();
     assert_eq!(c.ip.to_string(), "10.0.3.2");
+    assert_tunnels_protected(rec, "vxlan");
     check_all_pairs(&lab);
 }
 
@@ -105,7 +140,7 @@ fn three_hosts_over_gre_ping_and_tcp_all_pairs() {
 fn three_hosts_over_geneve_ping() {
     let Some(lab) = Lab::up(3, 1, TunnelType::Geneve, 0) else { return };
     let m = lab::reachability(lab.rec(), Duration::from_secs(5)).unwrap();
-    assert!(m.all_reachable(), "{:?}", m.unreachable_pairs());
+    assert!(m.all_reachable(), "{:?}\n{}", m.unreachable_pairs(), switch_state(lab.rec()));
 }
 
 #[test]
@@ -202,5 +237,5 @@ fn a_lab_with_a_three_member_cluster_allocates_through_it() {
         assert_eq!(e.ip.to_string(), "10.0.2.2");
     });
     let m = lab::reachability(rec, Duration::from_secs(5)).unwrap();
-    assert!(m.all_reachable(), "{:?}", m.unreachable_pairs());
+    assert!(m.all_reachable(), "{:?}\n{}", m.unreachable_pairs(), switch_state(lab.rec()));
 }

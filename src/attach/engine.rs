@@ -713,6 +713,7 @@ impl Attacher {
             name: item.host_name.clone(),
             interfaces: Vec::new(),
             external_ids: item.ids.clone(),
+            protected: false,
         };
         let mut attachment =
             Attachment::from_port(&written).ok_or_else(|| AttachError::Reply("attachment record".into()))?;

@@ -45,7 +45,7 @@ use crate::container::ContainerRef;
 use crate::net::IpNet;
 use crate::netlink::{Netlink, VethEnd};
 use crate::netns;
-use crate::ovsdb::{Client, ConnectOptions, Datum, Operation, Row};
+use crate::ovsdb::{Client, ConnectOptions};
 use crate::sandbox::{OvsSandbox, SandboxOptions};
 use crate::vswitch::Vswitch;
 use crate::vswitch::spec::{BridgeSpec, DatapathType, FlowOr, TunnelSpec, TunnelType};
@@ -356,30 +356,27 @@ pub async fn up_with_progress(opts: &LabOptions, mut progress: impl FnMut(&str))
         };
         vs.add_tunnel(&spec).await.map_err(step(format!("tunnel {}", spec.name)))?;
     }
-    // Classic: a full mesh of static tunnels, split-horizon.
+    // Classic: a full mesh of static tunnels, split-horizon. A host's
+    // tunnels are protected from the moment they exist (one transaction,
+    // applied before it returns): a mesh that is unprotected for a moment
+    // loops the first broadcast and teaches the switches wrong ports.
     for (i, h) in rec.hosts.iter().enumerate().filter(|_| !opts.agents) {
         let vs = Vswitch::new(switches[i].clone()).with_wait(Some(Duration::from_secs(10)));
-        let mut names = Vec::new();
+        let mut ports = Vec::new();
         for other in rec.hosts.iter().filter(|o| o.name != h.name) {
-            let name = format!("{}-{}", opts.tunnel.as_str(), other.name);
             let spec = TunnelSpec {
                 bridge: BRIDGE.into(),
-                name: name.clone(),
+                name: format!("{}-{}", opts.tunnel.as_str(), other.name),
                 kind: opts.tunnel,
                 remote: FlowOr::Value(IpAddr::V4(other.underlay_ip)),
                 local: None,
                 key: None,
                 dst_port: None,
             };
-            vs.add_tunnel(&spec).await.map_err(step(format!("{}: tunnel {name}", h.name)))?;
-            names.push(name);
+            spec.check().map_err(step(format!("{}: tunnel {}", h.name, spec.name)))?;
+            ports.push(PortSpec { protected: true, ..PortSpec::tunnel(&spec) });
         }
-        for name in &names {
-            let mut row = Row::new();
-            row.insert("protected".into(), Datum::from(true));
-            let ops = vec![Operation::update("Port", vec![crate::ovsdb::Condition::eq("name", name.as_str())], row)];
-            switches[i].transact("Open_vSwitch", ops).await.map_err(step(format!("{}: protect {name}", h.name)))?;
-        }
+        vs.add_ports(BRIDGE, &ports).await.map_err(step(format!("{}: tunnels", h.name)))?;
     }
 
     // The cluster database, on the first hosts' underlay addresses.

@@ -352,6 +352,9 @@ pub fn port_differences(existing: &Port, spec: &PortSpec) -> Vec<String> {
             d.push(format!("mtu_request differs (want {want})"));
         }
     }
+    if spec.protected && !existing.protected {
+        d.push("protected is false, not true".into());
+    }
     d
 }
 

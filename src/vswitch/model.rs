@@ -35,7 +35,7 @@ pub fn bundled_schema() -> Result<&'static crate::ovsdb::DatabaseSchema, crate::
 pub const ROOT_COLUMNS: &[&str] = &["_uuid", "bridges", "next_cfg", "cur_cfg"];
 pub const BRIDGE_COLUMNS: &[&str] =
     &["_uuid", "name", "ports", "datapath_type", "fail_mode", "controller", "external_ids"];
-pub const PORT_COLUMNS: &[&str] = &["_uuid", "name", "interfaces", "external_ids"];
+pub const PORT_COLUMNS: &[&str] = &["_uuid", "name", "interfaces", "external_ids", "protected"];
 pub const INTERFACE_COLUMNS: &[&str] =
     &["_uuid", "name", "type", "options", "ofport", "error", "mtu", "mtu_request", "mac_in_use", "external_ids"];
 
@@ -62,6 +62,7 @@ pub struct Port {
     pub name: String,
     pub interfaces: Vec<Interface>,
     pub external_ids: BTreeMap<String, String>,
+    pub protected: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -286,6 +287,7 @@ impl Port {
             name: string(r, "name"),
             interfaces: Vec::new(),
             external_ids: map(r, "external_ids"),
+            protected: r.get("protected").and_then(Datum::as_bool).unwrap_or(false),
         })
     }
 

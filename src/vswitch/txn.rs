@@ -20,6 +20,9 @@ pub struct PortSpec {
     pub mtu_request: Option<u32>,
     /// Recorded on both the Port and the Interface row.
     pub external_ids: BTreeMap<String, String>,
+    /// The Port's `protected` column: OVS forwards nothing from one
+    /// protected port to another (split horizon for a mesh of tunnels).
+    pub protected: bool,
 }
 
 impl PortSpec {
@@ -96,6 +99,9 @@ pub fn port_rows(port: &PortSpec, port_ref: &str) -> [Operation; 2] {
     prow.insert("interfaces".into(), Datum::named_uuid(&iface_ref));
     if !port.external_ids.is_empty() {
         prow.insert("external_ids".into(), string_map(&port.external_ids));
+    }
+    if port.protected {
+        prow.insert("protected".into(), Datum::from(true));
     }
     [Operation::insert("Interface", iface).uuid_name(&iface_ref), Operation::insert("Port", prow).uuid_name(port_ref)]
 }
