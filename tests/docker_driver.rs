@@ -237,6 +237,37 @@ fn docker_network_create_run_rm_on_ovsnet() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("overlaps ovsnet network blue"), "{err}");
 
+    // An endpoint the engine makes and deletes without a Join (it gave up
+    // between the two): the spare claimed for it at CreateEndpoint had
+    // its flows installed, and both go with DeleteEndpoint.
+    let net_id = docker_ok(&engine, &["network", "inspect", "-f", "{{.Id}}", "blue"]);
+    let (status, body) =
+        post(&sock, "/IpamDriver.RequestAddress", r#"{"PoolID":"10.40.0.0/16","Address":"10.40.8.8"}"#);
+    assert!(status.contains("200") && body.contains("10.40.8.8/16"), "{status} {body}");
+    let eid = "e".repeat(64);
+    let (status, body) = post(
+        &sock,
+        "/NetworkDriver.CreateEndpoint",
+        &format!(r#"{{"NetworkID":"{net_id}","EndpointID":"{eid}","Interface":{{"Address":"10.40.8.8/16"}}}}"#),
+    );
+    assert!(status.contains("200") && !body.contains("Err"), "{status} {body}");
+    wait_for(10, "flows for an endpoint claimed at CreateEndpoint", || {
+        common::ofctl(&host.lab.sbx, "dump-flows", "obr0", &[]).contains("10.40.8.8")
+    });
+    let (status, body) =
+        post(&sock, "/NetworkDriver.DeleteEndpoint", &format!(r#"{{"NetworkID":"{net_id}","EndpointID":"{eid}"}}"#));
+    assert!(status.contains("200") && !body.contains("Err"), "{status} {body}");
+    wait_for(10, "no flows for the deleted endpoint", || {
+        !common::ofctl(&host.lab.sbx, "dump-flows", "obr0", &[]).contains("10.40.8.8")
+    });
+    let (status, body) =
+        post(&sock, "/IpamDriver.ReleaseAddress", r#"{"PoolID":"10.40.0.0/16","Address":"10.40.8.8"}"#);
+    assert!(status.contains("200") && !body.contains("Err"), "{status} {body}");
+    let ports = endpoint_ports(&host);
+    assert!(ports.is_empty(), "ports left by an endpoint that never joined: {ports:?}");
+    let veths = veths_beyond_spares(&host);
+    assert!(veths.is_empty(), "veths left by an endpoint that never joined: {veths:?}");
+
     docker_ok(
         &engine,
         &["run", "-d", "--network", "blue", "--network-alias", "api", "--name", "ca", MINI_IMAGE, "sleep", "600"],

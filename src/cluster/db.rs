@@ -669,7 +669,8 @@ impl ClusterDb {
     }
 
     /// Sets the `container` (and, when given, the `mac`) of `host`'s
-    /// endpoint holding `ip` in `net` (false: `host` holds no such row).
+    /// endpoint holding `ip` in `net`, and returns the row as it is then,
+    /// read in the same transaction (`None`: `host` holds no such row).
     pub async fn set_endpoint_container(
         &self,
         net: &Network,
@@ -677,24 +678,21 @@ impl ClusterDb {
         ip: IpAddr,
         container: &str,
         mac: Option<&str>,
-    ) -> Result<bool, ClusterError> {
+    ) -> Result<Option<Endpoint>, ClusterError> {
         let mut row = Row::new();
         row.insert("container".into(), Datum::from(container));
         if let Some(mac) = mac {
             row.insert("mac".into(), Datum::from(mac));
         }
+        let the_row =
+            vec![Condition::eq("network", net.uuid), Condition::eq("ip", ip.to_string()), Condition::eq("host", host)];
         let r = self
-            .transact(vec![Operation::update(
-                table::ENDPOINT,
-                vec![
-                    Condition::eq("network", net.uuid),
-                    Condition::eq("ip", ip.to_string()),
-                    Condition::eq("host", host),
-                ],
-                row,
-            )])
+            .transact(vec![
+                Operation::update(table::ENDPOINT, the_row.clone(), row),
+                Operation::select(table::ENDPOINT, the_row),
+            ])
             .await?;
-        Ok(r.first().and_then(|r| r.count).unwrap_or(0) > 0)
+        rows(&r, 1)?.first().map(|row| Ok(Endpoint::from_row(row_uuid(row)?, row)?)).transpose()
     }
 
     /// Sets the `external_ids` keys `keys` of `host`'s endpoints whose

@@ -17,9 +17,15 @@
 //!   is an `Endpoint` row of this host, allocated as `attach --network`
 //!   allocates (the host's block for pool and Fan networks), and
 //!   `CreateEndpoint` writes the Docker endpoint ID into its `container`;
-//! - `Join` makes a veth pair in the switch's namespace and plugs one end
-//!   into the bridge with the address, MAC and network in its
-//!   `external_ids`; the engine moves the other end into the container.
+//! - `CreateEndpoint` claims a spare port ([`spare`]) for the endpoint
+//!   with its address, MAC and network, so that the agent installs its
+//!   flows while the engine goes on to `Join`; `Join` answers once they
+//!   are in. Without a spare, `Join` makes a veth pair in the switch's
+//!   namespace and plugs one end into the bridge with the same
+//!   `external_ids`. Either way the engine moves the other end into the
+//!   container. The claims between the two calls are the driver's only
+//!   memory: an agent started in between finds none and claims or plugs
+//!   at `Join`.
 
 pub mod protocol;
 pub mod server;
@@ -95,6 +101,21 @@ pub struct Driver {
     ports: PortBatch,
     client: Client,
     spares: std::sync::Arc<spare::Spares>,
+    /// Spares claimed at `CreateEndpoint`, by Docker endpoint, until the
+    /// endpoint's `Join` (or `DeleteEndpoint`) takes them.
+    claimed: std::sync::Mutex<BTreeMap<String, Claimed>>,
+}
+
+/// A spare port claimed for an endpoint before its `Join`.
+#[derive(Debug, Clone)]
+struct Claimed {
+    host_end: String,
+    /// The end the engine moves into the container.
+    peer: String,
+    ids: BTreeMap<String, String>,
+    /// The claim's database write waits until the flows are in.
+    deferred: bool,
+    gateway: Option<Ipv4Addr>,
 }
 
 type PortDone = tokio::sync::oneshot::Sender<Result<crate::vswitch::Outcome, crate::vswitch::VswitchError>>;
@@ -241,7 +262,26 @@ impl Driver {
         let netlink = Netlink::open_without_packet()?;
         let ports = PortBatch::spawn(vswitch.clone(), opts.bridge.clone());
         let spares = spare::Spares::start(client.clone(), opts.bridge.clone())?;
-        Ok(Driver { opts, cluster, vswitch, netlink, ports, client, spares })
+        Ok(Driver { opts, cluster, vswitch, netlink, ports, client, spares, claimed: Default::default() })
+    }
+
+    fn claimed(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Claimed>> {
+        self.claimed.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The `external_ids` of an endpoint's port: what the agent programs
+    /// it by.
+    fn port_ids(&self, net: &Network, ip: IpAddr, mac: Mac, endpoint_id: &str) -> BTreeMap<String, String> {
+        let mut ids = BTreeMap::new();
+        ids.insert(keys::IP.to_owned(), format!("{ip}/{}", net.cidr.prefix));
+        ids.insert(keys::MAC.to_owned(), mac.to_string());
+        ids.insert(keys::NETWORK.to_owned(), net.name.clone());
+        ids.insert(keys::CONTAINER.to_owned(), endpoint_id.to_owned());
+        ids.insert(keys::BRIDGE.to_owned(), self.opts.bridge.clone());
+        if let Some(g) = net.gateway {
+            ids.insert(keys::GATEWAY.to_owned(), g.to_string());
+        }
+        ids
     }
 
     async fn network_by_cidr(&self, cidr: IpNet) -> Result<Option<Network>, DriverError> {
@@ -451,22 +491,39 @@ impl Driver {
         // A MAC the engine chose (`--mac-address`) replaces the derived one,
         // so that port security expects it.
         let chosen = c.mac.map(|m| m.to_string());
-        if !self
+        let written = self
             .cluster
             .set_endpoint_container(&net, &self.opts.host, addr.addr, &c.endpoint.endpoint_id, chosen.as_deref())
-            .await?
-        {
-            // An address from another IPAM driver: published here.
-            let spec = crate::cluster::EndpointSpec {
-                network: net.name.clone(),
-                host: self.opts.host.clone(),
-                ip: addr.addr,
-                mac: c.mac.map(|m| m.to_string()),
-                container: c.endpoint.endpoint_id.clone(),
-                interface: String::new(),
-                external_ids: BTreeMap::new(),
-            };
-            self.cluster.publish_endpoint(&spec).await?;
+            .await?;
+        let row = match written {
+            Some(row) => row,
+            None => {
+                // An address from another IPAM driver: published here.
+                let spec = crate::cluster::EndpointSpec {
+                    network: net.name.clone(),
+                    host: self.opts.host.clone(),
+                    ip: addr.addr,
+                    mac: c.mac.map(|m| m.to_string()),
+                    container: c.endpoint.endpoint_id.clone(),
+                    interface: String::new(),
+                    external_ids: BTreeMap::new(),
+                };
+                self.cluster.publish_endpoint(&spec).await?
+            }
+        };
+        // A spare for it now, so that its flows go in before its Join.
+        if let Ok(mac) = row.mac.parse::<Mac>() {
+            let ids = self.port_ids(&net, row.ip, mac, &c.endpoint.endpoint_id);
+            if let Some((host_end, peer, deferred)) = self.claim_spare(&ids, mac, net.mtu).await {
+                let claim = Claimed { host_end, peer, ids, deferred, gateway: net.gateway };
+                let replaced = self.claimed().insert(c.endpoint.endpoint_id.clone(), claim);
+                if let Some(old) = replaced {
+                    // The engine made the endpoint again: its first claim goes.
+                    if let Err(e) = self.unclaim(&old).await {
+                        tracing::warn!("the port {} of an endpoint made again: {e}", old.host_end);
+                    }
+                }
+            }
         }
         // The MAC ovsnet derives from the address, unless the engine chose one.
         let reply = match (c.mac, addr.addr) {
@@ -508,27 +565,26 @@ impl Driver {
             *into = lap.elapsed().as_micros() as u64;
             lap = std::time::Instant::now();
         };
-        let (net, row) = self.endpoint_row(&j.endpoint).await?;
-        stage(&mut stages.lookup_us);
-        let mac: Mac = row.mac.parse().map_err(|e| refused(format!("endpoint MAC {:?}: {e}", row.mac)))?;
-        let mut ids = BTreeMap::new();
-        ids.insert(keys::IP.to_owned(), format!("{}/{}", row.ip, net.cidr.prefix));
-        ids.insert(keys::MAC.to_owned(), mac.to_string());
-        ids.insert(keys::NETWORK.to_owned(), net.name.clone());
-        ids.insert(keys::CONTAINER.to_owned(), j.endpoint.endpoint_id.clone());
-        ids.insert(keys::BRIDGE.to_owned(), self.opts.bridge.clone());
-        if let Some(g) = net.gateway {
-            ids.insert(keys::GATEWAY.to_owned(), g.to_string());
-        }
-        let (host_end, container_end, deferred) = match self.claim_spare(&ids, mac, net.mtu).await {
-            Some((host_end, peer, deferred)) => {
-                stage(&mut stages.plug_us);
-                (host_end, peer, deferred)
-            }
+        let claimed = self.claimed().remove(&j.endpoint.endpoint_id);
+        let Claimed { host_end, peer: container_end, ids, deferred, gateway } = match claimed {
+            // Claimed at CreateEndpoint: its flows are on their way.
+            Some(claim) => claim,
             None => {
-                let ends = veth_names(&j.endpoint.endpoint_id);
-                self.plug(&ends, ids.clone(), mac, net.mtu, &mut stages).await?;
-                (ends.0, ends.1, false)
+                let (net, row) = self.endpoint_row(&j.endpoint).await?;
+                stage(&mut stages.lookup_us);
+                let mac: Mac = row.mac.parse().map_err(|e| refused(format!("endpoint MAC {:?}: {e}", row.mac)))?;
+                let ids = self.port_ids(&net, row.ip, mac, &j.endpoint.endpoint_id);
+                match self.claim_spare(&ids, mac, net.mtu).await {
+                    Some((host_end, peer, deferred)) => {
+                        stage(&mut stages.plug_us);
+                        Claimed { host_end, peer, ids, deferred, gateway: net.gateway }
+                    }
+                    None => {
+                        let (host_end, peer) = veth_names(&j.endpoint.endpoint_id);
+                        self.plug(&(host_end.clone(), peer.clone()), ids.clone(), mac, net.mtu, &mut stages).await?;
+                        Claimed { host_end, peer, ids, deferred: false, gateway: net.gateway }
+                    }
+                }
             }
         };
         // The container's first packet must find its flows.
@@ -561,7 +617,7 @@ impl Driver {
         );
         let reply = JoinReply {
             interface_name: InterfaceName { src_name: container_end, dst_prefix: "eth".into() },
-            gateway: net.gateway.map(|g| g.to_string()).unwrap_or_default(),
+            gateway: gateway.map(|g| g.to_string()).unwrap_or_default(),
             static_routes: Vec::new(),
             disable_gateway_service: true,
         };
@@ -608,6 +664,15 @@ impl Driver {
                 None
             }
         }
+    }
+
+    /// Lets go of a claim no `Join` took: the agent forgets it and the
+    /// port goes (its container end has the endpoint's MAC by now).
+    async fn unclaim(&self, claim: &Claimed) -> Result<(), DriverError> {
+        if let Some(tx) = &self.opts.claims {
+            tx.send_if_modified(|m| m.remove(&claim.host_end).is_some());
+        }
+        self.remove_port(&claim.host_end).await
     }
 
     /// Writes a claim: the spare's port gets the endpoint's `external_ids`,
@@ -678,6 +743,12 @@ impl Driver {
     }
 
     async fn delete_endpoint(&self, e: &EndpointRef) -> Result<Value, DriverError> {
+        // Made and deleted without a Join (the engine gave up between).
+        let claimed = self.claimed().remove(&e.endpoint_id);
+        if let Some(claim) = claimed {
+            self.unclaim(&claim).await?;
+            return Ok(json!({}));
+        }
         // The endpoint's port: a spare it claimed, or one named after it.
         let mine = Condition::new(
             "external_ids",
