@@ -133,9 +133,12 @@ fn main() {
     let stderr = agent.stderr.take().expect("stderr");
     let j = joins.clone();
     let st = stages.clone();
-    // Ports per OVSDB transaction, as the driver batches them.
+    // Ports per OVSDB transaction, as the driver batches them: new ports
+    // of Joins that found no spare, and spares made together.
     let batches = Arc::new(Mutex::new(Vec::<usize>::new()));
     let b = batches.clone();
+    let spare_batches = Arc::new(Mutex::new(Vec::<usize>::new()));
+    let sb = spare_batches.clone();
     // The agent's part of a claim: computing the flows, the switch taking them.
     let claim_parts = Arc::new(Mutex::new(vec![Vec::<u64>::new(); 2]));
     let cl = claim_parts.clone();
@@ -151,10 +154,15 @@ fn main() {
                     }
                 }
             }
+            let ports = || line.split("ports=").nth(1).and_then(|r| r.split(' ').next()).and_then(|v| v.parse().ok());
             if line.contains("driver ports added together") {
-                let n = line.split("ports=").nth(1).and_then(|r| r.split(' ').next()).and_then(|v| v.parse().ok());
-                if let Some(n) = n {
+                if let Some(n) = ports() {
                     b.lock().unwrap_or_else(|p| p.into_inner()).push(n);
+                }
+            }
+            if line.contains("driver spares made together") {
+                if let Some(n) = ports() {
+                    sb.lock().unwrap_or_else(|p| p.into_inner()).push(n);
                 }
             }
             if line.contains("driver join stages") {
@@ -281,6 +289,7 @@ fn main() {
     run(&mut rm);
     for (net, prefix) in [("ovs", "co"), ("brg", "cb")] {
         let batches_before = batches.lock().unwrap_or_else(|p| p.into_inner()).len();
+        let spares_before = spare_batches.lock().unwrap_or_else(|p| p.into_inner()).len();
         let t = Instant::now();
         let children: Vec<_> = (0..20)
             .map(|i| {
@@ -298,7 +307,16 @@ fn main() {
             let all = batches.lock().unwrap_or_else(|p| p.into_inner()).clone();
             let these = &all[batches_before.min(all.len())..];
             println!(
-                "  their ports went into OVSDB in {} transaction(s), the largest of {} port(s)",
+                "  new ports of Joins that found no spare: {} in {} transaction(s), the largest of {} port(s)",
+                these.iter().sum::<usize>(),
+                these.len(),
+                these.iter().max().copied().unwrap_or(0)
+            );
+            let all = spare_batches.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let these = &all[spares_before.min(all.len())..];
+            println!(
+                "  spares made meanwhile: {} in {} transaction(s), the largest of {} port(s)",
+                these.iter().sum::<usize>(),
                 these.len(),
                 these.iter().max().copied().unwrap_or(0)
             );

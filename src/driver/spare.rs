@@ -9,7 +9,10 @@
 //! endpoint's MAC (and MTU), and one transaction gives the port the
 //! endpoint's `external_ids` in place of the mark, on the condition that
 //! it is still a spare. The agent then programs it as it would a new port,
-//! with its ofport already known. A new spare is made in the background.
+//! with its ofport already known. New spares are made in the background,
+//! all that are missing in one transaction; a pool found empty (a burst
+//! of starts) doubles its size, up to [`MAX_SPARES`], so that the next
+//! burst finds spares and their ports share transactions.
 //!
 //! Spares left by an earlier run (the agent restarted, the host rebooted)
 //! are removed when the driver starts, and new ones made.
@@ -25,8 +28,11 @@ use crate::vswitch::{PortSpec, Vswitch};
 /// The `external_ids` mark of a spare port.
 pub const SPARE_KEY: &str = "ovsnet-spare";
 
-/// How many spares the driver keeps.
+/// How many spares the driver keeps at first.
 pub const SPARES: usize = 2;
+
+/// How many spares a pool grows to at most.
+pub const MAX_SPARES: usize = 8;
 
 /// The two ends of a spare: on the bridge, and for the engine to move
 /// into a container (15 characters each).
@@ -53,16 +59,27 @@ fn spare_mark() -> Condition {
     Condition::new("external_ids", Function::Includes, Datum::map([(SPARE_KEY, "true")]))
 }
 
+/// The pool's size after it was found empty while holding `want`.
+pub fn grown(want: usize) -> usize {
+    (want * 2).clamp(SPARES, MAX_SPARES)
+}
+
 /// The spares ready to be claimed, kept full by a background task.
 pub struct Spares {
     ready: tokio::sync::Mutex<Vec<String>>,
+    /// How many the pool holds when full.
+    want: std::sync::atomic::AtomicUsize,
     refill: tokio::sync::Notify,
 }
 
 impl Spares {
-    /// Starts the task that removes old spares and keeps [`SPARES`] ready.
+    /// Starts the task that removes old spares and keeps the pool full.
     pub fn start(client: Client, bridge: String) -> Result<Arc<Spares>, crate::netlink::NetlinkError> {
-        let spares = Arc::new(Spares { ready: Default::default(), refill: Default::default() });
+        let spares = Arc::new(Spares {
+            ready: Default::default(),
+            want: std::sync::atomic::AtomicUsize::new(SPARES),
+            refill: Default::default(),
+        });
         let netlink = Netlink::open_without_packet()?;
         // Spares are handed out only once ovs-vswitchd has given them an ofport.
         let vswitch = Vswitch::new(client.clone()).with_wait(Some(Duration::from_secs(10)));
@@ -70,28 +87,43 @@ impl Spares {
         tokio::spawn(async move {
             remove_old(&client, &vswitch, &netlink, &bridge).await;
             loop {
-                while task.ready.lock().await.len() < SPARES {
-                    match make(&vswitch, &netlink, &bridge).await {
-                        Ok(name) => task.ready.lock().await.push(name),
-                        Err(e) => {
-                            tracing::warn!("making a spare port: {e}");
-                            tokio::time::sleep(Duration::from_secs(1)).await;
-                        }
+                let want = task.want.load(std::sync::atomic::Ordering::Relaxed);
+                let missing = want.saturating_sub(task.ready.lock().await.len());
+                if missing == 0 {
+                    task.refill.notified().await;
+                    continue;
+                }
+                match make(&vswitch, &netlink, &bridge, missing).await {
+                    Ok(names) => {
+                        tracing::info!(ports = names.len(), "driver spares made together");
+                        task.ready.lock().await.extend(names);
+                    }
+                    Err(e) => {
+                        tracing::warn!("making spare ports: {e}");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
                     }
                 }
-                task.refill.notified().await;
             }
         });
         Ok(spares)
     }
 
     /// A spare's bridge end, if one is ready. Call [`Self::refill`] once
-    /// the `Join` that took it is done: making a spare keeps
+    /// the `Join` that took it is done: making spares keeps
     /// `ovs-vswitchd` busy for a while, and the `Join`'s flow bundle would
     /// wait behind it (measured: the flows stage's p50 was 18 ms with the
-    /// refill at once).
+    /// refill at once). A pool found empty grows ([`grown`]) for the next
+    /// refill.
     pub async fn take(&self) -> Option<String> {
-        self.ready.lock().await.pop()
+        let taken = self.ready.lock().await.pop();
+        if taken.is_none() {
+            let _ = self.want.fetch_update(
+                std::sync::atomic::Ordering::Relaxed,
+                std::sync::atomic::Ordering::Relaxed,
+                |w| Some(grown(w)),
+            );
+        }
+        taken
     }
 
     /// Makes the spares taken so far again, in the background.
@@ -139,27 +171,52 @@ async fn remove_old(client: &Client, vswitch: &Vswitch, netlink: &Netlink, bridg
     }
 }
 
-/// Makes one spare: the veth, then the port, waiting for its ofport.
-async fn make(vswitch: &Vswitch, netlink: &Netlink, bridge: &str) -> Result<String, String> {
-    let (host_end, peer) = spare_names(seed());
-    netlink
-        .create_veth(
-            &VethEnd { name: host_end.clone(), up: true, ..VethEnd::named(host_end.clone()) },
-            &VethEnd::named(peer.clone()),
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-    let port = PortSpec {
-        name: host_end.clone(),
-        external_ids: BTreeMap::from([(SPARE_KEY.to_owned(), "true".to_owned())]),
-        ..PortSpec::default()
-    };
-    if let Err(e) = vswitch.add_ports(bridge, &[port]).await {
-        let _ = vswitch.del_port(bridge, &host_end, true, false).await;
-        let _ = netlink.delete_link_by_name(&host_end).await;
-        return Err(e.to_string());
+/// Makes `n` spares: the veths, then their ports in one transaction,
+/// waiting for their ofports. On a failure none is left.
+async fn make(vswitch: &Vswitch, netlink: &Netlink, bridge: &str, n: usize) -> Result<Vec<String>, String> {
+    let mut made = Vec::new();
+    let mut failed = None;
+    for _ in 0..n {
+        let (host_end, peer) = spare_names(seed());
+        let veth = netlink
+            .create_veth(
+                &VethEnd { name: host_end.clone(), up: true, ..VethEnd::named(host_end.clone()) },
+                &VethEnd::named(peer),
+            )
+            .await;
+        match veth {
+            Ok(_) => made.push(host_end),
+            Err(e) => {
+                failed = Some(e.to_string());
+                break;
+            }
+        }
     }
-    Ok(host_end)
+    let ports: Vec<PortSpec> = made
+        .iter()
+        .map(|name| PortSpec {
+            name: name.clone(),
+            external_ids: BTreeMap::from([(SPARE_KEY.to_owned(), "true".to_owned())]),
+            ..PortSpec::default()
+        })
+        .collect();
+    if failed.is_none() {
+        if let Err(e) = vswitch.add_ports(bridge, &ports).await {
+            failed = Some(e.to_string());
+            for name in &made {
+                let _ = vswitch.del_port(bridge, name, true, false).await;
+            }
+        }
+    }
+    match failed {
+        None => Ok(made),
+        Some(e) => {
+            for name in &made {
+                let _ = netlink.delete_link_by_name(name).await;
+            }
+            Err(e)
+        }
+    }
 }
 
 /// The operations that make a spare an endpoint's port: its `Interface`
@@ -189,6 +246,14 @@ mod tests {
         assert_eq!(container_end(&a).as_deref(), Some(b.as_str()));
         assert_eq!(container_end("ovd1234"), None);
         assert_ne!(spare_names(seed()).0, spare_names(seed()).0);
+    }
+
+    #[test]
+    fn a_pool_found_empty_doubles_up_to_its_bound() {
+        assert_eq!(grown(SPARES), 2 * SPARES);
+        assert_eq!(grown(0), SPARES);
+        assert_eq!(grown(MAX_SPARES - 1), MAX_SPARES);
+        assert_eq!(grown(MAX_SPARES), MAX_SPARES);
     }
 
     #[test]
