@@ -304,22 +304,19 @@ fn main() {
             children.into_iter().map(|c| c.wait_with_output().expect("wait")).filter(|o| !o.status.success()).count();
         println!("20 concurrent docker run -d on {net}: {} ({failed} failed), load {}", ms(t.elapsed()), load());
         if net == "ovs" {
-            let all = batches.lock().unwrap_or_else(|p| p.into_inner()).clone();
-            let these = &all[batches_before.min(all.len())..];
-            println!(
-                "  new ports of Joins that found no spare: {} in {} transaction(s), the largest of {} port(s)",
-                these.iter().sum::<usize>(),
-                these.len(),
-                these.iter().max().copied().unwrap_or(0)
-            );
-            let all = spare_batches.lock().unwrap_or_else(|p| p.into_inner()).clone();
-            let these = &all[spares_before.min(all.len())..];
-            println!(
-                "  spares made meanwhile: {} in {} transaction(s), the largest of {} port(s)",
-                these.iter().sum::<usize>(),
-                these.len(),
-                these.iter().max().copied().unwrap_or(0)
-            );
+            for (what, sizes, before) in [
+                ("new ports of Joins that found no spare", &batches, batches_before),
+                ("spares made meanwhile", &spare_batches, spares_before),
+            ] {
+                let all = sizes.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                let these = &all[before.min(all.len())..];
+                println!(
+                    "  {what}: {} in {} transaction(s), the largest of {} port(s)",
+                    these.iter().sum::<usize>(),
+                    these.len(),
+                    these.iter().max().copied().unwrap_or(0)
+                );
+            }
         }
     }
     let all = run(&mut docker(&["ps", "-aq"]));

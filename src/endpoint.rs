@@ -282,6 +282,7 @@ mod tests {
             mtu: None,
             gateway: None,
             network: network.map(str::to_owned),
+            routes: Vec::new(),
             ofport: None,
         };
         let rows = rows_of(&[a(Some("blue"), "10.0.0.2/24"), a(None, "10.0.0.3/24")]);

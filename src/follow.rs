@@ -125,7 +125,7 @@ pub fn replug_request(a: &Attachment) -> Result<AttachRequest, AttachError> {
         ifname: a.ifname.clone(),
         mac: a.mac,
         mtu: a.mtu,
-        routes: Vec::new(),
+        routes: a.routes.clone(),
         network: a.network.clone(),
     };
     req.check()?;
@@ -356,10 +356,13 @@ mod tests {
             mtu: Some(1450),
             gateway: Some("172.16.42.1".parse().unwrap()),
             network: Some("blue".into()),
+            routes: crate::attach::parse_recorded_routes("192.168.0.0/16@172.16.42.1,10.9.0.0/16"),
             ofport: None,
         };
         let r = replug_request(&a).unwrap();
         assert_eq!((r.cidr(), r.ifname.as_str(), r.mtu, r.gateway), (a.ip.to_string(), "eth1", Some(1450), a.gateway));
+        assert_eq!(r.routes, a.routes, "the recorded routes are added again");
+        assert_eq!(r.routes.len(), 2);
         assert_eq!(r.container, ContainerRef::Docker("4f66ad9a0b2e".into()));
         assert!(is_docker(&a));
         let mut ns = a.clone();

@@ -556,7 +556,10 @@ fn pipework_style_attachments_follow_their_containers_through_docker_events() {
     for name in ["web", "peer"] {
         docker_ok(&engine, &["run", "-d", "--net=none", "--name", name, MINI_IMAGE, "sleep", "600"]);
     }
-    host.ok_in_switch(&engine, &["attach", "--network", "green", "obr0", "web", "10.46.0.10/24"]);
+    host.ok_in_switch(
+        &engine,
+        &["attach", "--network", "green", "--route", "192.168.77.0/24@10.46.0.11", "obr0", "web", "10.46.0.10/24"],
+    );
     host.ok_in_switch(&engine, &["attach", "--network", "green", "obr0", "peer", "10.46.0.11/24"]);
     let ping = |from: &str| docker(&engine, &["exec", from, "ping", "-c", "1", "-W", "2", "10.46.0.11"]);
     assert!(ping("web").status.success(), "web to peer: {}", String::from_utf8_lossy(&ping("web").stdout));
@@ -569,8 +572,12 @@ fn pipework_style_attachments_follow_their_containers_through_docker_events() {
         list.as_array().unwrap().iter().find(|a| a["container_name"] == name).map(|a| a["port"].clone())
     };
     assert!(port_of("web").is_some(), "web's port");
+    let route = |name: &str| docker_ok(&engine, &["exec", name, "ip", "route"]);
+    assert!(route("web").contains("192.168.77.0/24 via 10.46.0.11"), "{}", route("web"));
     docker_ok(&engine, &["restart", "-t", "0", "web"]);
     wait_for(15, "web plugged again after docker restart", || ping("web").status.success());
+    // Its --route came back with it.
+    assert!(route("web").contains("192.168.77.0/24 via 10.46.0.11"), "after restart: {}", route("web"));
     docker_ok(&engine, &["stop", "-t", "0", "web"]);
     docker_ok(&engine, &["start", "web"]);
     wait_for(15, "web plugged again after docker stop and start", || ping("web").status.success());

@@ -503,7 +503,8 @@ impl Attacher {
                 && a.mac == Some(mac)
                 && req.mtu.is_none_or(|m| a.mtu == Some(m))
                 && a.gateway == req.gateway
-                && a.network == req.network;
+                && a.network == req.network
+                && a.routes == req.routes;
             if !same {
                 return Err(AttachError::Conflict {
                     container: req.container.to_string(),

@@ -61,7 +61,7 @@ pub enum AttachError {
 }
 
 /// A route to add inside the container.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Route {
     pub dest: Ipv4Addr,
     pub prefix: u8,
@@ -194,6 +194,23 @@ pub fn parse_ip_gateway(s: &str) -> Result<((Ipv4Addr, u8), Option<Ipv4Addr>), A
     Ok(((ip, net.prefix), gateway))
 }
 
+/// `CIDR[@GATEWAY]`, as `--route` takes it.
+impl std::fmt::Display for Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.dest, self.prefix)?;
+        match self.gateway {
+            Some(g) => write!(f, "@{g}"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The routes recorded in [`keys::ROUTES`] (one that does not parse is
+/// left out).
+pub fn parse_recorded_routes(s: &str) -> Vec<Route> {
+    s.split(',').filter(|r| !r.is_empty()).filter_map(|r| parse_route(r).ok()).collect()
+}
+
 /// Parses a `--route CIDR[@GATEWAY]` (IPv4; `default` is `0.0.0.0/0`).
 pub fn parse_route(s: &str) -> Result<Route, AttachError> {
     let (cidr, gw) = match s.split_once('@') {
@@ -280,6 +297,8 @@ pub struct Attachment {
     pub mtu: Option<u32>,
     pub gateway: Option<Ipv4Addr>,
     pub network: Option<String>,
+    /// The routes added inside the container, added again on a re-plug.
+    pub routes: Vec<Route>,
     pub ofport: Option<i64>,
 }
 
@@ -308,6 +327,7 @@ impl Attachment {
             mtu: get(keys::MTU).and_then(|m| m.parse().ok()),
             gateway: ids.get(keys::GATEWAY).and_then(|g| g.parse().ok()),
             network: get(keys::NETWORK),
+            routes: ids.get(keys::ROUTES).map(|r| parse_recorded_routes(r)).unwrap_or_default(),
             ofport: None,
         })
     }
@@ -352,6 +372,10 @@ pub fn external_ids(
     }
     if let Some(n) = &req.network {
         ids.insert(keys::NETWORK.to_owned(), n.clone());
+    }
+    if !req.routes.is_empty() {
+        let routes: Vec<String> = req.routes.iter().map(Route::to_string).collect();
+        ids.insert(keys::ROUTES.to_owned(), routes.join(","));
     }
     ids
 }
@@ -606,6 +630,17 @@ mod tests {
         );
         assert_eq!(parse_route("default@10.0.0.1").map(|r| r.prefix).ok(), Some(0));
         assert!(parse_route("192.168.0.1/16").is_err(), "host bits set");
+        // Recorded as --route takes them, and read back the same.
+        let routes: Vec<Route> =
+            ["default@10.0.0.1", "192.168.0.0/16"].iter().filter_map(|r| parse_route(r).ok()).collect();
+        assert_eq!(routes.len(), 2);
+        let text: Vec<String> = routes.iter().map(Route::to_string).collect();
+        assert_eq!(text.join(","), "0.0.0.0/0@10.0.0.1,192.168.0.0/16");
+        assert_eq!(parse_recorded_routes(&text.join(",")), routes);
+        assert_eq!(
+            parse_recorded_routes("bogus,10.1.0.0/16,"),
+            parse_route("10.1.0.0/16").into_iter().collect::<Vec<_>>()
+        );
     }
 
     #[test]

@@ -24,3 +24,6 @@ pub const MAC: &str = "ovsnet-mac";
 pub const MTU: &str = "ovsnet-mtu";
 pub const GATEWAY: &str = "ovsnet-gateway";
 pub const NETWORK: &str = "ovsnet-network";
+/// The routes added inside the container (`attach --route`), each
+/// `CIDR[@GATEWAY]`, comma-separated: a re-plug adds them again.
+pub const ROUTES: &str = "ovsnet-routes";
