@@ -105,6 +105,10 @@ pub struct AgentOptions {
     /// so the flows are in before the switch's database changes, and
     /// forgotten once the database has them.
     pub claims: Option<tokio::sync::watch::Receiver<Claims>>,
+    /// Endpoints the Docker driver in this process holds before their
+    /// port exists: the first look after a start does not take their rows
+    /// for stale.
+    pub held: crate::cluster::HeldEndpoints,
 }
 
 /// Cluster mode: where the cluster database is and who this host is.
@@ -146,6 +150,7 @@ impl AgentOptions {
             cluster: None,
             programmed: None,
             claims: None,
+            held: Default::default(),
         }
     }
 }
@@ -253,6 +258,7 @@ async fn join_cluster(
     bridge: &str,
     connect: &ConnectOptions,
     c: &ClusterOptions,
+    held: crate::cluster::HeldEndpoints,
 ) -> Result<(ClusterView, Publisher, crate::cluster::ClusterWatch), AgentError> {
     use crate::vswitch::{FlowOr, TunnelSpec, Vswitch};
     if c.tunnels.is_empty() {
@@ -277,7 +283,7 @@ async fn join_cluster(
     db.register_host(&c.host_spec()).await?;
     let watch = db.watch_for_host(&c.host_name).await?;
     let view = ClusterView { opts: c.clone(), state: watch.state() };
-    Ok((view, Publisher::new(db, c.host_spec()), watch))
+    Ok((view, Publisher::new(db, c.host_spec(), held), watch))
 }
 
 fn monitor_requests() -> Vec<(&'static str, MonitorRequest)> {
@@ -420,7 +426,8 @@ impl Agent {
         let (cluster, publisher, watch) = match &opts.cluster {
             None => (None, None, None),
             Some(c) => {
-                let (view, publisher, watch) = join_cluster(&client, &opts.state.bridge, &opts.connect, c).await?;
+                let (view, publisher, watch) =
+                    join_cluster(&client, &opts.state.bridge, &opts.connect, c, opts.held.clone()).await?;
                 (Some(view), Some(publisher), Some(watch))
             }
         };

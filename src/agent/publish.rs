@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use super::cluster::{self, EndpointKey};
-use crate::cluster::{ClusterDb, ClusterError, ClusterState, EndpointSpec, HostSpec};
+use crate::cluster::{ClusterDb, ClusterError, ClusterState, EndpointSpec, HeldEndpoints, HostSpec};
 use crate::ovsdb::Uuid;
 use crate::pipeline::LocalEndpoint;
 
@@ -50,20 +50,22 @@ impl EndpointBook {
     /// Publishes local endpoints the cluster lacks; removes this host's
     /// rows of endpoints it saw here whose port is gone now (detach, gc,
     /// deleted by hand), and once (the first look) this host's rows with
-    /// no port. `local` are the endpoints the flows are for, `present` the
-    /// endpoints whose port exists (with an ofport or not yet).
+    /// no port that nobody `held` (the driver's in-flight endpoints, whose
+    /// port comes at `Join`). `local` are the endpoints the flows are for,
+    /// `present` the endpoints whose port exists (with an ofport or not yet).
     pub fn sync(
         &mut self,
         local: &[LocalEndpoint],
         present: BTreeSet<EndpointKey>,
         state: &ClusterState,
         host: &str,
+        held: &HeldEndpoints,
     ) -> Writes {
         let sync = cluster::endpoint_sync(local, state, host);
         let mut remove = cluster::vanished_endpoints(&self.seen, &present, state, host);
         if !self.stale_removed {
             // A row whose port exists (with no ofport yet) is not stale.
-            for k in sync.remove.into_iter().filter(|k| !present.contains(k)) {
+            for k in sync.remove.into_iter().filter(|k| !present.contains(k) && !held.holds(&k.0, k.1)) {
                 remove.extend(cluster::host_rows(state, host, &k).into_iter().map(|u| (k.clone(), u)));
             }
             self.stale_removed = true;
@@ -88,18 +90,19 @@ pub struct Publisher {
     db: ClusterDb,
     host: HostSpec,
     book: EndpointBook,
+    held: HeldEndpoints,
 }
 
 impl Publisher {
-    pub fn new(db: ClusterDb, host: HostSpec) -> Self {
-        Publisher { db, host, book: EndpointBook::default() }
+    pub fn new(db: ClusterDb, host: HostSpec, held: HeldEndpoints) -> Self {
+        Publisher { db, host, book: EndpointBook::default(), held }
     }
 
     /// One look at the bridge: starts the writes it calls for in the
     /// background (publishes, then removals retried while the database is
     /// away).
     pub fn sync(&mut self, local: &[LocalEndpoint], present: BTreeSet<EndpointKey>, state: &ClusterState) {
-        let writes = self.book.sync(local, present, state, &self.host.name);
+        let writes = self.book.sync(local, present, state, &self.host.name, &self.held);
         if writes.is_empty() {
             return;
         }
@@ -225,17 +228,19 @@ mod tests {
     fn each_missing_endpoint_is_published_once_until_the_cluster_lists_it() {
         let mut s = state();
         let mut book = EndpointBook::default();
-        let w = book.sync(&[local("10.0.0.2")], [key("10.0.0.2")].into(), &s, "h1");
+        let w = book.sync(&[local("10.0.0.2")], [key("10.0.0.2")].into(), &s, "h1", &HeldEndpoints::default());
         assert_eq!(published(&w), ["10.0.0.2"]);
         // In flight: not sent again.
-        let w = book.sync(&[local("10.0.0.2")], [key("10.0.0.2")].into(), &s, "h1");
+        let w = book.sync(&[local("10.0.0.2")], [key("10.0.0.2")].into(), &s, "h1", &HeldEndpoints::default());
         assert!(w.is_empty(), "{w:?}");
         // Listed, then gone while the port is still here: sent again.
         let r = row(&s, "h1", "10.0.0.2");
         s.endpoints.push(r);
-        assert!(book.sync(&[local("10.0.0.2")], [key("10.0.0.2")].into(), &s, "h1").is_empty());
+        assert!(
+            book.sync(&[local("10.0.0.2")], [key("10.0.0.2")].into(), &s, "h1", &HeldEndpoints::default()).is_empty()
+        );
         s.endpoints.clear();
-        let w = book.sync(&[local("10.0.0.2")], [key("10.0.0.2")].into(), &s, "h1");
+        let w = book.sync(&[local("10.0.0.2")], [key("10.0.0.2")].into(), &s, "h1", &HeldEndpoints::default());
         assert_eq!(published(&w), ["10.0.0.2"]);
     }
 
@@ -246,24 +251,34 @@ mod tests {
         let waiting = row(&s, "h1", "10.0.0.8");
         let other = row(&s, "h2", "10.0.0.9");
         let here = row(&s, "h1", "10.0.0.2");
-        s.endpoints.extend([stale.clone(), waiting.clone(), other, here.clone()]);
+        let in_flight = row(&s, "h1", "10.0.0.6");
+        s.endpoints.extend([stale.clone(), waiting.clone(), other, here.clone(), in_flight]);
         let mut book = EndpointBook::default();
         // First look: 10.0.0.7 has no port (stale, removed); 10.0.0.8's
-        // port exists without an ofport yet (kept); h2's row is not ours.
+        // port exists without an ofport yet (kept); h2's row is not ours;
+        // 10.0.0.6 has no port yet but the driver holds it (kept).
+        let held = HeldEndpoints::default();
+        held.hold("net", "10.0.0.6".parse().unwrap());
         let present: BTreeSet<_> = [key("10.0.0.2"), key("10.0.0.8")].into();
-        let w = book.sync(&[local("10.0.0.2")], present.clone(), &s, "h1");
+        let w = book.sync(&[local("10.0.0.2")], present.clone(), &s, "h1", &held);
         assert_eq!(w.remove, [(key("10.0.0.7"), stale.uuid)]);
         assert!(w.publish.is_empty());
         // Later looks do not sweep rows with no port again...
         s.endpoints.retain(|e| e.uuid != stale.uuid);
         s.endpoints.push(row(&s, "h1", "10.0.0.5"));
-        assert!(book.sync(&[local("10.0.0.2")], present, &s, "h1").is_empty());
+        assert!(book.sync(&[local("10.0.0.2")], present, &s, "h1", &HeldEndpoints::default()).is_empty());
         // ...but a port seen here that goes takes its row with it.
-        let w = book.sync(&[], [key("10.0.0.8")].into(), &s, "h1");
+        let w = book.sync(&[], [key("10.0.0.8")].into(), &s, "h1", &HeldEndpoints::default());
         assert_eq!(w.remove, [(key("10.0.0.2"), here.uuid)]);
         // Back again: published again.
         s.endpoints.retain(|e| e.uuid != here.uuid);
-        let w = book.sync(&[local("10.0.0.2")], [key("10.0.0.2"), key("10.0.0.8")].into(), &s, "h1");
+        let w = book.sync(
+            &[local("10.0.0.2")],
+            [key("10.0.0.2"), key("10.0.0.8")].into(),
+            &s,
+            "h1",
+            &HeldEndpoints::default(),
+        );
         assert_eq!(published(&w), ["10.0.0.2"]);
         assert!(w.remove.is_empty());
     }

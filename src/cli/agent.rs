@@ -157,6 +157,7 @@ pub fn run(args: AgentArgs, g: &Global) -> anyhow::Result<()> {
                 programmed: Some(rx),
                 docker_socket: crate::container::docker_socket_path(),
                 claims: Some(claims_tx),
+                held: opts.held.clone(),
             };
             let driver = crate::driver::Driver::connect(driver_opts).await.context("the Docker plugin")?;
             let listener = crate::driver::server::bind(path)?;

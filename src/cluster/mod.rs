@@ -21,6 +21,6 @@ pub mod server;
 pub use db::{ClusterDb, ClusterError, ClusterWatch, EndpointSpec, HostRemoval, HostSpec, NetworkSpec};
 pub use ipam::{IpamError, fan_block, first_free_block, lowest_free_address, lowest_free_vni};
 pub use model::{
-    Block, COVERED_KEY, COVERED_VALUE, ClusterState, DB, Endpoint, Host, Ipam, Network, RemoteBlock, RemoteEndpoint,
-    RemoteView, SCHEMA, covered_by_block, endpoint_keys, is_marked_covered, remote_view,
+    Block, COVERED_KEY, COVERED_VALUE, ClusterState, DB, Endpoint, HeldEndpoints, Host, Ipam, Network, RemoteBlock,
+    RemoteEndpoint, RemoteView, SCHEMA, covered_by_block, endpoint_keys, is_marked_covered, remote_view,
 };

@@ -146,6 +146,29 @@ pub mod endpoint_keys {
     pub const ALIASES: &str = "aliases";
 }
 
+/// Endpoints (network name, address) whose rows a writer in this process
+/// holds before their port exists: the Docker driver's, between
+/// `RequestAddress` and `Join` (or `ReleaseAddress`). A row with no port
+/// is stale only when nobody holds it, so an agent's first look after a
+/// restart leaves these alone.
+#[derive(Debug, Clone, Default)]
+pub struct HeldEndpoints(std::sync::Arc<std::sync::Mutex<BTreeSet<(String, IpAddr)>>>);
+
+impl HeldEndpoints {
+    fn set(&self) -> std::sync::MutexGuard<'_, BTreeSet<(String, IpAddr)>> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+    pub fn hold(&self, network: &str, ip: IpAddr) {
+        self.set().insert((network.to_owned(), ip));
+    }
+    pub fn release(&self, network: &str, ip: IpAddr) {
+        self.set().remove(&(network.to_owned(), ip));
+    }
+    pub fn holds(&self, network: &str, ip: IpAddr) -> bool {
+        self.set().contains(&(network.to_owned(), ip))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Endpoint {
     #[serde(skip)]

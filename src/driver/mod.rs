@@ -87,6 +87,11 @@ pub struct DriverOptions {
     /// has them: its flows go in before the database change, whose pass
     /// over every port `ovs-vswitchd` then makes off the `Join` path.
     pub claims: Option<tokio::sync::watch::Sender<BTreeMap<String, BTreeMap<String, String>>>>,
+    /// The endpoints whose rows this driver wrote and whose port is not
+    /// in the database yet (from `RequestAddress` to `Join` or
+    /// `ReleaseAddress`), shared with the agent in this process so that
+    /// its first look after a start does not take them for stale.
+    pub held: crate::cluster::HeldEndpoints,
 }
 
 /// How long `Join` waits for the agent to install the endpoint's flows.
@@ -103,12 +108,13 @@ pub struct Driver {
     spares: std::sync::Arc<spare::Spares>,
     /// Spares claimed at `CreateEndpoint`, by Docker endpoint, until the
     /// endpoint's `Join` (or `DeleteEndpoint`) takes them.
-    claimed: std::sync::Mutex<BTreeMap<String, Claimed>>,
+    claimed: std::sync::Mutex<BTreeMap<String, EndpointPort>>,
 }
 
-/// A spare port claimed for an endpoint before its `Join`.
+/// The port an endpoint got: a spare claimed (at `CreateEndpoint`, or at
+/// `Join` when none was), or a new one.
 #[derive(Debug, Clone)]
-struct Claimed {
+struct EndpointPort {
     host_end: String,
     /// The end the engine moves into the container.
     peer: String,
@@ -265,7 +271,7 @@ impl Driver {
         Ok(Driver { opts, cluster, vswitch, netlink, ports, client, spares, claimed: Default::default() })
     }
 
-    fn claimed(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Claimed>> {
+    fn claimed(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, EndpointPort>> {
         self.claimed.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
@@ -347,6 +353,9 @@ impl Driver {
             return Ok(reply(gw));
         }
         let net = net.ok_or_else(|| refused(format!("no ovsnet network has the subnet {cidr}")))?;
+        if let Some(ip) = r.address {
+            self.opts.held.hold(&net.name, ip);
+        }
         let e = match r.address {
             Some(ip) => {
                 let spec = crate::cluster::EndpointSpec {
@@ -362,6 +371,7 @@ impl Driver {
             }
             None => self.cluster.allocate_ip(&net.name, &self.opts.host, PENDING, "").await?,
         };
+        self.opts.held.hold(&net.name, e.ip);
         Ok(reply(e.ip))
     }
 
@@ -369,6 +379,7 @@ impl Driver {
         let cidr = Self::pool_cidr(pool_id)?;
         if let Some(net) = self.network_by_cidr(cidr).await? {
             self.cluster.remove_host_endpoint(&net.name, &self.opts.host, ip).await?;
+            self.opts.held.release(&net.name, ip);
         }
         Ok(json!({}))
     }
@@ -499,6 +510,7 @@ impl Driver {
             Some(row) => row,
             None => {
                 // An address from another IPAM driver: published here.
+                self.opts.held.hold(&net.name, addr.addr);
                 let spec = crate::cluster::EndpointSpec {
                     network: net.name.clone(),
                     host: self.opts.host.clone(),
@@ -514,8 +526,7 @@ impl Driver {
         // A spare for it now, so that its flows go in before its Join.
         if let Ok(mac) = row.mac.parse::<Mac>() {
             let ids = self.port_ids(&net, row.ip, mac, &c.endpoint.endpoint_id);
-            if let Some((host_end, peer, deferred)) = self.claim_spare(&ids, mac, net.mtu).await {
-                let claim = Claimed { host_end, peer, ids, deferred, gateway: net.gateway };
+            if let Some(claim) = self.claim_spare(&ids, mac, &net).await {
                 let replaced = self.claimed().insert(c.endpoint.endpoint_id.clone(), claim);
                 if let Some(old) = replaced {
                     // The engine made the endpoint again: its first claim goes.
@@ -566,7 +577,7 @@ impl Driver {
             lap = std::time::Instant::now();
         };
         let claimed = self.claimed().remove(&j.endpoint.endpoint_id);
-        let Claimed { host_end, peer: container_end, ids, deferred, gateway } = match claimed {
+        let EndpointPort { host_end, peer: container_end, ids, deferred, gateway } = match claimed {
             // Claimed at CreateEndpoint: its flows are on their way.
             Some(claim) => claim,
             None => {
@@ -574,15 +585,15 @@ impl Driver {
                 stage(&mut stages.lookup_us);
                 let mac: Mac = row.mac.parse().map_err(|e| refused(format!("endpoint MAC {:?}: {e}", row.mac)))?;
                 let ids = self.port_ids(&net, row.ip, mac, &j.endpoint.endpoint_id);
-                match self.claim_spare(&ids, mac, net.mtu).await {
-                    Some((host_end, peer, deferred)) => {
+                match self.claim_spare(&ids, mac, &net).await {
+                    Some(claim) => {
                         stage(&mut stages.plug_us);
-                        Claimed { host_end, peer, ids, deferred, gateway: net.gateway }
+                        claim
                     }
                     None => {
                         let (host_end, peer) = veth_names(&j.endpoint.endpoint_id);
                         self.plug(&(host_end.clone(), peer.clone()), ids.clone(), mac, net.mtu, &mut stages).await?;
-                        Claimed { host_end, peer, ids, deferred: false, gateway: net.gateway }
+                        EndpointPort { host_end, peer, ids, deferred: false, gateway: net.gateway }
                     }
                 }
             }
@@ -599,14 +610,18 @@ impl Driver {
         if deferred {
             // The flows are in: now the claim goes into the database.
             let written = self.write_claim(&host_end, &ids).await;
-            if let Some(tx) = &self.opts.claims {
-                tx.send_if_modified(|m| m.remove(&host_end).is_some());
-            }
+            self.forget_claim(&host_end);
             if let Err(e) = written {
                 let _ = self.remove_port(&host_end).await;
                 return Err(e);
             }
             stage(&mut stages.cleanup_us);
+        }
+        // The port has the endpoint in the database now: no longer held.
+        if let (Some(net), Some(ip)) = (ids.get(keys::NETWORK), ids.get(keys::IP)) {
+            if let Some(ip) = ip.split('/').next().and_then(|ip| ip.parse().ok()) {
+                self.opts.held.release(net, ip);
+            }
         }
         tracing::info!(
             lookup_us = stages.lookup_us,
@@ -629,13 +644,9 @@ impl Driver {
     /// `None`: no spare was ready, or the claim failed (the spare is then
     /// removed). With the agent in this process the `external_ids` go to
     /// it first, and the database write is left to the caller once the
-    /// flows are in (`true`).
-    async fn claim_spare(
-        &self,
-        ids: &BTreeMap<String, String>,
-        mac: Mac,
-        mtu: Option<u32>,
-    ) -> Option<(String, String, bool)> {
+    /// flows are in (`deferred`).
+    async fn claim_spare(&self, ids: &BTreeMap<String, String>, mac: Mac, net: &Network) -> Option<EndpointPort> {
+        let mtu = net.mtu;
         let host_end = self.spares.take().await?;
         let peer = spare::container_end(&host_end)?;
         let claimed: Result<bool, DriverError> = async {
@@ -657,7 +668,7 @@ impl Driver {
         }
         .await;
         match claimed {
-            Ok(deferred) => Some((host_end, peer, deferred)),
+            Ok(deferred) => Some(EndpointPort { host_end, peer, ids: ids.clone(), deferred, gateway: net.gateway }),
             Err(e) => {
                 tracing::warn!("claiming spare port {host_end}: {e}; plugging a new port");
                 let _ = self.remove_port(&host_end).await;
@@ -668,11 +679,17 @@ impl Driver {
 
     /// Lets go of a claim no `Join` took: the agent forgets it and the
     /// port goes (its container end has the endpoint's MAC by now).
-    async fn unclaim(&self, claim: &Claimed) -> Result<(), DriverError> {
-        if let Some(tx) = &self.opts.claims {
-            tx.send_if_modified(|m| m.remove(&claim.host_end).is_some());
-        }
+    async fn unclaim(&self, claim: &EndpointPort) -> Result<(), DriverError> {
+        self.forget_claim(&claim.host_end);
         self.remove_port(&claim.host_end).await
+    }
+
+    /// Tells the agent in this process to forget a claim (its port now
+    /// has the ids in the database, or goes).
+    fn forget_claim(&self, host_end: &str) {
+        if let Some(tx) = &self.opts.claims {
+            tx.send_if_modified(|m| m.remove(host_end).is_some());
+        }
     }
 
     /// Writes a claim: the spare's port gets the endpoint's `external_ids`,

@@ -192,15 +192,15 @@ async fn make(vswitch: &Vswitch, netlink: &Netlink, bridge: &str, n: usize) -> R
             }
         }
     }
-    let ports: Vec<PortSpec> = made
-        .iter()
-        .map(|name| PortSpec {
-            name: name.clone(),
-            external_ids: BTreeMap::from([(SPARE_KEY.to_owned(), "true".to_owned())]),
-            ..PortSpec::default()
-        })
-        .collect();
     if failed.is_none() {
+        let ports: Vec<PortSpec> = made
+            .iter()
+            .map(|name| PortSpec {
+                name: name.clone(),
+                external_ids: BTreeMap::from([(SPARE_KEY.to_owned(), "true".to_owned())]),
+                ..PortSpec::default()
+            })
+            .collect();
         if let Err(e) = vswitch.add_ports(bridge, &ports).await {
             failed = Some(e.to_string());
             for name in &made {
