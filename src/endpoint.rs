@@ -143,7 +143,7 @@ pub async fn attach_in_network(
         }
     };
     let attach = match req.address {
-        Some(given) => req.request(ip, given.prefix, given.gateway, net.mtu),
+        Some(given) => req.request(ip, given.prefix, given.gateway.or(net.gateway), net.mtu),
         None => req.request(ip, net.cidr.prefix, net.gateway, net.mtu),
     };
     match attacher.attach(&attach).await {

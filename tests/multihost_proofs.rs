@@ -798,3 +798,99 @@ fn with_a_database_member_killed_new_endpoints_reach_every_host() {
     assert!(!Path::new(&rec.dir).exists(), "{} left", rec.dir.display());
     assert!((1..=3).all(|m| ovsnet::cluster::server::member_pid(&cdir, m).is_none()));
 }
+
+// ---------------------------------------------------------------------------
+// Networks on one router reach each other, routed by each host's flows.
+
+/// The TTL of the echo reply `ping` reports (`ip netns exec` + ping as the
+/// oracle), or `None` when there was no reply.
+fn reply_ttl(from_ns: &str, to: Ipv4Addr) -> Option<u8> {
+    let out = Command::new("ip")
+        .args(["netns", "exec", from_ns, "ping", "-c", "1", "-W", "2", &to.to_string()])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let at = text.find("ttl=")?;
+    text[at + 4..].split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+}
+
+#[test]
+fn networks_on_a_router_reach_each_other_across_hosts_and_others_stay_isolated() {
+    let Some(lab) = Lab::up(2, 1, TunnelType::Vxlan) else { return };
+    let remotes = lab.remotes();
+    let db = ["--cluster-db", remotes.as_str()];
+    let with_db = |args: &[&str]| -> Vec<String> { args.iter().chain(db.iter()).map(|s| (*s).to_owned()).collect() };
+    let run = |host: &str, args: &[&str]| {
+        let args = with_db(args);
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        lab.ovsnet_ok(host, &refs)
+    };
+    // Each network's gateway is its first address (the default).
+    run("h1", &["network", "create", "red", "--cidr", "10.61.0.0/24"]);
+    run("h1", &["network", "create", "blue", "--cidr", "10.62.0.0/24"]);
+    run("h1", &["network", "create", "green", "--cidr", "10.63.0.0/24"]);
+    let (red1, blue1, blue2, green2) =
+        (lab.container("red1"), lab.container("blue1"), lab.container("blue2"), lab.container("green2"));
+    let ip_red1 = lab.attach_in_cluster("h1", &red1.0, "red");
+    let ip_blue1 = lab.attach_in_cluster("h1", &blue1.0, "blue");
+    let ip_blue2 = lab.attach_in_cluster("h2", &blue2.0, "blue");
+    let ip_green2 = lab.attach_in_cluster("h2", &green2.0, "green");
+    assert_eq!(ip_red1, Ipv4Addr::new(10, 61, 0, 2), "the gateway .1 is never handed out");
+    let diag = || format!("{}\n{}\n{}", dump_flows(lab.host("h1")), dump_flows(lab.host("h2")), agent_log(lab.rec()));
+
+    // The gateway answers ping (ARP and ICMP from flows) on every host.
+    wait_for(10, "red1 pings its gateway", || ping(&red1.0, Ipv4Addr::new(10, 61, 0, 1), Duration::from_secs(1)), diag);
+    wait_for(
+        10,
+        "blue2 pings its gateway",
+        || ping(&blue2.0, Ipv4Addr::new(10, 62, 0, 1), Duration::from_secs(1)),
+        diag,
+    );
+    // The containers route through it: attach gave them the default route.
+    let routes = Command::new("ip").args(["netns", "exec", &red1.0, "ip", "route"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&routes.stdout).contains("default via 10.61.0.1"), "{routes:?}");
+
+    // No router yet: red and blue are isolated.
+    assert!(!ping(&red1.0, ip_blue2, Duration::from_millis(600)), "red reached blue with no router");
+
+    run("h2", &["router", "create", "r1"]);
+    assert!(run("h2", &["router", "create", "r1", "--may-exist"]).contains("unchanged"));
+    run("h1", &["router", "add", "r1", "red"]);
+    run("h2", &["router", "add", "r1", "blue"]);
+    assert!(run("h2", &["router", "add", "r1", "blue"]).contains("unchanged"), "adding twice changes nothing");
+    let shown = run("h1", &["router", "show", "r1"]);
+    assert!(shown.contains("red") && shown.contains("10.62.0.0/24") && shown.contains("gateway 10.62.0.1"), "{shown}");
+
+    // Routed: on one host, and across the tunnel, both ways.
+    for (from, to, what) in [
+        (&red1.0, ip_blue1, "red1 -> blue1 (same host)"),
+        (&red1.0, ip_blue2, "red1 -> blue2 (across hosts)"),
+        (&blue2.0, ip_red1, "blue2 -> red1 (across hosts)"),
+    ] {
+        wait_for(10, what, || ping(from, to, Duration::from_secs(1)), diag);
+    }
+    // One hop: the reply's TTL is one less than a same-network reply's.
+    let same = reply_ttl(&blue1.0, ip_blue2).expect("blue1 -> blue2 switched");
+    let routed = reply_ttl(&red1.0, ip_blue2).expect("red1 -> blue2 routed");
+    assert_eq!(routed + 1, same, "a routed reply's TTL is decremented once");
+    // TCP across the router.
+    let payload: Vec<u8> = (0..100_000u32).map(|x| (x % 251) as u8).collect();
+    let (src, dst) = (ovsnet::netns::open(&red1.0).unwrap(), ovsnet::netns::open(&blue2.0).unwrap());
+    assert!(
+        probe::tcp_echo(&src, &dst, ip_blue2, 5300, &payload, Duration::from_secs(10)).unwrap(),
+        "TCP red1 -> blue2"
+    );
+
+    // green is on no router: unreachable from red and blue.
+    assert!(!ping(&red1.0, ip_green2, Duration::from_millis(600)), "red reached green");
+    assert!(!ping(&blue1.0, ip_green2, Duration::from_millis(600)), "blue reached green");
+
+    // Off the router: isolated again, on every host.
+    run("h1", &["router", "del", "r1", "blue"]);
+    wait_for(10, "red1 cut off from blue2", || !ping(&red1.0, ip_blue2, Duration::from_millis(500)), diag);
+    let err =
+        lab.ovsnet("h1", &with_db(&["router", "add", "nope", "red"]).iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(!err.status.success() && stderr_of(&err).contains("no router nope"), "{}", stderr_of(&err));
+    run("h1", &["router", "del", "r1"]);
+    assert!(!run("h1", &["router", "list"]).contains("r1"));
+}

@@ -9,8 +9,8 @@ use ovsnet::openflow::action::OFPP_LOCAL;
 use ovsnet::openflow::text::{format_flow, parse_flow};
 use ovsnet::openflow::{Field, FlowStats};
 use ovsnet::pipeline::{
-    BridgeLocal, FlowTable, LocalEndpoint, Packet, Pipeline, PipelineError, RemoteBlock, RemoteEndpoint, State,
-    TunnelType, desired_flows, diff, installed_from_stats, vni_for,
+    BridgeLocal, FlowTable, LocalEndpoint, Packet, Pipeline, PipelineError, ROUTER_MAC, RemoteBlock, RemoteEndpoint,
+    Router, State, TunnelType, desired_flows, diff, installed_from_stats, vni_for,
 };
 
 fn mac_from_ip(ip: Ipv4Addr) -> Mac {
@@ -76,9 +76,9 @@ fn m(s: &str) -> Mac {
 fn the_shipped_pipeline_declares_its_tables() {
     let p = Pipeline::builtin().expect("pipeline parses");
     let ids: Vec<u8> = p.tables.iter().map(|t| t.id).collect();
-    assert_eq!(ids, vec![0, 10, 20, 30, 40]);
+    assert_eq!(ids, vec![0, 10, 20, 25, 28, 30, 40]);
     let names: Vec<&str> = p.tables.iter().map(|t| t.name.as_str()).collect();
-    assert_eq!(names, vec!["classify", "port_security", "arp_responder", "forwarding", "flood"]);
+    assert_eq!(names, vec!["classify", "port_security", "arp_responder", "router", "neighbor", "forwarding", "flood"]);
     for t in &p.tables {
         assert!(!t.purpose.is_empty(), "table {} has no purpose", t.id);
         assert!(!t.templates.is_empty());
@@ -87,13 +87,23 @@ fn the_shipped_pipeline_declares_its_tables() {
 }
 
 #[test]
-fn an_empty_state_is_one_drop_per_table() {
+fn an_empty_state_is_one_miss_flow_per_table_and_the_router_drop() {
     let p = Pipeline::builtin().expect("pipeline");
     let d = desired_flows(&p, &State::default()).expect("render");
     let flows = d.flows.to_flow_mods();
     let text: Vec<String> = flows.iter().map(format_flow).collect();
-    assert_eq!(flows.len(), 5, "{text:#?}");
-    assert!(flows.iter().all(|f| f.priority == 0 && f.instructions.is_empty()));
+    assert_eq!(flows.len(), 8, "{text:#?}");
+    // Every table drops what matches nothing, but the router, which passes
+    // what is not for the router MAC on to forwarding.
+    let misses: Vec<&String> = text.iter().filter(|t| t.contains("priority=0")).collect();
+    assert_eq!(misses.len(), 7, "{text:#?}");
+    assert!(flows.iter().filter(|f| f.priority == 0 && f.table_id != 25).all(|f| f.instructions.is_empty()));
+    assert!(has_flow(&text, "table=25, priority=0 actions=goto_table:30"), "{text:#?}");
+    assert!(has_flow(&text, "table=25, priority=80,dl_dst=0a:58:00:00:00:01 actions=drop"), "{text:#?}");
+}
+
+fn has_flow(text: &[String], needle: &str) -> bool {
+    text.iter().any(|t| t.contains(needle))
 }
 
 #[test]
@@ -129,10 +139,11 @@ fn rendering_the_rich_state_gives_the_expected_flows() {
     let p = Pipeline::builtin().expect("pipeline");
     let d = desired_flows(&p, &state()).expect("render");
     assert!(d.warnings.is_empty(), "{:?}", d.warnings);
-    // 5 local endpoints (4 + host) x 4, static MAC ARP for d, host and the
-    // remote endpoint (3), per network: ARP + broadcast + one flood chunk
-    // (3 x 2), tunnel classify (2), remote block 1, remote endpoint 1, drops 5.
-    assert_eq!(d.flows.len(), 20 + 3 + 6 + 2 + 1 + 1 + 5);
+    // 5 local endpoints (4 + host) x 4, static MAC ARP and neighbor for d,
+    // host and the remote endpoint (3 x 2), per network: ARP + broadcast +
+    // one flood chunk + neighbor (4 x 2), tunnel classify (2), remote block
+    // 1, remote endpoint 1, misses 7 and the router's drop.
+    assert_eq!(d.flows.len(), 20 + 6 + 8 + 2 + 1 + 1 + 8);
     let text: Vec<String> = d.flows.to_flow_mods().iter().map(format_flow).collect();
     let red = vni_for("red");
     let has = |needle: &str| text.iter().any(|t| t.contains(needle));
@@ -402,7 +413,9 @@ fn ten_thousand_endpoints_render_quickly() {
     let start = std::time::Instant::now();
     let d = desired_flows(&p, &s).expect("render");
     let took = start.elapsed();
-    assert_eq!(d.flows.len(), 40_000 + 2 + 10 + 5, "10 flood chunks of 1000 ports");
+    // Per endpoint 4; the network's ARP, broadcast and neighbor flows; 10
+    // flood chunks; 7 misses and the router's drop.
+    assert_eq!(d.flows.len(), 40_000 + 3 + 10 + 8, "10 flood chunks of 1000 ports");
     assert!(took.as_secs() < 20, "took {took:?}");
     let mut seen = BTreeMap::new();
     for v in d.flows.flows.values() {
@@ -446,4 +459,80 @@ fn a_flow_too_big_for_a_message_is_an_error() {
     let p = Pipeline::parse(&text).expect("parses");
     let err = desired_flows(&p, &State::default()).expect_err("too big");
     assert!(err.to_string().contains("bytes"), "{err}");
+}
+
+/// The rich state with gateways (red .254, blue .254) and, with `routed`,
+/// red and blue on one router.
+fn routed_table(routed: bool) -> FlowTable {
+    let mut s = state();
+    for n in &mut s.networks {
+        n.gateway = Some(if n.name == "red" { ip("10.1.0.254") } else { ip("10.2.0.254") });
+    }
+    if routed {
+        s.routers = vec![Router { name: "r1".into(), networks: vec!["red".into(), "blue".into()] }];
+    }
+    let p = Pipeline::builtin().expect("pipeline");
+    let d = desired_flows(&p, &s).expect("render");
+    assert!(d.warnings.is_empty(), "{:?}", d.warnings);
+    FlowTable::from_set(&d.flows)
+}
+
+#[test]
+fn the_gateway_answers_arp_with_the_router_mac_and_ping() {
+    let t = routed_table(false);
+    let tr = t.trace(&Packet::arp_request(1, m("10.1.0.2"), ip("10.1.0.2"), ip("10.1.0.254")));
+    assert_eq!(tr.ports(), vec![1], "{tr:?}");
+    let r = &tr.outputs[0].1;
+    assert_eq!((r.get(Field::ArpOp), r.mac(Field::EthSrc), r.mac(Field::ArpSha)), (2, ROUTER_MAC, ROUTER_MAC));
+    assert_eq!((r.ip(Field::ArpSpa), r.ip(Field::ArpTpa)), (ip("10.1.0.254"), ip("10.1.0.2")));
+    // blue's gateway is not red's to answer.
+    assert!(t.trace(&Packet::arp_request(1, m("10.1.0.2"), ip("10.1.0.2"), ip("10.2.0.254"))).dropped());
+
+    let mut echo = Packet::ipv4(1, m("10.1.0.2"), ROUTER_MAC, ip("10.1.0.2"), ip("10.1.0.254"));
+    echo.set(Field::Icmpv4Type, 8);
+    let tr = t.trace(&echo);
+    assert_eq!(tr.ports(), vec![1], "{tr:?}");
+    let r = &tr.outputs[0].1;
+    assert_eq!((r.mac(Field::EthSrc), r.mac(Field::EthDst)), (ROUTER_MAC, m("10.1.0.2")));
+    assert_eq!((r.ip(Field::Ipv4Src), r.ip(Field::Ipv4Dst)), (ip("10.1.0.254"), ip("10.1.0.2")));
+    assert_eq!(r.get(Field::Icmpv4Type), 0, "an echo reply");
+    // Anything else sent to the router with nowhere to go is dropped.
+    let tr = t.trace(&Packet::ipv4(1, m("10.1.0.2"), ROUTER_MAC, ip("10.1.0.2"), ip("10.2.0.2")));
+    assert!(tr.dropped(), "red and blue share no router: {tr:?}");
+}
+
+#[test]
+fn networks_on_one_router_are_routed_with_the_ttl_decremented() {
+    let t = routed_table(true);
+    // a (red) to c (blue), through the gateway.
+    let tr = t.trace(&Packet::ipv4(1, m("10.1.0.2"), ROUTER_MAC, ip("10.1.0.2"), ip("10.2.0.2")));
+    assert_eq!(tr.ports(), vec![3], "{tr:?}");
+    let r = &tr.outputs[0].1;
+    assert_eq!((r.mac(Field::EthSrc), r.mac(Field::EthDst)), (ROUTER_MAC, m("10.2.0.2")));
+    assert_eq!(r.get(Field::NwTtl), 63);
+    assert_eq!(r.get(Field::Reg6), u128::from(vni_for("blue")), "in blue now");
+    // And back.
+    assert_eq!(t.trace(&Packet::ipv4(3, m("10.2.0.2"), ROUTER_MAC, ip("10.2.0.2"), ip("10.1.0.2"))).ports(), vec![1]);
+    // To an endpoint whose MAC was set by hand: its own MAC.
+    let tr = t.trace(&Packet::ipv4(3, m("10.2.0.2"), ROUTER_MAC, ip("10.2.0.2"), ip("10.1.0.4")));
+    assert_eq!(tr.ports(), vec![4], "{tr:?}");
+    assert_eq!(tr.outputs[0].1.mac(Field::EthDst), STATIC_MAC);
+    // To red's remote block: over the tunnel, in red's VNI.
+    let tr = t.trace(&Packet::ipv4(3, m("10.2.0.2"), ROUTER_MAC, ip("10.2.0.2"), ip("10.1.0.200")));
+    assert_eq!(tr.ports(), vec![GRE], "{tr:?}");
+    let r = &tr.outputs[0].1;
+    assert_eq!((r.get(Field::TunId), r.ip(Field::TunDst)), (u128::from(vni_for("red")), ip("192.168.50.2")));
+    assert_eq!(r.mac(Field::EthDst), m("10.1.0.200"));
+    // A TTL that runs out: dropped.
+    let mut last = Packet::ipv4(1, m("10.1.0.2"), ROUTER_MAC, ip("10.1.0.2"), ip("10.2.0.2"));
+    last.set(Field::NwTtl, 1);
+    assert!(t.trace(&last).dropped());
+    // Outside every network on the router: dropped.
+    assert!(t.trace(&Packet::ipv4(1, m("10.1.0.2"), ROUTER_MAC, ip("10.1.0.2"), ip("10.9.0.2"))).dropped());
+    // Switched traffic is untouched by the router: no TTL change.
+    let tr = t.trace(&Packet::ipv4(1, m("10.1.0.2"), m("10.1.0.3"), ip("10.1.0.2"), ip("10.1.0.3")));
+    assert_eq!((tr.ports(), tr.outputs[0].1.get(Field::NwTtl)), (vec![2], 64));
+    // Spoofing stays impossible through the router: a's packet with c's
+    // address as its source never leaves a's port.
+    assert!(t.trace(&Packet::ipv4(1, m("10.1.0.2"), ROUTER_MAC, ip("10.2.0.2"), ip("10.1.0.3"))).dropped());
 }

@@ -27,7 +27,19 @@ pub fn cluster_networks(cluster: &ClusterState) -> Vec<NetworkOpt> {
         .networks
         .values()
         .filter(|n| n.cidr.is_ipv4())
-        .map(|n| NetworkOpt { name: n.name.clone(), cidr: n.cidr, vni: Some(n.vni) })
+        .map(|n| NetworkOpt { name: n.name.clone(), cidr: n.cidr, vni: Some(n.vni), gateway: n.gateway })
+        .collect()
+}
+
+/// The cluster's routers, with the networks on each.
+pub fn cluster_routers(cluster: &ClusterState) -> Vec<crate::pipeline::Router> {
+    cluster
+        .router_networks()
+        .into_iter()
+        .map(|(name, nets)| crate::pipeline::Router {
+            name: name.to_owned(),
+            networks: nets.into_iter().map(str::to_owned).collect(),
+        })
         .collect()
 }
 
@@ -235,7 +247,12 @@ mod tests {
     fn state_for(c: &ClusterState, locals: Vec<LocalEndpoint>) -> State {
         let mut st = State::default();
         for n in cluster_networks(c) {
-            st.networks.push(crate::pipeline::Network { name: n.name, vni: n.vni.unwrap(), cidrs: vec![n.cidr] });
+            st.networks.push(crate::pipeline::Network {
+                name: n.name,
+                vni: n.vni.unwrap(),
+                cidrs: vec![n.cidr],
+                gateway: n.gateway,
+            });
         }
         st.local_endpoints = locals;
         st.tunnel_ofports.insert(TunnelType::Vxlan, 50);

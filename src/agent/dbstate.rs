@@ -9,12 +9,13 @@ use crate::ovsdb::Cache;
 use crate::pipeline::{BridgeLocal, DEFAULT_NETWORK, LocalEndpoint, Network, State, TunnelType, vni_for};
 use crate::vswitch::keys;
 
-/// A network given on the command line: `NAME=CIDR[,vni=N]`.
+/// A network given on the command line: `NAME=CIDR[,vni=N][,gateway=IP]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NetworkOpt {
     pub name: String,
     pub cidr: IpNet,
     pub vni: Option<u32>,
+    pub gateway: Option<Ipv4Addr>,
 }
 
 impl NetworkOpt {
@@ -27,6 +28,7 @@ impl NetworkOpt {
             return Err(format!("{s:?}: only IPv4 networks"));
         }
         let mut vni = None;
+        let mut gateway = None;
         for p in parts {
             match p.split_once('=') {
                 Some(("vni", v)) => {
@@ -36,13 +38,20 @@ impl NetworkOpt {
                     }
                     vni = Some(n);
                 }
+                Some(("gateway", g)) => {
+                    let ip: Ipv4Addr = g.parse().map_err(|_| format!("{s:?}: bad gateway {g:?}"))?;
+                    if !cidr.contains(IpAddr::V4(ip)) {
+                        return Err(format!("{s:?}: gateway {ip} is not in {cidr}"));
+                    }
+                    gateway = Some(ip);
+                }
                 _ => return Err(format!("{s:?}: unknown option {p:?}")),
             }
         }
         if name.is_empty() {
             return Err(format!("{s:?}: empty network name"));
         }
-        Ok(NetworkOpt { name: name.to_owned(), cidr, vni })
+        Ok(NetworkOpt { name: name.to_owned(), cidr, vni, gateway })
     }
 }
 
@@ -82,6 +91,7 @@ pub fn state_from_cache_with(cache: &Cache, opts: &StateOptions, claims: &Claims
             name: n.name.clone(),
             vni: n.vni.unwrap_or_else(|| vni_for(&n.name)),
             cidrs: vec![n.cidr],
+            gateway: n.gateway,
         });
     }
     let Some(ifaces) = crate::vswitch::model::bridge_interfaces(cache, &opts.bridge) else {

@@ -467,6 +467,7 @@ impl Agent {
                 so.networks.extend(nets);
                 let (mut st, mut w) = state_from_cache_with(&self.cache, &so, &self.claimed);
                 w.extend(cluster::apply_remote(&mut st, &c.state, &c.opts.host_name, &c.opts.tunnels));
+                st.routers = cluster::cluster_routers(&c.state);
                 (st, w)
             }
         }

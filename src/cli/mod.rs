@@ -57,6 +57,7 @@ pub mod host;
 pub mod lab;
 pub mod network;
 pub mod ofp;
+pub mod router;
 
 /// What the flows depend on besides the database (`agent` and `flows`).
 #[derive(Debug, Clone, Args)]
@@ -210,6 +211,10 @@ pub enum Command {
     /// Networks in the cluster database: create, list, show, del.
     #[command(subcommand)]
     Network(network::NetworkCommand),
+    /// Distributed routers: networks on one router reach each other through
+    /// their gateways, routed by every host's flows: create, add, del, list, show.
+    #[command(subcommand)]
+    Router(router::RouterCommand),
     /// Hosts in the cluster database: list, show, del (forget a host gone for good).
     #[command(subcommand)]
     Host(host::HostCommand),
@@ -361,6 +366,7 @@ fn flags_of(cli: &Cli) -> anyhow::Result<crate::config::Config> {
             f.host_name = cluster.host_name.clone();
         }
         Command::Network(cmd) => f.cluster_db = cmd.cluster_db_arg().cluster_db.clone(),
+        Command::Router(cmd) => f.cluster_db = cmd.cluster_db_arg().cluster_db.clone(),
         Command::Host(cmd) => f.cluster_db = cmd.cluster_db_arg().cluster_db.clone(),
         Command::Cluster(cluster::ClusterCommand::Status { cluster_db, .. }) => f.cluster_db = cluster_db.clone(),
         Command::Agent(a) => {
@@ -521,6 +527,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(args) => block_on(demo::run(args, &g)),
         Command::Cluster(cmd) => block_on(cluster::run(cmd, &g)),
         Command::Network(cmd) => block_on(network::run(cmd, &g)),
+        Command::Router(cmd) => block_on(router::run(cmd, &g)),
         Command::Host(cmd) => block_on(host::run(cmd, &g)),
         Command::Lab(cmd) => block_on(lab::run(cmd, &g)),
         Command::Agent(args) => agent::run(args, &g),

@@ -36,7 +36,9 @@ pub enum NetworkCommand {
         /// Fan: the hosts' underlay network, e.g. 172.30.0.0/16.
         #[arg(long, value_name = "CIDR")]
         underlay: Option<String>,
-        /// An address never handed out (a router's).
+        /// The network's gateway: answered by every host's flows (ARP,
+        /// ping) and never handed out; containers route through it
+        /// (default: the first address of the CIDR).
         #[arg(long, value_name = "IP")]
         gateway: Option<Ipv4Addr>,
         #[command(flatten)]
@@ -161,6 +163,11 @@ pub async fn run(cmd: NetworkCommand, g: &Global) -> anyhow::Result<()> {
                     outln!("{HEADER}\n{}", line(n));
                     if let Some(gw) = n.gateway {
                         outln!("gateway {gw}");
+                    }
+                    for (router, nets) in state.router_networks() {
+                        if nets.contains(&n.name.as_str()) {
+                            outln!("router {router}: {}", nets.join(", "));
+                        }
                     }
                     for (h, b) in &blocks {
                         outln!("block {b} on {h}");

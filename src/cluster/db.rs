@@ -13,13 +13,13 @@ use tokio::sync::watch;
 
 use super::ipam::{self, IpamError};
 use super::model::{
-    Block, COVERED_KEY, COVERED_VALUE, ClusterState, DB, Endpoint, Host, Ipam, Network, RowError, covered_by_block,
-    table,
+    Block, COVERED_KEY, COVERED_VALUE, ClusterState, DB, Endpoint, Host, Ipam, Network, Router, RowError,
+    covered_by_block, table,
 };
 use crate::net::IpNet;
 use crate::ovsdb::{
     self, Atom, Cache, Client, Condition, ConnectOptions, Datum, Function, MonitorEvent, MonitorRequest, Mutation,
-    Mutator, OpResult, Operation, Row, Uuid,
+    Mutator, OpResult, Operation, Row, Uuid, WaitUntil,
 };
 
 /// How many times an allocation retries after losing a race.
@@ -55,6 +55,19 @@ pub enum ClusterError {
     Reply(String),
     #[error("host {host} is alive: its heartbeat moved {observed}; stop its agent first, or use --force")]
     HostAlive { host: String, observed: String },
+    #[error("no router {0} in the cluster database")]
+    NoRouter(String),
+    #[error("router {0} already exists")]
+    RouterExists(String),
+    #[error("network {network} ({cidr}) overlaps network {other} ({other_cidr}) on router {router}")]
+    RouterOverlap { router: String, network: String, cidr: IpNet, other: String, other_cidr: IpNet },
+    #[error("{ip} is the gateway of network {network}; choose another address")]
+    GatewayAddress { ip: IpAddr, network: String },
+    #[error(
+        "the cluster database is at schema {0}, which has no routers: restart its members with this \
+         version of ovsnet (`ovsnet cluster start` upgrades the schema)"
+    )]
+    OldSchema(String),
 }
 
 /// What [`ClusterDb::remove_host`] removed.
@@ -104,12 +117,7 @@ impl NetworkSpec {
     /// Checks what can be checked without the database.
     pub fn check(&self) -> Result<(), ClusterError> {
         let bad = |m: String| Err(ClusterError::BadInput(m));
-        if self.name.is_empty()
-            || self.name.len() > 64
-            || !self.name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-        {
-            return bad(format!("bad network name {:?}: 1-64 characters of [A-Za-z0-9_.-]", self.name));
-        }
+        check_name("network", &self.name)?;
         if let Some(v) = self.vni
             && !(1..=ipam::MAX_VNI).contains(&v)
         {
@@ -168,6 +176,14 @@ pub struct EndpointSpec {
 #[derive(Debug, Clone)]
 pub struct ClusterDb {
     client: Client,
+}
+
+/// Names of networks and routers: 1-64 characters of `[A-Za-z0-9_.-]`.
+fn check_name(what: &str, name: &str) -> Result<(), ClusterError> {
+    if name.is_empty() || name.len() > 64 || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
+        return Err(ClusterError::BadInput(format!("bad {what} name {name:?}: 1-64 characters of [A-Za-z0-9_.-]")));
+    }
+    Ok(())
 }
 
 fn is_constraint(e: &ovsdb::Error) -> bool {
@@ -246,9 +262,12 @@ impl ClusterDb {
 
     /// Reads every table once.
     pub async fn state(&self) -> Result<ClusterState, ClusterError> {
-        let tables = [table::HOST, table::NETWORK, table::BLOCK, table::ENDPOINT];
-        let results = self.transact(tables.iter().map(|t| Operation::select(t, vec![])).collect()).await?;
         let schema = self.client.get_schema(DB).await?;
+        let mut tables = vec![table::HOST, table::NETWORK, table::BLOCK, table::ENDPOINT];
+        if schema.tables.contains_key(table::ROUTER) {
+            tables.push(table::ROUTER);
+        }
+        let results = self.transact(tables.iter().map(|t| Operation::select(t, vec![])).collect()).await?;
         let mut cache = Cache::new(schema);
         let mut upd = crate::ovsdb::TableUpdates::default();
         for (i, t) in tables.iter().enumerate() {
@@ -490,7 +509,9 @@ impl ClusterDb {
                 opt((spec.ipam == Ipam::Pool).then(|| i64::from(spec.effective_block_prefix()))),
             );
             row.insert("underlay".into(), opt(spec.underlay.filter(|_| spec.ipam == Ipam::Fan).map(|u| u.to_string())));
-            row.insert("gateway".into(), opt(spec.gateway.map(|g| g.to_string())));
+            // Every network has a gateway: the one given, or its first address.
+            let gateway = spec.gateway.or_else(|| ipam::default_gateway(spec.cidr));
+            row.insert("gateway".into(), opt(gateway.map(|g| g.to_string())));
             match self.transact(vec![Operation::insert(table::NETWORK, row.clone())]).await {
                 Ok(r) => {
                     let uuid = r
@@ -556,6 +577,9 @@ impl ClusterDb {
     async fn insert_endpoint(&self, net: &Network, spec: &EndpointSpec) -> Result<Endpoint, ClusterError> {
         if !net.cidr.contains(spec.ip) {
             return Err(ClusterError::OutsideNetwork { ip: spec.ip, network: net.name.clone(), cidr: net.cidr });
+        }
+        if net.gateway.is_some_and(|g| IpAddr::V4(g) == spec.ip) {
+            return Err(ClusterError::GatewayAddress { ip: spec.ip, network: net.name.clone() });
         }
         let mac = match (&spec.mac, spec.ip) {
             (Some(m), _) => m.clone(),
@@ -762,6 +786,143 @@ impl ClusterDb {
         }
     }
 
+    /// Fails with [`ClusterError::OldSchema`] when the database has no
+    /// Router table (schema 1.0.0).
+    async fn check_routers(&self) -> Result<(), ClusterError> {
+        let schema = self.client.get_schema(DB).await?;
+        if schema.tables.contains_key(table::ROUTER) {
+            Ok(())
+        } else {
+            Err(ClusterError::OldSchema(schema.version.clone().unwrap_or_else(|| "1.0.0".into())))
+        }
+    }
+
+    /// The routers, by name, each with its networks' names (sorted).
+    pub async fn routers(&self) -> Result<Vec<(Router, Vec<String>)>, ClusterError> {
+        self.check_routers().await?;
+        let r = self
+            .transact(vec![
+                Operation::select(table::ROUTER, vec![]),
+                Operation::select(table::NETWORK, vec![]).columns(["_uuid", "name"]),
+            ])
+            .await?;
+        let names: BTreeMap<Uuid, String> = rows(&r, 1)?
+            .iter()
+            .filter_map(|row| Some((row_uuid(row).ok()?, row.get("name")?.as_str()?.to_owned())))
+            .collect();
+        let mut out = Vec::new();
+        for row in rows(&r, 0)? {
+            let router = Router::from_row(row_uuid(row)?, row)?;
+            let mut nets: Vec<String> = router.networks.iter().filter_map(|u| names.get(u).cloned()).collect();
+            nets.sort();
+            out.push((router, nets));
+        }
+        out.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+        Ok(out)
+    }
+
+    /// One router with its networks' names.
+    pub async fn router(&self, name: &str) -> Result<(Router, Vec<String>), ClusterError> {
+        self.routers()
+            .await?
+            .into_iter()
+            .find(|(r, _)| r.name == name)
+            .ok_or_else(|| ClusterError::NoRouter(name.into()))
+    }
+
+    /// `router create`: one insert; the name index refuses a duplicate.
+    pub async fn create_router(&self, name: &str) -> Result<Router, ClusterError> {
+        self.check_routers().await?;
+        check_name("router", name)?;
+        let mut row = Row::new();
+        row.insert("name".into(), Datum::from(name));
+        match self.transact(vec![Operation::insert(table::ROUTER, row.clone())]).await {
+            Ok(r) => {
+                let uuid =
+                    r.first().and_then(|r| r.uuid).ok_or_else(|| ClusterError::Reply("insert without uuid".into()))?;
+                Ok(Router::from_row(uuid, &row)?)
+            }
+            Err(e) if is_constraint(&e) => Err(ClusterError::RouterExists(name.to_owned())),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// `router del`: the router goes; its networks stay, isolated again.
+    pub async fn delete_router(&self, name: &str) -> Result<(), ClusterError> {
+        self.check_routers().await?;
+        let r = self.transact(vec![Operation::delete(table::ROUTER, vec![Condition::eq("name", name)])]).await?;
+        match r.first().and_then(|r| r.count) {
+            Some(0) => Err(ClusterError::NoRouter(name.to_owned())),
+            _ => Ok(()),
+        }
+    }
+
+    /// `router add`: `network` joins `router` (true: it was not on it).
+    /// A network whose CIDR overlaps one already on the router is refused:
+    /// the router could not tell their addresses apart. The check and the
+    /// insert are one transaction, conditioned on the router's networks
+    /// being what was checked.
+    pub async fn router_add_network(&self, router: &str, network: &str) -> Result<bool, ClusterError> {
+        for _ in 0..MAX_RETRIES {
+            let (r, _) = self.router(router).await?;
+            let net = self.network(network).await?;
+            if r.networks.contains(&net.uuid) {
+                return Ok(false);
+            }
+            for other in self.networks().await?.iter().filter(|n| r.networks.contains(&n.uuid)) {
+                if other.cidr.contains(net.cidr.network().addr) || net.cidr.contains(other.cidr.network().addr) {
+                    return Err(ClusterError::RouterOverlap {
+                        router: router.to_owned(),
+                        network: net.name.clone(),
+                        cidr: net.cidr,
+                        other: other.name.clone(),
+                        other_cidr: other.cidr,
+                    });
+                }
+            }
+            let mut current = Row::new();
+            current.insert("networks".into(), Datum::set(r.networks.iter().map(|u| Atom::Uuid(*u))));
+            let ops = vec![
+                Operation::wait(
+                    table::ROUTER,
+                    vec![Condition::uuid(r.uuid)],
+                    vec!["networks".into()],
+                    WaitUntil::Equal,
+                    vec![current],
+                    Some(0),
+                ),
+                Operation::mutate(
+                    table::ROUTER,
+                    vec![Condition::uuid(r.uuid)],
+                    vec![Mutation::new("networks", Mutator::Insert, Datum::from(net.uuid))],
+                ),
+            ];
+            match self.transact(ops).await {
+                Ok(_) => return Ok(true),
+                Err(ovsdb::Error::Transaction { error: ovsdb::ErrorTag::TimedOut, .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ClusterError::TooManyRetries(MAX_RETRIES))
+    }
+
+    /// `router del ROUTER NETWORK`: `network` leaves `router` (true: it
+    /// was on it).
+    pub async fn router_remove_network(&self, router: &str, network: &str) -> Result<bool, ClusterError> {
+        let (r, _) = self.router(router).await?;
+        let net = self.network(network).await?;
+        if !r.networks.contains(&net.uuid) {
+            return Ok(false);
+        }
+        self.transact(vec![Operation::mutate(
+            table::ROUTER,
+            vec![Condition::uuid(r.uuid)],
+            vec![Mutation::new("networks", Mutator::Delete, Datum::from(net.uuid))],
+        )])
+        .await?;
+        Ok(true)
+    }
+
     /// Removes the endpoint holding `ip` in `network` (false: there was none).
     pub async fn remove_endpoint(&self, network: &str, ip: IpAddr) -> Result<bool, ClusterError> {
         let net = self.network(network).await?;
@@ -933,18 +1094,17 @@ impl ClusterDb {
 
     async fn watch_with(&self, endpoints: MonitorRequest) -> Result<ClusterWatch, ClusterError> {
         let schema = self.client.get_schema(DB).await?;
-        let mut monitor = self
-            .client
-            .monitor_cond(
-                DB,
-                &[
-                    (table::HOST, MonitorRequest::all()),
-                    (table::NETWORK, MonitorRequest::all()),
-                    (table::BLOCK, MonitorRequest::all()),
-                    (table::ENDPOINT, endpoints),
-                ],
-            )
-            .await?;
+        let mut tables = vec![
+            (table::HOST, MonitorRequest::all()),
+            (table::NETWORK, MonitorRequest::all()),
+            (table::BLOCK, MonitorRequest::all()),
+            (table::ENDPOINT, endpoints),
+        ];
+        // A database still at schema 1.0.0 has no routers.
+        if schema.tables.contains_key(table::ROUTER) {
+            tables.push((table::ROUTER, MonitorRequest::all()));
+        }
+        let mut monitor = self.client.monitor_cond(DB, &tables).await?;
         let mut cache = Cache::new(schema);
         cache.apply(&monitor.initial).map_err(ovsdb::Error::from)?;
         let (tx, rx) = watch::channel(Arc::new(ClusterState::from_cache(&cache)));

@@ -152,6 +152,15 @@ pub fn mac_for(ip: Ipv4Addr) -> [u8; 6] {
     crate::net::Mac::from_ipv4(ip).0
 }
 
+/// A network's gateway when none is given: its first address (none in a
+/// /31 or /32, or an IPv6 network).
+pub fn default_gateway(cidr: IpNet) -> Option<Ipv4Addr> {
+    match cidr.network().addr {
+        std::net::IpAddr::V4(a) if cidr.prefix < 31 => Some(Ipv4Addr::from(u32::from(a) + 1)),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

@@ -31,6 +31,8 @@ pub mod table {
     pub const NETWORK: &str = "Network";
     pub const BLOCK: &str = "Block";
     pub const ENDPOINT: &str = "Endpoint";
+    /// Since schema 1.1.0; a database still at 1.0.0 has none.
+    pub const ROUTER: &str = "Router";
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -169,6 +171,18 @@ impl HeldEndpoints {
     }
 }
 
+/// A distributed router: the networks on it reach each other, routed by
+/// every host's flows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Router {
+    #[serde(skip)]
+    pub uuid: Uuid,
+    pub name: String,
+    #[serde(skip)]
+    pub networks: BTreeSet<Uuid>,
+    pub external_ids: BTreeMap<String, String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Endpoint {
     #[serde(skip)]
@@ -297,6 +311,20 @@ impl Block {
     }
 }
 
+impl Router {
+    pub fn from_row(uuid: Uuid, row: &Row) -> Result<Self, RowError> {
+        let c = Cols { table: table::ROUTER, uuid, row };
+        let networks = match row.get("networks") {
+            Some(d) => match d.as_set() {
+                Some(atoms) => atoms.iter().filter_map(|a| a.as_uuid()).collect(),
+                None => d.as_uuid().into_iter().collect(),
+            },
+            None => BTreeSet::new(),
+        };
+        Ok(Router { uuid, name: c.string("name")?, networks, external_ids: c.map("external_ids") })
+    }
+}
+
 impl Endpoint {
     pub fn from_row(uuid: Uuid, row: &Row) -> Result<Self, RowError> {
         let c = Cols { table: table::ENDPOINT, uuid, row };
@@ -322,6 +350,8 @@ pub struct ClusterState {
     pub networks: BTreeMap<String, Network>,
     pub blocks: Vec<Block>,
     pub endpoints: Vec<Endpoint>,
+    /// By name (none from a database at schema 1.0.0).
+    pub routers: BTreeMap<String, Router>,
     pub bad_rows: Vec<RowError>,
 }
 
@@ -357,6 +387,14 @@ impl ClusterState {
                 Err(e) => s.bad_rows.push(e),
             }
         }
+        for (uuid, row) in cache.table(table::ROUTER) {
+            match Router::from_row(*uuid, row) {
+                Ok(r) => {
+                    s.routers.insert(r.name.clone(), r);
+                }
+                Err(e) => s.bad_rows.push(e),
+            }
+        }
         s.endpoints.sort_by(|a, b| (&a.host, a.ip).cmp(&(&b.host, b.ip)));
         s.blocks.sort_by(|a, b| (&a.host, a.cidr).cmp(&(&b.host, b.cidr)));
         s
@@ -364,6 +402,16 @@ impl ClusterState {
 
     pub fn network_by_uuid(&self, uuid: Uuid) -> Option<&Network> {
         self.networks.values().find(|n| n.uuid == uuid)
+    }
+
+    /// Each router with the names of its networks (those that exist), by
+    /// router name.
+    pub fn router_networks(&self) -> BTreeMap<&str, Vec<&str>> {
+        let names: BTreeMap<Uuid, &str> = self.networks.values().map(|n| (n.uuid, n.name.as_str())).collect();
+        self.routers
+            .values()
+            .map(|r| (r.name.as_str(), r.networks.iter().filter_map(|u| names.get(u).copied()).collect()))
+            .collect()
     }
 
     /// The endpoints of one network.

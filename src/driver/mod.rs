@@ -247,13 +247,6 @@ fn veth_names(endpoint_id: &str) -> (String, String) {
 }
 
 /// The first host address of a CIDR: the gateway when none is given.
-fn first_host(cidr: IpNet) -> Option<Ipv4Addr> {
-    match cidr.network().addr {
-        IpAddr::V4(a) if cidr.prefix < 31 => Some(Ipv4Addr::from(u32::from(a) + 1)),
-        _ => None,
-    }
-}
-
 fn overlaps(a: IpNet, b: IpNet) -> bool {
     a.contains(b.network().addr) || b.contains(a.network().addr)
 }
@@ -343,9 +336,10 @@ impl Driver {
             let gw = match (r.address, net.as_ref().and_then(|n| n.gateway)) {
                 (Some(a), _) => a,
                 (None, Some(g)) => IpAddr::V4(g),
-                (None, None) => {
-                    IpAddr::V4(first_host(cidr).ok_or_else(|| refused(format!("{cidr} has no host address")))?)
-                }
+                (None, None) => IpAddr::V4(
+                    crate::cluster::ipam::default_gateway(cidr)
+                        .ok_or_else(|| refused(format!("{cidr} has no host address")))?,
+                ),
             };
             if !cidr.contains(gw) {
                 return Err(refused(format!("gateway {gw} is outside {cidr}")));
@@ -417,7 +411,7 @@ impl Driver {
         let gateway = match pool.gateway.map(|g| g.addr) {
             Some(IpAddr::V4(g)) => Some(g),
             Some(IpAddr::V6(_)) => return Err(refused("an IPv6 gateway on an IPv4 subnet")),
-            None => first_host(pool.pool),
+            None => crate::cluster::ipam::default_gateway(pool.pool),
         };
         let net = match existing.iter().find(|n| n.name == name) {
             Some(n) => {

@@ -34,6 +34,11 @@ pub enum Kind {
     RemoteBlock,
     /// Per remote endpoint given one by one.
     RemoteEndpoint,
+    /// Per network with a gateway address.
+    Gateway,
+    /// Per network and address block it reaches through a router (its
+    /// own included).
+    Route,
 }
 
 impl Kind {
@@ -47,6 +52,8 @@ impl Kind {
             "tunnel" => Kind::Tunnel,
             "remote_block" => Kind::RemoteBlock,
             "remote_endpoint" => Kind::RemoteEndpoint,
+            "gateway" => Kind::Gateway,
+            "route" => Kind::Route,
             _ => return None,
         })
     }
@@ -60,12 +67,14 @@ impl Kind {
             Kind::Tunnel => "tunnel",
             Kind::RemoteBlock => "remote_block",
             Kind::RemoteEndpoint => "remote_endpoint",
+            Kind::Gateway => "gateway",
+            Kind::Route => "route",
         }
     }
     /// The placeholders a template of this kind may use.
     pub fn placeholders(self) -> &'static [&'static str] {
         match self {
-            Kind::Pipeline => &[],
+            Kind::Pipeline => &["router_mac"],
             Kind::Endpoint => &["ofport", "mac", "ip", "vni"],
             Kind::StaticMac => &["mac", "mac_hex", "ip", "vni"],
             Kind::Network => &["vni", "cidr", "flood"],
@@ -73,6 +82,8 @@ impl Kind {
             Kind::Tunnel => &["vni", "tunnel_ofport"],
             Kind::RemoteBlock => &["vni", "cidr", "tun_dst", "tunnel_ofport"],
             Kind::RemoteEndpoint => &["vni", "mac", "ip", "tun_dst", "tunnel_ofport"],
+            Kind::Gateway => &["vni", "gateway", "router_mac", "router_mac_hex"],
+            Kind::Route => &["vni", "dst_vni", "dst_cidr", "router_mac", "router_mac_hex"],
         }
     }
 }

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use super::PipelineError;
 use super::decl::{Kind, Pipeline, TableDecl, Template};
-use super::state::{State, TunnelType, fnv1a, mac_is_derived};
+use super::state::{ROUTER_MAC, State, TunnelType, fnv1a, mac_is_derived};
 use crate::net::Mac;
 use crate::openflow::action::{Action, OFPP_LOCAL};
 use crate::openflow::instruction::Instruction;
@@ -256,7 +256,12 @@ pub fn validate(decl: &TableDecl, fm: &FlowMod, pipeline: &Pipeline) -> Result<(
 
 /// The objects of every kind in `state`, each with its placeholder values.
 fn objects(state: &State, warnings: &mut Vec<String>) -> Vec<Obj> {
-    let mut objs = vec![Obj { kind: Kind::Pipeline, owner: "pipeline".into(), vars: vec![] }];
+    let router_mac = || [("router_mac", ROUTER_MAC.to_string()), ("router_mac_hex", mac_hex(ROUTER_MAC))];
+    let mut objs = vec![Obj {
+        kind: Kind::Pipeline,
+        owner: "pipeline".into(),
+        vars: vec![("router_mac", ROUTER_MAC.to_string())],
+    }];
     let vni_of = |net: &str| state.network(net).map(|n| n.vni);
 
     // Local endpoints, the bridge's own port first.
@@ -326,12 +331,41 @@ fn objects(state: &State, warnings: &mut Vec<String>) -> Vec<Obj> {
         if n.cidrs.is_empty() {
             warnings.push(format!("{owner}: no address block; no ARP responder or broadcast flow"));
         }
+        if let Some(gw) = n.gateway {
+            let mut vars = vec![("vni", n.vni.to_string()), ("gateway", gw.to_string())];
+            vars.extend(router_mac());
+            objs.push(Obj { kind: Kind::Gateway, owner: format!("{owner}/gateway"), vars });
+        }
         for (tt, ofport) in &state.tunnel_ofports {
             objs.push(Obj {
                 kind: Kind::Tunnel,
                 owner: format!("{owner}/tunnel:{}", tt.as_str()),
                 vars: vec![("vni", n.vni.to_string()), ("tunnel_ofport", ofport.to_string())],
             });
+        }
+    }
+
+    // Routes: each network on a router reaches every network on it (its
+    // own too: a packet sent to the gateway for an address of its own
+    // network). A pair on two routers is routed once.
+    let mut pairs: std::collections::BTreeSet<(&str, &str)> = std::collections::BTreeSet::new();
+    for r in &state.routers {
+        for from in &r.networks {
+            for to in &r.networks {
+                pairs.insert((from, to));
+            }
+        }
+    }
+    for (from, to) in pairs {
+        let (Some(src), Some(dst)) = (state.network(from), state.network(to)) else {
+            warnings.push(format!("route {from} -> {to}: network unknown here; no flows"));
+            continue;
+        };
+        for cidr in dst.cidrs.iter().map(|c| c.network()).filter(|c| c.is_ipv4()) {
+            let mut vars =
+                vec![("vni", src.vni.to_string()), ("dst_vni", dst.vni.to_string()), ("dst_cidr", cidr.to_string())];
+            vars.extend(router_mac());
+            objs.push(Obj { kind: Kind::Route, owner: format!("route:{from}:{to}"), vars });
         }
     }
 

@@ -48,7 +48,8 @@ impl Packet {
             .set(Field::EthType, 0x0800)
             .set(Field::Ipv4Src, u32::from(src).into())
             .set(Field::Ipv4Dst, u32::from(dst).into())
-            .set(Field::IpProto, 1);
+            .set(Field::IpProto, 1)
+            .set(Field::NwTtl, 64);
         p
     }
     /// An ARP request (broadcast) from a port.
@@ -180,7 +181,9 @@ impl FlowTable {
             match ins {
                 Instruction::ApplyActions(acts) => {
                     for a in acts {
-                        self.apply(a, p, t, depth);
+                        if !self.apply(a, p, t, depth) {
+                            return; // dropped (its TTL ran out)
+                        }
                     }
                 }
                 Instruction::GotoTable(n) => goto = Some(*n),
@@ -192,8 +195,18 @@ impl FlowTable {
         }
     }
 
-    fn apply(&self, a: &Action, p: &mut Packet, t: &mut Trace, depth: u32) {
+    /// Applies one action; `false` when the packet is dropped by it.
+    fn apply(&self, a: &Action, p: &mut Packet, t: &mut Trace, depth: u32) -> bool {
         match a {
+            Action::DecNwTtl => {
+                // Open vSwitch drops a packet whose TTL would reach 0 (and
+                // sends it to controllers that asked for such packets).
+                let ttl = p.get(Field::NwTtl);
+                if ttl <= 1 {
+                    return false;
+                }
+                p.set(Field::NwTtl, ttl - 1);
+            }
             Action::Output { port, .. } => {
                 let in_port = p.get(Field::InPort) as u32;
                 if *port == OFPP_IN_PORT {
@@ -206,7 +219,7 @@ impl FlowTable {
             Action::SetField(f) | Action::RegLoad2(f) => {
                 let Some(field) = f.field() else {
                     t.unsupported.push(format!("{a:?}"));
-                    return;
+                    return true;
                 };
                 let full = width_mask(u32::from(field.def().bits));
                 let mask = f.mask_u128().unwrap_or(full);
@@ -216,7 +229,7 @@ impl FlowTable {
             Action::RegLoad { dst, value } => {
                 let Some(field) = field_of(dst) else {
                     t.unsupported.push(format!("{a:?}"));
-                    return;
+                    return true;
                 };
                 let m = width_mask(u32::from(dst.n_bits)) << dst.ofs;
                 let v = (p.get(field) & !m) | ((u128::from(*value) << dst.ofs) & m);
@@ -225,7 +238,7 @@ impl FlowTable {
             Action::RegMove { src, dst } => {
                 let (Some(sf), Some(df)) = (field_of(src), field_of(dst)) else {
                     t.unsupported.push(format!("{a:?}"));
-                    return;
+                    return true;
                 };
                 let bits = (p.get(sf) >> src.ofs) & width_mask(u32::from(src.n_bits));
                 let m = width_mask(u32::from(dst.n_bits)) << dst.ofs;
@@ -241,5 +254,6 @@ impl FlowTable {
             Action::ResubmitTable { table, .. } => self.run_table(*table, p, t, depth + 1),
             other => t.unsupported.push(format!("{other:?}")),
         }
+        true
     }
 }

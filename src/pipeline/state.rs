@@ -15,7 +15,23 @@ pub struct Network {
     pub vni: u32,
     /// Address blocks answered by the ARP responder (usually one).
     pub cidrs: Vec<IpNet>,
+    /// The address the router answers in this network (ARP, ping) and
+    /// routes from.
+    pub gateway: Option<Ipv4Addr>,
 }
+
+/// A distributed router: every host routes between its networks itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Router {
+    pub name: String,
+    /// Network names.
+    pub networks: Vec<String>,
+}
+
+/// The MAC of every network's gateway, on every host: one router MAC, as
+/// the ARP responder gives it and routed packets carry as their source.
+/// It is the MAC derived from 0.0.0.1, an address no endpoint has.
+pub const ROUTER_MAC: Mac = Mac([0x0a, 0x58, 0x00, 0x00, 0x00, 0x01]);
 
 /// A container interface on this bridge.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,6 +84,7 @@ pub struct State {
     pub remote_endpoints: Vec<RemoteEndpoint>,
     /// ofport of the bridge's flow-based tunnel port of each type.
     pub tunnel_ofports: BTreeMap<TunnelType, u32>,
+    pub routers: Vec<Router>,
 }
 
 /// The network name used when an attachment names none.
@@ -108,7 +125,12 @@ impl State {
                     n.cidrs.push(cidr);
                 }
             }
-            None => self.networks.push(Network { name: name.to_owned(), vni: vni_for(name), cidrs: vec![cidr] }),
+            None => self.networks.push(Network {
+                name: name.to_owned(),
+                vni: vni_for(name),
+                cidrs: vec![cidr],
+                gateway: None,
+            }),
         }
     }
 }
