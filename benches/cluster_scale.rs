@@ -187,7 +187,12 @@ fn local_endpoints() -> Vec<LocalEndpoint> {
 fn base_state(cluster: &ClusterState, locals: &[LocalEndpoint]) -> State {
     let mut st = State::default();
     for n in cluster_networks(cluster) {
-        st.networks.push(pipeline::Network { name: n.name, vni: n.vni.unwrap_or(1), cidrs: vec![n.cidr], gateway: n.gateway });
+        st.networks.push(pipeline::Network {
+            name: n.name,
+            vni: n.vni.unwrap_or(1),
+            cidrs: vec![n.cidr],
+            gateway: n.gateway,
+        });
     }
     st.local_endpoints = locals.to_vec();
     st.tunnel_ofports.insert(TunnelType::Vxlan, VXLAN_OFPORT);

@@ -136,7 +136,7 @@ fn schema_is_accepted_by_ovsdb_tool() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v = std::process::Command::new("ovsdb-tool").arg("schema-version").arg(&schema).output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&v.stdout).trim(), "1.0.0");
+    assert_eq!(String::from_utf8_lossy(&v.stdout).trim(), "1.1.0");
     // The built-in copy is the file.
     assert_eq!(std::fs::read_to_string(&schema).unwrap(), ovsnet::cluster::SCHEMA);
 }
@@ -200,10 +200,11 @@ fn allocation_follows_the_ipam_mode() {
         assert_eq!(e.ip.to_string(), "250.0.28.1");
         assert_eq!(e.mac, "0a:58:fa:00:1c:01");
         assert_eq!(db.allocate_ip("fan", "h2", "c1", "eth1").await.unwrap().ip.to_string(), "250.0.29.1");
-        // Pool: first free blocks, one per host, kept.
-        assert_eq!(db.allocate_ip("pool", "h1", "c1", "eth1").await.unwrap().ip.to_string(), "10.7.0.1");
+        // Pool: first free blocks, one per host, kept; the network's
+        // gateway (its first address, by default) is never handed out.
+        assert_eq!(db.allocate_ip("pool", "h1", "c1", "eth1").await.unwrap().ip.to_string(), "10.7.0.2");
         assert_eq!(db.allocate_ip("pool", "h2", "c1", "eth1").await.unwrap().ip.to_string(), "10.7.1.1");
-        assert_eq!(db.allocate_ip("pool", "h1", "c2", "eth1").await.unwrap().ip.to_string(), "10.7.0.2");
+        assert_eq!(db.allocate_ip("pool", "h1", "c2", "eth1").await.unwrap().ip.to_string(), "10.7.0.3");
         // Static: the whole CIDR, skipping the gateway.
         assert_eq!(db.allocate_ip("st", "h2", "c9", "eth1").await.unwrap().ip.to_string(), "192.168.50.2");
 
@@ -491,5 +492,65 @@ fn the_host_scoped_watch_holds_what_remote_view_needs() {
         // The full watch still holds everything.
         let all = db.watch().await.unwrap();
         assert_eq!(ips(&all.state()), ips(&full));
+    });
+}
+
+#[test]
+fn routers_gateways_and_the_upgrade_from_schema_1_0_0() {
+    let Some(f) = Fixture::start(1) else { return };
+    // A database as an older ovsnet made it: schema 1.0.0, no Router table
+    // (converted down with ovsdb-client as the oracle).
+    let mut old: serde_json::Value = serde_json::from_str(ovsnet::cluster::SCHEMA).unwrap();
+    old["version"] = "1.0.0".into();
+    old["tables"].as_object_mut().unwrap().remove("Router");
+    let old_file = f.dir.join("old.ovsschema");
+    std::fs::write(&old_file, old.to_string()).unwrap();
+    let out =
+        std::process::Command::new("ovsdb-client").arg("convert").arg(f.remotes()).arg(&old_file).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    rt().block_on(async {
+        let db = connect(&f).await;
+        // Every network has a gateway: its first address by default.
+        let red = db.create_network(&spec("red", "10.8.0.0/24", Ipam::Static)).await.unwrap();
+        assert_eq!(red.gateway, Some("10.8.0.1".parse().unwrap()));
+        let err = db.publish_endpoint(&ep("red", "h1", "10.8.0.1", "c1")).await.unwrap_err();
+        assert!(matches!(err, ClusterError::GatewayAddress { .. }), "{err}");
+        assert!(err.to_string().contains("10.8.0.1 is the gateway of network red"), "{err}");
+        // An old database: no routers, said plainly; the rest works.
+        let err = db.create_router("r1").await.unwrap_err();
+        assert!(matches!(err, ClusterError::OldSchema(ref v) if v == "1.0.0"), "{err}");
+        assert!(db.state().await.unwrap().routers.is_empty());
+        assert_eq!(db.upgrade_schema().await.unwrap(), Some(("1.0.0".into(), "1.1.0".into())));
+    });
+    rt().block_on(async {
+        // A new connection sees the new schema; the rows are kept.
+        let db = connect(&f).await;
+        assert_eq!(db.upgrade_schema().await.unwrap(), None, "already upgraded");
+        assert!(db.network("red").await.is_ok());
+        db.create_router("r1").await.unwrap();
+        assert!(matches!(db.create_router("r1").await, Err(ClusterError::RouterExists(_))));
+        assert!(matches!(db.create_router("bad name").await, Err(ClusterError::BadInput(_))));
+        db.create_network(&spec("blue", "10.9.0.0/24", Ipam::Static)).await.unwrap();
+        db.create_network(&spec("wide", "10.8.0.0/16", Ipam::Static)).await.unwrap();
+        assert!(db.router_add_network("r1", "red").await.unwrap());
+        assert!(!db.router_add_network("r1", "red").await.unwrap(), "already on it");
+        assert!(db.router_add_network("r1", "blue").await.unwrap());
+        let err = db.router_add_network("r1", "wide").await.unwrap_err();
+        assert!(err.to_string().contains("overlaps network red"), "{err}");
+        assert!(matches!(db.router_add_network("r9", "red").await, Err(ClusterError::NoRouter(_))));
+        assert!(matches!(db.router_add_network("r1", "nope").await, Err(ClusterError::NoNetwork(_))));
+        let (_, nets) = db.router("r1").await.unwrap();
+        assert_eq!(nets, ["blue", "red"]);
+        let st = db.state().await.unwrap();
+        assert_eq!(st.router_networks().get("r1").map(|v| v.len()), Some(2));
+        // A deleted network leaves its routers (weak references).
+        db.delete_network("blue").await.unwrap();
+        assert_eq!(db.router("r1").await.unwrap().1, ["red"]);
+        assert!(db.router_remove_network("r1", "red").await.unwrap());
+        assert!(!db.router_remove_network("r1", "red").await.unwrap());
+        db.delete_router("r1").await.unwrap();
+        assert!(matches!(db.delete_router("r1").await, Err(ClusterError::NoRouter(_))));
+        assert!(db.routers().await.unwrap().is_empty());
     });
 }

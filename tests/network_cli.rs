@@ -174,7 +174,8 @@ fn attach_allocates_from_the_cluster_and_two_hosts_racing_for_one_ip_leave_one_w
     let out = attach(&h1, "h1", &c1.0, None);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains(" 10.30.0.1/16 ") && text.contains("network blue, host h1"), "{text}");
+    // The gateway, 10.30.0.1, is never handed out.
+    assert!(text.contains(" 10.30.0.2/16 ") && text.contains("network blue, host h1"), "{text}");
     let out = attach(&h2, "h2", &c2.0, None);
     assert!(
         String::from_utf8_lossy(&out.stdout).contains(" 10.30.0.65/16 "),
@@ -246,18 +247,18 @@ fn detach_and_gc_with_the_cluster_db_remove_this_hosts_endpoint_rows() {
         ok(on(sbx, &["attach", "obr0", &cref(c), "--network", "blue", "--cluster-db", R, "--host-name", host]));
     }
     let show = env.ok(&["network", "show", "blue", "--cluster-db", R]);
-    assert!(show.contains("3 endpoint(s)") && show.contains("10.31.0.1 ") && show.contains("10.31.0.2 "), "{show}");
+    assert!(show.contains("3 endpoint(s)") && show.contains("10.31.0.2 ") && show.contains("10.31.0.3 "), "{show}");
 
     // detach: the port, then its row; h2's row stays.
     let out = ok(on(&h1, &["detach", "obr0", &cref(&c1), "--cluster-db", R, "--host-name", "h1"]));
-    assert!(out.contains("detached") && out.contains("10.31.0.1/16"), "{out}");
+    assert!(out.contains("detached") && out.contains("10.31.0.2/16"), "{out}");
     let show = env.ok(&["network", "show", "blue", "--cluster-db", R]);
-    assert!(show.contains("2 endpoint(s)") && !show.contains("10.31.0.1 "), "{show}");
+    assert!(show.contains("2 endpoint(s)") && !show.contains("10.31.0.2 "), "{show}");
 
     // gc: the container is gone, so are its port and its row.
     drop(c2);
     let out = ok(on(&h1, &["gc", "obr0", "--cluster-db", R, "--host-name", "h1"]));
-    assert!(out.contains("removed") && out.contains("10.31.0.2/16"), "{out}");
+    assert!(out.contains("removed") && out.contains("10.31.0.3/16"), "{out}");
     let show = env.ok(&["network", "show", "blue", "--cluster-db", R]);
     assert!(show.contains("1 endpoint(s)") && show.contains("on h2"), "{show}");
 

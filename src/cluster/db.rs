@@ -178,6 +178,11 @@ pub struct ClusterDb {
     client: Client,
 }
 
+/// A schema version (`MAJOR.MINOR.PATCH`) as numbers, for comparing.
+fn version_key(v: &str) -> Vec<u64> {
+    v.split('.').map(|p| p.parse().unwrap_or(0)).collect()
+}
+
 /// Names of networks and routers: 1-64 characters of `[A-Za-z0-9_.-]`.
 fn check_name(what: &str, name: &str) -> Result<(), ClusterError> {
     if name.is_empty() || name.len() > 64 || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
@@ -784,6 +789,26 @@ impl ClusterDb {
             Some(0) => Err(ClusterError::NoNetwork(name.to_owned())),
             _ => Ok(()),
         }
+    }
+
+    /// Converts the database to the schema built into this binary when the
+    /// server holds an older version (RFC 7047's `convert`, done online as
+    /// `ovsdb-client convert` does; a clustered database converts through
+    /// Raft). Returns the versions (from, to) when it converted.
+    pub async fn upgrade_schema(&self) -> Result<Option<(String, String)>, ClusterError> {
+        let ours = crate::ovsdb::DatabaseSchema::from_json(
+            &serde_json::from_str(super::model::SCHEMA).map_err(|e| ClusterError::Reply(e.to_string()))?,
+        )
+        .map_err(|e| ClusterError::Reply(format!("the built-in schema: {e}")))?;
+        let theirs = self.client.get_schema(DB).await?;
+        let (from, to) = (theirs.version.clone().unwrap_or_default(), ours.version.clone().unwrap_or_default());
+        if version_key(&from) >= version_key(&to) {
+            return Ok(None);
+        }
+        let schema: serde_json::Value =
+            serde_json::from_str(super::model::SCHEMA).map_err(|e| ClusterError::Reply(e.to_string()))?;
+        self.client.request("convert", serde_json::json!([DB, schema])).await?;
+        Ok(Some((from, to)))
     }
 
     /// Fails with [`ClusterError::OldSchema`] when the database has no
