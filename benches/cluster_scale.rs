@@ -192,6 +192,7 @@ fn base_state(cluster: &ClusterState, locals: &[LocalEndpoint]) -> State {
             vni: n.vni.unwrap_or(1),
             cidrs: vec![n.cidr],
             gateway: n.gateway,
+            egress: n.egress,
         });
     }
     st.local_endpoints = locals.to_vec();

@@ -393,6 +393,7 @@ fn main() {
         agents: true,
         agent_exe: Some(exe.clone()),
         docker: false,
+        outside: false,
     };
     println!("load average before: {}", loadavg());
     let t = Instant::now();

@@ -18,11 +18,12 @@ need_root
 # iperf3 and tcpdump (measurements); a C toolchain for crates that build C;
 # ruby to syntax-check the Vagrantfile; systemd (systemd-analyze verify
 # on the units) and man-db (man -w on the packaged pages) for the package
-# test; docker-compose for the Compose test.
+# test; docker-compose for the Compose test; libnftnl and libmnl (the
+# nftables NAT is built through them) and nft (the NAT tests' oracle).
 packages=(
     openvswitch-switch iproute2 iputils-ping docker.io busybox-static
     iperf3 tcpdump build-essential pkg-config curl ca-certificates ruby
-    systemd man-db docker-compose
+    systemd man-db docker-compose libnftnl-dev libmnl-dev nftables
 )
 missing=()
 for p in "${packages[@]}"; do

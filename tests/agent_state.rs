@@ -84,6 +84,7 @@ fn endpoints_networks_tunnels_and_host_from_rows() {
         bridge: "obr0".into(),
         networks: vec![NetworkOpt::parse("default=10.5.0.0/16,vni=42").expect("opt")],
         host: Some(HostAccess { ip: "10.5.0.1".parse().expect("ip"), prefix: 16, network: None }),
+        uplink: false,
     };
     let (st, _) = state_from_cache(&c, &opts);
     let d = st.network("default").expect("default");

@@ -95,6 +95,7 @@ fn spec(name: &str, cidr: &str, ipam: Ipam) -> NetworkSpec {
         block_prefix: None,
         underlay: (ipam == Ipam::Fan).then(|| net("172.30.0.0/16")),
         gateway: None,
+        internal: false,
     }
 }
 

@@ -40,6 +40,7 @@ impl Lab {
             agents: true,
             agent_exe: Some(PathBuf::from(env!("CARGO_BIN_EXE_ovsnet"))),
             docker: false,
+            outside: false,
         };
         let mut lab = Lab { rec: None, root: tmp.path().to_owned(), name, _tmp: tmp };
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();

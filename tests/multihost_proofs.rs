@@ -16,7 +16,7 @@
 
 mod common;
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -37,6 +37,11 @@ struct Lab {
 
 impl Lab {
     fn up(hosts: usize, containers: usize, tunnel: TunnelType) -> Option<Lab> {
+        Lab::up_with(hosts, containers, tunnel, false)
+    }
+
+    /// [`Lab::up`], with the outside namespace (`lab up --outside`) or not.
+    fn up_with(hosts: usize, containers: usize, tunnel: TunnelType, outside: bool) -> Option<Lab> {
         if let Err(e) = ovsnet::sandbox::ovs_installed() {
             assert!(!common::strict(), "CI=true and Open vSwitch is missing: {e}");
             eprintln!("skipping: {e}");
@@ -54,6 +59,7 @@ impl Lab {
             agents: true,
             agent_exe: Some(PathBuf::from(env!("CARGO_BIN_EXE_ovsnet"))),
             docker: false,
+            outside,
         };
         let mut lab = Lab { rec: None, root: tmp.path().to_owned(), name, _tmp: tmp };
         lab.rec = Some(rt().block_on(lab::up(&opts)).expect("lab up"));
@@ -126,6 +132,7 @@ impl Lab {
             block_prefix: None,
             underlay: None,
             gateway: None,
+            internal: false,
         };
         rt().block_on(async move {
             let db = ClusterDb::connect(&remotes, &copts()).await.unwrap();
@@ -893,4 +900,102 @@ fn networks_on_a_router_reach_each_other_across_hosts_and_others_stay_isolated()
     assert!(!err.status.success() && stderr_of(&err).contains("no router nope"), "{}", stderr_of(&err));
     run("h1", &["router", "del", "r1"]);
     assert!(!run("h1", &["router", "list"]).contains("r1"));
+}
+
+// ---------------------------------------------------------------------------
+// A way out: containers reach an address outside every network through
+// their own host, source-translated to that host's address.
+
+/// A TCP server in `ns` on `addr`: each connection's peer address is sent
+/// on the returned channel, then what the peer sends is echoed until it
+/// closes. Runs until the test ends.
+fn outside_server(ns: &str, addr: SocketAddrV4) -> std::sync::mpsc::Receiver<std::net::SocketAddr> {
+    let fd = ovsnet::netns::open(ns).unwrap();
+    let listener = ovsnet::netns::run_in(&fd, || std::net::TcpListener::bind(addr)).unwrap().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let Ok(peer) = conn.peer_addr() else { continue };
+            if tx.send(peer).is_err() {
+                return;
+            }
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = std::io::Read::read(&mut conn, &mut buf) {
+                    if n == 0 || std::io::Write::write_all(&mut conn, &buf[..n]).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    rx
+}
+
+/// A TCP connection from the container namespace `ns` to `to`.
+fn connect_from(ns: &str, to: SocketAddrV4, timeout: Duration) -> std::io::Result<std::net::TcpStream> {
+    let fd = ovsnet::netns::open(ns).unwrap();
+    ovsnet::netns::run_in(&fd, || std::net::TcpStream::connect_timeout(&to.into(), timeout)).unwrap()
+}
+
+/// Sends `msg` and reads the echo back.
+fn echo(conn: &mut std::net::TcpStream, msg: &[u8]) -> bool {
+    use std::io::{Read, Write};
+    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut back = vec![0u8; msg.len()];
+    conn.write_all(msg).is_ok() && conn.read_exact(&mut back).is_ok() && back == msg
+}
+
+#[test]
+fn containers_egress_through_their_own_host_and_internal_networks_do_not() {
+    let Some(lab) = Lab::up_with(2, 1, TunnelType::Vxlan, true) else { return };
+    let rec = lab.rec();
+    let outside = rec.outside.clone().expect("the outside namespace");
+    let server = SocketAddrV4::new(lab::OUTSIDE_SERVER, 8080);
+    let peers = outside_server(&outside, server);
+    let diag = || format!("{}\n{}\n{}", dump_flows(lab.host("h1")), dump_flows(lab.host("h2")), agent_log(lab.rec()));
+
+    // From a container on each host: the server sees that host's address.
+    let mut conns = Vec::new();
+    for c in &rec.containers {
+        let mut conn = None;
+        wait_for(
+            10,
+            &format!("{} connects to the outside server", c.name),
+            || {
+                conn = connect_from(&c.netns, server, Duration::from_secs(1)).ok();
+                conn.is_some()
+            },
+            diag,
+        );
+        let mut conn = conn.unwrap();
+        assert!(echo(&mut conn, b"out and back"), "{} echo", c.name);
+        let peer = peers.recv_timeout(Duration::from_secs(5)).unwrap();
+        let host = lab.host(&c.host);
+        assert_eq!(peer.ip(), IpAddr::V4(host.underlay_ip), "{} leaves through its own host {}", c.name, host.name);
+        conns.push(conn);
+    }
+
+    // The agent killed under the connection: it stays (the translation is
+    // the kernel's, the flows the switch's).
+    let h1 = lab.host("h1");
+    let pid = lab::agent_pid(&h1.dir).unwrap();
+    ovsnet::process::kill_pid(pid);
+    assert!(echo(&mut conns[0], b"still there"), "the connection outlived the agent");
+
+    // An --internal network has no way out.
+    let remotes = lab.remotes();
+    lab.ovsnet_ok(
+        "h2",
+        &["network", "create", "closed", "--cidr", "10.64.0.0/24", "--internal", "--cluster-db", &remotes],
+    );
+    let shut = lab.container("shut");
+    lab.attach_in_cluster("h2", &shut.0, "closed");
+    assert!(
+        connect_from(&shut.0, server, Duration::from_millis(1500)).is_err(),
+        "an internal network reached the outside"
+    );
+    // Its gateway still answers.
+    wait_for(10, "shut pings its gateway", || ping(&shut.0, Ipv4Addr::new(10, 64, 0, 1), Duration::from_secs(1)), diag);
 }

@@ -99,7 +99,7 @@ fn an_empty_state_is_one_miss_flow_per_table_and_the_router_drop() {
     assert_eq!(misses.len(), 7, "{text:#?}");
     assert!(flows.iter().filter(|f| f.priority == 0 && f.table_id != 25).all(|f| f.instructions.is_empty()));
     assert!(has_flow(&text, "table=25, priority=0 actions=goto_table:30"), "{text:#?}");
-    assert!(has_flow(&text, "table=25, priority=80,dl_dst=0a:58:00:00:00:01 actions=drop"), "{text:#?}");
+    assert!(has_flow(&text, "table=25, priority=60,dl_dst=0a:58:00:00:00:01 actions=drop"), "{text:#?}");
 }
 
 fn has_flow(text: &[String], needle: &str) -> bool {

@@ -27,7 +27,13 @@ pub fn cluster_networks(cluster: &ClusterState) -> Vec<NetworkOpt> {
         .networks
         .values()
         .filter(|n| n.cidr.is_ipv4())
-        .map(|n| NetworkOpt { name: n.name.clone(), cidr: n.cidr, vni: Some(n.vni), gateway: n.gateway })
+        .map(|n| NetworkOpt {
+            name: n.name.clone(),
+            cidr: n.cidr,
+            vni: Some(n.vni),
+            gateway: n.gateway,
+            egress: !n.internal,
+        })
         .collect()
 }
 
@@ -252,6 +258,7 @@ mod tests {
                 vni: n.vni.unwrap(),
                 cidrs: vec![n.cidr],
                 gateway: n.gateway,
+                egress: n.egress,
             });
         }
         st.local_endpoints = locals;

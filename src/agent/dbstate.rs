@@ -16,6 +16,9 @@ pub struct NetworkOpt {
     pub cidr: IpNet,
     pub vni: Option<u32>,
     pub gateway: Option<Ipv4Addr>,
+    /// Reaches outside through the host (the cluster's networks that are
+    /// not `--internal`; never a network given on the command line).
+    pub egress: bool,
 }
 
 impl NetworkOpt {
@@ -51,7 +54,7 @@ impl NetworkOpt {
         if name.is_empty() {
             return Err(format!("{s:?}: empty network name"));
         }
-        Ok(NetworkOpt { name: name.to_owned(), cidr, vni, gateway })
+        Ok(NetworkOpt { name: name.to_owned(), cidr, vni, gateway, egress: false })
     }
 }
 
@@ -70,6 +73,9 @@ pub struct StateOptions {
     pub bridge: String,
     pub networks: Vec<NetworkOpt>,
     pub host: Option<HostAccess>,
+    /// The bridge's internal port is the way out for networks with egress
+    /// (not with host access, which makes it an endpoint of one network).
+    pub uplink: bool,
 }
 
 /// The `external_ids` of interfaces known before the database has them,
@@ -92,6 +98,7 @@ pub fn state_from_cache_with(cache: &Cache, opts: &StateOptions, claims: &Claims
             vni: n.vni.unwrap_or_else(|| vni_for(&n.name)),
             cidrs: vec![n.cidr],
             gateway: n.gateway,
+            egress: n.egress,
         });
     }
     let Some(ifaces) = crate::vswitch::model::bridge_interfaces(cache, &opts.bridge) else {
@@ -160,6 +167,11 @@ pub fn state_from_cache_with(cache: &Cache, opts: &StateOptions, claims: &Claims
             }
             (None, _) => warnings.push(format!("host address {} is in no known network", h.ip)),
             (_, None) => warnings.push(format!("the MAC of {}'s internal port is not known yet", opts.bridge)),
+        }
+    } else if opts.uplink {
+        match local_mac {
+            Some(mac) => st.uplink = Some(crate::pipeline::Uplink { mac }),
+            None => warnings.push(format!("the MAC of {}'s internal port is not known yet: no egress", opts.bridge)),
         }
     }
     (st, warnings)

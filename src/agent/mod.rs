@@ -28,6 +28,7 @@
 
 pub mod cluster;
 pub mod dbstate;
+pub mod egress;
 pub mod ofconn;
 pub mod prime;
 pub mod publish;
@@ -109,6 +110,9 @@ pub struct AgentOptions {
     /// port exists: the first look after a start does not take their rows
     /// for stale.
     pub held: crate::cluster::HeldEndpoints,
+    /// The namespace ovs-vswitchd runs in (where the bridge's internal
+    /// port, the way out, is); `None`: this one.
+    pub switch_netns: Option<String>,
 }
 
 /// Cluster mode: where the cluster database is and who this host is.
@@ -151,6 +155,7 @@ impl AgentOptions {
             programmed: None,
             claims: None,
             held: Default::default(),
+            switch_netns: None,
         }
     }
 }
@@ -402,6 +407,8 @@ struct Agent {
     primed: std::collections::BTreeSet<(std::net::Ipv4Addr, u32)>,
     /// The driver's claims not yet in the database ([`AgentOptions::claims`]).
     claimed: Claims,
+    /// Cluster mode with an uplink: the host's kernel side of egress.
+    egress: Option<egress::HostEgress>,
 }
 
 impl Agent {
@@ -448,7 +455,11 @@ impl Agent {
             tunnel_dsts: Default::default(),
             primed: Default::default(),
             claimed: Claims::new(),
+            egress: None,
         };
+        if agent.cluster.is_some() && agent.opts.state.uplink {
+            agent.egress = Some(egress::HostEgress::new(&agent.opts.state.bridge, agent.opts.switch_netns.clone()));
+        }
         agent.changed("start").await?;
         release_memory();
         memory_step("desired flows computed");
@@ -492,9 +503,16 @@ impl Agent {
             let present = cluster::recorded_endpoints(&self.cache, &self.opts.state.bridge);
             p.sync(&state.local_endpoints, present, &c.state);
         }
+        let egress_blocks = egress::egress_blocks(&state);
         drop(state);
         let computed = t0.elapsed();
         self.reconcile(why, Change::Desired(packed(d.flows))).await?;
+        if let Some(e) = self.egress.as_mut()
+            && let Err(err) = e.sync(egress_blocks).await
+        {
+            // Tried again at the next change.
+            tracing::warn!("egress through the host: {err}");
+        }
         // Where a change's time goes: computing the desired flows, and
         // the switch taking the difference (the bundle and its reply).
         tracing::debug!(

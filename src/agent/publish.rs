@@ -187,6 +187,7 @@ mod tests {
             block_prefix: None,
             underlay: None,
             gateway: None,
+            internal: false,
             external_ids: BTreeMap::new(),
         }
     }

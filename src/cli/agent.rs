@@ -92,6 +92,7 @@ pub fn run(args: AgentArgs, g: &Global) -> anyhow::Result<()> {
     // Flag, environment, configuration file or default (resolved in `g`).
     let bridge = g.bridge();
     let mut opts = AgentOptions::new(&bridge, &g.db);
+    opts.switch_netns = g.netns.clone();
     opts.connect = g.connect.clone();
     // The agent runs for ever: never give up on the database.
     opts.connect.request_timeout = None;

@@ -44,6 +44,13 @@ pub enum LabCommand {
         /// DOCKER_HOST is printed.
         #[arg(long, conflicts_with = "classic")]
         docker: bool,
+        /// Also an "outside" namespace on the underlay standing in for the
+        /// internet: it holds 203.0.113.10, an address outside every
+        /// network, and is every host's default gateway, so containers
+        /// reach it through their host's egress NAT
+        /// (`ip netns exec NAME-out ...` runs a server there).
+        #[arg(long)]
+        outside: bool,
         #[command(flatten)]
         which: Which,
     },
@@ -110,7 +117,7 @@ fn print_record(rec: &LabRecord) {
 
 pub async fn run(cmd: LabCommand, g: &Global) -> anyhow::Result<()> {
     match cmd {
-        LabCommand::Up { hosts, tunnel, containers, cluster_members, classic, docker, which } => {
+        LabCommand::Up { hosts, tunnel, containers, cluster_members, classic, docker, outside, which } => {
             let tunnel = TunnelType::from_column(&tunnel).ok_or_else(|| anyhow::anyhow!("bad tunnel type {tunnel}"))?;
             let cluster_members = cluster_members.unwrap_or(match (classic, hosts) {
                 (true, _) => 0,
@@ -127,6 +134,7 @@ pub async fn run(cmd: LabCommand, g: &Global) -> anyhow::Result<()> {
                 agents: !classic,
                 agent_exe: None,
                 docker,
+                outside,
             };
             // On a terminal, one line says what `up` is doing.
             let bar = std::io::stderr().is_terminal().then(|| {

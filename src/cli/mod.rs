@@ -72,6 +72,14 @@ pub struct PipelineArgs {
     /// port, which has this address: IP/PREFIX[@NETWORK]. Off when absent.
     #[arg(long, value_name = "IP/PREFIX[@NETWORK]")]
     pub host_ip: Option<String>,
+
+    /// Give no network a way out through this host. By default, in cluster
+    /// mode, a network that is not --internal reaches addresses outside
+    /// every network through the bridge's internal port: the host's kernel
+    /// routes the packets and translates their source to its own address
+    /// (nftables, table ip ovsnet). Off with --host-ip.
+    #[arg(long)]
+    pub no_egress: bool,
 }
 
 impl PipelineArgs {
@@ -93,7 +101,8 @@ impl PipelineArgs {
                 Some(crate::agent::HostAccess { ip, prefix: net.prefix, network })
             }
         };
-        Ok(crate::agent::StateOptions { bridge: bridge.to_owned(), networks, host })
+        let uplink = !self.no_egress && host.is_none();
+        Ok(crate::agent::StateOptions { bridge: bridge.to_owned(), networks, host, uplink })
     }
 }
 

@@ -41,6 +41,10 @@ pub enum NetworkCommand {
         /// (default: the first address of the CIDR).
         #[arg(long, value_name = "IP")]
         gateway: Option<Ipv4Addr>,
+        /// No way out: the network's containers reach no address outside
+        /// the networks of its routers (Docker's --internal).
+        #[arg(long)]
+        internal: bool,
         #[command(flatten)]
         db: ClusterDbArg,
     },
@@ -100,7 +104,7 @@ const HEADER: &str = "NAME             VNI       CIDR               IPAM    MTU 
 
 pub async fn run(cmd: NetworkCommand, g: &Global) -> anyhow::Result<()> {
     match cmd {
-        NetworkCommand::Create { name, cidr, vni, ipam, mtu, block_prefix, underlay, gateway, db: _ } => {
+        NetworkCommand::Create { name, cidr, vni, ipam, mtu, block_prefix, underlay, gateway, internal, db: _ } => {
             let spec = NetworkSpec {
                 name,
                 cidr: IpNet::parse_network(&cidr)?,
@@ -110,6 +114,7 @@ pub async fn run(cmd: NetworkCommand, g: &Global) -> anyhow::Result<()> {
                 block_prefix,
                 underlay: underlay.as_deref().map(IpNet::parse_network).transpose()?,
                 gateway,
+                internal,
             };
             spec.check()?;
             let cdb = ClusterDb::connect(g.require_cluster_db()?, &g.connect).await?;
@@ -163,6 +168,9 @@ pub async fn run(cmd: NetworkCommand, g: &Global) -> anyhow::Result<()> {
                     outln!("{HEADER}\n{}", line(n));
                     if let Some(gw) = n.gateway {
                         outln!("gateway {gw}");
+                    }
+                    if n.internal {
+                        outln!("internal: no way out through the hosts");
                     }
                     for (router, nets) in state.router_networks() {
                         if nets.contains(&n.name.as_str()) {

@@ -111,6 +111,8 @@ pub struct NetworkSpec {
     /// Fan: the underlay network (required).
     pub underlay: Option<IpNet>,
     pub gateway: Option<Ipv4Addr>,
+    /// No way out through the hosts (Docker's `--internal`).
+    pub internal: bool,
 }
 
 impl NetworkSpec {
@@ -517,6 +519,9 @@ impl ClusterDb {
             // Every network has a gateway: the one given, or its first address.
             let gateway = spec.gateway.or_else(|| ipam::default_gateway(spec.cidr));
             row.insert("gateway".into(), opt(gateway.map(|g| g.to_string())));
+            if spec.internal {
+                row.insert("internal".into(), Datum::from(true));
+            }
             match self.transact(vec![Operation::insert(table::NETWORK, row.clone())]).await {
                 Ok(r) => {
                     let uuid = r

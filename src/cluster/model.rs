@@ -123,6 +123,8 @@ pub struct Network {
     #[serde(serialize_with = "display_opt")]
     pub underlay: Option<IpNet>,
     pub gateway: Option<Ipv4Addr>,
+    /// No way out through the hosts (Docker's `--internal`).
+    pub internal: bool,
     pub external_ids: BTreeMap<String, String>,
 }
 
@@ -284,6 +286,7 @@ impl Network {
             block_prefix: c.opt_int("block_prefix").and_then(|m| u8::try_from(m).ok()),
             underlay,
             gateway,
+            internal: c.row.get("internal").and_then(Datum::as_bool).unwrap_or(false),
             external_ids: c.map("external_ids"),
         })
     }
@@ -556,6 +559,7 @@ pub(crate) mod fixtures {
             block_prefix: (ipam == Ipam::Pool).then_some(24),
             underlay: (ipam == Ipam::Fan).then(|| IpNet::parse_network("172.30.0.0/16").unwrap()),
             gateway: None,
+            internal: false,
             external_ids: BTreeMap::new(),
         }
     }

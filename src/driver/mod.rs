@@ -59,6 +59,9 @@ const PENDING: &str = "docker-pending";
 /// network create` stays).
 const MADE_BY_DOCKER: &str = "docker-made";
 
+/// The engine's option for `docker network create --internal`.
+const INTERNAL_OPTION: &str = "com.docker.network.internal";
+
 /// The `external_ids` key of a network under which a host records its
 /// Docker network ID.
 fn network_key(host: &str) -> String {
@@ -447,6 +450,7 @@ impl Driver {
                         .map(|u| IpNet::parse_network(u).map_err(|e| refused(format!("-o underlay={u}: {e}"))))
                         .transpose()?,
                     gateway,
+                    internal: c.options.get(INTERNAL_OPTION).and_then(Value::as_bool).unwrap_or(false),
                 };
                 let net = self.cluster.create_network(&spec).await?;
                 self.cluster.set_network_external_id(&net.name, MADE_BY_DOCKER, Some("true")).await?;

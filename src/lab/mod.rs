@@ -65,6 +65,12 @@ pub const BRIDGE: &str = "obr0";
 /// The Docker network `lab up --docker` creates on every host.
 pub const DOCKER_NETWORK: &str = "blue";
 pub const DOCKER_SUBNET: &str = "192.168.0.0/16";
+/// The outside namespace's address on the underlay: the hosts' default
+/// gateway with `--outside`.
+pub const OUTSIDE_UNDERLAY_IP: Ipv4Addr = Ipv4Addr::new(172, 30, 255, 254);
+/// An address outside every network and the underlay, held by the outside
+/// namespace (a documentation range, TEST-NET-3, that exists only there).
+pub const OUTSIDE_SERVER: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum LabError {
@@ -112,6 +118,10 @@ pub struct LabOptions {
     /// A private Docker engine per host, with the network
     /// [`DOCKER_NETWORK`] on the agents' driver (needs `agents`).
     pub docker: bool,
+    /// An "outside" namespace on the underlay, standing in for the
+    /// internet: it holds [`OUTSIDE_SERVER`], an address outside every
+    /// network, and every host's default route goes through it.
+    pub outside: bool,
 }
 
 impl Default for LabOptions {
@@ -126,6 +136,7 @@ impl Default for LabOptions {
             agents: false,
             agent_exe: None,
             docker: false,
+            outside: false,
         }
     }
 }
@@ -203,6 +214,9 @@ pub struct LabRecord {
     /// Whether each host runs a Docker engine.
     #[serde(default)]
     pub docker: bool,
+    /// The outside namespace (`--outside`), holding [`OUTSIDE_SERVER`].
+    #[serde(default)]
+    pub outside: Option<String>,
     /// Made so far, in order.
     pub created: Vec<Item>,
     /// Whether `up` finished.
@@ -319,6 +333,7 @@ pub async fn up_with_progress(opts: &LabOptions, mut progress: impl FnMut(&str))
         cluster_db: None,
         agents: opts.agents,
         docker: opts.docker,
+        outside: None,
         created: Vec::new(),
         complete: false,
     };
@@ -379,6 +394,14 @@ pub async fn up_with_progress(opts: &LabOptions, mut progress: impl FnMut(&str))
         vs.add_ports(BRIDGE, &ports).await.map_err(step(format!("{}: tunnels", h.name)))?;
     }
 
+    if opts.outside {
+        progress("outside: a namespace on the underlay holding an address outside every network");
+        let name = format!("{}-out", opts.name);
+        create_outside(&mut rec, &name, &ul_nl, &ul0).await?;
+        rec.outside = Some(name);
+        rec.save()?;
+    }
+
     // The cluster database, on the first hosts' underlay addresses.
     let cdb = if opts.cluster_members > 0 {
         progress(&format!("cluster database: {} member(s)", opts.cluster_members));
@@ -408,6 +431,7 @@ pub async fn up_with_progress(opts: &LabOptions, mut progress: impl FnMut(&str))
             block_prefix: None,
             underlay: Some(net(UNDERLAY)),
             gateway: None,
+            internal: false,
         })
         .await
         .map_err(step("create network lab"))?;
@@ -463,6 +487,11 @@ pub async fn up_with_progress(opts: &LabOptions, mut progress: impl FnMut(&str))
             let reference = ContainerRef::parse(&format!("netns:{name}")).map_err(step("container"))?;
             let mut req = AttachRequest::new(BRIDGE, reference, &format!("{ip}/{prefix}")).map_err(step("attach"))?;
             req.network = cdb.as_ref().map(|_| LAB_NETWORK.to_owned());
+            // With agents, the network's gateway (its first address) is
+            // answered and routes: the containers' default route.
+            if opts.agents {
+                req.gateway = ipam::default_gateway(net(OVERLAY));
+            }
             attacher.attach(&req).await.map_err(step(format!("attach {name}")))?;
         }
     }
@@ -582,8 +611,15 @@ pub fn start_agent(
         }
         false => None,
     };
-    if let Some(ns) = &ns {
-        netns::command_in(&mut cmd, ns);
+    match &ns {
+        Some(ns) => {
+            netns::command_in(&mut cmd, ns);
+        }
+        // Outside the host's namespace: told where its switch (and the
+        // bridge's internal port, the way out) is.
+        None => {
+            cmd.args(["--netns", &h.netns]);
+        }
     }
     let child = cmd
         .arg("--db")
@@ -622,6 +658,50 @@ pub fn start_agent(
 fn net(s: &str) -> IpNet {
     // The lab's constants are valid CIDRs; a test checks it.
     IpNet::parse_network(s).unwrap_or(IpNet { addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED), prefix: 0 })
+}
+
+/// The outside namespace: `eth0` on the underlay switch with
+/// [`OUTSIDE_UNDERLAY_IP`], [`OUTSIDE_SERVER`] on its loopback, and every
+/// host's default route through it.
+async fn create_outside(
+    rec: &mut LabRecord,
+    name: &str,
+    ul_nl: &Netlink,
+    ul0: &crate::netlink::Link,
+) -> Result<(), LabError> {
+    create_netns(rec, name)?;
+    let ns = netns::open(name).map_err(step("open the outside namespace"))?;
+    ul_nl
+        .create_veth(
+            &VethEnd::named("out"),
+            &VethEnd { name: "eth0".into(), netns: Some(std::os::fd::AsFd::as_fd(&ns)), ..Default::default() },
+        )
+        .await
+        .map_err(step("outside: underlay veth"))?;
+    let port = ul_nl.link("out").await.map_err(step("find out"))?;
+    ul_nl.set_bridge_port(&port, ul0).await.map_err(step("outside: underlay port"))?;
+    ul_nl.set_up(&port).await.map_err(step("outside: port up"))?;
+    let nl = Netlink::open_in(&ns).map_err(step("outside netlink"))?;
+    nl.lo_up().await.map_err(step("outside: lo up"))?;
+    let lo = nl.link("lo").await.map_err(step("outside: lo"))?;
+    nl.add_address(&lo, IpAddr::V4(OUTSIDE_SERVER), 32).await.map_err(step("outside: server address"))?;
+    let eth0 = nl.link("eth0").await.map_err(step("outside: eth0"))?;
+    nl.add_address(&eth0, IpAddr::V4(OUTSIDE_UNDERLAY_IP), net(UNDERLAY).prefix)
+        .await
+        .map_err(step("outside: underlay address"))?;
+    nl.set_up(&eth0).await.map_err(step("outside: eth0 up"))?;
+    // The userspace datapath forwards what a veth left to checksum
+    // offload as it is: the outside's TCP replies would arrive broken.
+    nl.set_tx_checksum("eth0", false).map_err(step("outside: eth0 tx checksum off"))?;
+    for h in &rec.hosts {
+        let host_nl = Netlink::open_netns(&h.netns).map_err(step("host netlink"))?;
+        let phy = host_nl.link("br-phy").await.map_err(step(format!("{}: br-phy", h.name)))?;
+        host_nl
+            .add_default_route(&phy, OUTSIDE_UNDERLAY_IP)
+            .await
+            .map_err(step(format!("{}: default route", h.name)))?;
+    }
+    Ok(())
 }
 
 async fn create_host(

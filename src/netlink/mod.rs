@@ -23,6 +23,7 @@ use crate::netns::{self, NetnsError};
 
 pub mod arp;
 mod ethtool;
+pub mod nat;
 
 /// The longest interface name Linux accepts (IFNAMSIZ - 1).
 pub const IFNAME_MAX: usize = 15;
@@ -511,6 +512,32 @@ impl Netlink {
             None => format!("{dest}/{prefix} dev {}", link.name),
         };
         self.handle.route().add(route.build()).execute().await.map_err(map_err("add route", &shown))
+    }
+
+    /// Makes `dest/prefix` an on-link route out of `link`, replacing any
+    /// route to the same destination (`ip route replace`): idempotent.
+    pub async fn replace_link_route(&self, link: &Link, dest: Ipv4Addr, prefix: u8) -> Result<(), NetlinkError> {
+        let route = RouteMessageBuilder::<Ipv4Addr>::new()
+            .destination_prefix(dest, prefix)
+            .output_interface(link.index)
+            .build();
+        let shown = format!("{dest}/{prefix} dev {}", link.name);
+        self.handle.route().add(route).replace().execute().await.map_err(map_err("replace route", &shown))
+    }
+
+    /// Removes the on-link route `dest/prefix` out of `link`; one that is
+    /// not there is not an error (`false`).
+    pub async fn delete_link_route(&self, link: &Link, dest: Ipv4Addr, prefix: u8) -> Result<bool, NetlinkError> {
+        let route = RouteMessageBuilder::<Ipv4Addr>::new()
+            .destination_prefix(dest, prefix)
+            .output_interface(link.index)
+            .build();
+        let shown = format!("{dest}/{prefix} dev {}", link.name);
+        match self.handle.route().del(route).execute().await.map_err(map_err("delete route", &shown)) {
+            Ok(()) => Ok(true),
+            Err(NetlinkError::Kernel { errno, .. }) if errno == libc::ESRCH || errno == libc::ENOENT => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// The source address the kernel would use to reach `dest` (the

@@ -39,6 +39,9 @@ pub enum Kind {
     /// Per network and address block it reaches through a router (its
     /// own included).
     Route,
+    /// Per network block whose network has a way out (the bridge's
+    /// internal port to the host's kernel).
+    Egress,
 }
 
 impl Kind {
@@ -54,6 +57,7 @@ impl Kind {
             "remote_endpoint" => Kind::RemoteEndpoint,
             "gateway" => Kind::Gateway,
             "route" => Kind::Route,
+            "egress" => Kind::Egress,
             _ => return None,
         })
     }
@@ -69,6 +73,7 @@ impl Kind {
             Kind::RemoteEndpoint => "remote_endpoint",
             Kind::Gateway => "gateway",
             Kind::Route => "route",
+            Kind::Egress => "egress",
         }
     }
     /// The placeholders a template of this kind may use.
@@ -84,6 +89,7 @@ impl Kind {
             Kind::RemoteEndpoint => &["vni", "mac", "ip", "tun_dst", "tunnel_ofport"],
             Kind::Gateway => &["vni", "gateway", "router_mac", "router_mac_hex"],
             Kind::Route => &["vni", "dst_vni", "dst_cidr", "router_mac", "router_mac_hex"],
+            Kind::Egress => &["vni", "cidr", "router_mac", "router_mac_hex", "uplink_mac_hex"],
         }
     }
 }

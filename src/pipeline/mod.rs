@@ -25,7 +25,7 @@ pub use render::{
 pub use sim::{FlowTable, Packet, Trace};
 pub use state::{
     BridgeLocal, DEFAULT_NETWORK, LocalEndpoint, Network, ROUTER_MAC, RemoteBlock, RemoteEndpoint, Router, State,
-    TunnelType, vni_for,
+    TunnelType, Uplink, vni_for,
 };
 
 /// A pipeline that is wrong: it does not parse, or a rendered flow breaks

@@ -331,6 +331,14 @@ fn objects(state: &State, warnings: &mut Vec<String>) -> Vec<Obj> {
         if n.cidrs.is_empty() {
             warnings.push(format!("{owner}: no address block; no ARP responder or broadcast flow"));
         }
+        if let (true, Some(up)) = (n.egress, &state.uplink) {
+            for cidr in n.cidrs.iter().map(|c| c.network()).filter(|c| c.is_ipv4()) {
+                let mut vars =
+                    vec![("vni", n.vni.to_string()), ("cidr", cidr.to_string()), ("uplink_mac_hex", mac_hex(up.mac))];
+                vars.extend(router_mac());
+                objs.push(Obj { kind: Kind::Egress, owner: format!("{owner}/egress"), vars });
+            }
+        }
         if let Some(gw) = n.gateway {
             let mut vars = vec![("vni", n.vni.to_string()), ("gateway", gw.to_string())];
             vars.extend(router_mac());

@@ -18,6 +18,19 @@ pub struct Network {
     /// The address the router answers in this network (ARP, ping) and
     /// routes from.
     pub gateway: Option<Ipv4Addr>,
+    /// Whether the network reaches addresses outside every network through
+    /// the host ([`State::uplink`]); an `--internal` network does not.
+    pub egress: bool,
+}
+
+/// The bridge's internal port as the way out: packets for addresses
+/// outside the packet's routed networks go to the host's kernel, which
+/// routes them and translates their source (egress NAT), and the replies
+/// come back through the same port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Uplink {
+    /// The internal port's MAC (`mac_in_use`).
+    pub mac: Mac,
 }
 
 /// A distributed router: every host routes between its networks itself.
@@ -85,6 +98,9 @@ pub struct State {
     /// ofport of the bridge's flow-based tunnel port of each type.
     pub tunnel_ofports: BTreeMap<TunnelType, u32>,
     pub routers: Vec<Router>,
+    /// The way out, when the agent does egress (never with host access:
+    /// the internal port is then an endpoint of one network).
+    pub uplink: Option<Uplink>,
 }
 
 /// The network name used when an attachment names none.
@@ -130,6 +146,7 @@ impl State {
                 vni: vni_for(name),
                 cidrs: vec![cidr],
                 gateway: None,
+                egress: false,
             }),
         }
     }
