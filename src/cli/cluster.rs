@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Subcommand;
 
-use super::{Format, Global, block_on, one_line};
+use super::{Format, Global, one_line};
 use crate::cluster::server::{self, ClusterInfo, DEFAULT_PORT_BASE, MemberSpec, RAFT_PORT_OFFSET};
 
 #[derive(Debug, Subcommand)]
@@ -271,16 +271,13 @@ pub async fn run(cmd: ClusterCommand, g: &Global) -> anyhow::Result<()> {
             };
             // A database made by an older ovsnet gets this version's schema.
             let remotes = info.unix_remotes();
-            block_on(async {
-                let mut connect = g.connect.clone();
-                connect.leader_only = false;
-                connect.timeout = std::time::Duration::from_secs(30);
-                let cdb = crate::cluster::ClusterDb::connect(&remotes, &connect).await?;
-                if let Some((from, to)) = cdb.upgrade_schema().await.context("upgrade the database's schema")? {
-                    eprintln!("ovsnet: upgraded the database's schema from {from} to {to}");
-                }
-                Ok(())
-            })?;
+            let mut connect = g.connect.clone();
+            connect.leader_only = false;
+            connect.timeout = std::time::Duration::from_secs(30);
+            let cdb = crate::cluster::ClusterDb::connect(&remotes, &connect).await?;
+            if let Some((from, to)) = cdb.upgrade_schema().await.context("upgrade the database's schema")? {
+                eprintln!("ovsnet: upgraded the database's schema from {from} to {to}");
+            }
             print_info(&info, g)
         }
     }
