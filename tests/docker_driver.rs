@@ -293,6 +293,31 @@ fn docker_network_create_run_rm_on_ovsnet() {
         docker_ok(&engine, &["inspect", "-f", "{{range .NetworkSettings.Networks}}{{.MacAddress}}{{end}}", "ca"]);
     let v4: std::net::Ipv4Addr = ip_a.parse().unwrap();
     assert_eq!(mac_a, ovsnet::net::Mac::from_ipv4(v4).to_string());
+    // The network's gateway is the container's default route, and every
+    // host's flows answer it.
+    let routes = docker_ok(&engine, &["exec", "ca", "ip", "route"]);
+    assert!(routes.contains("default via 10.40.0.1"), "{routes}");
+    let out = docker(&engine, &["exec", "ca", "ping", "-c", "1", "-W", "2", "10.40.0.1"]);
+    assert!(out.status.success(), "ca pings its gateway: {}", String::from_utf8_lossy(&out.stdout));
+    // Docker's --internal reaches the ovsnet network: no way out.
+    docker_ok(
+        &engine,
+        &[
+            "network",
+            "create",
+            "-d",
+            "ovsnet",
+            "--ipam-driver",
+            "ovsnet",
+            "--internal",
+            "--subnet",
+            "10.47.0.0/24",
+            "shut",
+        ],
+    );
+    let shown = host.ok(&["network", "show", "shut"]);
+    assert!(shown.contains("internal: no way out"), "{shown}");
+    docker_ok(&engine, &["network", "rm", "shut"]);
 
     // Join answers once the flows are in: the first packet of a new
     // container already gets through, every time.
