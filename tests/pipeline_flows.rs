@@ -536,3 +536,42 @@ fn networks_on_one_router_are_routed_with_the_ttl_decremented() {
     // address as its source never leaves a's port.
     assert!(t.trace(&Packet::ipv4(1, m("10.1.0.2"), ROUTER_MAC, ip("10.2.0.2"), ip("10.1.0.3"))).dropped());
 }
+
+#[test]
+fn egress_leaves_through_the_internal_port_and_replies_find_the_most_specific_network() {
+    let mut s = State::default();
+    s.ensure_network("wide", net("10.0.0.0/8"));
+    s.ensure_network("narrow", net("10.71.0.0/24"));
+    s.ensure_network("closed", net("10.72.0.0/24"));
+    for n in &mut s.networks {
+        n.egress = n.name != "closed";
+        n.gateway =
+            n.cidrs[0].network().addr.to_string().replace(".0.0.0", ".0.0.1").replace(".0/", ".1/").parse().ok();
+    }
+    s.local_endpoints = vec![ep("n", "narrow", 1, "10.71.0.11"), ep("c", "closed", 2, "10.72.0.11")];
+    let uplink = Mac([0x02, 0, 0, 0, 0, 0xfe]);
+    s.uplink = Some(ovsnet::pipeline::Uplink { mac: uplink });
+    let p = Pipeline::builtin().expect("pipeline");
+    let d = desired_flows(&p, &s).expect("render");
+    assert!(d.warnings.is_empty(), "{:?}", d.warnings);
+    let t = FlowTable::from_set(&d.flows);
+    // Out: to the router MAC, for no routed network: the internal port.
+    let tr = t.trace(&Packet::ipv4(1, m("10.71.0.11"), ROUTER_MAC, ip("10.71.0.11"), ip("203.0.113.10")));
+    assert_eq!(tr.ports(), vec![OFPP_LOCAL], "{tr:?}");
+    assert_eq!(tr.outputs[0].1.mac(Field::EthDst), uplink);
+    // An --internal network has no way out.
+    assert!(t.trace(&Packet::ipv4(2, m("10.72.0.11"), ROUTER_MAC, ip("10.72.0.11"), ip("203.0.113.10"))).dropped());
+    // Back in from the kernel: the more specific of two nesting networks.
+    let reply = Packet::ipv4(OFPP_LOCAL, uplink, m("10.71.0.11"), ip("203.0.113.10"), ip("10.71.0.11"));
+    let tr = t.trace(&reply);
+    assert_eq!(tr.ports(), vec![1], "{tr:?}");
+    assert_eq!(tr.outputs[0].1.get(Field::Reg6), u128::from(vni_for("narrow")));
+    // The kernel's ARP for a container is answered with the derived MAC.
+    let tr = t.trace(&Packet::arp_request(OFPP_LOCAL, uplink, ip("172.30.0.1"), ip("10.71.0.11")));
+    assert_eq!(tr.ports(), vec![OFPP_LOCAL], "{tr:?}");
+    assert_eq!(tr.outputs[0].1.mac(Field::ArpSha), m("10.71.0.11"));
+    // Nothing from the kernel for the closed network's containers.
+    assert!(
+        t.trace(&Packet::ipv4(OFPP_LOCAL, uplink, m("10.72.0.11"), ip("203.0.113.10"), ip("10.72.0.11"))).dropped()
+    );
+}

@@ -89,7 +89,7 @@ impl Kind {
             Kind::RemoteEndpoint => &["vni", "mac", "ip", "tun_dst", "tunnel_ofport"],
             Kind::Gateway => &["vni", "gateway", "router_mac", "router_mac_hex"],
             Kind::Route => &["vni", "dst_vni", "dst_cidr", "router_mac", "router_mac_hex"],
-            Kind::Egress => &["vni", "cidr", "router_mac", "router_mac_hex", "uplink_mac_hex"],
+            Kind::Egress => &["vni", "cidr", "cidr_priority", "router_mac", "router_mac_hex", "uplink_mac_hex"],
         }
     }
 }

@@ -333,8 +333,13 @@ fn objects(state: &State, warnings: &mut Vec<String>) -> Vec<Obj> {
         }
         if let (true, Some(up)) = (n.egress, &state.uplink) {
             for cidr in n.cidrs.iter().map(|c| c.network()).filter(|c| c.is_ipv4()) {
-                let mut vars =
-                    vec![("vni", n.vni.to_string()), ("cidr", cidr.to_string()), ("uplink_mac_hex", mac_hex(up.mac))];
+                let mut vars = vec![
+                    ("vni", n.vni.to_string()),
+                    ("cidr", cidr.to_string()),
+                    // Nesting blocks: the more specific takes the replies.
+                    ("cidr_priority", (50 + u32::from(cidr.prefix)).to_string()),
+                    ("uplink_mac_hex", mac_hex(up.mac)),
+                ];
                 vars.extend(router_mac());
                 objs.push(Obj { kind: Kind::Egress, owner: format!("{owner}/egress"), vars });
             }
