@@ -315,8 +315,12 @@ fn docker_network_create_run_rm_on_ovsnet() {
             "shut",
         ],
     );
-    let shown = host.ok(&["network", "show", "shut"]);
-    assert!(shown.contains("internal: no way out"), "{shown}");
+    // The ovsnet network takes the engine's name once the engine has
+    // stored it (just after the create returns).
+    wait_for(10, "the internal network named shut, with no way out", || {
+        let out = host.command(&["network", "show", "shut"]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).contains("internal: no way out")
+    });
     docker_ok(&engine, &["network", "rm", "shut"]);
 
     // Join answers once the flows are in: the first packet of a new

@@ -8,6 +8,9 @@
 //! `AF_PACKET` socket for gratuitous ARP, both opened in that namespace,
 //! so every operation acts there, whichever thread runs it.
 //!
+//! [`nat`] writes the nftables table of egress NAT through netlink
+//! (libnftnl builds the messages), in the calling thread's namespace.
+//!
 //! Errors name the operation and the interface:
 //! `veth ovs1a2b3c4d: already exists (EEXIST)`.
 
