@@ -8,7 +8,8 @@
 //! use ovsnet::pipeline::{Pipeline, State, desired_flows};
 //! let p = Pipeline::builtin().unwrap();
 //! let flows = desired_flows(&p, &State::default()).unwrap();
-//! assert_eq!(flows.flows.len(), p.tables.len()); // one drop per table
+//! // One miss flow per table, and the router's drop of what it cannot route.
+//! assert_eq!(flows.flows.len(), p.tables.len() + 1);
 //! ```
 
 pub mod decl;
