@@ -68,6 +68,11 @@ impl IpNet {
         IpNet { addr, prefix: self.prefix }
     }
 
+    /// Whether the two networks share an address (one holds the other).
+    pub fn overlaps(&self, other: &IpNet) -> bool {
+        self.contains(other.network().addr) || other.contains(self.network().addr)
+    }
+
     /// Whether `ip` lies in this network.
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr, ip) {

@@ -895,12 +895,13 @@ impl ClusterDb {
     pub async fn router_add_network(&self, router: &str, network: &str) -> Result<bool, ClusterError> {
         for _ in 0..MAX_RETRIES {
             let (r, _) = self.router(router).await?;
-            let net = self.network(network).await?;
+            let nets = self.networks().await?;
+            let net = nets.iter().find(|n| n.name == network).ok_or_else(|| ClusterError::NoNetwork(network.into()))?;
             if r.networks.contains(&net.uuid) {
                 return Ok(false);
             }
-            for other in self.networks().await?.iter().filter(|n| r.networks.contains(&n.uuid)) {
-                if other.cidr.contains(net.cidr.network().addr) || net.cidr.contains(other.cidr.network().addr) {
+            for other in nets.iter().filter(|n| r.networks.contains(&n.uuid)) {
+                if other.cidr.overlaps(&net.cidr) {
                     return Err(ClusterError::RouterOverlap {
                         router: router.to_owned(),
                         network: net.name.clone(),

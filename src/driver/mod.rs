@@ -249,11 +249,6 @@ fn veth_names(endpoint_id: &str) -> (String, String) {
     (format!("ovd{short}"), format!("ovc{short}"))
 }
 
-/// The first host address of a CIDR: the gateway when none is given.
-fn overlaps(a: IpNet, b: IpNet) -> bool {
-    a.contains(b.network().addr) || b.contains(a.network().addr)
-}
-
 impl Driver {
     pub async fn connect(opts: DriverOptions) -> Result<Driver, DriverError> {
         let cluster = ClusterDb::connect(&opts.cluster_db, &opts.connect).await?;
@@ -318,7 +313,7 @@ impl Driver {
         // A pool that overlaps another network's is refused here, before
         // the engine goes on.
         if let Some(other) =
-            self.cluster.networks().await?.into_iter().find(|n| n.cidr != pool && overlaps(n.cidr, pool))
+            self.cluster.networks().await?.into_iter().find(|n| n.cidr != pool && n.cidr.overlaps(&pool))
         {
             return Err(refused(format!("subnet {pool} overlaps ovsnet network {} ({})", other.name, other.cidr)));
         }
@@ -431,7 +426,7 @@ impl Driver {
                 n.clone()
             }
             None => {
-                if let Some(o) = existing.iter().find(|n| overlaps(n.cidr, pool.pool)) {
+                if let Some(o) = existing.iter().find(|n| n.cidr.overlaps(&pool.pool)) {
                     return Err(refused(format!(
                         "subnet {} overlaps ovsnet network {} ({})",
                         pool.pool, o.name, o.cidr
