@@ -19,6 +19,10 @@ pub enum AddrError {
     BadMac(String),
     #[error("bad MAC address {0}: multicast addresses cannot be given to an interface")]
     MulticastMac(String),
+    #[error(
+        "bad published port {0:?}: {1} (expected [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|/udp], for example 8080:80)"
+    )]
+    BadPublish(String, &'static str),
 }
 
 /// An address with a prefix length, as on an interface (`172.16.42.1/24`),
@@ -211,6 +215,118 @@ impl fmt::Display for Mac {
     }
 }
 
+/// The transport protocol of a published port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Transport {
+    Tcp,
+    Udp,
+}
+
+impl Transport {
+    /// The IP protocol number (6, 17).
+    pub fn ip_proto(self) -> u8 {
+        match self {
+            Transport::Tcp => 6,
+            Transport::Udp => 17,
+        }
+    }
+
+    pub fn from_ip_proto(proto: u8) -> Option<Transport> {
+        match proto {
+            6 => Some(Transport::Tcp),
+            17 => Some(Transport::Udp),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::Tcp => "tcp",
+            Transport::Udp => "udp",
+        }
+    }
+}
+
+/// A container's port published on its host's addresses, as `docker run
+/// -p` and `attach --publish` take it: `[HOST_IP:]HOST_PORT:CONTAINER_PORT
+/// [/tcp|/udp]` (TCP when no protocol is given; every address of the host
+/// when no `HOST_IP` is).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PublishedPort {
+    pub transport: Transport,
+    /// `None`: every address of the host.
+    pub host_ip: Option<Ipv4Addr>,
+    pub host_port: u16,
+    pub container_port: u16,
+}
+
+impl PublishedPort {
+    /// Whether the two would take the same packets: same protocol and host
+    /// port, and host addresses that meet (either is every address, or
+    /// they are the same).
+    pub fn collides(&self, other: &PublishedPort) -> bool {
+        self.transport == other.transport
+            && self.host_port == other.host_port
+            && match (self.host_ip, other.host_ip) {
+                (Some(a), Some(b)) => a == b,
+                _ => true,
+            }
+    }
+
+    /// A list as recorded: comma-separated, empty parts skipped.
+    pub fn parse_list(s: &str) -> Result<Vec<PublishedPort>, AddrError> {
+        s.split(',').filter(|p| !p.is_empty()).map(str::parse).collect()
+    }
+
+    /// The recorded form of a list (comma-separated).
+    pub fn join(ports: &[PublishedPort]) -> String {
+        ports.iter().map(PublishedPort::to_string).collect::<Vec<_>>().join(",")
+    }
+}
+
+impl FromStr for PublishedPort {
+    type Err = AddrError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = |why| AddrError::BadPublish(s.to_owned(), why);
+        let (ports, transport) = match s.rsplit_once('/') {
+            Some((p, "tcp")) => (p, Transport::Tcp),
+            Some((p, "udp")) => (p, Transport::Udp),
+            Some(_) => return Err(bad("the protocol must be tcp or udp")),
+            None => (s, Transport::Tcp),
+        };
+        let parts: Vec<&str> = ports.split(':').collect();
+        let (host_ip, host_port, container_port) = match parts.as_slice() {
+            [h, c] => (None, *h, *c),
+            [ip, h, c] => {
+                let ip: Ipv4Addr = ip.parse().map_err(|_| bad("the host address must be an IPv4 address"))?;
+                (if ip.is_unspecified() { None } else { Some(ip) }, *h, *c)
+            }
+            [_] => return Err(bad("give the host port too: ovsnet does not choose one")),
+            _ => return Err(bad("too many ':'")),
+        };
+        let port = |p: &str, what| match p.parse::<u16>() {
+            Ok(0) | Err(_) => Err(bad(what)),
+            Ok(n) => Ok(n),
+        };
+        Ok(PublishedPort {
+            transport,
+            host_ip,
+            host_port: port(host_port, "the host port must be 1-65535")?,
+            container_port: port(container_port, "the container port must be 1-65535")?,
+        })
+    }
+}
+
+impl fmt::Display for PublishedPort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(ip) = self.host_ip {
+            write!(f, "{ip}:")?;
+        }
+        write!(f, "{}:{}/{}", self.host_port, self.container_port, self.transport.name())
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -263,5 +379,32 @@ mod tests {
         assert_eq!(serde_json::to_string(&mac).unwrap(), "\"0a:58:ac:10:2a:0a\"");
         assert_eq!(serde_json::from_str::<Mac>("\"0a:58:ac:10:2a:0a\"").unwrap(), mac);
         assert!(serde_json::from_str::<Mac>("\"zz\"").is_err());
+    }
+    #[test]
+    fn published_ports() {
+        let p: PublishedPort = "8080:80".parse().unwrap();
+        assert_eq!(p, PublishedPort { transport: Transport::Tcp, host_ip: None, host_port: 8080, container_port: 80 });
+        assert_eq!(p.to_string(), "8080:80/tcp");
+        let q: PublishedPort = "192.0.2.7:53:5353/udp".parse().unwrap();
+        assert_eq!(q.to_string(), "192.0.2.7:53:5353/udp");
+        assert_eq!("0.0.0.0:8080:80/tcp".parse::<PublishedPort>().unwrap(), p);
+        for (bad, why) in [
+            ("80", "give the host port"),
+            ("8080:80/sctp", "tcp or udp"),
+            ("0:80", "host port must be"),
+            ("8080:70000", "container port must be"),
+            ("host:8080:80", "IPv4"),
+            ("1:2:3:4", "too many"),
+        ] {
+            let e = bad.parse::<PublishedPort>().unwrap_err().to_string();
+            assert!(e.contains(why) && e.contains(bad), "{bad}: {e}");
+        }
+        let list = PublishedPort::parse_list("8080:80/tcp,,192.0.2.7:53:5353/udp").unwrap();
+        assert_eq!(list, [p, q]);
+        assert_eq!(PublishedPort::join(&list), "8080:80/tcp,192.0.2.7:53:5353/udp");
+        assert!(p.collides(&"192.0.2.1:8080:81".parse().unwrap()), "every address meets one");
+        assert!(!p.collides(&"8080:80/udp".parse().unwrap()));
+        let a: PublishedPort = "192.0.2.1:8080:80".parse().unwrap();
+        assert!(!a.collides(&"192.0.2.2:8080:80".parse().unwrap()));
     }
 }

@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use common::{connect_from, echo, tcp_echo_server};
 use ovsnet::cluster::{ClusterDb, ClusterState, Ipam, NetworkSpec};
 use ovsnet::lab::{self, LabHost, LabOptions, LabRecord, probe};
 use ovsnet::net::IpNet;
@@ -906,54 +907,13 @@ fn networks_on_a_router_reach_each_other_across_hosts_and_others_stay_isolated()
 // A way out: containers reach an address outside every network through
 // their own host, source-translated to that host's address.
 
-/// A TCP server in `ns` on `addr`: each connection's peer address is sent
-/// on the returned channel, then what the peer sends is echoed until it
-/// closes. Runs until the test ends.
-fn outside_server(ns: &str, addr: SocketAddrV4) -> std::sync::mpsc::Receiver<std::net::SocketAddr> {
-    let fd = ovsnet::netns::open(ns).unwrap();
-    let listener = ovsnet::netns::run_in(&fd, || std::net::TcpListener::bind(addr)).unwrap().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(mut conn) = conn else { return };
-            let Ok(peer) = conn.peer_addr() else { continue };
-            if tx.send(peer).is_err() {
-                return;
-            }
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                while let Ok(n) = std::io::Read::read(&mut conn, &mut buf) {
-                    if n == 0 || std::io::Write::write_all(&mut conn, &buf[..n]).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    rx
-}
-
-/// A TCP connection from the container namespace `ns` to `to`.
-fn connect_from(ns: &str, to: SocketAddrV4, timeout: Duration) -> std::io::Result<std::net::TcpStream> {
-    let fd = ovsnet::netns::open(ns).unwrap();
-    ovsnet::netns::run_in(&fd, || std::net::TcpStream::connect_timeout(&to.into(), timeout)).unwrap()
-}
-
-/// Sends `msg` and reads the echo back.
-fn echo(conn: &mut std::net::TcpStream, msg: &[u8]) -> bool {
-    use std::io::{Read, Write};
-    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let mut back = vec![0u8; msg.len()];
-    conn.write_all(msg).is_ok() && conn.read_exact(&mut back).is_ok() && back == msg
-}
-
 #[test]
 fn containers_egress_through_their_own_host_and_internal_networks_do_not() {
     let Some(lab) = Lab::up_with(2, 1, TunnelType::Vxlan, true) else { return };
     let rec = lab.rec();
     let outside = rec.outside.clone().expect("the outside namespace");
     let server = SocketAddrV4::new(lab::OUTSIDE_SERVER, 8080);
-    let peers = outside_server(&outside, server);
+    let peers = tcp_echo_server(&outside, server);
     let diag = || format!("{}\n{}\n{}", dump_flows(lab.host("h1")), dump_flows(lab.host("h2")), agent_log(lab.rec()));
 
     // From a container on each host: the server sees that host's address.

@@ -9,8 +9,8 @@ use std::net::Ipv4Addr;
 use std::os::fd::OwnedFd;
 use std::process::Command;
 
-use common::unique_name;
-use ovsnet::netlink::nat::{self, Egress, NatError};
+use common::{connect_from, echo, tcp_echo_server, unique_name};
+use ovsnet::netlink::nat::{self, Dnat, Egress, NatError};
 use ovsnet::netns;
 
 /// A namespace deleted on drop, also while a failed test unwinds.
@@ -92,8 +92,16 @@ fn chain_rules(ruleset: &str, chain: &str) -> Vec<String> {
 }
 
 fn egress(sources: &[(Ipv4Addr, u8)]) -> Egress {
-    Egress { bridge: "obr0".into(), sources: sources.to_vec() }
+    Egress { bridge: "obr0".into(), sources: sources.to_vec(), published: vec![] }
 }
+
+/// The forward chain's rules, the same whatever else the table holds.
+const FORWARD: [&str; 4] = [
+    "iifname \"obr0\" oifname \"obr0\" drop",
+    "oifname \"obr0\" ct state established,related accept",
+    "oifname \"obr0\" ct status dnat accept",
+    "oifname \"obr0\" drop",
+];
 
 const NET_A: (Ipv4Addr, u8) = (Ipv4Addr::new(10, 77, 0, 0), 24);
 const NET_B: (Ipv4Addr, u8) = (Ipv4Addr::new(10, 78, 0, 0), 16);
@@ -118,7 +126,7 @@ fn table_applied_replaced_and_removed() {
         ],
         "{first}"
     );
-    assert_eq!(chain_rules(&first, "forward"), ["iifname \"obr0\" oifname \"obr0\" drop"], "{first}");
+    assert_eq!(chain_rules(&first, "forward"), FORWARD, "{first}");
 
     // Applying the same again gives the same ruleset.
     nat::apply_in(&fd, &egress(&[NET_A, NET_B])).expect("apply again");
@@ -134,12 +142,12 @@ fn table_applied_replaced_and_removed() {
     );
     assert_eq!(second.matches("masquerade").count(), 1, "{second}");
     assert_eq!(second.matches("table ip ovsnet").count(), 1, "{second}");
-    assert_eq!(chain_rules(&second, "forward"), ["iifname \"obr0\" oifname \"obr0\" drop"], "{second}");
+    assert_eq!(chain_rules(&second, "forward"), FORWARD, "{second}");
 
     // Bad input is refused before anything is sent: the table stays.
     let bad = nat::apply_in(&fd, &egress(&[(Ipv4Addr::new(10, 0, 0, 0), 33)]));
     assert!(matches!(bad, Err(NatError::BadPrefix { prefix: 33, .. })), "{bad:?}");
-    let bad = nat::apply_in(&fd, &Egress { bridge: "no such/bridge".into(), sources: vec![NET_A] });
+    let bad = nat::apply_in(&fd, &Egress { bridge: "no such/bridge".into(), sources: vec![NET_A], published: vec![] });
     assert!(matches!(bad, Err(NatError::BadBridge(_))), "{bad:?}");
     assert_eq!(ns.ruleset(), second);
 
@@ -160,7 +168,7 @@ fn no_sources_still_make_the_table() {
     let rules = ns.ruleset();
     assert!(rules.contains("chain postrouting {"), "{rules}");
     assert!(chain_rules(&rules, "postrouting").is_empty(), "{rules}");
-    assert_eq!(chain_rules(&rules, "forward"), ["iifname \"obr0\" oifname \"obr0\" drop"], "{rules}");
+    assert_eq!(chain_rules(&rules, "forward"), FORWARD, "{rules}");
 }
 
 #[test]
@@ -265,4 +273,104 @@ fn masquerade_and_isolation_on_the_wire() {
     nat::remove_in(&rfd).expect("remove");
     assert!(!a.pings("198.51.100.2"), "NAT is gone, yet the server answered");
     assert!(a.pings("10.78.0.2"), "routing between the networks is back");
+}
+
+fn dnat(port: &str, to: &str) -> Dnat {
+    Dnat { port: port.parse().expect("published port"), to: to.parse().expect("address") }
+}
+
+#[test]
+fn published_ports_make_their_chains() {
+    require_nft();
+    let ns = Ns::new("natp");
+    let mut e = egress(&[NET_A]);
+    e.published = vec![dnat("8080:80", "10.77.0.2"), dnat("192.0.2.9:5353:53/udp", "10.77.0.3")];
+    nat::apply_in(ns.fd(), &e).expect("apply");
+    let rules = ns.ruleset();
+    assert!(rules.contains("type nat hook prerouting priority dstnat; policy accept;"), "{rules}");
+    assert!(rules.contains("type nat hook output priority -100; policy accept;"), "{rules}");
+    assert_eq!(
+        chain_rules(&rules, "prerouting"),
+        [
+            "iifname != \"obr0\" fib daddr type local tcp dport 8080 dnat to 10.77.0.2:80",
+            "iifname != \"obr0\" ip daddr 192.0.2.9 udp dport 5353 dnat to 10.77.0.3:53",
+        ],
+        "{rules}"
+    );
+    assert_eq!(
+        chain_rules(&rules, "output"),
+        [
+            "ip daddr != 127.0.0.0/8 fib daddr type local tcp dport 8080 dnat to 10.77.0.2:80",
+            "ip daddr 192.0.2.9 udp dport 5353 dnat to 10.77.0.3:53",
+        ],
+        "{rules}"
+    );
+    assert_eq!(chain_rules(&rules, "forward"), FORWARD, "{rules}");
+
+    // A loopback host address is refused, and nothing changes.
+    let mut bad = e.clone();
+    bad.published.push(dnat("127.0.0.1:8081:80", "10.77.0.2"));
+    let err = nat::apply_in(ns.fd(), &bad).expect_err("loopback");
+    assert!(matches!(err, NatError::LoopbackPublish(_)), "{err:?}");
+    assert_eq!(ns.ruleset(), rules);
+}
+
+/// A router namespace with the bridge `obr0` and a container network on
+/// it, and an outside namespace on its uplink that routes the containers'
+/// network through it. A published port is reached from outside and from
+/// the router itself, and answers from the container's address; an
+/// unpublished port and the container's own address are not reached.
+#[test]
+fn published_ports_on_the_wire() {
+    require_nft();
+    let router = Ns::new("natq");
+    let a = Ns::new("natqa");
+    let outside = Ns::new("natqo");
+    for ns in [&router, &a, &outside] {
+        ns.ip(&["link", "set", "lo", "up"]);
+    }
+    router.ip(&["link", "add", "obr0", "type", "bridge"]);
+    router.ip(&["link", "set", "obr0", "up"]);
+    router.ip(&["addr", "add", "10.77.0.1/24", "dev", "obr0"]);
+    router.ip(&["link", "add", "pa", "type", "veth", "peer", "name", "eth0", "netns", &a.0]);
+    router.ip(&["link", "set", "pa", "master", "obr0", "up"]);
+    a.ip(&["addr", "add", "10.77.0.2/24", "dev", "eth0"]);
+    a.ip(&["link", "set", "eth0", "up"]);
+    a.ip(&["route", "add", "default", "via", "10.77.0.1"]);
+    router.ip(&["link", "add", "up0", "type", "veth", "peer", "name", "eth0", "netns", &outside.0]);
+    router.ip(&["addr", "add", "198.51.100.1/24", "dev", "up0"]);
+    router.ip(&["link", "set", "up0", "up"]);
+    outside.ip(&["addr", "add", "198.51.100.2/24", "dev", "eth0"]);
+    outside.ip(&["link", "set", "eth0", "up"]);
+    // The outside could reach the containers' addresses if the host let it.
+    outside.ip(&["route", "add", "10.77.0.0/24", "via", "198.51.100.1"]);
+    let rfd = router.fd();
+    nat::set_ip_forward_in(&rfd, true).expect("ip_forward");
+
+    let service = tcp_echo_server(&a.0, "10.77.0.2:80".parse().expect("address"));
+    let _other = tcp_echo_server(&a.0, "10.77.0.2:81".parse().expect("address"));
+    let published: std::net::SocketAddrV4 = "198.51.100.1:8080".parse().expect("address");
+    let unpublished: std::net::SocketAddrV4 = "198.51.100.1:8081".parse().expect("address");
+    let direct: std::net::SocketAddrV4 = "10.77.0.2:81".parse().expect("address");
+    let t = std::time::Duration::from_secs(1);
+    assert!(connect_from(&outside.0, direct, t).is_ok(), "routed without the table");
+
+    let mut e = egress(&[NET_A]);
+    e.published = vec![dnat("8080:80", "10.77.0.2")];
+    nat::apply_in(&rfd, &e).expect("apply");
+
+    let mut conn = connect_from(&outside.0, published, t).expect("the published port from outside");
+    assert!(echo(&mut conn, b"in and back"), "echo through the published port");
+    let peer = service.recv_timeout(std::time::Duration::from_secs(5)).expect("the service saw the connection");
+    assert_eq!(peer.ip().to_string(), "198.51.100.2", "the service sees the client's own address");
+    assert!(connect_from(&outside.0, unpublished, t).is_err(), "an unpublished port of the host was reached");
+    assert!(connect_from(&outside.0, direct, t).is_err(), "a container was reached without a published port");
+
+    // From the router itself, to its own address.
+    let mut local = connect_from(&router.0, published, t).expect("the published port from the host");
+    assert!(echo(&mut local, b"from the host"), "echo from the host");
+
+    // Taken away: the port is closed again.
+    nat::apply_in(&rfd, &egress(&[NET_A])).expect("apply without");
+    assert!(connect_from(&outside.0, published, t).is_err(), "the port is still published");
 }

@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use crate::net::{IpNet, Mac};
 use crate::ovsdb::Cache;
-use crate::pipeline::{BridgeLocal, DEFAULT_NETWORK, LocalEndpoint, Network, State, TunnelType, vni_for};
+use crate::pipeline::{BridgeLocal, DEFAULT_NETWORK, LocalEndpoint, Network, Published, State, TunnelType, vni_for};
 use crate::vswitch::keys;
 
 /// A network given on the command line: `NAME=CIDR[,vni=N][,gateway=IP]`.
@@ -141,9 +141,21 @@ pub fn state_from_cache_with(cache: &Cache, opts: &StateOptions, claims: &Claims
         };
         let mac = ids.get(keys::MAC).and_then(|m| Mac::parse_unicast(m).ok()).unwrap_or_else(|| Mac::from_ipv4(ip));
         let network = ids.get(keys::NETWORK).cloned().unwrap_or_else(|| DEFAULT_NETWORK.to_owned());
+        if let Some(list) = ids.get(keys::PUBLISH) {
+            match crate::net::PublishedPort::parse_list(list) {
+                Ok(ports) => st.published.extend(ports.into_iter().map(|port| Published {
+                    endpoint: name.to_owned(),
+                    network: network.clone(),
+                    ip,
+                    port,
+                })),
+                Err(e) => warnings.push(format!("{name}: {e}")),
+            }
+        }
         endpoints.push((net, LocalEndpoint { id: name.to_owned(), network, ofport, ip, mac }));
     }
     endpoints.sort_by(|a, b| a.1.id.cmp(&b.1.id));
+    st.published.sort_by(|a, b| a.endpoint.cmp(&b.endpoint));
     for (net, e) in endpoints {
         // A network named on the command line keeps its block; otherwise
         // the endpoints' own prefixes make it up.

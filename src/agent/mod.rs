@@ -503,12 +503,12 @@ impl Agent {
             let present = cluster::recorded_endpoints(&self.cache, &self.opts.state.bridge);
             p.sync(&state.local_endpoints, present, &c.state);
         }
-        let egress_blocks = egress::egress_blocks(&state);
+        let (host_nat, nat_warnings) = egress::host_nat(&state);
         drop(state);
         let computed = t0.elapsed();
         self.reconcile(why, Change::Desired(packed(d.flows))).await?;
         if let Some(e) = self.egress.as_mut()
-            && let Err(err) = e.sync(egress_blocks).await
+            && let Err(err) = e.sync(host_nat, &nat_warnings).await
         {
             // Tried again at the next change.
             tracing::warn!("egress through the host: {err}");

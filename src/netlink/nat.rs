@@ -2,6 +2,9 @@
 //! messages (libnftnl builds them, a libmnl socket carries them): never by
 //! running `nft` or `iptables`.
 //!
+//! It is also the way in: ports published on the host's addresses are
+//! translated to a container's address and port.
+//!
 //! [`apply`] replaces the whole table `ip ovsnet` in one atomic nftables
 //! batch. Listed with `nft list table ip ovsnet`, it reads:
 //!
@@ -11,17 +14,33 @@
 //!         type nat hook postrouting priority srcnat; policy accept;
 //!         ip saddr 10.20.0.0/24 oifname != "obr0" masquerade
 //!     }
+//!     chain prerouting {
+//!         type nat hook prerouting priority dstnat; policy accept;
+//!         iifname != "obr0" fib daddr type local tcp dport 8080 dnat to 10.20.0.5:80
+//!     }
+//!     chain output {
+//!         type nat hook output priority dstnat; policy accept;
+//!         ip daddr != 127.0.0.0/8 fib daddr type local tcp dport 8080 dnat to 10.20.0.5:80
+//!     }
 //!     chain forward {
 //!         type filter hook forward priority filter; policy accept;
 //!         iifname "obr0" oifname "obr0" drop
+//!         oifname "obr0" ct state established,related accept
+//!         oifname "obr0" ct status dnat accept
+//!         oifname "obr0" drop
 //!     }
 //! }
 //! ```
 //!
-//! The first chain rewrites the source address of packets from the
+//! `postrouting` rewrites the source address of packets from the
 //! containers' networks that leave the host through any interface but the
-//! bridge. The second keeps the host from routing between the networks on
-//! the bridge: containers reach each other only as the bridge's flows allow.
+//! bridge. `prerouting` and `output` send connections to a published port
+//! of the host (from another machine, or from the host itself) to the
+//! container; the replies are translated back by connection tracking.
+//! `forward` keeps the host from routing between the networks on the
+//! bridge (containers reach each other only as the bridge's flows allow),
+//! and lets nothing from outside reach a container but replies and
+//! published ports.
 //!
 //! Every function acts in the network namespace of the calling thread
 //! (nf_tables and `/proc/sys/net` are per namespace); the `*_in` variants
@@ -42,17 +61,27 @@ use std::time::Duration;
 
 use nftnl::{Batch, Chain, ChainType, FinalizedBatch, Hook, MsgType, Policy, ProtoFamily, Rule, Table, nft_expr};
 
+use nftnl::expr::{Expression, Immediate, Nat, NatType, Register};
+use nftnl::nftnl_sys as sys;
+
+use crate::net::{PublishedPort, Transport};
 use crate::netns::{self, NetnsError};
 
 /// The name of the table (family `ip`) that ovsnet owns.
 pub const TABLE: &str = "ovsnet";
 /// The chain of the table that masquerades the containers' traffic.
 pub const POSTROUTING_CHAIN: &str = "postrouting";
+/// The chains of the table that translate published ports, for packets
+/// that arrive and for the host's own.
+pub const PREROUTING_CHAIN: &str = "prerouting";
+pub const OUTPUT_CHAIN: &str = "output";
 /// The chain of the table that keeps the host from routing between the
-/// containers' networks.
+/// containers' networks, and the outside from reaching them unasked.
 pub const FORWARD_CHAIN: &str = "forward";
 /// The priority of the masquerading chain (`srcnat`).
 pub const SRCNAT_PRIORITY: i32 = 100;
+/// The priority of the published ports' chains (`dstnat`).
+pub const DSTNAT_PRIORITY: i32 = -100;
 /// The priority of the forward chain (`filter`).
 pub const FILTER_PRIORITY: i32 = 0;
 /// The length of the kernel's interface names with their zero padding
@@ -64,6 +93,8 @@ pub const IP_FORWARD_PATH: &str = "/proc/sys/net/ipv4/ip_forward";
 const TABLE_C: &CStr = c"ovsnet";
 const POSTROUTING_C: &CStr = c"postrouting";
 const FORWARD_C: &CStr = c"forward";
+const PREROUTING_C: &CStr = c"prerouting";
+const OUTPUT_C: &CStr = c"output";
 
 /// How long to wait for the kernel's answer to a batch. The kernel answers
 /// as soon as it has processed the batch, so this only guards against a
@@ -105,6 +136,10 @@ pub enum NatError {
     /// was applied.
     #[error("nftables {op}: {}", super::errno_text(*errno))]
     Kernel { op: String, errno: i32 },
+    /// A port published on a loopback address: the kernel does not route
+    /// such connections to another interface.
+    #[error("published port {0}: a loopback host address cannot reach a container")]
+    LoopbackPublish(PublishedPort),
     /// The kernel's answer could not be read (truncated, or not what a
     /// batch is answered with).
     #[error("nftables: {0}")]
@@ -128,8 +163,9 @@ impl NatError {
     }
 }
 
-/// The containers' way out of a host: the bridge they are attached to and
-/// the networks whose addresses may leave the host, masqueraded.
+/// The containers' way out of a host and way in: the bridge they are
+/// attached to, the networks whose addresses may leave the host,
+/// masqueraded, and the ports published on the host's addresses.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Egress {
     /// The bridge the containers' networks are on (`obr0`).
@@ -137,6 +173,17 @@ pub struct Egress {
     /// The networks allowed out, as (address, prefix length): the address
     /// may have host bits set, they are cleared.
     pub sources: Vec<(Ipv4Addr, u8)>,
+    /// The published ports, in the order their rules are tried.
+    pub published: Vec<Dnat>,
+}
+
+/// A published port's translation: connections to the host's address (or
+/// every local address) and port go to a container's address and port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Dnat {
+    pub port: PublishedPort,
+    /// The container's address.
+    pub to: Ipv4Addr,
 }
 
 /// An IPv4 network: its address with the host bits cleared, and its
@@ -207,12 +254,14 @@ pub struct EgressRules {
     bridge: String,
     bridge_key: [u8; IFNAMSIZ],
     masquerade: Vec<Cidr>,
+    published: Vec<Dnat>,
 }
 
 impl EgressRules {
     /// Checks an [`Egress`]: the bridge must be a valid interface name and
-    /// every prefix at most 32. The sources become networks (host bits
-    /// cleared) in their order, each once.
+    /// every prefix at most 32, no published port on a loopback address.
+    /// The sources become networks (host bits cleared) in their order,
+    /// each once.
     pub fn new(egress: &Egress) -> Result<EgressRules, NatError> {
         let bridge_key = ifname_key(&egress.bridge)?;
         let mut seen = BTreeSet::new();
@@ -223,7 +272,12 @@ impl EgressRules {
                 masquerade.push(cidr);
             }
         }
-        Ok(EgressRules { bridge: egress.bridge.clone(), bridge_key, masquerade })
+        for d in &egress.published {
+            if d.port.host_ip.is_some_and(|ip| ip.is_loopback()) {
+                return Err(NatError::LoopbackPublish(d.port));
+            }
+        }
+        Ok(EgressRules { bridge: egress.bridge.clone(), bridge_key, masquerade, published: egress.published.clone() })
     }
 
     /// The bridge.
@@ -236,10 +290,23 @@ impl EgressRules {
         &self.masquerade
     }
 
+    /// The published ports' translations, one rule each per chain.
+    pub fn published(&self) -> &[Dnat] {
+        &self.published
+    }
+
     /// The rules in `nft` syntax, one line each, as `nft list` shows them
     /// (for logs and messages).
     pub fn describe(&self) -> Vec<String> {
         let b = &self.bridge;
+        let dnat = |d: &Dnat| {
+            let p = &d.port;
+            format!("{} dport {} dnat to {}:{}", p.transport.name(), p.host_port, d.to, p.container_port)
+        };
+        let daddr = |d: &Dnat| match d.port.host_ip {
+            Some(ip) => format!("ip daddr {ip}"),
+            None => "fib daddr type local".to_owned(),
+        };
         let mut lines: Vec<String> = self
             .masquerade
             .iter()
@@ -249,7 +316,17 @@ impl EgressRules {
                 _ => format!("{POSTROUTING_CHAIN}: ip saddr {c} oifname != \"{b}\" masquerade"),
             })
             .collect();
+        for d in &self.published {
+            lines.push(format!("{PREROUTING_CHAIN}: iifname != \"{b}\" {} {}", daddr(d), dnat(d)));
+        }
+        for d in &self.published {
+            let local = if d.port.host_ip.is_none() { "ip daddr != 127.0.0.0/8 " } else { "" };
+            lines.push(format!("{OUTPUT_CHAIN}: {local}{} {}", daddr(d), dnat(d)));
+        }
         lines.push(format!("{FORWARD_CHAIN}: iifname \"{b}\" oifname \"{b}\" drop"));
+        lines.push(format!("{FORWARD_CHAIN}: oifname \"{b}\" ct state established,related accept"));
+        lines.push(format!("{FORWARD_CHAIN}: oifname \"{b}\" ct status dnat accept"));
+        lines.push(format!("{FORWARD_CHAIN}: oifname \"{b}\" drop"));
         lines
     }
 }
@@ -340,6 +417,20 @@ fn apply_batch(rules: &EgressRules) -> Labeled {
     batch.add(&postrouting, MsgType::Add);
     labels.push(format!("add chain {POSTROUTING_CHAIN}"));
 
+    let mut prerouting = Chain::new(PREROUTING_C, &table);
+    prerouting.set_type(ChainType::Nat);
+    prerouting.set_hook(Hook::PreRouting, DSTNAT_PRIORITY);
+    prerouting.set_policy(Policy::Accept);
+    batch.add(&prerouting, MsgType::Add);
+    labels.push(format!("add chain {PREROUTING_CHAIN}"));
+
+    let mut output = Chain::new(OUTPUT_C, &table);
+    output.set_type(ChainType::Nat);
+    output.set_hook(Hook::Out, DSTNAT_PRIORITY);
+    output.set_policy(Policy::Accept);
+    batch.add(&output, MsgType::Add);
+    labels.push(format!("add chain {OUTPUT_CHAIN}"));
+
     let mut forward = Chain::new(FORWARD_C, &table);
     forward.set_type(ChainType::Filter);
     forward.set_hook(Hook::Forward, FILTER_PRIORITY);
@@ -368,6 +459,31 @@ fn apply_batch(rules: &EgressRules) -> Labeled {
         labels.push(format!("add rule {POSTROUTING_CHAIN} masquerade {cidr}"));
     }
 
+    for d in &rules.published {
+        // `iifname != BRIDGE DADDR PROTO dport N dnat to IP:PORT`: what
+        // containers send to the host's address is the host's.
+        let mut rule = Rule::new(&prerouting);
+        rule.add_expr(&nft_expr!(meta iifname));
+        rule.add_expr(&nft_expr!(cmp != bridge));
+        add_dnat(&mut rule, d);
+        batch.add(&rule, MsgType::Add);
+        labels.push(format!("add rule {PREROUTING_CHAIN} {}", d.port));
+
+        // The host's own connections, but not to loopback addresses (the
+        // kernel would not route their source out of the host).
+        let mut rule = Rule::new(&output);
+        if d.port.host_ip.is_none() {
+            let mask: &[u8] = &[255, 0, 0, 0];
+            let xor: &[u8] = &[0; 4];
+            rule.add_expr(&nft_expr!(payload ipv4 daddr));
+            rule.add_expr(&nft_expr!(bitwise mask mask, xor xor));
+            rule.add_expr(&nft_expr!(cmp != Ipv4Addr::new(127, 0, 0, 0)));
+        }
+        add_dnat(&mut rule, d);
+        batch.add(&rule, MsgType::Add);
+        labels.push(format!("add rule {OUTPUT_CHAIN} {}", d.port));
+    }
+
     // `iifname BRIDGE oifname BRIDGE drop`
     let mut isolate = Rule::new(&forward);
     isolate.add_expr(&nft_expr!(meta iifname));
@@ -378,7 +494,98 @@ fn apply_batch(rules: &EgressRules) -> Labeled {
     batch.add(&isolate, MsgType::Add);
     labels.push(format!("add rule {FORWARD_CHAIN} drop {} to {}", rules.bridge, rules.bridge));
 
+    // `oifname BRIDGE ct state established,related accept`
+    let mut replies = Rule::new(&forward);
+    replies.add_expr(&nft_expr!(meta oifname));
+    replies.add_expr(&nft_expr!(cmp == bridge));
+    replies.add_expr(&nft_expr!(ct state));
+    let states = (nftnl::expr::States::ESTABLISHED | nftnl::expr::States::RELATED).bits();
+    replies.add_expr(&nft_expr!(bitwise mask states, xor 0u32));
+    replies.add_expr(&nft_expr!(cmp != 0u32));
+    replies.add_expr(&nft_expr!(verdict accept));
+    batch.add(&replies, MsgType::Add);
+    labels.push(format!("add rule {FORWARD_CHAIN} accept replies to {}", rules.bridge));
+
+    // `oifname BRIDGE ct status dnat accept`
+    let mut published = Rule::new(&forward);
+    published.add_expr(&nft_expr!(meta oifname));
+    published.add_expr(&nft_expr!(cmp == bridge));
+    published.add_expr(&nft_expr!(ct status));
+    let dnat = nftnl::expr::ConntrackStatus::DST_NAT.bits();
+    published.add_expr(&nft_expr!(bitwise mask dnat, xor 0u32));
+    published.add_expr(&nft_expr!(cmp != 0u32));
+    published.add_expr(&nft_expr!(verdict accept));
+    batch.add(&published, MsgType::Add);
+    labels.push(format!("add rule {FORWARD_CHAIN} accept published ports on {}", rules.bridge));
+
+    // `oifname BRIDGE drop`
+    let mut unasked = Rule::new(&forward);
+    unasked.add_expr(&nft_expr!(meta oifname));
+    unasked.add_expr(&nft_expr!(cmp == bridge));
+    unasked.add_expr(&nft_expr!(verdict drop));
+    batch.add(&unasked, MsgType::Add);
+    labels.push(format!("add rule {FORWARD_CHAIN} drop the rest to {}", rules.bridge));
+
     Labeled::new(batch, labels)
+}
+
+/// Adds `DADDR PROTO dport N dnat to IP:PORT` to a rule: the host address
+/// (or any local one), the protocol and port, and the translation.
+fn add_dnat(rule: &mut Rule<'_>, d: &Dnat) {
+    match d.port.host_ip {
+        Some(ip) => {
+            rule.add_expr(&nft_expr!(payload ipv4 daddr));
+            rule.add_expr(&nft_expr!(cmp == ip));
+        }
+        None => {
+            rule.add_expr(&FibDaddrType);
+            rule.add_expr(&nft_expr!(cmp == u32::from(libc::RTN_LOCAL)));
+        }
+    }
+    rule.add_expr(&nft_expr!(meta l4proto));
+    rule.add_expr(&nft_expr!(cmp == d.port.transport.ip_proto()));
+    match d.port.transport {
+        Transport::Tcp => rule.add_expr(&nft_expr!(payload tcp dport)),
+        Transport::Udp => rule.add_expr(&nft_expr!(payload udp dport)),
+    }
+    rule.add_expr(&nft_expr!(cmp == d.port.host_port.to_be()));
+    // The translation reads the address from register 1 and the port
+    // (network byte order) from register 2.
+    rule.add_expr(&Immediate::new(d.to.octets(), Register::Reg1));
+    rule.add_expr(&Immediate::new(d.port.container_port.to_be_bytes(), Register::Reg2));
+    rule.add_expr(&Nat {
+        nat_type: NatType::DNat,
+        family: ProtoFamily::Ipv4,
+        ip_register: Register::Reg1,
+        port_register: Some(Register::Reg2),
+    });
+}
+
+/// `fib daddr type`: the kernel's routing type of the packet's destination
+/// address (`RTN_LOCAL` for an address of this host), into register 1.
+/// The crate has no expression for it.
+struct FibDaddrType;
+
+/// `NFTA_FIB_F_DADDR`: look the destination address up.
+const FIB_F_DADDR: u32 = 1 << 1;
+/// `NFT_FIB_RESULT_ADDRTYPE`: the result is the address's route type.
+const FIB_RESULT_ADDRTYPE: u32 = 3;
+
+impl Expression for FibDaddrType {
+    fn to_expr(&self, _rule: &Rule<'_>) -> std::ptr::NonNull<sys::nftnl_expr> {
+        // SAFETY: the name is a valid C string; the attributes set are the
+        // fib expression's, with the value types libnftnl expects for them.
+        unsafe {
+            let expr = sys::nftnl_expr_alloc(c"fib".as_ptr());
+            let Some(expr) = std::ptr::NonNull::new(expr) else {
+                std::alloc::handle_alloc_error(std::alloc::Layout::new::<u64>())
+            };
+            sys::nftnl_expr_set_u32(expr.as_ptr(), sys::NFTNL_EXPR_FIB_DREG as u16, Register::Reg1.to_raw());
+            sys::nftnl_expr_set_u32(expr.as_ptr(), sys::NFTNL_EXPR_FIB_RESULT as u16, FIB_RESULT_ADDRTYPE);
+            sys::nftnl_expr_set_u32(expr.as_ptr(), sys::NFTNL_EXPR_FIB_FLAGS as u16, FIB_F_DADDR);
+            expr
+        }
+    }
 }
 
 /// The batch that deletes the table whether or not it exists: add it (a
@@ -593,6 +800,7 @@ mod tests {
                 (Ipv4Addr::new(10, 1, 0, 0), 24),
                 (Ipv4Addr::new(192, 0, 2, 1), 32),
             ],
+            published: vec![Dnat { port: "8080:80".parse().expect("port"), to: Ipv4Addr::new(10, 1, 0, 9) }],
         };
         let rules = EgressRules::new(&egress).expect("valid");
         assert_eq!(rules.bridge(), "obr0");
@@ -604,14 +812,20 @@ mod tests {
                 "postrouting: ip saddr 10.1.0.0/24 oifname != \"obr0\" masquerade",
                 "postrouting: ip saddr 10.2.0.0/16 oifname != \"obr0\" masquerade",
                 "postrouting: ip saddr 192.0.2.1 oifname != \"obr0\" masquerade",
+                "prerouting: iifname != \"obr0\" fib daddr type local tcp dport 8080 dnat to 10.1.0.9:80",
+                "output: ip daddr != 127.0.0.0/8 fib daddr type local tcp dport 8080 dnat to 10.1.0.9:80",
                 "forward: iifname \"obr0\" oifname \"obr0\" drop",
+                "forward: oifname \"obr0\" ct state established,related accept",
+                "forward: oifname \"obr0\" ct status dnat accept",
+                "forward: oifname \"obr0\" drop",
             ]
         );
 
-        let bad = Egress { bridge: "obr0".into(), sources: vec![(Ipv4Addr::new(10, 0, 0, 0), 40)] };
+        let bad =
+            Egress { bridge: "obr0".into(), sources: vec![(Ipv4Addr::new(10, 0, 0, 0), 40)], ..Default::default() };
         let e = EgressRules::new(&bad).expect_err("prefix 40");
         assert_eq!(e.to_string(), "source network 10.0.0.0/40: the prefix length must be 0-32");
-        let bad = Egress { bridge: "bad name".into(), sources: vec![] };
+        let bad = Egress { bridge: "bad name".into(), ..Default::default() };
         assert!(matches!(EgressRules::new(&bad), Err(NatError::BadBridge(_))));
     }
 

@@ -25,8 +25,8 @@ pub use render::{
 };
 pub use sim::{FlowTable, Packet, Trace};
 pub use state::{
-    BridgeLocal, DEFAULT_NETWORK, LocalEndpoint, Network, ROUTER_MAC, RemoteBlock, RemoteEndpoint, Router, State,
-    TunnelType, Uplink, vni_for,
+    BridgeLocal, DEFAULT_NETWORK, LocalEndpoint, Network, Published, ROUTER_MAC, RemoteBlock, RemoteEndpoint, Router,
+    State, TunnelType, Uplink, vni_for,
 };
 
 /// A pipeline that is wrong: it does not parse, or a rendered flow breaks

@@ -101,6 +101,19 @@ pub struct State {
     /// The way out, when the agent does egress (never with host access:
     /// the internal port is then an endpoint of one network).
     pub uplink: Option<Uplink>,
+    /// The ports local endpoints publish on the host's addresses: the
+    /// host's kernel translates them (no flows depend on them).
+    pub published: Vec<Published>,
+}
+
+/// A port a local endpoint publishes on the host's addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    /// The endpoint's port name.
+    pub endpoint: String,
+    pub network: String,
+    pub ip: Ipv4Addr,
+    pub port: crate::net::PublishedPort,
 }
 
 /// The network name used when an attachment names none.

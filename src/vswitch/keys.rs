@@ -27,3 +27,7 @@ pub const NETWORK: &str = "ovsnet-network";
 /// The routes added inside the container (`attach --route`), each
 /// `CIDR[@GATEWAY]`, comma-separated: a re-plug adds them again.
 pub const ROUTES: &str = "ovsnet-routes";
+/// The ports published on the host's addresses (`attach --publish`,
+/// `docker run -p`), each `[HOST_IP:]HOST_PORT:CONTAINER_PORT/PROTO`,
+/// comma-separated: the agent has the host's kernel translate them.
+pub const PUBLISH: &str = "ovsnet-publish";

@@ -74,3 +74,48 @@ pub fn without_ovsnet_env(cmd: &mut std::process::Command) -> &mut std::process:
     }
     cmd
 }
+
+/// A TCP server in `ns` on `addr`: each connection's peer address is sent
+/// on the returned channel, then what the peer sends is echoed until it
+/// closes. Runs until the test ends.
+pub fn tcp_echo_server(ns: &str, addr: std::net::SocketAddrV4) -> std::sync::mpsc::Receiver<std::net::SocketAddr> {
+    let fd = ovsnet::netns::open(ns).unwrap();
+    let listener = ovsnet::netns::run_in(&fd, || std::net::TcpListener::bind(addr)).unwrap().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let Ok(peer) = conn.peer_addr() else { continue };
+            if tx.send(peer).is_err() {
+                return;
+            }
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = std::io::Read::read(&mut conn, &mut buf) {
+                    if n == 0 || std::io::Write::write_all(&mut conn, &buf[..n]).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    rx
+}
+
+/// A TCP connection from the namespace `ns` to `to`.
+pub fn connect_from(
+    ns: &str,
+    to: std::net::SocketAddrV4,
+    timeout: std::time::Duration,
+) -> std::io::Result<std::net::TcpStream> {
+    let fd = ovsnet::netns::open(ns).unwrap();
+    ovsnet::netns::run_in(&fd, || std::net::TcpStream::connect_timeout(&to.into(), timeout)).unwrap()
+}
+
+/// Sends `msg` and reads the echo back.
+pub fn echo(conn: &mut std::net::TcpStream, msg: &[u8]) -> bool {
+    use std::io::{Read, Write};
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+    let mut back = vec![0u8; msg.len()];
+    conn.write_all(msg).is_ok() && conn.read_exact(&mut back).is_ok() && back == msg
+}
