@@ -177,8 +177,10 @@ mod tests {
 
     #[test]
     fn only_networks_with_egress_and_only_with_an_uplink() {
-        let mut s = State::default();
-        s.networks = vec![net("out", "10.40.0.0/16", true), net("inside", "10.41.0.0/16", false)];
+        let mut s = State {
+            networks: vec![net("out", "10.40.0.0/16", true), net("inside", "10.41.0.0/16", false)],
+            ..State::default()
+        };
         assert!(egress_blocks(&s).is_empty(), "no uplink: no way out");
         s.uplink = Some(Uplink { mac: Mac([2, 0, 0, 0, 0, 1]) });
         assert_eq!(egress_blocks(&s), BTreeSet::from([("10.40.0.0".parse().unwrap(), 16)]));
@@ -186,8 +188,10 @@ mod tests {
 
     #[test]
     fn published_ports_need_a_way_out_and_the_first_keeps_a_port() {
-        let mut s = State::default();
-        s.networks = vec![net("out", "10.40.0.0/16", true), net("inside", "10.41.0.0/16", false)];
+        let mut s = State {
+            networks: vec![net("out", "10.40.0.0/16", true), net("inside", "10.41.0.0/16", false)],
+            ..State::default()
+        };
         let publish = |endpoint: &str, network: &str, ip: &str, port: &str| Published {
             endpoint: endpoint.into(),
             network: network.into(),

@@ -79,8 +79,10 @@ pub fn without_ovsnet_env(cmd: &mut std::process::Command) -> &mut std::process:
 /// on the returned channel, then what the peer sends is echoed until it
 /// closes. Runs until the test ends.
 pub fn tcp_echo_server(ns: &str, addr: std::net::SocketAddrV4) -> std::sync::mpsc::Receiver<std::net::SocketAddr> {
-    let fd = ovsnet::netns::open(ns).unwrap();
-    let listener = ovsnet::netns::run_in(&fd, || std::net::TcpListener::bind(addr)).unwrap().unwrap();
+    let fd = ovsnet::netns::open(ns).expect("open the namespace");
+    let listener = ovsnet::netns::run_in(&fd, || std::net::TcpListener::bind(addr))
+        .expect("enter the namespace")
+        .unwrap_or_else(|e| panic!("listen on {addr}: {e}"));
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for conn in listener.incoming() {
@@ -108,14 +110,17 @@ pub fn connect_from(
     to: std::net::SocketAddrV4,
     timeout: std::time::Duration,
 ) -> std::io::Result<std::net::TcpStream> {
-    let fd = ovsnet::netns::open(ns).unwrap();
-    ovsnet::netns::run_in(&fd, || std::net::TcpStream::connect_timeout(&to.into(), timeout)).unwrap()
+    let fd = ovsnet::netns::open(ns).expect("open the namespace");
+    ovsnet::netns::run_in(&fd, || std::net::TcpStream::connect_timeout(&to.into(), timeout))
+        .expect("enter the namespace")
 }
 
 /// Sends `msg` and reads the echo back.
 pub fn echo(conn: &mut std::net::TcpStream, msg: &[u8]) -> bool {
     use std::io::{Read, Write};
-    conn.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+    if conn.set_read_timeout(Some(std::time::Duration::from_secs(5))).is_err() {
+        return false;
+    }
     let mut back = vec![0u8; msg.len()];
     conn.write_all(msg).is_ok() && conn.read_exact(&mut back).is_ok() && back == msg
 }
