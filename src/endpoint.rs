@@ -25,6 +25,8 @@ pub enum EndpointError {
     Vanished { ip: IpAddr, network: String },
     #[error("{ip} is not an IPv4 address; only IPv4 endpoints can be attached")]
     NotIpv4 { ip: IpAddr },
+    #[error("network {0} is internal (no way out of the hosts): nothing can be published on it")]
+    InternalPublish(String),
 }
 
 /// An address the user gave: `IP/PREFIX[@GATEWAY]`.
@@ -53,6 +55,9 @@ pub struct NetworkAttach {
     /// overhead.
     pub mtu: Option<u32>,
     pub routes: Vec<Route>,
+    /// Ports published on the host's addresses (the network must have a
+    /// way out: not `--internal`).
+    pub published: Vec<crate::net::PublishedPort>,
 }
 
 /// What [`attach_in_network`] did.
@@ -70,7 +75,10 @@ impl NetworkAttach {
     pub fn check(&self) -> Result<(), AttachError> {
         match self.address {
             Some(a) => self.request(a.ip, a.prefix, a.gateway, None).check(),
-            None => crate::attach::check_options(&self.bridge, &self.ifname, self.mtu, self.mac, Some(&self.network)),
+            None => {
+                crate::attach::check_options(&self.bridge, &self.ifname, self.mtu, self.mac, Some(&self.network))?;
+                crate::attach::check_published(&self.published)
+            }
         }
     }
 
@@ -87,6 +95,7 @@ impl NetworkAttach {
             mtu: self.mtu.or(mtu),
             routes: self.routes.clone(),
             network: Some(self.network.clone()),
+            published: self.published.clone(),
         }
     }
 
@@ -116,7 +125,10 @@ pub async fn attach_in_network(
 ) -> Result<NetworkAttachReport, EndpointError> {
     req.check()?;
     let net = cluster.network(&req.network).await?;
-    let (ip, published) = match req.address {
+    if net.internal && !req.published.is_empty() {
+        return Err(EndpointError::InternalPublish(req.network.clone()));
+    }
+    let (ip, new_row) = match req.address {
         Some(given) => match cluster.publish_endpoint(&req.spec(given.ip)).await {
             Ok(_) => (given.ip, true),
             Err(ClusterError::IpInUse { host, container, .. })
@@ -149,7 +161,7 @@ pub async fn attach_in_network(
     match attacher.attach(&attach).await {
         Ok(report) => Ok(NetworkAttachReport { report, network: req.network.clone(), host: req.host.clone() }),
         Err(e) => {
-            if published {
+            if new_row {
                 let _ = cluster.remove_endpoint(&req.network, IpAddr::V4(ip)).await;
             }
             Err(e.into())
@@ -224,6 +236,7 @@ mod tests {
             mac: None,
             mtu: None,
             routes: Vec::new(),
+            published: Vec::new(),
         }
     }
 
@@ -283,6 +296,7 @@ mod tests {
             gateway: None,
             network: network.map(str::to_owned),
             routes: Vec::new(),
+            published: Vec::new(),
             ofport: None,
         };
         let rows = rows_of(&[a(Some("blue"), "10.0.0.2/24"), a(None, "10.0.0.3/24")]);

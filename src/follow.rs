@@ -127,6 +127,7 @@ pub fn replug_request(a: &Attachment) -> Result<AttachRequest, AttachError> {
         mtu: a.mtu,
         routes: a.routes.clone(),
         network: a.network.clone(),
+        published: a.published.clone(),
     };
     req.check()?;
     Ok(req)
@@ -357,12 +358,14 @@ mod tests {
             gateway: Some("172.16.42.1".parse().unwrap()),
             network: Some("blue".into()),
             routes: crate::attach::parse_recorded_routes("192.168.0.0/16@172.16.42.1,10.9.0.0/16"),
+            published: crate::net::PublishedPort::parse_list("8080:80/tcp").unwrap(),
             ofport: None,
         };
         let r = replug_request(&a).unwrap();
         assert_eq!((r.cidr(), r.ifname.as_str(), r.mtu, r.gateway), (a.ip.to_string(), "eth1", Some(1450), a.gateway));
         assert_eq!(r.routes, a.routes, "the recorded routes are added again");
         assert_eq!(r.routes.len(), 2);
+        assert_eq!(r.published, a.published, "the published ports stay published");
         assert_eq!(r.container, ContainerRef::Docker("4f66ad9a0b2e".into()));
         assert!(is_docker(&a));
         let mut ns = a.clone();

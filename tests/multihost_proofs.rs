@@ -144,22 +144,26 @@ impl Lab {
     /// Attaches a container namespace on `host` through the cluster;
     /// returns its address.
     fn attach_in_cluster(&self, host: &str, ns: &str, network: &str) -> Ipv4Addr {
+        self.attach_in_cluster_with(host, ns, network, &[])
+    }
+
+    /// [`Lab::attach_in_cluster`] with more options for `attach`.
+    fn attach_in_cluster_with(&self, host: &str, ns: &str, network: &str, extra: &[&str]) -> Ipv4Addr {
         let container = format!("netns:{ns}");
-        self.ovsnet_ok(
-            host,
-            &[
-                "attach",
-                lab::BRIDGE,
-                &container,
-                "--network",
-                network,
-                "--cluster-db",
-                &self.remotes(),
-                "--host-name",
-                host,
-            ],
-        );
+        let args = self.attach_args(host, &container, network, extra);
+        self.ovsnet_ok(host, &args.iter().map(String::as_str).collect::<Vec<_>>());
         endpoint_ip(&self.cluster_state(), network, &container).unwrap_or_else(|| panic!("no endpoint for {container}"))
+    }
+
+    /// `attach BRIDGE CONTAINER --network NETWORK` in the cluster, as `host`.
+    fn attach_args(&self, host: &str, container: &str, network: &str, extra: &[&str]) -> Vec<String> {
+        let mut args: Vec<String> = ["attach", lab::BRIDGE, container, "--network", network, "--cluster-db"]
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        args.extend([self.remotes(), "--host-name".to_owned(), host.to_owned()]);
+        args.extend(extra.iter().map(|a| (*a).to_owned()));
+        args
     }
 }
 
@@ -958,4 +962,82 @@ fn containers_egress_through_their_own_host_and_internal_networks_do_not() {
     );
     // Its gateway still answers.
     wait_for(10, "shut pings its gateway", || ping(&shut.0, Ipv4Addr::new(10, 64, 0, 1), Duration::from_secs(1)), diag);
+}
+
+// ---------------------------------------------------------------------------
+// A way in: a port published on a host's addresses reaches the container.
+
+#[test]
+fn published_ports_reach_the_container_from_outside_and_only_those() {
+    let Some(lab) = Lab::up_with(1, 1, TunnelType::Vxlan, true) else { return };
+    let rec = lab.rec();
+    let outside = rec.outside.clone().expect("the outside namespace");
+    let h1 = lab.host("h1");
+    let diag = || format!("{}\n{}", dump_flows(lab.host("h1")), agent_log(lab.rec()));
+    let web = lab.container("web");
+    let ip = lab.attach_in_cluster_with("h1", &web.0, lab::LAB_NETWORK, &["--publish", "8080:80"]);
+    let service = tcp_echo_server(&web.0, SocketAddrV4::new(ip, 80));
+    let _unpublished = tcp_echo_server(&web.0, SocketAddrV4::new(ip, 81));
+    let published = SocketAddrV4::new(h1.underlay_ip, 8080);
+
+    // From the outside namespace, to the host's address.
+    let mut conn = None;
+    wait_for(
+        10,
+        "the outside reaches the published port",
+        || {
+            conn = connect_from(&outside, published, Duration::from_secs(1)).ok();
+            conn.is_some()
+        },
+        diag,
+    );
+    let mut conn = conn.unwrap();
+    assert!(echo(&mut conn, b"in and back"), "the reply comes back through the same translation");
+    let peer = service.recv_timeout(Duration::from_secs(5)).unwrap();
+    assert_eq!(peer.ip(), IpAddr::V4(lab::OUTSIDE_UNDERLAY_IP), "the container sees the client's address");
+
+    // Nothing else: not another port of the host, not the container's own
+    // address, even for an outside that routes to it through the host.
+    let t = Duration::from_millis(1500);
+    assert!(connect_from(&outside, SocketAddrV4::new(h1.underlay_ip, 8081), t).is_err(), "an unpublished host port");
+    let route = Command::new("ip")
+        .args(["-n", &outside, "route", "add", "10.0.0.0/8", "via", &h1.underlay_ip.to_string()])
+        .status()
+        .unwrap();
+    assert!(route.success());
+    assert!(connect_from(&outside, SocketAddrV4::new(ip, 81), t).is_err(), "the container reached without a published port");
+
+    // A second container asking for the same host port: a clear error, and
+    // nothing changes (no port, no Endpoint row, the first keeps it).
+    let other = lab.container("other");
+    let before = lab.cluster_state().endpoints.len();
+    let args = lab.attach_args("h1", &format!("netns:{}", other.0), lab::LAB_NETWORK, &["-p", "8080:90"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = lab.ovsnet("h1", &args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a second container took a published port");
+    assert!(err.contains("8080:80/tcp") && err.contains("already published"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert_eq!(lab.cluster_state().endpoints.len(), before, "the refused attach left an Endpoint row");
+    let attached = lab.ovsnet_ok("h1", &["attachments", lab::BRIDGE]);
+    assert!(!attached.contains(&other.0), "the refused attach left a port: {attached}");
+    assert!(echo(&mut conn, b"still the first"), "the first container keeps its port");
+
+    // Published on an internal network: refused before anything is made.
+    let remotes = lab.remotes();
+    lab.ovsnet_ok("h1", &["network", "create", "closed", "--cidr", "10.64.0.0/24", "--internal", "--cluster-db", &remotes]);
+    let args = lab.attach_args("h1", &format!("netns:{}", other.0), "closed", &["-p", "9090:90"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = lab.ovsnet("h1", &args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("internal"), "{err}");
+
+    // Detached: the port is closed again.
+    lab.ovsnet_ok("h1", &["detach", lab::BRIDGE, &format!("netns:{}", web.0), "--cluster-db", &remotes]);
+    wait_for(
+        10,
+        "the published port to close",
+        || connect_from(&outside, published, Duration::from_millis(500)).is_err(),
+        diag,
+    );
 }

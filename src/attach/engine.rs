@@ -477,7 +477,7 @@ impl Attacher {
         let host_name = host_ifname(&req.bridge, &identity.id, &req.ifname, identity.netns);
 
         let r = self.transact(read_ops(req, &identity.id, &host_name)).await?;
-        let AttachRead { netdev, bridge_mtu, mine, holders, userspace_tso: tso, tunnels, existing_ofport } =
+        let AttachRead { netdev, bridge_mtu, mine, holders, userspace_tso: tso, tunnels, existing_ofport, publishers } =
             AttachRead::from_results(&r).ok_or_else(|| AttachError::NoBridge(req.bridge.clone()))?;
         self.step(Step::Read)?;
 
@@ -489,6 +489,21 @@ impl Attacher {
                 holder: format!("{} {}", h.shown_container(), h.ifname),
                 port: h.port.clone(),
             });
+        }
+
+        // Another attachment publishes one of the ports: the same.
+        for p in &req.published {
+            let other = publishers.iter().filter(|a| a.container != identity.id || a.ifname != req.ifname);
+            for a in other {
+                if let Some(q) = a.published.iter().find(|q| q.collides(p)) {
+                    return Err(AttachError::PortPublished {
+                        port: *p,
+                        taken: *q,
+                        holder: format!("{} {}", a.shown_container(), a.ifname),
+                        bridge: req.bridge.clone(),
+                    });
+                }
+            }
         }
 
         let mac = req.effective_mac();
@@ -504,7 +519,8 @@ impl Attacher {
                 && req.mtu.is_none_or(|m| a.mtu == Some(m))
                 && a.gateway == req.gateway
                 && a.network == req.network
-                && a.routes == req.routes;
+                && a.routes == req.routes
+                && a.published == req.published;
             if !same {
                 return Err(AttachError::Conflict {
                     container: req.container.to_string(),

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 use crate::container::NetnsId;
-use crate::net::{AddrError, IpNet, Mac};
+use crate::net::{AddrError, IpNet, Mac, PublishedPort};
 use crate::ovsdb::{Condition, Datum, Function, Mutation, Mutator, Operation, Row, Uuid, WaitUntil};
 use crate::vswitch::Interface;
 use crate::vswitch::txn::PortSpec;
@@ -37,6 +37,8 @@ pub enum AttachError {
         "{ip} is already attached on {bridge} to container {holder} ({port}); detach it or run `ovsnet gc {bridge}`"
     )]
     IpInUse { ip: Ipv4Addr, bridge: String, holder: String, port: String },
+    #[error("host port {port} is already published on {bridge} by {holder} ({taken}); detach it first")]
+    PortPublished { port: PublishedPort, taken: PublishedPort, holder: String, bridge: String },
     #[error("container {container} already has {ifname} on {bridge} with {existing}; detach it first to change it")]
     Conflict { container: String, ifname: String, bridge: String, existing: String },
     #[error("no attachment of {container} ({ifname}) on {bridge}")]
@@ -85,6 +87,24 @@ pub struct AttachRequest {
     pub mtu: Option<u32>,
     pub routes: Vec<Route>,
     pub network: Option<String>,
+    /// Ports published on the host's addresses ([`keys::PUBLISH`]).
+    pub published: Vec<PublishedPort>,
+}
+
+/// Checks ports to publish together: no two take the same host port, and
+/// none is on a loopback address (the kernel would not route it out).
+pub fn check_published(published: &[PublishedPort]) -> Result<(), AttachError> {
+    for (i, p) in published.iter().enumerate() {
+        if let Some(q) = published[..i].iter().find(|q| q.collides(p)) {
+            return Err(AttachError::BadInput(format!("published ports {q} and {p} take the same host port")));
+        }
+        if p.host_ip.is_some_and(|ip| ip.is_loopback()) {
+            return Err(AttachError::BadInput(format!(
+                "published port {p}: a loopback host address cannot reach a container"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The default interface name inside the container.
@@ -105,6 +125,7 @@ impl AttachRequest {
             mtu: None,
             routes: Vec::new(),
             network: None,
+            published: Vec::new(),
         };
         req.check()?;
         Ok(req)
@@ -119,6 +140,7 @@ impl AttachRequest {
         if self.ip.is_unspecified() || self.ip.is_multicast() || self.ip.is_broadcast() || self.ip.is_loopback() {
             return Err(AttachError::BadInput(format!("{} cannot be given to a container", self.ip)));
         }
+        check_published(&self.published)?;
         if let Some(gw) = self.gateway {
             let net = IpNet::new(self.ip.into(), self.prefix)?;
             if !net.contains(gw.into()) || gw == self.ip {
@@ -299,6 +321,8 @@ pub struct Attachment {
     pub network: Option<String>,
     /// The routes added inside the container, added again on a re-plug.
     pub routes: Vec<Route>,
+    /// The ports published on the host's addresses.
+    pub published: Vec<PublishedPort>,
     pub ofport: Option<i64>,
 }
 
@@ -328,6 +352,7 @@ impl Attachment {
             gateway: ids.get(keys::GATEWAY).and_then(|g| g.parse().ok()),
             network: get(keys::NETWORK),
             routes: ids.get(keys::ROUTES).map(|r| parse_recorded_routes(r)).unwrap_or_default(),
+            published: ids.get(keys::PUBLISH).and_then(|p| PublishedPort::parse_list(p).ok()).unwrap_or_default(),
             ofport: None,
         })
     }
@@ -376,6 +401,9 @@ pub fn external_ids(
     if !req.routes.is_empty() {
         let routes: Vec<String> = req.routes.iter().map(Route::to_string).collect();
         ids.insert(keys::ROUTES.to_owned(), routes.join(","));
+    }
+    if !req.published.is_empty() {
+        ids.insert(keys::PUBLISH.to_owned(), PublishedPort::join(&req.published));
     }
     ids
 }
@@ -427,6 +455,11 @@ pub fn read_ops(req: &AttachRequest, container_id: &str, host_end: &str) -> Vec<
         ops.push(Operation::select("Interface", vec![Condition::eq("type", t)]).columns(["_uuid", "type"]));
     }
     ops.push(Operation::select("Interface", vec![Condition::eq("name", host_end)]).columns(["_uuid", "ofport"]));
+    // The bridge's attachments, for the ports they publish: read only when
+    // this one publishes any.
+    if !req.published.is_empty() {
+        ops.push(Operation::select("Port", by_bridge(&req.bridge)).columns(PORT_COLUMNS));
+    }
     ops
 }
 
@@ -447,6 +480,9 @@ pub struct AttachRead {
     pub tunnels: Vec<(Uuid, String)>,
     /// The host end's ofport, when its interface exists.
     pub existing_ofport: Option<i64>,
+    /// The bridge's attachments that publish ports (read only for a
+    /// request that publishes any).
+    pub publishers: Vec<Attachment>,
 }
 
 impl AttachRead {
@@ -479,6 +515,11 @@ impl AttachRead {
                 .is_some_and(|v| v == "true"),
             tunnels: (tunnels_at..host_end_at).flat_map(interfaces).map(|i| (i.uuid, i.kind)).collect(),
             existing_ofport: interfaces(host_end_at).first().and_then(|i| i.ofport),
+            publishers: rows(host_end_at + 1)
+                .iter()
+                .filter_map(Attachment::from_port_row)
+                .filter(|a| !a.published.is_empty())
+                .collect(),
         })
     }
 }

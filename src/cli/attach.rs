@@ -33,6 +33,17 @@ pub struct AttachOpts {
     /// file). In a --batch line: the network name recorded with the attachment.
     #[arg(long, value_name = "NAME")]
     pub network: Option<String>,
+    /// Publish a container port on this host's addresses (repeatable):
+    /// connections to HOST_IP (default: every address of the host) and
+    /// HOST_PORT reach the container's CONTAINER_PORT, as `docker run -p`.
+    /// Needs --network, one that is not --internal, and the agent.
+    #[arg(long = "publish", short = 'p', value_name = "[HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|/udp]",
+          value_parser = parse_published)]
+    pub published: Vec<crate::net::PublishedPort>,
+}
+
+fn parse_published(s: &str) -> Result<crate::net::PublishedPort, String> {
+    s.parse().map_err(|e: crate::net::AddrError| e.to_string())
 }
 
 #[derive(Debug, Args)]
@@ -166,6 +177,7 @@ async fn attach_in_cluster(args: &AttachArgs, remotes: &str, network: &str, g: &
         mac: args.opts.mac.as_deref().map(crate::net::Mac::parse_unicast).transpose()?,
         mtu: args.opts.mtu,
         routes: args.opts.routes.iter().map(|r| parse_route(r)).collect::<Result<_, _>>()?,
+        published: args.opts.published.clone(),
     };
     // Bad input is refused before any connection is made.
     req.check()?;
@@ -187,6 +199,9 @@ fn request(bridge: &str, container: &str, ip: &str, opts: &AttachOpts) -> anyhow
     req.mtu = opts.mtu;
     req.routes = opts.routes.iter().map(|r| parse_route(r)).collect::<Result<_, _>>()?;
     req.network = opts.network.clone();
+    if !opts.published.is_empty() {
+        bail!("--publish needs --network: a published port reaches a container through its cluster network's way out");
+    }
     req.check()?;
     Ok(req)
 }
