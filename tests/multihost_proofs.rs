@@ -155,6 +155,14 @@ impl Lab {
         endpoint_ip(&self.cluster_state(), network, &container).unwrap_or_else(|| panic!("no endpoint for {container}"))
     }
 
+    /// Starts `host`'s agent again (its log starts afresh); returns its pid.
+    fn restart_agent(&mut self, host: &str, tunnel: TunnelType) -> i32 {
+        let remotes = self.remotes();
+        let rec = self.rec.as_mut().unwrap();
+        let h = rec.host(host).unwrap().clone();
+        lab::start_agent(rec, &h, Path::new(env!("CARGO_BIN_EXE_ovsnet")), &remotes, tunnel, false).unwrap()
+    }
+
     /// `attach BRIDGE CONTAINER --network NETWORK` in the cluster, as `host`.
     fn attach_args(&self, host: &str, container: &str, network: &str, extra: &[&str]) -> Vec<String> {
         let mut args: Vec<String> = ["attach", lab::BRIDGE, container, "--network", network, "--cluster-db"]
@@ -943,10 +951,35 @@ fn containers_egress_through_their_own_host_and_internal_networks_do_not() {
 
     // The agent killed under the connection: it stays (the translation is
     // the kernel's, the flows the switch's).
-    let h1 = lab.host("h1");
+    let h1 = lab.host("h1").clone();
     let pid = lab::agent_pid(&h1.dir).unwrap();
     ovsnet::process::kill_pid(pid);
     assert!(echo(&mut conns[0], b"still there"), "the connection outlived the agent");
+
+    // Started again, it finds the switch as it left it: no flow changes,
+    // and the connection goes on.
+    let mut lab = lab;
+    lab.restart_agent("h1", TunnelType::Vxlan);
+    let diag = || format!("{}\n{}\n{}", dump_flows(lab.host("h1")), dump_flows(lab.host("h2")), agent_log(lab.rec()));
+    let log = h1.dir.join("agent.log");
+    let mut line = String::new();
+    wait_for(
+        20,
+        "the restarted agent's first reconcile",
+        || {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            match text.lines().find(|l| l.starts_with("reconcile (switch connected):")) {
+                Some(l) => {
+                    line = l.to_owned();
+                    true
+                }
+                None => false,
+            }
+        },
+        || std::fs::read_to_string(&log).unwrap_or_default(),
+    );
+    assert!(line.contains(" sent=0 "), "a restarted agent sent flow changes: {line}");
+    assert!(echo(&mut conns[0], b"and after the restart"), "the connection outlived the restart");
 
     // An --internal network has no way out.
     let remotes = lab.remotes();
