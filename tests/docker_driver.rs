@@ -798,3 +798,103 @@ fn mac_address_network_connect_disconnect_and_an_exhausted_pool() {
     let ports = endpoint_ports(&host);
     assert!(ports.is_empty(), "stale ports: {ports:?}");
 }
+
+/// A named network namespace removed on drop (also when the test fails).
+struct NsName(String);
+
+impl Drop for NsName {
+    fn drop(&mut self) {
+        let _ = ovsnet::netns::delete(&self.0);
+    }
+}
+
+/// `docker run -p` on an ovsnet network: a client outside the host (a
+/// namespace on a link to the switch's) reaches the container through the
+/// host's address; another container asking for the same host port gets
+/// the driver's error and nothing stays of it; `docker rm` closes the port.
+#[test]
+fn docker_run_p_publishes_a_port_that_rm_takes_away() {
+    let Some(host) = Host::new() else { return };
+    let engine = host.start_engine();
+    let _agent = host.agent(&engine);
+    docker_ok(
+        &engine,
+        &["network", "create", "-d", "ovsnet", "--ipam-driver", "ovsnet", "--subnet", "10.43.0.0/16", "pub"],
+    );
+
+    // The outside: a namespace on a link to the host's (the switch's).
+    let outside = NsName(common::unique_name("ddout"));
+    ovsnet::netns::create(&outside.0).unwrap();
+    let sw = host.lab.sbx.netns().to_owned();
+    let link = common::unique_name("up");
+    let link = &link[link.len().saturating_sub(12)..];
+    for args in [
+        vec!["-n", &sw, "link", "add", link, "type", "veth", "peer", "name", "eth0", "netns", &outside.0],
+        vec!["-n", &sw, "addr", "add", "198.51.100.1/24", "dev", link],
+        vec!["-n", &sw, "link", "set", link, "up"],
+        vec!["-n", &outside.0, "addr", "add", "198.51.100.2/24", "dev", "eth0"],
+        vec!["-n", &outside.0, "link", "set", "eth0", "up"],
+        vec!["-n", &outside.0, "link", "set", "lo", "up"],
+    ] {
+        let out = Command::new("ip").args(&args).output().unwrap();
+        assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    docker_ok(
+        &engine,
+        &["run", "-d", "--name", "web", "--network", "pub", "-p", "8080:80", MINI_IMAGE, "sleep", "3600"],
+    );
+    let ip: std::net::Ipv4Addr =
+        docker_ok(&engine, &["inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", "web"])
+            .parse()
+            .unwrap();
+    let pid = docker_ok(&engine, &["inspect", "-f", "{{.State.Pid}}", "web"]);
+    let web = NsName(common::unique_name("ddweb"));
+    let out = Command::new("ip").args(["netns", "attach", &web.0, &pid]).output().unwrap();
+    assert!(out.status.success(), "ip netns attach: {}", String::from_utf8_lossy(&out.stderr));
+    let service = common::tcp_echo_server(&web.0, std::net::SocketAddrV4::new(ip, 80));
+    let published: std::net::SocketAddrV4 = "198.51.100.1:8080".parse().unwrap();
+    let t = std::time::Duration::from_secs(1);
+    let mut conn = None;
+    let start = std::time::Instant::now();
+    while conn.is_none() && start.elapsed() < std::time::Duration::from_secs(15) {
+        conn = common::connect_from(&outside.0, published, t).ok();
+    }
+    let Some(mut conn) = conn else {
+        let run = |args: &[&str]| {
+            let out = Command::new("ip").args(["netns", "exec", &sw]).args(args).output().unwrap();
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        panic!(
+            "the outside did not reach the published port\n{}\n{}\n{}\n{}",
+            run(&["nft", "list", "ruleset"]),
+            run(&["ip", "route"]),
+            common::vsctl(
+                &host.lab.sbx,
+                &["--columns=name,external_ids", "find", "Interface", "external_ids:ovsnet-bridge=obr0"]
+            ),
+            common::ofctl(&host.lab.sbx, "dump-flows", "obr0", &[]),
+        );
+    };
+    assert!(common::echo(&mut conn, b"docker -p"), "echo through the published port");
+    let peer = service.recv_timeout(std::time::Duration::from_secs(5)).unwrap();
+    assert_eq!(peer.ip().to_string(), "198.51.100.2", "the container sees the client");
+    let other: std::net::SocketAddrV4 = "198.51.100.1:8081".parse().unwrap();
+    assert!(common::connect_from(&outside.0, other, t).is_err(), "an unpublished port was reached");
+
+    // The same host port for another container: the driver's error, and
+    // nothing of that container stays on the bridge.
+    let ports = endpoint_ports(&host);
+    let out = docker(
+        &engine,
+        &["run", "-d", "--name", "web2", "--network", "pub", "-p", "8080:90", MINI_IMAGE, "sleep", "3600"],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("8080:90/tcp is already published"), "{err}");
+    wait_for(10, "the refused container's port to go", || endpoint_ports(&host) == ports);
+    assert!(common::echo(&mut conn, b"still the first"), "the first keeps its port");
+
+    // Removed: the port closes.
+    docker_ok(&engine, &["rm", "-f", "web", "web2"]);
+    wait_for(15, "the published port to close", || common::connect_from(&outside.0, published, t).is_err());
+}

@@ -1038,7 +1038,10 @@ fn published_ports_reach_the_container_from_outside_and_only_those() {
         .status()
         .unwrap();
     assert!(route.success());
-    assert!(connect_from(&outside, SocketAddrV4::new(ip, 81), t).is_err(), "the container reached without a published port");
+    assert!(
+        connect_from(&outside, SocketAddrV4::new(ip, 81), t).is_err(),
+        "the container reached without a published port"
+    );
 
     // A second container asking for the same host port: a clear error, and
     // nothing changes (no port, no Endpoint row, the first keeps it).
@@ -1058,7 +1061,10 @@ fn published_ports_reach_the_container_from_outside_and_only_those() {
 
     // Published on an internal network: refused before anything is made.
     let remotes = lab.remotes();
-    lab.ovsnet_ok("h1", &["network", "create", "closed", "--cidr", "10.64.0.0/24", "--internal", "--cluster-db", &remotes]);
+    lab.ovsnet_ok(
+        "h1",
+        &["network", "create", "closed", "--cidr", "10.64.0.0/24", "--internal", "--cluster-db", &remotes],
+    );
     let args = lab.attach_args("h1", &format!("netns:{}", other.0), "closed", &["-p", "9090:90"]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = lab.ovsnet("h1", &args);

@@ -38,13 +38,13 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::cluster::{ClusterDb, ClusterError, Ipam, Network, NetworkSpec};
-use crate::net::{IpNet, Mac};
+use crate::net::{IpNet, Mac, PublishedPort};
 use crate::netlink::{LinkChange, Netlink, VethEnd};
-use crate::ovsdb::{Client, Condition, ConnectOptions, Datum, Function, Operation};
+use crate::ovsdb::{Client, Condition, ConnectOptions, Datum, Function, Mutation, Mutator, Operation};
 use crate::vswitch::{PortSpec, Vswitch, keys};
 use protocol::{
-    AddressReply, Call, CreateEndpoint, CreateNetwork, EndpointRef, EndpointReply, InterfaceName, InterfaceReply, Join,
-    JoinReply, PoolReply, RequestAddress, RequestPool,
+    AddressReply, Call, CreateEndpoint, CreateNetwork, EndpointRef, EndpointReply, ExternalConnectivity, InterfaceName,
+    InterfaceReply, Join, JoinReply, PoolReply, RequestAddress, RequestPool,
 };
 
 /// Where Docker looks for the plugin.
@@ -112,6 +112,9 @@ pub struct Driver {
     /// Spares claimed at `CreateEndpoint`, by Docker endpoint, until the
     /// endpoint's `Join` (or `DeleteEndpoint`) takes them.
     claimed: std::sync::Mutex<BTreeMap<String, EndpointPort>>,
+    /// Whether container ends need tx checksum offload off (a `netdev`
+    /// bridge without userspace TSO), once the switch has been read.
+    tx_checksum_off: tokio::sync::OnceCell<bool>,
 }
 
 /// The port an endpoint got: a spare claimed (at `CreateEndpoint`, or at
@@ -259,7 +262,46 @@ impl Driver {
         let netlink = Netlink::open_without_packet()?;
         let ports = PortBatch::spawn(vswitch.clone(), opts.bridge.clone());
         let spares = spare::Spares::start(client.clone(), opts.bridge.clone())?;
-        Ok(Driver { opts, cluster, vswitch, netlink, ports, client, spares, claimed: Default::default() })
+        Ok(Driver {
+            opts,
+            cluster,
+            vswitch,
+            netlink,
+            ports,
+            client,
+            spares,
+            claimed: Default::default(),
+            tx_checksum_off: Default::default(),
+        })
+    }
+
+    /// Whether the container end of a veth must have tx checksum offload
+    /// off: on the userspace datapath without userspace TSO, nothing fills
+    /// in a checksum left to offload and TCP does not connect
+    /// (docs/ATTACH.md). Read from the switch once; while it cannot be
+    /// read, off (it works everywhere).
+    async fn needs_tx_checksum_off(&self) -> bool {
+        let read = self
+            .tx_checksum_off
+            .get_or_try_init(|| async {
+                let ops = vec![
+                    Operation::select("Bridge", vec![Condition::eq("name", self.opts.bridge.as_str())])
+                        .columns(["datapath_type"]),
+                    Operation::select("Open_vSwitch", vec![]).columns(["other_config"]),
+                ];
+                let r = self.client.transact(crate::vswitch::DB, ops).await.map_err(|_| ())?;
+                let rows = |i: usize| r.get(i).and_then(|x| x.rows.as_deref()).unwrap_or(&[]);
+                let bridge = rows(0).first().ok_or(())?;
+                let netdev = bridge.get("datapath_type").and_then(Datum::as_str) == Some("netdev");
+                let tso = rows(1)
+                    .first()
+                    .and_then(|row| row.get("other_config"))
+                    .and_then(Datum::as_string_map)
+                    .is_some_and(|m| m.get("userspace-tso-enable").is_some_and(|v| v == "true"));
+                Ok::<bool, ()>(netdev && !tso)
+            })
+            .await;
+        read.copied().unwrap_or(true)
     }
 
     fn claimed(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, EndpointPort>> {
@@ -591,6 +633,11 @@ impl Driver {
                 }
             }
         };
+        // Before the engine moves it into the container: TCP must work on
+        // the userspace datapath.
+        if self.needs_tx_checksum_off().await {
+            self.netlink.set_tx_checksum(&container_end, false)?;
+        }
         // The container's first packet must find its flows.
         if let Some(rx) = &self.opts.programmed {
             let mut rx = rx.clone();
@@ -785,6 +832,96 @@ impl Driver {
         Ok(json!({}))
     }
 
+    /// The interfaces of the bridge's attachments: name and
+    /// `external_ids`.
+    async fn attachment_interfaces(&self) -> Result<Vec<(String, BTreeMap<String, String>)>, DriverError> {
+        let on_bridge =
+            Condition::new("external_ids", Function::Includes, Datum::map([(keys::BRIDGE, self.opts.bridge.as_str())]));
+        let r = self
+            .client
+            .transact(
+                crate::vswitch::DB,
+                vec![Operation::select("Interface", vec![on_bridge]).columns(["name", "external_ids"])],
+            )
+            .await?;
+        Ok(r.first()
+            .and_then(|r| r.rows.as_ref())
+            .into_iter()
+            .flatten()
+            .filter_map(|row| {
+                let name = row.get("name").and_then(Datum::as_str)?.to_owned();
+                let ids = row.get("external_ids").and_then(Datum::as_string_map)?;
+                Some((name, ids))
+            })
+            .collect())
+    }
+
+    /// Sets (or with `None`, removes) the ports an endpoint's interface
+    /// publishes: the agent has the host's kernel follow.
+    async fn set_published(&self, iface: &str, published: Option<&str>) -> Result<(), DriverError> {
+        let name = Condition::eq("name", iface);
+        let mut mutations = vec![Mutation::new("external_ids", Mutator::Delete, Datum::set([keys::PUBLISH]))];
+        if let Some(p) = published {
+            mutations.push(Mutation::new("external_ids", Mutator::Insert, Datum::map([(keys::PUBLISH, p)])));
+        }
+        let ops = ["Interface", "Port"]
+            .into_iter()
+            .map(|table| Operation::mutate(table, vec![name.clone()], mutations.clone()))
+            .collect();
+        self.client.transact(crate::vswitch::DB, ops).await?;
+        Ok(())
+    }
+
+    /// `docker run -p`: the endpoint's interface records the ports to
+    /// publish, unless another endpoint on the bridge publishes one of them
+    /// or the network has no way out.
+    async fn program_external(&self, c: &ExternalConnectivity) -> Result<Value, DriverError> {
+        let wanted = protocol::published_ports(&c.options).map_err(refused)?;
+        if wanted.is_empty() {
+            return Ok(json!({}));
+        }
+        crate::attach::check_published(&wanted).map_err(|e| refused(e.to_string()))?;
+        let net = self.network_of(&c.endpoint.network_id).await?;
+        if net.internal {
+            return Err(refused(format!(
+                "network {} is internal (no way out): ports cannot be published on it",
+                net.name
+            )));
+        }
+        let ifaces = self.attachment_interfaces().await?;
+        let mine =
+            ifaces.iter().find(|(_, ids)| ids.get(keys::CONTAINER) == Some(&c.endpoint.endpoint_id)).ok_or_else(
+                || refused(format!("endpoint {} has no port on {}", c.endpoint.endpoint_id, self.opts.bridge)),
+            )?;
+        for (name, ids) in ifaces.iter().filter(|(name, _)| *name != mine.0) {
+            let theirs = ids.get(keys::PUBLISH).and_then(|p| PublishedPort::parse_list(p).ok()).unwrap_or_default();
+            for p in &wanted {
+                if let Some(q) = theirs.iter().find(|q| q.collides(p)) {
+                    let holder = ids.get(keys::IP).map(String::as_str).unwrap_or("?");
+                    return Err(refused(format!(
+                        "host port {p} is already published by the endpoint {holder} on {} ({q}, port {name})",
+                        self.opts.bridge
+                    )));
+                }
+            }
+        }
+        self.set_published(&mine.0, Some(&PublishedPort::join(&wanted))).await?;
+        tracing::info!(port = mine.0, published = PublishedPort::join(&wanted), "driver: ports published");
+        Ok(json!({}))
+    }
+
+    /// The endpoint's ports are published no more.
+    async fn revoke_external(&self, e: &EndpointRef) -> Result<Value, DriverError> {
+        let ifaces = self.attachment_interfaces().await?;
+        let mine = ifaces
+            .iter()
+            .find(|(_, ids)| ids.get(keys::CONTAINER) == Some(&e.endpoint_id) && ids.contains_key(keys::PUBLISH));
+        if let Some((name, _)) = mine {
+            self.set_published(name, None).await?;
+        }
+        Ok(json!({}))
+    }
+
     async fn dispatch(&self, call: Call) -> Result<Value, DriverError> {
         match call {
             Call::Activate => Ok(protocol::activate_reply()),
@@ -805,7 +942,8 @@ impl Driver {
             // after Leave; it goes with DeleteEndpoint.
             Call::Leave(_) => Ok(json!({})),
             Call::DiscoverNew | Call::DiscoverDelete => Ok(json!({})),
-            Call::ProgramExternalConnectivity(_) | Call::RevokeExternalConnectivity(_) => Ok(json!({})),
+            Call::ProgramExternalConnectivity(c) => self.program_external(&c).await,
+            Call::RevokeExternalConnectivity(e) => self.revoke_external(&e).await,
         }
     }
 }

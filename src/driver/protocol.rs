@@ -16,7 +16,7 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::net::{IpNet, Mac};
+use crate::net::{IpNet, Mac, PublishedPort, Transport};
 
 /// The `Content-Type` of the engine's plugin API.
 pub const CONTENT_TYPE: &str = "application/vnd.docker.plugins.v1.2+json";
@@ -557,10 +557,80 @@ pub struct StaticRoute {
     pub next_hop: String,
 }
 
+/// The option of `ProgramExternalConnectivity` that holds `docker run -p`'s
+/// bindings.
+pub const PORT_MAP_OPTION: &str = "com.docker.network.portmap";
+
+/// The IPv4 ports to publish from a `ProgramExternalConnectivity`'s
+/// options: each binding of [`PORT_MAP_OPTION`] (`{"Proto": 6 or 17,
+/// "Port": container port, "HostIP": "" or an address, "HostPort": N,
+/// "HostPortEnd": N}`) whose host address is not IPv6. A binding without a
+/// host port is refused: the engine leaves choosing one to the bridge
+/// driver, and could not learn a port this driver chose. A range gives
+/// its first port.
+pub fn published_ports(options: &BTreeMap<String, Value>) -> Result<Vec<PublishedPort>, String> {
+    let Some(map) = options.get(PORT_MAP_OPTION) else { return Ok(Vec::new()) };
+    let bindings = match map {
+        Value::Null => return Ok(Vec::new()),
+        Value::Array(b) => b,
+        other => return Err(format!("{PORT_MAP_OPTION}: expected a list, got {other}")),
+    };
+    let mut out: Vec<PublishedPort> = Vec::new();
+    for b in bindings {
+        let field = |k: &str| b.get(k).filter(|v| !v.is_null());
+        let number = |k: &str| -> Result<u64, String> {
+            match field(k) {
+                None => Ok(0),
+                Some(v) => v.as_u64().ok_or_else(|| format!("{PORT_MAP_OPTION}: {k} {v} is not a number")),
+            }
+        };
+        let transport = match field("Proto") {
+            Some(Value::String(p)) if p == "tcp" => Transport::Tcp,
+            Some(Value::String(p)) if p == "udp" => Transport::Udp,
+            Some(v) => v
+                .as_u64()
+                .and_then(|n| u8::try_from(n).ok())
+                .and_then(Transport::from_ip_proto)
+                .ok_or_else(|| format!("ovsnet publishes tcp and udp ports only, not protocol {v}"))?,
+            None => Transport::Tcp,
+        };
+        let host_ip = match field("HostIP").and_then(Value::as_str).unwrap_or("") {
+            "" => None,
+            ip => match ip.parse::<IpAddr>() {
+                Ok(IpAddr::V4(v4)) if v4.is_unspecified() => None,
+                Ok(IpAddr::V4(v4)) => Some(v4),
+                // IPv6 bindings (the engine adds `::` beside `0.0.0.0`):
+                // ovsnet's networks are IPv4.
+                Ok(IpAddr::V6(_)) => continue,
+                Err(_) => return Err(format!("{PORT_MAP_OPTION}: bad HostIP {ip:?}")),
+            },
+        };
+        let port = |k: &str| -> Result<u16, String> {
+            u16::try_from(number(k)?).map_err(|_| format!("{PORT_MAP_OPTION}: {k} out of range"))
+        };
+        let container_port = port("Port")?;
+        let host_port = port("HostPort")?;
+        if container_port == 0 {
+            return Err(format!("{PORT_MAP_OPTION}: a binding without a container port"));
+        }
+        if host_port == 0 {
+            return Err(format!(
+                "-p {container_port}: give the host port too (-p HOST_PORT:{container_port}); ovsnet does not choose one"
+            ));
+        }
+        let p = PublishedPort { transport, host_ip, host_port, container_port };
+        if !out.contains(&p) {
+            out.push(p);
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn parse(path: &str, body: &str) -> Call {
         Call::parse(path, body.as_bytes()).unwrap().unwrap()
@@ -721,5 +791,28 @@ mod tests {
             r#"{"InterfaceName":{"SrcName":"ovsnt1a2b3c","DstPrefix":"eth"},"Gateway":"10.40.0.1","DisableGatewayService":true}"#
         );
         assert_eq!(serde_json::to_string(&EndpointReply::default()).unwrap(), "{}");
+    }
+
+    #[test]
+    fn port_bindings_become_published_ports() {
+        let opts = |v: Value| BTreeMap::from([(PORT_MAP_OPTION.to_owned(), v)]);
+        let got = published_ports(&opts(json!([
+            {"Proto": 6, "IP": "", "Port": 80, "HostIP": "", "HostPort": 8080, "HostPortEnd": 8080},
+            {"Proto": 6, "IP": "", "Port": 80, "HostIP": "::", "HostPort": 8080, "HostPortEnd": 8080},
+            {"Proto": 17, "Port": 53, "HostIP": "192.0.2.1", "HostPort": 5353, "HostPortEnd": 5360},
+            {"Proto": 6, "Port": 80, "HostIP": "0.0.0.0", "HostPort": 8080}
+        ])))
+        .unwrap();
+        let shown: Vec<String> = got.iter().map(ToString::to_string).collect();
+        assert_eq!(shown, ["8080:80/tcp", "192.0.2.1:5353:53/udp"]);
+        assert!(published_ports(&BTreeMap::new()).unwrap().is_empty());
+        assert!(published_ports(&opts(Value::Null)).unwrap().is_empty());
+        let e = published_ports(&opts(json!([{"Proto": 6, "Port": 80, "HostPort": 0}]))).unwrap_err();
+        assert!(e.contains("-p 80: give the host port"), "{e}");
+        let e = published_ports(&opts(json!([{"Proto": 132, "Port": 80, "HostPort": 80}]))).unwrap_err();
+        assert!(e.contains("tcp and udp"), "{e}");
+        assert!(published_ports(&opts(json!({"Proto": 6}))).is_err());
+        assert!(published_ports(&opts(json!([{"Port": 80, "HostPort": 70000}]))).is_err());
+        assert!(published_ports(&opts(json!([{"Port": 80, "HostIP": "x", "HostPort": 1}]))).is_err());
     }
 }
