@@ -113,6 +113,7 @@ fn main() {
         netns: Some(sbx.netns().to_owned()),
         plugins: Some(plugins.clone()),
         dir: None,
+        bridge_nat: false,
     })
     .expect("dockerd");
     engine.import_mini_image().expect("image");

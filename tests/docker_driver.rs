@@ -81,6 +81,7 @@ impl Host {
             netns: Some(self.lab.sbx.netns().to_owned()),
             plugins: Some(self.plugins()),
             dir: None,
+            bridge_nat: false,
         })
         .unwrap();
         engine.import_mini_image().unwrap();

@@ -563,6 +563,7 @@ fn start_docker(rec: &mut LabRecord, h: &LabHost) -> Result<(), LabError> {
         netns: Some(h.netns.clone()),
         plugins: Some(h.plugins_dir()),
         dir: Some(h.docker_dir()),
+        bridge_nat: false,
     })
     .map_err(step(format!("{}: Docker engine", h.name)))?;
     engine.import_mini_image().map_err(step(format!("{}: image", h.name)))?;

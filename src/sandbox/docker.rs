@@ -53,6 +53,10 @@ pub struct DockerOptions {
     /// a new directory under the temporary directory). Short: containerd's
     /// socket, under `exec/`, must fit in a unix socket address.
     pub dir: Option<PathBuf>,
+    /// Docker's default bridge (`docker0`) with its NAT (`iptables`), for
+    /// comparisons: only with a namespace of the engine's own, where its
+    /// rules stay.
+    pub bridge_nat: bool,
 }
 
 /// The pid file of an engine in `dir`.
@@ -216,6 +220,12 @@ impl DockerEngine {
             .open(engine.dir.join("dockerd.log"))
             .map_err(io("open dockerd.log"))?;
         let log2 = log.try_clone().map_err(io("dup dockerd.log"))?;
+        if opts.bridge_nat && opts.netns.is_none() {
+            return Err(SandboxError::Io {
+                what: "a private engine with Docker's bridge NAT needs a namespace of its own".into(),
+                source: std::io::Error::other("no namespace"),
+            });
+        }
         let mut cmd = Command::new("dockerd");
         let ns = opts.netns.as_deref().map(crate::netns::open).transpose().map_err(|e| SandboxError::Io {
             what: format!("open the namespace for dockerd: {e}"),
@@ -236,7 +246,10 @@ impl DockerEngine {
             .arg(engine.host())
             .arg("--pidfile")
             .arg(pidfile(&engine.dir))
-            .args(["--bridge=none", "--iptables=false", "--ip6tables=false", "--ip-masq=false"])
+            .args(match opts.bridge_nat {
+                false => ["--bridge=none", "--iptables=false", "--ip6tables=false", "--ip-masq=false"],
+                true => ["--iptables=true", "--ip6tables=false", "--ip-masq=true", "--userland-proxy=false"],
+            })
             // Containers here run `sleep` as pid 1, which ignores SIGTERM:
             // do not wait the default 15 s for them at shutdown.
             .arg("--shutdown-timeout=1")
