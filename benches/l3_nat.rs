@@ -5,17 +5,18 @@
 //!
 //! In one run, alternating round by round so that load drifts hit all
 //! alike, one iperf3 stream each (median of ROUNDS, SECONDS each):
-//! - **egress NAT**: an ovsnet container on an agent-mode lab host to the
-//!   outside namespace's server (203.0.113.10), through the host's kernel
-//!   NAT (`lab up --outside`);
+//! - **egress NAT**: an ovsnet container on an agent-mode lab host to a
+//!   server on a plain veth link out of the host's namespace (as Docker's
+//!   below, not through the lab's simulated uplink, itself a userspace
+//!   bridge), through the host's kernel NAT;
 //! - **egress routed**: the same path with the masquerade rule flushed
-//!   for the round (`nft`, in the bench only) and the outside routing the
+//!   for the round (`nft`, in the bench only) and the server routing the
 //!   containers' network back through the host;
 //! - **Docker NAT**: a container on Docker's default bridge of a private
 //!   engine (iptables on, in a namespace of its own) to a server on a link
 //!   out of that namespace;
-//! - **published**: a client in the outside namespace to the host's
-//!   address and a port published to the ovsnet container
+//! - **published**: that server as a client of the host's address on the
+//!   link and a port published to the ovsnet container
 //!   (`attach -p 8080:5201`);
 //!
 //! and new TCP connections per second (connect, then close with a reset,
@@ -36,14 +37,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use ovsnet::lab::{LabRecord, OUTSIDE_SERVER};
+use ovsnet::lab::LabRecord;
 use ovsnet::sandbox::docker::{DockerEngine, DockerOptions, MINI_IMAGE};
 
 const NETWORK_CIDR: &str = "10.71.0.0/24";
 const IPERF_PORT: u16 = 5201;
 const PUBLISHED_PORT: u16 = 8080;
 const CONN_PORT: u16 = 7001;
-/// The link out of the Docker engine's namespace.
+/// The link out of the lab host's and the Docker engine's namespaces.
 const DOCKER_UPLINK: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
 const DOCKER_SERVER: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 2);
 
@@ -175,6 +176,8 @@ struct Lab {
     rec: LabRecord,
     container: String,
     ip: Ipv4Addr,
+    /// The server's namespace, on a veth link out of the host's.
+    server: String,
 }
 
 impl Lab {
@@ -187,7 +190,11 @@ impl Lab {
             .arg(state.path()));
         let rec = LabRecord::load(state.path(), &name).expect("lab record");
         let container = format!("{name}-c1");
-        let mut lab = Lab { ovsnet: ovsnet.to_owned(), state, name, rec, container, ip: Ipv4Addr::UNSPECIFIED };
+        let server = format!("{name}-srv");
+        let mut lab = Lab { ovsnet: ovsnet.to_owned(), state, name, rec, container, ip: Ipv4Addr::UNSPECIFIED, server };
+        let host = lab.rec.hosts[0].netns.clone();
+        ovsnet::netns::create(&lab.server).expect("server namespace");
+        link_out(&host, &lab.server);
         lab.on_cluster(&["network", "create", "red", "--cidr", NETWORK_CIDR]);
         ovsnet::netns::create(&lab.container).expect("container namespace");
         let publish = format!("{PUBLISHED_PORT}:{IPERF_PORT}");
@@ -207,7 +214,7 @@ impl Lab {
         lab.ip = Ipv4Addr::new(10, 71, 0, 11);
         let started = Instant::now();
         while !Command::new("ip")
-            .args(["netns", "exec", &lab.container, "ping", "-c1", "-W1", &OUTSIDE_SERVER.to_string()])
+            .args(["netns", "exec", &lab.container, "ping", "-c1", "-W1", &DOCKER_SERVER.to_string()])
             .stdout(Stdio::null())
             .status()
             .is_ok_and(|s| s.success())
@@ -231,8 +238,8 @@ impl Lab {
         Ns::Named(self.rec.hosts[0].netns.clone())
     }
 
-    fn outside(&self) -> Ns {
-        Ns::Named(self.rec.outside.clone().expect("outside namespace"))
+    fn server(&self) -> Ns {
+        Ns::Named(self.server.clone())
     }
 
     /// The masquerade rule on or off (the path without NAT), as `nft`
@@ -267,7 +274,20 @@ impl Drop for Lab {
             .arg(self.state.path())
             .output();
         let _ = ovsnet::netns::delete(&self.container);
+        let _ = ovsnet::netns::delete(&self.server);
     }
+}
+
+/// A plain veth link from `host` ([`DOCKER_UPLINK`]) to `server`
+/// ([`DOCKER_SERVER`]), both namespaces.
+fn link_out(host: &str, server: &str) {
+    ip(&["-n", host, "link", "set", "lo", "up"]);
+    ip(&["-n", server, "link", "set", "lo", "up"]);
+    ip(&["-n", host, "link", "add", "up0", "type", "veth", "peer", "name", "eth0", "netns", server]);
+    ip(&["-n", host, "addr", "add", &format!("{DOCKER_UPLINK}/24"), "dev", "up0"]);
+    ip(&["-n", host, "link", "set", "up0", "up"]);
+    ip(&["-n", server, "addr", "add", &format!("{DOCKER_SERVER}/24"), "dev", "eth0"]);
+    ip(&["-n", server, "link", "set", "eth0", "up"]);
 }
 
 /// A private engine with Docker's bridge NAT in a namespace of its own,
@@ -287,13 +307,7 @@ impl Docker {
         ovsnet::netns::create(&server).expect("server namespace");
         let mut d =
             Docker { engine: None, ns: ns.clone(), server: server.clone(), container: Ns::Named(String::new()) };
-        ip(&["-n", &ns, "link", "set", "lo", "up"]);
-        ip(&["-n", &server, "link", "set", "lo", "up"]);
-        ip(&["-n", &ns, "link", "add", "up0", "type", "veth", "peer", "name", "eth0", "netns", &server]);
-        ip(&["-n", &ns, "addr", "add", &format!("{DOCKER_UPLINK}/24"), "dev", "up0"]);
-        ip(&["-n", &ns, "link", "set", "up0", "up"]);
-        ip(&["-n", &server, "addr", "add", &format!("{DOCKER_SERVER}/24"), "dev", "eth0"]);
-        ip(&["-n", &server, "link", "set", "eth0", "up"]);
+        link_out(&ns, &server);
         let engine = DockerEngine::start_with(&DockerOptions {
             netns: Some(ns.clone()),
             plugins: None,
@@ -432,12 +446,11 @@ fn main() {
     let lab = Lab::up(&ovsnet);
     let docker = Docker::up();
     let c1 = Ns::Named(lab.container.clone());
-    let outside = lab.outside();
-    let h1 = lab.rec.hosts[0].underlay_ip;
-    // The outside routes the network back through the host, for the
+    let outside = lab.server();
+    // The server routes the network back through the host, for the
     // rounds without NAT (with NAT, replies go to the host's address).
-    ip(&["-n", &lab.rec.outside.clone().unwrap_or_default(), "route", "add", NETWORK_CIDR, "via", &h1.to_string()]);
-    let server = SocketAddrV4::new(OUTSIDE_SERVER, IPERF_PORT);
+    ip(&["-n", &lab.server, "route", "add", NETWORK_CIDR, "via", &DOCKER_UPLINK.to_string()]);
+    let server = SocketAddrV4::new(DOCKER_SERVER, IPERF_PORT);
     let docker_server = SocketAddrV4::new(DOCKER_SERVER, IPERF_PORT);
     let dserver = Ns::Named(docker.server.clone());
 
@@ -448,8 +461,13 @@ fn main() {
         let o = iperf(&c1, &outside, server, server, secs);
         lab.masquerade(true);
         let d = iperf(&docker.container, &dserver, docker_server, docker_server, secs);
-        let p =
-            iperf(&outside, &c1, SocketAddrV4::new(lab.ip, IPERF_PORT), SocketAddrV4::new(h1, PUBLISHED_PORT), secs);
+        let p = iperf(
+            &outside,
+            &c1,
+            SocketAddrV4::new(lab.ip, IPERF_PORT),
+            SocketAddrV4::new(DOCKER_UPLINK, PUBLISHED_PORT),
+            secs,
+        );
         println!(
             "  round {r}: egress NAT {n:.3}, egress routed {o:.3}, Docker NAT {d:.3}, published {p:.3} Gbit/s (load {})",
             load()
@@ -459,7 +477,7 @@ fn main() {
         dnat.push(d);
         published.push(p);
     }
-    let conn_server = SocketAddrV4::new(OUTSIDE_SERVER, CONN_PORT);
+    let conn_server = SocketAddrV4::new(DOCKER_SERVER, CONN_PORT);
     let (mut crate_ovs, mut crate_docker) = (vec![], vec![]);
     for r in 1..=rounds {
         let a = connection_rate(&c1, &outside, conn_server, secs);
