@@ -273,6 +273,21 @@ impl PublishedPort {
             }
     }
 
+    /// Checks ports to publish together: no two take the same host port,
+    /// and none is on a loopback address (the kernel would not route such
+    /// connections to a container).
+    pub fn check_together(ports: &[PublishedPort]) -> Result<(), String> {
+        for (i, p) in ports.iter().enumerate() {
+            if let Some(q) = ports[..i].iter().find(|q| q.collides(p)) {
+                return Err(format!("published ports {q} and {p} take the same host port"));
+            }
+            if p.host_ip.is_some_and(|ip| ip.is_loopback()) {
+                return Err(format!("published port {p}: a loopback host address cannot reach a container"));
+            }
+        }
+        Ok(())
+    }
+
     /// A list as recorded: comma-separated, empty parts skipped.
     pub fn parse_list(s: &str) -> Result<Vec<PublishedPort>, AddrError> {
         s.split(',').filter(|p| !p.is_empty()).map(str::parse).collect()
@@ -410,6 +425,11 @@ mod tests {
         assert_eq!(PublishedPort::join(&list), "8080:80/tcp,192.0.2.7:53:5353/udp");
         assert!(p.collides(&"192.0.2.1:8080:81".parse().unwrap()), "every address meets one");
         assert!(!p.collides(&"8080:80/udp".parse().unwrap()));
+        assert!(PublishedPort::check_together(&[p, q]).is_ok());
+        let e = PublishedPort::check_together(&[p, "8080:81".parse().unwrap()]).unwrap_err();
+        assert!(e.contains("take the same host port"), "{e}");
+        let e = PublishedPort::check_together(&["127.0.0.1:8080:80".parse().unwrap()]).unwrap_err();
+        assert!(e.contains("loopback"), "{e}");
         let a: PublishedPort = "192.0.2.1:8080:80".parse().unwrap();
         assert!(!a.collides(&"192.0.2.2:8080:80".parse().unwrap()));
     }

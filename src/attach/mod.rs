@@ -94,17 +94,7 @@ pub struct AttachRequest {
 /// Checks ports to publish together: no two take the same host port, and
 /// none is on a loopback address (the kernel would not route it out).
 pub fn check_published(published: &[PublishedPort]) -> Result<(), AttachError> {
-    for (i, p) in published.iter().enumerate() {
-        if let Some(q) = published[..i].iter().find(|q| q.collides(p)) {
-            return Err(AttachError::BadInput(format!("published ports {q} and {p} take the same host port")));
-        }
-        if p.host_ip.is_some_and(|ip| ip.is_loopback()) {
-            return Err(AttachError::BadInput(format!(
-                "published port {p}: a loopback host address cannot reach a container"
-            )));
-        }
-    }
-    Ok(())
+    PublishedPort::check_together(published).map_err(AttachError::BadInput)
 }
 
 /// The default interface name inside the container.

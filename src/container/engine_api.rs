@@ -147,20 +147,56 @@ pub fn parse_response(raw: &[u8]) -> Result<Response, ApiError> {
 fn dechunk(mut data: &[u8]) -> Result<Vec<u8>, ApiError> {
     let mut out = Vec::new();
     loop {
-        let line_len = find(data, b"\r\n").ok_or(ApiError::Malformed("chunk size line not ended"))?;
-        let line = std::str::from_utf8(&data[..line_len]).map_err(|_| ApiError::Malformed("bad chunk size"))?;
-        let size_text = line.split(';').next().unwrap_or_default().trim();
-        let size = usize::from_str_radix(size_text, 16).map_err(|_| ApiError::Malformed("bad chunk size"))?;
-        data = &data[line_len + 2..];
-        if size == 0 {
-            return Ok(out);
+        match next_chunk(data)? {
+            Chunk::Incomplete if find(data, b"\r\n").is_none() => {
+                return Err(ApiError::Malformed("chunk size line not ended"));
+            }
+            Chunk::Incomplete => return Err(ApiError::Malformed("chunk cut short")),
+            Chunk::Last => return Ok(out),
+            Chunk::Data { data: range, len } => {
+                out.extend_from_slice(&data[range]);
+                data = &data[len..];
+            }
         }
-        let chunk = data.get(..size).ok_or(ApiError::Malformed("chunk cut short"))?;
-        if data.get(size..size + 2) != Some(b"\r\n".as_slice()) {
-            return Err(ApiError::Malformed("chunk not followed by CRLF"));
-        }
-        out.extend_from_slice(chunk);
-        data = &data[size + 2..];
+    }
+}
+
+/// What the start of a chunked body holds.
+#[derive(Debug, PartialEq, Eq)]
+enum Chunk {
+    /// Not all of the next chunk is there yet.
+    Incomplete,
+    /// The last chunk (size 0).
+    Last,
+    /// A chunk: where its data is, and how many bytes it takes with its
+    /// size line and closing CRLF.
+    Data { data: std::ops::Range<usize>, len: usize },
+}
+
+/// The chunk at the start of `data` (`SIZE[;ext]\r\nDATA\r\n`). Refuses a
+/// size that does not parse, one over [`MAX_EVENT`], and data not followed
+/// by CRLF.
+fn next_chunk(data: &[u8]) -> Result<Chunk, ApiError> {
+    let Some(line_len) = find(data, b"\r\n") else {
+        return match data.len() > 64 {
+            true => Err(ApiError::Malformed("chunk size line not ended")),
+            false => Ok(Chunk::Incomplete),
+        };
+    };
+    let line = std::str::from_utf8(&data[..line_len]).map_err(|_| ApiError::Malformed("bad chunk size"))?;
+    let size_text = line.split(';').next().unwrap_or_default().trim();
+    let size = usize::from_str_radix(size_text, 16).map_err(|_| ApiError::Malformed("bad chunk size"))?;
+    if size > MAX_EVENT {
+        return Err(ApiError::Malformed("a chunk larger than 1 MB"));
+    }
+    if size == 0 {
+        return Ok(Chunk::Last);
+    }
+    let len = line_len + 2 + size + 2;
+    match data.get(len - 2..len) {
+        None => Ok(Chunk::Incomplete),
+        Some(b"\r\n") => Ok(Chunk::Data { data: line_len + 2..len - 2, len }),
+        Some(_) => Err(ApiError::Malformed("chunk not followed by CRLF")),
     }
 }
 
@@ -305,32 +341,17 @@ impl EventDecoder {
             return Ok(());
         }
         while !self.ended {
-            let Some(line_len) = find(&self.raw, b"\r\n") else {
-                if self.raw.len() > 64 {
-                    return Err(ApiError::Malformed("chunk size line not ended"));
+            match next_chunk(&self.raw)? {
+                Chunk::Incomplete => return Ok(()),
+                Chunk::Last => {
+                    self.ended = true;
+                    self.raw.clear();
                 }
-                return Ok(());
-            };
-            let line = std::str::from_utf8(&self.raw[..line_len]).map_err(|_| ApiError::Malformed("bad chunk size"))?;
-            let size_text = line.split(';').next().unwrap_or_default().trim();
-            let size = usize::from_str_radix(size_text, 16).map_err(|_| ApiError::Malformed("bad chunk size"))?;
-            if size > MAX_EVENT {
-                return Err(ApiError::Malformed("a chunk larger than 1 MB"));
+                Chunk::Data { data, len } => {
+                    self.body.extend_from_slice(&self.raw[data]);
+                    self.raw.drain(..len);
+                }
             }
-            let need = line_len + 2 + size + 2;
-            if size == 0 {
-                self.ended = true;
-                self.raw.clear();
-                return Ok(());
-            }
-            if self.raw.len() < need {
-                return Ok(());
-            }
-            if &self.raw[need - 2..need] != b"\r\n" {
-                return Err(ApiError::Malformed("chunk not followed by CRLF"));
-            }
-            self.body.extend_from_slice(&self.raw[line_len + 2..need - 2]);
-            self.raw.drain(..need);
         }
         Ok(())
     }

@@ -880,7 +880,7 @@ impl Driver {
         if wanted.is_empty() {
             return Ok(json!({}));
         }
-        crate::attach::check_published(&wanted).map_err(|e| refused(e.to_string()))?;
+        PublishedPort::check_together(&wanted).map_err(refused)?;
         let net = self.network_of(&c.endpoint.network_id).await?;
         if net.internal {
             return Err(refused(format!(
