@@ -10,7 +10,7 @@
 //! - the driver's `Join` inside the agent, p50 and p99 (from its log);
 //! - 20 concurrent `docker run -d` on ovsnet and on the bridge driver;
 //! - `docker-compose up -d` of 50 services on ovsnet and on the bridge
-//!   driver.
+//!   driver, three rounds in alternating order, median.
 
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
@@ -22,6 +22,8 @@ use ovsnet::sandbox::docker::{DockerEngine, DockerOptions, MINI_IMAGE};
 use ovsnet::sandbox::{OvsSandbox, SandboxOptions};
 
 const BR: &str = "obr0";
+/// Rounds of `docker-compose up -d` each way.
+const COMPOSE_ROUNDS: usize = 3;
 
 fn run(cmd: &mut Command) -> String {
     let out = cmd.stdin(Stdio::null()).output().expect("run");
@@ -335,12 +337,29 @@ fn main() {
     };
     let fo = compose_file(tmp.path(), "ovsnet", 50, "ovsnet", "10.41.0.0/16");
     let fb = compose_file(tmp.path(), "bridge", 50, "bridge", "10.61.0.0/16");
-    let up_o = timed(&mut compose(&fo, "co", &["up", "-d"]));
-    run(&mut compose(&fo, "co", &["down"]));
-    let up_b = timed(&mut compose(&fb, "cb", &["up", "-d"]));
-    run(&mut compose(&fb, "cb", &["down"]));
+    // Three rounds, the order swapped each round, the median of each.
+    let (mut ups_o, mut ups_b) = (Vec::new(), Vec::new());
+    for round in 0..COMPOSE_ROUNDS {
+        let ovsnet_first = round % 2 == 0;
+        for ovsnet_turn in [ovsnet_first, !ovsnet_first] {
+            let (file, project, into) = match ovsnet_turn {
+                true => (&fo, "co", &mut ups_o),
+                false => (&fb, "cb", &mut ups_b),
+            };
+            into.push(timed(&mut compose(file, project, &["up", "-d"])));
+            run(&mut compose(file, project, &["down"]));
+        }
+        println!(
+            "  compose round {}: ovsnet {} | bridge driver {}; load {}",
+            round + 1,
+            ms(ups_o[round]),
+            ms(ups_b[round]),
+            load()
+        );
+    }
+    let (up_o, up_b) = (pct(&mut ups_o, 0.5), pct(&mut ups_b, 0.5));
     println!(
-        "docker-compose up -d, 50 services: ovsnet {} | bridge driver {} | ratio {:.3}; load {}",
+        "docker-compose up -d, 50 services (median of {COMPOSE_ROUNDS}): ovsnet {} | bridge driver {} | ratio {:.3}; load {}",
         ms(up_o),
         ms(up_b),
         up_o.as_secs_f64() / up_b.as_secs_f64(),

@@ -832,16 +832,22 @@ impl Driver {
         Ok(json!({}))
     }
 
-    /// The interfaces of the bridge's attachments: name and
-    /// `external_ids`.
-    async fn attachment_interfaces(&self) -> Result<Vec<(String, BTreeMap<String, String>)>, DriverError> {
-        let on_bridge =
-            Condition::new("external_ids", Function::Includes, Datum::map([(keys::BRIDGE, self.opts.bridge.as_str())]));
+    /// The interfaces of the bridge's attachments (`endpoint`: only that
+    /// endpoint's): name and `external_ids`.
+    async fn attachment_interfaces(
+        &self,
+        endpoint: Option<&str>,
+    ) -> Result<Vec<(String, BTreeMap<String, String>)>, DriverError> {
+        let mut pairs = vec![(keys::BRIDGE, self.opts.bridge.as_str())];
+        if let Some(e) = endpoint {
+            pairs.push((keys::CONTAINER, e));
+        }
+        let cond = Condition::new("external_ids", Function::Includes, Datum::map(pairs));
         let r = self
             .client
             .transact(
                 crate::vswitch::DB,
-                vec![Operation::select("Interface", vec![on_bridge]).columns(["name", "external_ids"])],
+                vec![Operation::select("Interface", vec![cond]).columns(["name", "external_ids"])],
             )
             .await?;
         Ok(r.first()
@@ -888,7 +894,7 @@ impl Driver {
                 net.name
             )));
         }
-        let ifaces = self.attachment_interfaces().await?;
+        let ifaces = self.attachment_interfaces(None).await?;
         let mine =
             ifaces.iter().find(|(_, ids)| ids.get(keys::CONTAINER) == Some(&c.endpoint.endpoint_id)).ok_or_else(
                 || refused(format!("endpoint {} has no port on {}", c.endpoint.endpoint_id, self.opts.bridge)),
@@ -912,10 +918,9 @@ impl Driver {
 
     /// The endpoint's ports are published no more.
     async fn revoke_external(&self, e: &EndpointRef) -> Result<Value, DriverError> {
-        let ifaces = self.attachment_interfaces().await?;
-        let mine = ifaces
-            .iter()
-            .find(|(_, ids)| ids.get(keys::CONTAINER) == Some(&e.endpoint_id) && ids.contains_key(keys::PUBLISH));
+        // Called at every stop: one row read, not the bridge's.
+        let ifaces = self.attachment_interfaces(Some(&e.endpoint_id)).await?;
+        let mine = ifaces.iter().find(|(_, ids)| ids.contains_key(keys::PUBLISH));
         if let Some((name, _)) = mine {
             self.set_published(name, None).await?;
         }
