@@ -152,7 +152,20 @@ impl Lab {
         let container = format!("netns:{ns}");
         let args = self.attach_args(host, &container, network, extra);
         self.ovsnet_ok(host, &args.iter().map(String::as_str).collect::<Vec<_>>());
-        endpoint_ip(&self.cluster_state(), network, &container).unwrap_or_else(|| panic!("no endpoint for {container}"))
+        // The row is there once attach answers, unless the host's agent,
+        // just started, swept it as stale before the port existed; it
+        // publishes it again as soon as it sees the port.
+        let mut ip = None;
+        wait_for(
+            10,
+            &format!("the Endpoint row of {container}"),
+            || {
+                ip = endpoint_ip(&self.cluster_state(), network, &container);
+                ip.is_some()
+            },
+            || agent_log(self.rec()),
+        );
+        ip.unwrap_or_else(|| panic!("no endpoint for {container}"))
     }
 
     /// Starts `host`'s agent again (its log starts afresh); returns its pid.
