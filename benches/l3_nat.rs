@@ -167,13 +167,44 @@ fn connection_rate(client: &Ns, server: &Ns, at: SocketAddrV4, secs: u32) -> f64
     made as f64 / took.as_secs_f64()
 }
 
-/// The lab: one agent-mode host with the outside namespace, a network
-/// with a way out, a container attached with a published port.
-struct Lab {
+/// A lab brought up by `ovsnet lab up ARGS` in a state directory of its
+/// own, taken down on drop.
+struct LabRun {
     ovsnet: PathBuf,
     state: tempfile::TempDir,
     name: String,
     rec: LabRecord,
+}
+
+impl LabRun {
+    fn up(ovsnet: &Path, name: String, args: &[&str]) -> LabRun {
+        let state = tempfile::tempdir().expect("tempdir");
+        run(Command::new(ovsnet)
+            .arg("lab")
+            .arg("up")
+            .args(args)
+            .args(["--name", &name])
+            .arg("--state-dir")
+            .arg(state.path()));
+        let rec = LabRecord::load(state.path(), &name).expect("lab record");
+        LabRun { ovsnet: ovsnet.to_owned(), state, name, rec }
+    }
+}
+
+impl Drop for LabRun {
+    fn drop(&mut self) {
+        let _ = Command::new(&self.ovsnet)
+            .args(["lab", "down", "--name", &self.name])
+            .arg("--state-dir")
+            .arg(self.state.path())
+            .output();
+    }
+}
+
+/// The lab: one agent-mode host with the outside namespace, a network
+/// with a way out, a container attached with a published port.
+struct Lab {
+    run: LabRun,
     container: String,
     ip: Ipv4Addr,
     /// The server's namespace, on a veth link out of the host's.
@@ -182,17 +213,12 @@ struct Lab {
 
 impl Lab {
     fn up(ovsnet: &Path) -> Lab {
-        let state = tempfile::tempdir().expect("tempdir");
         let name = format!("nat{}", std::process::id());
-        run(Command::new(ovsnet)
-            .args(["lab", "up", "--hosts", "1", "--containers", "0", "--outside", "--name", &name])
-            .arg("--state-dir")
-            .arg(state.path()));
-        let rec = LabRecord::load(state.path(), &name).expect("lab record");
+        let run = LabRun::up(ovsnet, name.clone(), &["--hosts", "1", "--containers", "0", "--outside"]);
         let container = format!("{name}-c1");
         let server = format!("{name}-srv");
-        let mut lab = Lab { ovsnet: ovsnet.to_owned(), state, name, rec, container, ip: Ipv4Addr::UNSPECIFIED, server };
-        let host = lab.rec.hosts[0].netns.clone();
+        let mut lab = Lab { run, container, ip: Ipv4Addr::UNSPECIFIED, server };
+        let host = lab.run.rec.hosts[0].netns.clone();
         ovsnet::netns::create(&lab.server).expect("server namespace");
         link_out(&host, &lab.server);
         lab.on_cluster(&["network", "create", "red", "--cidr", NETWORK_CIDR]);
@@ -225,17 +251,17 @@ impl Lab {
     }
 
     fn on_cluster(&self, args: &[&str]) -> String {
-        let h = &self.rec.hosts[0];
-        run(Command::new(&self.ovsnet)
+        let h = &self.run.rec.hosts[0];
+        run(Command::new(&self.run.ovsnet)
             .arg("--db")
             .arg(format!("unix:{}", h.dir.join("db.sock").display()))
             .args(["--netns", &h.netns])
             .args(args)
-            .args(["--cluster-db", self.rec.cluster_db.as_deref().expect("cluster database")]))
+            .args(["--cluster-db", self.run.rec.cluster_db.as_deref().expect("cluster database")]))
     }
 
     fn host(&self) -> Ns {
-        Ns::Named(self.rec.hosts[0].netns.clone())
+        Ns::Named(self.run.rec.hosts[0].netns.clone())
     }
 
     fn server(&self) -> Ns {
@@ -268,11 +294,6 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        let _ = Command::new(&self.ovsnet)
-            .args(["lab", "down", "--name", &self.name])
-            .arg("--state-dir")
-            .arg(self.state.path())
-            .output();
         let _ = ovsnet::netns::delete(&self.container);
         let _ = ovsnet::netns::delete(&self.server);
     }
@@ -334,10 +355,7 @@ impl Drop for Docker {
 
 /// A classic lab host with two containers, its bridge's flows set by hand.
 struct Classic {
-    ovsnet: PathBuf,
-    state: tempfile::TempDir,
-    name: String,
-    rec: LabRecord,
+    run: LabRun,
 }
 
 /// The address the switch translates the client's to.
@@ -345,25 +363,19 @@ const CT_SNAT: Ipv4Addr = Ipv4Addr::new(10, 250, 0, 254);
 
 impl Classic {
     fn up(ovsnet: &Path) -> Classic {
-        let state = tempfile::tempdir().expect("tempdir");
         let name = format!("ct{}", std::process::id());
-        run(Command::new(ovsnet)
-            .args(["lab", "up", "--hosts", "1", "--containers", "2", "--classic", "--name", &name])
-            .arg("--state-dir")
-            .arg(state.path()));
-        let rec = LabRecord::load(state.path(), &name).expect("lab record");
-        Classic { ovsnet: ovsnet.to_owned(), state, name, rec }
+        Classic { run: LabRun::up(ovsnet, name, &["--hosts", "1", "--containers", "2", "--classic"]) }
     }
 
     fn ofctl(&self, args: &[&str]) -> String {
-        let h = &self.rec.hosts[0];
+        let h = &self.run.rec.hosts[0];
         run(Command::new("ovs-ofctl").env("OVS_RUNDIR", &h.dir).args(["-O", "OpenFlow13"]).args(args))
     }
 
     /// The container's port number on the bridge (its port records the
     /// address).
     fn ofport(&self, ip: Ipv4Addr) -> String {
-        let h = &self.rec.hosts[0];
+        let h = &self.run.rec.hosts[0];
         let vsctl = |args: &[&str]| run(Command::new("ovs-vsctl").env("OVS_RUNDIR", &h.dir).args(args));
         let name = vsctl(&["--bare", "--columns=name", "find", "Interface", &format!("external_ids:ovsnet-addr={ip}")]);
         vsctl(&["get", "Interface", &name, "ofport"])
@@ -385,26 +397,16 @@ impl Classic {
                  table=1,priority=0 actions=drop\n"
             ),
         };
-        let file = self.state.path().join("flows.txt");
+        let file = self.run.state.path().join("flows.txt");
         std::fs::write(&file, text).expect("write flows");
         self.ofctl(&["replace-flows", "obr0", &file.display().to_string()]);
-    }
-}
-
-impl Drop for Classic {
-    fn drop(&mut self) {
-        let _ = Command::new(&self.ovsnet)
-            .args(["lab", "down", "--name", &self.name])
-            .arg("--state-dir")
-            .arg(self.state.path())
-            .output();
     }
 }
 
 /// OVS conntrack NAT against plain forwarding on the same two ports.
 fn ovs_conntrack(ovsnet: &Path, secs: u32, rounds: usize) {
     let lab = Classic::up(ovsnet);
-    let (a, b) = (&lab.rec.containers[0], &lab.rec.containers[1]);
+    let (a, b) = (&lab.run.rec.containers[0], &lab.run.rec.containers[1]);
     let (client, server) = (Ns::Named(a.netns.clone()), Ns::Named(b.netns.clone()));
     let (pa, pb) = (lab.ofport(a.ip), lab.ofport(b.ip));
     // The server answers the translated address at the client's MAC (the
