@@ -27,6 +27,8 @@ pub enum EndpointError {
     NotIpv4 { ip: IpAddr },
     #[error("network {0} is internal (no way out of the hosts): nothing can be published on it")]
     InternalPublish(String),
+    #[error("alias {0:?} is not a DNS name (labels of letters, digits, '-' and '_', joined by '.')")]
+    BadAlias(String),
 }
 
 /// An address the user gave: `IP/PREFIX[@GATEWAY]`.
@@ -58,6 +60,9 @@ pub struct NetworkAttach {
     /// Ports published on the host's addresses (the network must have a
     /// way out: not `--internal`).
     pub published: Vec<crate::net::PublishedPort>,
+    /// More names the container answers to in the network's DNS (besides
+    /// its own name), recorded in its Endpoint row.
+    pub aliases: Vec<String>,
 }
 
 /// What [`attach_in_network`] did.
@@ -72,7 +77,14 @@ pub struct NetworkAttachReport {
 impl NetworkAttach {
     /// Checks everything that can be checked without the cluster or the
     /// switch.
-    pub fn check(&self) -> Result<(), AttachError> {
+    pub fn check(&self) -> Result<(), EndpointError> {
+        if let Some(bad) = self.aliases.iter().find(|a| !crate::net::is_dns_name(a)) {
+            return Err(EndpointError::BadAlias(bad.clone()));
+        }
+        Ok(self.check_attach()?)
+    }
+
+    fn check_attach(&self) -> Result<(), AttachError> {
         match self.address {
             Some(a) => self.request(a.ip, a.prefix, a.gateway, None).check(),
             None => {
@@ -108,8 +120,28 @@ impl NetworkAttach {
             mac: self.mac.map(|m| m.to_string()),
             container: self.container.to_string(),
             interface: self.ifname.clone(),
-            external_ids: Default::default(),
+            external_ids: self.names(),
         }
+    }
+
+    /// The names the endpoint answers to in the network's DNS, as its
+    /// Endpoint row records them: the container's name (a Docker
+    /// container's as given, a named namespace's name) and the aliases.
+    fn names(&self) -> std::collections::BTreeMap<String, String> {
+        use crate::cluster::endpoint_keys;
+        let mut ids = std::collections::BTreeMap::new();
+        let name = match &self.container {
+            ContainerRef::Docker(n) => Some(n.trim_start_matches('/')),
+            ContainerRef::Netns(n) => Some(n.as_str()),
+            _ => None,
+        };
+        if let Some(n) = name.filter(|n| crate::net::is_dns_name(n)) {
+            ids.insert(endpoint_keys::CONTAINER_NAME.to_owned(), n.to_owned());
+        }
+        if !self.aliases.is_empty() {
+            ids.insert(endpoint_keys::ALIASES.to_owned(), self.aliases.join(","));
+        }
+        ids
     }
 }
 
@@ -237,7 +269,20 @@ mod tests {
             mtu: None,
             routes: Vec::new(),
             published: Vec::new(),
+            aliases: Vec::new(),
         }
+    }
+
+    #[test]
+    fn aliases_must_be_dns_names_and_go_into_the_row_with_the_name() {
+        let mut r = req(None);
+        r.aliases = vec!["api".into(), "web.v1".into()];
+        assert!(r.check().is_ok());
+        let ids = r.spec(Ipv4Addr::new(10, 0, 0, 2)).external_ids;
+        assert_eq!(ids.get("container-name").map(String::as_str), Some("c1"));
+        assert_eq!(ids.get("aliases").map(String::as_str), Some("api,web.v1"));
+        r.aliases.push("not a name".into());
+        assert!(matches!(r.check(), Err(EndpointError::BadAlias(a)) if a == "not a name"));
     }
 
     #[test]

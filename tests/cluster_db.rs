@@ -96,6 +96,7 @@ fn spec(name: &str, cidr: &str, ipam: Ipam) -> NetworkSpec {
         underlay: (ipam == Ipam::Fan).then(|| net("172.30.0.0/16")),
         gateway: None,
         internal: false,
+        dns_forward: true,
     }
 }
 

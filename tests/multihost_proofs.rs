@@ -134,6 +134,7 @@ impl Lab {
             underlay: None,
             gateway: None,
             internal: false,
+            dns_forward: true,
         };
         rt().block_on(async move {
             let db = ClusterDb::connect(&remotes, &copts()).await.unwrap();

@@ -76,9 +76,9 @@ fn m(s: &str) -> Mac {
 fn the_shipped_pipeline_declares_its_tables() {
     let p = Pipeline::builtin().expect("pipeline parses");
     let ids: Vec<u8> = p.tables.iter().map(|t| t.id).collect();
-    assert_eq!(ids, vec![0, 10, 20, 25, 28, 30, 40]);
+    assert_eq!(ids, vec![0, 10, 20, 21, 25, 28, 30, 40]);
     let names: Vec<&str> = p.tables.iter().map(|t| t.name.as_str()).collect();
-    assert_eq!(names, vec!["classify", "port_security", "arp_responder", "router", "neighbor", "forwarding", "flood"]);
+    assert_eq!(names, vec!["classify", "port_security", "arp_responder", "dns", "router", "neighbor", "forwarding", "flood"]);
     for t in &p.tables {
         assert!(!t.purpose.is_empty(), "table {} has no purpose", t.id);
         assert!(!t.templates.is_empty());
@@ -92,12 +92,16 @@ fn an_empty_state_is_one_miss_flow_per_table_and_the_router_drop() {
     let d = desired_flows(&p, &State::default()).expect("render");
     let flows = d.flows.to_flow_mods();
     let text: Vec<String> = flows.iter().map(format_flow).collect();
-    assert_eq!(flows.len(), 8, "{text:#?}");
-    // Every table drops what matches nothing, but the router, which passes
-    // what is not for the router MAC on to forwarding.
+    assert_eq!(flows.len(), 9, "{text:#?}");
+    // Every table drops what matches nothing, but the dns table, which
+    // passes what is not a query on to the router, and the router, which
+    // passes what is not for the router MAC on to forwarding.
     let misses: Vec<&String> = text.iter().filter(|t| t.contains("priority=0")).collect();
-    assert_eq!(misses.len(), 7, "{text:#?}");
-    assert!(flows.iter().filter(|f| f.priority == 0 && f.table_id != 25).all(|f| f.instructions.is_empty()));
+    assert_eq!(misses.len(), 8, "{text:#?}");
+    assert!(
+        flows.iter().filter(|f| f.priority == 0 && f.table_id != 21 && f.table_id != 25).all(|f| f.instructions.is_empty())
+    );
+    assert!(has_flow(&text, "table=21, priority=0 actions=goto_table:25"), "{text:#?}");
     assert!(has_flow(&text, "table=25, priority=0 actions=goto_table:30"), "{text:#?}");
     assert!(has_flow(&text, "table=25, priority=60,dl_dst=0a:58:00:00:00:01 actions=drop"), "{text:#?}");
 }
@@ -135,6 +139,43 @@ fn each_endpoint_costs_four_flows() {
 }
 
 #[test]
+fn dns_queries_to_the_gateway_go_up_through_the_ports_meter() {
+    let p = Pipeline::builtin().expect("pipeline");
+    let mut s = State::default();
+    s.ensure_network("blue", net("10.0.0.0/24"));
+    s.networks[0].gateway = Some(ip("10.0.0.1"));
+    for (i, a) in ["10.0.0.2", "10.0.0.3"].iter().enumerate() {
+        s.local_endpoints.push(LocalEndpoint {
+            id: format!("p{i}"),
+            network: "blue".into(),
+            ofport: 7 + i as u32,
+            ip: ip(a),
+            mac: mac_from_ip(ip(a)),
+        });
+    }
+    let off = desired_flows(&p, &s).expect("render");
+    assert_eq!(off.per_kind.get("dns_punt"), None, "no DNS flows unless the agent answers DNS");
+    assert!(ovsnet::pipeline::dns_meters(&s).is_empty());
+    s.dns = true;
+    let d = desired_flows(&p, &s).expect("render");
+    assert_eq!(d.per_kind.get("dns_punt"), Some(&4), "UDP and TCP per port");
+    assert_eq!(d.flows.len(), off.flows.len() + 4);
+    assert_eq!(ovsnet::pipeline::dns_meters(&s), vec![7, 8]);
+    let text: Vec<String> = d.flows.to_flow_mods().iter().map(format_flow).collect();
+    assert!(
+        has_flow(
+            &text,
+            "table=21, priority=100,udp,in_port=7,nw_dst=10.0.0.1,tp_dst=53 actions=meter:7,CONTROLLER:65535"
+        ),
+        "{text:#?}"
+    );
+    assert!(has_flow(&text, "priority=100,tcp,in_port=8,nw_dst=10.0.0.1,tp_dst=53 actions=meter:8,"), "{text:#?}");
+    // Only the dns table may send to the controller.
+    let bad = Pipeline::parse(&ovsnet::pipeline::decl::PIPELINE_TEXT.replace("controller = yes\n", "")).expect("parse");
+    assert!(matches!(desired_flows(&bad, &s), Err(ovsnet::pipeline::PipelineError::Violation { .. })));
+}
+
+#[test]
 fn rendering_the_rich_state_gives_the_expected_flows() {
     let p = Pipeline::builtin().expect("pipeline");
     let d = desired_flows(&p, &state()).expect("render");
@@ -142,8 +183,8 @@ fn rendering_the_rich_state_gives_the_expected_flows() {
     // 5 local endpoints (4 + host) x 4, static MAC ARP and neighbor for d,
     // host and the remote endpoint (3 x 2), per network: ARP + broadcast +
     // one flood chunk + neighbor (4 x 2), tunnel classify (2), remote block
-    // 1, remote endpoint 1, misses 7 and the router's drop.
-    assert_eq!(d.flows.len(), 20 + 6 + 8 + 2 + 1 + 1 + 8);
+    // 1, remote endpoint 1, misses 8 and the router's drop.
+    assert_eq!(d.flows.len(), 20 + 6 + 8 + 2 + 1 + 1 + 9);
     let text: Vec<String> = d.flows.to_flow_mods().iter().map(format_flow).collect();
     let red = vni_for("red");
     let has = |needle: &str| text.iter().any(|t| t.contains(needle));
@@ -414,8 +455,8 @@ fn ten_thousand_endpoints_render_quickly() {
     let d = desired_flows(&p, &s).expect("render");
     let took = start.elapsed();
     // Per endpoint 4; the network's ARP, broadcast and neighbor flows; 10
-    // flood chunks; 7 misses and the router's drop.
-    assert_eq!(d.flows.len(), 40_000 + 3 + 10 + 8, "10 flood chunks of 1000 ports");
+    // flood chunks; 8 misses and the router's drop.
+    assert_eq!(d.flows.len(), 40_000 + 3 + 10 + 9, "10 flood chunks of 1000 ports");
     assert!(took.as_secs() < 20, "took {took:?}");
     let mut seen = BTreeMap::new();
     for v in d.flows.flows.values() {

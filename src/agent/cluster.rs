@@ -475,3 +475,39 @@ mod tests {
         assert!(recorded_endpoints(&cache, "nope").is_empty());
     }
 }
+
+/// The names the agent answers for, by VNI: for each network this host
+/// has an endpoint in, every endpoint of that network in the cluster by
+/// its container name and aliases (`Endpoint.external_ids`), and whether
+/// the network forwards other names to the host's resolvers (unless its
+/// `dns-forward` is `off`).
+pub fn cluster_names(cluster: &ClusterState, local: &[LocalEndpoint]) -> crate::pipeline::dns::Names {
+    use crate::cluster::{endpoint_keys, network_keys};
+    use crate::pipeline::dns::{Names, NetworkNames};
+    let mut names = Names::default();
+    let mut by_uuid = std::collections::HashMap::new();
+    for n in cluster.networks.values() {
+        if !local.iter().any(|e| e.network == n.name) {
+            continue;
+        }
+        let forward = n.external_ids.get(network_keys::DNS_FORWARD).map(String::as_str) != Some("off");
+        names.by_vni.insert(n.vni, NetworkNames::new(&n.name, forward));
+        by_uuid.insert(n.uuid, n.vni);
+    }
+    // Endpoints in a stable order (rows come in no particular one), so
+    // that every host rotates a shared alias's addresses alike.
+    let mut eps: Vec<&crate::cluster::Endpoint> =
+        cluster.endpoints.iter().filter(|e| by_uuid.contains_key(&e.network)).collect();
+    eps.sort_by_key(|e| e.ip);
+    for e in eps {
+        let (Some(vni), IpAddr::V4(ip)) = (by_uuid.get(&e.network), e.ip) else { continue };
+        let Some(nn) = names.by_vni.get_mut(vni) else { continue };
+        if let Some(name) = e.external_ids.get(endpoint_keys::CONTAINER_NAME) {
+            nn.add(name, ip);
+        }
+        for alias in e.external_ids.get(endpoint_keys::ALIASES).into_iter().flat_map(|a| a.split(',')) {
+            nn.add(alias.trim(), ip);
+        }
+    }
+    names
+}

@@ -11,6 +11,9 @@
 //!   ([`crate::openflow::stream`]);
 //! - [`cluster`] (pure) and [`publish`]: cluster mode, and this host's
 //!   endpoints and heartbeat in the cluster database;
+//! - [`dns`]: DNS at each network's gateway (packet-ins of the `dns`
+//!   table answered with packet-outs; other names asked of the host's
+//!   resolvers);
 //! - this module: the loop that dispatches events to them, and [`Stats`]
 //!   (also exported as Prometheus metrics).
 //!
@@ -28,6 +31,7 @@
 
 pub mod cluster;
 pub mod dbstate;
+pub mod dns;
 pub mod egress;
 pub mod ofconn;
 pub mod prime;
@@ -113,6 +117,23 @@ pub struct AgentOptions {
     /// The namespace ovs-vswitchd runs in (where the bridge's internal
     /// port, the way out, is); `None`: this one.
     pub switch_netns: Option<String>,
+    /// Cluster mode: DNS answered at each network's gateway (`None`: off).
+    pub dns: Option<DnsOptions>,
+}
+
+/// How the agent answers DNS.
+#[derive(Debug, Clone)]
+pub struct DnsOptions {
+    /// Queries per second each port may send to the agent (its meter).
+    pub rate: u32,
+    /// Where the host's resolvers are listed (read at each forwarded query).
+    pub resolv_conf: PathBuf,
+}
+
+impl Default for DnsOptions {
+    fn default() -> Self {
+        DnsOptions { rate: dns::DEFAULT_RATE, resolv_conf: PathBuf::from("/etc/resolv.conf") }
+    }
 }
 
 /// Cluster mode: where the cluster database is and who this host is.
@@ -156,6 +177,7 @@ impl AgentOptions {
             claims: None,
             held: Default::default(),
             switch_netns: None,
+            dns: Some(DnsOptions::default()),
         }
     }
 }
@@ -371,6 +393,8 @@ enum Event {
     Cluster(Result<Arc<crate::cluster::ClusterState>, crate::cluster::ClusterError>),
     /// The driver's claims (`None`: the driver has gone).
     Claims(Option<Claims>),
+    /// A forwarded DNS query's answer, ready to go out.
+    DnsAnswer(dns::Outgoing),
     Tick,
 }
 
@@ -409,7 +433,22 @@ struct Agent {
     claimed: Claims,
     /// Cluster mode with an uplink: the host's kernel side of egress.
     egress: Option<egress::HostEgress>,
+    /// Cluster mode: the names answered at each network's gateway.
+    dns: Option<dns::Dns>,
+    /// The meters the desired flows use (one per port that may ask DNS),
+    /// and the ones this connection's switch holds.
+    meters_desired: std::collections::BTreeSet<u32>,
+    meters_installed: std::collections::BTreeSet<u32>,
 }
+
+/// What [`Agent::start`] gives the loop.
+type Started = (
+    Agent,
+    Listener,
+    ovsdb::Monitor,
+    Option<crate::cluster::ClusterWatch>,
+    Option<tokio::sync::mpsc::Receiver<dns::Outgoing>>,
+);
 
 impl Agent {
     /// Connects to the database, points the bridge at us, reads the
@@ -417,7 +456,7 @@ impl Agent {
     async fn start(
         opts: AgentOptions,
         stats: Arc<Stats>,
-    ) -> Result<(Agent, Listener, ovsdb::Monitor, Option<crate::cluster::ClusterWatch>), AgentError> {
+    ) -> Result<Started, AgentError> {
         let pipeline = Pipeline::builtin()?;
         let listener = Listener::bind(&opts.listen).await?;
         let client = Client::connect(&opts.db, &opts.connect).await?;
@@ -438,7 +477,17 @@ impl Agent {
                 (Some(view), Some(publisher), Some(watch))
             }
         };
+        let (dns, dns_rx) = match (&cluster, &opts.dns) {
+            (Some(_), Some(d)) => {
+                let (dns, rx) = dns::Dns::new(d.resolv_conf.clone(), opts.switch_netns.clone());
+                (Some(dns), Some(rx))
+            }
+            _ => (None, None),
+        };
         let mut agent = Agent {
+            dns,
+            meters_desired: Default::default(),
+            meters_installed: Default::default(),
             rec: Reconciler::new(pipeline.table_ids(), FlowSet::default()),
             pipeline,
             opts,
@@ -463,7 +512,7 @@ impl Agent {
         agent.changed("start").await?;
         release_memory();
         memory_step("desired flows computed");
-        Ok((agent, listener, monitor, watch))
+        Ok((agent, listener, monitor, watch, dns_rx))
     }
 
     /// The pipeline state: the bridge's endpoints from OVSDB, and in
@@ -479,6 +528,7 @@ impl Agent {
                 let (mut st, mut w) = state_from_cache_with(&self.cache, &so, &self.claimed);
                 w.extend(cluster::apply_remote(&mut st, &c.state, &c.opts.host_name, &c.opts.tunnels));
                 st.routers = cluster::cluster_routers(&c.state);
+                st.dns = self.dns.is_some();
                 (st, w)
             }
         }
@@ -503,6 +553,15 @@ impl Agent {
             let present = cluster::recorded_endpoints(&self.cache, &self.opts.state.bridge);
             p.sync(&state.local_endpoints, present, &c.state);
         }
+        if let (Some(d), Some(c)) = (self.dns.as_mut(), self.cluster.as_ref()) {
+            d.names = cluster::cluster_names(&c.state, &state.local_endpoints);
+            d.ports = state
+                .local_endpoints
+                .iter()
+                .filter_map(|e| Some((e.ofport, state.network(&e.network)?.vni)))
+                .collect();
+        }
+        self.meters_desired = crate::pipeline::dns_meters(&state).into_iter().collect();
         let (host_nat, nat_warnings) = egress::host_nat(&state);
         drop(state);
         let computed = t0.elapsed();
@@ -592,6 +651,12 @@ impl Agent {
         self.stats.endpoints.store(endpoints as u64, Relaxed);
         self.stats.flows_desired.store(n_desired as u64, Relaxed);
         self.stats.reconciles.fetch_add(1, Relaxed);
+        if let Change::Connected = change
+            && let Some(conn) = self.conn.as_mut()
+        {
+            self.meters_installed = conn.read_meters().await?.into_iter().map(|m| m.meter_id).collect();
+        }
+        self.add_meters().await?;
         let sent = match change {
             Change::Desired(flows) => match (self.rec.desired_changed(flows), self.conn.as_mut()) {
                 (Some(plan), Some(conn)) => send_plan(conn, plan).await,
@@ -625,6 +690,7 @@ impl Agent {
             return Err(e.into());
         }
         let report = self.rec.committed();
+        self.remove_meters().await?;
         self.tell_programmed();
         let n = report.sent.flow_mods as u64;
         if n > 0 {
@@ -658,6 +724,53 @@ impl Agent {
             release_memory();
         }
         Ok(report.sent.read_back)
+    }
+
+    /// Adds the desired meters the switch lacks (before the flows that
+    /// use them).
+    async fn add_meters(&mut self) -> Result<(), OfError> {
+        let (Some(conn), Some(opts)) = (self.conn.as_mut(), self.opts.dns.as_ref()) else { return Ok(()) };
+        for &id in self.meters_desired.difference(&self.meters_installed) {
+            conn.send_meter(dns::meter_mod(dns::OFPMC_ADD, id, opts.rate)).await?;
+        }
+        self.meters_installed.extend(self.meters_desired.iter().copied());
+        Ok(())
+    }
+
+    /// Deletes the meters no flow uses any more (after the flows went).
+    async fn remove_meters(&mut self) -> Result<(), OfError> {
+        let Some(conn) = self.conn.as_mut() else { return Ok(()) };
+        let stale: Vec<u32> = self.meters_installed.difference(&self.meters_desired).copied().collect();
+        for id in stale {
+            conn.send_meter(dns::meter_mod(dns::OFPMC_DELETE, id, 0)).await?;
+            self.meters_installed.remove(&id);
+        }
+        Ok(())
+    }
+
+    /// A packet-in: a DNS query of the `dns` table is answered; anything
+    /// else is counted.
+    async fn on_packet_in(&mut self, p: &crate::openflow::message::PacketIn) {
+        let answer = match self.dns.as_mut() {
+            Some(d) if p.table_id == dns::DNS_TABLE => d.on_packet_in(p),
+            _ => None,
+        };
+        if let (Some(m), Some(c)) = (answer, self.conn.as_mut()) {
+            let xid = c.xid();
+            if let Err(e) = c.send(&m, xid).await {
+                self.disconnected(&e.to_string());
+            }
+        }
+    }
+
+    /// A forwarded query's answer.
+    async fn on_dns_answer(&mut self, out: dns::Outgoing) {
+        if let Some(c) = self.conn.as_mut() {
+            let xid = c.xid();
+            if let Err(e) = c.send(&dns::packet_out(out.port, out.frame), xid).await {
+                self.disconnected(&e.to_string());
+            }
+        }
     }
 
     /// A new switch connection: handshake, read the flows back, reconcile.
@@ -732,6 +845,7 @@ impl Agent {
             notify(&[sd_notify::NotifyState::Status(&format!("switch disconnected: {why}; waiting for it"))]);
         }
         self.rec.disconnected();
+        self.meters_installed.clear();
         self.stats.switch_connected.store(0, Relaxed);
         self.stats.export();
     }
@@ -753,6 +867,9 @@ impl Agent {
     }
 
     async fn on_switch(&mut self, h: crate::openflow::Header, m: crate::openflow::Message) {
+        if let crate::openflow::Message::PacketIn(p) = &m {
+            self.on_packet_in(p).await;
+        }
         if let Some(c) = self.conn.as_mut()
             && let Err(e) = c.unsolicited(&h, m).await
         {
@@ -906,7 +1023,7 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), AgentError> {
     let mut claims = opts.claims.clone();
-    let (mut agent, listener, mut monitor, mut watch) = Agent::start(opts, stats).await?;
+    let (mut agent, listener, mut monitor, mut watch, mut dns_rx) = Agent::start(opts, stats).await?;
     notify(&[sd_notify::NotifyState::Status(&format!("waiting for the switch on {}", agent.opts.listen.target()))]);
     let echo = agent.opts.echo_interval;
     let mut tick = tokio::time::interval(echo.min(Duration::from_secs(1)));
@@ -920,6 +1037,7 @@ pub async fn run(
             e = monitor.next() => Event::Db(e),
             c = async { match watch.as_mut() { Some(w) => w.changed().await, None => std::future::pending().await } } => Event::Cluster(c),
             k = async { match claims.as_mut() { Some(c) => c.changed().await.map(|_| c.borrow_and_update().clone()), None => std::future::pending().await } } => Event::Claims(k.ok()),
+            Some(d) = async { match dns_rx.as_mut() { Some(r) => r.recv().await, None => std::future::pending().await } } => Event::DnsAnswer(d),
             _ = tick.tick() => Event::Tick,
         };
         match ev {
@@ -941,6 +1059,7 @@ pub async fn run(
             }
             Event::Claims(Some(c)) => agent.on_claims(c).await,
             Event::Claims(None) => claims = None,
+            Event::DnsAnswer(d) => agent.on_dns_answer(d).await,
             Event::Tick => agent.on_tick().await,
         }
     }

@@ -239,6 +239,44 @@ impl OfConn {
         }
     }
 
+    /// Every meter's configuration (METER_CONFIG for all meters, all parts).
+    pub async fn read_meters(&mut self) -> Result<Vec<crate::openflow::multipart::MeterConfig>, OfError> {
+        use crate::openflow::{MultipartRequest, multipart::MultipartRequestBody};
+        const OFPM_ALL: u32 = 0xffff_ffff;
+        let xid = self.xid();
+        let request = Message::MultipartRequest(MultipartRequest::new(MultipartRequestBody::MeterConfig {
+            meter_id: OFPM_ALL,
+        }));
+        self.send(&request, xid).await?;
+        let mut out = Vec::new();
+        loop {
+            let (h, m) = self.recv_timeout().await?;
+            if h.xid != xid {
+                self.unsolicited(&h, m).await?;
+                continue;
+            }
+            match m {
+                Message::MultipartReply(r) => {
+                    let more = r.flags & OFPMPF_MORE != 0;
+                    if let MultipartReplyBody::MeterConfig(c) = r.body {
+                        out.extend(c);
+                    }
+                    if !more {
+                        return Ok(out);
+                    }
+                }
+                Message::Error(_) => return Err(refused("meter config request", &m)),
+                other => self.unsolicited(&h, other).await?,
+            }
+        }
+    }
+
+    /// Sends a METER_MOD (a refusal arrives later, and is logged).
+    pub async fn send_meter(&mut self, m: Message) -> Result<(), OfError> {
+        let xid = self.xid();
+        self.send(&m, xid).await
+    }
+
     /// Applies `mods` in one ONF bundle (atomic, ordered): open, add each,
     /// commit. Fails, with nothing applied, if the switch refuses any.
     /// `mods` are encoded FLOW_MOD messages (any xid: it is rewritten).

@@ -85,6 +85,26 @@ pub struct AgentArgs {
     /// Cluster mode: seconds between heartbeats.
     #[arg(long, default_value_t = 5, value_name = "SECS")]
     pub heartbeat: u64,
+
+    /// Cluster mode: do not answer DNS at the networks' gateways. By
+    /// default a container asks its gateway (UDP or TCP, port 53) for the
+    /// names of its network's endpoints (container names, aliases,
+    /// NAME.NETWORK) and services, on every host, and for other names,
+    /// which the agent asks of the host's resolvers.
+    #[arg(long)]
+    pub no_dns: bool,
+
+    /// Cluster mode: DNS queries per second each container port may send
+    /// to the agent; more are dropped by the port's meter in the switch,
+    /// so a container that floods slows only itself.
+    #[arg(long, default_value_t = agent::dns::DEFAULT_RATE, value_name = "QUERIES",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub dns_rate: u32,
+
+    /// Cluster mode: the file listing the host's resolvers (nameserver
+    /// lines), asked for names not in a network.
+    #[arg(long, default_value = "/etc/resolv.conf", value_name = "PATH")]
+    pub resolv_conf: std::path::PathBuf,
 }
 
 pub fn run(args: AgentArgs, g: &Global) -> anyhow::Result<()> {
@@ -102,6 +122,8 @@ pub fn run(args: AgentArgs, g: &Global) -> anyhow::Result<()> {
     }
     opts.echo_interval = Duration::from_secs(args.echo_interval.max(1));
     opts.print_reconciles = !args.quiet;
+    opts.dns = (!args.no_dns)
+        .then(|| agent::DnsOptions { rate: args.dns_rate, resolv_conf: args.resolv_conf.clone() });
     if let Some(remotes) = g.cluster_db() {
         let mut tunnels = Vec::new();
         for n in g.tunnels() {

@@ -40,6 +40,12 @@ pub struct AttachOpts {
     #[arg(long = "publish", short = 'p', value_name = "[HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|/udp]",
           value_parser = parse_published)]
     pub published: Vec<crate::net::PublishedPort>,
+    /// Another name the container answers to in its network's DNS, at
+    /// the network's gateway on every host (repeatable; with --network).
+    /// Several containers may share an alias: its answers rotate among
+    /// them.
+    #[arg(long = "alias", value_name = "NAME", requires = "network")]
+    pub aliases: Vec<String>,
 }
 
 fn parse_published(s: &str) -> Result<crate::net::PublishedPort, String> {
@@ -178,6 +184,7 @@ async fn attach_in_cluster(args: &AttachArgs, remotes: &str, network: &str, g: &
         mtu: args.opts.mtu,
         routes: args.opts.routes.iter().map(|r| parse_route(r)).collect::<Result<_, _>>()?,
         published: args.opts.published.clone(),
+        aliases: args.opts.aliases.clone(),
     };
     // Bad input is refused before any connection is made.
     req.check()?;

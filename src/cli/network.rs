@@ -45,6 +45,11 @@ pub enum NetworkCommand {
         /// the networks of its routers (Docker's --internal).
         #[arg(long)]
         internal: bool,
+        /// Names the network's containers ask that are not in the network
+        /// (its endpoints and services): on, the agents ask the hosts'
+        /// resolvers and relay the answer; off, NXDOMAIN.
+        #[arg(long, default_value = "on", value_parser = ["on", "off"], value_name = "on|off")]
+        dns_forward: String,
         #[command(flatten)]
         db: ClusterDbArg,
     },
@@ -104,7 +109,7 @@ const HEADER: &str = "NAME             VNI       CIDR               IPAM    MTU 
 
 pub async fn run(cmd: NetworkCommand, g: &Global) -> anyhow::Result<()> {
     match cmd {
-        NetworkCommand::Create { name, cidr, vni, ipam, mtu, block_prefix, underlay, gateway, internal, db: _ } => {
+        NetworkCommand::Create { name, cidr, vni, ipam, mtu, block_prefix, underlay, gateway, internal, dns_forward, db: _ } => {
             let spec = NetworkSpec {
                 name,
                 cidr: IpNet::parse_network(&cidr)?,
@@ -115,6 +120,7 @@ pub async fn run(cmd: NetworkCommand, g: &Global) -> anyhow::Result<()> {
                 underlay: underlay.as_deref().map(IpNet::parse_network).transpose()?,
                 gateway,
                 internal,
+                dns_forward: dns_forward == "on",
             };
             spec.check()?;
             let cdb = ClusterDb::connect(g.require_cluster_db()?, &g.connect).await?;
@@ -171,6 +177,9 @@ pub async fn run(cmd: NetworkCommand, g: &Global) -> anyhow::Result<()> {
                     }
                     if n.internal {
                         outln!("internal: no way out through the hosts");
+                    }
+                    if n.external_ids.get(crate::cluster::network_keys::DNS_FORWARD).map(String::as_str) == Some("off") {
+                        outln!("dns-forward: off (names not in the network get NXDOMAIN)");
                     }
                     for (router, nets) in state.router_networks() {
                         if nets.contains(&n.name.as_str()) {

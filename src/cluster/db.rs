@@ -113,6 +113,9 @@ pub struct NetworkSpec {
     pub gateway: Option<Ipv4Addr>,
     /// No way out through the hosts (Docker's `--internal`).
     pub internal: bool,
+    /// Names not in the network are forwarded to the hosts' resolvers by
+    /// the agents' DNS (false: NXDOMAIN; `external_ids:dns-forward=off`).
+    pub dns_forward: bool,
 }
 
 impl NetworkSpec {
@@ -521,6 +524,9 @@ impl ClusterDb {
             row.insert("gateway".into(), opt(gateway.map(|g| g.to_string())));
             if spec.internal {
                 row.insert("internal".into(), Datum::from(true));
+            }
+            if !spec.dns_forward {
+                row.insert("external_ids".into(), Datum::map([(super::network_keys::DNS_FORWARD, "off")]));
             }
             match self.transact(vec![Operation::insert(table::NETWORK, row.clone())]).await {
                 Ok(r) => {

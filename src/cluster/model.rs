@@ -150,6 +150,13 @@ pub mod endpoint_keys {
     pub const ALIASES: &str = "aliases";
 }
 
+/// The `external_ids` keys of a `Network` row that ovsnet reads.
+pub mod network_keys {
+    /// `off`: names not in the network get NXDOMAIN from the agent's DNS
+    /// instead of being forwarded to the host's resolvers.
+    pub const DNS_FORWARD: &str = "dns-forward";
+}
+
 /// Endpoints (network name, address) whose rows a writer in this process
 /// holds before their port exists: the Docker driver's, between
 /// `RequestAddress` and `Join` (or `ReleaseAddress`). A row with no port

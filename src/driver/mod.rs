@@ -488,6 +488,7 @@ impl Driver {
                         .transpose()?,
                     gateway,
                     internal: c.options.get(INTERNAL_OPTION).and_then(Value::as_bool).unwrap_or(false),
+                    dns_forward: true,
                 };
                 let net = self.cluster.create_network(&spec).await?;
                 self.cluster.set_network_external_id(&net.name, MADE_BY_DOCKER, Some("true")).await?;

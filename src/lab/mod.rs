@@ -432,6 +432,7 @@ pub async fn up_with_progress(opts: &LabOptions, mut progress: impl FnMut(&str))
             underlay: Some(net(UNDERLAY)),
             gateway: None,
             internal: false,
+            dns_forward: true,
         })
         .await
         .map_err(step("create network lab"))?;
@@ -604,6 +605,16 @@ pub fn start_agent(
     let log = std::fs::File::create(h.dir.join("agent.log"))
         .map_err(|source| LabError::Io { what: format!("{}: agent log", h.name), source })?;
     let err = log.try_clone().map_err(|source| LabError::Io { what: "agent log".into(), source })?;
+    // The host's resolvers, as the agent forwards names not in a network
+    // to them: the outside's address with `--outside` (whatever answers
+    // DNS there), none without (nothing leaves the lab).
+    let resolv_conf = h.dir.join("resolv.conf");
+    let servers = match rec.outside {
+        Some(_) => format!("nameserver {OUTSIDE_SERVER}\n"),
+        None => String::new(),
+    };
+    std::fs::write(&resolv_conf, format!("# the lab's resolvers (ovsnet agent --resolv-conf)\n{servers}"))
+        .map_err(|source| LabError::Io { what: format!("{}: resolv.conf", h.name), source })?;
     let mut cmd = std::process::Command::new(exe);
     let ns = match docker {
         true => {
@@ -632,6 +643,8 @@ pub fn start_agent(
         .arg("--underlay-ip")
         .arg(h.underlay_ip.to_string())
         .args(["--tunnel", tunnel.as_str(), "--heartbeat", "2"])
+        .arg("--resolv-conf")
+        .arg(&resolv_conf)
         .args(
             docker
                 .then(|| [std::ffi::OsString::from("--docker-plugin"), h.plugin_socket().into_os_string()])

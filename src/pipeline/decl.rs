@@ -42,6 +42,9 @@ pub enum Kind {
     /// Per network block whose network has a way out (the bridge's
     /// internal port to the host's kernel).
     Egress,
+    /// Per local endpoint whose network has a gateway, when the agent
+    /// answers DNS.
+    DnsPunt,
 }
 
 impl Kind {
@@ -58,6 +61,7 @@ impl Kind {
             "gateway" => Kind::Gateway,
             "route" => Kind::Route,
             "egress" => Kind::Egress,
+            "dns_punt" => Kind::DnsPunt,
             _ => return None,
         })
     }
@@ -74,6 +78,7 @@ impl Kind {
             Kind::Gateway => "gateway",
             Kind::Route => "route",
             Kind::Egress => "egress",
+            Kind::DnsPunt => "dns_punt",
         }
     }
     /// The placeholders a template of this kind may use.
@@ -90,6 +95,7 @@ impl Kind {
             Kind::Gateway => &["vni", "gateway", "router_mac", "router_mac_hex"],
             Kind::Route => &["vni", "dst_vni", "dst_cidr", "router_mac", "router_mac_hex"],
             Kind::Egress => &["vni", "cidr", "cidr_priority", "router_mac", "router_mac_hex", "uplink_mac_hex"],
+            Kind::DnsPunt => &["ofport", "gateway", "meter", "vni"],
         }
     }
 }
@@ -114,6 +120,9 @@ pub struct TableDecl {
     pub matches: BTreeSet<String>,
     pub gotos: BTreeSet<u8>,
     pub miss: Miss,
+    /// Whether its flows may send packets to the controller (the agent):
+    /// only a table that says so (`controller = yes`) may.
+    pub controller: bool,
     pub templates: Vec<Template>,
 }
 
@@ -172,6 +181,7 @@ impl Pipeline {
                     matches: BTreeSet::new(),
                     gotos: BTreeSet::new(),
                     miss: Miss::Drop,
+                    controller: false,
                     templates: Vec::new(),
                 });
                 continue;
@@ -204,6 +214,11 @@ impl Pipeline {
                         table.gotos.insert(t);
                     }
                 }
+                "controller" => match value {
+                    "yes" => table.controller = true,
+                    "no" => table.controller = false,
+                    other => return Err(err(format!("controller = yes or no, not {other:?}"))),
+                },
                 "miss" => match value {
                     "drop" => table.miss = Miss::Drop,
                     other => return Err(err(format!("unknown miss behaviour {other:?} (only drop)"))),

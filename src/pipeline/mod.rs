@@ -14,6 +14,7 @@
 
 pub mod decl;
 pub mod diff;
+pub mod dns;
 pub mod render;
 pub mod sim;
 pub mod state;
@@ -21,7 +22,8 @@ pub mod state;
 pub use decl::{Kind, Pipeline, TableDecl, Template};
 pub use diff::{Diff, diff, installed_from_stats};
 pub use render::{
-    COOKIE_MASK, COOKIE_TAG, DesiredFlows, FlowKey, FlowSet, FlowValue, cookie_for, desired_flows, normalize,
+    COOKIE_MASK, COOKIE_TAG, DesiredFlows, FlowKey, FlowSet, FlowValue, cookie_for, desired_flows, dns_meter, dns_meters,
+    normalize,
 };
 pub use sim::{FlowTable, Packet, Trace};
 pub use state::{

@@ -168,6 +168,30 @@ pub struct DesiredFlows {
     pub warnings: Vec<String>,
 }
 
+/// The meter a local port's DNS queries go through: one per port, its id
+/// the port's number (ofports of ordinary ports are below 0xff00, and
+/// OpenFlow meter ids go up to 0xffff0000).
+pub fn dns_meter(ofport: u32) -> u32 {
+    ofport
+}
+
+/// The meters the desired flows use: one per local port whose queries
+/// the `dns` table sends up.
+pub fn dns_meters(state: &State) -> Vec<u32> {
+    if !state.dns {
+        return Vec::new();
+    }
+    let mut v: Vec<u32> = state
+        .local_endpoints
+        .iter()
+        .filter(|e| e.ofport != OFPP_LOCAL && state.network(&e.network).is_some_and(|n| n.gateway.is_some()))
+        .map(|e| dns_meter(e.ofport))
+        .collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
 /// The cookie for flows owned by `owner`.
 pub fn cookie_for(owner: &str) -> u64 {
     COOKIE_TAG | (fnv1a(owner.as_bytes()) & !COOKIE_MASK)
@@ -238,11 +262,15 @@ pub fn validate(decl: &TableDecl, fm: &FlowMod, pipeline: &Pipeline) -> Result<(
                     {
                         return Err(format!("table {} ({}) may not resubmit to table {table}", decl.id, decl.name));
                     }
-                    if let Action::Controller { .. } = a {
+                    // NXAST_CONTROLLER2 (37): `controller(userdata=...)` and the like.
+                    if (matches!(a, Action::Controller { .. }) || matches!(a, Action::Nicira { subtype: 37, .. }))
+                        && !decl.controller
+                    {
                         return Err(format!("table {} ({}) may not send to the controller", decl.id, decl.name));
                     }
                     if let Action::Output { port, .. } = a
                         && *port == crate::openflow::action::OFPP_CONTROLLER
+                        && !decl.controller
                     {
                         return Err(format!("table {} ({}) may not send to the controller", decl.id, decl.name));
                     }
@@ -287,6 +315,18 @@ fn objects(state: &State, warnings: &mut Vec<String>) -> Vec<Obj> {
         ];
         if !mac_is_derived(*ip, *mac) {
             objs.push(Obj { kind: Kind::StaticMac, owner: owner.clone(), vars: vars.clone() });
+        }
+        if let Some(gw) = state.network(net).and_then(|n| n.gateway).filter(|_| state.dns && *ofport != OFPP_LOCAL) {
+            objs.push(Obj {
+                kind: Kind::DnsPunt,
+                owner: owner.clone(),
+                vars: vec![
+                    ("ofport", ofport.to_string()),
+                    ("gateway", gw.to_string()),
+                    ("meter", dns_meter(*ofport).to_string()),
+                    ("vni", vni.to_string()),
+                ],
+            });
         }
         objs.push(Obj { kind: Kind::Endpoint, owner: owner.clone(), vars });
         flood.entry(net.as_str()).or_default().push(*ofport);

@@ -104,6 +104,9 @@ pub struct State {
     /// The ports local endpoints publish on the host's addresses: the
     /// host's kernel translates them (no flows depend on them).
     pub published: Vec<Published>,
+    /// Whether the agent answers DNS at each network's gateway (the `dns`
+    /// table sends queries up to it).
+    pub dns: bool,
 }
 
 /// A port a local endpoint publishes on the host's addresses.
