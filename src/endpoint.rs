@@ -176,7 +176,9 @@ pub async fn attach_in_network(
             Err(e) => return Err(e.into()),
         },
         None => {
-            let e = cluster.allocate_ip(&req.network, &req.host, &req.container.to_string(), &req.ifname).await?;
+            let e = cluster
+                .allocate_named(&req.network, &req.host, &req.container.to_string(), &req.ifname, req.names())
+                .await?;
             match e.ip {
                 IpAddr::V4(v4) => (v4, true),
                 ip => {

@@ -476,12 +476,22 @@ mod tests {
     }
 }
 
+/// The networks (their rows' uuids) this host has local endpoints in:
+/// whose endpoints' names the agent's DNS answers.
+pub fn local_networks(cluster: &ClusterState, local: &[LocalEndpoint]) -> BTreeSet<Uuid> {
+    cluster.networks.values().filter(|n| local.iter().any(|e| e.network == n.name)).map(|n| n.uuid).collect()
+}
+
 /// The names the agent answers for, by VNI: for each network this host
-/// has an endpoint in, every endpoint of that network in the cluster by
-/// its container name and aliases (`Endpoint.external_ids`), and whether
-/// the network forwards other names to the host's resolvers (unless its
-/// `dns-forward` is `off`).
-pub fn cluster_names(cluster: &ClusterState, local: &[LocalEndpoint]) -> crate::pipeline::dns::Names {
+/// has an endpoint in, every endpoint of that network in `endpoints` (a
+/// watch of those networks' rows) by its container name and aliases
+/// (`Endpoint.external_ids`), and whether the network forwards other
+/// names to the host's resolvers (unless its `dns-forward` is `off`).
+pub fn cluster_names(
+    cluster: &ClusterState,
+    endpoints: &[crate::cluster::Endpoint],
+    local: &[LocalEndpoint],
+) -> crate::pipeline::dns::Names {
     use crate::cluster::{endpoint_keys, network_keys};
     use crate::pipeline::dns::{Names, NetworkNames};
     let mut names = Names::default();
@@ -497,7 +507,7 @@ pub fn cluster_names(cluster: &ClusterState, local: &[LocalEndpoint]) -> crate::
     // Endpoints in a stable order (rows come in no particular one), so
     // that every host rotates a shared alias's addresses alike.
     let mut eps: Vec<&crate::cluster::Endpoint> =
-        cluster.endpoints.iter().filter(|e| by_uuid.contains_key(&e.network)).collect();
+        endpoints.iter().filter(|e| by_uuid.contains_key(&e.network)).collect();
     eps.sort_by_key(|e| e.ip);
     for e in eps {
         let (Some(vni), IpAddr::V4(ip)) = (by_uuid.get(&e.network), e.ip) else { continue };

@@ -58,6 +58,8 @@ pub struct Dns {
     pub names: Names,
     /// The network (VNI) of each local port, for a packet-in without reg6.
     pub ports: std::collections::HashMap<u32, u32>,
+    /// The local endpoints the names were computed for.
+    pub local: Vec<crate::pipeline::LocalEndpoint>,
     turn: usize,
     resolv_conf: std::path::PathBuf,
     /// The namespace the host's network is in (the switch's), where the
@@ -74,7 +76,7 @@ const MAX_IN_FLIGHT: usize = 256;
 impl Dns {
     pub fn new(resolv_conf: std::path::PathBuf, netns: Option<String>) -> (Dns, mpsc::Receiver<Outgoing>) {
         let (tx, rx) = mpsc::channel(MAX_IN_FLIGHT);
-        let dns = Dns { names: Names::default(), ports: Default::default(), turn: 0, resolv_conf, netns, tx, in_flight: Default::default() };
+        let dns = Dns { names: Names::default(), ports: Default::default(), local: Vec::new(), turn: 0, resolv_conf, netns, tx, in_flight: Default::default() };
         (dns, rx)
     }
 
@@ -127,7 +129,8 @@ pub fn meter_mod(command: u16, meter_id: u32, rate: u32) -> Message {
     let bands = if rate == 0 {
         Vec::new()
     } else {
-        vec![MeterBand { band_type: OFPMBT_DROP, rate, burst_size: rate, data: Vec::new() }]
+        // A drop band is 16 bytes: its type-specific part is 4 bytes of padding.
+        vec![MeterBand { band_type: OFPMBT_DROP, rate, burst_size: rate, data: vec![0; 4] }]
     };
     Message::MeterMod(MeterMod { command, flags: OFPMF_PKTPS | OFPMF_BURST, meter_id, bands })
 }

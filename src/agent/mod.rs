@@ -309,7 +309,7 @@ async fn join_cluster(
     let db = crate::cluster::ClusterDb::connect(&c.remotes, &connect).await?;
     db.register_host(&c.host_spec()).await?;
     let watch = db.watch_for_host(&c.host_name).await?;
-    let view = ClusterView { opts: c.clone(), state: watch.state() };
+    let view = ClusterView { opts: c.clone(), state: watch.state(), db: db.clone() };
     Ok((view, Publisher::new(db, c.host_spec(), held), watch))
 }
 
@@ -382,6 +382,61 @@ fn memory_step(step: &str) {
 struct ClusterView {
     opts: ClusterOptions,
     state: Arc<crate::cluster::ClusterState>,
+    db: crate::cluster::ClusterDb,
+}
+
+/// The Endpoint rows of the networks this host has endpoints in, every
+/// host's (what the DNS answers from), followed by a task that sends
+/// each new state to the loop, tagged with its generation.
+struct NamesView {
+    networks: std::collections::BTreeSet<crate::ovsdb::Uuid>,
+    generation: u64,
+    task: Option<tokio::task::JoinHandle<()>>,
+    endpoints: Arc<crate::cluster::ClusterState>,
+    tx: tokio::sync::mpsc::Sender<NamesUpdate>,
+}
+
+/// A names watch's new state: (generation, state).
+type NamesUpdate = (u64, Arc<crate::cluster::ClusterState>);
+
+impl NamesView {
+    /// Follows the Endpoint rows of `networks` from now on (a new watch;
+    /// the old one's late states are ignored by their generation). A
+    /// watch that fails or ends is started again after a second.
+    fn follow(&mut self, networks: std::collections::BTreeSet<crate::ovsdb::Uuid>, db: crate::cluster::ClusterDb) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+        self.generation += 1;
+        self.networks = networks.clone();
+        let (generation, tx) = (self.generation, self.tx.clone());
+        self.task = Some(tokio::spawn(async move {
+            loop {
+                match db.watch_endpoints_of(&networks).await {
+                    Ok(mut w) => {
+                        if tx.send((generation, w.state())).await.is_err() {
+                            return;
+                        }
+                        while let Ok(s) = w.changed().await {
+                            if tx.send((generation, s)).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    Err(e) => tracing::warn!("names of the local networks: {e}; trying again"),
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }));
+    }
+}
+
+impl Drop for NamesView {
+    fn drop(&mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+    }
 }
 
 /// What the agent's loop acts on.
@@ -395,6 +450,8 @@ enum Event {
     Claims(Option<Claims>),
     /// A forwarded DNS query's answer, ready to go out.
     DnsAnswer(dns::Outgoing),
+    /// The names watch's new state.
+    Names(NamesUpdate),
     Tick,
 }
 
@@ -433,8 +490,10 @@ struct Agent {
     claimed: Claims,
     /// Cluster mode with an uplink: the host's kernel side of egress.
     egress: Option<egress::HostEgress>,
-    /// Cluster mode: the names answered at each network's gateway.
+    /// Cluster mode: the names answered at each network's gateway, and
+    /// the watch of the rows they come from.
     dns: Option<dns::Dns>,
+    names: Option<NamesView>,
     /// The meters the desired flows use (one per port that may ask DNS),
     /// and the ones this connection's switch holds.
     meters_desired: std::collections::BTreeSet<u32>,
@@ -448,6 +507,7 @@ type Started = (
     ovsdb::Monitor,
     Option<crate::cluster::ClusterWatch>,
     Option<tokio::sync::mpsc::Receiver<dns::Outgoing>>,
+    Option<tokio::sync::mpsc::Receiver<NamesUpdate>>,
 );
 
 impl Agent {
@@ -477,15 +537,24 @@ impl Agent {
                 (Some(view), Some(publisher), Some(watch))
             }
         };
-        let (dns, dns_rx) = match (&cluster, &opts.dns) {
+        let (dns, dns_rx, names, names_rx) = match (&cluster, &opts.dns) {
             (Some(_), Some(d)) => {
                 let (dns, rx) = dns::Dns::new(d.resolv_conf.clone(), opts.switch_netns.clone());
-                (Some(dns), Some(rx))
+                let (tx, names_rx) = tokio::sync::mpsc::channel(16);
+                let names = NamesView {
+                    networks: Default::default(),
+                    generation: 0,
+                    task: None,
+                    endpoints: Default::default(),
+                    tx,
+                };
+                (Some(dns), Some(rx), Some(names), Some(names_rx))
             }
-            _ => (None, None),
+            _ => (None, None, None, None),
         };
         let mut agent = Agent {
             dns,
+            names,
             meters_desired: Default::default(),
             meters_installed: Default::default(),
             rec: Reconciler::new(pipeline.table_ids(), FlowSet::default()),
@@ -512,7 +581,7 @@ impl Agent {
         agent.changed("start").await?;
         release_memory();
         memory_step("desired flows computed");
-        Ok((agent, listener, monitor, watch, dns_rx))
+        Ok((agent, listener, monitor, watch, dns_rx, names_rx))
     }
 
     /// The pipeline state: the bridge's endpoints from OVSDB, and in
@@ -553,8 +622,13 @@ impl Agent {
             let present = cluster::recorded_endpoints(&self.cache, &self.opts.state.bridge);
             p.sync(&state.local_endpoints, present, &c.state);
         }
-        if let (Some(d), Some(c)) = (self.dns.as_mut(), self.cluster.as_ref()) {
-            d.names = cluster::cluster_names(&c.state, &state.local_endpoints);
+        if let (Some(d), Some(c), Some(n)) = (self.dns.as_mut(), self.cluster.as_ref(), self.names.as_mut()) {
+            let networks = cluster::local_networks(&c.state, &state.local_endpoints);
+            if networks != n.networks {
+                n.follow(networks, c.db.clone());
+            }
+            d.names = cluster::cluster_names(&c.state, &n.endpoints.endpoints, &state.local_endpoints);
+            d.local = state.local_endpoints.clone();
             d.ports = state
                 .local_endpoints
                 .iter()
@@ -761,6 +835,19 @@ impl Agent {
                 self.disconnected(&e.to_string());
             }
         }
+    }
+
+    /// The names watch has a new state: the DNS answers from it at once
+    /// (no flow depends on other hosts' names).
+    fn on_names(&mut self, (generation, endpoints): NamesUpdate) {
+        let (Some(n), Some(d), Some(c)) = (self.names.as_mut(), self.dns.as_mut(), self.cluster.as_ref()) else {
+            return;
+        };
+        if generation != n.generation {
+            return;
+        }
+        n.endpoints = endpoints;
+        d.names = cluster::cluster_names(&c.state, &n.endpoints.endpoints, &d.local);
     }
 
     /// A forwarded query's answer.
@@ -1023,7 +1110,7 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), AgentError> {
     let mut claims = opts.claims.clone();
-    let (mut agent, listener, mut monitor, mut watch, mut dns_rx) = Agent::start(opts, stats).await?;
+    let (mut agent, listener, mut monitor, mut watch, mut dns_rx, mut names_rx) = Agent::start(opts, stats).await?;
     notify(&[sd_notify::NotifyState::Status(&format!("waiting for the switch on {}", agent.opts.listen.target()))]);
     let echo = agent.opts.echo_interval;
     let mut tick = tokio::time::interval(echo.min(Duration::from_secs(1)));
@@ -1038,6 +1125,7 @@ pub async fn run(
             c = async { match watch.as_mut() { Some(w) => w.changed().await, None => std::future::pending().await } } => Event::Cluster(c),
             k = async { match claims.as_mut() { Some(c) => c.changed().await.map(|_| c.borrow_and_update().clone()), None => std::future::pending().await } } => Event::Claims(k.ok()),
             Some(d) = async { match dns_rx.as_mut() { Some(r) => r.recv().await, None => std::future::pending().await } } => Event::DnsAnswer(d),
+            Some(n) = async { match names_rx.as_mut() { Some(r) => r.recv().await, None => std::future::pending().await } } => Event::Names(n),
             _ = tick.tick() => Event::Tick,
         };
         match ev {
@@ -1060,6 +1148,7 @@ pub async fn run(
             Event::Claims(Some(c)) => agent.on_claims(c).await,
             Event::Claims(None) => claims = None,
             Event::DnsAnswer(d) => agent.on_dns_answer(d).await,
+            Event::Names(n) => agent.on_names(n),
             Event::Tick => agent.on_tick().await,
         }
     }

@@ -1080,6 +1080,19 @@ impl ClusterDb {
         container: &str,
         interface: &str,
     ) -> Result<Endpoint, ClusterError> {
+        self.allocate_named(network, host, container, interface, BTreeMap::new()).await
+    }
+
+    /// [`ClusterDb::allocate_ip`], with the row's `external_ids` (the
+    /// names it answers to in the network's DNS: [`super::endpoint_keys`]).
+    pub async fn allocate_named(
+        &self,
+        network: &str,
+        host: &str,
+        container: &str,
+        interface: &str,
+        external_ids: BTreeMap<String, String>,
+    ) -> Result<Endpoint, ClusterError> {
         let net = self.network(network).await?;
         let block = self.host_block(&net, host).await?.unwrap_or(net.cidr);
         for _ in 0..MAX_RETRIES {
@@ -1100,7 +1113,7 @@ impl ClusterDb {
                 mac: None,
                 container: container.to_owned(),
                 interface: interface.to_owned(),
-                external_ids: BTreeMap::new(),
+                external_ids: external_ids.clone(),
             };
             match self.insert_endpoint(&net, &spec).await {
                 Ok(e) => return Ok(e),
@@ -1129,6 +1142,21 @@ impl ClusterDb {
         self.watch_with(MonitorRequest::all().where_(host_endpoint_condition(host))).await
     }
 
+    /// Follows the Endpoint rows of `networks` only, every host's: what
+    /// an agent's DNS answers from (the names of every endpoint of the
+    /// networks its host has endpoints in). The state holds only
+    /// `endpoints`. With no network, nothing is monitored.
+    pub async fn watch_endpoints_of(&self, networks: &BTreeSet<Uuid>) -> Result<ClusterWatch, ClusterError> {
+        let schema = self.client.get_schema(DB).await?;
+        if networks.is_empty() {
+            let (_tx, rx) = watch::channel(Arc::new(ClusterState::default()));
+            return Ok(ClusterWatch { rx, task: tokio::spawn(std::future::pending()) });
+        }
+        // monitor_cond's clauses are a disjunction: a row of any of them.
+        let conds = networks.iter().map(|u| Condition::eq("network", *u)).collect();
+        self.watch_tables(schema, vec![(table::ENDPOINT, MonitorRequest::all().where_(conds))]).await
+    }
+
     async fn watch_with(&self, endpoints: MonitorRequest) -> Result<ClusterWatch, ClusterError> {
         let schema = self.client.get_schema(DB).await?;
         let mut tables = vec![
@@ -1141,6 +1169,14 @@ impl ClusterDb {
         if schema.tables.contains_key(table::ROUTER) {
             tables.push((table::ROUTER, MonitorRequest::all()));
         }
+        self.watch_tables(schema, tables).await
+    }
+
+    async fn watch_tables(
+        &self,
+        schema: Arc<crate::ovsdb::DatabaseSchema>,
+        tables: Vec<(&str, MonitorRequest)>,
+    ) -> Result<ClusterWatch, ClusterError> {
         let mut monitor = self.client.monitor_cond(DB, &tables).await?;
         let mut cache = Cache::new(schema);
         cache.apply(&monitor.initial).map_err(ovsdb::Error::from)?;

@@ -466,7 +466,17 @@ pub async fn up_with_progress(opts: &LabOptions, mut progress: impl FnMut(&str))
             let name = format!("{}-c{c}", h.netns);
             create_netns(&mut rec, &name)?;
             let ip = match &cdb {
-                Some(db) => match db.allocate_ip(LAB_NETWORK, &h.name, &format!("netns:{name}"), "eth1").await {
+                Some(db) => match db
+                    .allocate_named(
+                        LAB_NETWORK,
+                        &h.name,
+                        &format!("netns:{name}"),
+                        "eth1",
+                        // Its name in the network's DNS: the namespace's.
+                        [(crate::cluster::endpoint_keys::CONTAINER_NAME.to_owned(), name.clone())].into(),
+                    )
+                    .await
+                {
                     Ok(e) => match e.ip {
                         IpAddr::V4(v4) => v4,
                         IpAddr::V6(_) => return Err(LabError::BadInput("IPv6 address from an IPv4 network".into())),
