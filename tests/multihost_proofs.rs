@@ -1094,3 +1094,183 @@ fn published_ports_reach_the_container_from_outside_and_only_those() {
         diag,
     );
 }
+
+/// The DNS answers at the gateway as a container sees them: names of
+/// endpoints on every host, aliases, NAME.NETWORK, PTR, round robin, TCP,
+/// forwarding to the host's resolvers, a closed network, a flood held by
+/// its port's meter, and a name that goes away.
+#[test]
+fn names_are_answered_at_the_gateway_on_every_host() {
+    use hickory_proto::op::ResponseCode;
+    use hickory_proto::rr::{RData, RecordType};
+    let Some(lab) = Lab::up_with(2, 0, TunnelType::Vxlan, true) else { return };
+    let rec = lab.rec();
+    let outside = rec.outside.clone().expect("the outside namespace");
+    let remotes = lab.remotes();
+    let diag = || format!("{}\n{}", dump_flows(lab.host("h2")), agent_log(lab.rec()));
+    // The host's resolver, in the outside namespace (the lab's agents list
+    // it in their resolv.conf).
+    let stub = common::dns_stub(
+        &outside,
+        SocketAddrV4::new(lab::OUTSIDE_SERVER, 53),
+        vec![("outside.example".into(), Ipv4Addr::new(198, 51, 100, 7))],
+    );
+    let web = lab.container("web");
+    let web_ip = lab.attach_in_cluster_with("h1", &web.0, lab::LAB_NETWORK, &["--alias", "api"]);
+    let c1 = lab.container("c1");
+    let c1_ip = lab.attach_in_cluster_with("h1", &c1.0, lab::LAB_NETWORK, &["--alias", "cache"]);
+    let c2 = lab.container("c2");
+    let c2_ip = lab.attach_in_cluster_with("h2", &c2.0, lab::LAB_NETWORK, &["--alias", "cache"]);
+    let client = lab.container("client");
+    lab.attach_in_cluster("h2", &client.0, lab::LAB_NETWORK);
+    // Another network: its names are not visible from the lab network.
+    lab.create_static_network("other", "10.77.0.0/24");
+    let ghost = lab.container("ghost");
+    lab.attach_in_cluster_with("h1", &ghost.0, "other", &["--alias", "spooky"]);
+
+    let gw = lab.cluster_state().networks[lab::LAB_NETWORK].gateway.expect("the lab network's gateway");
+    let server = SocketAddrV4::new(gw, 53);
+    let t = Duration::from_secs(3);
+    let ask = |name: &str, rtype: RecordType, tcp: bool| common::dns_query(&client.0, server, name, rtype, tcp, t);
+    let a = |name: &str| ask(name, RecordType::A, false).map(|m| common::dns_addresses(&m)).unwrap_or_default();
+
+    // A name on the other host, as soon as the agents have the rows.
+    wait_for(10, "web's name answered on h2", || a(&web.0) == vec![web_ip], diag);
+    assert_eq!(a(&format!("{}.{}", web.0, lab::LAB_NETWORK)), vec![web_ip], "NAME.NETWORK");
+    assert_eq!(a("api"), vec![web_ip], "an alias");
+    assert_eq!(a("API."), vec![web_ip], "names are not case-sensitive");
+    let m = ask(&format!("{}", web.0), RecordType::A, true).expect("an answer over TCP");
+    assert_eq!(common::dns_addresses(&m), vec![web_ip], "over TCP");
+    assert!(m.answers().iter().all(|r| r.ttl() <= 10), "a short TTL");
+
+    // PTR.
+    let o = web_ip.octets();
+    let m = ask(&format!("{}.{}.{}.{}.in-addr.arpa", o[3], o[2], o[1], o[0]), RecordType::PTR, false).expect("PTR");
+    let names: Vec<String> = m
+        .answers()
+        .iter()
+        .filter_map(|r| match r.data() {
+            RData::PTR(p) => Some(p.0.to_ascii()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(names, vec![format!("{}.{}.", web.0, lab::LAB_NETWORK)]);
+
+    // Round robin: both endpoints of the alias, first in turn.
+    let mut firsts = std::collections::BTreeSet::new();
+    for _ in 0..6 {
+        let got = a("cache");
+        let mut sorted = got.clone();
+        sorted.sort();
+        let mut want = vec![c1_ip, c2_ip];
+        want.sort();
+        assert_eq!(sorted, want, "both endpoints of the alias");
+        firsts.insert(got[0]);
+    }
+    assert_eq!(firsts.len(), 2, "the order rotates");
+
+    // Another network's names are not answered (they go to the host's
+    // resolver, which does not know them); names outside are relayed.
+    let m = ask("spooky", RecordType::A, false).expect("an answer");
+    assert_eq!(m.response_code(), ResponseCode::NXDomain);
+    assert_eq!(a("outside.example"), vec![Ipv4Addr::new(198, 51, 100, 7)], "a name relayed from the resolver");
+    let before = stub.queries.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(before >= 2, "the resolver was asked");
+
+    // busybox's nslookup, as in a container.
+    let out = Command::new("ip")
+        .args(["netns", "exec", &client.0, "busybox", "nslookup", "api", &gw.to_string()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&web_ip.to_string()), "busybox nslookup api: {text}");
+
+    // A network that does not forward: NXDOMAIN from the agent itself.
+    lab.ovsnet_ok(
+        "h2",
+        &["network", "create", "closed", "--cidr", "10.78.0.0/24", "--dns-forward", "off", "--cluster-db", &remotes],
+    );
+    let inner = lab.container("inner");
+    let inner_ip = lab.attach_in_cluster_with("h2", &inner.0, "closed", &["--alias", "db"]);
+    let closed = SocketAddrV4::new(Ipv4Addr::new(10, 78, 0, 1), 53);
+    let m = common::dns_query(&inner.0, closed, "db", RecordType::A, false, t).expect("an answer");
+    assert_eq!(common::dns_addresses(&m), vec![inner_ip]);
+    let m = common::dns_query(&inner.0, closed, "outside.example", RecordType::A, false, t).expect("an answer");
+    assert_eq!(m.response_code(), ResponseCode::NXDomain);
+    assert_eq!(stub.queries.load(std::sync::atomic::Ordering::Relaxed), before, "nothing was forwarded");
+
+    // A container that floods: past its meter's rate its own queries are
+    // dropped in the switch, while another container's are all answered.
+    let flooder = lab.container("flooder");
+    lab.attach_in_cluster("h2", &flooder.0, lab::LAB_NETWORK);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flood = {
+        let (ns, stop) = (flooder.0.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let fd = ovsnet::netns::open(&ns).unwrap();
+            let sock = ovsnet::netns::run_in(&fd, || std::net::UdpSocket::bind("0.0.0.0:0")).unwrap().unwrap();
+            sock.set_nonblocking(true).unwrap();
+            let mut q = hickory_proto::op::Message::new();
+            q.add_query(hickory_proto::op::Query::query(
+                hickory_proto::rr::Name::from_ascii("api.").unwrap(),
+                RecordType::A,
+            ));
+            let q = q.to_vec().unwrap();
+            let mut sent = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if sock.send_to(&q, server).is_ok() {
+                    sent += 1;
+                }
+                let mut buf = [0u8; 512];
+                while sock.recv(&mut buf).is_ok() {}
+            }
+            sent
+        })
+    };
+    let mut answered = 0;
+    for _ in 0..50 {
+        if a("api") == vec![web_ip] {
+            answered += 1;
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let sent = flood.join().unwrap();
+    assert_eq!(answered, 50, "another container's queries during the flood");
+    let h2 = lab.host("h2");
+    let ofport = attached_ofport(&lab, "h2", &flooder.0);
+    let stats = Command::new("ovs-ofctl")
+        .env("OVS_RUNDIR", &h2.dir)
+        .args(["-O", "OpenFlow13", "meter-stats", lab::BRIDGE, &format!("meter={ofport}")])
+        .output()
+        .unwrap();
+    let stats = String::from_utf8_lossy(&stats.stdout).into_owned();
+    let dropped: u64 = stats
+        .split("band")
+        .nth(1)
+        .and_then(|b| b.split("packet_count:").nth(1))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.trim_end_matches(',').parse().ok())
+        .unwrap_or(0);
+    assert!(dropped > 0, "the flooder's meter dropped nothing of {sent} queries: {stats}");
+
+    // A name that goes away is gone from the answers at once.
+    lab.ovsnet_ok("h1", &["detach", lab::BRIDGE, &format!("netns:{}", web.0), "--cluster-db", &remotes]);
+    wait_for(
+        10,
+        "web's name to go",
+        || ask("api", RecordType::A, false).is_some_and(|m| m.response_code() == ResponseCode::NXDomain),
+        diag,
+    );
+}
+
+/// The ofport of the port `attach` made for a container namespace on `host`.
+fn attached_ofport(lab: &Lab, host: &str, ns: &str) -> u64 {
+    let out = lab.ovsnet_ok(host, &["--format", "json", "attachments", lab::BRIDGE]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["container"].as_str() == Some(&format!("netns:{ns}")))
+        .and_then(|a| a["ofport"].as_u64())
+        .unwrap_or_else(|| panic!("no attachment of {ns}: {out}"))
+}

@@ -124,3 +124,123 @@ pub fn echo(conn: &mut std::net::TcpStream, msg: &[u8]) -> bool {
     let mut back = vec![0u8; msg.len()];
     conn.write_all(msg).is_ok() && conn.read_exact(&mut back).is_ok() && back == msg
 }
+
+/// Asks `server` for `name` from inside the namespace `ns`, over UDP or
+/// TCP; the answer, or `None` after `timeout`.
+pub fn dns_query(
+    ns: &str,
+    server: std::net::SocketAddrV4,
+    name: &str,
+    rtype: hickory_proto::rr::RecordType,
+    tcp: bool,
+    timeout: std::time::Duration,
+) -> Option<hickory_proto::op::Message> {
+    use hickory_proto::op::{Message, MessageType, OpCode, Query};
+    use hickory_proto::rr::Name;
+    use std::io::{Read, Write};
+    let mut m = Message::new();
+    m.set_id(rand_id()).set_message_type(MessageType::Query).set_op_code(OpCode::Query).set_recursion_desired(true);
+    m.add_query(Query::query(Name::from_ascii(name).ok()?, rtype));
+    let q = m.to_vec().ok()?;
+    let fd = ovsnet::netns::open(ns).expect("open the namespace");
+    let bytes = ovsnet::netns::run_in(&fd, || -> std::io::Result<Vec<u8>> {
+        if tcp {
+            let mut s = std::net::TcpStream::connect_timeout(&server.into(), timeout)?;
+            s.set_read_timeout(Some(timeout))?;
+            let mut out = (q.len() as u16).to_be_bytes().to_vec();
+            out.extend_from_slice(&q);
+            s.write_all(&out)?;
+            let mut len = [0u8; 2];
+            s.read_exact(&mut len)?;
+            let mut buf = vec![0u8; usize::from(u16::from_be_bytes(len))];
+            s.read_exact(&mut buf)?;
+            Ok(buf)
+        } else {
+            let s = std::net::UdpSocket::bind("0.0.0.0:0")?;
+            s.set_read_timeout(Some(timeout))?;
+            s.send_to(&q, server)?;
+            let mut buf = vec![0u8; 4096];
+            loop {
+                let n = s.recv(&mut buf)?;
+                if n >= 2 && buf[..2] == q[..2] {
+                    buf.truncate(n);
+                    return Ok(buf);
+                }
+            }
+        }
+    })
+    .expect("enter the namespace")
+    .ok()?;
+    Message::from_vec(&bytes).ok()
+}
+
+fn rand_id() -> u16 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64));
+    h.finish() as u16
+}
+
+/// The IPv4 addresses of an answer, in its order.
+pub fn dns_addresses(m: &hickory_proto::op::Message) -> Vec<std::net::Ipv4Addr> {
+    m.answers()
+        .iter()
+        .filter_map(|r| match r.data() {
+            hickory_proto::rr::RData::A(a) => Some(a.0),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A resolver stub standing in for a host's upstream resolver: answers
+/// UDP queries on `addr` inside the namespace `ns` with the given A
+/// records, NXDOMAIN for any other name; counts the queries it gets.
+/// It stops when the returned guard is dropped.
+pub struct DnsStub {
+    pub queries: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Drop for DnsStub {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+pub fn dns_stub(ns: &str, addr: std::net::SocketAddrV4, records: Vec<(String, std::net::Ipv4Addr)>) -> DnsStub {
+    use hickory_proto::op::{Message, MessageType, ResponseCode};
+    use hickory_proto::rr::{RData, Record, rdata::A};
+    use std::sync::atomic::Ordering::Relaxed;
+    let fd = ovsnet::netns::open(ns).expect("open the namespace");
+    let sock = ovsnet::netns::run_in(&fd, || std::net::UdpSocket::bind(addr))
+        .expect("enter the namespace")
+        .expect("bind the stub resolver");
+    sock.set_read_timeout(Some(std::time::Duration::from_millis(100))).unwrap();
+    let stub = DnsStub { queries: Default::default(), stop: Default::default() };
+    let (queries, stop) = (stub.queries.clone(), stub.stop.clone());
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 4096];
+        while !stop.load(Relaxed) {
+            let Ok((n, from)) = sock.recv_from(&mut buf) else { continue };
+            let Ok(q) = Message::from_vec(&buf[..n]) else { continue };
+            queries.fetch_add(1, Relaxed);
+            let mut r = Message::new();
+            r.set_id(q.id()).set_message_type(MessageType::Response).set_recursion_available(true);
+            r.add_queries(q.queries().to_vec());
+            let name = q.queries().first().map(|q| q.name().to_ascii().trim_end_matches('.').to_owned());
+            match records.iter().find(|(n, _)| Some(n) == name.as_ref()) {
+                Some((_, ip)) => {
+                    let qn = q.queries()[0].name().clone();
+                    r.add_answer(Record::from_rdata(qn, 60, RData::A(A(*ip))));
+                }
+                None => {
+                    r.set_response_code(ResponseCode::NXDomain);
+                }
+            }
+            if let Ok(b) = r.to_vec() {
+                let _ = sock.send_to(&b, from);
+            }
+        }
+    });
+    stub
+}
