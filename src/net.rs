@@ -23,6 +23,10 @@ pub enum AddrError {
         "bad published port {0:?}: {1} (expected [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|/udp], for example 8080:80)"
     )]
     BadPublish(String, &'static str),
+    #[error("bad service address {0:?}: {1} (expected IP:PORT[/tcp|/udp], for example 10.0.0.200:80)")]
+    BadServiceAddr(String, &'static str),
+    #[error("bad protocol {0:?}: expected tcp or udp")]
+    BadTransport(String),
 }
 
 /// An address with a prefix length, as on an interface (`172.16.42.1/24`),
@@ -259,6 +263,65 @@ impl Transport {
             Transport::Tcp => "tcp",
             Transport::Udp => "udp",
         }
+    }
+}
+
+impl FromStr for Transport {
+    type Err = AddrError;
+    fn from_str(s: &str) -> Result<Self, AddrError> {
+        match s {
+            "tcp" => Ok(Transport::Tcp),
+            "udp" => Ok(Transport::Udp),
+            _ => Err(AddrError::BadTransport(s.to_owned())),
+        }
+    }
+}
+
+impl fmt::Display for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl serde::Serialize for Transport {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+/// A service's virtual address as users type it: `IP:PORT[/tcp|/udp]`
+/// (TCP when no protocol is given).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ServiceAddr {
+    pub ip: Ipv4Addr,
+    pub port: u16,
+    pub protocol: Transport,
+}
+
+impl FromStr for ServiceAddr {
+    type Err = AddrError;
+    fn from_str(s: &str) -> Result<Self, AddrError> {
+        let bad = |why| AddrError::BadServiceAddr(s.to_owned(), why);
+        let (addr, protocol) = match s.split_once('/') {
+            Some((a, p)) => (a, p.parse().map_err(|_| bad("the protocol is tcp or udp"))?),
+            None => (s, Transport::Tcp),
+        };
+        let (ip, port) = addr.rsplit_once(':').ok_or_else(|| bad("no port"))?;
+        let ip: Ipv4Addr = ip.parse().map_err(|_| bad("not an IPv4 address"))?;
+        if ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast() || ip.is_loopback() {
+            return Err(bad("not an address a container can connect to"));
+        }
+        let port: u16 = port.parse().map_err(|_| bad("the port is 1-65535"))?;
+        if port == 0 {
+            return Err(bad("the port is 1-65535"));
+        }
+        Ok(ServiceAddr { ip, port, protocol })
+    }
+}
+
+impl fmt::Display for ServiceAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}/{}", self.ip, self.port, self.protocol)
     }
 }
 

@@ -476,6 +476,55 @@ mod tests {
     }
 }
 
+/// The names of an Endpoint row: its container name and aliases.
+fn endpoint_names(e: &crate::cluster::Endpoint) -> impl Iterator<Item = &str> {
+    use crate::cluster::endpoint_keys;
+    e.external_ids
+        .get(endpoint_keys::CONTAINER_NAME)
+        .map(String::as_str)
+        .into_iter()
+        .chain(e.external_ids.get(endpoint_keys::ALIASES).into_iter().flat_map(|a| a.split(',')).map(str::trim))
+}
+
+/// The services of the networks this host has endpoints in (its
+/// containers are the clients), each with the addresses of the endpoints
+/// its backends name now (from `endpoints`, the watch of those networks'
+/// rows).
+pub fn cluster_services(
+    cluster: &ClusterState,
+    endpoints: &[crate::cluster::Endpoint],
+    local: &[LocalEndpoint],
+) -> Vec<crate::pipeline::Service> {
+    let mut out = Vec::new();
+    for s in cluster.services.values() {
+        let Some(net) = cluster.networks.get(&s.network) else { continue };
+        if !local.iter().any(|e| e.network == net.name) {
+            continue;
+        }
+        let mut backends: Vec<std::net::Ipv4Addr> = endpoints
+            .iter()
+            .filter(|e| e.network == net.uuid)
+            .filter(|e| endpoint_names(e).any(|n| s.backends.iter().any(|b| b.eq_ignore_ascii_case(n))))
+            .filter_map(|e| match e.ip {
+                IpAddr::V4(ip) => Some(ip),
+                IpAddr::V6(_) => None,
+            })
+            .collect();
+        backends.sort_unstable();
+        backends.dedup();
+        out.push(crate::pipeline::Service {
+            name: s.name.clone(),
+            network: s.network.clone(),
+            vip: s.vip,
+            port: s.port,
+            protocol: s.protocol,
+            group_id: s.group_id,
+            backends,
+        });
+    }
+    out
+}
+
 /// The networks (their rows' uuids) this host has local endpoints in:
 /// whose endpoints' names the agent's DNS answers.
 pub fn local_networks(cluster: &ClusterState, local: &[LocalEndpoint]) -> BTreeSet<Uuid> {
@@ -492,7 +541,7 @@ pub fn cluster_names(
     endpoints: &[crate::cluster::Endpoint],
     local: &[LocalEndpoint],
 ) -> crate::pipeline::dns::Names {
-    use crate::cluster::{endpoint_keys, network_keys};
+    use crate::cluster::network_keys;
     use crate::pipeline::dns::{Names, NetworkNames};
     let mut names = Names::default();
     let mut by_uuid = std::collections::HashMap::new();
@@ -512,11 +561,14 @@ pub fn cluster_names(
     for e in eps {
         let (Some(vni), IpAddr::V4(ip)) = (by_uuid.get(&e.network), e.ip) else { continue };
         let Some(nn) = names.by_vni.get_mut(vni) else { continue };
-        if let Some(name) = e.external_ids.get(endpoint_keys::CONTAINER_NAME) {
+        for name in endpoint_names(e) {
             nn.add(name, ip);
         }
-        for alias in e.external_ids.get(endpoint_keys::ALIASES).into_iter().flat_map(|a| a.split(',')) {
-            nn.add(alias.trim(), ip);
+    }
+    // A service's name gives its address.
+    for s in cluster.services.values() {
+        if let Some(nn) = cluster.networks.get(&s.network).and_then(|n| names.by_vni.get_mut(&n.vni)) {
+            nn.add(&s.name, s.vip);
         }
     }
     names

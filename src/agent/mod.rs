@@ -498,6 +498,11 @@ struct Agent {
     /// and the ones this connection's switch holds.
     meters_desired: std::collections::BTreeSet<u32>,
     meters_installed: std::collections::BTreeSet<u32>,
+    /// The services' select groups the desired flows use, and what this
+    /// connection's switch holds (`None`: a group it had when it
+    /// connected, its buckets not compared).
+    groups_desired: std::collections::BTreeMap<u32, Vec<crate::openflow::message::Bucket>>,
+    groups_installed: std::collections::BTreeMap<u32, Option<Vec<crate::openflow::message::Bucket>>>,
 }
 
 /// What [`Agent::start`] gives the loop.
@@ -557,6 +562,8 @@ impl Agent {
             names,
             meters_desired: Default::default(),
             meters_installed: Default::default(),
+            groups_desired: Default::default(),
+            groups_installed: Default::default(),
             rec: Reconciler::new(pipeline.table_ids(), FlowSet::default()),
             pipeline,
             opts,
@@ -598,6 +605,9 @@ impl Agent {
                 w.extend(cluster::apply_remote(&mut st, &c.state, &c.opts.host_name, &c.opts.tunnels));
                 st.routers = cluster::cluster_routers(&c.state);
                 st.dns = self.dns.is_some();
+                if let Some(n) = &self.names {
+                    st.services = cluster::cluster_services(&c.state, &n.endpoints.endpoints, &st.local_endpoints);
+                }
                 (st, w)
             }
         }
@@ -636,6 +646,7 @@ impl Agent {
                 .collect();
         }
         self.meters_desired = crate::pipeline::dns_meters(&state).into_iter().collect();
+        self.groups_desired = crate::pipeline::service_groups(&self.pipeline, &state)?;
         let (host_nat, nat_warnings) = egress::host_nat(&state);
         drop(state);
         let computed = t0.elapsed();
@@ -729,8 +740,10 @@ impl Agent {
             && let Some(conn) = self.conn.as_mut()
         {
             self.meters_installed = conn.read_meters().await?.into_iter().map(|m| m.meter_id).collect();
+            self.groups_installed = conn.read_group_ids().await?.into_iter().map(|g| (g, None)).collect();
         }
         self.add_meters().await?;
+        self.add_groups().await?;
         let sent = match change {
             Change::Desired(flows) => match (self.rec.desired_changed(flows), self.conn.as_mut()) {
                 (Some(plan), Some(conn)) => send_plan(conn, plan).await,
@@ -765,6 +778,7 @@ impl Agent {
         }
         let report = self.rec.committed();
         self.remove_meters().await?;
+        self.remove_groups().await?;
         self.tell_programmed();
         let n = report.sent.flow_mods as u64;
         if n > 0 {
@@ -805,9 +819,45 @@ impl Agent {
     async fn add_meters(&mut self) -> Result<(), OfError> {
         let (Some(conn), Some(opts)) = (self.conn.as_mut(), self.opts.dns.as_ref()) else { return Ok(()) };
         for &id in self.meters_desired.difference(&self.meters_installed) {
-            conn.send_meter(dns::meter_mod(dns::OFPMC_ADD, id, opts.rate)).await?;
+            conn.send_mod(dns::meter_mod(dns::OFPMC_ADD, id, opts.rate)).await?;
         }
         self.meters_installed.extend(self.meters_desired.iter().copied());
+        Ok(())
+    }
+
+    /// Adds the services' groups the switch lacks and sets the buckets of
+    /// those that changed (before the flows that use them).
+    async fn add_groups(&mut self) -> Result<(), OfError> {
+        use crate::openflow::message::GroupMod;
+        const OFPGC_ADD: u16 = 0;
+        const OFPGC_MODIFY: u16 = 1;
+        const OFPGT_SELECT: u8 = 1;
+        let Some(conn) = self.conn.as_mut() else { return Ok(()) };
+        for (&id, buckets) in &self.groups_desired {
+            let command = match self.groups_installed.get(&id) {
+                Some(Some(b)) if b == buckets => continue,
+                Some(_) => OFPGC_MODIFY,
+                None => OFPGC_ADD,
+            };
+            let m = GroupMod { command, group_type: OFPGT_SELECT, group_id: id, buckets: buckets.clone() };
+            conn.send_mod(crate::openflow::Message::GroupMod(m)).await?;
+            self.groups_installed.insert(id, Some(buckets.clone()));
+        }
+        Ok(())
+    }
+
+    /// Deletes the groups no flow uses any more (after the flows went).
+    async fn remove_groups(&mut self) -> Result<(), OfError> {
+        use crate::openflow::message::GroupMod;
+        const OFPGC_DELETE: u16 = 2;
+        let Some(conn) = self.conn.as_mut() else { return Ok(()) };
+        let stale: Vec<u32> =
+            self.groups_installed.keys().filter(|g| !self.groups_desired.contains_key(g)).copied().collect();
+        for id in stale {
+            let m = GroupMod { command: OFPGC_DELETE, group_type: 0, group_id: id, buckets: Vec::new() };
+            conn.send_mod(crate::openflow::Message::GroupMod(m)).await?;
+            self.groups_installed.remove(&id);
+        }
         Ok(())
     }
 
@@ -816,7 +866,7 @@ impl Agent {
         let Some(conn) = self.conn.as_mut() else { return Ok(()) };
         let stale: Vec<u32> = self.meters_installed.difference(&self.meters_desired).copied().collect();
         for id in stale {
-            conn.send_meter(dns::meter_mod(dns::OFPMC_DELETE, id, 0)).await?;
+            conn.send_mod(dns::meter_mod(dns::OFPMC_DELETE, id, 0)).await?;
             self.meters_installed.remove(&id);
         }
         Ok(())
@@ -839,7 +889,7 @@ impl Agent {
 
     /// The names watch has a new state: the DNS answers from it at once
     /// (no flow depends on other hosts' names).
-    fn on_names(&mut self, (generation, endpoints): NamesUpdate) {
+    async fn on_names(&mut self, (generation, endpoints): NamesUpdate) {
         let (Some(n), Some(d), Some(c)) = (self.names.as_mut(), self.dns.as_mut(), self.cluster.as_ref()) else {
             return;
         };
@@ -848,6 +898,10 @@ impl Agent {
         }
         n.endpoints = endpoints;
         d.names = cluster::cluster_names(&c.state, &n.endpoints.endpoints, &d.local);
+        // Services' backends follow these rows: their groups may change.
+        if c.state.services.values().any(|s| d.local.iter().any(|e| e.network == s.network)) {
+            self.after_change("names change").await;
+        }
     }
 
     /// A forwarded query's answer.
@@ -933,6 +987,7 @@ impl Agent {
         }
         self.rec.disconnected();
         self.meters_installed.clear();
+        self.groups_installed.clear();
         self.stats.switch_connected.store(0, Relaxed);
         self.stats.export();
     }
@@ -1148,7 +1203,7 @@ pub async fn run(
             Event::Claims(Some(c)) => agent.on_claims(c).await,
             Event::Claims(None) => claims = None,
             Event::DnsAnswer(d) => agent.on_dns_answer(d).await,
-            Event::Names(n) => agent.on_names(n),
+            Event::Names(n) => agent.on_names(n).await,
             Event::Tick => agent.on_tick().await,
         }
     }

@@ -271,8 +271,37 @@ impl OfConn {
         }
     }
 
-    /// Sends a METER_MOD (a refusal arrives later, and is logged).
-    pub async fn send_meter(&mut self, m: Message) -> Result<(), OfError> {
+    /// The ids of every group on the switch (GROUP_DESC, all parts).
+    pub async fn read_group_ids(&mut self) -> Result<Vec<u32>, OfError> {
+        use crate::openflow::{MultipartRequest, multipart::MultipartRequestBody};
+        let xid = self.xid();
+        self.send(&Message::MultipartRequest(MultipartRequest::new(MultipartRequestBody::GroupDesc)), xid).await?;
+        let mut out = Vec::new();
+        loop {
+            let (h, m) = self.recv_timeout().await?;
+            if h.xid != xid {
+                self.unsolicited(&h, m).await?;
+                continue;
+            }
+            match m {
+                Message::MultipartReply(r) => {
+                    let more = r.flags & OFPMPF_MORE != 0;
+                    if let MultipartReplyBody::GroupDesc(g) = r.body {
+                        out.extend(g.into_iter().map(|g| g.group_id));
+                    }
+                    if !more {
+                        return Ok(out);
+                    }
+                }
+                Message::Error(_) => return Err(refused("group description request", &m)),
+                other => self.unsolicited(&h, other).await?,
+            }
+        }
+    }
+
+    /// Sends a METER_MOD or GROUP_MOD (a refusal arrives later, and is
+    /// logged).
+    pub async fn send_mod(&mut self, m: Message) -> Result<(), OfError> {
         let xid = self.xid();
         self.send(&m, xid).await
     }

@@ -58,6 +58,7 @@ pub mod lab;
 pub mod network;
 pub mod ofp;
 pub mod router;
+pub mod service;
 
 /// What the flows depend on besides the database (`agent` and `flows`).
 #[derive(Debug, Clone, Args)]
@@ -224,6 +225,11 @@ pub enum Command {
     /// their gateways, routed by every host's flows: create, add, del, list, show.
     #[command(subcommand)]
     Router(router::RouterCommand),
+    /// Load-balanced service addresses: connections to a VIP spread over
+    /// the containers with a name or alias, by every host's flows, and
+    /// the service's name in DNS: create, del, list, show.
+    #[command(subcommand)]
+    Service(service::ServiceCommand),
     /// Hosts in the cluster database: list, show, del (forget a host gone for good).
     #[command(subcommand)]
     Host(host::HostCommand),
@@ -376,6 +382,7 @@ fn flags_of(cli: &Cli) -> anyhow::Result<crate::config::Config> {
         }
         Command::Network(cmd) => f.cluster_db = cmd.cluster_db_arg().cluster_db.clone(),
         Command::Router(cmd) => f.cluster_db = cmd.cluster_db_arg().cluster_db.clone(),
+        Command::Service(cmd) => f.cluster_db = cmd.cluster_db_arg().cluster_db.clone(),
         Command::Host(cmd) => f.cluster_db = cmd.cluster_db_arg().cluster_db.clone(),
         Command::Cluster(cluster::ClusterCommand::Status { cluster_db, .. }) => f.cluster_db = cluster_db.clone(),
         Command::Agent(a) => {
@@ -537,6 +544,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Cluster(cmd) => block_on(cluster::run(cmd, &g)),
         Command::Network(cmd) => block_on(network::run(cmd, &g)),
         Command::Router(cmd) => block_on(router::run(cmd, &g)),
+        Command::Service(cmd) => block_on(service::run(cmd, &g)),
         Command::Host(cmd) => block_on(host::run(cmd, &g)),
         Command::Lab(cmd) => block_on(lab::run(cmd, &g)),
         Command::Agent(args) => agent::run(args, &g),

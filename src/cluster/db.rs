@@ -13,7 +13,7 @@ use tokio::sync::watch;
 
 use super::ipam::{self, IpamError};
 use super::model::{
-    Block, COVERED_KEY, COVERED_VALUE, ClusterState, DB, Endpoint, Host, Ipam, Network, Router, RowError,
+    Block, COVERED_KEY, COVERED_VALUE, ClusterState, DB, Endpoint, Host, Ipam, Network, Router, RowError, Service,
     covered_by_block, table,
 };
 use crate::net::IpNet;
@@ -64,10 +64,42 @@ pub enum ClusterError {
     #[error("{ip} is the gateway of network {network}; choose another address")]
     GatewayAddress { ip: IpAddr, network: String },
     #[error(
-        "the cluster database is at schema {0}, which has no routers: restart its members with this \
+        "the cluster database is at schema {0}, which has no routers or services: restart its members with this \
          version of ovsnet (`ovsnet cluster start` upgrades the schema)"
     )]
     OldSchema(String),
+    #[error("no service {0} in the cluster database")]
+    NoService(String),
+    #[error("service {0} already exists")]
+    ServiceExists(String),
+    #[error("{addr} is already the address of service {holder}")]
+    ServiceAddrInUse { addr: crate::net::ServiceAddr, holder: String },
+    #[error("{ip} is the address of {container} on host {host} in network {network}; a service needs an address of its own")]
+    VipIsEndpoint { ip: IpAddr, network: String, container: String, host: String },
+}
+
+/// What `service create` asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceSpec {
+    pub name: String,
+    pub network: String,
+    pub addr: crate::net::ServiceAddr,
+    /// Container names or aliases of the network's endpoints.
+    pub backends: Vec<String>,
+}
+
+impl ServiceSpec {
+    /// Checks what can be checked without the database.
+    pub fn check(&self) -> Result<(), ClusterError> {
+        check_name("service", &self.name)?;
+        check_name("network", &self.network)?;
+        if let Some(b) = self.backends.iter().find(|b| !crate::net::is_dns_name(b)) {
+            return Err(ClusterError::BadInput(format!(
+                "bad backend {b:?}: a container name or alias (letters, digits, '-', '_', '.')"
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// What [`ClusterDb::remove_host`] removed.
@@ -866,6 +898,108 @@ impl ClusterDb {
             .ok_or_else(|| ClusterError::NoRouter(name.into()))
     }
 
+    /// Fails with [`ClusterError::OldSchema`] when the database has no
+    /// Service table (before schema 1.2.0).
+    async fn check_services(&self) -> Result<(), ClusterError> {
+        let schema = self.client.get_schema(DB).await?;
+        if schema.tables.contains_key(table::SERVICE) {
+            Ok(())
+        } else {
+            Err(ClusterError::OldSchema(schema.version.clone().unwrap_or_else(|| "1.0.0".into())))
+        }
+    }
+
+    /// The services, by name.
+    pub async fn services(&self) -> Result<Vec<Service>, ClusterError> {
+        self.check_services().await?;
+        let r = self.transact(vec![Operation::select(table::SERVICE, vec![])]).await?;
+        let mut out = rows(&r, 0)?
+            .iter()
+            .map(|row| Ok(Service::from_row(row_uuid(row)?, row)?))
+            .collect::<Result<Vec<_>, ClusterError>>()?;
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// One service.
+    pub async fn service(&self, name: &str) -> Result<Service, ClusterError> {
+        self.services().await?.into_iter().find(|s| s.name == name).ok_or_else(|| ClusterError::NoService(name.into()))
+    }
+
+    /// `service create`: one insert, with the lowest free group id. The
+    /// address must be in no other service of the network (same port and
+    /// protocol) and not an endpoint's; the indexes refuse a duplicate
+    /// name or address written at the same moment.
+    pub async fn create_service(&self, spec: &ServiceSpec) -> Result<Service, ClusterError> {
+        spec.check()?;
+        self.check_services().await?;
+        let net = self.network(&spec.network).await?;
+        let vip = IpAddr::V4(spec.addr.ip);
+        if net.gateway.map(IpAddr::V4) == Some(vip) {
+            return Err(ClusterError::GatewayAddress { ip: vip, network: net.name.clone() });
+        }
+        for _ in 0..MAX_RETRIES {
+            let r = self
+                .transact(vec![
+                    Operation::select(table::SERVICE, vec![]),
+                    Operation::select(table::ENDPOINT, vec![Condition::eq("network", net.uuid), Condition::eq("ip", vip.to_string())]),
+                ])
+                .await?;
+            let existing =
+                rows(&r, 0)?.iter().filter_map(|row| Service::from_row(row_uuid(row).ok()?, row).ok()).collect::<Vec<_>>();
+            if existing.iter().any(|s| s.name == spec.name) {
+                return Err(ClusterError::ServiceExists(spec.name.clone()));
+            }
+            if let Some(s) = existing.iter().find(|s| {
+                s.network == spec.network && s.vip == spec.addr.ip && s.port == spec.addr.port && s.protocol == spec.addr.protocol
+            }) {
+                return Err(ClusterError::ServiceAddrInUse { addr: spec.addr, holder: s.name.clone() });
+            }
+            if let Some(e) = rows(&r, 1)?.first() {
+                let text = |c: &str| e.get(c).and_then(Datum::as_str).unwrap_or("?").to_owned();
+                return Err(ClusterError::VipIsEndpoint {
+                    ip: vip,
+                    network: net.name.clone(),
+                    container: text("container"),
+                    host: text("host"),
+                });
+            }
+            let used: BTreeSet<u32> = existing.iter().map(|s| s.group_id).collect();
+            let group_id = (1u32..).find(|g| !used.contains(g)).unwrap_or(1);
+            let mut row = Row::new();
+            row.insert("name".into(), Datum::from(spec.name.as_str()));
+            row.insert("network".into(), Datum::from(spec.network.as_str()));
+            row.insert("vip".into(), Datum::from(spec.addr.ip.to_string()));
+            row.insert("port".into(), Datum::from(i64::from(spec.addr.port)));
+            row.insert("protocol".into(), Datum::from(spec.addr.protocol.name()));
+            row.insert("backends".into(), Datum::set(spec.backends.iter().map(String::as_str)));
+            row.insert("group_id".into(), Datum::from(i64::from(group_id)));
+            match self.transact(vec![Operation::insert(table::SERVICE, row.clone())]).await {
+                Ok(r) => {
+                    let uuid = r
+                        .first()
+                        .and_then(|r| r.uuid)
+                        .ok_or_else(|| ClusterError::Reply("insert without uuid".into()))?;
+                    return Ok(Service::from_row(uuid, &row)?);
+                }
+                // Someone else wrote at the same moment: look again.
+                Err(e) if is_constraint(&e) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ClusterError::TooManyRetries(MAX_RETRIES))
+    }
+
+    /// `service del`.
+    pub async fn delete_service(&self, name: &str) -> Result<(), ClusterError> {
+        self.check_services().await?;
+        let r = self.transact(vec![Operation::delete(table::SERVICE, vec![Condition::eq("name", name)])]).await?;
+        match r.first().and_then(|r| r.count) {
+            Some(0) => Err(ClusterError::NoService(name.to_owned())),
+            _ => Ok(()),
+        }
+    }
+
     /// `router create`: one insert; the name index refuses a duplicate.
     pub async fn create_router(&self, name: &str) -> Result<Router, ClusterError> {
         self.check_routers().await?;
@@ -1095,16 +1229,26 @@ impl ClusterDb {
     ) -> Result<Endpoint, ClusterError> {
         let net = self.network(network).await?;
         let block = self.host_block(&net, host).await?.unwrap_or(net.cidr);
+        let with_services = self.client.get_schema(DB).await?.tables.contains_key(table::SERVICE);
         for _ in 0..MAX_RETRIES {
-            let r = self
-                .transact(vec![
-                    Operation::select(table::ENDPOINT, vec![Condition::eq("network", net.uuid)]).columns(["ip"]),
-                ])
-                .await?;
-            let used: BTreeSet<Ipv4Addr> = rows(&r, 0)?
+            let mut ops =
+                vec![Operation::select(table::ENDPOINT, vec![Condition::eq("network", net.uuid)]).columns(["ip"])];
+            // Services' addresses are never handed out either.
+            if with_services {
+                ops.push(
+                    Operation::select(table::SERVICE, vec![Condition::eq("network", net.name.as_str())]).columns(["vip"]),
+                );
+            }
+            let r = self.transact(ops).await?;
+            let mut used: BTreeSet<Ipv4Addr> = rows(&r, 0)?
                 .iter()
                 .filter_map(|row| row.get("ip").and_then(Datum::as_str).and_then(|s| s.parse().ok()))
                 .collect();
+            if with_services {
+                used.extend(
+                    rows(&r, 1)?.iter().filter_map(|row| row.get("vip").and_then(Datum::as_str)?.parse::<Ipv4Addr>().ok()),
+                );
+            }
             let ip = ipam::lowest_free_address(net.cidr, block, net.gateway, &used)?;
             let spec = EndpointSpec {
                 network: net.name.clone(),
@@ -1168,6 +1312,9 @@ impl ClusterDb {
         // A database still at schema 1.0.0 has no routers.
         if schema.tables.contains_key(table::ROUTER) {
             tables.push((table::ROUTER, MonitorRequest::all()));
+        }
+        if schema.tables.contains_key(table::SERVICE) {
+            tables.push((table::SERVICE, MonitorRequest::all()));
         }
         self.watch_tables(schema, tables).await
     }

@@ -33,6 +33,8 @@ pub mod table {
     pub const ENDPOINT: &str = "Endpoint";
     /// Since schema 1.1.0; a database still at 1.0.0 has none.
     pub const ROUTER: &str = "Router";
+    /// Since schema 1.2.0.
+    pub const SERVICE: &str = "Service";
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -335,6 +337,50 @@ impl Router {
     }
 }
 
+/// A service: connections to its virtual address (`vip:port`) in a
+/// network are spread over its backends (endpoints of that network named
+/// by their container name or an alias) by every host's flows, through
+/// the select group `group_id`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Service {
+    #[serde(skip)]
+    pub uuid: Uuid,
+    pub name: String,
+    pub network: String,
+    pub vip: Ipv4Addr,
+    pub port: u16,
+    pub protocol: crate::net::Transport,
+    pub backends: Vec<String>,
+    pub group_id: u32,
+    pub external_ids: BTreeMap<String, String>,
+}
+
+impl Service {
+    pub fn from_row(uuid: Uuid, row: &Row) -> Result<Self, RowError> {
+        let c = Cols { table: table::SERVICE, uuid, row };
+        let backends = match row.get("backends") {
+            Some(d) => match d.as_set() {
+                Some(atoms) => atoms.iter().filter_map(|a| a.as_str().map(str::to_owned)).collect(),
+                None => d.as_str().map(str::to_owned).into_iter().collect(),
+            },
+            None => Vec::new(),
+        };
+        let port = c.int("port")?;
+        let group_id = c.int("group_id")?;
+        Ok(Service {
+            uuid,
+            name: c.string("name")?,
+            network: c.string("network")?,
+            vip: c.parse("vip")?,
+            port: u16::try_from(port).map_err(|_| c.err(format!("port {port} out of range")))?,
+            protocol: c.parse("protocol")?,
+            backends,
+            group_id: u32::try_from(group_id).map_err(|_| c.err(format!("group_id {group_id} out of range")))?,
+            external_ids: c.map("external_ids"),
+        })
+    }
+}
+
 impl Endpoint {
     pub fn from_row(uuid: Uuid, row: &Row) -> Result<Self, RowError> {
         let c = Cols { table: table::ENDPOINT, uuid, row };
@@ -362,6 +408,8 @@ pub struct ClusterState {
     pub endpoints: Vec<Endpoint>,
     /// By name (none from a database at schema 1.0.0).
     pub routers: BTreeMap<String, Router>,
+    /// By name (none from a database before schema 1.2.0).
+    pub services: BTreeMap<String, Service>,
     pub bad_rows: Vec<RowError>,
 }
 
@@ -401,6 +449,14 @@ impl ClusterState {
             match Router::from_row(*uuid, row) {
                 Ok(r) => {
                     s.routers.insert(r.name.clone(), r);
+                }
+                Err(e) => s.bad_rows.push(e),
+            }
+        }
+        for (uuid, row) in cache.table(table::SERVICE) {
+            match Service::from_row(*uuid, row) {
+                Ok(v) => {
+                    s.services.insert(v.name.clone(), v);
                 }
                 Err(e) => s.bad_rows.push(e),
             }

@@ -45,6 +45,13 @@ pub enum Kind {
     /// Per local endpoint whose network has a gateway, when the agent
     /// answers DNS.
     DnsPunt,
+    /// Per service address.
+    Service,
+    /// Per service and endpoint its backends name (also a bucket of the
+    /// service's group).
+    ServiceBackend,
+    /// Per service, endpoint its backends name, and flow-based tunnel port.
+    ServiceBackendTunnel,
 }
 
 impl Kind {
@@ -62,6 +69,9 @@ impl Kind {
             "route" => Kind::Route,
             "egress" => Kind::Egress,
             "dns_punt" => Kind::DnsPunt,
+            "service" => Kind::Service,
+            "service_backend" => Kind::ServiceBackend,
+            "service_backend_tunnel" => Kind::ServiceBackendTunnel,
             _ => return None,
         })
     }
@@ -79,6 +89,9 @@ impl Kind {
             Kind::Route => "route",
             Kind::Egress => "egress",
             Kind::DnsPunt => "dns_punt",
+            Kind::Service => "service",
+            Kind::ServiceBackend => "service_backend",
+            Kind::ServiceBackendTunnel => "service_backend_tunnel",
         }
     }
     /// The placeholders a template of this kind may use.
@@ -96,6 +109,9 @@ impl Kind {
             Kind::Route => &["vni", "dst_vni", "dst_cidr", "router_mac", "router_mac_hex"],
             Kind::Egress => &["vni", "cidr", "cidr_priority", "router_mac", "router_mac_hex", "uplink_mac_hex"],
             Kind::DnsPunt => &["ofport", "gateway", "meter", "vni"],
+            Kind::Service => &["vni", "vip", "port", "proto", "group"],
+            Kind::ServiceBackend => &["vni", "ip", "port", "proto"],
+            Kind::ServiceBackendTunnel => &["vni", "ip", "port", "proto", "tunnel_ofport"],
         }
     }
 }
@@ -124,6 +140,9 @@ pub struct TableDecl {
     /// only a table that says so (`controller = yes`) may.
     pub controller: bool,
     pub templates: Vec<Template>,
+    /// Group bucket templates (`bucket KIND = ACTIONS`): the buckets of
+    /// the select groups this table's flows send to, one per object.
+    pub buckets: Vec<Template>,
 }
 
 /// The whole pipeline.
@@ -183,6 +202,7 @@ impl Pipeline {
                     miss: Miss::Drop,
                     controller: false,
                     templates: Vec::new(),
+                    buckets: Vec::new(),
                 });
                 continue;
             }
@@ -193,6 +213,12 @@ impl Pipeline {
                 let kind = Kind::parse(kind.trim()).ok_or_else(|| err(format!("unknown flow kind {kind:?}")))?;
                 check_placeholders(kind, value).map_err(err)?;
                 table.templates.push(Template { kind, text: value.to_owned(), line });
+                continue;
+            }
+            if let Some(kind) = key.strip_prefix("bucket ") {
+                let kind = Kind::parse(kind.trim()).ok_or_else(|| err(format!("unknown bucket kind {kind:?}")))?;
+                check_placeholders(kind, value).map_err(err)?;
+                table.buckets.push(Template { kind, text: value.to_owned(), line });
                 continue;
             }
             match key {

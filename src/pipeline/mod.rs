@@ -23,12 +23,13 @@ pub use decl::{Kind, Pipeline, TableDecl, Template};
 pub use diff::{Diff, diff, installed_from_stats};
 pub use render::{
     COOKIE_MASK, COOKIE_TAG, DesiredFlows, FlowKey, FlowSet, FlowValue, cookie_for, desired_flows, dns_meter, dns_meters,
+    service_groups,
     normalize,
 };
 pub use sim::{FlowTable, Packet, Trace};
 pub use state::{
     BridgeLocal, DEFAULT_NETWORK, LocalEndpoint, Network, Published, ROUTER_MAC, RemoteBlock, RemoteEndpoint, Router,
-    State, TunnelType, Uplink, vni_for,
+    Service, State, TunnelType, Uplink, vni_for,
 };
 
 /// A pipeline that is wrong: it does not parse, or a rendered flow breaks

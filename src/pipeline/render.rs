@@ -257,11 +257,7 @@ pub fn validate(decl: &TableDecl, fm: &FlowMod, pipeline: &Pipeline) -> Result<(
             }
             Instruction::ApplyActions(acts) | Instruction::WriteActions(acts) => {
                 for a in acts {
-                    if let Action::ResubmitTable { table, .. } = a
-                        && (!decl.gotos.contains(table) || pipeline.table(*table).is_none())
-                    {
-                        return Err(format!("table {} ({}) may not resubmit to table {table}", decl.id, decl.name));
-                    }
+                    check_action(decl, a, pipeline)?;
                     // NXAST_CONTROLLER2 (37): `controller(userdata=...)` and the like.
                     if (matches!(a, Action::Controller { .. }) || matches!(a, Action::Nicira { subtype: 37, .. }))
                         && !decl.controller
@@ -280,6 +276,67 @@ pub fn validate(decl: &TableDecl, fm: &FlowMod, pipeline: &Pipeline) -> Result<(
         }
     }
     Ok(())
+}
+
+/// Checks one action of a table's flow (or group bucket): resubmit and
+/// `ct(table=...)` only forward, to a declared table the table may go to.
+fn check_action(decl: &TableDecl, a: &Action, pipeline: &Pipeline) -> Result<(), String> {
+    let to = match a {
+        Action::ResubmitTable { table, .. } => Some(*table),
+        Action::Ct(ct) if ct.recirc_table != crate::openflow::action::NX_CT_RECIRC_NONE => Some(ct.recirc_table),
+        _ => None,
+    };
+    match to {
+        Some(t) if !decl.gotos.contains(&t) || pipeline.table(t).is_none() => {
+            Err(format!("table {} ({}) may not resubmit to table {t}", decl.id, decl.name))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The select group of each service (by group id): one bucket per
+/// endpoint its backends name, rendered from the `bucket` templates and
+/// checked against their table's declaration. A service with no backend
+/// has a group with no bucket (its new connections are dropped).
+pub fn service_groups(
+    pipeline: &Pipeline,
+    state: &State,
+) -> Result<BTreeMap<u32, Vec<crate::openflow::message::Bucket>>, PipelineError> {
+    let mut out = BTreeMap::new();
+    for svc in &state.services {
+        let Some(vni) = state.network(&svc.network).map(|n| n.vni) else { continue };
+        let mut buckets = Vec::new();
+        for ip in &svc.backends {
+            let vars = vec![
+                ("vni", vni.to_string()),
+                ("ip", ip.to_string()),
+                ("port", svc.port.to_string()),
+                ("proto", svc.protocol.name().to_owned()),
+            ];
+            for decl in &pipeline.tables {
+                for tpl in decl.buckets.iter().filter(|t| t.kind == Kind::ServiceBackend) {
+                    let text = substitute(tpl, &vars)?;
+                    let actions = crate::openflow::text::parse_actions(&text)
+                        .map_err(|e| PipelineError::Template { line: tpl.line, why: format!("{text}: {e}") })?;
+                    for a in &actions {
+                        check_action(decl, a, pipeline).map_err(|why| PipelineError::Violation {
+                            line: tpl.line,
+                            flow: text.clone(),
+                            why,
+                        })?;
+                    }
+                    buckets.push(crate::openflow::message::Bucket {
+                        weight: 100,
+                        watch_port: crate::openflow::action::OFPP_ANY,
+                        watch_group: 0xffff_ffff,
+                        actions,
+                    });
+                }
+            }
+        }
+        out.insert(svc.group_id, buckets);
+    }
+    Ok(out)
 }
 
 /// The objects of every kind in `state`, each with its placeholder values.
@@ -419,6 +476,29 @@ fn objects(state: &State, warnings: &mut Vec<String>) -> Vec<Obj> {
                 vec![("vni", src.vni.to_string()), ("dst_vni", dst.vni.to_string()), ("dst_cidr", cidr.to_string())];
             vars.extend(router_mac());
             objs.push(Obj { kind: Kind::Route, owner: format!("route:{from}:{to}"), vars });
+        }
+    }
+
+    for svc in &state.services {
+        let owner = format!("service:{}", svc.name);
+        let Some(vni) = vni_of(&svc.network) else {
+            warnings.push(format!("{owner}: network {} is unknown here; no flows", svc.network));
+            continue;
+        };
+        let base = vec![("vni", vni.to_string()), ("port", svc.port.to_string()), ("proto", svc.protocol.name().to_owned())];
+        let mut vars = base.clone();
+        vars.extend([("vip", svc.vip.to_string()), ("group", svc.group_id.to_string())]);
+        objs.push(Obj { kind: Kind::Service, owner: owner.clone(), vars });
+        for ip in &svc.backends {
+            let mut vars = base.clone();
+            vars.push(("ip", ip.to_string()));
+            let backend = format!("{owner}/backend:{ip}");
+            for (tt, ofport) in &state.tunnel_ofports {
+                let mut vars = vars.clone();
+                vars.push(("tunnel_ofport", ofport.to_string()));
+                objs.push(Obj { kind: Kind::ServiceBackendTunnel, owner: format!("{backend}/{}", tt.as_str()), vars });
+            }
+            objs.push(Obj { kind: Kind::ServiceBackend, owner: backend, vars });
         }
     }
 

@@ -107,6 +107,22 @@ pub struct State {
     /// Whether the agent answers DNS at each network's gateway (the `dns`
     /// table sends queries up to it).
     pub dns: bool,
+    /// Load-balanced service addresses of the networks.
+    pub services: Vec<Service>,
+}
+
+/// A service address: connections to `vip:port` in its network go to one
+/// of `backends` (the same port), through the select group `group_id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Service {
+    pub name: String,
+    pub network: String,
+    pub vip: Ipv4Addr,
+    pub port: u16,
+    pub protocol: crate::net::Transport,
+    pub group_id: u32,
+    /// The endpoints the backends name now (sorted, no duplicates).
+    pub backends: Vec<Ipv4Addr>,
 }
 
 /// A port a local endpoint publishes on the host's addresses.
