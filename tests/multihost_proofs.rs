@@ -1139,7 +1139,7 @@ fn names_are_answered_at_the_gateway_on_every_host() {
     assert_eq!(a(&format!("{}.{}", web.0, lab::LAB_NETWORK)), vec![web_ip], "NAME.NETWORK");
     assert_eq!(a("api"), vec![web_ip], "an alias");
     assert_eq!(a("API."), vec![web_ip], "names are not case-sensitive");
-    let m = ask(&format!("{}", web.0), RecordType::A, true).expect("an answer over TCP");
+    let m = ask(&web.0, RecordType::A, true).expect("an answer over TCP");
     assert_eq!(common::dns_addresses(&m), vec![web_ip], "over TCP");
     assert!(m.answers().iter().all(|r| r.ttl() <= 10), "a short TTL");
 
@@ -1273,4 +1273,232 @@ fn attached_ofport(lab: &Lab, host: &str, ns: &str) -> u64 {
         .find(|a| a["container"].as_str() == Some(&format!("netns:{ns}")))
         .and_then(|a| a["ofport"].as_u64())
         .unwrap_or_else(|| panic!("no attachment of {ns}: {out}"))
+}
+
+/// A service address in flows: connections spread over backends on two
+/// hosts, its name in DNS, a backend taken away gets no new connection
+/// while an established one to another goes on, and the client's agent
+/// killed and started again under a connection loses nothing.
+#[test]
+fn a_service_address_spreads_connections_over_its_backends() {
+    use hickory_proto::rr::RecordType;
+    let Some(lab) = Lab::up_with(2, 0, TunnelType::Vxlan, false) else { return };
+    let remotes = lab.remotes();
+    let mut backends = Vec::new();
+    for (i, host) in ["h1", "h1", "h2"].iter().enumerate() {
+        let ns = lab.container(&format!("b{i}"));
+        let ip = lab.attach_in_cluster_with(host, &ns.0, lab::LAB_NETWORK, &["--alias", "api"]);
+        let accepted = tcp_echo_server(&ns.0, SocketAddrV4::new(ip, 80));
+        backends.push((ns, ip, accepted));
+    }
+    let client = lab.container("client");
+    let client_ip = lab.attach_in_cluster("h2", &client.0, lab::LAB_NETWORK);
+    let vip = Ipv4Addr::new(10, 0, 0, 250);
+    let out = lab.ovsnet_ok(
+        "h2",
+        &[
+            "service",
+            "create",
+            "api-svc",
+            "--network",
+            lab::LAB_NETWORK,
+            "--vip",
+            "10.0.0.250:80",
+            "--backends",
+            "api",
+            "--cluster-db",
+            &remotes,
+        ],
+    );
+    assert!(out.contains("created service api-svc"), "{out}");
+    let to = SocketAddrV4::new(vip, 80);
+    let diag = || format!("{}\n{}", dump_flows(lab.host("h2")), agent_log(lab.rec()));
+    // Which backend took the last connection (its server saw the client).
+    let taken = |backends: &[(NsGuard, Ipv4Addr, std::sync::mpsc::Receiver<std::net::SocketAddr>)]| -> Vec<usize> {
+        backends
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, _, rx))| rx.try_recv().is_ok_and(|peer| peer.ip() == IpAddr::V4(client_ip)))
+            .map(|(i, _)| i)
+            .collect()
+    };
+    wait_for(10, "the VIP to answer", || connect_from(&client.0, to, Duration::from_secs(1)).is_ok(), diag);
+    std::thread::sleep(Duration::from_millis(100));
+    let _ = taken(&backends);
+
+    // Connections spread over all three, on both hosts.
+    let mut hits = [0usize; 3];
+    for i in 0..30 {
+        let mut c = connect_from(&client.0, to, Duration::from_secs(2)).expect("a connection to the VIP");
+        assert!(echo(&mut c, format!("hello {i}").as_bytes()), "the reply comes back from the VIP");
+        for b in taken(&backends) {
+            hits[b] += 1;
+        }
+    }
+    assert_eq!(hits.iter().sum::<usize>(), 30, "each connection reached one backend: {hits:?}");
+    assert!(hits.iter().all(|&h| h > 0), "every backend got connections: {hits:?}");
+
+    // The service's name is its address in the network's DNS.
+    let gw = lab.cluster_state().networks[lab::LAB_NETWORK].gateway.unwrap();
+    let m = common::dns_query(
+        &client.0,
+        SocketAddrV4::new(gw, 53),
+        "api-svc",
+        RecordType::A,
+        false,
+        Duration::from_secs(3),
+    )
+    .expect("an answer");
+    assert_eq!(common::dns_addresses(&m), vec![vip]);
+
+    // A long connection, then one of the other backends taken away: it
+    // gets no new connection, the long one goes on.
+    let mut long = connect_from(&client.0, to, Duration::from_secs(2)).unwrap();
+    assert!(echo(&mut long, b"long"));
+    let held = taken(&backends);
+    assert_eq!(held.len(), 1);
+    let gone = (0..3).find(|i| !held.contains(i) && *i < 2).unwrap();
+    lab.ovsnet_ok("h1", &["detach", lab::BRIDGE, &format!("netns:{}", backends[gone].0.0), "--cluster-db", &remotes]);
+    wait_for(
+        10,
+        "the backend to leave the service",
+        || {
+            !lab.ovsnet_ok("h2", &["service", "show", "api-svc", "--cluster-db", &remotes])
+                .contains(&backends[gone].1.to_string())
+        },
+        diag,
+    );
+    // The client's host has seen the row go once its group has 2 buckets.
+    wait_for(
+        10,
+        "the group to lose the bucket",
+        || {
+            let groups = Command::new("ovs-ofctl")
+                .env("OVS_RUNDIR", &lab.host("h2").dir)
+                .args(["-O", "OpenFlow13", "dump-groups", lab::BRIDGE])
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&groups.stdout).into_owned();
+            text.matches("bucket=").count() == 2 && !text.contains(&format!("dst={}:", backends[gone].1))
+        },
+        diag,
+    );
+    for _ in 0..15 {
+        let mut c = connect_from(&client.0, to, Duration::from_secs(2)).expect("a connection to the VIP");
+        assert!(echo(&mut c, b"after"), "the reply comes back");
+        let t = taken(&backends);
+        assert!(!t.contains(&gone), "a removed backend got a new connection");
+    }
+    assert!(echo(&mut long, b"still on"), "the established connection went on");
+
+    // The client's agent killed under the connection, then started again.
+    let h2 = lab.host("h2").clone();
+    ovsnet::process::kill_pid(lab::agent_pid(&h2.dir).unwrap());
+    assert!(echo(&mut long, b"agent gone"), "the connection outlived the agent");
+    let mut lab = lab;
+    lab.restart_agent("h2", TunnelType::Vxlan);
+    let log = h2.dir.join("agent.log");
+    wait_for(
+        20,
+        "the restarted agent's first reconcile",
+        || {
+            std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .lines()
+                .any(|l| l.starts_with("reconcile (switch connected):"))
+        },
+        || std::fs::read_to_string(&log).unwrap_or_default(),
+    );
+    assert!(echo(&mut long, b"agent back"), "the connection outlived the restart");
+    let mut c = connect_from(&client.0, to, Duration::from_secs(2)).expect("a new connection after the restart");
+    assert!(echo(&mut c, b"new"));
+
+    // Bad input: one line, nothing written.
+    let before = lab.ovsnet_ok("h2", &["service", "list", "--cluster-db", &remotes]);
+    for (args, needle) in [
+        (
+            vec!["service", "create", "x", "--network", lab::LAB_NETWORK, "--vip", "10.0.0.250", "--backends", "api"],
+            "no port",
+        ),
+        (
+            vec![
+                "service",
+                "create",
+                "api-svc",
+                "--network",
+                lab::LAB_NETWORK,
+                "--vip",
+                "10.0.0.251:80",
+                "--backends",
+                "api",
+            ],
+            "already exists",
+        ),
+        (
+            vec![
+                "service",
+                "create",
+                "y",
+                "--network",
+                lab::LAB_NETWORK,
+                "--vip",
+                "10.0.0.250:80",
+                "--backends",
+                "api",
+            ],
+            "already the address",
+        ),
+        (vec!["service", "create", "z", "--network", "nope", "--vip", "10.0.0.252:80", "--backends", "api"], "nope"),
+        (
+            vec![
+                "service",
+                "create",
+                "w",
+                "--network",
+                lab::LAB_NETWORK,
+                "--vip",
+                "10.0.0.253:80",
+                "--backends",
+                "bad name",
+            ],
+            "bad backend",
+        ),
+    ] {
+        let mut args = args;
+        args.extend(["--cluster-db", remotes.as_str()]);
+        let out = lab.ovsnet("h2", &args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(err.lines().next().is_some_and(|l| l.contains(needle)), "{args:?}: {err}");
+        // The command line parser adds its usual hint line.
+        assert!(err.trim().lines().count() == 1 || err.contains("try '--help'"), "one line: {err}");
+    }
+    assert_eq!(lab.ovsnet_ok("h2", &["service", "list", "--cluster-db", &remotes]), before, "nothing written");
+    let vip_of_endpoint = backends[2].1.to_string() + ":80";
+    let out = lab.ovsnet(
+        "h2",
+        &[
+            "service",
+            "create",
+            "v",
+            "--network",
+            lab::LAB_NETWORK,
+            "--vip",
+            &vip_of_endpoint,
+            "--backends",
+            "api",
+            "--cluster-db",
+            &remotes,
+        ],
+    );
+    assert!(
+        !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("a service needs an address of its own")
+    );
+    lab.ovsnet_ok("h2", &["service", "del", "api-svc", "--cluster-db", &remotes]);
+    wait_for(
+        10,
+        "the VIP to stop answering",
+        || connect_from(&client.0, to, Duration::from_millis(500)).is_err(),
+        || agent_log(lab.rec()),
+    );
 }

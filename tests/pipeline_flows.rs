@@ -78,7 +78,10 @@ fn the_shipped_pipeline_declares_its_tables() {
     let ids: Vec<u8> = p.tables.iter().map(|t| t.id).collect();
     assert_eq!(ids, vec![0, 10, 20, 21, 25, 28, 30, 40]);
     let names: Vec<&str> = p.tables.iter().map(|t| t.name.as_str()).collect();
-    assert_eq!(names, vec!["classify", "port_security", "arp_responder", "dns", "router", "neighbor", "forwarding", "flood"]);
+    assert_eq!(
+        names,
+        vec!["classify", "port_security", "arp_responder", "dns", "router", "neighbor", "forwarding", "flood"]
+    );
     for t in &p.tables {
         assert!(!t.purpose.is_empty(), "table {} has no purpose", t.id);
         assert!(!t.templates.is_empty());
@@ -99,7 +102,10 @@ fn an_empty_state_is_one_miss_flow_per_table_and_the_router_drop() {
     let misses: Vec<&String> = text.iter().filter(|t| t.contains("priority=0")).collect();
     assert_eq!(misses.len(), 8, "{text:#?}");
     assert!(
-        flows.iter().filter(|f| f.priority == 0 && f.table_id != 21 && f.table_id != 25).all(|f| f.instructions.is_empty())
+        flows
+            .iter()
+            .filter(|f| f.priority == 0 && f.table_id != 21 && f.table_id != 25)
+            .all(|f| f.instructions.is_empty())
     );
     assert!(has_flow(&text, "table=21, priority=0 actions=goto_table:25"), "{text:#?}");
     assert!(has_flow(&text, "table=25, priority=0 actions=goto_table:30"), "{text:#?}");

@@ -202,6 +202,104 @@ pub fn vanished_endpoints(
         .collect()
 }
 
+/// The names of an Endpoint row: its container name and aliases.
+fn endpoint_names(e: &crate::cluster::Endpoint) -> impl Iterator<Item = &str> {
+    use crate::cluster::endpoint_keys;
+    e.external_ids
+        .get(endpoint_keys::CONTAINER_NAME)
+        .map(String::as_str)
+        .into_iter()
+        .chain(e.external_ids.get(endpoint_keys::ALIASES).into_iter().flat_map(|a| a.split(',')).map(str::trim))
+}
+
+/// The services of the networks this host has endpoints in (its
+/// containers are the clients), each with the addresses of the endpoints
+/// its backends name now (from `endpoints`, the watch of those networks'
+/// rows).
+pub fn cluster_services(
+    cluster: &ClusterState,
+    endpoints: &[crate::cluster::Endpoint],
+    local: &[LocalEndpoint],
+) -> Vec<crate::pipeline::Service> {
+    let mut out = Vec::new();
+    for s in cluster.services.values() {
+        let Some(net) = cluster.networks.get(&s.network) else { continue };
+        if !local.iter().any(|e| e.network == net.name) {
+            continue;
+        }
+        let mut backends: Vec<std::net::Ipv4Addr> = endpoints
+            .iter()
+            .filter(|e| e.network == net.uuid)
+            .filter(|e| endpoint_names(e).any(|n| s.backends.iter().any(|b| b.eq_ignore_ascii_case(n))))
+            .filter_map(|e| match e.ip {
+                IpAddr::V4(ip) => Some(ip),
+                IpAddr::V6(_) => None,
+            })
+            .collect();
+        backends.sort_unstable();
+        backends.dedup();
+        out.push(crate::pipeline::Service {
+            name: s.name.clone(),
+            network: s.network.clone(),
+            vip: s.vip,
+            port: s.port,
+            protocol: s.protocol,
+            group_id: s.group_id,
+            backends,
+        });
+    }
+    out
+}
+
+/// The networks (their rows' uuids) this host has local endpoints in:
+/// whose endpoints' names the agent's DNS answers.
+pub fn local_networks(cluster: &ClusterState, local: &[LocalEndpoint]) -> BTreeSet<Uuid> {
+    cluster.networks.values().filter(|n| local.iter().any(|e| e.network == n.name)).map(|n| n.uuid).collect()
+}
+
+/// The names the agent answers for, by VNI: for each network this host
+/// has an endpoint in, every endpoint of that network in `endpoints` (a
+/// watch of those networks' rows) by its container name and aliases
+/// (`Endpoint.external_ids`), and whether the network forwards other
+/// names to the host's resolvers (unless its `dns-forward` is `off`).
+pub fn cluster_names(
+    cluster: &ClusterState,
+    endpoints: &[crate::cluster::Endpoint],
+    local: &[LocalEndpoint],
+) -> crate::pipeline::dns::Names {
+    use crate::cluster::network_keys;
+    use crate::pipeline::dns::{Names, NetworkNames};
+    let mut names = Names::default();
+    let mut by_uuid = std::collections::HashMap::new();
+    for n in cluster.networks.values() {
+        if !local.iter().any(|e| e.network == n.name) {
+            continue;
+        }
+        let forward = n.external_ids.get(network_keys::DNS_FORWARD).map(String::as_str) != Some("off");
+        names.by_vni.insert(n.vni, NetworkNames::new(&n.name, forward));
+        by_uuid.insert(n.uuid, n.vni);
+    }
+    // Endpoints in a stable order (rows come in no particular one), so
+    // that every host rotates a shared alias's addresses alike.
+    let mut eps: Vec<&crate::cluster::Endpoint> =
+        endpoints.iter().filter(|e| by_uuid.contains_key(&e.network)).collect();
+    eps.sort_by_key(|e| e.ip);
+    for e in eps {
+        let (Some(vni), IpAddr::V4(ip)) = (by_uuid.get(&e.network), e.ip) else { continue };
+        let Some(nn) = names.by_vni.get_mut(vni) else { continue };
+        for name in endpoint_names(e) {
+            nn.add(name, ip);
+        }
+    }
+    // A service's name gives its address.
+    for s in cluster.services.values() {
+        if let Some(nn) = cluster.networks.get(&s.network).and_then(|n| names.by_vni.get_mut(&n.vni)) {
+            nn.add(&s.name, s.vip);
+        }
+    }
+    names
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -474,102 +572,4 @@ mod tests {
         assert_eq!(got, [key("default", "10.5.0.3"), key("fan", "10.0.1.2")].into());
         assert!(recorded_endpoints(&cache, "nope").is_empty());
     }
-}
-
-/// The names of an Endpoint row: its container name and aliases.
-fn endpoint_names(e: &crate::cluster::Endpoint) -> impl Iterator<Item = &str> {
-    use crate::cluster::endpoint_keys;
-    e.external_ids
-        .get(endpoint_keys::CONTAINER_NAME)
-        .map(String::as_str)
-        .into_iter()
-        .chain(e.external_ids.get(endpoint_keys::ALIASES).into_iter().flat_map(|a| a.split(',')).map(str::trim))
-}
-
-/// The services of the networks this host has endpoints in (its
-/// containers are the clients), each with the addresses of the endpoints
-/// its backends name now (from `endpoints`, the watch of those networks'
-/// rows).
-pub fn cluster_services(
-    cluster: &ClusterState,
-    endpoints: &[crate::cluster::Endpoint],
-    local: &[LocalEndpoint],
-) -> Vec<crate::pipeline::Service> {
-    let mut out = Vec::new();
-    for s in cluster.services.values() {
-        let Some(net) = cluster.networks.get(&s.network) else { continue };
-        if !local.iter().any(|e| e.network == net.name) {
-            continue;
-        }
-        let mut backends: Vec<std::net::Ipv4Addr> = endpoints
-            .iter()
-            .filter(|e| e.network == net.uuid)
-            .filter(|e| endpoint_names(e).any(|n| s.backends.iter().any(|b| b.eq_ignore_ascii_case(n))))
-            .filter_map(|e| match e.ip {
-                IpAddr::V4(ip) => Some(ip),
-                IpAddr::V6(_) => None,
-            })
-            .collect();
-        backends.sort_unstable();
-        backends.dedup();
-        out.push(crate::pipeline::Service {
-            name: s.name.clone(),
-            network: s.network.clone(),
-            vip: s.vip,
-            port: s.port,
-            protocol: s.protocol,
-            group_id: s.group_id,
-            backends,
-        });
-    }
-    out
-}
-
-/// The networks (their rows' uuids) this host has local endpoints in:
-/// whose endpoints' names the agent's DNS answers.
-pub fn local_networks(cluster: &ClusterState, local: &[LocalEndpoint]) -> BTreeSet<Uuid> {
-    cluster.networks.values().filter(|n| local.iter().any(|e| e.network == n.name)).map(|n| n.uuid).collect()
-}
-
-/// The names the agent answers for, by VNI: for each network this host
-/// has an endpoint in, every endpoint of that network in `endpoints` (a
-/// watch of those networks' rows) by its container name and aliases
-/// (`Endpoint.external_ids`), and whether the network forwards other
-/// names to the host's resolvers (unless its `dns-forward` is `off`).
-pub fn cluster_names(
-    cluster: &ClusterState,
-    endpoints: &[crate::cluster::Endpoint],
-    local: &[LocalEndpoint],
-) -> crate::pipeline::dns::Names {
-    use crate::cluster::network_keys;
-    use crate::pipeline::dns::{Names, NetworkNames};
-    let mut names = Names::default();
-    let mut by_uuid = std::collections::HashMap::new();
-    for n in cluster.networks.values() {
-        if !local.iter().any(|e| e.network == n.name) {
-            continue;
-        }
-        let forward = n.external_ids.get(network_keys::DNS_FORWARD).map(String::as_str) != Some("off");
-        names.by_vni.insert(n.vni, NetworkNames::new(&n.name, forward));
-        by_uuid.insert(n.uuid, n.vni);
-    }
-    // Endpoints in a stable order (rows come in no particular one), so
-    // that every host rotates a shared alias's addresses alike.
-    let mut eps: Vec<&crate::cluster::Endpoint> =
-        endpoints.iter().filter(|e| by_uuid.contains_key(&e.network)).collect();
-    eps.sort_by_key(|e| e.ip);
-    for e in eps {
-        let (Some(vni), IpAddr::V4(ip)) = (by_uuid.get(&e.network), e.ip) else { continue };
-        let Some(nn) = names.by_vni.get_mut(vni) else { continue };
-        for name in endpoint_names(e) {
-            nn.add(name, ip);
-        }
-    }
-    // A service's name gives its address.
-    for s in cluster.services.values() {
-        if let Some(nn) = cluster.networks.get(&s.network).and_then(|n| names.by_vni.get_mut(&n.vni)) {
-            nn.add(&s.name, s.vip);
-        }
-    }
-    names
 }

@@ -12,8 +12,8 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use crate::openflow::action::{Action, OFPP_CONTROLLER};
-use crate::openflow::message::PacketOut;
 use crate::openflow::message::PacketIn;
+use crate::openflow::message::PacketOut;
 use crate::openflow::{Field, Message};
 use crate::pipeline::dns::{Names, Pending, Resolution, handle};
 
@@ -76,7 +76,16 @@ const MAX_IN_FLIGHT: usize = 256;
 impl Dns {
     pub fn new(resolv_conf: std::path::PathBuf, netns: Option<String>) -> (Dns, mpsc::Receiver<Outgoing>) {
         let (tx, rx) = mpsc::channel(MAX_IN_FLIGHT);
-        let dns = Dns { names: Names::default(), ports: Default::default(), local: Vec::new(), turn: 0, resolv_conf, netns, tx, in_flight: Default::default() };
+        let dns = Dns {
+            names: Names::default(),
+            ports: Default::default(),
+            local: Vec::new(),
+            turn: 0,
+            resolv_conf,
+            netns,
+            tx,
+            in_flight: Default::default(),
+        };
         (dns, rx)
     }
 
@@ -186,6 +195,7 @@ fn udp_socket(v4: bool, netns: Option<&str>) -> std::io::Result<tokio::net::UdpS
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -518,10 +518,7 @@ type Started = (
 impl Agent {
     /// Connects to the database, points the bridge at us, reads the
     /// database, joins the cluster, and computes the desired flows.
-    async fn start(
-        opts: AgentOptions,
-        stats: Arc<Stats>,
-    ) -> Result<Started, AgentError> {
+    async fn start(opts: AgentOptions, stats: Arc<Stats>) -> Result<Started, AgentError> {
         let pipeline = Pipeline::builtin()?;
         let listener = Listener::bind(&opts.listen).await?;
         let client = Client::connect(&opts.db, &opts.connect).await?;
@@ -639,11 +636,8 @@ impl Agent {
             }
             d.names = cluster::cluster_names(&c.state, &n.endpoints.endpoints, &state.local_endpoints);
             d.local = state.local_endpoints.clone();
-            d.ports = state
-                .local_endpoints
-                .iter()
-                .filter_map(|e| Some((e.ofport, state.network(&e.network)?.vni)))
-                .collect();
+            d.ports =
+                state.local_endpoints.iter().filter_map(|e| Some((e.ofport, state.network(&e.network)?.vni))).collect();
         }
         self.meters_desired = crate::pipeline::dns_meters(&state).into_iter().collect();
         self.groups_desired = crate::pipeline::service_groups(&self.pipeline, &state)?;

@@ -244,9 +244,8 @@ impl OfConn {
         use crate::openflow::{MultipartRequest, multipart::MultipartRequestBody};
         const OFPM_ALL: u32 = 0xffff_ffff;
         let xid = self.xid();
-        let request = Message::MultipartRequest(MultipartRequest::new(MultipartRequestBody::MeterConfig {
-            meter_id: OFPM_ALL,
-        }));
+        let request =
+            Message::MultipartRequest(MultipartRequest::new(MultipartRequestBody::MeterConfig { meter_id: OFPM_ALL }));
         self.send(&request, xid).await?;
         let mut out = Vec::new();
         loop {

@@ -122,8 +122,7 @@ pub fn run(args: AgentArgs, g: &Global) -> anyhow::Result<()> {
     }
     opts.echo_interval = Duration::from_secs(args.echo_interval.max(1));
     opts.print_reconciles = !args.quiet;
-    opts.dns = (!args.no_dns)
-        .then(|| agent::DnsOptions { rate: args.dns_rate, resolv_conf: args.resolv_conf.clone() });
+    opts.dns = (!args.no_dns).then(|| agent::DnsOptions { rate: args.dns_rate, resolv_conf: args.resolv_conf.clone() });
     if let Some(remotes) = g.cluster_db() {
         let mut tunnels = Vec::new();
         for n in g.tunnels() {

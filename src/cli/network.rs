@@ -109,7 +109,19 @@ const HEADER: &str = "NAME             VNI       CIDR               IPAM    MTU 
 
 pub async fn run(cmd: NetworkCommand, g: &Global) -> anyhow::Result<()> {
     match cmd {
-        NetworkCommand::Create { name, cidr, vni, ipam, mtu, block_prefix, underlay, gateway, internal, dns_forward, db: _ } => {
+        NetworkCommand::Create {
+            name,
+            cidr,
+            vni,
+            ipam,
+            mtu,
+            block_prefix,
+            underlay,
+            gateway,
+            internal,
+            dns_forward,
+            db: _,
+        } => {
             let spec = NetworkSpec {
                 name,
                 cidr: IpNet::parse_network(&cidr)?,
@@ -178,7 +190,8 @@ pub async fn run(cmd: NetworkCommand, g: &Global) -> anyhow::Result<()> {
                     if n.internal {
                         outln!("internal: no way out through the hosts");
                     }
-                    if n.external_ids.get(crate::cluster::network_keys::DNS_FORWARD).map(String::as_str) == Some("off") {
+                    if n.external_ids.get(crate::cluster::network_keys::DNS_FORWARD).map(String::as_str) == Some("off")
+                    {
                         outln!("dns-forward: off (names not in the network get NXDOMAIN)");
                     }
                     for (router, nets) in state.router_networks() {

@@ -96,7 +96,14 @@ pub async fn run(cmd: ServiceCommand, g: &Global) -> anyhow::Result<()> {
             match cdb.create_service(&spec).await {
                 Ok(s) => match g.format {
                     Format::Json => outln!("{}", serde_json::to_string(&s)?),
-                    Format::Table => outln!("created service {} at {}:{}/{} in network {}", s.name, s.vip, s.port, s.protocol, s.network),
+                    Format::Table => outln!(
+                        "created service {} at {}:{}/{} in network {}",
+                        s.name,
+                        s.vip,
+                        s.port,
+                        s.protocol,
+                        s.network
+                    ),
                 },
                 Err(ClusterError::ServiceExists(_)) if may_exist => outln!("service {name} exists (unchanged)"),
                 Err(e) => return Err(e).context(format!("service create {name}")),

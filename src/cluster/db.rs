@@ -74,7 +74,9 @@ pub enum ClusterError {
     ServiceExists(String),
     #[error("{addr} is already the address of service {holder}")]
     ServiceAddrInUse { addr: crate::net::ServiceAddr, holder: String },
-    #[error("{ip} is the address of {container} on host {host} in network {network}; a service needs an address of its own")]
+    #[error(
+        "{ip} is the address of {container} on host {host} in network {network}; a service needs an address of its own"
+    )]
     VipIsEndpoint { ip: IpAddr, network: String, container: String, host: String },
 }
 
@@ -942,16 +944,24 @@ impl ClusterDb {
             let r = self
                 .transact(vec![
                     Operation::select(table::SERVICE, vec![]),
-                    Operation::select(table::ENDPOINT, vec![Condition::eq("network", net.uuid), Condition::eq("ip", vip.to_string())]),
+                    Operation::select(
+                        table::ENDPOINT,
+                        vec![Condition::eq("network", net.uuid), Condition::eq("ip", vip.to_string())],
+                    ),
                 ])
                 .await?;
-            let existing =
-                rows(&r, 0)?.iter().filter_map(|row| Service::from_row(row_uuid(row).ok()?, row).ok()).collect::<Vec<_>>();
+            let existing = rows(&r, 0)?
+                .iter()
+                .filter_map(|row| Service::from_row(row_uuid(row).ok()?, row).ok())
+                .collect::<Vec<_>>();
             if existing.iter().any(|s| s.name == spec.name) {
                 return Err(ClusterError::ServiceExists(spec.name.clone()));
             }
             if let Some(s) = existing.iter().find(|s| {
-                s.network == spec.network && s.vip == spec.addr.ip && s.port == spec.addr.port && s.protocol == spec.addr.protocol
+                s.network == spec.network
+                    && s.vip == spec.addr.ip
+                    && s.port == spec.addr.port
+                    && s.protocol == spec.addr.protocol
             }) {
                 return Err(ClusterError::ServiceAddrInUse { addr: spec.addr, holder: s.name.clone() });
             }
@@ -1236,7 +1246,8 @@ impl ClusterDb {
             // Services' addresses are never handed out either.
             if with_services {
                 ops.push(
-                    Operation::select(table::SERVICE, vec![Condition::eq("network", net.name.as_str())]).columns(["vip"]),
+                    Operation::select(table::SERVICE, vec![Condition::eq("network", net.name.as_str())])
+                        .columns(["vip"]),
                 );
             }
             let r = self.transact(ops).await?;
@@ -1246,7 +1257,9 @@ impl ClusterDb {
                 .collect();
             if with_services {
                 used.extend(
-                    rows(&r, 1)?.iter().filter_map(|row| row.get("vip").and_then(Datum::as_str)?.parse::<Ipv4Addr>().ok()),
+                    rows(&r, 1)?
+                        .iter()
+                        .filter_map(|row| row.get("vip").and_then(Datum::as_str)?.parse::<Ipv4Addr>().ok()),
                 );
             }
             let ip = ipam::lowest_free_address(net.cidr, block, net.gateway, &used)?;

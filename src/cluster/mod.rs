@@ -22,5 +22,6 @@ pub use db::{ClusterDb, ClusterError, ClusterWatch, EndpointSpec, HostRemoval, H
 pub use ipam::{IpamError, fan_block, first_free_block, lowest_free_address, lowest_free_vni};
 pub use model::{
     Block, COVERED_KEY, COVERED_VALUE, ClusterState, DB, Endpoint, HeldEndpoints, Host, Ipam, Network, RemoteBlock,
-    RemoteEndpoint, RemoteView, Router, SCHEMA, Service, covered_by_block, endpoint_keys, is_marked_covered, network_keys, remote_view,
+    RemoteEndpoint, RemoteView, Router, SCHEMA, Service, covered_by_block, endpoint_keys, is_marked_covered,
+    network_keys, remote_view,
 };

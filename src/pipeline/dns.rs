@@ -110,7 +110,12 @@ enum Transport {
     Udp,
     /// The client's segment: its sequence and acknowledgement numbers,
     /// and whether it carried a FIN.
-    Tcp { seq: u32, ack: u32, fin: bool, payload_len: u32 },
+    Tcp {
+        seq: u32,
+        ack: u32,
+        fin: bool,
+        payload_len: u32,
+    },
 }
 
 /// The addresses of a query's frame.
@@ -243,7 +248,9 @@ pub fn handle(frame: &[u8], names: &NetworkNames, turn: usize) -> Resolution {
     match p.transport {
         Transport::Udp => match answer(p.dns, names, turn) {
             Answer::Message(m) => Resolution::Reply(reply_frame(&p.ends, p.transport, &m)),
-            Answer::Forward => Resolution::Forward(Pending { query: p.dns.to_vec(), ends: p.ends, transport: p.transport }),
+            Answer::Forward => {
+                Resolution::Forward(Pending { query: p.dns.to_vec(), ends: p.ends, transport: p.transport })
+            }
             Answer::None => Resolution::Ignore,
         },
         Transport::Tcp { seq, ack, fin, payload_len } => {
@@ -254,7 +261,11 @@ pub fn handle(frame: &[u8], names: &NetworkNames, turn: usize) -> Resolution {
                 if p.flags & TCP_ACK != 0 {
                     return Resolution::Ignore;
                 }
-                let isn = (fnv1a(&[&u32::from(p.ends.ip_src).to_be_bytes()[..], &p.ends.port_src.to_be_bytes(), &seq.to_be_bytes()].concat()) as u32) | 1;
+                let isn = (fnv1a(
+                    &[&u32::from(p.ends.ip_src).to_be_bytes()[..], &p.ends.port_src.to_be_bytes(), &seq.to_be_bytes()]
+                        .concat(),
+                ) as u32)
+                    | 1;
                 return Resolution::Reply(tcp_frame(&p.ends, isn, seq.wrapping_add(1), TCP_SYN | TCP_ACK, &[]));
             }
             if payload_len == 0 {
@@ -273,9 +284,7 @@ pub fn handle(frame: &[u8], names: &NetworkNames, turn: usize) -> Resolution {
             let transport = Transport::Tcp { seq, ack, fin, payload_len };
             match answer(&p.dns[2..], names, turn) {
                 Answer::Message(m) => Resolution::Reply(reply_frame(&p.ends, transport, &m)),
-                Answer::Forward => {
-                    Resolution::Forward(Pending { query: p.dns[2..].to_vec(), ends: p.ends, transport })
-                }
+                Answer::Forward => Resolution::Forward(Pending { query: p.dns[2..].to_vec(), ends: p.ends, transport }),
                 Answer::None => Resolution::Ignore,
             }
         }
@@ -459,6 +468,7 @@ pub struct Names {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -22,9 +22,8 @@ pub mod state;
 pub use decl::{Kind, Pipeline, TableDecl, Template};
 pub use diff::{Diff, diff, installed_from_stats};
 pub use render::{
-    COOKIE_MASK, COOKIE_TAG, DesiredFlows, FlowKey, FlowSet, FlowValue, cookie_for, desired_flows, dns_meter, dns_meters,
-    service_groups,
-    normalize,
+    COOKIE_MASK, COOKIE_TAG, DesiredFlows, FlowKey, FlowSet, FlowValue, cookie_for, desired_flows, dns_meter,
+    dns_meters, normalize, service_groups,
 };
 pub use sim::{FlowTable, Packet, Trace};
 pub use state::{

@@ -485,7 +485,8 @@ fn objects(state: &State, warnings: &mut Vec<String>) -> Vec<Obj> {
             warnings.push(format!("{owner}: network {} is unknown here; no flows", svc.network));
             continue;
         };
-        let base = vec![("vni", vni.to_string()), ("port", svc.port.to_string()), ("proto", svc.protocol.name().to_owned())];
+        let base =
+            vec![("vni", vni.to_string()), ("port", svc.port.to_string()), ("proto", svc.protocol.name().to_owned())];
         let mut vars = base.clone();
         vars.extend([("vip", svc.vip.to_string()), ("group", svc.group_id.to_string())]);
         objs.push(Obj { kind: Kind::Service, owner: owner.clone(), vars });

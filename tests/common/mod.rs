@@ -215,7 +215,7 @@ pub fn dns_stub(ns: &str, addr: std::net::SocketAddrV4, records: Vec<(String, st
     let sock = ovsnet::netns::run_in(&fd, || std::net::UdpSocket::bind(addr))
         .expect("enter the namespace")
         .expect("bind the stub resolver");
-    sock.set_read_timeout(Some(std::time::Duration::from_millis(100))).unwrap();
+    sock.set_read_timeout(Some(std::time::Duration::from_millis(100))).expect("a read timeout");
     let stub = DnsStub { queries: Default::default(), stop: Default::default() };
     let (queries, stop) = (stub.queries.clone(), stub.stop.clone());
     std::thread::spawn(move || {
