@@ -29,12 +29,12 @@ fn flows_desired_installed_and_diff_agree_with_ovs_ofctl() {
     let a = lab.attach("fl-a", "10.68.0.2/24", None);
     lab.attach("fl-b", "10.68.0.3/24", None);
     let desired = flows(&lab, &["--desired"]);
-    assert_eq!(desired.lines().count(), 20, "{desired}");
+    assert_eq!(desired.lines().count(), 25, "{desired}");
     assert!(desired.lines().all(|l| l.starts_with("cookie=0xa5e") && l.contains("table=")), "{desired}");
     // Before any agent: the bridge's own NORMAL flow is all there is.
     let diff = flows(&lab, &["--diff"]);
     assert!(diff.lines().any(|l| l.starts_with("-") && l.contains("actions=NORMAL")), "{diff}");
-    assert_eq!(diff.lines().filter(|l| l.starts_with('+')).count(), 20, "{diff}");
+    assert_eq!(diff.lines().filter(|l| l.starts_with('+')).count(), 25, "{diff}");
     // The same as JSON: each flow with its table, priority, cookie and text.
     let json: serde_json::Value =
         serde_json::from_str(&flows(&lab, &["--desired", "--format=json"])).expect("flows --format json");
@@ -43,7 +43,7 @@ fn flows_desired_installed_and_diff_agree_with_ovs_ofctl() {
     assert!(json.as_array().expect("array").iter().all(|f| f["table"].is_u64() && f["priority"].is_u64()));
     let d: serde_json::Value =
         serde_json::from_str(&flows(&lab, &["--diff", "--format=json"])).expect("flows --diff --format json");
-    assert_eq!(d["add"].as_array().map(Vec::len), Some(20), "{d}");
+    assert_eq!(d["add"].as_array().map(Vec::len), Some(25), "{d}");
     assert!(
         d["remove"]
             .as_array()

@@ -31,9 +31,10 @@ fn ping_tcp_arp_by_flows_and_isolation() {
     let log = std::fs::read_to_string(lab.sbx.dir().join("ovs-vswitchd.log")).unwrap_or_default();
     assert!(!log.contains("connection dropped"), "{log}");
     // 3 endpoints x 4, 2 networks x 4 (ARP, broadcast, flood chunk,
-    // routing neighbor), 7 misses and the router's drop.
-    wait_for(10, "flows installed", || lab.agent_flow_count() == 12 + 8 + 8);
-    assert_eq!(agent.stats.flows_installed.load(Relaxed), 28);
+    // routing neighbor), 10 misses, the router's drop and lb_select's 2
+    // passes.
+    wait_for(10, "flows installed", || lab.agent_flow_count() == 12 + 8 + 13);
+    assert_eq!(agent.stats.flows_installed.load(Relaxed), 33);
 
     wait_for(10, "ping a -> b", || ping(&a, "10.61.0.3"));
     assert!(ping(&b, "10.61.0.2"));
@@ -89,5 +90,5 @@ fn ping_tcp_arp_by_flows_and_isolation() {
     // Stopping the agent leaves the flows: b still reaches... itself's peers.
     let mut agent = agent;
     agent.stop().expect("clean stop");
-    assert_eq!(lab.agent_flow_count(), 28);
+    assert_eq!(lab.agent_flow_count(), 33);
 }

@@ -219,7 +219,7 @@ fn agent_state_for_10000_endpoints() {
     let d = desired_flows(&pipeline, &state).expect("desired");
     drop(state);
     let desired = d.flows;
-    assert_eq!(desired.len(), 4 * N + 21);
+    assert_eq!(desired.len(), 4 * N + 26);
     let steady = step("  + desired flows (state dropped)", base);
     let desired_bytes = steady - cache_bytes;
 

@@ -47,19 +47,19 @@ fn kill_9_under_ping_loses_nothing_and_restart_sends_nothing() {
     let port = free_port();
     let mut agent = ChildAgent::start(&lab, &["--metrics", &format!("127.0.0.1:{port}")]);
     let first = agent.wait_switch_reconcile();
-    assert_eq!(field(&first, "sent"), Some(20), "{first}");
+    assert_eq!(field(&first, "sent"), Some(25), "{first}");
     wait_for(10, "ping a -> b", || ping(&a, "10.62.0.3"));
     // Metrics while it runs.
     let mut text = String::new();
     wait_for(10, "metrics", || {
         text = scrape(port);
-        metric(&text, "ovsnet_agent_flows_installed") == Some(20.0)
+        metric(&text, "ovsnet_agent_flows_installed") == Some(25.0)
     });
     assert_eq!(metric(&text, "ovsnet_agent_endpoints"), Some(2.0), "{text}");
-    assert_eq!(metric(&text, "ovsnet_agent_flows_desired"), Some(20.0));
+    assert_eq!(metric(&text, "ovsnet_agent_flows_desired"), Some(25.0));
     assert_eq!(metric(&text, "ovsnet_agent_switch_connected"), Some(1.0));
     assert_eq!(metric(&text, "ovsnet_agent_db_connected"), Some(1.0));
-    assert_eq!(metric(&text, "ovsnet_agent_flow_mods_total"), Some(20.0));
+    assert_eq!(metric(&text, "ovsnet_agent_flow_mods_total"), Some(25.0));
     assert!(text.contains("ovsnet_agent_reconcile_seconds"), "{text}");
 
     // 400 pings, 10 ms apart; the agent dies and comes back meanwhile.
@@ -70,7 +70,7 @@ fn kill_9_under_ping_loses_nothing_and_restart_sends_nothing() {
         .expect("ping");
     std::thread::sleep(Duration::from_millis(500));
     agent.kill9();
-    assert_eq!(lab.agent_flow_count(), 20, "flows stay with no controller (fail_mode=secure)");
+    assert_eq!(lab.agent_flow_count(), 25, "flows stay with no controller (fail_mode=secure)");
     std::thread::sleep(Duration::from_millis(500));
     let again = ChildAgent::start(&lab, &[]);
     let line = again.wait_switch_reconcile();
@@ -78,7 +78,7 @@ fn kill_9_under_ping_loses_nothing_and_restart_sends_nothing() {
     let report = String::from_utf8_lossy(&out.stdout);
     assert!(report.contains("400 packets transmitted, 400 received"), "{report}");
     assert_eq!(field(&line, "sent"), Some(0), "an unchanged state sends zero flow_mods: {line}");
-    assert_eq!(field(&line, "installed"), Some(20), "{line}");
+    assert_eq!(field(&line, "installed"), Some(25), "{line}");
 }
 
 #[test]
@@ -90,7 +90,7 @@ fn sigterm_stops_cleanly_and_leaves_the_flows() {
     agent.wait_switch_reconcile();
     let status = agent.term();
     assert!(status.success(), "{status:?}");
-    assert_eq!(lab.agent_flow_count(), 20);
+    assert_eq!(lab.agent_flow_count(), 25);
     assert!(ping(&a, "10.63.0.3"), "the data plane does not need the agent");
 }
 
@@ -109,7 +109,7 @@ fn vswitchd_restart_gets_its_flows_back_within_a_second() {
     wait_for(10, "flows back", || {
         std::fs::metadata(lab.sbx.mgmt_socket(BR)).is_ok()
             && agent.stats.switch_connects.load(Relaxed) > connects
-            && lab.agent_flow_count() == 20
+            && lab.agent_flow_count() == 25
     });
     let took = start.elapsed();
     eprintln!("flows back {took:?} after ovs-vswitchd started");
@@ -124,14 +124,14 @@ fn ovsdb_restart_reconnects_and_resyncs() {
     let _b = lab.attach("dr-b", "10.65.0.3/24", None);
     let agent = InProcessAgent::start(lab.options());
     agent.wait_connected();
-    wait_for(10, "flows", || lab.agent_flow_count() == 20);
+    wait_for(10, "flows", || lab.agent_flow_count() == 25);
     lab.sbx.stop_ovsdb();
     wait_for(15, "the agent sees the database gone", || agent.stats.db_connected.load(Relaxed) == 0);
     lab.sbx.start_ovsdb().expect("restart ovsdb-server");
     wait_for(20, "the agent reconnects", || agent.stats.db_connected.load(Relaxed) == 1);
     // A change after the restart reaches the switch: the monitor is back.
     let c = lab.attach("dr-c", "10.65.0.4/24", None);
-    wait_for(20, "flows for the new endpoint", || lab.agent_flow_count() == 24);
+    wait_for(20, "flows for the new endpoint", || lab.agent_flow_count() == 29);
     wait_for(10, "ping new endpoint", || ping(&c, "10.65.0.2"));
     assert!(ping(&a, "10.65.0.3"));
 }
@@ -143,7 +143,7 @@ fn reconcile_removes_strangers_and_sends_only_differences() {
     let _b = lab.attach("rc-b", "10.66.0.3/24", None);
     let mut agent = InProcessAgent::start(lab.options());
     agent.wait_connected();
-    assert_eq!(agent.stats.flow_mods.load(Relaxed), 20);
+    assert_eq!(agent.stats.flow_mods.load(Relaxed), 25);
     agent.stop().expect("stop");
 
     // Nothing changed: a new agent sends zero flow_mods.
@@ -179,7 +179,7 @@ fn reconcile_removes_strangers_and_sends_only_differences() {
     // A new endpoint: only its flows and the changed broadcast flow.
     let sent = agent.stats.flow_mods.load(Relaxed);
     let c = lab.attach("rc-c", "10.66.0.4/24", None);
-    wait_for(20, "flows for c", || lab.agent_flow_count() == 24);
+    wait_for(20, "flows for c", || lab.agent_flow_count() == 29);
     wait_for(5, "stats", || agent.stats.flow_mods.load(Relaxed) >= sent + 5);
     assert_eq!(agent.stats.flow_mods.load(Relaxed) - sent, 5, "4 for c, 1 flood chunk replaced");
     wait_for(10, "ping c", || ping(&c, "10.66.0.2"));

@@ -138,7 +138,7 @@ fn schema_is_accepted_by_ovsdb_tool() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v = std::process::Command::new("ovsdb-tool").arg("schema-version").arg(&schema).output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&v.stdout).trim(), "1.1.0");
+    assert_eq!(String::from_utf8_lossy(&v.stdout).trim(), "1.2.0");
     // The built-in copy is the file.
     assert_eq!(std::fs::read_to_string(&schema).unwrap(), ovsnet::cluster::SCHEMA);
 }
@@ -523,7 +523,7 @@ fn routers_gateways_and_the_upgrade_from_schema_1_0_0() {
         let err = db.create_router("r1").await.unwrap_err();
         assert!(matches!(err, ClusterError::OldSchema(ref v) if v == "1.0.0"), "{err}");
         assert!(db.state().await.unwrap().routers.is_empty());
-        assert_eq!(db.upgrade_schema().await.unwrap(), Some(("1.0.0".into(), "1.1.0".into())));
+        assert_eq!(db.upgrade_schema().await.unwrap(), Some(("1.0.0".into(), "1.2.0".into())));
     });
     rt().block_on(async {
         // A new connection sees the new schema; the rows are kept.

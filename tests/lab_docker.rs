@@ -98,6 +98,114 @@ fn lab_up_docker_gives_hosts_whose_containers_reach_each_other() {
         .collect();
     assert_eq!(hosts_of.len(), 2, "both endpoints in the cluster database: {status}");
 
+    // Names: the driver's containers ask the network's gateway (`--dns`;
+    // the engine's embedded resolver forwards what it does not know to
+    // it), so a name on another host's engine resolves, and so does an
+    // alias shared by containers on both hosts.
+    let cluster_db = rec.cluster_db.clone().unwrap();
+    let shown = ovsnet(&["--format", "json", "network", "show", "blue", "--cluster-db", &cluster_db]);
+    let shown: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    let gw = shown["network"]["gateway"].as_str().expect("the network's gateway").to_owned();
+    assert!(gw.starts_with("192.168."), "{gw}");
+    docker_ok(
+        &h1,
+        &[
+            "run",
+            "-d",
+            "--network",
+            "blue",
+            "--network-alias",
+            "cache",
+            "--name",
+            "c1",
+            MINI_IMAGE,
+            "httpd",
+            "-f",
+            "-p",
+            "80",
+            "-h",
+            "/etc",
+        ],
+    );
+    docker_ok(
+        &h2,
+        &[
+            "run",
+            "-d",
+            "--network",
+            "blue",
+            "--network-alias",
+            "cache",
+            "--name",
+            "c2",
+            MINI_IMAGE,
+            "httpd",
+            "-f",
+            "-p",
+            "80",
+            "-h",
+            "/etc",
+        ],
+    );
+    let ip_c1 = docker_ok(&h1, &["inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", "c1"]);
+    let ip_c2 = docker_ok(&h2, &["inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", "c2"]);
+    // Through the engine's embedded resolver (127.0.0.11), which answers
+    // its own engine's containers and forwards other names to --dns; or
+    // asking the gateway itself.
+    let resolves_via = |server: Option<&str>, name: &str, want: &[&str]| {
+        let mut args = vec!["run", "--rm", "--network", "blue", "--dns", &gw, MINI_IMAGE, "nslookup", name];
+        args.extend(server);
+        let out = docker(&h2, &args);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        want.iter().all(|ip| text.contains(ip))
+    };
+    let resolves = |name: &str, want: &[&str]| resolves_via(None, name, want);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !resolves("web", &[&ip_web]) {
+        assert!(std::time::Instant::now() < deadline, "web (on h1) does not resolve on h2");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    while !resolves_via(Some(&gw), "cache", &[&ip_c1, &ip_c2]) {
+        assert!(std::time::Instant::now() < deadline, "the alias does not give both containers");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    // The C library's resolver, as any program in the container uses it.
+    let out = docker(
+        &h2,
+        &["run", "--rm", "--network", "blue", "--dns", &gw, MINI_IMAGE, "ping", "-c", "1", "-W", "2", "web"],
+    );
+    assert!(out.status.success(), "ping web by name: {}", String::from_utf8_lossy(&out.stdout));
+
+    // A service over the alias: connections spread over both containers.
+    let out = ovsnet(&[
+        "service",
+        "create",
+        "cachesvc",
+        "--network",
+        "blue",
+        "--vip",
+        "192.168.255.250:80",
+        "--backends",
+        "cache",
+        "--cluster-db",
+        &cluster_db,
+    ]);
+    assert!(out.status.success(), "service create: {}", String::from_utf8_lossy(&out.stderr));
+    // Each server answers with its own /etc/hostname (the container's id).
+    let id_c1 = docker_ok(&h1, &["inspect", "-f", "{{.Config.Hostname}}", "c1"]);
+    let id_c2 = docker_ok(&h2, &["inspect", "-f", "{{.Config.Hostname}}", "c2"]);
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..20 {
+        let get = "printf 'GET /hostname HTTP/1.0\\r\\n\\r\\n' | nc -w 3 192.168.255.250 80";
+        let out = docker(&h2, &["exec", "api", "sh", "-c", get]);
+        let body = String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or("").trim().to_owned();
+        if body == id_c1 || body == id_c2 {
+            seen.insert(body);
+        }
+    }
+    assert_eq!(seen.len(), 2, "both containers behind the service answered: {seen:?}");
+    assert!(resolves("cachesvc", &["192.168.255.250"]), "the service's name gives its address");
+
     // Down: no engine, containerd, shim or container process is left.
     let engines: Vec<_> = rec.hosts.iter().map(|h| h.docker_dir()).collect();
     drop(guard);

@@ -1193,8 +1193,17 @@ fn names_are_answered_at_the_gateway_on_every_host() {
     let inner = lab.container("inner");
     let inner_ip = lab.attach_in_cluster_with("h2", &inner.0, "closed", &["--alias", "db"]);
     let closed = SocketAddrV4::new(Ipv4Addr::new(10, 78, 0, 1), 53);
-    let m = common::dns_query(&inner.0, closed, "db", RecordType::A, false, t).expect("an answer");
-    assert_eq!(common::dns_addresses(&m), vec![inner_ip]);
+    // The first endpoint of a network on a host: its agent starts
+    // watching that network's names.
+    wait_for(
+        10,
+        "the closed network's names",
+        || {
+            common::dns_query(&inner.0, closed, "db", RecordType::A, false, t)
+                .is_some_and(|m| common::dns_addresses(&m) == vec![inner_ip])
+        },
+        diag,
+    );
     let m = common::dns_query(&inner.0, closed, "outside.example", RecordType::A, false, t).expect("an answer");
     assert_eq!(m.response_code(), ResponseCode::NXDomain);
     assert_eq!(stub.queries.load(std::sync::atomic::Ordering::Relaxed), before, "nothing was forwarded");

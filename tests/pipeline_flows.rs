@@ -76,11 +76,22 @@ fn m(s: &str) -> Mac {
 fn the_shipped_pipeline_declares_its_tables() {
     let p = Pipeline::builtin().expect("pipeline parses");
     let ids: Vec<u8> = p.tables.iter().map(|t| t.id).collect();
-    assert_eq!(ids, vec![0, 10, 20, 21, 25, 28, 30, 40]);
+    assert_eq!(ids, vec![0, 10, 20, 21, 23, 24, 25, 28, 30, 40]);
     let names: Vec<&str> = p.tables.iter().map(|t| t.name.as_str()).collect();
     assert_eq!(
         names,
-        vec!["classify", "port_security", "arp_responder", "dns", "router", "neighbor", "forwarding", "flood"]
+        vec![
+            "classify",
+            "port_security",
+            "arp_responder",
+            "dns",
+            "lb",
+            "lb_select",
+            "router",
+            "neighbor",
+            "forwarding",
+            "flood"
+        ]
     );
     for t in &p.tables {
         assert!(!t.purpose.is_empty(), "table {} has no purpose", t.id);
@@ -95,19 +106,21 @@ fn an_empty_state_is_one_miss_flow_per_table_and_the_router_drop() {
     let d = desired_flows(&p, &State::default()).expect("render");
     let flows = d.flows.to_flow_mods();
     let text: Vec<String> = flows.iter().map(format_flow).collect();
-    assert_eq!(flows.len(), 9, "{text:#?}");
-    // Every table drops what matches nothing, but the dns table, which
-    // passes what is not a query on to the router, and the router, which
-    // passes what is not for the router MAC on to forwarding.
+    assert_eq!(flows.len(), 13, "{text:#?}");
+    // Every table drops what matches nothing, but the dns and lb tables,
+    // which pass what is not a query or a service's on, and the router,
+    // which passes what is not for the router MAC on to forwarding.
     let misses: Vec<&String> = text.iter().filter(|t| t.contains("priority=0")).collect();
-    assert_eq!(misses.len(), 8, "{text:#?}");
+    assert_eq!(misses.len(), 10, "{text:#?}");
     assert!(
         flows
             .iter()
-            .filter(|f| f.priority == 0 && f.table_id != 21 && f.table_id != 25)
+            .filter(|f| f.priority == 0 && ![21, 23, 25].contains(&f.table_id))
             .all(|f| f.instructions.is_empty())
     );
-    assert!(has_flow(&text, "table=21, priority=0 actions=goto_table:25"), "{text:#?}");
+    // lb_select passes connections already tracked on.
+    assert!(has_flow(&text, "table=24, priority=90,ct_state=+est+trk actions=goto_table:28"), "{text:#?}");
+    assert!(has_flow(&text, "table=21, priority=0 actions=goto_table:23"), "{text:#?}");
     assert!(has_flow(&text, "table=25, priority=0 actions=goto_table:30"), "{text:#?}");
     assert!(has_flow(&text, "table=25, priority=60,dl_dst=0a:58:00:00:00:01 actions=drop"), "{text:#?}");
 }
@@ -189,8 +202,9 @@ fn rendering_the_rich_state_gives_the_expected_flows() {
     // 5 local endpoints (4 + host) x 4, static MAC ARP and neighbor for d,
     // host and the remote endpoint (3 x 2), per network: ARP + broadcast +
     // one flood chunk + neighbor (4 x 2), tunnel classify (2), remote block
-    // 1, remote endpoint 1, misses 8 and the router's drop.
-    assert_eq!(d.flows.len(), 20 + 6 + 8 + 2 + 1 + 1 + 9);
+    // 1, remote endpoint 1, misses 10, the router's drop and lb_select's
+    // two passes.
+    assert_eq!(d.flows.len(), 20 + 6 + 8 + 2 + 1 + 1 + 13);
     let text: Vec<String> = d.flows.to_flow_mods().iter().map(format_flow).collect();
     let red = vni_for("red");
     let has = |needle: &str| text.iter().any(|t| t.contains(needle));
@@ -461,8 +475,8 @@ fn ten_thousand_endpoints_render_quickly() {
     let d = desired_flows(&p, &s).expect("render");
     let took = start.elapsed();
     // Per endpoint 4; the network's ARP, broadcast and neighbor flows; 10
-    // flood chunks; 8 misses and the router's drop.
-    assert_eq!(d.flows.len(), 40_000 + 3 + 10 + 9, "10 flood chunks of 1000 ports");
+    // flood chunks; 10 misses, the router's drop and lb_select's 2 passes.
+    assert_eq!(d.flows.len(), 40_000 + 3 + 10 + 13, "10 flood chunks of 1000 ports");
     assert!(took.as_secs() < 20, "took {took:?}");
     let mut seen = BTreeMap::new();
     for v in d.flows.flows.values() {
@@ -621,4 +635,62 @@ fn egress_leaves_through_the_internal_port_and_replies_find_the_most_specific_ne
     assert!(
         t.trace(&Packet::ipv4(OFPP_LOCAL, uplink, m("10.72.0.11"), ip("203.0.113.10"), ip("10.72.0.11"))).dropped()
     );
+}
+
+#[test]
+fn a_service_is_two_flows_a_group_and_per_backend_its_way_back() {
+    let p = Pipeline::builtin().expect("pipeline");
+    let mut s = State::default();
+    s.ensure_network("blue", net("10.0.0.0/16"));
+    s.tunnel_ofports.insert(ovsnet::pipeline::TunnelType::Vxlan, 9);
+    s.local_endpoints.push(LocalEndpoint {
+        id: "p1".into(),
+        network: "blue".into(),
+        ofport: 1,
+        ip: ip("10.0.1.2"),
+        mac: mac_from_ip(ip("10.0.1.2")),
+    });
+    let base = desired_flows(&p, &s).expect("render").flows.len();
+    s.services.push(ovsnet::pipeline::Service {
+        name: "api".into(),
+        network: "blue".into(),
+        vip: ip("10.0.0.250"),
+        port: 80,
+        protocol: ovsnet::net::Transport::Tcp,
+        group_id: 7,
+        backends: vec![ip("10.0.1.2"), ip("10.0.2.2")],
+    });
+    let d = desired_flows(&p, &s).expect("render");
+    assert_eq!(d.per_kind.get("service"), Some(&2), "lb and lb_select");
+    assert_eq!(d.per_kind.get("service_backend"), Some(&2));
+    assert_eq!(d.per_kind.get("service_backend_tunnel"), Some(&2));
+    assert_eq!(d.flows.len(), base + 6);
+    let text: Vec<String> = d.flows.to_flow_mods().iter().map(format_flow).collect();
+    let vni = vni_for("blue");
+    for needle in [
+        format!(
+            "table=23, priority=100,tcp,reg6={vni:#x},nw_dst=10.0.0.250,tp_dst=80 actions=ct(table=24,zone=NXM_NX_REG6[0..15],nat)"
+        ),
+        format!(
+            "table=24, priority=100,ct_state=+new+trk,tcp,reg6={vni:#x},nw_dst=10.0.0.250,tp_dst=80 actions=group:7"
+        ),
+        format!(
+            "table=23, priority=100,tcp,reg6={vni:#x},nw_src=10.0.2.2,tp_src=80 actions=ct(table=25,zone=NXM_NX_REG6[0..15],nat)"
+        ),
+        format!(
+            "priority=110,tcp,tun_id={vni:#x},in_port=9,nw_src=10.0.2.2,tp_src=80 actions=load:{vni:#x}->NXM_NX_REG6[],goto_table:23"
+        ),
+    ] {
+        assert!(has_flow(&text, &needle), "{needle}\n{text:#?}");
+    }
+    let groups = ovsnet::pipeline::service_groups(&p, &s).expect("groups");
+    let buckets = &groups[&7];
+    assert_eq!(buckets.len(), 2);
+    let b = ovsnet::openflow::text::format_actions(&buckets[1].actions);
+    assert_eq!(b, "ct(commit,table=28,zone=NXM_NX_REG6[0..15],nat(dst=10.0.2.2:80))");
+    // A service of a network the host does not know: no flows, no group.
+    s.services[0].network = "red".into();
+    let d = desired_flows(&p, &s).expect("render");
+    assert_eq!(d.flows.len(), base);
+    assert!(ovsnet::pipeline::service_groups(&p, &s).expect("groups").is_empty());
 }

@@ -400,30 +400,57 @@ struct NamesView {
 type NamesUpdate = (u64, Arc<crate::cluster::ClusterState>);
 
 impl NamesView {
-    /// Follows the Endpoint rows of `networks` from now on (a new watch;
-    /// the old one's late states are ignored by their generation). A
-    /// watch that fails or ends is started again after a second.
-    fn follow(&mut self, networks: std::collections::BTreeSet<crate::ovsdb::Uuid>, db: crate::cluster::ClusterDb) {
+    /// Follows the Endpoint rows of `networks` from now on: the first
+    /// snapshot is read before this returns (so the names of a network are
+    /// there before its first local endpoint's flows, and its first
+    /// query), then a task sends each change. The old watch's late states
+    /// are ignored by their generation. A watch that fails or ends is
+    /// started again after a second.
+    async fn follow(
+        &mut self,
+        networks: std::collections::BTreeSet<crate::ovsdb::Uuid>,
+        db: crate::cluster::ClusterDb,
+    ) {
         if let Some(t) = self.task.take() {
             t.abort();
         }
         self.generation += 1;
         self.networks = networks.clone();
+        let first = match db.watch_endpoints_of(&networks).await {
+            Ok(w) => {
+                self.endpoints = w.state();
+                tracing::debug!(networks = ?networks, rows = self.endpoints.endpoints.len(), bad = ?self.endpoints.bad_rows, "names watch");
+                Some(w)
+            }
+            Err(e) => {
+                tracing::warn!("names of the local networks: {e}; trying again");
+                None
+            }
+        };
         let (generation, tx) = (self.generation, self.tx.clone());
         self.task = Some(tokio::spawn(async move {
+            let mut current = first;
             loop {
-                match db.watch_endpoints_of(&networks).await {
-                    Ok(mut w) => {
-                        if tx.send((generation, w.state())).await.is_err() {
-                            return;
-                        }
-                        while let Ok(s) = w.changed().await {
-                            if tx.send((generation, s)).await.is_err() {
+                let mut w = match current.take() {
+                    Some(w) => w,
+                    None => match db.watch_endpoints_of(&networks).await {
+                        Ok(w) => {
+                            if tx.send((generation, w.state())).await.is_err() {
                                 return;
                             }
+                            w
                         }
+                        Err(e) => {
+                            tracing::warn!("names of the local networks: {e}; trying again");
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                            continue;
+                        }
+                    },
+                };
+                while let Ok(s) = w.changed().await {
+                    if tx.send((generation, s)).await.is_err() {
+                        return;
                     }
-                    Err(e) => tracing::warn!("names of the local networks: {e}; trying again"),
                 }
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
@@ -617,7 +644,25 @@ impl Agent {
     async fn changed(&mut self, why: &str) -> Result<(), AgentError> {
         let t0 = Instant::now();
         self.forget_landed_claims();
-        let (state, warnings) = self.state();
+        let (mut state, warnings) = self.state();
+        // The names (and services' backends) of the networks this host
+        // has endpoints in; a network new here is read before its flows.
+        if let (Some(d), Some(c), Some(n)) = (self.dns.as_mut(), self.cluster.as_ref(), self.names.as_mut()) {
+            let networks = cluster::local_networks(&c.state, &state.local_endpoints);
+            if networks != n.networks {
+                n.follow(networks, c.db.clone()).await;
+                state.services = cluster::cluster_services(&c.state, &n.endpoints.endpoints, &state.local_endpoints);
+            }
+            d.names = cluster::cluster_names(&c.state, &n.endpoints.endpoints, &state.local_endpoints);
+            tracing::debug!(
+                networks = d.names.by_vni.len(),
+                names = d.names.by_vni.values().map(|n| n.len()).sum::<usize>(),
+                "DNS names"
+            );
+            d.local = state.local_endpoints.clone();
+            d.ports =
+                state.local_endpoints.iter().filter_map(|e| Some((e.ofport, state.network(&e.network)?.vni))).collect();
+        }
         let d = desired_flows(&self.pipeline, &state)?;
         for w in warnings.iter().chain(&d.warnings) {
             tracing::debug!("{w}");
@@ -628,16 +673,6 @@ impl Agent {
         if let (Some(p), Some(c)) = (self.publisher.as_mut(), self.cluster.as_ref()) {
             let present = cluster::recorded_endpoints(&self.cache, &self.opts.state.bridge);
             p.sync(&state.local_endpoints, present, &c.state);
-        }
-        if let (Some(d), Some(c), Some(n)) = (self.dns.as_mut(), self.cluster.as_ref(), self.names.as_mut()) {
-            let networks = cluster::local_networks(&c.state, &state.local_endpoints);
-            if networks != n.networks {
-                n.follow(networks, c.db.clone());
-            }
-            d.names = cluster::cluster_names(&c.state, &n.endpoints.endpoints, &state.local_endpoints);
-            d.local = state.local_endpoints.clone();
-            d.ports =
-                state.local_endpoints.iter().filter_map(|e| Some((e.ofport, state.network(&e.network)?.vni))).collect();
         }
         self.meters_desired = crate::pipeline::dns_meters(&state).into_iter().collect();
         self.groups_desired = crate::pipeline::service_groups(&self.pipeline, &state)?;
@@ -887,6 +922,7 @@ impl Agent {
         let (Some(n), Some(d), Some(c)) = (self.names.as_mut(), self.dns.as_mut(), self.cluster.as_ref()) else {
             return;
         };
+        tracing::debug!(generation, current = n.generation, rows = endpoints.endpoints.len(), "names change");
         if generation != n.generation {
             return;
         }

@@ -221,14 +221,24 @@ impl<'a> Cols<'a> {
     fn get(&self, col: &str) -> Result<&'a Datum, RowError> {
         self.row.get(col).ok_or_else(|| self.err(format!("no column {col}")))
     }
+    /// A string column; a column the row does not carry has its default,
+    /// the empty string (a `monitor_cond` snapshot leaves out columns
+    /// whose value is the default).
     fn string(&self, col: &str) -> Result<String, RowError> {
-        self.get(col)?.as_str().map(str::to_owned).ok_or_else(|| self.err(format!("{col} is not a string")))
+        match self.row.get(col) {
+            None => Ok(String::new()),
+            Some(d) => d.as_str().map(str::to_owned).ok_or_else(|| self.err(format!("{col} is not a string"))),
+        }
     }
     fn opt_string(&self, col: &str) -> Option<String> {
         self.row.get(col).and_then(|d| d.as_str()).map(str::to_owned)
     }
+    /// An integer column; absent, its default 0 (as for strings).
     fn int(&self, col: &str) -> Result<i64, RowError> {
-        self.get(col)?.as_integer().ok_or_else(|| self.err(format!("{col} is not an integer")))
+        match self.row.get(col) {
+            None => Ok(0),
+            Some(d) => d.as_integer().ok_or_else(|| self.err(format!("{col} is not an integer"))),
+        }
     }
     fn opt_int(&self, col: &str) -> Option<i64> {
         self.row.get(col).and_then(|d| d.as_integer())

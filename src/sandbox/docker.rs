@@ -364,7 +364,9 @@ impl DockerEngine {
             std::fs::create_dir_all(rootfs.join(d)).map_err(io("create rootfs"))?;
         }
         std::fs::copy(BUSYBOX, bin.join("busybox")).map_err(io("copy busybox"))?;
-        for applet in ["sh", "sleep", "ip", "ping", "nc", "cat", "ls", "ifconfig", "arp", "true"] {
+        for applet in
+            ["sh", "sleep", "ip", "ping", "nc", "cat", "ls", "ifconfig", "arp", "true", "httpd", "wget", "nslookup"]
+        {
             let link = bin.join(applet);
             if !link.exists() {
                 std::os::unix::fs::symlink("busybox", &link).map_err(io("link applet"))?;
