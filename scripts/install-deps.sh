@@ -32,8 +32,31 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
     echo "ovsnet: installing ${missing[*]}" >&2
     export DEBIAN_FRONTEND=noninteractive
+    # Packages install without starting their system services (Docker's
+    # would create docker0 and change the firewall's forwarding policy;
+    # Open vSwitch's would start a system switch): ovsnet's tests and demo
+    # run private instances of their own. A service that was running stays
+    # as it was. Debian's maintainer scripts ask /usr/sbin/policy-rc.d
+    # before starting anything; 101 means "not now". One that the machine
+    # already has is left alone.
+    policy=/usr/sbin/policy-rc.d
+    made_policy=
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\n# written by ovsnet install-deps.sh while it installs; removed after\nexit 101\n' >"$policy"
+        chmod 755 "$policy"
+        made_policy=1
+    fi
     apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    status=0
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || status=$?
+    if [ -n "$made_policy" ]; then
+        rm -f "$policy"
+    fi
+    if [ "$status" -ne 0 ]; then
+        echo "ovsnet: apt-get install failed ($status)" >&2
+        exit "$status"
+    fi
+    echo "ovsnet: installed; no system service was started (systemctl start docker or openvswitch-switch to use them)" >&2
 fi
 
 if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then
