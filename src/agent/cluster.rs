@@ -116,11 +116,13 @@ pub struct EndpointSync {
 /// endpoints of networks the cluster does not have are not published.
 pub fn endpoint_sync(local: &[LocalEndpoint], cluster: &ClusterState, this_host: &str) -> EndpointSync {
     let mut sync = EndpointSync::default();
-    let ours: Vec<(&str, IpAddr, &str)> = cluster
+    let ours: Vec<(&str, IpAddr, &str, bool)> = cluster
         .endpoints
         .iter()
         .filter(|e| e.host == this_host)
-        .filter_map(|e| cluster.network_by_uuid(e.network).map(|n| (n.name.as_str(), e.ip, e.mac.as_str())))
+        .filter_map(|e| {
+            cluster.network_by_uuid(e.network).map(|n| (n.name.as_str(), e.ip, e.mac.as_str(), e.interface.is_empty()))
+        })
         .collect();
     for l in local {
         if !cluster.networks.contains_key(&l.network) {
@@ -128,7 +130,7 @@ pub fn endpoint_sync(local: &[LocalEndpoint], cluster: &ClusterState, this_host:
         }
         let mac = l.mac.to_string();
         let listed =
-            ours.iter().any(|(n, ip, m)| *n == l.network && *ip == IpAddr::V4(l.ip) && m.eq_ignore_ascii_case(&mac));
+            ours.iter().any(|(n, ip, m, _)| *n == l.network && *ip == IpAddr::V4(l.ip) && m.eq_ignore_ascii_case(&mac));
         if !listed {
             sync.publish.push(EndpointSpec {
                 network: l.network.clone(),
@@ -141,9 +143,12 @@ pub fn endpoint_sync(local: &[LocalEndpoint], cluster: &ClusterState, this_host:
             });
         }
     }
-    for (n, ip, _) in ours {
+    // The Docker driver's rows (no interface name) are the driver's to
+    // remove (ReleaseAddress, DeleteEndpoint): between RequestAddress and
+    // Join they have no port yet, also after the agent restarts.
+    for (n, ip, _, driver) in ours {
         let present = local.iter().any(|l| l.network == n && IpAddr::V4(l.ip) == ip);
-        if !present {
+        if !present && !driver {
             sync.remove.push((n.to_owned(), ip));
         }
     }

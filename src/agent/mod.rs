@@ -261,7 +261,10 @@ impl Listener {
                 if std::os::unix::net::UnixStream::connect(p).is_err() {
                     let _ = std::fs::remove_file(p);
                 }
-                Ok(Listener::Unix(UnixListener::bind(p).map_err(err)?))
+                let l = UnixListener::bind(p).map_err(err)?;
+                // Only root (ovs-vswitchd) may connect, whatever the umask.
+                std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(0o600)).map_err(err)?;
+                Ok(Listener::Unix(l))
             }
             Listen::Tcp(a) => Ok(Listener::Tcp(TcpListener::bind(a).await.map_err(err)?)),
         }
@@ -1239,4 +1242,21 @@ pub async fn run(
     }
     agent.stop();
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn the_openflow_socket_is_for_root_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ovsnet-obr0.sock");
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let _l = rt.block_on(Listener::bind(&Listen::Unix(path.clone()))).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    }
 }

@@ -257,7 +257,12 @@ mod tests {
         let mut book = EndpointBook::default();
         // First look: 10.0.0.7 has no port (stale, removed); 10.0.0.8's
         // port exists without an ofport yet (kept); h2's row is not ours;
-        // 10.0.0.6 has no port yet but the driver holds it (kept).
+        // 10.0.0.6 has no port yet but the driver holds it (kept); the
+        // Docker driver's rows (no interface) are the driver's, also when
+        // this agent started after the one whose driver wrote them.
+        let mut driver = row(&s, "h1", "10.0.0.4");
+        driver.interface = String::new();
+        s.endpoints.push(driver);
         let held = HeldEndpoints::default();
         held.hold("net", "10.0.0.6".parse().unwrap());
         let present: BTreeSet<_> = [key("10.0.0.2"), key("10.0.0.8")].into();

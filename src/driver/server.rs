@@ -84,7 +84,10 @@ pub fn bind(path: &Path) -> Result<UnixListener, ServerError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(err(e)),
     }
-    UnixListener::bind(path).map_err(err)
+    let l = UnixListener::bind(path).map_err(err)?;
+    // Only root (the Docker engine) may connect, whatever the umask.
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).map_err(err)?;
+    Ok(l)
 }
 
 /// Serves the engine's calls on `listener` until `shutdown` resolves.
@@ -113,5 +116,21 @@ pub async fn serve<H: Handler>(
                 tracing::debug!("plugin connection: {e}");
             }
         });
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn the_plugin_socket_is_for_root_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plugins").join("ovsnet.sock");
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let _l = rt.block_on(async { super::bind(&path) }).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
     }
 }
