@@ -1236,9 +1236,16 @@ fn names_are_answered_at_the_gateway_on_every_host() {
             sent
         })
     };
+    // Each asked as a resolver asks: up to 3 tries of a second (a UDP
+    // query may be lost on a loaded machine; the flooder's are dropped by
+    // the thousand).
     let mut answered = 0;
     for _ in 0..50 {
-        if a("api") == vec![web_ip] {
+        let once = || {
+            common::dns_query(&client.0, server, "api", RecordType::A, false, Duration::from_secs(1))
+                .is_some_and(|m| common::dns_addresses(&m) == vec![web_ip])
+        };
+        if (0..3).any(|_| once()) {
             answered += 1;
         }
     }
