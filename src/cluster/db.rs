@@ -1311,7 +1311,7 @@ impl ClusterDb {
         }
         // monitor_cond's clauses are a disjunction: a row of any of them.
         let conds = networks.iter().map(|u| Condition::eq("network", *u)).collect();
-        self.watch_tables(schema, vec![(table::ENDPOINT, MonitorRequest::all().where_(conds))]).await
+        self.watch_tables(schema, vec![(table::ENDPOINT, MonitorRequest::all().where_(conds))], true).await
     }
 
     async fn watch_with(&self, endpoints: MonitorRequest) -> Result<ClusterWatch, ClusterError> {
@@ -1329,18 +1329,22 @@ impl ClusterDb {
         if schema.tables.contains_key(table::SERVICE) {
             tables.push((table::SERVICE, MonitorRequest::all()));
         }
-        self.watch_tables(schema, tables).await
+        self.watch_tables(schema, tables, false).await
     }
 
     async fn watch_tables(
         &self,
         schema: Arc<crate::ovsdb::DatabaseSchema>,
         tables: Vec<(&str, MonitorRequest)>,
+        endpoints_only: bool,
     ) -> Result<ClusterWatch, ClusterError> {
+        let build = move |cache: &Cache| {
+            if endpoints_only { ClusterState::endpoints_from_cache(cache) } else { ClusterState::from_cache(cache) }
+        };
         let mut monitor = self.client.monitor_cond(DB, &tables).await?;
         let mut cache = Cache::new(schema);
         cache.apply(&monitor.initial).map_err(ovsdb::Error::from)?;
-        let (tx, rx) = watch::channel(Arc::new(ClusterState::from_cache(&cache)));
+        let (tx, rx) = watch::channel(Arc::new(build(&cache)));
         let task = tokio::spawn(async move {
             while let Some(ev) = monitor.next().await {
                 let applied = match &ev {
@@ -1353,7 +1357,7 @@ impl ClusterDb {
                 if let Err(e) = applied {
                     tracing::warn!("cluster monitor: {e:?}");
                 }
-                if tx.send(Arc::new(ClusterState::from_cache(&cache))).is_err() {
+                if tx.send(Arc::new(build(&cache))).is_err() {
                     break;
                 }
             }

@@ -221,24 +221,14 @@ impl<'a> Cols<'a> {
     fn get(&self, col: &str) -> Result<&'a Datum, RowError> {
         self.row.get(col).ok_or_else(|| self.err(format!("no column {col}")))
     }
-    /// A string column; a column the row does not carry has its default,
-    /// the empty string (a `monitor_cond` snapshot leaves out columns
-    /// whose value is the default).
     fn string(&self, col: &str) -> Result<String, RowError> {
-        match self.row.get(col) {
-            None => Ok(String::new()),
-            Some(d) => d.as_str().map(str::to_owned).ok_or_else(|| self.err(format!("{col} is not a string"))),
-        }
+        self.get(col)?.as_str().map(str::to_owned).ok_or_else(|| self.err(format!("{col} is not a string")))
     }
     fn opt_string(&self, col: &str) -> Option<String> {
         self.row.get(col).and_then(|d| d.as_str()).map(str::to_owned)
     }
-    /// An integer column; absent, its default 0 (as for strings).
     fn int(&self, col: &str) -> Result<i64, RowError> {
-        match self.row.get(col) {
-            None => Ok(0),
-            Some(d) => d.as_integer().ok_or_else(|| self.err(format!("{col} is not an integer"))),
-        }
+        self.get(col)?.as_integer().ok_or_else(|| self.err(format!("{col} is not an integer")))
     }
     fn opt_int(&self, col: &str) -> Option<i64> {
         self.row.get(col).and_then(|d| d.as_integer())
@@ -424,6 +414,26 @@ pub struct ClusterState {
 }
 
 impl ClusterState {
+    /// The Endpoint rows of a names watch ([`super::ClusterDb::watch_endpoints_of`]):
+    /// a `monitor_cond` snapshot leaves out columns whose value is the
+    /// default, so a missing string column (the Docker driver's rows have
+    /// no interface) is taken as the empty string here.
+    pub fn endpoints_from_cache(cache: &Cache) -> Self {
+        let mut s = ClusterState::default();
+        for (uuid, row) in cache.table(table::ENDPOINT) {
+            let mut row = row.clone();
+            for col in ["host", "ip", "mac", "container", "interface"] {
+                row.entry(col.to_owned()).or_insert_with(|| Datum::from(""));
+            }
+            match Endpoint::from_row(*uuid, &row) {
+                Ok(e) => s.endpoints.push(e),
+                Err(e) => s.bad_rows.push(e),
+            }
+        }
+        s.endpoints.sort_by(|a, b| (&a.host, a.ip).cmp(&(&b.host, b.ip)));
+        s
+    }
+
     /// Builds the state from a monitor cache of the four tables.
     pub fn from_cache(cache: &Cache) -> Self {
         let mut s = ClusterState::default();
