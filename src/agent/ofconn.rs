@@ -215,6 +215,52 @@ impl OfConn {
 
     /// Sends a flow-stats `request` and hands over each reply part.
     pub async fn read_flows(&mut self, request: &Message, mut each: impl FnMut(Vec<FlowStats>)) -> Result<(), OfError> {
+        self.read_multipart(request, "flow stats request", |body| {
+            if let MultipartReplyBody::Flow(f) = body {
+                each(f);
+            }
+        })
+        .await
+    }
+
+    /// Every meter's configuration (METER_CONFIG for all meters, all parts).
+    pub async fn read_meters(&mut self) -> Result<Vec<crate::openflow::multipart::MeterConfig>, OfError> {
+        use crate::openflow::{MultipartRequest, multipart::MultipartRequestBody};
+        const OFPM_ALL: u32 = 0xffff_ffff;
+        let request =
+            Message::MultipartRequest(MultipartRequest::new(MultipartRequestBody::MeterConfig { meter_id: OFPM_ALL }));
+        let mut out = Vec::new();
+        self.read_multipart(&request, "meter config request", |body| {
+            if let MultipartReplyBody::MeterConfig(c) = body {
+                out.extend(c);
+            }
+        })
+        .await?;
+        Ok(out)
+    }
+
+    /// The ids of every group on the switch (GROUP_DESC, all parts).
+    pub async fn read_group_ids(&mut self) -> Result<Vec<u32>, OfError> {
+        use crate::openflow::{MultipartRequest, multipart::MultipartRequestBody};
+        let request = Message::MultipartRequest(MultipartRequest::new(MultipartRequestBody::GroupDesc));
+        let mut out = Vec::new();
+        self.read_multipart(&request, "group description request", |body| {
+            if let MultipartReplyBody::GroupDesc(g) = body {
+                out.extend(g.into_iter().map(|g| g.group_id));
+            }
+        })
+        .await?;
+        Ok(out)
+    }
+
+    /// Sends a multipart `request` and hands over each reply part's body
+    /// until the last; an error reply is the switch refusing `what`.
+    async fn read_multipart(
+        &mut self,
+        request: &Message,
+        what: &'static str,
+        mut each: impl FnMut(MultipartReplyBody),
+    ) -> Result<(), OfError> {
         let xid = self.xid();
         self.send(request, xid).await?;
         loop {
@@ -226,73 +272,12 @@ impl OfConn {
             match m {
                 Message::MultipartReply(r) => {
                     let more = r.flags & OFPMPF_MORE != 0;
-                    if let MultipartReplyBody::Flow(f) = r.body {
-                        each(f);
-                    }
+                    each(r.body);
                     if !more {
                         return Ok(());
                     }
                 }
-                Message::Error(_) => return Err(refused("flow stats request", &m)),
-                other => self.unsolicited(&h, other).await?,
-            }
-        }
-    }
-
-    /// Every meter's configuration (METER_CONFIG for all meters, all parts).
-    pub async fn read_meters(&mut self) -> Result<Vec<crate::openflow::multipart::MeterConfig>, OfError> {
-        use crate::openflow::{MultipartRequest, multipart::MultipartRequestBody};
-        const OFPM_ALL: u32 = 0xffff_ffff;
-        let xid = self.xid();
-        let request =
-            Message::MultipartRequest(MultipartRequest::new(MultipartRequestBody::MeterConfig { meter_id: OFPM_ALL }));
-        self.send(&request, xid).await?;
-        let mut out = Vec::new();
-        loop {
-            let (h, m) = self.recv_timeout().await?;
-            if h.xid != xid {
-                self.unsolicited(&h, m).await?;
-                continue;
-            }
-            match m {
-                Message::MultipartReply(r) => {
-                    let more = r.flags & OFPMPF_MORE != 0;
-                    if let MultipartReplyBody::MeterConfig(c) = r.body {
-                        out.extend(c);
-                    }
-                    if !more {
-                        return Ok(out);
-                    }
-                }
-                Message::Error(_) => return Err(refused("meter config request", &m)),
-                other => self.unsolicited(&h, other).await?,
-            }
-        }
-    }
-
-    /// The ids of every group on the switch (GROUP_DESC, all parts).
-    pub async fn read_group_ids(&mut self) -> Result<Vec<u32>, OfError> {
-        use crate::openflow::{MultipartRequest, multipart::MultipartRequestBody};
-        let xid = self.xid();
-        self.send(&Message::MultipartRequest(MultipartRequest::new(MultipartRequestBody::GroupDesc)), xid).await?;
-        let mut out = Vec::new();
-        loop {
-            let (h, m) = self.recv_timeout().await?;
-            if h.xid != xid {
-                self.unsolicited(&h, m).await?;
-                continue;
-            }
-            match m {
-                Message::MultipartReply(r) => {
-                    let more = r.flags & OFPMPF_MORE != 0;
-                    if let MultipartReplyBody::GroupDesc(g) = r.body {
-                        out.extend(g.into_iter().map(|g| g.group_id));
-                    }
-                    if !more {
-                        return Ok(out);
-                    }
-                }
-                Message::Error(_) => return Err(refused("group description request", &m)),
+                Message::Error(_) => return Err(refused(what, &m)),
                 other => self.unsolicited(&h, other).await?,
             }
         }
