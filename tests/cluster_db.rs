@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use ovsnet::cluster::server::{self, ClusterInfo, MemberSpec};
-use ovsnet::cluster::{ClusterDb, ClusterError, EndpointSpec, HostSpec, Ipam, NetworkSpec};
+use ovsnet::cluster::{ClusterDb, ClusterError, EndpointSpec, HostSpec, Ipam, NetworkSpec, OwnRow};
 use ovsnet::net::IpNet;
 use ovsnet::ovsdb::ConnectOptions;
 
@@ -105,7 +105,7 @@ fn host(name: &str, ip: &str) -> HostSpec {
         name: name.into(),
         underlay_ip: ip.parse().unwrap(),
         tunnel_types: ["vxlan".to_owned(), "gre".to_owned()].into(),
-        heartbeat_interval_ms: 1000,
+        probe_timeout_ms: 1000,
         external_ids: Default::default(),
     }
 }
@@ -138,7 +138,7 @@ fn schema_is_accepted_by_ovsdb_tool() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v = std::process::Command::new("ovsdb-tool").arg("schema-version").arg(&schema).output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&v.stdout).trim(), "1.2.0");
+    assert_eq!(String::from_utf8_lossy(&v.stdout).trim(), "1.3.0");
     // The built-in copy is the file.
     assert_eq!(std::fs::read_to_string(&schema).unwrap(), ovsnet::cluster::SCHEMA);
 }
@@ -295,14 +295,33 @@ fn the_watch_follows_changes() {
             .unwrap()
             .unwrap();
         assert_eq!(s.hosts["h1"].tunnel_types.len(), 2);
-        db.heartbeat("h1").await.unwrap();
-        db.heartbeat("h1").await.unwrap();
-        tokio::time::timeout(Duration::from_secs(5), w.wait_for(|s| s.hosts["h1"].heartbeat == 2))
+        // A probe and its answer reach the host's own row watch, and no
+        // host's watch: the endpoint removed after them is seen with the
+        // answer not.
+        let mut own = db.watch_probes("h1").await.unwrap();
+        assert_eq!(own.current(), OwnRow::Present { probe: 0, heartbeat: 0 });
+        assert_eq!(own.current().unanswered(), None);
+        assert_eq!(db.probe_host("h1").await.unwrap(), 0);
+        let asked = tokio::time::timeout(Duration::from_secs(5), own.next()).await.unwrap().unwrap().unwrap();
+        assert_eq!(asked, OwnRow::Present { probe: 1, heartbeat: 0 });
+        assert_eq!(asked.unanswered(), Some(1));
+        db.answer_probe("h1", 1).await.unwrap();
+        let answered = tokio::time::timeout(Duration::from_secs(5), own.next()).await.unwrap().unwrap().unwrap();
+        assert_eq!(answered.unanswered(), None);
+        assert_eq!(db.host("h1").await.unwrap().heartbeat, 1);
+        assert!(matches!(db.probe_host("nobody").await, Err(ClusterError::NoHost(_))));
+        assert!(matches!(db.answer_probe("nobody", 1).await, Err(ClusterError::NoHost(_))));
+        let mut hw = db.watch_for_host("h1").await.unwrap();
+        assert_eq!(hw.state().hosts["h1"].heartbeat, 0, "a host's watch follows no answers");
+        db.remove_endpoint("n", "10.11.0.9".parse().unwrap()).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(5), w.wait_for(|s| s.endpoints.is_empty())).await.unwrap().unwrap();
+        let s = tokio::time::timeout(Duration::from_secs(5), hw.wait_for(|s| s.endpoints.is_empty()))
             .await
             .unwrap()
             .unwrap();
-        db.remove_endpoint("n", "10.11.0.9".parse().unwrap()).await.unwrap();
-        tokio::time::timeout(Duration::from_secs(5), w.wait_for(|s| s.endpoints.is_empty())).await.unwrap().unwrap();
+        assert_eq!(s.hosts["h1"].heartbeat, 0);
+        assert_eq!(s.hosts["h1"].probe_timeout, 1000);
+        drop(own);
         // Re-registering updates the row; a second host may not take the
         // same underlay address.
         db.register_host(&HostSpec { tunnel_types: ["geneve".to_owned()].into(), ..host("h1", "172.30.0.1") })
@@ -367,6 +386,11 @@ fn a_three_member_cluster_survives_a_killed_member() {
         .await
         .expect("the watch sees the write")
         .unwrap();
+        // The watch resumed on the new leader from the last transaction it
+        // had seen (monitor_cond_since): what it missed, not everything.
+        let stats = db.client().stats();
+        assert!(stats.sessions >= 2 && stats.resumed >= 1, "{stats:?}");
+        assert_eq!(stats.resent, 0, "a full resend after a leader change: {stats:?}");
         let st = server::status(&f.remotes(), &o).await.unwrap();
         assert_eq!(st.iter().filter(|m| m.up).count(), 2, "{st:?}");
 
@@ -523,7 +547,7 @@ fn routers_gateways_and_the_upgrade_from_schema_1_0_0() {
         let err = db.create_router("r1").await.unwrap_err();
         assert!(matches!(err, ClusterError::OldSchema(ref v) if v == "1.0.0"), "{err}");
         assert!(db.state().await.unwrap().routers.is_empty());
-        assert_eq!(db.upgrade_schema().await.unwrap(), Some(("1.0.0".into(), "1.2.0".into())));
+        assert_eq!(db.upgrade_schema().await.unwrap(), Some(("1.0.0".into(), "1.3.0".into())));
     });
     rt().block_on(async {
         // A new connection sees the new schema; the rows are kept.

@@ -305,13 +305,15 @@ fn a_host_gone_for_good_is_forgotten_and_a_live_one_is_refused() {
     let h1 = &rec.hosts[0];
     wait_for(15, "h1's flows towards h3", || dump_flows(h1).contains(&tunnel_to(h3)), all);
 
-    // list: every host, its heartbeat promise, its Fan block and endpoint.
+    // list: every host, its promise to answer probes, its Fan block and
+    // endpoint.
     let out = lab.ovsnet_ok("h1", &["--format", "json", "host", "list", "--cluster-db", &remotes]);
     let list: serde_json::Value = serde_json::from_str(&out).unwrap();
     let names: Vec<&str> = list.as_array().unwrap().iter().map(|h| h["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["h1", "h2", "h3"], "{out}");
     for h in list.as_array().unwrap() {
-        assert_eq!(h["host"]["heartbeat_interval"], 2000, "{h}");
+        assert_eq!(h["host"]["probe_timeout"], 2000, "{h}");
+        assert_eq!(h["host"]["heartbeat_interval"], 0, "{h}");
         assert_eq!(h["endpoints"], 1, "{h}");
         assert_eq!(h["blocks"].as_array().unwrap().len(), 1, "{h}");
     }
@@ -321,11 +323,11 @@ fn a_host_gone_for_good_is_forgotten_and_a_live_one_is_refused() {
     let err = stderr_of(&out);
     assert!(!out.status.success(), "a live host was removed");
     assert!(err.contains("h3 is alive") && err.contains("--force"), "{err}");
-    assert_eq!(err.lines().filter(|l| l.starts_with("ovsnet: ") && !l.contains("watching")).count(), 1, "{err}");
+    assert_eq!(err.lines().filter(|l| l.starts_with("ovsnet: ") && !l.contains("asking")).count(), 1, "{err}");
     let st = lab.cluster_state();
     assert!(st.hosts.contains_key("h3") && st.endpoints.iter().any(|e| e.host == "h3"));
 
-    // Its agent stops for good: del watches the heartbeat stand still, then
+    // Its agent stops for good: del's probe goes unanswered, then it
     // removes the host, its endpoint, and the other hosts' flows towards it.
     ovsnet::process::kill_pid(lab::agent_pid(&h3.dir).unwrap());
     let out = host_cmd(&["del", "h3"]);

@@ -10,7 +10,8 @@
 //!   read-back, bundles) over the codec's framing
 //!   ([`crate::openflow::stream`]);
 //! - [`cluster`] (pure) and [`publish`]: cluster mode, and this host's
-//!   endpoints and heartbeat in the cluster database;
+//!   endpoints in the cluster database, and the answers to probes of its
+//!   liveness;
 //! - [`dns`]: DNS at each network's gateway (packet-ins of the `dns`
 //!   table answered with packet-outs; other names asked of the host's
 //!   resolvers);
@@ -145,7 +146,9 @@ pub struct ClusterOptions {
     pub underlay_ip: std::net::IpAddr,
     /// Tunnel types, in order of preference (at least one).
     pub tunnels: Vec<crate::pipeline::TunnelType>,
-    pub heartbeat: Duration,
+    /// How soon this agent promises to answer a probe of its liveness
+    /// (`host del` waits that long and a second).
+    pub probe_timeout: Duration,
 }
 
 impl ClusterOptions {
@@ -156,7 +159,7 @@ impl ClusterOptions {
             name: self.host_name.clone(),
             underlay_ip: self.underlay_ip,
             tunnel_types: self.tunnels.iter().map(|t| t.as_str().to_owned()).collect(),
-            heartbeat_interval_ms: self.heartbeat.as_millis() as u64,
+            probe_timeout_ms: self.probe_timeout.as_millis() as u64,
             external_ids: Default::default(),
         }
     }
@@ -313,7 +316,11 @@ async fn join_cluster(
     db.register_host(&c.host_spec()).await?;
     let watch = db.watch_for_host(&c.host_name).await?;
     let view = ClusterView { opts: c.clone(), state: watch.state(), db: db.clone() };
-    Ok((view, Publisher::new(db, c.host_spec(), held), watch))
+    let mut publisher = Publisher::new(db, c.host_spec(), held);
+    if watch.state().hosts.get(&c.host_name).is_some_and(|h| h.probe_timeout > 0) {
+        publisher.answer_probes().await?;
+    }
+    Ok((view, publisher, watch))
 }
 
 fn monitor_requests() -> Vec<(&'static str, MonitorRequest)> {
@@ -505,9 +512,9 @@ struct Agent {
     rec: Reconciler,
     endpoints: usize,
     cluster: Option<ClusterView>,
-    /// Cluster mode: this host's endpoints and heartbeat in the cluster.
+    /// Cluster mode: this host's endpoints in the cluster, and its
+    /// answers to probes.
     publisher: Option<Publisher>,
-    last_heartbeat: Instant,
     /// `READY=1` was sent to the service manager.
     ready_sent: bool,
     /// The ports of the local endpoints the desired flows are for.
@@ -601,7 +608,6 @@ impl Agent {
             endpoints: 0,
             cluster,
             publisher,
-            last_heartbeat: Instant::now(),
             ready_sent: false,
             local_ports: Default::default(),
             tunnel_dsts: Default::default(),
@@ -1095,14 +1101,8 @@ impl Agent {
         }
     }
 
-    /// Heartbeat, metrics, and our echo to the switch.
+    /// Metrics, and our echo to the switch.
     async fn on_tick(&mut self) {
-        if let (Some(p), Some(c)) = (self.publisher.as_ref(), self.cluster.as_ref())
-            && self.last_heartbeat.elapsed() >= c.opts.heartbeat
-        {
-            self.last_heartbeat = Instant::now();
-            p.heartbeat();
-        }
         self.stats.db_connected.store(u64::from(self.client.connected_remote().is_some()), Relaxed);
         self.stats.export();
         let echo = self.opts.echo_interval;

@@ -2,15 +2,15 @@
 //! agent's loop hands [`Publisher::sync`] the local endpoints each time it
 //! has looked at the bridge again; what to write is decided here
 //! ([`EndpointBook`], pure) and written in the background, so the data
-//! plane never waits for the cluster. The Host row's heartbeat is here
-//! too.
+//! plane never waits for the cluster. The answers to probes of this host's
+//! liveness are here too ([`Publisher::answer_probes`]).
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::time::Duration;
 
 use super::cluster::{self, EndpointKey};
-use crate::cluster::{ClusterDb, ClusterError, ClusterState, EndpointSpec, HeldEndpoints, HostSpec};
+use crate::cluster::{ClusterDb, ClusterError, ClusterState, EndpointSpec, HeldEndpoints, HostSpec, OwnRow};
 use crate::ovsdb::Uuid;
 use crate::pipeline::LocalEndpoint;
 
@@ -85,17 +85,19 @@ impl EndpointBook {
     }
 }
 
-/// This host in the cluster database: its endpoints and its heartbeat.
+/// This host in the cluster database: its endpoints, and its answers to
+/// probes of its liveness.
 pub struct Publisher {
     db: ClusterDb,
     host: HostSpec,
     book: EndpointBook,
     held: HeldEndpoints,
+    answering: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Publisher {
     pub fn new(db: ClusterDb, host: HostSpec, held: HeldEndpoints) -> Self {
-        Publisher { db, host, book: EndpointBook::default(), held }
+        Publisher { db, host, book: EndpointBook::default(), held, answering: None }
     }
 
     /// One look at the bridge: starts the writes it calls for in the
@@ -109,24 +111,55 @@ impl Publisher {
         tokio::spawn(write(self.db.clone(), self.host.name.clone(), writes));
     }
 
-    /// Tells the cluster this host is alive, in the background; registers
-    /// it again if it was removed while the agent runs.
-    pub fn heartbeat(&self) {
-        let db = self.db.clone();
-        let spec = self.host.clone();
-        tokio::spawn(async move {
-            match db.heartbeat(&spec.name).await {
-                Ok(()) => {}
-                // Removed (`ovsnet host del --force`) while this agent
-                // runs: register again; the endpoints removed with it are
-                // published again by the reconcile their removal caused.
-                Err(ClusterError::NoHost(_)) => match db.register_host(&spec).await {
-                    Ok(_) => tracing::info!("host {} was removed from the cluster; registered it again", spec.name),
-                    Err(e) => tracing::warn!("register host again: {e}"),
-                },
-                Err(e) => tracing::warn!("heartbeat: {e}"),
+    /// Starts answering probes in the background, for as long as the
+    /// publisher lives: follows this host's own Host row
+    /// ([`ClusterDb::watch_probes`]), copies each new `probe` to
+    /// `heartbeat`, and registers the host again if its row is removed
+    /// while the agent runs. Nothing is written between probes, and no
+    /// other host hears of them: liveness costs the cluster nothing until
+    /// someone asks.
+    pub async fn answer_probes(&mut self) -> Result<(), ClusterError> {
+        let mut watch = self.db.watch_probes(&self.host.name).await?;
+        let (db, spec) = (self.db.clone(), self.host.clone());
+        self.answering = Some(tokio::spawn(async move {
+            let mut row = watch.current();
+            loop {
+                match row {
+                    OwnRow::Gone => match db.register_host(&spec).await {
+                        // Removed (`ovsnet host del --force`) while this
+                        // agent runs; the endpoints removed with it are
+                        // published again by the reconcile their removal
+                        // causes.
+                        Ok(_) => tracing::info!("host {} was removed from the cluster; registered it again", spec.name),
+                        Err(e) => tracing::warn!("register host again: {e}"),
+                    },
+                    r => {
+                        if let Some(probe) = r.unanswered()
+                            && let Err(e) = db.answer_probe(&spec.name, probe).await
+                        {
+                            tracing::warn!("answer a probe: {e}");
+                        }
+                    }
+                }
+                row = match watch.next().await {
+                    None => return,
+                    Some(Ok(r)) => r,
+                    Some(Err(e)) => {
+                        tracing::warn!("probe watch: {e}");
+                        continue;
+                    }
+                };
             }
-        });
+        }));
+        Ok(())
+    }
+}
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        if let Some(t) = self.answering.take() {
+            t.abort();
+        }
     }
 }
 

@@ -82,9 +82,12 @@ pub struct AgentArgs {
     #[arg(long)]
     pub no_docker_events: bool,
 
-    /// Cluster mode: seconds between heartbeats.
-    #[arg(long, default_value_t = 5, value_name = "SECS")]
-    pub heartbeat: u64,
+    /// Cluster mode: the seconds this agent promises to answer a probe of
+    /// its liveness in. `ovsnet host del` writes a probe to this host's row
+    /// and refuses to remove the host if the agent answers within this and
+    /// a second. Between probes nothing is written.
+    #[arg(long, default_value_t = 2, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub probe_timeout: u64,
 
     /// Cluster mode: do not answer DNS at the networks' gateways. By
     /// default a container asks its gateway (UDP or TCP, port 53) for the
@@ -151,7 +154,7 @@ pub fn run(args: AgentArgs, g: &Global) -> anyhow::Result<()> {
                     .map_err(|e| anyhow::anyhow!("{e}; or {}", g.underlay_hint()))?,
             },
             tunnels,
-            heartbeat: Duration::from_secs(args.heartbeat.max(1)),
+            probe_timeout: Duration::from_secs(args.probe_timeout),
         });
     } else if g.settings.docker_plugin.get().is_some() && args.docker_plugin.is_some() {
         anyhow::bail!("--docker-plugin needs a cluster database: {}", cluster_hint(g));

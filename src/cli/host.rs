@@ -14,7 +14,8 @@ use crate::cluster::{ClusterDb, ClusterError, ClusterState, Endpoint, Host, Ipam
 
 #[derive(Debug, Subcommand)]
 pub enum HostCommand {
-    /// List hosts: underlay address, tunnels, heartbeat, blocks and
+    /// List hosts: underlay address, tunnels, liveness (how fast its agent
+    /// promised to answer a probe, and the last probe answered), blocks and
     /// endpoints (also hosts that only have rows left, without a Host row).
     List {
         #[command(flatten)]
@@ -29,13 +30,14 @@ pub enum HostCommand {
     },
     /// Forget a host that is gone for good: its endpoints, its blocks and
     /// its Host row, in one transaction; every other host's agent then drops
-    /// its flows towards it. Refused while the host's agent still beats
-    /// (its heartbeat is watched for two of its intervals and a second).
+    /// its flows towards it. The host's agent is asked first (a probe
+    /// written to its Host row), and the removal is refused if it answers
+    /// within the time it promised and a second.
     Del {
         /// The host's name, as its agent registered it (`--host-name`).
         name: String,
-        /// Remove without watching the heartbeat (a live agent registers
-        /// its host again at its next heartbeat, and republishes its
+        /// Remove without asking the host's agent (a live agent sees its
+        /// row go, registers its host again, and republishes its
         /// endpoints).
         #[arg(long)]
         force: bool,
@@ -103,11 +105,12 @@ fn summaries(state: &ClusterState) -> BTreeMap<&str, HostSummary<'_>> {
     out
 }
 
-fn heartbeat(h: Option<&Host>) -> String {
+fn liveness(h: Option<&Host>) -> String {
     match h {
         None => "no Host row".to_owned(),
-        Some(h) if h.heartbeat_interval <= 0 => "none".to_owned(),
-        Some(h) => format!("#{} every {}", h.heartbeat, secs(h.heartbeat_interval)),
+        Some(h) if h.probe_timeout > 0 => format!("answers in {} #{}", secs(h.probe_timeout), h.heartbeat),
+        Some(h) if h.heartbeat_interval > 0 => format!("#{} every {}", h.heartbeat, secs(h.heartbeat_interval)),
+        Some(_) => "none".to_owned(),
     }
 }
 
@@ -115,7 +118,7 @@ fn secs(ms: i64) -> String {
     format!("{}s", Duration::from_millis(ms.max(0) as u64).as_secs_f64())
 }
 
-const HEADER: &str = "NAME             UNDERLAY         TUNNELS          HEARTBEAT            BLOCKS ENDPOINTS";
+const HEADER: &str = "NAME             UNDERLAY         TUNNELS          LIVENESS             BLOCKS ENDPOINTS";
 
 fn line(s: &HostSummary<'_>) -> String {
     let (underlay, tunnels) = match s.host {
@@ -127,7 +130,7 @@ fn line(s: &HostSummary<'_>) -> String {
         s.name,
         underlay,
         tunnels,
-        heartbeat(s.host),
+        liveness(s.host),
         s.blocks.len(),
         s.endpoints
     )
@@ -186,11 +189,10 @@ pub async fn run(cmd: HostCommand, g: &Global) -> anyhow::Result<()> {
         HostCommand::Del { name, force, if_exists, db: _ } => {
             let cdb = ClusterDb::connect(g.require_cluster_db()?, &g.connect).await?;
             let check = if force { GoneCheck::Force } else { GoneCheck::Watch };
-            let watching = |window: Duration, interval: i64| {
+            let watching = |window: Duration| {
                 eprintln!(
-                    "ovsnet: watching {name}'s heartbeat for up to {:.1}s (its agent beats every {}; --force skips this)",
+                    "ovsnet: asking {name}'s agent whether it is alive, for up to {:.1}s (--force skips this)",
                     window.as_secs_f64(),
-                    secs(interval)
                 );
             };
             let removed = match forget_host(&cdb, &name, check, watching).await {
@@ -219,8 +221,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn heartbeat_column_says_what_the_host_promised() {
-        assert_eq!(heartbeat(None), "no Host row");
-        assert_eq!(secs(2_500), "2.5s");
+    fn liveness_column_says_what_the_host_promised() {
+        assert_eq!(liveness(None), "no Host row");
+        let h = crate::cluster::model::fixtures::host("h1", "192.0.2.1", &["vxlan"]);
+        assert_eq!(liveness(Some(&h)), "none");
+        let asked = Host { probe_timeout: 2_000, heartbeat: 3, ..h.clone() };
+        assert_eq!(liveness(Some(&asked)), "answers in 2s #3");
+        let old = Host { heartbeat_interval: 2_500, heartbeat: 9, ..h };
+        assert_eq!(liveness(Some(&old)), "#9 every 2.5s");
     }
 }

@@ -53,7 +53,7 @@ pub enum ClusterError {
     TooManyRetries(usize),
     #[error("unexpected reply from the cluster database: {0}")]
     Reply(String),
-    #[error("host {host} is alive: its heartbeat moved {observed}; stop its agent first, or use --force")]
+    #[error("host {host} is alive: its agent answered (heartbeat {observed}); stop its agent first, or use --force")]
     HostAlive { host: String, observed: String },
     #[error("no router {0} in the cluster database")]
     NoRouter(String),
@@ -125,8 +125,9 @@ pub struct HostSpec {
     pub name: String,
     pub underlay_ip: IpAddr,
     pub tunnel_types: BTreeSet<String>,
-    /// Milliseconds between heartbeats (0: the host sends none).
-    pub heartbeat_interval_ms: u64,
+    /// Milliseconds within which the host's agent answers a probe (0: it
+    /// answers none, and `host del` removes the host without asking).
+    pub probe_timeout_ms: u64,
     pub external_ids: BTreeMap<String, String>,
 }
 
@@ -331,10 +332,19 @@ impl ClusterDb {
         let mut row = Row::new();
         row.insert("underlay_ip".into(), Datum::from(spec.underlay_ip.to_string()));
         row.insert("tunnel_types".into(), Datum::set(spec.tunnel_types.iter().map(String::as_str)));
-        row.insert(
-            "heartbeat_interval".into(),
-            Datum::from(i64::try_from(spec.heartbeat_interval_ms).unwrap_or(i64::MAX)),
-        );
+        // Today's agents answer probes; none beats on a timer.
+        row.insert("heartbeat_interval".into(), Datum::from(0i64));
+        let schema = self.client.get_schema(DB).await?;
+        if schema.tables.get(table::HOST).is_some_and(|t| t.columns.contains_key("probe_timeout")) {
+            row.insert("probe_timeout".into(), Datum::from(i64::try_from(spec.probe_timeout_ms).unwrap_or(i64::MAX)));
+        } else if spec.probe_timeout_ms > 0 {
+            tracing::warn!(
+                "the cluster database's schema {} has no probes (`ovsnet cluster upgrade` adds them): \
+                 `host del` cannot tell that host {} is alive",
+                schema.version.as_deref().unwrap_or("?"),
+                spec.name
+            );
+        }
         row.insert("external_ids".into(), string_map(&spec.external_ids));
         let by_name = || vec![Condition::eq("name", spec.name.as_str())];
         let underlay = spec.underlay_ip.to_string();
@@ -385,19 +395,42 @@ impl ClusterDb {
         Err(ClusterError::TooManyRetries(MAX_RETRIES))
     }
 
-    /// Bumps a host's heartbeat counter.
-    pub async fn heartbeat(&self, host: &str) -> Result<(), ClusterError> {
+    /// Asks `host`'s agent whether it is alive: bumps the Host row's
+    /// `probe` and returns its `heartbeat` (the last probe answered) as it
+    /// was in the same transaction. A live agent answers by copying `probe`
+    /// to `heartbeat` ([`answer_probe`](Self::answer_probe)), so the
+    /// heartbeat moving from the value returned means the host is alive.
+    pub async fn probe_host(&self, host: &str) -> Result<i64, ClusterError> {
+        let by_name = || vec![Condition::eq("name", host)];
         let r = self
-            .transact(vec![Operation::mutate(
-                table::HOST,
-                vec![Condition::eq("name", host)],
-                vec![Mutation::new("heartbeat", Mutator::Add, 1i64)],
-            )])
+            .transact(vec![
+                Operation::mutate(table::HOST, by_name(), vec![Mutation::new("probe", Mutator::Add, 1i64)]),
+                Operation::select(table::HOST, by_name()).columns(["heartbeat"]),
+            ])
             .await?;
+        let row = rows(&r, 1)?.first().ok_or_else(|| ClusterError::NoHost(host.to_owned()))?;
+        Ok(row.get("heartbeat").and_then(Datum::as_integer).unwrap_or(0))
+    }
+
+    /// The agent's answer to a probe: `heartbeat := probe` on its own row.
+    pub async fn answer_probe(&self, host: &str, probe: i64) -> Result<(), ClusterError> {
+        let row: Row = [("heartbeat".to_owned(), Datum::from(probe))].into_iter().collect();
+        let r = self.transact(vec![Operation::update(table::HOST, vec![Condition::eq("name", host)], row)]).await?;
         match r.first().and_then(|r| r.count) {
             Some(0) => Err(ClusterError::NoHost(host.to_owned())),
             _ => Ok(()),
         }
+    }
+
+    /// Follows `host`'s own Host row, only its `probe` and `heartbeat`
+    /// columns: what its agent needs to answer probes and to notice its
+    /// row removed. Nobody else's beats or probes reach it.
+    pub async fn watch_probes(&self, host: &str) -> Result<ProbeWatch, ClusterError> {
+        let request = MonitorRequest::columns(["name", "probe", "heartbeat"]).where_(vec![Condition::eq("name", host)]);
+        let monitor = self.client.monitor_cond(DB, &[(table::HOST, request)]).await?;
+        let mut cache = Cache::new(self.client.get_schema(DB).await?);
+        cache.apply(&monitor.initial).map_err(ovsdb::Error::from)?;
+        Ok(ProbeWatch { monitor, cache })
     }
 
     /// Removes a host's row, its blocks and its endpoints.
@@ -1316,8 +1349,12 @@ impl ClusterDb {
 
     async fn watch_with(&self, endpoints: MonitorRequest) -> Result<ClusterWatch, ClusterError> {
         let schema = self.client.get_schema(DB).await?;
+        // Not a host's probes and answers: nobody's flows depend on them,
+        // and each would reach every host.
+        let has = |c: &str| schema.tables.get(table::HOST).is_some_and(|t| t.columns.contains_key(c));
+        let hosts = MonitorRequest::columns(HOST_COLUMNS_WATCHED.into_iter().filter(|c| has(c)));
         let mut tables = vec![
-            (table::HOST, MonitorRequest::all()),
+            (table::HOST, hosts),
             (table::NETWORK, MonitorRequest::all()),
             (table::BLOCK, MonitorRequest::all()),
             (table::ENDPOINT, endpoints),
@@ -1341,7 +1378,7 @@ impl ClusterDb {
         let build = move |cache: &Cache| {
             if endpoints_only { ClusterState::endpoints_from_cache(cache) } else { ClusterState::from_cache(cache) }
         };
-        let mut monitor = self.client.monitor_cond(DB, &tables).await?;
+        let mut monitor = self.client.monitor_cond_since(DB, &tables).await?;
         let mut cache = Cache::new(schema);
         cache.apply(&monitor.initial).map_err(ovsdb::Error::from)?;
         let (tx, rx) = watch::channel(Arc::new(build(&cache)));
@@ -1363,6 +1400,60 @@ impl ClusterDb {
             }
         });
         Ok(ClusterWatch { rx, task })
+    }
+}
+
+/// The Host columns a host's watch follows: all but the probes and their
+/// answers (`probe`, `heartbeat`), which only the host itself and whoever
+/// probes it follow, so a probe costs one notification, not one per host.
+pub const HOST_COLUMNS_WATCHED: [&str; 6] =
+    ["name", "underlay_ip", "tunnel_types", "heartbeat_interval", "probe_timeout", "external_ids"];
+
+/// What [`ProbeWatch::next`] saw of the host's own row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OwnRow {
+    /// The row, with its latest probe and the last probe answered.
+    Present { probe: i64, heartbeat: i64 },
+    /// No row: removed (`host del --force`) while the agent runs.
+    Gone,
+}
+
+impl OwnRow {
+    /// The probe to answer, if one is unanswered.
+    pub fn unanswered(&self) -> Option<i64> {
+        match *self {
+            OwnRow::Present { probe, heartbeat } if probe != heartbeat => Some(probe),
+            _ => None,
+        }
+    }
+}
+
+/// A host's own Host row, as [`ClusterDb::watch_probes`] follows it.
+pub struct ProbeWatch {
+    monitor: ovsdb::Monitor,
+    cache: Cache,
+}
+
+impl ProbeWatch {
+    /// The row as it is now.
+    pub fn current(&self) -> OwnRow {
+        let Some((uuid, _)) = self.cache.table(table::HOST).next() else { return OwnRow::Gone };
+        // The server leaves a column at its default out of an update2.
+        let int = |col: &str| self.cache.get(table::HOST, uuid, col).as_ref().and_then(Datum::as_integer).unwrap_or(0);
+        OwnRow::Present { probe: int("probe"), heartbeat: int("heartbeat") }
+    }
+
+    /// Waits for the next change; `None` once the monitor has ended.
+    pub async fn next(&mut self) -> Option<Result<OwnRow, ClusterError>> {
+        let ev = self.monitor.next().await?;
+        let applied = match &ev {
+            MonitorEvent::Update(u) => self.cache.apply(u),
+            MonitorEvent::Resync(u) => {
+                self.cache.clear();
+                self.cache.apply(u)
+            }
+        };
+        Some(applied.map(|()| self.current()).map_err(|e| ClusterError::Ovsdb(ovsdb::Error::from(e))))
     }
 }
 

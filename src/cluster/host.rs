@@ -63,45 +63,58 @@ pub async fn underlay_of_this_host(members: &[std::net::IpAddr]) -> Result<std::
         })
 }
 
-/// How long a host's heartbeat is watched before it is judged gone: two of
-/// its intervals (the agent beats on a one-second tick) and a second.
-pub fn liveness_window(heartbeat_interval_ms: i64) -> Duration {
-    Duration::from_millis(heartbeat_interval_ms.max(0) as u64) * 2 + Duration::from_secs(1)
+/// How long a host's heartbeat is watched before it is judged gone: for
+/// an agent that answers probes, its promised answer time and a second;
+/// for an older agent that beats on a timer, two of its intervals (it
+/// beats on a one-second tick) and a second.
+pub fn liveness_window(h: &crate::cluster::Host) -> Duration {
+    let ms = |v: i64| Duration::from_millis(v.max(0) as u64);
+    match h.probe_timeout > 0 {
+        true => ms(h.probe_timeout) + Duration::from_secs(1),
+        false => ms(h.heartbeat_interval) * 2 + Duration::from_secs(1),
+    }
 }
 
 /// How [`forget_host`] makes sure the host is gone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GoneCheck {
-    /// Watch its heartbeat for [`liveness_window`]; refuse if it moves, and
-    /// remove only if it still has the value seen.
+    /// Probe the host's agent (or, for an older agent, watch its timed
+    /// heartbeat) for [`liveness_window`]; refuse if the heartbeat moves,
+    /// and remove only if it still has the value seen.
     Watch,
-    /// Remove without watching.
+    /// Remove without asking.
     Force,
 }
 
 /// Forgets a host that is gone for good: its Endpoint rows, Block rows and
-/// Host row, in one transaction. With [`GoneCheck::Watch`] a host whose
-/// heartbeat moves is refused ([`ClusterError::HostAlive`]) with nothing
-/// removed; `watching` is told how long the watch will last and the
-/// host's interval (in ms) before it starts. A host that never beats (no
-/// interval) or has no Host row is removed without a watch.
+/// Host row, in one transaction. With [`GoneCheck::Watch`] the host's
+/// agent is probed ([`ClusterDb::probe_host`]) and a host that answers is
+/// refused ([`ClusterError::HostAlive`]) with nothing removed; `watching`
+/// is told how long the wait will last before it starts. A host whose agent
+/// neither answers probes nor beats, or that has no Host row, is removed
+/// without a wait.
 pub async fn forget_host(
     cluster: &ClusterDb,
     name: &str,
     check: GoneCheck,
-    watching: impl FnOnce(Duration, i64),
+    watching: impl FnOnce(Duration),
 ) -> Result<HostRemoval, ClusterError> {
     let checked = match cluster.host(name).await {
-        Ok(h) if check == GoneCheck::Watch && h.heartbeat_interval > 0 => {
-            let window = liveness_window(h.heartbeat_interval);
-            watching(window, h.heartbeat_interval);
-            if let Some(now) = cluster.heartbeat_moves(name, h.heartbeat, window).await? {
+        Ok(h) if check == GoneCheck::Watch && (h.probe_timeout > 0 || h.heartbeat_interval > 0) => {
+            let window = liveness_window(&h);
+            // An older agent beats by itself; today's answers when asked.
+            let from = match h.probe_timeout > 0 {
+                true => cluster.probe_host(name).await?,
+                false => h.heartbeat,
+            };
+            watching(window);
+            if let Some(now) = cluster.heartbeat_moves(name, from, window).await? {
                 return Err(ClusterError::HostAlive {
                     host: name.to_owned(),
-                    observed: format!("from {} to {now}", h.heartbeat),
+                    observed: format!("from {from} to {now}"),
                 });
             }
-            Some(h.heartbeat)
+            Some(from)
         }
         Ok(_) | Err(ClusterError::NoHost(_)) => None,
         Err(e) => return Err(e),
@@ -115,10 +128,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_host_is_judged_gone_after_two_intervals_and_a_second() {
-        assert_eq!(liveness_window(2_000), Duration::from_secs(5));
-        assert_eq!(liveness_window(0), Duration::from_secs(1));
-        assert_eq!(liveness_window(-5), Duration::from_secs(1));
+    fn a_host_is_judged_gone_after_its_promised_answer_time_and_a_second() {
+        let h = |probe_timeout, heartbeat_interval| crate::cluster::Host {
+            probe_timeout,
+            heartbeat_interval,
+            ..crate::cluster::model::fixtures::host("h1", "192.0.2.1", &["vxlan"])
+        };
+        assert_eq!(liveness_window(&h(2_000, 0)), Duration::from_secs(3));
+        // An older agent's timed heartbeat: two intervals and a second.
+        assert_eq!(liveness_window(&h(0, 2_000)), Duration::from_secs(5));
+        assert_eq!(liveness_window(&h(0, 0)), Duration::from_secs(1));
+        assert_eq!(liveness_window(&h(-5, -5)), Duration::from_secs(1));
     }
 
     #[test]

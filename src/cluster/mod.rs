@@ -18,7 +18,10 @@ pub mod ipam;
 pub mod model;
 pub mod server;
 
-pub use db::{ClusterDb, ClusterError, ClusterWatch, EndpointSpec, HostRemoval, HostSpec, NetworkSpec, ServiceSpec};
+pub use db::{
+    ClusterDb, ClusterError, ClusterWatch, EndpointSpec, HOST_COLUMNS_WATCHED, HostRemoval, HostSpec, NetworkSpec,
+    OwnRow, ProbeWatch, ServiceSpec,
+};
 pub use ipam::{IpamError, fan_block, first_free_block, lowest_free_address, lowest_free_vni};
 pub use model::{
     Block, COVERED_KEY, COVERED_VALUE, ClusterState, DB, Endpoint, HeldEndpoints, Host, Ipam, Network, RemoteBlock,

@@ -104,9 +104,18 @@ pub struct Host {
     pub name: String,
     pub underlay_ip: IpAddr,
     pub tunnel_types: BTreeSet<String>,
+    /// The last probe the host's agent answered (a copy of `probe`); an
+    /// agent of schema 1.2.0 or older bumped it on a timer instead.
     pub heartbeat: i64,
-    /// Milliseconds between heartbeats, as the agent promised (0: none).
+    /// Milliseconds between timed heartbeats, as an agent of schema 1.2.0
+    /// or older promised (0: none; today's agents answer probes instead).
     pub heartbeat_interval: i64,
+    /// Bumped by whoever asks the host's agent whether it is alive
+    /// (`host del`); the agent answers by copying it to `heartbeat`.
+    pub probe: i64,
+    /// Milliseconds within which the agent promised to answer a probe (0:
+    /// it answers none).
+    pub probe_timeout: i64,
     pub external_ids: BTreeMap<String, String>,
 }
 
@@ -267,6 +276,8 @@ impl Host {
             tunnel_types: c.string_set("tunnel_types"),
             heartbeat: c.opt_int("heartbeat").unwrap_or(0),
             heartbeat_interval: c.opt_int("heartbeat_interval").unwrap_or(0),
+            probe: c.opt_int("probe").unwrap_or(0),
+            probe_timeout: c.opt_int("probe_timeout").unwrap_or(0),
             external_ids: c.map("external_ids"),
         })
     }
@@ -626,6 +637,8 @@ pub(crate) mod fixtures {
             tunnel_types: tunnels.iter().map(|t| (*t).to_owned()).collect(),
             heartbeat: 0,
             heartbeat_interval: 0,
+            probe: 0,
+            probe_timeout: 0,
             external_ids: BTreeMap::new(),
         }
     }

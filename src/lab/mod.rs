@@ -441,7 +441,7 @@ pub async fn up_with_progress(opts: &LabOptions, mut progress: impl FnMut(&str))
                 name: h.name.clone(),
                 underlay_ip: IpAddr::V4(h.underlay_ip),
                 tunnel_types: [opts.tunnel.as_str().to_owned()].into(),
-                heartbeat_interval_ms: 0,
+                probe_timeout_ms: 0,
                 external_ids: BTreeMap::from([("ovsnet-lab".to_owned(), opts.name.clone())]),
             })
             .await
@@ -652,7 +652,7 @@ pub fn start_agent(
         .args(["--cluster-db", remotes, "--host-name", &h.name])
         .arg("--underlay-ip")
         .arg(h.underlay_ip.to_string())
-        .args(["--tunnel", tunnel.as_str(), "--heartbeat", "2"])
+        .args(["--tunnel", tunnel.as_str()])
         .arg("--resolv-conf")
         .arg(&resolv_conf)
         .args(

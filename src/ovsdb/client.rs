@@ -75,6 +75,10 @@ pub struct ConnectOptions {
     /// (default: every clustered database the server has).
     pub database: Option<String>,
     pub reconnect: Backoff,
+    /// After a usable connection is lost, wait a random time up to this
+    /// before reconnecting, so that the clients of a member that went away
+    /// do not all reconnect in the same instant.
+    pub reconnect_jitter: Duration,
     /// Idle time after which we send our own echo on TCP/SSL, and after
     /// which an unanswered one drops the connection. `None`: never.
     pub probe_interval: Option<Duration>,
@@ -98,6 +102,7 @@ impl Default for ConnectOptions {
             leader_only: true,
             database: None,
             reconnect: Backoff::default(),
+            reconnect_jitter: Duration::from_secs(1),
             probe_interval: Some(Duration::from_secs(5)),
             timeout: Duration::from_secs(10),
             fail_fast: false,
@@ -145,7 +150,9 @@ impl MonitorRequest {
 /// A change seen by a monitor.
 #[derive(Debug, Clone, PartialEq)]
 pub enum MonitorEvent {
-    /// Changes since the last event (`update` or `update2`).
+    /// Changes since the last event (`update`, `update2` or `update3`);
+    /// also, for a `monitor_cond_since` monitor, what it missed while the
+    /// connection was down.
     Update(TableUpdates),
     /// The connection was re-established and the monitor re-issued: this is
     /// a full snapshot; drop the old state and start again from it.
@@ -232,6 +239,11 @@ pub struct Stats {
     pub echoes_answered: u64,
     /// Our own idle probes sent.
     pub probes_sent: u64,
+    /// Monitors re-established after a reconnect with only the changes
+    /// they missed (`monitor_cond_since` found their last transaction).
+    pub resumed: u64,
+    /// Monitors re-established with a full snapshot.
+    pub resent: u64,
 }
 
 #[derive(Debug, Default)]
@@ -239,6 +251,8 @@ struct Counters {
     sessions: AtomicU64,
     echoes_answered: AtomicU64,
     probes_sent: AtomicU64,
+    resumed: AtomicU64,
+    resent: AtomicU64,
 }
 
 /// A reply's `result`, still as text: the caller parses it into what it
@@ -254,7 +268,7 @@ enum Command {
     Monitor {
         id: String,
         db: String,
-        cond: bool,
+        kind: MonitorKind,
         requests: Value,
         events: mpsc::UnboundedSender<MonitorEvent>,
         reply: Reply,
@@ -384,6 +398,8 @@ impl Client {
             sessions: c.sessions.load(Ordering::Relaxed),
             echoes_answered: c.echoes_answered.load(Ordering::Relaxed),
             probes_sent: c.probes_sent.load(Ordering::Relaxed),
+            resumed: c.resumed.load(Ordering::Relaxed),
+            resent: c.resent.load(Ordering::Relaxed),
         }
     }
 
@@ -466,15 +482,32 @@ impl Client {
 
     /// `monitor` (RFC 7047 4.1.5): changes arrive as `update` (old/new rows).
     pub async fn monitor(&self, db: &str, requests: &[(&str, MonitorRequest)]) -> Result<Monitor, Error> {
-        self.start_monitor(db, requests, false).await
+        self.start_monitor(db, requests, MonitorKind::Plain).await
     }
 
     /// `monitor_cond`: changes arrive as `update2` (initial/insert/delete/modify).
     pub async fn monitor_cond(&self, db: &str, requests: &[(&str, MonitorRequest)]) -> Result<Monitor, Error> {
-        self.start_monitor(db, requests, true).await
+        self.start_monitor(db, requests, MonitorKind::Cond).await
     }
 
-    async fn start_monitor(&self, db: &str, requests: &[(&str, MonitorRequest)], cond: bool) -> Result<Monitor, Error> {
+    /// `monitor_cond_since` (an OVSDB extension, `ovsdb-server(7)`): a
+    /// `monitor_cond` whose changes (`update3`) carry the id of their
+    /// transaction. After a reconnect, to this member or another of the
+    /// cluster, the monitor is re-established from the last id seen: a
+    /// server that still has that transaction in its history sends only
+    /// what was missed, as a [`MonitorEvent::Update`]; otherwise a full
+    /// snapshot comes, as a [`MonitorEvent::Resync`]. [`Stats`] counts both.
+    pub async fn monitor_cond_since(&self, db: &str, requests: &[(&str, MonitorRequest)]) -> Result<Monitor, Error> {
+        self.start_monitor(db, requests, MonitorKind::CondSince).await
+    }
+
+    async fn start_monitor(
+        &self,
+        db: &str,
+        requests: &[(&str, MonitorRequest)],
+        kind: MonitorKind,
+    ) -> Result<Monitor, Error> {
+        let cond = kind != MonitorKind::Plain;
         let id = format!("m{}", self.inner.next_monitor.fetch_add(1, Ordering::Relaxed));
         let reqs: serde_json::Map<String, Value> =
             requests.iter().map(|(t, r)| ((*t).to_owned(), r.to_json(cond))).collect();
@@ -483,14 +516,17 @@ impl Client {
             .call(|reply| Command::Monitor {
                 id: id.clone(),
                 db: db.to_owned(),
-                cond,
+                kind,
                 requests: Value::Object(reqs),
                 events: ev_tx,
                 reply,
             })
             .await?;
         // The snapshot (megabytes for a big bridge) goes straight into rows.
-        let initial = parse_updates(&v, cond)?;
+        let initial = match kind {
+            MonitorKind::CondSince => parse_updates(&since_reply(&v).map_err(Error::Protocol)?.2, cond)?,
+            _ => parse_updates(&v, cond)?,
+        };
         Ok(Monitor { id, db: db.to_owned(), initial, cond, events: ev_rx, client: self.clone() })
     }
 
@@ -542,10 +578,10 @@ fn parse_updates(j: &Json, cond: bool) -> Result<TableUpdates, Error> {
     r.map_err(|e| Error::Protocol(format!("monitor update: {}", e.0)))
 }
 
-/// The monitor id and the table updates of an `update`/`update2`
-/// notification (`[id, updates]`) or an `update3` (`[id, last-txn-id,
-/// updates]`), the updates still as text.
-fn monitor_notification(method: &str, params: &Json) -> Result<(Value, Json), String> {
+/// The monitor id, the transaction id (`update3` only) and the table
+/// updates of an `update`/`update2` notification (`[id, updates]`) or an
+/// `update3` (`[id, last-txn-id, updates]`), the updates still as text.
+fn monitor_notification(method: &str, params: &Json) -> Result<(Value, Option<String>, Json), String> {
     let bad = || format!("{method} notification without monitor id and updates");
     let mut parts = params.elements().ok_or_else(bad)?;
     let want = if method == "update3" { 3 } else { 2 };
@@ -554,7 +590,26 @@ fn monitor_notification(method: &str, params: &Json) -> Result<(Value, Json), St
     }
     let updates = parts.pop().ok_or_else(bad)?;
     let id = parts[0].to_value().map_err(|e| e.to_string())?;
-    Ok((id, updates))
+    let txn = match want {
+        3 => parts[1].to_value().map_err(|e| e.to_string())?.as_str().map(str::to_owned),
+        _ => None,
+    };
+    Ok((id, txn, updates))
+}
+
+/// A `monitor_cond_since` reply, `[found, last-txn-id, updates]`: whether
+/// the server resumed from the id asked for, the id to resume from next
+/// time, and the updates, still as text.
+fn since_reply(j: &Json) -> Result<(bool, Option<String>, Json), String> {
+    let bad = || "monitor_cond_since reply is not [found, last-txn-id, updates]".to_owned();
+    let mut parts = j.elements().ok_or_else(bad)?;
+    if parts.len() != 3 {
+        return Err(bad());
+    }
+    let updates = parts.pop().ok_or_else(bad)?;
+    let last = parts[1].to_value().map_err(|e| e.to_string())?;
+    let found = parts[0].to_value().map_err(|e| e.to_string())?.as_bool().ok_or_else(bad)?;
+    Ok((found, last.as_str().map(str::to_owned), updates))
 }
 
 /// Turns a `transact` result array into per-operation results, or the first
@@ -577,6 +632,18 @@ fn parse_transact_reply(ops: &[Operation], v: &Value) -> Result<Vec<OpResult>, E
     Ok(out)
 }
 
+/// A random time from zero up to `max` (a reconnect's spread; not for
+/// anything secret).
+fn jitter(max: Duration) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    if max.is_zero() {
+        return max;
+    }
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
+    max.mul_f64((h.finish() % 1_000_001) as f64 / 1_000_000.0)
+}
+
 // ---------------------------------------------------------------------------
 // The connection task.
 
@@ -585,9 +652,35 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 type Conn = Framed<Box<dyn Io>, JsonCodec>;
 
+/// Which monitor method a monitor uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MonitorKind {
+    /// `monitor`: `update` notifications.
+    Plain,
+    /// `monitor_cond`: `update2`.
+    Cond,
+    /// `monitor_cond_since`: `update3`, and a resumption after a reconnect.
+    CondSince,
+}
+
+impl MonitorKind {
+    fn method(self) -> &'static str {
+        match self {
+            MonitorKind::Plain => "monitor",
+            MonitorKind::Cond => "monitor_cond",
+            MonitorKind::CondSince => "monitor_cond_since",
+        }
+    }
+}
+
+/// `monitor_cond_since`'s last-txn-id when there is none: "send all".
+const NO_TXN: &str = "00000000-0000-0000-0000-000000000000";
+
 struct MonitorReg {
     db: String,
-    cond: bool,
+    kind: MonitorKind,
+    /// `monitor_cond_since`: the last transaction seen, to resume from.
+    last_txn: Option<String>,
     requests: Value,
     events: mpsc::UnboundedSender<MonitorEvent>,
     /// The caller's reply, until the first snapshot arrives.
@@ -665,6 +758,11 @@ impl Task {
                         backoff = self.opts.reconnect.initial;
                         ever_ready = true;
                         failures_in_round = 0;
+                        // Every client of a member that went away notices
+                        // at once; spread their reconnects.
+                        if !self.wait_offline(jitter(self.opts.reconnect_jitter)).await {
+                            return;
+                        }
                     }
                     if !ever_ready {
                         failures_before_first += 1;
@@ -922,20 +1020,23 @@ impl Task {
         s.ready = true;
         self.counters.sessions.fetch_add(1, Ordering::Relaxed);
         self.status.send_replace(Status::Connected(remote.clone()));
-        let monitors: Vec<(String, Value)> = self
+        let monitors: Vec<(String, &'static str, Value)> = self
             .monitors
             .iter()
             .map(|(id, m)| {
-                let method = if m.cond { "monitor_cond" } else { "monitor" };
-                (id.clone(), json!([method, [m.db, id, m.requests]]))
+                let params = match m.kind {
+                    MonitorKind::CondSince => {
+                        json!([m.db, id, m.requests, m.last_txn.as_deref().unwrap_or(NO_TXN)])
+                    }
+                    _ => json!([m.db, id, m.requests]),
+                };
+                (id.clone(), m.kind.method(), params)
             })
             .collect();
-        for (id, call) in monitors {
+        for (id, method, params) in monitors {
             let rid = self.take_id();
             s.pending.insert(rid, Pending::MonitorStart(id));
-            conn.send(Message::request(rid, call[0].as_str().unwrap_or("monitor"), call[1].clone()))
-                .await
-                .map_err(|e| e.to_string())?;
+            conn.send(Message::request(rid, method, params)).await.map_err(|e| e.to_string())?;
         }
         let locks: Vec<String> = self.locks.keys().cloned().collect();
         for name in locks {
@@ -957,12 +1058,15 @@ impl Task {
                 s.pending.insert(id, Pending::Caller(reply));
                 Message::request(id, &method, params)
             }
-            Command::Monitor { id: mid, db, cond, requests, events, reply } => {
-                let method = if cond { "monitor_cond" } else { "monitor" };
-                let params = json!([db, mid, requests]);
-                self.monitors.insert(mid.clone(), MonitorReg { db, cond, requests, events, reply: Some(reply) });
+            Command::Monitor { id: mid, db, kind, requests, events, reply } => {
+                let params = match kind {
+                    MonitorKind::CondSince => json!([db, mid, requests, NO_TXN]),
+                    _ => json!([db, mid, requests]),
+                };
+                let reg = MonitorReg { db, kind, last_txn: None, requests, events, reply: Some(reply) };
+                self.monitors.insert(mid.clone(), reg);
                 s.pending.insert(id, Pending::MonitorStart(mid));
-                Message::request(id, method, params)
+                Message::request(id, kind.method(), params)
             }
             Command::MonitorCancel { id: mid, reply } => {
                 self.monitors.remove(&mid);
@@ -1009,15 +1113,18 @@ impl Task {
     ) -> Result<(), String> {
         match method {
             "update" | "update2" | "update3" => {
-                let (mid, updates) = monitor_notification(method, params)?;
+                let (mid, txn, updates) = monitor_notification(method, params)?;
                 if mid.as_str() == Some(SERVER_MONITOR) {
                     s.apply_server_updates(&updates.to_value().map_err(|e| e.to_string())?);
                     return self.check_server(remote, conn, s).await;
                 }
-                let Some(m) = mid.as_str().and_then(|m| self.monitors.get(m)) else {
+                let Some(m) = mid.as_str().and_then(|m| self.monitors.get_mut(m)) else {
                     // A cancelled monitor's last update may still be in flight.
                     return Ok(());
                 };
+                if txn.is_some() {
+                    m.last_txn = txn;
+                }
                 let parsed = parse_updates(&updates, method != "update").map_err(|e| e.to_string())?;
                 let _ = m.events.send(MonitorEvent::Update(parsed));
                 Ok(())
@@ -1057,14 +1164,29 @@ impl Task {
                 let Some(m) = self.monitors.get_mut(&mid) else { return Ok(()) };
                 match (m.reply.take(), result) {
                     (Some(reply), r) => {
+                        if let (MonitorKind::CondSince, Ok(v)) = (m.kind, &r) {
+                            m.last_txn = since_reply(v)?.1;
+                        }
                         let failed = r.is_err();
                         let _ = reply.send(r.map_err(|e| Error::Rpc(describe_error(&e))));
                         if failed {
                             self.monitors.remove(&mid);
                         }
                     }
+                    (None, Ok(v)) if m.kind == MonitorKind::CondSince => {
+                        let (found, last, updates) = since_reply(&v)?;
+                        m.last_txn = last;
+                        let parsed = parse_updates(&updates, true).map_err(|e| e.to_string())?;
+                        let (counter, event) = match found {
+                            true => (&self.counters.resumed, MonitorEvent::Update(parsed)),
+                            false => (&self.counters.resent, MonitorEvent::Resync(parsed)),
+                        };
+                        counter.fetch_add(1, Ordering::Relaxed);
+                        let _ = m.events.send(event);
+                    }
                     (None, Ok(v)) => {
-                        let parsed = parse_updates(&v, m.cond).map_err(|e| e.to_string())?;
+                        let parsed = parse_updates(&v, m.kind != MonitorKind::Plain).map_err(|e| e.to_string())?;
+                        self.counters.resent.fetch_add(1, Ordering::Relaxed);
                         let _ = m.events.send(MonitorEvent::Resync(parsed));
                     }
                     (None, Err(e)) => {
