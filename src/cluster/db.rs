@@ -427,7 +427,7 @@ impl ClusterDb {
     /// row removed. Nobody else's beats or probes reach it.
     pub async fn watch_probes(&self, host: &str) -> Result<ProbeWatch, ClusterError> {
         let request = MonitorRequest::columns(["name", "probe", "heartbeat"]).where_(vec![Condition::eq("name", host)]);
-        let monitor = self.client.monitor_cond(DB, &[(table::HOST, request)]).await?;
+        let monitor = self.client.monitor_cond_since(DB, &[(table::HOST, request)]).await?;
         let mut cache = Cache::new(self.client.get_schema(DB).await?);
         cache.apply(&monitor.initial).map_err(ovsdb::Error::from)?;
         Ok(ProbeWatch { monitor, cache })
@@ -1347,25 +1347,17 @@ impl ClusterDb {
         self.watch_tables(schema, vec![(table::ENDPOINT, MonitorRequest::all().where_(conds))], true).await
     }
 
+    /// The monitor requests of [`watch_for_host`](Self::watch_for_host),
+    /// for the database's schema: what each agent asks of the cluster (a
+    /// scale harness makes the same requests without keeping the state).
+    pub async fn host_watch_requests(&self, host: &str) -> Result<Vec<(&'static str, MonitorRequest)>, ClusterError> {
+        let schema = self.client.get_schema(DB).await?;
+        Ok(watch_requests(&schema, MonitorRequest::all().where_(host_endpoint_condition(host))))
+    }
+
     async fn watch_with(&self, endpoints: MonitorRequest) -> Result<ClusterWatch, ClusterError> {
         let schema = self.client.get_schema(DB).await?;
-        // Not a host's probes and answers: nobody's flows depend on them,
-        // and each would reach every host.
-        let has = |c: &str| schema.tables.get(table::HOST).is_some_and(|t| t.columns.contains_key(c));
-        let hosts = MonitorRequest::columns(HOST_COLUMNS_WATCHED.into_iter().filter(|c| has(c)));
-        let mut tables = vec![
-            (table::HOST, hosts),
-            (table::NETWORK, MonitorRequest::all()),
-            (table::BLOCK, MonitorRequest::all()),
-            (table::ENDPOINT, endpoints),
-        ];
-        // A database still at schema 1.0.0 has no routers.
-        if schema.tables.contains_key(table::ROUTER) {
-            tables.push((table::ROUTER, MonitorRequest::all()));
-        }
-        if schema.tables.contains_key(table::SERVICE) {
-            tables.push((table::SERVICE, MonitorRequest::all()));
-        }
+        let tables = watch_requests(&schema, endpoints);
         self.watch_tables(schema, tables, false).await
     }
 
@@ -1401,6 +1393,33 @@ impl ClusterDb {
         });
         Ok(ClusterWatch { rx, task })
     }
+}
+
+/// A watch's monitor requests: Host (the columns flows use), Network,
+/// Block, Endpoint (`endpoints`), and Router and Service where the schema
+/// has them.
+fn watch_requests(
+    schema: &crate::ovsdb::DatabaseSchema,
+    endpoints: MonitorRequest,
+) -> Vec<(&'static str, MonitorRequest)> {
+    // Not a host's probes and answers: nobody's flows depend on them, and
+    // each would reach every host.
+    let has = |c: &str| schema.tables.get(table::HOST).is_some_and(|t| t.columns.contains_key(c));
+    let hosts = MonitorRequest::columns(HOST_COLUMNS_WATCHED.into_iter().filter(|c| has(c)));
+    let mut tables = vec![
+        (table::HOST, hosts),
+        (table::NETWORK, MonitorRequest::all()),
+        (table::BLOCK, MonitorRequest::all()),
+        (table::ENDPOINT, endpoints),
+    ];
+    // A database still at schema 1.0.0 has no routers.
+    if schema.tables.contains_key(table::ROUTER) {
+        tables.push((table::ROUTER, MonitorRequest::all()));
+    }
+    if schema.tables.contains_key(table::SERVICE) {
+        tables.push((table::SERVICE, MonitorRequest::all()));
+    }
+    tables
 }
 
 /// The Host columns a host's watch follows: all but the probes and their
