@@ -128,8 +128,26 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
-/// The whole run's clock, so hosts can record instants in an atomic.
-struct Clock(Instant);
+/// The whole run's clock, so hosts can record instants in an atomic, and
+/// the run's counters.
+struct Clock(Instant, Counters);
+
+/// What every simulated host adds to.
+#[derive(Default)]
+struct Counters {
+    /// Monitor notifications received (the hosts' own-row watches too).
+    notifications: AtomicU64,
+    /// Timed beats committed.
+    beats: AtomicU64,
+    /// Hosts that had to start again during bring-up.
+    restarts: AtomicU64,
+}
+
+fn tracing_free_note(h: u32, e: &str) {
+    if h % 100 == 0 {
+        eprintln!("  h{h} starts again: {e}");
+    }
+}
 
 impl Clock {
     fn now(&self) -> u64 {
@@ -280,10 +298,18 @@ fn endpoint_insert(network: Uuid, h: u32, ip: Ipv4Addr, container: &str, block: 
 
 /// Starts one simulated host: connects, monitors what its agent would, and
 /// answers probes (or beats, with [`Liveness::Timed`]).
-async fn start_sim(remotes: String, opts: ConnectOptions, h: u32, liveness: Liveness, clock: Arc<Clock>) -> Sim {
+async fn start_sim(
+    remotes: &str,
+    opts: &ConnectOptions,
+    h: u32,
+    liveness: Liveness,
+    clock: &Arc<Clock>,
+    go: &tokio::sync::watch::Receiver<bool>,
+) -> Result<Sim, String> {
+    let (clock, go) = (clock.clone(), go.clone());
     let name = format!("h{h}");
-    let db = ClusterDb::connect(&remotes, &opts).await.expect("connect a host");
-    let mut requests = db.host_watch_requests(&name).await.expect("requests");
+    let db = ClusterDb::connect(remotes, opts).await.map_err(|e| e.to_string())?;
+    let mut requests = db.host_watch_requests(&name).await.map_err(|e| e.to_string())?;
     if liveness == Liveness::Timed {
         // Every Host column, the heartbeat included, as before.
         for (t, r) in &mut requests {
@@ -292,19 +318,20 @@ async fn start_sim(remotes: String, opts: ConnectOptions, h: u32, liveness: Live
             }
         }
     }
-    let mut monitor = db.client().monitor_cond_since(DB, &requests).await.expect("monitor");
+    let mut monitor = db.client().monitor_cond_since(DB, &requests).await.map_err(|e| e.to_string())?;
     // Nothing is kept: the snapshot goes at once.
     drop(std::mem::take(&mut monitor.initial));
     let last_update = Arc::new(AtomicU64::new(0));
-    let seen = last_update.clone();
+    let (seen, heard) = (last_update.clone(), clock.clone());
     let mut tasks = vec![tokio::spawn(async move {
         while monitor.next().await.is_some() {
-            seen.store(clock.now(), Relaxed);
+            seen.store(heard.now(), Relaxed);
+            heard.1.notifications.fetch_add(1, Relaxed);
         }
     })];
     tasks.push(match liveness {
         Liveness::Probe => {
-            let mut probes = db.watch_probes(&name).await.expect("probe watch");
+            let mut probes = db.watch_probes(&name).await.map_err(|e| e.to_string())?;
             let db = db.clone();
             tokio::spawn(async move {
                 let mut row = probes.current();
@@ -322,7 +349,11 @@ async fn start_sim(remotes: String, opts: ConnectOptions, h: u32, liveness: Live
         }
         Liveness::Timed => {
             let db = db.clone();
+            let mut go = go;
             tokio::spawn(async move {
+                // Beats start once every host is up (bring-up is measured
+                // alike in both designs).
+                let _ = go.wait_for(|g| *g).await;
                 // A random phase, as agents started at different times.
                 tokio::time::sleep(Duration::from_millis(u64::from(h * 7919 % 2000))).await;
                 let mut tick = tokio::time::interval(Duration::from_secs(2));
@@ -333,12 +364,14 @@ async fn start_sim(remotes: String, opts: ConnectOptions, h: u32, liveness: Live
                         vec![ovsnet::ovsdb::Condition::eq("name", name.as_str())],
                         vec![Mutation::new("heartbeat", Mutator::Add, 1i64)],
                     );
-                    let _ = db.client().transact(DB, vec![beat]).await;
+                    if db.client().transact(DB, vec![beat]).await.is_ok() {
+                        clock.1.beats.fetch_add(1, Relaxed);
+                    }
                 }
             })
         }
     });
-    Sim { client: db.client().clone(), last_update, tasks }
+    Ok(Sim { client: db.client().clone(), last_update, tasks })
 }
 
 async fn run_one(n: u32, liveness: Liveness, a: &Args) {
@@ -363,19 +396,30 @@ async fn run_one(n: u32, liveness: Liveness, a: &Args) {
         t.elapsed().as_secs_f64()
     );
 
-    let clock = Arc::new(Clock(Instant::now()));
+    let clock = Arc::new(Clock(Instant::now(), Counters::default()));
     let mut opts = ConnectOptions::default();
     opts.timeout = Duration::from_secs(120);
     opts.request_timeout = Some(Duration::from_secs(60));
     opts.leader_only = !a.any_member;
     let t = Instant::now();
-    let gate = Arc::new(tokio::sync::Semaphore::new(32));
+    let gate = Arc::new(tokio::sync::Semaphore::new(8));
+    let (go_tx, go) = tokio::sync::watch::channel(false);
     let mut joins = Vec::with_capacity(n as usize);
     for h in 1..=n {
-        let (remotes, opts, clock, gate) = (remotes.clone(), opts.clone(), clock.clone(), gate.clone());
+        let (remotes, opts, clock, gate, go) = (remotes.clone(), opts.clone(), clock.clone(), gate.clone(), go.clone());
         joins.push(tokio::spawn(async move {
             let _permit = gate.acquire_owned().await.expect("gate");
-            start_sim(remotes, opts, h, liveness, clock).await
+            // An overloaded leader may drop a host mid-start (its echo
+            // probe unanswered): the host starts again, as an agent would.
+            loop {
+                match start_sim(&remotes, &opts, h, liveness, &clock, &go).await {
+                    Ok(sim) => break sim,
+                    Err(e) => {
+                        clock.1.restarts.fetch_add(1, Relaxed);
+                        tracing_free_note(h, &e);
+                    }
+                }
+            }
         }));
     }
     let mut sims = Vec::with_capacity(n as usize);
@@ -385,7 +429,12 @@ async fn run_one(n: u32, liveness: Liveness, a: &Args) {
             eprintln!("  {} hosts up ({:.0}s)", sims.len(), t.elapsed().as_secs_f64());
         }
     }
-    println!("every host up (connected, first snapshot): {:.1}s", t.elapsed().as_secs_f64());
+    println!(
+        "every host up (connected, first snapshot): {:.1}s; hosts started again after a dropped connection: {}",
+        t.elapsed().as_secs_f64(),
+        clock.1.restarts.load(Relaxed)
+    );
+    go_tx.send_replace(true);
 
     // Steady state.
     tokio::time::sleep(Duration::from_secs(5)).await;
@@ -395,21 +444,12 @@ async fn run_one(n: u32, liveness: Liveness, a: &Args) {
     let me = std::process::id() as i32;
     let before: Vec<(u64, u64)> = pids.iter().map(|p| cpu_and_rss(*p)).collect();
     let me_before = cpu_and_rss(me).0;
-    // Count notifications: how many hosts' last update moved, sampled.
-    let steady = Duration::from_secs(a.steady);
+    let (notes_before, beats_before) = (clock.1.notifications.load(Relaxed), clock.1.beats.load(Relaxed));
+    // The hosts that heard anything during the steady state.
+    let marks: Vec<u64> = sims.iter().map(|s| s.last_update.load(Relaxed)).collect();
     let t = Instant::now();
-    let mut moved = 0u64;
-    let mut marks: Vec<u64> = sims.iter().map(|s| s.last_update.load(Relaxed)).collect();
-    while t.elapsed() < steady {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        for (m, s) in marks.iter_mut().zip(&sims) {
-            let now = s.last_update.load(Relaxed);
-            if now != *m {
-                moved += 1;
-                *m = now;
-            }
-        }
-    }
+    tokio::time::sleep(Duration::from_secs(a.steady)).await;
+    let moved = marks.iter().zip(&sims).filter(|(m, s)| s.last_update.load(Relaxed) != **m).count();
     let secs = t.elapsed().as_secs_f64();
     let tps = ticks_per_second();
     for (i, (p, b)) in pids.iter().zip(&before).enumerate() {
@@ -427,9 +467,15 @@ async fn run_one(n: u32, liveness: Liveness, a: &Args) {
         (cpu_and_rss(me).0 - me_before) as f64 / tps / secs * 100.0,
         cpu_and_rss(me).1 / 1024
     );
+    let asked = match liveness {
+        // Each beat is meant for every host.
+        Liveness::Timed => format!(" (the beats ask for {:.0}/s)", f64::from(n) / 2.0 * f64::from(n)),
+        Liveness::Probe => String::new(),
+    };
     println!(
-        "  notifications: {:.0}/s host-notified (a host counted once per 250 ms it heard something), load {}",
-        moved as f64 / secs,
+        "  notifications received: {:.0}/s{asked}; beats committed: {:.0}/s; hosts notified at least once: {moved}; load {}",
+        (clock.1.notifications.load(Relaxed) - notes_before) as f64 / secs,
+        (clock.1.beats.load(Relaxed) - beats_before) as f64 / secs,
         load()
     );
     if liveness == Liveness::Timed {
