@@ -34,7 +34,10 @@
 //!
 //! Arguments: host counts (default 1000); `--steady SECS` (20);
 //! `--rounds R` (5); `--timed`; `--any-member` (hosts read from any member,
-//! not only the leader).
+//! not only the leader); `--relays K` (hosts connect to K `ovsdb-server`
+//! relays of the cluster, spread evenly, instead of to the members; the
+//! leader kill is then measured as the time until a write made after it
+//! reaches every host).
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -58,10 +61,11 @@ struct Args {
     rounds: usize,
     timed: bool,
     any_member: bool,
+    relays: usize,
 }
 
 fn args() -> Args {
-    let mut a = Args { hosts: vec![], steady: 20, rounds: 5, timed: false, any_member: false };
+    let mut a = Args { hosts: vec![], steady: 20, rounds: 5, timed: false, any_member: false, relays: 0 };
     let mut it = std::env::args().skip(1).filter(|s| s != "--bench");
     while let Some(s) = it.next() {
         match s.as_str() {
@@ -69,6 +73,7 @@ fn args() -> Args {
             "--rounds" => a.rounds = it.next().and_then(|v| v.parse().ok()).expect("--rounds R"),
             "--timed" => a.timed = true,
             "--any-member" => a.any_member = true,
+            "--relays" => a.relays = it.next().and_then(|v| v.parse().ok()).expect("--relays K"),
             n => a.hosts.push(n.parse().unwrap_or_else(|_| panic!("not a host count: {n}"))),
         }
     }
@@ -102,16 +107,6 @@ fn cpu_and_rss(pid: i32) -> (u64, u64) {
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap_or(0);
     (ticks, rss)
-}
-
-/// Bytes a process wrote through `write`-like calls (sockets included).
-fn written(pid: i32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/io"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("wchar:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
 }
 
 fn ticks_per_second() -> f64 {
@@ -183,6 +178,7 @@ enum Liveness {
 struct Cluster {
     dir: PathBuf,
     members: Vec<MemberSpec>,
+    relays: Vec<(PathBuf, server::RelaySpec)>,
 }
 
 impl Cluster {
@@ -191,7 +187,26 @@ impl Cluster {
         let _ = std::fs::remove_dir_all(&dir);
         let members = server::members_on("127.0.0.1".parse().expect("ip"), 3, PORT_BASE).expect("members");
         let info = server::init(&dir, &members).expect("cluster init");
-        Cluster { dir, members: info.members }
+        Cluster { dir, members: info.members, relays: vec![] }
+    }
+
+    /// Starts K relays of the cluster, each on a port of its own.
+    fn start_relays(&mut self, k: usize) {
+        for i in 0..k {
+            let dir = self.dir.join(format!("relay{i}"));
+            let spec = server::RelaySpec {
+                address: "127.0.0.1".parse().expect("ip"),
+                port: PORT_BASE + 50 + i as u16,
+                source: self.remotes(),
+                netns: None,
+            };
+            server::start_relay(&dir, &spec).expect("relay");
+            self.relays.push((dir, spec));
+        }
+    }
+
+    fn relay_pid(&self, i: usize) -> Option<i32> {
+        server::member_pid(&self.relays[i].0, 1)
     }
 
     fn remotes(&self) -> String {
@@ -219,6 +234,9 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
+        for (dir, _) in &self.relays {
+            let _ = server::stop(dir);
+        }
         let _ = server::stop(&self.dir);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
@@ -379,12 +397,15 @@ async fn run_one(n: u32, liveness: Liveness, a: &Args) {
         Liveness::Probe => "probes on demand",
         Liveness::Timed => "timed heartbeat (the design replaced)",
     };
-    println!(
-        "\n== {n} hosts, liveness: {design}, hosts read from {}",
-        if a.any_member { "any member" } else { "the leader" }
-    );
-    let cluster = Cluster::start(&format!("{n}"));
+    let reads = match (a.relays, a.any_member) {
+        (0, false) => "the leader".to_owned(),
+        (0, true) => "any member".to_owned(),
+        (k, _) => format!("{k} relays"),
+    };
+    println!("\n== {n} hosts, liveness: {design}, hosts connected to {reads}");
+    let mut cluster = Cluster::start(&format!("{n}"));
     let remotes = cluster.remotes();
+    cluster.start_relays(a.relays);
     let mut admin_opts = ConnectOptions::default();
     admin_opts.timeout = Duration::from_secs(60);
     let admin = ClusterDb::connect(&remotes, &admin_opts).await.expect("admin connect");
@@ -406,7 +427,11 @@ async fn run_one(n: u32, liveness: Liveness, a: &Args) {
     let (go_tx, go) = tokio::sync::watch::channel(false);
     let mut joins = Vec::with_capacity(n as usize);
     for h in 1..=n {
-        let (remotes, opts, clock, gate, go) = (remotes.clone(), opts.clone(), clock.clone(), gate.clone(), go.clone());
+        let remotes = match a.relays {
+            0 => remotes.clone(),
+            k => cluster.relays[h as usize % k].1.client_remote(),
+        };
+        let (opts, clock, gate, go) = (opts.clone(), clock.clone(), gate.clone(), go.clone());
         joins.push(tokio::spawn(async move {
             let _permit = gate.acquire_owned().await.expect("gate");
             // An overloaded leader may drop a host mid-start (its echo
@@ -429,6 +454,7 @@ async fn run_one(n: u32, liveness: Liveness, a: &Args) {
             eprintln!("  {} hosts up ({:.0}s)", sims.len(), t.elapsed().as_secs_f64());
         }
     }
+    let first_snapshot: u64 = sims.iter().map(|s| s.client.stats().bytes_received).sum();
     println!(
         "every host up (connected, first snapshot): {:.1}s; hosts started again after a dropped connection: {}",
         t.elapsed().as_secs_f64(),
@@ -440,7 +466,8 @@ async fn run_one(n: u32, liveness: Liveness, a: &Args) {
     tokio::time::sleep(Duration::from_secs(5)).await;
     let leader = cluster.leader().await;
     let order: Vec<usize> = std::iter::once(leader).chain((1..=3).filter(|m| *m != leader)).collect();
-    let pids: Vec<i32> = order.iter().map(|m| cluster.pid(*m).expect("member pid")).collect();
+    let mut pids: Vec<i32> = order.iter().map(|m| cluster.pid(*m).expect("member pid")).collect();
+    pids.extend((0..a.relays).map(|i| cluster.relay_pid(i).expect("relay pid")));
     let me = std::process::id() as i32;
     let before: Vec<(u64, u64)> = pids.iter().map(|p| cpu_and_rss(*p)).collect();
     let me_before = cpu_and_rss(me).0;
@@ -455,9 +482,13 @@ async fn run_one(n: u32, liveness: Liveness, a: &Args) {
     for (i, (p, b)) in pids.iter().zip(&before).enumerate() {
         let (ticks, rss) = cpu_and_rss(*p);
         println!(
-            "  {:<9} member {}: CPU {:5.1}% of a core, RSS {} MiB",
-            if i == 0 { "leader" } else { "follower" },
-            order[i],
+            "  {:<9} {}: CPU {:5.1}% of a core, RSS {} MiB",
+            match i {
+                0 => "leader",
+                1 | 2 => "follower",
+                _ => "relay",
+            },
+            if i < 3 { order[i] } else { i - 2 },
             (ticks - b.0) as f64 / tps / secs * 100.0,
             rss / 1024
         );
@@ -523,31 +554,54 @@ async fn run_one(n: u32, liveness: Liveness, a: &Args) {
     println!("a probe answered (host del's question): median {:.0} ms over 3 hosts", median(answers));
 
     // The leader killed.
-    let survivors: Vec<i32> = pids[1..].to_vec();
-    let wrote: Vec<u64> = survivors.iter().map(|p| written(*p)).collect();
+    let received: u64 = sims.iter().map(|s| s.client.stats().bytes_received).sum();
     let sessions: Vec<u64> = sims.iter().map(|s| s.client.stats().sessions).collect();
     let t = Instant::now();
     server::kill_pid(pids[0]);
     let deadline = Instant::now() + Duration::from_secs(120);
-    let resynced = |s: &Sim, before: u64| {
-        let st = s.client.stats();
-        st.sessions > before && st.resumed + st.resent >= 2
-    };
-    while !sims.iter().zip(&sessions).all(|(s, b)| resynced(s, *b)) && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    if a.relays > 0 {
+        // The hosts keep their relays; a write made after the kill must
+        // reach every host through them.
+        let st = admin.network("st").await.expect("st").uuid;
+        let t0 = clock.now();
+        admin
+            .client()
+            .transact(DB, vec![endpoint_insert(st, 1, Ipv4Addr::new(192, 168, 254, 1), "after-kill", None)])
+            .await
+            .expect("a write after the kill");
+        while sims.iter().any(|s| s.last_update.load(Relaxed) < t0) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let done = sims.iter().filter(|s| s.last_update.load(Relaxed) >= t0).count();
+        let reconnected = sims.iter().zip(&sessions).filter(|(s, b)| s.client.stats().sessions > **b).count();
+        println!(
+            "leader killed: a write made after it reached {done}/{n} hosts {:.1}s after the kill; \
+             hosts that had to reconnect: {reconnected}",
+            t.elapsed().as_secs_f64()
+        );
+    } else {
+        let resynced = |s: &Sim, before: u64| {
+            let st = s.client.stats();
+            st.sessions > before && st.resumed + st.resent >= 2
+        };
+        while !sims.iter().zip(&sessions).all(|(s, b)| resynced(s, *b)) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let took = t.elapsed().as_secs_f64();
+        let done = sims.iter().zip(&sessions).filter(|(s, b)| resynced(s, **b)).count();
+        let fully_resumed = sims.iter().filter(|s| s.client.stats().resent == 0).count();
+        let resumed: u64 = sims.iter().map(|s| s.client.stats().resumed).sum();
+        let resent: u64 = sims.iter().map(|s| s.client.stats().resent).sum();
+        let bytes = sims.iter().map(|s| s.client.stats().bytes_received).sum::<u64>() - received;
+        println!(
+            "leader killed: {done}/{n} hosts resynced in {took:.1}s; hosts whose every monitor resumed: {fully_resumed}; \
+             monitors resumed {resumed}, sent everything again {resent}; the hosts received {:.2} MiB meanwhile \
+             ({:.0} bytes a host; their first snapshots were {:.1} MiB a host)",
+            bytes as f64 / 1048576.0,
+            bytes as f64 / f64::from(n),
+            first_snapshot as f64 / f64::from(n) / 1048576.0
+        );
     }
-    let took = t.elapsed().as_secs_f64();
-    let done = sims.iter().zip(&sessions).filter(|(s, b)| resynced(s, **b)).count();
-    let fully_resumed = sims.iter().filter(|s| s.client.stats().resent == 0).count();
-    println!("  hosts whose every monitor resumed: {fully_resumed}/{n}");
-    let resumed: u64 = sims.iter().map(|s| s.client.stats().resumed).sum();
-    let resent: u64 = sims.iter().map(|s| s.client.stats().resent).sum();
-    let bytes: u64 = survivors.iter().zip(&wrote).map(|(p, w)| written(*p).saturating_sub(*w)).sum();
-    println!(
-        "leader killed: {done}/{n} hosts resynced in {took:.1}s; monitors resumed {resumed}, sent everything again {resent}; \
-         the survivors wrote {:.1} MiB",
-        bytes as f64 / 1048576.0
-    );
     drop(sims);
     drop(admin);
     drop(cluster);

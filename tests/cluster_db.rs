@@ -580,3 +580,71 @@ fn routers_gateways_and_the_upgrade_from_schema_1_0_0() {
         assert!(db.routers().await.unwrap().is_empty());
     });
 }
+
+/// A relay serves what the members serve: its clients' writes reach the
+/// cluster, its monitors follow the cluster's changes, and a probe is
+/// answered through it.
+#[test]
+fn a_relay_serves_monitors_and_forwards_writes() {
+    let Some(f) = Fixture::start(3) else { return };
+    rt().block_on(async {
+        let relay_dir = f.dir.join("relay");
+        let relay = server::RelaySpec {
+            address: "127.0.0.1".parse().unwrap(),
+            port: 6660,
+            source: f.info.tcp_remotes(),
+            netns: Some(f.ns.clone()),
+        };
+        let pid = server::start_relay(&relay_dir, &relay).unwrap();
+        // Stopped whatever fails below.
+        struct Stop(PathBuf);
+        impl Drop for Stop {
+            fn drop(&mut self) {
+                let _ = server::stop(&self.0);
+            }
+        }
+        let _stop = Stop(relay_dir.clone());
+        let again = server::start_relay(&relay_dir, &relay).unwrap_err().to_string();
+        assert!(again.contains("already runs"), "{again}");
+        let member = server::start_relay(&f.dir, &relay).unwrap_err().to_string();
+        assert!(member.contains("cluster.json"), "{member}");
+        let bad = server::RelaySpec { source: "nowhere:1".into(), ..relay.clone() };
+        assert!(server::start_relay(&f.dir.join("relay2"), &bad).is_err());
+        assert!(!f.dir.join("relay2").exists(), "a refused relay left its directory");
+
+        let mut o = ConnectOptions::default();
+        o.timeout = Duration::from_secs(30);
+        o.request_timeout = Some(Duration::from_secs(5));
+        let via = ClusterDb::connect(&format!("unix:{}", server::relay_socket(&relay_dir).display()), &o)
+            .await
+            .expect("connect through the relay");
+        let direct = connect(&f).await;
+        via.register_host(&host("h1", "172.30.0.1")).await.unwrap();
+        direct.create_network(&spec("n", "10.13.0.0/16", Ipam::Static)).await.unwrap();
+        let mut w = via.watch_for_host("h1").await.unwrap();
+        tokio::time::timeout(Duration::from_secs(10), w.wait_for(|s| s.networks.contains_key("n")))
+            .await
+            .unwrap()
+            .unwrap();
+        via.publish_endpoint(&ep("n", "h1", "10.13.0.5", "c")).await.unwrap();
+        let st = direct.state().await.unwrap();
+        assert!(st.hosts.contains_key("h1") && st.endpoints.iter().any(|e| e.container == "c"), "{st:?}");
+        tokio::time::timeout(Duration::from_secs(10), w.wait_for(|s| s.endpoints.len() == 1)).await.unwrap().unwrap();
+
+        // host del's question, asked of the members, answered through the relay.
+        let mut own = via.watch_probes("h1").await.unwrap();
+        let from = direct.probe_host("h1").await.unwrap();
+        let asked = loop {
+            let r = tokio::time::timeout(Duration::from_secs(10), own.next()).await.unwrap().unwrap().unwrap();
+            if r.unanswered().is_some() {
+                break r;
+            }
+        };
+        via.answer_probe("h1", asked.unanswered().unwrap()).await.unwrap();
+        assert!(direct.heartbeat_moves("h1", from, Duration::from_secs(10)).await.unwrap().is_some());
+
+        drop((own, w, via));
+        assert_eq!(server::stop(&relay_dir).unwrap(), 1);
+        assert!(!ovsnet::sandbox::process_alive(pid), "the relay still runs");
+    });
+}

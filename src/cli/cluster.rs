@@ -58,6 +58,27 @@ pub enum ClusterCommand {
         #[arg(long, value_name = "REMOTE")]
         peer: String,
     },
+    /// Start a relay of the cluster on this machine: an ovsdb-server that
+    /// keeps a copy of the database in memory from the members, serves
+    /// its clients' monitors and reads itself, and forwards their writes.
+    /// Point agents at relays (their --cluster-db) when there are more
+    /// hosts than the members can serve (hundreds and up): the members then
+    /// serve a few relays, not every host. `cluster stop --dir DIR` stops it.
+    Relay {
+        /// Directory for the relay's socket, pidfile and log (not a
+        /// member's).
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// Address it serves clients on.
+        #[arg(long, default_value = "127.0.0.1", value_name = "IP")]
+        address: IpAddr,
+        /// Port it serves clients on.
+        #[arg(long, value_name = "PORT")]
+        port: u16,
+        /// The members, as clients reach them: tcp:IP:PORT,tcp:IP:PORT,...
+        #[arg(long, value_name = "REMOTES")]
+        source: String,
+    },
     /// Each member's view: up, connected to the cluster, leader, log index.
     Status {
         /// Remotes to ask (default: those recorded in --dir, else
@@ -253,6 +274,49 @@ pub async fn run(cmd: ClusterCommand, g: &Global) -> anyhow::Result<()> {
                         if up >= quorum { "the cluster has a quorum" } else { "NO QUORUM: writes will block" }
                     );
                 }
+            }
+            Ok(())
+        }
+        ClusterCommand::Relay { dir, address, port, source } => {
+            let spec = server::RelaySpec { address, port, source, netns: None };
+            let made_dir = !dir.exists();
+            let pid = server::start_relay(&dir, &spec).context("cluster relay")?;
+            // Usable once it has the database from the members.
+            let mut connect = g.connect.clone();
+            connect.timeout = std::time::Duration::from_secs(30);
+            let remote = format!("unix:{}", server::relay_socket(&dir).display());
+            let usable = async {
+                let cdb = crate::cluster::ClusterDb::connect(&remote, &connect).await?;
+                cdb.client().get_schema(crate::cluster::DB).await?;
+                Ok::<_, anyhow::Error>(())
+            };
+            // It may still be fetching its copy: asked again for a while.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            let mut tried = usable.await;
+            while tried.is_err() && std::time::Instant::now() < deadline {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                let cdb = crate::cluster::ClusterDb::connect(&remote, &connect).await;
+                tried = match cdb {
+                    Ok(c) => c.client().get_schema(crate::cluster::DB).await.map(drop).map_err(Into::into),
+                    Err(e) => Err(e.into()),
+                };
+            }
+            if let Err(e) = tried {
+                // Nothing is left running that cannot serve, nor a
+                // directory this command made.
+                let _ = server::stop(&dir);
+                let _ = std::fs::remove_file(dir.join("relay.json"));
+                if made_dir {
+                    let _ = std::fs::remove_dir_all(&dir);
+                }
+                return Err(e).context(format!("the relay has no copy of the database from {}", spec.source));
+            }
+            match g.format {
+                Format::Json => outln!(
+                    "{}",
+                    serde_json::json!({"relay": spec.client_remote(), "socket": remote, "pid": pid, "source": spec.source})
+                ),
+                Format::Table => outln!("relay of {} serving {} (pid {pid})", spec.source, spec.client_remote()),
             }
             Ok(())
         }

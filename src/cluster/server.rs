@@ -438,8 +438,88 @@ pub fn stop_member(dir: &Path, n: usize) -> bool {
 
 /// Stops every member recorded in `dir`; returns how many were running.
 pub fn stop(dir: &Path) -> Result<usize, ServerError> {
+    if RelaySpec::load(dir).is_ok() {
+        return Ok(usize::from(stop_member(dir, 1)));
+    }
     let info = ClusterInfo::load(dir)?;
     Ok((1..=info.members.len()).filter(|&n| stop_member(&info.dir, n)).count())
+}
+
+/// A relay: an `ovsdb-server` that holds a copy of the database in memory,
+/// kept by a monitor on the cluster (its `source`), and serves monitors and
+/// reads to its clients itself, forwarding their writes to the cluster
+/// (OVS 2.16 and later). Agents pointed at relays spread the cost of
+/// thousands of connections and their snapshots over more processes and
+/// machines than the Raft members; the members then serve the relays.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelaySpec {
+    /// Address and port it serves clients on.
+    pub address: IpAddr,
+    pub port: u16,
+    /// The cluster's members, as a client reaches them (`tcp:IP:PORT,...`).
+    pub source: String,
+    /// Network namespace to run it in (default: this one).
+    pub netns: Option<String>,
+}
+
+impl RelaySpec {
+    const FILE: &str = "relay.json";
+
+    pub fn client_remote(&self) -> String {
+        format!("tcp:{}", join_host_port(self.address, self.port))
+    }
+
+    pub fn load(dir: &Path) -> Result<Self, ServerError> {
+        let text = std::fs::read_to_string(dir.join(Self::FILE))
+            .map_err(|_| ServerError::NotACluster { dir: dir.display().to_string() })?;
+        serde_json::from_str(&text).map_err(|e| ServerError::BadInput(format!("{}/{}: {e}", dir.display(), Self::FILE)))
+    }
+}
+
+/// The unix socket of the relay recorded in `dir`.
+pub fn relay_socket(dir: &Path) -> PathBuf {
+    member_dir(dir, 1).join("db.sock")
+}
+
+/// Starts a relay of the cluster `spec.source` in `dir` (recorded in
+/// `dir/relay.json`, so that `stop` and a later `start_relay` find it),
+/// and returns its pid. Refused if `dir` holds a database member, or a
+/// relay that runs.
+pub fn start_relay(dir: &Path, spec: &RelaySpec) -> Result<i32, ServerError> {
+    ovsdb::Remote::parse(&spec.source)?;
+    if dir.join("cluster.json").exists() {
+        return Err(ServerError::BadInput(format!(
+            "{} holds database members (cluster.json); give a relay a directory of its own",
+            dir.display()
+        )));
+    }
+    if let Some(pid) = member_pid(dir, 1) {
+        return Err(ServerError::BadInput(format!("a relay already runs in {} (pid {pid})", dir.display())));
+    }
+    let mdir = member_dir(dir, 1);
+    std::fs::create_dir_all(&mdir).map_err(io_err(format!("create {}", mdir.display())))?;
+    let json = serde_json::to_string_pretty(spec).map_err(|e| ServerError::BadInput(e.to_string()))?;
+    std::fs::write(dir.join(RelaySpec::FILE), json).map_err(io_err("write relay.json"))?;
+    let pidfile = mdir.join("ovsdb-server.pid");
+    let _ = std::fs::remove_file(&pidfile);
+    let mut cmd = Command::new("ovsdb-server");
+    cmd.env("OVS_RUNDIR", &mdir)
+        .env("OVS_DBDIR", &mdir)
+        .arg(format!("--remote=ptcp:{}:{}", spec.port, spec.address))
+        .arg(format!("--remote=punix:{}", relay_socket(dir).display()))
+        .arg(format!("--pidfile={}", pidfile.display()))
+        .arg(format!("--unixctl={}", mdir.join("ovsdb-server.ctl").display()))
+        .arg(format!("--log-file={}", mdir.join("ovsdb-server.log").display()))
+        .arg("--detach")
+        .arg("--no-chdir")
+        .arg(format!("relay:{DB}:{}", spec.source));
+    let ns = spec.netns.as_deref().map(netns::open).transpose()?;
+    if let Some(ns) = &ns {
+        netns::command_in(&mut cmd, ns);
+    }
+    run_tool(&mut cmd)?;
+    drop(ns);
+    wait_pidfile(&pidfile, "relay")
 }
 
 /// One member as its own `_Server` database describes it.

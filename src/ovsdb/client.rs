@@ -244,6 +244,8 @@ pub struct Stats {
     pub resumed: u64,
     /// Monitors re-established with a full snapshot.
     pub resent: u64,
+    /// Bytes of the messages received from servers, over every connection.
+    pub bytes_received: u64,
 }
 
 #[derive(Debug, Default)]
@@ -253,6 +255,7 @@ struct Counters {
     probes_sent: AtomicU64,
     resumed: AtomicU64,
     resent: AtomicU64,
+    bytes_received: AtomicU64,
 }
 
 /// A reply's `result`, still as text: the caller parses it into what it
@@ -400,6 +403,7 @@ impl Client {
             probes_sent: c.probes_sent.load(Ordering::Relaxed),
             resumed: c.resumed.load(Ordering::Relaxed),
             resent: c.resent.load(Ordering::Relaxed),
+            bytes_received: c.bytes_received.load(Ordering::Relaxed),
         }
     }
 
@@ -964,6 +968,7 @@ impl Task {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_rx = Instant::now();
         let mut probe_sent: Option<Instant> = None;
+        let mut counted = conn.codec().decoded_bytes();
         // A server that accepts but never answers the `_Server` monitor.
         let not_ready_by = tokio::time::sleep(self.opts.timeout);
         tokio::pin!(not_ready_by);
@@ -984,6 +989,9 @@ impl Task {
                     };
                     last_rx = Instant::now();
                     probe_sent = None;
+                    let total = conn.codec().decoded_bytes();
+                    self.counters.bytes_received.fetch_add(total - counted, Ordering::Relaxed);
+                    counted = total;
                     if let Err(e) = self.handle(remote, conn, s, msg).await {
                         return fail(e, s);
                     }
@@ -1226,7 +1234,8 @@ impl Task {
             if !d.connected {
                 return Err(format!("database {} is not connected to its cluster", d.name));
             }
-            if self.opts.leader_only && !d.leader {
+            // A relay is no cluster member: it forwards writes itself.
+            if self.opts.leader_only && !d.leader && d.model != "relay" {
                 return Err(format!("database {} on this member is not the cluster leader", d.name));
             }
         }

@@ -52,6 +52,8 @@ struct Scan {
 pub struct JsonCodec {
     scan: Scan,
     max: usize,
+    /// Bytes of the messages decoded so far.
+    decoded: u64,
 }
 
 impl Default for JsonCodec {
@@ -62,7 +64,12 @@ impl Default for JsonCodec {
 
 impl JsonCodec {
     pub fn new(max_message: usize) -> Self {
-        JsonCodec { scan: Scan::default(), max: max_message }
+        JsonCodec { scan: Scan::default(), max: max_message, decoded: 0 }
+    }
+
+    /// Bytes of the messages decoded so far (a connection's traffic in).
+    pub fn decoded_bytes(&self) -> u64 {
+        self.decoded
     }
 
     /// Finds the end of the next complete top-level value in `buf`, scanning
@@ -141,6 +148,7 @@ impl Decoder for JsonCodec {
     fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Message>, FramingError> {
         match self.find_end(buf)? {
             Some(end) => {
+                self.decoded += end as u64;
                 let frame = buf.split_to(end);
                 let frame = if frame.len() > BIG_FRAME {
                     // The read buffer would otherwise keep this frame's
