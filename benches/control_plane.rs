@@ -219,8 +219,7 @@ impl Cluster {
 
     /// The leader's member number (1-based).
     async fn leader(&self) -> usize {
-        let mut o = ConnectOptions::default();
-        o.timeout = Duration::from_secs(10);
+        let o = ConnectOptions { timeout: Duration::from_secs(10), ..Default::default() };
         for _ in 0..100 {
             let st = server::status(&self.remotes(), &o).await.expect("status");
             if let Some(i) = st.iter().position(|m| m.leader == Some(true)) {
@@ -406,8 +405,7 @@ async fn run_one(n: u32, liveness: Liveness, a: &Args) {
     let mut cluster = Cluster::start(&format!("{n}"));
     let remotes = cluster.remotes();
     cluster.start_relays(a.relays);
-    let mut admin_opts = ConnectOptions::default();
-    admin_opts.timeout = Duration::from_secs(60);
+    let admin_opts = ConnectOptions { timeout: Duration::from_secs(60), ..Default::default() };
     let admin = ClusterDb::connect(&remotes, &admin_opts).await.expect("admin connect");
     let t = Instant::now();
     populate(&admin, n, liveness).await;
@@ -418,10 +416,12 @@ async fn run_one(n: u32, liveness: Liveness, a: &Args) {
     );
 
     let clock = Arc::new(Clock(Instant::now(), Counters::default()));
-    let mut opts = ConnectOptions::default();
-    opts.timeout = Duration::from_secs(120);
-    opts.request_timeout = Some(Duration::from_secs(60));
-    opts.leader_only = !a.any_member;
+    let opts = ConnectOptions {
+        timeout: Duration::from_secs(120),
+        request_timeout: Some(Duration::from_secs(60)),
+        leader_only: !a.any_member,
+        ..Default::default()
+    };
     let t = Instant::now();
     let gate = Arc::new(tokio::sync::Semaphore::new(8));
     let (go_tx, go) = tokio::sync::watch::channel(false);

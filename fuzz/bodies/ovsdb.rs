@@ -19,11 +19,8 @@ pub fn ovsdb_frames(data: &[u8]) {
     }
     if !failed {
         buf.extend_from_slice(&data[cut..]);
-        loop {
-            match codec.decode_eof(&mut buf) {
-                Ok(Some(m)) => messages.push(m),
-                Ok(None) | Err(_) => break,
-            }
+        while let Ok(Some(m)) = codec.decode_eof(&mut buf) {
+            messages.push(m);
         }
     }
     for m in messages {
@@ -44,12 +41,10 @@ pub fn ovsdb_updates(data: &[u8]) {
         static SCHEMA: std::sync::Arc<DatabaseSchema> =
             std::sync::Arc::new(DatabaseSchema::parse(ovsnet::cluster::SCHEMA).expect("built-in schema"));
     }
-    for updates in [TableUpdates::from_update2_slice(data), TableUpdates::from_update_slice(data)] {
-        if let Ok(u) = updates {
-            let mut cache = SCHEMA.with(|s| Cache::new(s.clone()));
-            let _ = cache.apply(&u);
-            let _ = cache.apply(&u);
-        }
+    for u in [TableUpdates::from_update2_slice(data), TableUpdates::from_update_slice(data)].into_iter().flatten() {
+        let mut cache = SCHEMA.with(|s| Cache::new(s.clone()));
+        let _ = cache.apply(&u);
+        let _ = cache.apply(&u);
     }
     if let Ok(v) = serde_json::from_slice::<serde_json::Value>(data) {
         if let Ok(d) = Datum::from_json(&v) {

@@ -1287,6 +1287,38 @@ mod tests {
     use crate::ovsdb::notation::Row;
 
     #[test]
+    fn a_monitor_cond_since_reply_gives_found_the_last_id_and_the_updates() {
+        let j = Json::from(json!([true, "6c3b7d3e-1f0a-4f6e-9a57-3a1d1e6f0b55", {"Host": {}}]));
+        let (found, last, updates) = since_reply(&j).unwrap();
+        assert!(found);
+        assert_eq!(last.as_deref(), Some("6c3b7d3e-1f0a-4f6e-9a57-3a1d1e6f0b55"));
+        assert_eq!(updates.to_value().unwrap(), json!({"Host": {}}));
+        for bad in [json!([true, "x"]), json!({"Host": {}}), json!(["yes", "x", {}]), json!(null)] {
+            assert!(since_reply(&Json::from(bad.clone())).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn an_update3_carries_its_transaction_id_and_an_update2_none() {
+        let p = Json::from(json!(["m1", "9d3b7d3e-1f0a-4f6e-9a57-3a1d1e6f0b55", {"Host": {}}]));
+        let (id, txn, _) = monitor_notification("update3", &p).unwrap();
+        assert_eq!((id, txn.as_deref()), (json!("m1"), Some("9d3b7d3e-1f0a-4f6e-9a57-3a1d1e6f0b55")));
+        let (_, txn, _) = monitor_notification("update2", &Json::from(json!(["m1", {"Host": {}}]))).unwrap();
+        assert_eq!(txn, None);
+        assert!(monitor_notification("update3", &Json::from(json!(["m1", {"Host": {}}]))).is_err());
+    }
+
+    #[test]
+    fn reconnect_jitter_stays_within_its_bound() {
+        assert_eq!(jitter(Duration::ZERO), Duration::ZERO);
+        let waits: Vec<Duration> = (0..200).map(|_| jitter(Duration::from_secs(1))).collect();
+        assert!(waits.iter().all(|w| *w <= Duration::from_secs(1)));
+        // Spread, not one value for every client.
+        let distinct: std::collections::BTreeSet<_> = waits.iter().collect();
+        assert!(distinct.len() > 100, "{} distinct waits of 200", distinct.len());
+    }
+
+    #[test]
     fn transact_reply_names_the_failed_operation() {
         let ops = vec![Operation::comment("a"), Operation::insert("T", Row::new()), Operation::comment("b")];
         let v = json!([{}, {"error": "constraint violation", "details": "bad"}, null]);
