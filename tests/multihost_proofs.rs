@@ -642,11 +642,15 @@ mod capture {
             let thread = std::thread::spawn(move || {
                 let mut counts = Counts::default();
                 let mut buf = vec![0u8; 65536];
-                while !flag.load(Ordering::Relaxed) {
+                // Until stopped and drained: frames queued while this
+                // thread waited for a core (a loaded machine) still count.
+                loop {
                     // SAFETY: buf is valid for buf.len() bytes.
                     let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
                     if n > 0 {
                         counts.add(&buf[..n as usize]);
+                    } else if flag.load(Ordering::Relaxed) {
+                        break;
                     }
                 }
                 counts

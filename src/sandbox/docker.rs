@@ -64,12 +64,19 @@ fn pidfile(dir: &Path) -> PathBuf {
     dir.join("dockerd.pid")
 }
 
-/// Stops an engine left running by [`DockerEngine::detach`] in `dir`:
-/// `dockerd` (which stops its containers), then whatever still names the
+/// Stops an engine left running by [`DockerEngine::detach`] in `dir`: its
+/// containers' processes, `dockerd`, then whatever still names the
 /// directory (containerd, shims), then its mounts. Returns how many
 /// processes it stopped; an engine already gone is not an error.
 pub fn stop_detached(dir: &Path) -> usize {
     let mut stopped = 0;
+    // Containers first: one whose init ignores SIGTERM would hold the
+    // engine's shutdown for its stop timeout, and outlive its engine and
+    // shim (reparented to init). They go by their cgroup.
+    for pid in container_processes(dir) {
+        crate::process::kill_pid(pid);
+        stopped += 1;
+    }
     let pid = std::fs::read_to_string(pidfile(dir)).ok().and_then(|t| t.trim().parse::<i32>().ok());
     if let Some(pid) = pid
         && processes_mentioning(dir).contains(&pid)
@@ -81,8 +88,36 @@ pub fn stop_detached(dir: &Path) -> usize {
         crate::process::stop_pid(stray);
         stopped += 1;
     }
+    // Any started meanwhile.
+    for pid in container_processes(dir) {
+        crate::process::kill_pid(pid);
+        stopped += 1;
+    }
     unmount_under(dir);
     stopped
+}
+
+/// Pids in the cgroups of the containers of the engine in `dir` (its data
+/// root's `containers/` names them by ID).
+pub fn container_processes(dir: &Path) -> Vec<i32> {
+    let ids: Vec<String> = std::fs::read_dir(dir.join("root").join("containers"))
+        .map(|d| d.flatten().filter_map(|e| e.file_name().to_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
+    let ids: Vec<String> =
+        ids.into_iter().filter(|id| id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit())).collect();
+    if ids.is_empty() {
+        return Vec::new();
+    }
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+                .is_ok_and(|cg| ids.iter().any(|id| cg.contains(id.as_str())))
+                && process_alive(*pid)
+        })
+        .collect()
 }
 
 /// Makes `cmd` run in a mount namespace of its own where `plugins` is
