@@ -118,7 +118,7 @@ fn files_in(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
         .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect::<Vec<_>>())
         .unwrap_or_default()
         .into_iter()
-        .filter(|p| p.is_file() && !p.file_name().is_some_and(|n| n == "README"))
+        .filter(|p| p.is_file() && p.file_name().is_none_or(|n| n != "README"))
         .filter_map(|p| Some((p.clone(), std::fs::read(&p).ok()?)))
         .collect();
     out.sort();
