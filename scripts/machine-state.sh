@@ -9,26 +9,27 @@
 #   bash scripts/machine-state.sh > before
 #   ... run something ...
 #   bash scripts/machine-state.sh | diff before - && echo "nothing left behind"
-set -uo pipefail
+set -u
 export PATH="$PATH:/usr/sbin:/sbin"
 
 {
     for ns in /run/netns/*; do
-        [ -e "$ns" ] && echo "netns ${ns##*/}"
+        if [ -e "$ns" ]; then echo "netns ${ns##*/}"; fi
     done
     for dev in /sys/class/net/*; do
-        [ -e "$dev" ] && echo "link ${dev##*/}"
+        if [ -e "$dev" ]; then echo "link ${dev##*/}"; fi
     done
     # /run/netns itself is made a mount point once, by the first namespace
     # (ip-netns does the same), and stays; mounts under it are namespaces.
     awk '$2 != "/run/netns" {print "mount " $2 " " $3}' /proc/self/mounts
     ps -eo stat=,comm= | awk '$1 !~ /^Z/ {print $2}' |
         grep -xE 'ovsdb-server|ovs-vswitchd|ovsnet|dockerd|containerd|containerd-shim.*|docker-proxy|iperf3|nc|socat|busybox|httpd|ovn-.*' |
-        sed 's/^/process /'
+        sed 's/^/process /' || true
     if command -v nft >/dev/null 2>&1; then
         nft list tables 2>/dev/null | sed 's/^/nft /'
     fi
     for f in /tmp/ovsnet* /tmp/.ovsnet* /run/ovsnet* /var/run/ovsnet*; do
-        [ -e "$f" ] && echo "file $f"
+        if [ -e "$f" ]; then echo "file $f"; fi
     done
 } | sort
+exit 0
