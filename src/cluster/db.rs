@@ -18,8 +18,8 @@ use super::model::{
 };
 use crate::net::IpNet;
 use crate::ovsdb::{
-    self, Atom, Cache, Client, Condition, ConnectOptions, Datum, Function, MonitorEvent, MonitorRequest, Mutation,
-    Mutator, OpResult, Operation, Row, Uuid, WaitUntil,
+    self, Atom, Cache, Client, Condition, ConnectOptions, Datum, Function, MonitorRequest, Mutation, Mutator, OpResult,
+    Operation, Row, Uuid, WaitUntil,
 };
 
 /// How many times an allocation retries after losing a race.
@@ -536,14 +536,7 @@ impl ClusterDb {
                 Ok(None) => return Err(ovsdb::Error::Disconnected.into()),
                 Ok(Some(ev)) => ev,
             };
-            match ev {
-                MonitorEvent::Update(u) => cache.apply(&u),
-                MonitorEvent::Resync(u) => {
-                    cache.clear();
-                    cache.apply(&u)
-                }
-            }
-            .map_err(ovsdb::Error::from)?;
+            ev.apply_to(&mut cache).map_err(ovsdb::Error::from)?;
         }
     }
 
@@ -1376,14 +1369,7 @@ impl ClusterDb {
         let (tx, rx) = watch::channel(Arc::new(build(&cache)));
         let task = tokio::spawn(async move {
             while let Some(ev) = monitor.next().await {
-                let applied = match &ev {
-                    MonitorEvent::Update(u) => cache.apply(u),
-                    MonitorEvent::Resync(u) => {
-                        cache.clear();
-                        cache.apply(u)
-                    }
-                };
-                if let Err(e) = applied {
+                if let Err(e) = ev.apply_to(&mut cache) {
                     tracing::warn!("cluster monitor: {e:?}");
                 }
                 if tx.send(Arc::new(build(&cache))).is_err() {
@@ -1465,14 +1451,11 @@ impl ProbeWatch {
     /// Waits for the next change; `None` once the monitor has ended.
     pub async fn next(&mut self) -> Option<Result<OwnRow, ClusterError>> {
         let ev = self.monitor.next().await?;
-        let applied = match &ev {
-            MonitorEvent::Update(u) => self.cache.apply(u),
-            MonitorEvent::Resync(u) => {
-                self.cache.clear();
-                self.cache.apply(u)
-            }
-        };
-        Some(applied.map(|()| self.current()).map_err(|e| ClusterError::Ovsdb(ovsdb::Error::from(e))))
+        Some(
+            ev.apply_to(&mut self.cache)
+                .map(|()| self.current())
+                .map_err(|e| ClusterError::Ovsdb(ovsdb::Error::from(e))),
+        )
     }
 }
 

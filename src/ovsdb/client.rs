@@ -159,6 +159,20 @@ pub enum MonitorEvent {
     Resync(TableUpdates),
 }
 
+impl MonitorEvent {
+    /// Applies the change to `cache`: an update on top of what it holds, a
+    /// resync in place of it.
+    pub fn apply_to(&self, cache: &mut super::cache::Cache) -> Result<(), super::cache::CacheError> {
+        match self {
+            MonitorEvent::Update(u) => cache.apply(u),
+            MonitorEvent::Resync(u) => {
+                cache.clear();
+                cache.apply(u)
+            }
+        }
+    }
+}
+
 /// A running monitor: the initial rows and a stream of changes.
 #[derive(Debug)]
 pub struct Monitor {
