@@ -4,7 +4,7 @@
 //! Each simulated host is a real OVSDB connection made by ovsnet's own
 //! client, over TCP, with exactly the monitor requests, conditions and
 //! writes of an agent (`ClusterDb::host_watch_requests`, the same
-//! `monitor_cond_since`; `ClusterDb::watch_probes` and `answer_probe` for
+//! `monitor_cond_since`; the agent's own `Publisher::answer_probes` for
 //! liveness; the client's own echo probes and reconnect jitter), and no
 //! switch behind it: it keeps no state, only when its last notification
 //! came. The cluster holds N hosts, each with 10 endpoints in a Fan network
@@ -46,8 +46,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
+mod support;
+use support::{load, median};
+
+use ovsnet::agent::publish::Publisher;
 use ovsnet::cluster::server::{self, MemberSpec};
-use ovsnet::cluster::{COVERED_KEY, COVERED_VALUE, ClusterDb, DB, Ipam, NetworkSpec, covered_by_block, fan_block};
+use ovsnet::cluster::{
+    COVERED_KEY, COVERED_VALUE, ClusterDb, DB, HeldEndpoints, HostSpec, Ipam, NetworkSpec, covered_by_block, fan_block,
+};
 use ovsnet::net::{IpNet, Mac};
 use ovsnet::ovsdb::{Client, ConnectOptions, Datum, MonitorRequest, Mutation, Mutator, Operation, Row, Uuid};
 
@@ -156,6 +162,8 @@ struct Sim {
     client: Client,
     last_update: Arc<AtomicU64>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Answers its probes (ends with it).
+    _publisher: Option<Publisher>,
 }
 
 impl Drop for Sim {
@@ -346,28 +354,25 @@ async fn start_sim(
             heard.1.notifications.fetch_add(1, Relaxed);
         }
     })];
-    tasks.push(match liveness {
+    let mut publisher = None;
+    match liveness {
+        // The agent's own answering of probes.
         Liveness::Probe => {
-            let mut probes = db.watch_probes(&name).await.map_err(|e| e.to_string())?;
-            let db = db.clone();
-            tokio::spawn(async move {
-                let mut row = probes.current();
-                loop {
-                    if let Some(p) = row.unanswered() {
-                        let _ = db.answer_probe(&name, p).await;
-                    }
-                    row = match probes.next().await {
-                        Some(Ok(r)) => r,
-                        Some(Err(_)) => continue,
-                        None => return,
-                    };
-                }
-            })
+            let host = HostSpec {
+                name: name.clone(),
+                underlay_ip: host_ip(h).into(),
+                tunnel_types: ["vxlan".to_owned()].into(),
+                probe_timeout_ms: 2000,
+                external_ids: Default::default(),
+            };
+            let mut p = Publisher::new(db.clone(), host, HeldEndpoints::default());
+            p.answer_probes().await.map_err(|e| e.to_string())?;
+            publisher = Some(p);
         }
         Liveness::Timed => {
             let db = db.clone();
             let mut go = go;
-            tokio::spawn(async move {
+            tasks.push(tokio::spawn(async move {
                 // Beats start once every host is up (bring-up is measured
                 // alike in both designs).
                 let _ = go.wait_for(|g| *g).await;
@@ -385,10 +390,10 @@ async fn start_sim(
                         clock.1.beats.fetch_add(1, Relaxed);
                     }
                 }
-            })
+            }));
         }
-    });
-    Ok(Sim { client: db.client().clone(), last_update, tasks })
+    }
+    Ok(Sim { client: db.client().clone(), last_update, tasks, _publisher: publisher })
 }
 
 async fn run_one(n: u32, liveness: Liveness, a: &Args) {
@@ -605,15 +610,6 @@ async fn run_one(n: u32, liveness: Liveness, a: &Args) {
     drop(sims);
     drop(admin);
     drop(cluster);
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    percentile(&v, 0.5)
-}
-
-fn load() -> String {
-    std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split(' ').take(3).collect::<Vec<_>>().join(" ")
 }
 
 /// Runs the bench inside a network namespace of its own (its loopback is
