@@ -694,6 +694,17 @@ impl MonitorKind {
 /// `monitor_cond_since`'s last-txn-id when there is none: "send all".
 const NO_TXN: &str = "00000000-0000-0000-0000-000000000000";
 
+impl MonitorReg {
+    /// The monitor request's params: `monitor_cond_since` resumes from the
+    /// last transaction seen (none: "send all").
+    fn params(&self, id: &str) -> Value {
+        match self.kind {
+            MonitorKind::CondSince => json!([self.db, id, self.requests, self.last_txn.as_deref().unwrap_or(NO_TXN)]),
+            _ => json!([self.db, id, self.requests]),
+        }
+    }
+}
+
 struct MonitorReg {
     db: String,
     kind: MonitorKind,
@@ -1042,19 +1053,8 @@ impl Task {
         s.ready = true;
         self.counters.sessions.fetch_add(1, Ordering::Relaxed);
         self.status.send_replace(Status::Connected(remote.clone()));
-        let monitors: Vec<(String, &'static str, Value)> = self
-            .monitors
-            .iter()
-            .map(|(id, m)| {
-                let params = match m.kind {
-                    MonitorKind::CondSince => {
-                        json!([m.db, id, m.requests, m.last_txn.as_deref().unwrap_or(NO_TXN)])
-                    }
-                    _ => json!([m.db, id, m.requests]),
-                };
-                (id.clone(), m.kind.method(), params)
-            })
-            .collect();
+        let monitors: Vec<(String, &'static str, Value)> =
+            self.monitors.iter().map(|(id, m)| (id.clone(), m.kind.method(), m.params(id))).collect();
         for (id, method, params) in monitors {
             let rid = self.take_id();
             s.pending.insert(rid, Pending::MonitorStart(id));
@@ -1081,11 +1081,8 @@ impl Task {
                 Message::request(id, &method, params)
             }
             Command::Monitor { id: mid, db, kind, requests, events, reply } => {
-                let params = match kind {
-                    MonitorKind::CondSince => json!([db, mid, requests, NO_TXN]),
-                    _ => json!([db, mid, requests]),
-                };
                 let reg = MonitorReg { db, kind, last_txn: None, requests, events, reply: Some(reply) };
+                let params = reg.params(&mid);
                 self.monitors.insert(mid.clone(), reg);
                 s.pending.insert(id, Pending::MonitorStart(mid));
                 Message::request(id, kind.method(), params)
