@@ -368,12 +368,26 @@ pub fn retire_standalone(dir: &Path) -> Result<(), ServerError> {
 /// its Raft identity and it rejoins).
 pub fn start_member(dir: &Path, n: usize, m: &MemberSpec) -> Result<i32, ServerError> {
     let mdir = member_dir(dir, n);
+    let tcp = (!m.unix_only).then_some((m.client_port, m.address));
+    serve(&mdir, mdir.join("ovsnet.db").into_os_string(), tcp, m.netns.as_deref(), &format!("member {n}"))
+}
+
+/// Starts a detached `ovsdb-server` of `database` (a file, or a relay's
+/// source) whose socket, pidfile, control socket and log are in `mdir`,
+/// listening on `tcp` (port, address) too; returns its pid.
+fn serve(
+    mdir: &Path,
+    database: std::ffi::OsString,
+    tcp: Option<(u16, IpAddr)>,
+    netns_name: Option<&str>,
+    what: &str,
+) -> Result<i32, ServerError> {
     let pidfile = mdir.join("ovsdb-server.pid");
     let _ = std::fs::remove_file(&pidfile);
     let mut cmd = Command::new("ovsdb-server");
-    cmd.env("OVS_RUNDIR", &mdir).env("OVS_DBDIR", &mdir).arg(mdir.join("ovsnet.db"));
-    if !m.unix_only {
-        cmd.arg(format!("--remote=ptcp:{}:{}", m.client_port, m.address));
+    cmd.env("OVS_RUNDIR", mdir).env("OVS_DBDIR", mdir).arg(database);
+    if let Some((port, address)) = tcp {
+        cmd.arg(format!("--remote=ptcp:{port}:{address}"));
     }
     cmd.arg(format!("--remote=punix:{}", mdir.join("db.sock").display()))
         .arg(format!("--pidfile={}", pidfile.display()))
@@ -381,13 +395,13 @@ pub fn start_member(dir: &Path, n: usize, m: &MemberSpec) -> Result<i32, ServerE
         .arg(format!("--log-file={}", mdir.join("ovsdb-server.log").display()))
         .arg("--detach")
         .arg("--no-chdir");
-    let ns = m.netns.as_deref().map(netns::open).transpose()?;
+    let ns = netns_name.map(netns::open).transpose()?;
     if let Some(ns) = &ns {
         netns::command_in(&mut cmd, ns);
     }
     run_tool(&mut cmd)?;
     drop(ns);
-    wait_pidfile(&pidfile, &format!("member {n}"))
+    wait_pidfile(&pidfile, what)
 }
 
 fn wait_pidfile(path: &Path, what: &str) -> Result<i32, ServerError> {
@@ -500,26 +514,8 @@ pub fn start_relay(dir: &Path, spec: &RelaySpec) -> Result<i32, ServerError> {
     std::fs::create_dir_all(&mdir).map_err(io_err(format!("create {}", mdir.display())))?;
     let json = serde_json::to_string_pretty(spec).map_err(|e| ServerError::BadInput(e.to_string()))?;
     std::fs::write(dir.join(RelaySpec::FILE), json).map_err(io_err("write relay.json"))?;
-    let pidfile = mdir.join("ovsdb-server.pid");
-    let _ = std::fs::remove_file(&pidfile);
-    let mut cmd = Command::new("ovsdb-server");
-    cmd.env("OVS_RUNDIR", &mdir)
-        .env("OVS_DBDIR", &mdir)
-        .arg(format!("--remote=ptcp:{}:{}", spec.port, spec.address))
-        .arg(format!("--remote=punix:{}", relay_socket(dir).display()))
-        .arg(format!("--pidfile={}", pidfile.display()))
-        .arg(format!("--unixctl={}", mdir.join("ovsdb-server.ctl").display()))
-        .arg(format!("--log-file={}", mdir.join("ovsdb-server.log").display()))
-        .arg("--detach")
-        .arg("--no-chdir")
-        .arg(format!("relay:{DB}:{}", spec.source));
-    let ns = spec.netns.as_deref().map(netns::open).transpose()?;
-    if let Some(ns) = &ns {
-        netns::command_in(&mut cmd, ns);
-    }
-    run_tool(&mut cmd)?;
-    drop(ns);
-    wait_pidfile(&pidfile, "relay")
+    let source = format!("relay:{DB}:{}", spec.source);
+    serve(&mdir, source.into(), Some((spec.port, spec.address)), spec.netns.as_deref(), "relay")
 }
 
 /// One member as its own `_Server` database describes it.
