@@ -285,21 +285,17 @@ pub async fn run(cmd: ClusterCommand, g: &Global) -> anyhow::Result<()> {
             let mut connect = g.connect.clone();
             connect.timeout = std::time::Duration::from_secs(30);
             let remote = format!("unix:{}", server::relay_socket(&dir).display());
-            let usable = async {
+            let usable = || async {
                 let cdb = crate::cluster::ClusterDb::connect(&remote, &connect).await?;
                 cdb.client().get_schema(crate::cluster::DB).await?;
                 Ok::<_, anyhow::Error>(())
             };
             // It may still be fetching its copy: asked again for a while.
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-            let mut tried = usable.await;
+            let mut tried = usable().await;
             while tried.is_err() && std::time::Instant::now() < deadline {
                 tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-                let cdb = crate::cluster::ClusterDb::connect(&remote, &connect).await;
-                tried = match cdb {
-                    Ok(c) => c.client().get_schema(crate::cluster::DB).await.map(drop).map_err(Into::into),
-                    Err(e) => Err(e.into()),
-                };
+                tried = usable().await;
             }
             if let Err(e) = tried {
                 // Nothing is left running that cannot serve, nor a
