@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{Name, RecordType};
-use ovsnet::sandbox::docker::{DockerEngine, DockerOptions, MINI_IMAGE};
+use ovsnet::sandbox::docker::{DockerEngine, MINI_IMAGE};
 
 mod support;
 use support::{LabRun, Ns, connection_rate_to, iperf, load, median, run};
@@ -180,32 +180,13 @@ impl OvsnetSide {
                 side.backend = ip;
             }
         }
-        run(std::process::Command::new(ovsnet).args([
-            "service",
-            "create",
-            "api",
-            "--network",
-            ovsnet::lab::LAB_NETWORK,
-            "--vip",
-            &format!("{VIP}:{IPERF_PORT}"),
-            "--backends",
-            "backend",
-            "--cluster-db",
-            &remotes,
-        ]));
-        run(std::process::Command::new(ovsnet).args([
-            "service",
-            "create",
-            "conn",
-            "--network",
-            ovsnet::lab::LAB_NETWORK,
-            "--vip",
-            &format!("{VIP}:{CONN_PORT}"),
-            "--backends",
-            "backend",
-            "--cluster-db",
-            &remotes,
-        ]));
+        // One service for throughput, one for connections.
+        for (name, port) in [("api", IPERF_PORT), ("conn", CONN_PORT)] {
+            let vip = format!("{VIP}:{port}");
+            let network = ovsnet::lab::LAB_NETWORK;
+            let args = ["service", "create", name, "--network", network, "--vip", &vip, "--backends", "backend"];
+            run(std::process::Command::new(ovsnet).args(args).args(["--cluster-db", &remotes]));
+        }
         let shown = run(std::process::Command::new(ovsnet).args([
             "--format",
             "json",
@@ -240,14 +221,7 @@ impl DockerSide {
     fn up() -> DockerSide {
         let ns = format!("dnsd{}", std::process::id());
         ovsnet::netns::create(&ns).expect("engine namespace");
-        let engine = DockerEngine::start_with(&DockerOptions {
-            netns: Some(ns.clone()),
-            plugins: None,
-            dir: None,
-            bridge_nat: true,
-        })
-        .expect("private engine");
-        engine.import_mini_image().expect("image");
+        let engine = support::bridge_engine(&ns);
         run(engine.cli().args(["network", "create", "--subnet", "10.99.0.0/24", "names"]));
         for c in ["srv", "cli", "fld"] {
             run(engine.cli().args(["run", "-d", "--network", "names", "--name", c, MINI_IMAGE, "/bin/sleep", "3600"]));

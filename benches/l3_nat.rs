@@ -35,7 +35,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ovsnet::sandbox::docker::{DockerEngine, DockerOptions, MINI_IMAGE};
+use ovsnet::sandbox::docker::{DockerEngine, MINI_IMAGE};
 
 mod support;
 use support::{LabRun, Ns, connection_rate, ip, iperf, load, median, run};
@@ -176,14 +176,7 @@ impl Docker {
         let mut d =
             Docker { engine: None, ns: ns.clone(), server: server.clone(), container: Ns::Named(String::new()) };
         link_out(&ns, &server);
-        let engine = DockerEngine::start_with(&DockerOptions {
-            netns: Some(ns.clone()),
-            plugins: None,
-            dir: None,
-            bridge_nat: true,
-        })
-        .expect("private engine with bridge NAT");
-        engine.import_mini_image().expect("image");
+        let engine = support::bridge_engine(&ns);
         run(engine.cli().args(["run", "-d", "--name", "c1", MINI_IMAGE, "/bin/sleep", "3600"]));
         let pid = engine.container_pid("c1").expect("container pid");
         d.container = Ns::Path(PathBuf::from(format!("/proc/{pid}/ns/net")));

@@ -22,6 +22,16 @@ pub fn ip(args: &[&str]) {
     run(Command::new("ip").args(args));
 }
 
+/// A private Docker engine in namespace `ns` with its own bridge NAT (the
+/// default bridge driver's), the mini image imported: Docker as the peer.
+pub fn bridge_engine(ns: &str) -> ovsnet::sandbox::docker::DockerEngine {
+    use ovsnet::sandbox::docker::{DockerEngine, DockerOptions};
+    let opts = DockerOptions { netns: Some(ns.to_owned()), plugins: None, dir: None, bridge_nat: true };
+    let engine = DockerEngine::start_with(&opts).expect("private engine with bridge NAT");
+    engine.import_mini_image().expect("image");
+    engine
+}
+
 pub fn load() -> String {
     std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split(' ').take(3).collect::<Vec<_>>().join(" ")
 }
